@@ -1,0 +1,79 @@
+/* context: the build context directory, .dockerignore/.containerignore,
+ * resolution of COPY/ADD sources that never escapes the context, and the
+ * copy engine that puts sources into a destination tree (a layer's upper
+ * directory).  All paths are resolved relative to directory fds. */
+#ifndef OBUILD_CONTEXT_H
+#define OBUILD_CONTEXT_H
+
+#include <obuild/error.h>
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* ---- ignore patterns (moby/patternmatcher semantics) ---- */
+struct ob_ignore; /* opaque */
+
+/* Parse the text of a .dockerignore: comments (#), blank lines, leading/
+ * trailing whitespace trimmed, patterns cleaned (filepath.Clean), leading '/'
+ * dropped, '!' exceptions, '**' matching any number of directories.
+ * Errors (bad pattern such as "[") are OB_ERR_CONTEXT naming `name`:line. */
+int ob_ignore_parse (const char *name, const char *text, struct ob_ignore **out, ob_error_t *err);
+/* Load <ctxfd>/.containerignore, else .dockerignore; *out is NULL-safe empty
+ * when neither exists. */
+int ob_ignore_load (int ctxfd, struct ob_ignore **out, ob_error_t *err);
+/* Is the context-relative path (no leading "/" or "./") excluded?  As Docker:
+ * the last matching pattern decides; a pattern matching a parent directory
+ * excludes its children. */
+bool ob_ignore_match (const struct ob_ignore *ig, const char *relpath);
+void ob_ignore_free (struct ob_ignore *ig);
+
+/* ---- source resolution ---- */
+/* Expand one COPY/ADD source (after variable expansion) to the list of
+ * context-relative paths it names: the source is cleaned and taken relative
+ * to the context root (a leading "/" means the context root, as Docker).
+ * Wildcards * ? [..] per path component (Go filepath.Match).  Paths excluded
+ * by ig are invisible.  Errors (OB_ERR_CONTEXT, naming the source):
+ *   - "../x" style escape: `forbidden path outside the build context: ../x`
+ *   - a symlink on the way (or the source itself) resolving outside the context
+ *   - no match: `COPY source not found in build context: x` (but a wildcard
+ *     with no match yields an empty list when allow_empty_glob is true)
+ * Results are sorted, deduplicated, NULL-terminated. */
+int ob_context_resolve (int ctxfd, const struct ob_ignore *ig, const char *src,
+                        bool allow_empty_glob, char ***out, ob_error_t *err);
+
+/* ---- copy engine ---- */
+struct ob_copy_opts
+{
+  bool chown; /* apply uid/gid to every copied entry (and created parents) */
+  uid_t uid;
+  gid_t gid;
+  bool chmod; /* apply mode (permission bits, incl. setuid etc.) to every copied entry */
+  mode_t mode;
+};
+
+/* Copy sources (paths relative to srcfd, as returned by ob_context_resolve;
+ * "." means the root of srcfd) into the tree at rootfd, destination `dest`
+ * (absolute inside the tree, already expanded and made absolute against
+ * WORKDIR by the caller), with Docker's rules:
+ *   - a directory source copies its CONTENTS into dest;
+ *   - dest is a directory when it ends with "/", when there are several
+ *     sources, or when the source is a directory; a single file to "dest/"
+ *     lands as dest/<basename>, to "dest" as dest (replacing a file there);
+ *   - missing parent directories are created (mode 0755, owner 0:0 or the
+ *     chown owner);
+ *   - symlinks are copied as symlinks (never followed inside copied trees);
+ *     hardlinks among copied files stay hardlinks; modes (incl. setuid/setgid/
+ *     sticky) and mtimes kept; xattrs in the user.* namespace kept; owner
+ *     0:0 unless opts->chown (Docker's default);
+ *   - excluded paths (ig, may be NULL) inside copied directories are skipped
+ *     (paths are matched relative to srcfd);
+ *   - dest is resolved inside rootfd and never escapes it (a symlink in the
+ *     tree is followed only within the tree, like a chroot: openat2
+ *     RESOLVE_IN_ROOT).
+ * The caller (build) enforces "several sources need a dest ending in /".
+ * Errors: OB_ERR_CONTEXT for source problems, OB_ERR_STORE for I/O on the
+ * destination, each naming the path. */
+int ob_context_copy (int srcfd, const struct ob_ignore *ig, char *const *srcs, int rootfd,
+                     const char *dest, const struct ob_copy_opts *opts, ob_error_t *err);
+
+#endif

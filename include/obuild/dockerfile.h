@@ -1,0 +1,160 @@
+/* dockerfile: lexer and parser for Dockerfiles/Containerfiles, plus the
+ * shell-word processing (quote removal + variable expansion) that the build
+ * applies to instruction arguments.  No filesystem access, no side effects.
+ *
+ * The parser keeps arguments RAW (quotes and $variables still in them):
+ * expansion depends on ARG/ENV values known only while building, so the build
+ * calls ob_dockerfile_word()/ob_dockerfile_words() on the raw text with a
+ * lookup function.  Exec-form (JSON) arguments are decoded JSON strings. */
+#ifndef OBUILD_DOCKERFILE_H
+#define OBUILD_DOCKERFILE_H
+
+#include <obuild/error.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum ob_instr_kind
+{
+  OB_I_FROM,
+  OB_I_RUN,
+  OB_I_CMD,
+  OB_I_LABEL,
+  OB_I_MAINTAINER,
+  OB_I_EXPOSE,
+  OB_I_ENV,
+  OB_I_ADD,
+  OB_I_COPY,
+  OB_I_ENTRYPOINT,
+  OB_I_VOLUME,
+  OB_I_USER,
+  OB_I_WORKDIR,
+  OB_I_ARG,
+  OB_I_ONBUILD,
+  OB_I_STOPSIGNAL,
+  OB_I_HEALTHCHECK,
+  OB_I_SHELL,
+};
+
+/* "--name=value" or "--name" (value NULL).  Values are raw (unexpanded). */
+struct ob_flag
+{
+  char *name; /* without the dashes, e.g. "from", "chown", "mount" */
+  char *value;
+};
+
+/* A key/value of ENV, LABEL or ARG.  Both raw: quotes not yet removed,
+ * variables not yet expanded.  value is NULL for `ARG name` without default. */
+struct ob_kv
+{
+  char *key;
+  char *value;
+};
+
+struct ob_heredoc
+{
+  char *name;    /* delimiter word, e.g. "EOF" */
+  char *content; /* body, lines joined with "\n", trailing "\n" included */
+  bool expand;   /* false when the delimiter was quoted ('EOF' or "EOF") */
+  bool chomp;    /* <<- : leading tabs were stripped from the body */
+};
+
+struct ob_instr
+{
+  enum ob_instr_kind kind;
+  int line;       /* line number of the first line of the instruction */
+  int end_line;   /* last line (continuations, heredoc bodies) */
+  char *original; /* instruction as written: continuations joined, the form
+                     used for history "created_by"; heredoc bodies excluded */
+
+  struct ob_flag *flags; /* leading --flags, in order */
+  size_t n_flags;
+
+  /* Exec form: JSON array given (RUN, CMD, ENTRYPOINT, SHELL, COPY, ADD,
+   * VOLUME, HEALTHCHECK CMD).  args holds the decoded strings. */
+  bool json;
+  char **args; /* NULL-terminated.  Shell form: see per-kind notes below */
+  size_t n_args;
+
+  /* Raw text after the flags (shell form), with continuations joined. */
+  char *rest;
+
+  /* ENV / LABEL / ARG pairs (raw).  MAINTAINER: none (use rest). */
+  struct ob_kv *kvs;
+  size_t n_kvs;
+
+  struct ob_heredoc *heredocs;
+  size_t n_heredocs;
+
+  /* FROM: image (raw), stage name (AS name, lower-cased) or NULL.
+   * --platform is in flags. */
+  char *from_image;
+  char *from_stage;
+
+  /* HEALTHCHECK: none=true for "HEALTHCHECK NONE"; otherwise the options
+   * (--interval etc.) are in flags and the CMD is in json/args/rest. */
+  bool healthcheck_none;
+
+  /* ONBUILD: the trigger instruction, parsed (never FROM/ONBUILD/MAINTAINER). */
+  struct ob_instr *onbuild;
+  /* ONBUILD: the trigger text as written after ONBUILD, e.g. "RUN echo hi" */
+  char *onbuild_text;
+};
+
+/* Per-kind shape of args for the SHELL FORM (json == false):
+ *   RUN, CMD, ENTRYPOINT, HEALTHCHECK CMD: args = { rest } (one element: the
+ *       command line, for the shell), rest = the same text.
+ *   COPY, ADD, EXPOSE, VOLUME: args empty; the build splits `rest` into words
+ *       with ob_dockerfile_words().
+ *   USER, WORKDIR, STOPSIGNAL, MAINTAINER: rest only.
+ *   FROM: from_image/from_stage.  ENV/LABEL/ARG: kvs. */
+
+struct ob_dockerfile
+{
+  char *filename; /* as given to the parser, used in messages */
+  char escape;    /* '\\' or '`' */
+  char *syntax;   /* "# syntax=" directive, or NULL */
+  struct ob_instr *instrs;
+  size_t n_instrs;
+};
+
+/* Parse a Dockerfile.  name is used in error messages, which always read
+ * "<name>:<line>: <what>", e.g. `Dockerfile:7: unknown instruction "RUNN"`.
+ * Errors are OB_ERR_DOCKERFILE. */
+int ob_dockerfile_parse (const char *name, const char *text, size_t len,
+                         struct ob_dockerfile **out, ob_error_t *err);
+void ob_dockerfile_free (struct ob_dockerfile *df);
+
+/* Parse one instruction line (used for ONBUILD triggers at build time). */
+int ob_dockerfile_parse_instr (const char *name, int line, const char *text, char escape,
+                               struct ob_instr **out, ob_error_t *err);
+void ob_instr_free (struct ob_instr *in);
+
+const char *ob_instr_kind_name (enum ob_instr_kind kind); /* "COPY" */
+
+/* Find a flag by name (last one wins); NULL if absent.  *present tells
+ * whether it appeared at all (for value-less flags). */
+const struct ob_flag *ob_instr_flag (const struct ob_instr *in, const char *name);
+
+/* Variable lookup for expansion: return the value or NULL when unset. */
+typedef const char *(*ob_lookup_fn) (void *data, const char *name);
+
+/* Process one word as Docker's shell lexer does for WORKDIR, USER, ENV values
+ * etc.: remove quotes, process the escape character, expand $v ${v}
+ * ${v:-w} ${v:+w} ${v-w} ${v+w} (and report ${v?w} / ${v:?w} as errors when
+ * unset/empty).  Whitespace is NOT a separator.  Errors: OB_ERR_DOCKERFILE,
+ * message without file:line (the caller wraps). */
+int ob_dockerfile_word (const char *raw, char escape, ob_lookup_fn lookup, void *data,
+                        char **out, ob_error_t *err);
+
+/* Like ob_dockerfile_word but splits on unquoted whitespace into words
+ * (COPY/ADD/EXPOSE/VOLUME shell form).  Expansions are not re-split. */
+int ob_dockerfile_words (const char *raw, char escape, ob_lookup_fn lookup, void *data,
+                         char ***out, ob_error_t *err);
+
+/* Does the build expand variables in this instruction's arguments (as Docker
+ * does: ADD COPY ENV EXPOSE FROM LABEL STOPSIGNAL USER VOLUME WORKDIR ARG
+ * ONBUILD-no, RUN/CMD/ENTRYPOINT/SHELL/HEALTHCHECK-no)? */
+bool ob_instr_expands (enum ob_instr_kind kind);
+
+#endif

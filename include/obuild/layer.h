@@ -1,0 +1,94 @@
+/* layer: change list -> deterministic tar stream -> compressor, computing the
+ * sha256 of the tar (diff_id) and of the compressed blob (digest) in the same
+ * streaming pass; and the reverse direction: reading files out of layer
+ * blobs and extracting layers/archives safely into a directory.
+ * Knows nothing about manifests. */
+#ifndef OBUILD_LAYER_H
+#define OBUILD_LAYER_H
+
+#include <obuild/error.h>
+#include <obuild/snapshot.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum ob_compression
+{
+  OB_COMPRESS_GZIP,
+  OB_COMPRESS_ZSTD,
+  OB_COMPRESS_NONE,
+};
+
+#define OB_MT_LAYER_TAR "application/vnd.oci.image.layer.v1.tar"
+#define OB_MT_LAYER_GZIP "application/vnd.oci.image.layer.v1.tar+gzip"
+#define OB_MT_LAYER_ZSTD "application/vnd.oci.image.layer.v1.tar+zstd"
+
+struct ob_layer_opts
+{
+  enum ob_compression compression;
+  int level;         /* 0 = the compressor's default */
+  bool clamp_mtime;  /* clamp entry mtimes to mtime_max (SOURCE_DATE_EPOCH) */
+  int64_t mtime_max;
+};
+
+struct ob_layer_result
+{
+  char digest[72];  /* sha256 of the blob as written, "sha256:..." */
+  char diff_id[72]; /* sha256 of the uncompressed tar */
+  int64_t size;     /* blob size in bytes */
+  const char *media_type;
+};
+
+/* Write the layer for `changes` (paths relative to upperfd) to outfd.
+ * Tar: pax format, entries in the order of `changes`, numeric uid/gid with
+ * empty uname/gname, no atime/ctime, mtime clamped when asked; WHITEOUT ->
+ * empty regular file "dir/.wh.name"; OPAQUE -> "dir/.wh..wh..opq"; regular
+ * files with the same (dev,ino) as an earlier entry of this layer become tar
+ * hardlinks to it; symlink targets as stored; xattrs security.capability and
+ * user.* kept (user.overlay.* dropped); setuid/setgid/sticky kept;
+ * directories named with a trailing "/".  gzip: no name, mtime 0, identical
+ * bytes for identical input.  Memory does not depend on the layer size. */
+int ob_layer_write (int upperfd, const struct ob_changes *changes, int outfd,
+                    const struct ob_layer_opts *opts, struct ob_layer_result *res,
+                    ob_error_t *err);
+
+/* Normalise a root filesystem tarball (none/gzip/bzip2/xz/zstd, detected
+ * from content) read from infd into a layer written to outfd: entries kept
+ * in input order, names made relative ("./" and "/" prefixes removed),
+ * entries with ".." components refused (OB_ERR_IMAGE naming the entry),
+ * owners numeric, mtimes clamped when asked.  Same result fields. */
+int ob_layer_import (int infd, int outfd, const struct ob_layer_opts *opts,
+                     struct ob_layer_result *res, ob_error_t *err);
+
+/* Normalise a tar entry name (or hardlink target) the way import and extract
+ * see it: leading "/" and "./" removed, empty and "." components dropped, no
+ * trailing "/"; the root itself becomes "".  A ".." component is refused
+ * (OB_ERR_IMAGE "entry `NAME`: path contains .."). *out is malloc'd. */
+int ob_layer_clean_name (const char *name, char **out, ob_error_t *err);
+
+/* Does the file at fd (rewound by the function) look like a tar archive,
+ * possibly compressed (what ADD extracts)? */
+bool ob_layer_is_archive (int fd);
+
+/* Extract an archive/layer from infd into the directory rootfd/dest (dest
+ * absolute within the root, created if missing).  Never writes outside
+ * rootfd: every path is resolved with openat2(RESOLVE_IN_ROOT|
+ * RESOLVE_NO_MAGICLINKS) so ".." and symlinks stay inside; hardlinks must
+ * point inside and at entries already extracted.  When `whiteouts` is true
+ * (an image layer), ".wh." entries are applied (delete / opaque) instead of
+ * created.  Owners are applied when `same_owner` is true and the process may
+ * chown (else ignored); device nodes that cannot be created are skipped.
+ * Errors: OB_ERR_IMAGE for bad archive content, naming the entry. */
+int ob_layer_extract (int infd, int rootfd, const char *dest, bool whiteouts, bool same_owner,
+                      ob_error_t *err);
+
+/* Read the file `path` (absolute or relative inside the image) from a stack
+ * of layer blobs given as fds, bottom layer first.  The top-most layer that
+ * has it (or whites it out, or an opaque parent) decides.  *out is set to
+ * NULL (return 0) when the file does not exist; symlinks are not followed.
+ * Used to read /etc/passwd and /etc/group for --chown and USER. */
+int ob_layer_read_file (const int *layer_fds, size_t n, const char *path, char **out,
+                        size_t *len, ob_error_t *err);
+
+#endif

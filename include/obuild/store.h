@@ -1,0 +1,96 @@
+/* store: OCI image layouts on disk — content-addressed blobs, index.json
+ * with tags, locking — and obuild's own store, which is an OCI layout at
+ * $OBUILD_ROOT/oci plus a scratch area $OBUILD_ROOT/tmp on the same
+ * filesystem.
+ *
+ * Writes go through a transaction: new blobs are written into a private
+ * staging directory and only moved into blobs/sha256/ (rename, EEXIST is
+ * success) when the build succeeds; index.json is then rewritten under an
+ * exclusive flock on the layout directory.  A failed or interrupted build
+ * therefore leaves the layout exactly as it was. */
+#ifndef OBUILD_STORE_H
+#define OBUILD_STORE_H
+
+#include <obuild/error.h>
+#include <obuild/image.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct ob_layout; /* an OCI image layout directory */
+
+/* Open the layout at path.  With create, make it (and oci-layout,
+ * index.json, blobs/sha256) when missing.  Errors: OB_ERR_STORE for I/O,
+ * OB_ERR_IMAGE for a directory that is not a valid layout. */
+int ob_layout_open (const char *path, bool create, struct ob_layout **out, ob_error_t *err);
+void ob_layout_close (struct ob_layout *l);
+const char *ob_layout_path (const struct ob_layout *l);
+
+/* Open a blob for reading (O_RDONLY fd).  OB_ERR_IMAGE when missing. */
+int ob_layout_blob_open (struct ob_layout *l, const char *digest, int *fd, ob_error_t *err);
+bool ob_layout_has_blob (struct ob_layout *l, const char *digest);
+/* Read a small blob (manifest, config) fully and verify its digest. */
+int ob_layout_blob_read (struct ob_layout *l, const char *digest, char **data, size_t *len,
+                         ob_error_t *err);
+
+/* Find the manifest a tag (normalised "name:tag", or a bare "name" meaning
+ * name:latest, or a full "sha256:..." manifest digest) points to.
+ * Returns 0 and fills d; OB_ERR_IMAGE `image not found in NAME: TAG` when
+ * there is none.  A tag pointing at an index is resolved to the entry for
+ * the host platform. */
+int ob_layout_resolve (struct ob_layout *l, const char *ref, struct ob_descriptor *d,
+                       ob_error_t *err);
+
+/* List the index entries: tags[i] (NULL for untagged) and descriptors. */
+struct ob_layout_entry
+{
+  char *tag;
+  struct ob_descriptor desc;
+};
+int ob_layout_list (struct ob_layout *l, struct ob_layout_entry **out, size_t *n, ob_error_t *err);
+void ob_layout_entries_free (struct ob_layout_entry *e, size_t n);
+
+/* ---- transactions ---- */
+struct ob_txn;
+
+/* Begin writing to layout l; scratch_dir is a directory on the same
+ * filesystem as the layout (its staging directory is created inside). */
+int ob_txn_begin (struct ob_layout *l, const char *scratch_dir, struct ob_txn **out,
+                  ob_error_t *err);
+/* Open a new temporary blob file for writing in the staging area. */
+int ob_txn_blob_create (struct ob_txn *t, int *fd, ob_error_t *err);
+/* Name the blob last created with ob_txn_blob_create by its digest (fsyncs
+ * and closes fd).  The blob is readable through ob_txn_blob_open at once. */
+int ob_txn_blob_commit (struct ob_txn *t, int fd, const char *digest, ob_error_t *err);
+/* Store a small in-memory blob (manifest, config); fills its digest. */
+int ob_txn_blob_put (struct ob_txn *t, const void *data, size_t len, char digest[72],
+                     ob_error_t *err);
+/* Copy a blob from another layout into this transaction (no-op when the
+ * target already has it). */
+int ob_txn_blob_copy_from (struct ob_txn *t, struct ob_layout *src, const char *digest,
+                           ob_error_t *err);
+/* Open a blob staged in this transaction or already in the layout. */
+int ob_txn_blob_open (struct ob_txn *t, const char *digest, int *fd, ob_error_t *err);
+/* Scratch directory private to this transaction (removed at the end). */
+const char *ob_txn_scratch (struct ob_txn *t);
+/* Publish: move staged blobs into the layout, then point every tag (already
+ * normalised; may be empty, then an untagged entry is added) at manifest. */
+int ob_txn_commit (struct ob_txn *t, const struct ob_descriptor *manifest, char *const *tags,
+                   ob_error_t *err);
+/* Abandon (after commit: just free).  Removes the staging area. */
+void ob_txn_free (struct ob_txn *t);
+
+/* ---- obuild's own store ---- */
+/* The store root: $OBUILD_ROOT, else /var/lib/obuild for root, else
+ * ${XDG_DATA_HOME:-$HOME/.local/share}/obuild.  Caller frees. */
+char *ob_store_default_root (void);
+struct ob_store
+{
+  char *root;
+  char *tmp;     /* root/tmp */
+  struct ob_layout *oci; /* root/oci */
+};
+int ob_store_open (const char *root, struct ob_store **out, ob_error_t *err);
+void ob_store_close (struct ob_store *s);
+
+#endif

@@ -1,0 +1,44 @@
+/* tree: an in-memory view of an image's filesystem metadata (no file
+ * contents), built from the tar headers of its layers with whiteouts
+ * applied.  The build uses it to resolve destination paths through the
+ * image's symlinks (e.g. /bin -> usr/bin) and to give directories it must
+ * create in a new layer the metadata they already have in the image, without
+ * unpacking the image. */
+#ifndef OBUILD_TREE_H
+#define OBUILD_TREE_H
+
+#include <obuild/error.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct ob_tree;
+
+struct ob_tree_stat
+{
+  mode_t mode; /* type and permission bits */
+  uid_t uid;
+  gid_t gid;
+  int64_t mtime;
+  const char *link; /* symlink target, or NULL */
+};
+
+struct ob_tree *ob_tree_new (void);
+void ob_tree_free (struct ob_tree *t);
+
+/* Apply one layer (a tar stream, any compression) read from fd. */
+int ob_tree_add_layer (struct ob_tree *t, int fd, ob_error_t *err);
+
+/* Look up an absolute path without following symlinks in it.  NULL when
+ * absent. */
+const struct ob_tree_stat *ob_tree_lookup (struct ob_tree *t, const char *path);
+
+/* Resolve an absolute path the way a process chrooted in the image would:
+ * symlinks in intermediate components are followed (staying inside the
+ * root; ".." never goes above "/"), and so is the last component when
+ * follow_last is set.  Components that do not exist are kept as written.
+ * Returns a clean absolute path without trailing "/" ("/" for the root). */
+char *ob_tree_resolve (struct ob_tree *t, const char *path, bool follow_last);
+
+#endif

@@ -1,0 +1,110 @@
+/* util: allocation, scoped cleanup, small string vectors, *at() file helpers
+ * and sha256 helpers.  Knows nothing about images. */
+#ifndef OBUILD_UTIL_H
+#define OBUILD_UTIL_H
+
+#include <obuild/error.h>
+
+#include <dirent.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+/* ---- allocation: abort on OOM, never return NULL ---- */
+_Noreturn void ob_oom (void);
+void *ob_xmalloc (size_t n);
+void *ob_xmalloc0 (size_t n);
+void *ob_xrealloc (void *p, size_t n);
+char *ob_xstrdup (const char *s);
+char *ob_xstrndup (const char *s, size_t n);
+char *ob_xasprintf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+
+/* ---- scoped cleanup ---- */
+void ob_cleanup_freep (void *p);
+void ob_cleanup_closep (int *fd);
+void ob_cleanup_dirp (DIR **d);
+void ob_cleanup_filep (FILE **f);
+void ob_cleanup_strvp (char ***v);
+#define cleanup_free __attribute__ ((cleanup (ob_cleanup_freep)))
+#define cleanup_close __attribute__ ((cleanup (ob_cleanup_closep)))
+#define cleanup_dir __attribute__ ((cleanup (ob_cleanup_dirp)))
+#define cleanup_file __attribute__ ((cleanup (ob_cleanup_filep)))
+#define cleanup_strv __attribute__ ((cleanup (ob_cleanup_strvp)))
+
+static inline void *
+ob_steal_pointer (void *pp)
+{
+  void **p = (void **) pp;
+  void *r = *p;
+  *p = NULL;
+  return r;
+}
+#define steal_pointer(pp) ob_steal_pointer (pp)
+
+static inline int
+ob_steal_fd (int *fd)
+{
+  int r = *fd;
+  *fd = -1;
+  return r;
+}
+
+/* ---- NULL-terminated string vectors ---- */
+size_t ob_strv_len (char *const *v);
+/* Append a copy of s; *v may be NULL. */
+void ob_strv_add (char ***v, const char *s);
+/* Append s itself (takes ownership). */
+void ob_strv_take (char ***v, char *s);
+char **ob_strv_dup (char *const *v);
+void ob_strv_free (char **v);
+bool ob_str_has_prefix (const char *s, const char *prefix);
+bool ob_str_has_suffix (const char *s, const char *suffix);
+
+/* ---- growable byte buffer ---- */
+struct ob_buf
+{
+  char *data;
+  size_t len;
+  size_t cap;
+};
+void ob_buf_add (struct ob_buf *b, const void *data, size_t n);
+void ob_buf_addc (struct ob_buf *b, char c);
+void ob_buf_adds (struct ob_buf *b, const char *s);
+/* Returns the NUL-terminated data and resets the buffer (caller frees). */
+char *ob_buf_steal (struct ob_buf *b);
+void ob_buf_free (struct ob_buf *b);
+
+/* ---- files ---- */
+/* Read a whole file (relative to dirfd, or AT_FDCWD).  Adds a trailing NUL
+ * not counted in *len.  Errors are OB_ERR_STORE unless the caller rewraps. */
+int ob_read_file_at (int dirfd, const char *path, char **out, size_t *len, ob_error_t *err);
+int ob_read_fd (int fd, char **out, size_t *len, ob_error_t *err);
+int ob_write_all (int fd, const void *buf, size_t n, ob_error_t *err);
+/* Write data to dirfd/path atomically: temp file in the same directory,
+ * fsync, rename. */
+int ob_write_file_atomic_at (int dirfd, const char *path, const void *data, size_t len,
+                             mode_t mode, ob_error_t *err);
+/* mkdir -p relative to dirfd; existing directories are fine. */
+int ob_mkdir_p_at (int dirfd, const char *path, mode_t mode, ob_error_t *err);
+/* rm -rf relative to dirfd; a missing path is not an error. */
+int ob_rm_rf_at (int dirfd, const char *path, ob_error_t *err);
+/* Make a fresh temporary directory "<parent>/<prefix>XXXXXX"; returns its path. */
+int ob_mkdtemp_in (const char *parent, const char *prefix, char **out, ob_error_t *err);
+
+/* ---- sha256 ---- */
+#define OB_SHA256_HEX_LEN 64
+/* "sha256:" + 64 hex + NUL */
+#define OB_DIGEST_LEN (7 + OB_SHA256_HEX_LEN + 1)
+struct ob_sha256; /* opaque streaming hasher */
+struct ob_sha256 *ob_sha256_new (void);
+void ob_sha256_update (struct ob_sha256 *h, const void *data, size_t n);
+/* Writes "sha256:<hex>" into out (OB_DIGEST_LEN bytes) and frees h. */
+void ob_sha256_final (struct ob_sha256 *h, char out[OB_DIGEST_LEN]);
+void ob_sha256_free (struct ob_sha256 *h);
+void ob_sha256_digest (const void *data, size_t n, char out[OB_DIGEST_LEN]);
+/* True iff s is exactly "sha256:" followed by 64 lowercase hex digits. */
+bool ob_digest_valid (const char *s);
+
+#endif

@@ -1,0 +1,620 @@
+#include "config.h"
+#include <obuild/store.h>
+#include <obuild/util.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct ob_layout
+{
+  char *path;
+  int dfd;   /* the layout directory */
+  int blobs; /* blobs/sha256 */
+};
+
+struct staged
+{
+  char digest[72];
+};
+
+struct ob_txn
+{
+  struct ob_layout *l;
+  char *scratch; /* private directory: staging blobs live in scratch/blobs */
+  int scratchfd;
+  int stagefd;
+  struct staged *staged;
+  size_t n_staged;
+  unsigned tmp_counter;
+  bool committed;
+};
+
+static const char OCI_LAYOUT[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
+
+const char *
+ob_layout_path (const struct ob_layout *l)
+{
+  return l->path;
+}
+
+void
+ob_layout_close (struct ob_layout *l)
+{
+  if (l == NULL)
+    return;
+  if (l->dfd >= 0)
+    close (l->dfd);
+  if (l->blobs >= 0)
+    close (l->blobs);
+  free (l->path);
+  free (l);
+}
+
+int
+ob_layout_open (const char *path, bool create, struct ob_layout **out, ob_error_t *err)
+{
+  struct ob_layout *l;
+  cleanup_free char *layout = NULL;
+  struct stat st;
+
+  if (create && ob_mkdir_p_at (AT_FDCWD, path, 0755, err) < 0)
+    return ob_error_wrap (err, "create layout `%s`", path);
+  l = ob_xmalloc0 (sizeof *l);
+  l->blobs = -1;
+  l->path = ob_xstrdup (path);
+  l->dfd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (l->dfd < 0)
+    {
+      int e = errno;
+      ob_layout_close (l);
+      return ob_error_make (err, e == ENOENT ? OB_ERR_IMAGE : OB_ERR_STORE, e,
+                            "open OCI layout `%s`", path);
+    }
+  if (fstatat (l->dfd, "oci-layout", &st, 0) < 0)
+    {
+      if (!create)
+        {
+          ob_layout_close (l);
+          return ob_error_make (err, OB_ERR_IMAGE, 0, "`%s` is not an OCI image layout (no oci-layout file)",
+                                path);
+        }
+      if (ob_write_file_atomic_at (l->dfd, "oci-layout", OCI_LAYOUT, strlen (OCI_LAYOUT), 0644, err) < 0)
+        {
+          ob_layout_close (l);
+          return ob_error_wrap (err, "create layout `%s`", path);
+        }
+    }
+  else
+    {
+      size_t len;
+      json_t *j;
+      if (ob_read_file_at (l->dfd, "oci-layout", &layout, &len, err) < 0)
+        {
+          ob_layout_close (l);
+          return -1;
+        }
+      j = json_loads (layout, 0, NULL);
+      if (j == NULL || !json_is_string (json_object_get (j, "imageLayoutVersion")))
+        {
+          json_decref (j);
+          ob_layout_close (l);
+          return ob_error_make (err, OB_ERR_IMAGE, 0, "`%s/oci-layout`: invalid content", path);
+        }
+      json_decref (j);
+    }
+  if (fstatat (l->dfd, "index.json", &st, 0) < 0)
+    {
+      static const char empty[] = "{\"manifests\":[],\"schemaVersion\":2}";
+      if (!create)
+        {
+          ob_layout_close (l);
+          return ob_error_make (err, OB_ERR_IMAGE, 0, "`%s` is not an OCI image layout (no index.json)", path);
+        }
+      if (ob_write_file_atomic_at (l->dfd, "index.json", empty, strlen (empty), 0644, err) < 0)
+        {
+          ob_layout_close (l);
+          return ob_error_wrap (err, "create layout `%s`", path);
+        }
+    }
+  if (create && ob_mkdir_p_at (l->dfd, "blobs/sha256", 0755, err) < 0)
+    {
+      ob_layout_close (l);
+      return ob_error_wrap (err, "layout `%s`", path);
+    }
+  l->blobs = openat (l->dfd, "blobs/sha256", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (l->blobs < 0)
+    {
+      int e = errno;
+      ob_layout_close (l);
+      return ob_error_make (err, OB_ERR_IMAGE, e, "open `%s/blobs/sha256`", path);
+    }
+  *out = l;
+  return 0;
+}
+
+int
+ob_layout_blob_open (struct ob_layout *l, const char *digest, int *fd, ob_error_t *err)
+{
+  if (!ob_digest_valid (digest))
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "invalid digest `%s`", digest);
+  *fd = openat (l->blobs, digest + 7, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (*fd < 0)
+    return ob_error_make (err, errno == ENOENT ? OB_ERR_IMAGE : OB_ERR_STORE, errno,
+                          "blob %s in `%s`", digest, l->path);
+  return 0;
+}
+
+bool
+ob_layout_has_blob (struct ob_layout *l, const char *digest)
+{
+  struct stat st;
+  return ob_digest_valid (digest) && fstatat (l->blobs, digest + 7, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+static int
+read_verified (int fd, const char *digest, char **data, size_t *len, ob_error_t *err)
+{
+  char got[OB_DIGEST_LEN];
+  if (ob_read_fd (fd, data, len, err) < 0)
+    return ob_error_wrap (err, "blob %s", digest);
+  ob_sha256_digest (*data, *len, got);
+  if (strcmp (got, digest) != 0)
+    {
+      free (*data);
+      *data = NULL;
+      return ob_error_make (err, OB_ERR_IMAGE, 0, "blob %s: content has digest %s", digest, got);
+    }
+  return 0;
+}
+
+int
+ob_layout_blob_read (struct ob_layout *l, const char *digest, char **data, size_t *len,
+                     ob_error_t *err)
+{
+  cleanup_close int fd = -1;
+  if (ob_layout_blob_open (l, digest, &fd, err) < 0)
+    return -1;
+  return read_verified (fd, digest, data, len, err);
+}
+
+static int
+read_index (struct ob_layout *l, json_t **out, ob_error_t *err)
+{
+  cleanup_free char *data = NULL;
+  size_t len;
+  json_error_t jerr;
+  json_t *j;
+  if (ob_read_file_at (l->dfd, "index.json", &data, &len, err) < 0)
+    return ob_error_wrap (err, "layout `%s`", l->path);
+  j = json_loadb (data, len, 0, &jerr);
+  if (j == NULL || !json_is_object (j))
+    {
+      json_decref (j);
+      return ob_error_make (err, OB_ERR_IMAGE, 0, "`%s/index.json`: invalid JSON: %s", l->path, jerr.text);
+    }
+  if (!json_is_array (json_object_get (j, "manifests")))
+    json_object_set_new (j, "manifests", json_array ());
+  *out = j;
+  return 0;
+}
+
+static const char *
+entry_tag (json_t *e)
+{
+  return json_string_value (json_object_get (json_object_get (e, "annotations"), OB_ANNOT_REF_NAME));
+}
+
+/* Pick the host platform's manifest out of an index document. */
+static int
+pick_platform (struct ob_layout *l, const struct ob_descriptor *idx, struct ob_descriptor *d,
+               ob_error_t *err)
+{
+  cleanup_free char *data = NULL;
+  size_t len, i;
+  json_t *j, *e;
+  if (ob_layout_blob_read (l, idx->digest, &data, &len, err) < 0)
+    return -1;
+  j = json_loadb (data, len, 0, NULL);
+  if (j == NULL)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "index %s: invalid JSON", idx->digest);
+  json_array_foreach (json_object_get (j, "manifests"), i, e)
+    {
+      json_t *p = json_object_get (e, "platform");
+      const char *arch = json_string_value (json_object_get (p, "architecture"));
+      const char *os = json_string_value (json_object_get (p, "os"));
+      if (p == NULL || (arch && os && strcmp (arch, ob_image_host_arch ()) == 0 && strcmp (os, "linux") == 0))
+        {
+          int r = ob_descriptor_from_json (e, d, err);
+          json_decref (j);
+          return r;
+        }
+    }
+  json_decref (j);
+  return ob_error_make (err, OB_ERR_IMAGE, 0, "index %s has no image for linux/%s", idx->digest,
+                        ob_image_host_arch ());
+}
+
+int
+ob_layout_resolve (struct ob_layout *l, const char *ref, struct ob_descriptor *d, ob_error_t *err)
+{
+  json_t *idx = NULL;
+  json_t *e, *found = NULL;
+  size_t i;
+  cleanup_free char *withtag = NULL;
+  int r;
+
+  if (read_index (l, &idx, err) < 0)
+    return -1;
+  if (strchr (ref, ':') == NULL || strrchr (ref, '/') > strrchr (ref, ':'))
+    withtag = ob_xasprintf ("%s:latest", ref);
+  json_array_foreach (json_object_get (idx, "manifests"), i, e)
+    {
+      const char *tag = entry_tag (e);
+      const char *dg = json_string_value (json_object_get (e, "digest"));
+      if ((tag && (strcmp (tag, ref) == 0 || (withtag && strcmp (tag, withtag) == 0)))
+          || (dg && strcmp (dg, ref) == 0))
+        found = e;
+    }
+  if (found == NULL)
+    {
+      json_decref (idx);
+      return ob_error_make (err, OB_ERR_IMAGE, 0, "image not found in `%s`: %s", l->path, ref);
+    }
+  r = ob_descriptor_from_json (found, d, err);
+  json_decref (idx);
+  if (r < 0)
+    return ob_error_wrap (err, "`%s/index.json`", l->path);
+  if (strcmp (d->media_type, OB_MT_OCI_INDEX) == 0 || strcmp (d->media_type, OB_MT_DOCKER_LIST) == 0)
+    {
+      struct ob_descriptor idxd = *d;
+      r = pick_platform (l, &idxd, d, err);
+      ob_descriptor_clear (&idxd);
+      return r;
+    }
+  return 0;
+}
+
+int
+ob_layout_list (struct ob_layout *l, struct ob_layout_entry **out, size_t *n, ob_error_t *err)
+{
+  json_t *idx = NULL, *e;
+  size_t i;
+  struct ob_layout_entry *r;
+  if (read_index (l, &idx, err) < 0)
+    return -1;
+  r = ob_xmalloc0 (sizeof *r * (json_array_size (json_object_get (idx, "manifests")) + 1));
+  *n = 0;
+  json_array_foreach (json_object_get (idx, "manifests"), i, e)
+    {
+      if (ob_descriptor_from_json (e, &r[*n].desc, err) < 0)
+        {
+          ob_layout_entries_free (r, *n);
+          json_decref (idx);
+          return ob_error_wrap (err, "`%s/index.json`", l->path);
+        }
+      r[*n].tag = ob_xstrdup (entry_tag (e));
+      (*n)++;
+    }
+  json_decref (idx);
+  *out = r;
+  return 0;
+}
+
+void
+ob_layout_entries_free (struct ob_layout_entry *e, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    {
+      free (e[i].tag);
+      ob_descriptor_clear (&e[i].desc);
+    }
+  free (e);
+}
+
+/* ---- transactions ---- */
+
+int
+ob_txn_begin (struct ob_layout *l, const char *scratch_dir, struct ob_txn **out, ob_error_t *err)
+{
+  struct ob_txn *t = ob_xmalloc0 (sizeof *t);
+  t->l = l;
+  t->scratchfd = t->stagefd = -1;
+  if (ob_mkdtemp_in (scratch_dir, "build-", &t->scratch, err) < 0)
+    {
+      free (t);
+      return -1;
+    }
+  t->scratchfd = open (t->scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (t->scratchfd < 0 || mkdirat (t->scratchfd, "blobs", 0700) < 0
+      || (t->stagefd = openat (t->scratchfd, "blobs", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+    {
+      int e = errno;
+      ob_txn_free (t);
+      return ob_error_make (err, OB_ERR_STORE, e, "scratch directory in `%s`", scratch_dir);
+    }
+  *out = t;
+  return 0;
+}
+
+const char *
+ob_txn_scratch (struct ob_txn *t)
+{
+  return t->scratch;
+}
+
+int
+ob_txn_blob_create (struct ob_txn *t, int *fd, ob_error_t *err)
+{
+  char name[32];
+  snprintf (name, sizeof name, "tmp-%u", ++t->tmp_counter);
+  *fd = openat (t->stagefd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (*fd < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "create blob in `%s`", t->scratch);
+  return 0;
+}
+
+static bool
+is_staged (struct ob_txn *t, const char *digest)
+{
+  for (size_t i = 0; i < t->n_staged; i++)
+    if (strcmp (t->staged[i].digest, digest) == 0)
+      return true;
+  return false;
+}
+
+static void
+add_staged (struct ob_txn *t, const char *digest)
+{
+  t->staged = ob_xrealloc (t->staged, (t->n_staged + 1) * sizeof *t->staged);
+  strcpy (t->staged[t->n_staged++].digest, digest);
+}
+
+int
+ob_txn_blob_commit (struct ob_txn *t, int fd, const char *digest, ob_error_t *err)
+{
+  char name[32];
+  snprintf (name, sizeof name, "tmp-%u", t->tmp_counter);
+  if (!ob_digest_valid (digest))
+    {
+      close (fd);
+      return ob_error_make (err, OB_ERR_GENERIC, 0, "invalid digest `%s`", digest);
+    }
+  if (fsync (fd) < 0)
+    {
+      int e = errno;
+      close (fd);
+      return ob_error_make (err, OB_ERR_STORE, e, "fsync blob %s", digest);
+    }
+  close (fd);
+  if (is_staged (t, digest) || ob_layout_has_blob (t->l, digest))
+    {
+      unlinkat (t->stagefd, name, 0);
+      return 0;
+    }
+  if (renameat (t->stagefd, name, t->stagefd, digest + 7) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "stage blob %s", digest);
+  add_staged (t, digest);
+  return 0;
+}
+
+int
+ob_txn_blob_put (struct ob_txn *t, const void *data, size_t len, char digest[72], ob_error_t *err)
+{
+  int fd;
+  ob_sha256_digest (data, len, digest);
+  if (is_staged (t, digest) || ob_layout_has_blob (t->l, digest))
+    return 0;
+  if (ob_txn_blob_create (t, &fd, err) < 0)
+    return -1;
+  if (ob_write_all (fd, data, len, err) < 0)
+    {
+      close (fd);
+      return ob_error_wrap (err, "blob %s", digest);
+    }
+  return ob_txn_blob_commit (t, fd, digest, err);
+}
+
+int
+ob_txn_blob_copy_from (struct ob_txn *t, struct ob_layout *src, const char *digest, ob_error_t *err)
+{
+  cleanup_close int in = -1;
+  int out;
+  struct ob_sha256 *h;
+  char got[OB_DIGEST_LEN];
+  char buf[65536];
+
+  if (is_staged (t, digest) || ob_layout_has_blob (t->l, digest))
+    return 0;
+  if (ob_layout_blob_open (src, digest, &in, err) < 0)
+    return -1;
+  if (ob_txn_blob_create (t, &out, err) < 0)
+    return -1;
+  h = ob_sha256_new ();
+  for (;;)
+    {
+      ssize_t r = read (in, buf, sizeof buf);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r < 0)
+        {
+          int e = errno;
+          ob_sha256_free (h);
+          close (out);
+          return ob_error_make (err, OB_ERR_STORE, e, "read blob %s", digest);
+        }
+      if (r == 0)
+        break;
+      ob_sha256_update (h, buf, r);
+      if (ob_write_all (out, buf, r, err) < 0)
+        {
+          ob_sha256_free (h);
+          close (out);
+          return ob_error_wrap (err, "copy blob %s", digest);
+        }
+    }
+  ob_sha256_final (h, got);
+  if (strcmp (got, digest) != 0)
+    {
+      close (out);
+      return ob_error_make (err, OB_ERR_IMAGE, 0, "blob %s in `%s`: content has digest %s", digest,
+                            ob_layout_path (src), got);
+    }
+  return ob_txn_blob_commit (t, out, digest, err);
+}
+
+int
+ob_txn_blob_open (struct ob_txn *t, const char *digest, int *fd, ob_error_t *err)
+{
+  if (ob_digest_valid (digest) && is_staged (t, digest))
+    {
+      *fd = openat (t->stagefd, digest + 7, O_RDONLY | O_CLOEXEC);
+      if (*fd < 0)
+        return ob_error_make (err, OB_ERR_STORE, errno, "staged blob %s", digest);
+      return 0;
+    }
+  return ob_layout_blob_open (t->l, digest, fd, err);
+}
+
+static int
+update_index (struct ob_layout *l, const struct ob_descriptor *manifest, char *const *tags,
+              ob_error_t *err)
+{
+  json_t *idx = NULL, *mans, *kept, *e;
+  size_t i;
+  cleanup_free char *text = NULL;
+
+  if (read_index (l, &idx, err) < 0)
+    return -1;
+  mans = json_object_get (idx, "manifests");
+  kept = json_array ();
+  json_array_foreach (mans, i, e)
+    {
+      const char *tag = entry_tag (e);
+      const char *dg = json_string_value (json_object_get (e, "digest"));
+      bool drop = false;
+      for (size_t k = 0; tags && tags[k]; k++)
+        if (tag && strcmp (tag, tags[k]) == 0)
+          drop = true;
+      /* an untagged entry for the same manifest is replaced too */
+      if (tag == NULL && dg && strcmp (dg, manifest->digest) == 0)
+        drop = true;
+      if (!drop)
+        json_array_append (kept, e);
+    }
+  if (tags == NULL || tags[0] == NULL)
+    json_array_append_new (kept, ob_descriptor_to_json (manifest));
+  for (size_t k = 0; tags && tags[k]; k++)
+    {
+      json_t *d = ob_descriptor_to_json (manifest);
+      json_t *a = json_object ();
+      json_object_set_new (a, OB_ANNOT_REF_NAME, json_string (tags[k]));
+      json_object_set_new (d, "annotations", a);
+      json_array_append_new (kept, d);
+    }
+  json_object_set_new (idx, "manifests", kept);
+  json_object_set_new (idx, "schemaVersion", json_integer (2));
+  json_object_set_new (idx, "mediaType", json_string (OB_MT_OCI_INDEX));
+  text = ob_json_canonical (idx);
+  json_decref (idx);
+  if (ob_write_file_atomic_at (l->dfd, "index.json", text, strlen (text), 0644, err) < 0)
+    return ob_error_wrap (err, "layout `%s`", l->path);
+  return 0;
+}
+
+int
+ob_txn_commit (struct ob_txn *t, const struct ob_descriptor *manifest, char *const *tags,
+               ob_error_t *err)
+{
+  int r;
+  for (size_t i = 0; i < t->n_staged; i++)
+    {
+      const char *hex = t->staged[i].digest + 7;
+      struct stat st;
+      if (fstatat (t->l->blobs, hex, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        continue; /* someone else stored the same content meanwhile */
+      if (renameat (t->stagefd, hex, t->l->blobs, hex) < 0)
+        return ob_error_make (err, OB_ERR_STORE, errno, "store blob %s in `%s`", t->staged[i].digest,
+                              t->l->path);
+    }
+  if (fsync (t->l->blobs) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "fsync `%s/blobs/sha256`", t->l->path);
+  /* index.json is shared by concurrent builds: read-modify-write under an
+   * exclusive lock on the layout directory so no tag is lost. */
+  if (flock (t->l->dfd, LOCK_EX) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "lock `%s`", t->l->path);
+  r = update_index (t->l, manifest, tags, err);
+  flock (t->l->dfd, LOCK_UN);
+  if (r == 0)
+    t->committed = true;
+  return r;
+}
+
+void
+ob_txn_free (struct ob_txn *t)
+{
+  ob_error_t e = NULL;
+  if (t == NULL)
+    return;
+  if (t->stagefd >= 0)
+    close (t->stagefd);
+  if (t->scratchfd >= 0)
+    close (t->scratchfd);
+  if (t->scratch)
+    ob_rm_rf_at (AT_FDCWD, t->scratch, &e);
+  ob_error_free (&e);
+  free (t->scratch);
+  free (t->staged);
+  free (t);
+}
+
+/* ---- obuild's store ---- */
+
+char *
+ob_store_default_root (void)
+{
+  const char *e = getenv ("OBUILD_ROOT");
+  const char *xdg, *home;
+  if (e && *e)
+    return ob_xstrdup (e);
+  if (geteuid () == 0)
+    return ob_xstrdup ("/var/lib/obuild");
+  xdg = getenv ("XDG_DATA_HOME");
+  if (xdg && *xdg)
+    return ob_xasprintf ("%s/obuild", xdg);
+  home = getenv ("HOME");
+  return ob_xasprintf ("%s/.local/share/obuild", home && *home ? home : "/tmp");
+}
+
+int
+ob_store_open (const char *root, struct ob_store **out, ob_error_t *err)
+{
+  struct ob_store *s = ob_xmalloc0 (sizeof *s);
+  cleanup_free char *oci = NULL;
+  s->root = root ? ob_xstrdup (root) : ob_store_default_root ();
+  s->tmp = ob_xasprintf ("%s/tmp", s->root);
+  oci = ob_xasprintf ("%s/oci", s->root);
+  if (ob_mkdir_p_at (AT_FDCWD, s->tmp, 0700, err) < 0 || ob_layout_open (oci, true, &s->oci, err) < 0)
+    {
+      ob_store_close (s);
+      ob_error_set_kind (err, (*err)->kind == OB_ERR_IMAGE ? OB_ERR_IMAGE : OB_ERR_STORE);
+      return ob_error_wrap (err, "store");
+    }
+  *out = s;
+  return 0;
+}
+
+void
+ob_store_close (struct ob_store *s)
+{
+  if (s == NULL)
+    return;
+  ob_layout_close (s->oci);
+  free (s->root);
+  free (s->tmp);
+  free (s);
+}

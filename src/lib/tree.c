@@ -1,0 +1,300 @@
+#include "config.h"
+#include <obuild/tree.h>
+#include <obuild/util.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct node
+{
+  char *name;
+  struct ob_tree_stat st;
+  char *link;
+  struct node **kids;
+  size_t n_kids, cap_kids;
+};
+
+struct ob_tree
+{
+  struct node root;
+};
+
+static void
+node_free_children (struct node *n)
+{
+  for (size_t i = 0; i < n->n_kids; i++)
+    {
+      node_free_children (n->kids[i]);
+      free (n->kids[i]->name);
+      free (n->kids[i]->link);
+      free (n->kids[i]);
+    }
+  free (n->kids);
+  n->kids = NULL;
+  n->n_kids = n->cap_kids = 0;
+}
+
+struct ob_tree *
+ob_tree_new (void)
+{
+  struct ob_tree *t = ob_xmalloc0 (sizeof *t);
+  t->root.st.mode = S_IFDIR | 0755;
+  return t;
+}
+
+void
+ob_tree_free (struct ob_tree *t)
+{
+  if (t == NULL)
+    return;
+  node_free_children (&t->root);
+  free (t);
+}
+
+static struct node *
+child (struct node *n, const char *name, size_t len)
+{
+  for (size_t i = 0; i < n->n_kids; i++)
+    if (strlen (n->kids[i]->name) == len && memcmp (n->kids[i]->name, name, len) == 0)
+      return n->kids[i];
+  return NULL;
+}
+
+static struct node *
+add_child (struct node *n, const char *name, size_t len)
+{
+  struct node *c = ob_xmalloc0 (sizeof *c);
+  c->name = ob_xstrndup (name, len);
+  c->st.mode = S_IFDIR | 0755;
+  if (n->n_kids == n->cap_kids)
+    {
+      n->cap_kids = n->cap_kids ? n->cap_kids * 2 : 8;
+      n->kids = ob_xrealloc (n->kids, n->cap_kids * sizeof *n->kids);
+    }
+  n->kids[n->n_kids++] = c;
+  return c;
+}
+
+static void
+remove_child (struct node *n, struct node *c)
+{
+  for (size_t i = 0; i < n->n_kids; i++)
+    if (n->kids[i] == c)
+      {
+        node_free_children (c);
+        free (c->name);
+        free (c->link);
+        free (c);
+        n->kids[i] = n->kids[--n->n_kids];
+        return;
+      }
+}
+
+/* Walk a relative, cleaned path; create missing directories when create. */
+static struct node *
+walk (struct ob_tree *t, const char *path, bool create, struct node **parent_out)
+{
+  struct node *n = &t->root, *parent = NULL;
+  const char *p = path;
+  while (*p == '/')
+    p++;
+  while (*p)
+    {
+      const char *e = strchr (p, '/');
+      size_t len = e ? (size_t) (e - p) : strlen (p);
+      if (len == 0 || (len == 1 && p[0] == '.'))
+        {
+          p += len + (e ? 1 : 0);
+          continue;
+        }
+      struct node *c = child (n, p, len);
+      if (c == NULL)
+        {
+          if (!create)
+            return NULL;
+          c = add_child (n, p, len);
+        }
+      parent = n;
+      n = c;
+      p += len;
+      while (*p == '/')
+        p++;
+    }
+  if (parent_out)
+    *parent_out = parent;
+  return n;
+}
+
+int
+ob_tree_add_layer (struct ob_tree *t, int fd, ob_error_t *err)
+{
+  struct archive *a = archive_read_new ();
+  struct archive_entry *e;
+  int r;
+
+  archive_read_support_filter_all (a);
+  archive_read_support_format_tar (a);
+  archive_read_support_format_gnutar (a);
+  if (archive_read_open_fd (a, fd, 65536) != ARCHIVE_OK)
+    {
+      ob_error_make (err, OB_ERR_IMAGE, 0, "read layer: %s", archive_error_string (a));
+      archive_read_free (a);
+      return -1;
+    }
+  while ((r = archive_read_next_header (a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN)
+    {
+      const char *name = archive_entry_pathname (e);
+      cleanup_free char *dir = NULL;
+      const char *base;
+      struct node *n, *parent;
+
+      if (name == NULL)
+        continue;
+      while (ob_str_has_prefix (name, "./"))
+        name += 2;
+      while (*name == '/')
+        name++;
+      dir = ob_xstrdup (name);
+      while (*dir && dir[strlen (dir) - 1] == '/')
+        dir[strlen (dir) - 1] = '\0';
+      base = strrchr (dir, '/');
+      base = base ? base + 1 : dir;
+      if (*dir == '\0' || strcmp (dir, ".") == 0)
+        continue;
+      if (strcmp (base, ".wh..wh..opq") == 0)
+        {
+          dir[base - dir] = '\0';
+          n = walk (t, dir, false, NULL);
+          if (n)
+            node_free_children (n);
+          continue;
+        }
+      if (ob_str_has_prefix (base, ".wh."))
+        {
+          cleanup_free char *victim = ob_xasprintf ("%.*s%s", (int) (base - dir), dir, base + 4);
+          n = walk (t, victim, false, &parent);
+          if (n && parent)
+            remove_child (parent, n);
+          continue;
+        }
+      if (archive_entry_hardlink (e))
+        {
+          /* A hardlink has the metadata of its target. */
+          const char *target = archive_entry_hardlink (e);
+          while (ob_str_has_prefix (target, "./"))
+            target += 2;
+          struct node *tn = walk (t, target, false, NULL);
+          n = walk (t, dir, true, NULL);
+          if (tn)
+            n->st = tn->st;
+          n->st.link = NULL;
+          free (n->link);
+          n->link = NULL;
+          continue;
+        }
+      n = walk (t, dir, true, NULL);
+      if (!S_ISDIR (archive_entry_mode (e)))
+        node_free_children (n);
+      n->st.mode = archive_entry_mode (e);
+      n->st.uid = archive_entry_uid (e);
+      n->st.gid = archive_entry_gid (e);
+      n->st.mtime = archive_entry_mtime (e);
+      free (n->link);
+      n->link = archive_entry_symlink (e) ? ob_xstrdup (archive_entry_symlink (e)) : NULL;
+      n->st.link = n->link;
+    }
+  if (r != ARCHIVE_EOF)
+    {
+      ob_error_make (err, OB_ERR_IMAGE, 0, "read layer: %s", archive_error_string (a));
+      archive_read_free (a);
+      return -1;
+    }
+  archive_read_free (a);
+  return 0;
+}
+
+const struct ob_tree_stat *
+ob_tree_lookup (struct ob_tree *t, const char *path)
+{
+  struct node *n = walk (t, path, false, NULL);
+  return n ? &n->st : NULL;
+}
+
+/* Components of a path, resolved into `out` (a stack of names). */
+char *
+ob_tree_resolve (struct ob_tree *t, const char *path, bool follow_last)
+{
+  struct ob_buf todo = { 0 };
+  char **stack = NULL;
+  size_t depth = 0;
+  int links = 0;
+  char *rest;
+  struct ob_buf out = { 0 };
+
+  ob_buf_adds (&todo, path);
+  rest = ob_buf_steal (&todo);
+  stack = ob_xmalloc0 (sizeof (char *));
+  for (;;)
+    {
+      char *p = rest;
+      while (*p == '/')
+        p++;
+      if (*p == '\0')
+        break;
+      char *e = strchr (p, '/');
+      size_t len = e ? (size_t) (e - p) : strlen (p);
+      cleanup_free char *comp = ob_xstrndup (p, len);
+      char *after = ob_xstrdup (p + len);
+      bool last = strspn (after, "/") == strlen (after);
+      free (rest);
+      rest = after;
+      if (strcmp (comp, ".") == 0)
+        continue;
+      if (strcmp (comp, "..") == 0)
+        {
+          if (depth > 0)
+            free (stack[--depth]);
+          continue;
+        }
+      /* look it up */
+      struct ob_buf cur = { 0 };
+      for (size_t i = 0; i < depth; i++)
+        {
+          ob_buf_addc (&cur, '/');
+          ob_buf_adds (&cur, stack[i]);
+        }
+      ob_buf_addc (&cur, '/');
+      ob_buf_adds (&cur, comp);
+      const struct ob_tree_stat *st = ob_tree_lookup (t, cur.data);
+      ob_buf_free (&cur);
+      if (st && S_ISLNK (st->mode) && st->link && (!last || follow_last) && links < 40)
+        {
+          links++;
+          char *nrest = ob_xasprintf ("%s/%s", st->link, rest);
+          free (rest);
+          rest = nrest;
+          if (st->link[0] == '/')
+            {
+              while (depth > 0)
+                free (stack[--depth]);
+            }
+          continue;
+        }
+      stack = ob_xrealloc (stack, (depth + 2) * sizeof (char *));
+      stack[depth++] = ob_steal_pointer (&comp);
+    }
+  free (rest);
+  for (size_t i = 0; i < depth; i++)
+    {
+      ob_buf_addc (&out, '/');
+      ob_buf_adds (&out, stack[i]);
+      free (stack[i]);
+    }
+  free (stack);
+  if (out.len == 0)
+    ob_buf_addc (&out, '/');
+  return ob_buf_steal (&out);
+}

@@ -1,0 +1,451 @@
+#include "config.h"
+#include <obuild/util.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+_Noreturn void
+ob_oom (void)
+{
+  static const char msg[] = "obuild: out of memory\n";
+  if (write (2, msg, sizeof msg - 1) < 0)
+    abort ();
+  abort ();
+}
+
+void *
+ob_xmalloc (size_t n)
+{
+  void *p = malloc (n ? n : 1);
+  if (p == NULL)
+    ob_oom ();
+  return p;
+}
+
+void *
+ob_xmalloc0 (size_t n)
+{
+  void *p = calloc (1, n ? n : 1);
+  if (p == NULL)
+    ob_oom ();
+  return p;
+}
+
+void *
+ob_xrealloc (void *p, size_t n)
+{
+  p = realloc (p, n ? n : 1);
+  if (p == NULL)
+    ob_oom ();
+  return p;
+}
+
+char *
+ob_xstrdup (const char *s)
+{
+  char *r;
+  if (s == NULL)
+    return NULL;
+  r = strdup (s);
+  if (r == NULL)
+    ob_oom ();
+  return r;
+}
+
+char *
+ob_xstrndup (const char *s, size_t n)
+{
+  char *r = strndup (s, n);
+  if (r == NULL)
+    ob_oom ();
+  return r;
+}
+
+char *
+ob_xasprintf (const char *fmt, ...)
+{
+  va_list ap;
+  char *r;
+  va_start (ap, fmt);
+  if (vasprintf (&r, fmt, ap) < 0)
+    ob_oom ();
+  va_end (ap);
+  return r;
+}
+
+void
+ob_cleanup_freep (void *p)
+{
+  void **pp = (void **) p;
+  free (*pp);
+}
+
+void
+ob_cleanup_closep (int *fd)
+{
+  if (*fd >= 0)
+    {
+      int saved = errno;
+      close (*fd);
+      errno = saved;
+    }
+}
+
+void
+ob_cleanup_dirp (DIR **d)
+{
+  if (*d)
+    closedir (*d);
+}
+
+void
+ob_cleanup_filep (FILE **f)
+{
+  if (*f)
+    fclose (*f);
+}
+
+void
+ob_cleanup_strvp (char ***v)
+{
+  ob_strv_free (*v);
+}
+
+size_t
+ob_strv_len (char *const *v)
+{
+  size_t n = 0;
+  while (v && v[n])
+    n++;
+  return n;
+}
+
+void
+ob_strv_take (char ***v, char *s)
+{
+  size_t n = ob_strv_len (*v);
+  *v = ob_xrealloc (*v, (n + 2) * sizeof (char *));
+  (*v)[n] = s;
+  (*v)[n + 1] = NULL;
+}
+
+void
+ob_strv_add (char ***v, const char *s)
+{
+  ob_strv_take (v, ob_xstrdup (s));
+}
+
+char **
+ob_strv_dup (char *const *v)
+{
+  char **r = ob_xmalloc0 (sizeof (char *));
+  for (size_t i = 0; v && v[i]; i++)
+    ob_strv_add (&r, v[i]);
+  return r;
+}
+
+void
+ob_strv_free (char **v)
+{
+  for (size_t i = 0; v && v[i]; i++)
+    free (v[i]);
+  free (v);
+}
+
+bool
+ob_str_has_prefix (const char *s, const char *prefix)
+{
+  return strncmp (s, prefix, strlen (prefix)) == 0;
+}
+
+bool
+ob_str_has_suffix (const char *s, const char *suffix)
+{
+  size_t a = strlen (s), b = strlen (suffix);
+  return a >= b && memcmp (s + a - b, suffix, b) == 0;
+}
+
+void
+ob_buf_add (struct ob_buf *b, const void *data, size_t n)
+{
+  if (b->len + n + 1 > b->cap)
+    {
+      size_t cap = b->cap ? b->cap : 64;
+      while (cap < b->len + n + 1)
+        cap *= 2;
+      b->data = ob_xrealloc (b->data, cap);
+      b->cap = cap;
+    }
+  if (n)
+    memcpy (b->data + b->len, data, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+}
+
+void
+ob_buf_addc (struct ob_buf *b, char c)
+{
+  ob_buf_add (b, &c, 1);
+}
+
+void
+ob_buf_adds (struct ob_buf *b, const char *s)
+{
+  ob_buf_add (b, s, strlen (s));
+}
+
+char *
+ob_buf_steal (struct ob_buf *b)
+{
+  char *r;
+  if (b->data == NULL)
+    ob_buf_add (b, "", 0);
+  r = b->data;
+  b->data = NULL;
+  b->len = b->cap = 0;
+  return r;
+}
+
+void
+ob_buf_free (struct ob_buf *b)
+{
+  free (b->data);
+  b->data = NULL;
+  b->len = b->cap = 0;
+}
+
+int
+ob_read_fd (int fd, char **out, size_t *len, ob_error_t *err)
+{
+  struct ob_buf b = { 0 };
+  char tmp[65536];
+  for (;;)
+    {
+      ssize_t r = read (fd, tmp, sizeof tmp);
+      if (r < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          ob_buf_free (&b);
+          return ob_error_make (err, OB_ERR_STORE, errno, "read");
+        }
+      if (r == 0)
+        break;
+      ob_buf_add (&b, tmp, r);
+    }
+  if (len)
+    *len = b.len;
+  *out = ob_buf_steal (&b);
+  return 0;
+}
+
+int
+ob_read_file_at (int dirfd, const char *path, char **out, size_t *len, ob_error_t *err)
+{
+  cleanup_close int fd = openat (dirfd, path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", path);
+  if (ob_read_fd (fd, out, len, err) < 0)
+    return ob_error_wrap (err, "`%s`", path);
+  return 0;
+}
+
+int
+ob_write_all (int fd, const void *buf, size_t n, ob_error_t *err)
+{
+  const char *p = buf;
+  while (n > 0)
+    {
+      ssize_t w = write (fd, p, n);
+      if (w < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          return ob_error_make (err, OB_ERR_STORE, errno, "write");
+        }
+      p += w;
+      n -= w;
+    }
+  return 0;
+}
+
+int
+ob_write_file_atomic_at (int dirfd, const char *path, const void *data, size_t len, mode_t mode,
+                         ob_error_t *err)
+{
+  cleanup_free char *tmp = ob_xasprintf ("%s.tmp.%d", path, (int) getpid ());
+  cleanup_close int fd = openat (dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "create `%s`", tmp);
+  if (ob_write_all (fd, data, len, err) < 0 || fsync (fd) < 0)
+    {
+      if (*err == NULL)
+        ob_error_make (err, OB_ERR_STORE, errno, "fsync `%s`", tmp);
+      unlinkat (dirfd, tmp, 0);
+      return ob_error_wrap (err, "`%s`", path);
+    }
+  if (renameat (dirfd, tmp, dirfd, path) < 0)
+    {
+      int e = errno;
+      unlinkat (dirfd, tmp, 0);
+      return ob_error_make (err, OB_ERR_STORE, e, "rename `%s`", path);
+    }
+  return 0;
+}
+
+int
+ob_mkdir_p_at (int dirfd, const char *path, mode_t mode, ob_error_t *err)
+{
+  cleanup_free char *p = ob_xstrdup (path);
+  size_t n = strlen (p);
+  for (size_t i = 1; i <= n; i++)
+    {
+      if (p[i] == '/' || p[i] == '\0')
+        {
+          char saved = p[i];
+          p[i] = '\0';
+          if (mkdirat (dirfd, p, mode) < 0 && errno != EEXIST)
+            return ob_error_make (err, OB_ERR_STORE, errno, "mkdir `%s`", p);
+          p[i] = saved;
+        }
+    }
+  return 0;
+}
+
+static int
+rm_rf_children (int dfd, ob_error_t *err)
+{
+  cleanup_dir DIR *d = fdopendir (dfd);
+  struct dirent *de;
+  if (d == NULL)
+    {
+      close (dfd);
+      return ob_error_make (err, OB_ERR_STORE, errno, "opendir");
+    }
+  while ((de = readdir (d)) != NULL)
+    {
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      if (ob_rm_rf_at (dirfd (d), de->d_name, err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
+int
+ob_rm_rf_at (int dirfd, const char *path, ob_error_t *err)
+{
+  struct stat st;
+  if (fstatat (dirfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return errno == ENOENT ? 0 : ob_error_make (err, OB_ERR_STORE, errno, "stat `%s`", path);
+  if (S_ISDIR (st.st_mode))
+    {
+      int fd = openat (dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0 && errno == EACCES)
+        {
+          /* A directory left without r/x permission: give them back. */
+          fchmodat (dirfd, path, 0700, 0);
+          fd = openat (dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+      if (fd < 0)
+        return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", path);
+      if (!(st.st_mode & S_IWUSR))
+        fchmod (fd, st.st_mode | S_IRWXU);
+      if (rm_rf_children (fd, err) < 0)
+        return ob_error_wrap (err, "remove `%s`", path);
+      if (unlinkat (dirfd, path, AT_REMOVEDIR) < 0 && errno != ENOENT)
+        return ob_error_make (err, OB_ERR_STORE, errno, "rmdir `%s`", path);
+      return 0;
+    }
+  if (unlinkat (dirfd, path, 0) < 0 && errno != ENOENT)
+    return ob_error_make (err, OB_ERR_STORE, errno, "unlink `%s`", path);
+  return 0;
+}
+
+int
+ob_mkdtemp_in (const char *parent, const char *prefix, char **out, ob_error_t *err)
+{
+  char *p = ob_xasprintf ("%s/%sXXXXXX", parent, prefix);
+  if (mkdtemp (p) == NULL)
+    {
+      int e = errno;
+      ob_error_make (err, OB_ERR_STORE, e, "create temporary directory in `%s`", parent);
+      free (p);
+      return -1;
+    }
+  *out = p;
+  return 0;
+}
+
+struct ob_sha256
+{
+  EVP_MD_CTX *ctx;
+};
+
+struct ob_sha256 *
+ob_sha256_new (void)
+{
+  struct ob_sha256 *h = ob_xmalloc0 (sizeof *h);
+  h->ctx = EVP_MD_CTX_new ();
+  if (h->ctx == NULL || EVP_DigestInit_ex (h->ctx, EVP_sha256 (), NULL) != 1)
+    ob_oom ();
+  return h;
+}
+
+void
+ob_sha256_update (struct ob_sha256 *h, const void *data, size_t n)
+{
+  EVP_DigestUpdate (h->ctx, data, n);
+}
+
+void
+ob_sha256_final (struct ob_sha256 *h, char out[OB_DIGEST_LEN])
+{
+  unsigned char md[32];
+  unsigned int mdlen = 0;
+  static const char hex[] = "0123456789abcdef";
+  EVP_DigestFinal_ex (h->ctx, md, &mdlen);
+  memcpy (out, "sha256:", 7);
+  for (int i = 0; i < 32; i++)
+    {
+      out[7 + 2 * i] = hex[md[i] >> 4];
+      out[8 + 2 * i] = hex[md[i] & 15];
+    }
+  out[OB_DIGEST_LEN - 1] = '\0';
+  ob_sha256_free (h);
+}
+
+void
+ob_sha256_free (struct ob_sha256 *h)
+{
+  if (h == NULL)
+    return;
+  EVP_MD_CTX_free (h->ctx);
+  free (h);
+}
+
+void
+ob_sha256_digest (const void *data, size_t n, char out[OB_DIGEST_LEN])
+{
+  struct ob_sha256 *h = ob_sha256_new ();
+  ob_sha256_update (h, data, n);
+  ob_sha256_final (h, out);
+}
+
+bool
+ob_digest_valid (const char *s)
+{
+  if (s == NULL || strncmp (s, "sha256:", 7) != 0)
+    return false;
+  s += 7;
+  for (int i = 0; i < OB_SHA256_HEX_LEN; i++)
+    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+      return false;
+  return s[OB_SHA256_HEX_LEN] == '\0';
+}
