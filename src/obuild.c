@@ -1,0 +1,128 @@
+/* obuild: command table, global options, printing of errors. */
+#include "config.h"
+#include "cli.h"
+#include <obuild/store.h>
+#include <obuild/userns.h>
+#include <obuild/util.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const struct
+{
+  const char *name;
+  int (*fn) (struct cli_global *, int, char **, ob_error_t *);
+  const char *help;
+} commands[] = {
+  { "build", cmd_build, "build an image from a Dockerfile" },
+  { "import", cmd_import, "make a one-layer base image from a root filesystem tarball" },
+  { "images", cmd_images, "list the images in the store" },
+};
+
+static void
+usage (FILE *f)
+{
+  fprintf (f, "Usage: obuild [--root DIR] COMMAND [OPTIONS] [ARGS]\n"
+              "       obuild [build options] CONTEXT      (short for `obuild build`)\n\n"
+              "Commands:\n");
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf (f, "  %-8s %s\n", commands[i].name, commands[i].help);
+  fprintf (f, "\nRun `obuild COMMAND --help` for a command's options; see obuild(1).\n");
+}
+
+int
+cli_parse_epoch (const char *s, int64_t *out, ob_error_t *err)
+{
+  char *end;
+  long long v;
+  errno = 0;
+  v = strtoll (s, &end, 10);
+  if (*s == '\0' || *end || errno || v < 0)
+    return ob_error_make (err, OB_ERR_USAGE, 0, "invalid timestamp `%s`: expected seconds since the epoch", s);
+  *out = v;
+  return 0;
+}
+
+int
+cli_open_store (struct cli_global *g, const char *userns, bool enter, struct ob_store **out,
+                ob_error_t *err)
+{
+  cleanup_free char *root = g->root ? ob_xstrdup (g->root) : ob_store_default_root ();
+  enum ob_userns_mode mode = OB_USERNS_AUTO, got;
+  if (userns && ob_userns_parse_mode (userns, &mode, err) < 0)
+    return -1;
+  /* The store path is resolved before entering the namespace: inside it we
+   * are uid 0 and the default would change. */
+  if (root[0] != '/')
+    {
+      cleanup_free char *cwd = getcwd (NULL, 0);
+      char *abs = ob_xasprintf ("%s/%s", cwd ? cwd : ".", root);
+      free (root);
+      root = abs;
+    }
+  if (enter && ob_userns_enter (mode, &got, err) < 0)
+    return -1;
+  return ob_store_open (root, out, err);
+}
+
+int
+main (int argc, char **argv)
+{
+  struct cli_global g = { 0 };
+  ob_error_t err = NULL;
+  int i = 1, r;
+
+  while (i < argc)
+    {
+      if (strcmp (argv[i], "--root") == 0 && i + 1 < argc)
+        {
+          g.root = argv[i + 1];
+          i += 2;
+        }
+      else if (ob_str_has_prefix (argv[i], "--root="))
+        g.root = argv[i++] + 7;
+      else
+        break;
+    }
+  if (i >= argc)
+    {
+      usage (stderr);
+      return OB_ERR_USAGE;
+    }
+  if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0 || strcmp (argv[i], "help") == 0)
+    {
+      usage (stdout);
+      return 0;
+    }
+  if (strcmp (argv[i], "--version") == 0 || strcmp (argv[i], "version") == 0)
+    {
+      printf ("obuild %s\n", PACKAGE_VERSION);
+      return 0;
+    }
+  for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
+    if (strcmp (argv[i], commands[k].name) == 0)
+      {
+        r = commands[k].fn (&g, argc - i, argv + i, &err);
+        goto done;
+      }
+  if (argv[i][0] != '-' && access (argv[i], F_OK) != 0)
+    {
+      fprintf (stderr, "obuild: unknown command `%s` (see `obuild --help`)\n", argv[i]);
+      return OB_ERR_USAGE;
+    }
+  /* `obuild -t name:tag .` is `obuild build -t name:tag .` */
+  argv[i - 1 < 0 ? 0 : i - 1] = (char *) "build";
+  r = cmd_build (&g, argc - i + 1, argv + i - 1, &err);
+done:
+  if (r < 0)
+    {
+      int code = err ? err->kind : OB_ERR_GENERIC;
+      fprintf (stderr, "obuild: %s\n", err ? err->msg : "unknown error");
+      ob_error_free (&err);
+      return code;
+    }
+  return r;
+}

@@ -26,6 +26,17 @@ int ob_ignore_load (int ctxfd, struct ob_ignore **out, ob_error_t *err);
  * excludes its children. */
 bool ob_ignore_match (const struct ob_ignore *ig, const char *relpath);
 void ob_ignore_free (struct ob_ignore *ig);
+/* Does ig hold '!' exception patterns?  (An excluded directory must then
+ * still be walked: an exception may re-include something below it.) */
+bool ob_ignore_has_exceptions (const struct ob_ignore *ig);
+
+/* ---- Go path semantics, shared with other modules ---- */
+/* Go's filepath.Clean: "a//b/./c/.." -> "a/b", "" -> ".", "/.." -> "/".
+ * Returns a new string. */
+char *ob_path_clean (const char *path);
+/* Go's filepath.Match: '*' '?' '[a-z]' '[^a]' and '\' escapes, none of them
+ * matching '/'.  Returns 1 on match, 0 on no match, -1 for a bad pattern. */
+int ob_path_match (const char *pattern, const char *name);
 
 /* ---- source resolution ---- */
 /* Expand one COPY/ADD source (after variable expansion) to the list of

@@ -36,7 +36,9 @@ enum ob_instr_kind
   OB_I_SHELL,
 };
 
-/* "--name=value" or "--name" (value NULL).  Values are raw (unexpanded). */
+/* "--name=value" or "--name" (value NULL).  Values are unexpanded; as in
+ * BuildKit, quotes and backslash escapes in a flag word are already removed
+ * (--mount=target="/a b" gives "target=/a b"). */
 struct ob_flag
 {
   char *name; /* without the dashes, e.g. "from", "chown", "mount" */
@@ -73,7 +75,7 @@ struct ob_instr
   /* Exec form: JSON array given (RUN, CMD, ENTRYPOINT, SHELL, COPY, ADD,
    * VOLUME, HEALTHCHECK CMD).  args holds the decoded strings. */
   bool json;
-  char **args; /* NULL-terminated.  Shell form: see per-kind notes below */
+  char **args; /* NULL-terminated, never NULL.  Shell form: see per-kind notes */
   size_t n_args;
 
   /* Raw text after the flags (shell form), with continuations joined. */
@@ -103,7 +105,10 @@ struct ob_instr
 
 /* Per-kind shape of args for the SHELL FORM (json == false):
  *   RUN, CMD, ENTRYPOINT, HEALTHCHECK CMD: args = { rest } (one element: the
- *       command line, for the shell), rest = the same text.
+ *       command line, for the shell), rest = the same text.  A bare `CMD` or
+ *       `ENTRYPOINT` (allowed, as in Docker) has no args.  HEALTHCHECK: rest is
+ *       the text after "CMD".  RUN/COPY/ADD with heredocs: rest is the first
+ *       line (e.g. "python3 <<EOF"), bodies in heredocs.
  *   COPY, ADD, EXPOSE, VOLUME: args empty; the build splits `rest` into words
  *       with ob_dockerfile_words().
  *   USER, WORKDIR, STOPSIGNAL, MAINTAINER: rest only.
@@ -132,8 +137,9 @@ void ob_instr_free (struct ob_instr *in);
 
 const char *ob_instr_kind_name (enum ob_instr_kind kind); /* "COPY" */
 
-/* Find a flag by name (last one wins); NULL if absent.  *present tells
- * whether it appeared at all (for value-less flags). */
+/* Find a flag by name (last one wins); NULL if absent.  A value-less flag
+ * ("--link") is found with value NULL.  Only the repeatable flags (--mount,
+ * --exclude) can appear more than once: walk in->flags for all of them. */
 const struct ob_flag *ob_instr_flag (const struct ob_instr *in, const char *name);
 
 /* Variable lookup for expansion: return the value or NULL when unset. */

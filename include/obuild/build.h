@@ -1,0 +1,61 @@
+/* build: the executor.  Walks the Dockerfile's stages and instructions,
+ * keeps each stage's image config and layers, and writes the final image
+ * into the store (and optionally into another OCI layout).  Reports
+ * progress through a callback; never prints. */
+#ifndef OBUILD_BUILD_H
+#define OBUILD_BUILD_H
+
+#include <obuild/error.h>
+#include <obuild/image.h>
+#include <obuild/layer.h>
+#include <obuild/store.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct ob_build_opts
+{
+  struct ob_store *store;
+  const char *context_dir;
+  /* Dockerfile: path given with -f (relative to the current directory), or
+   * NULL to look for Dockerfile then Containerfile in the context.  When
+   * dockerfile_text is set it is used instead of reading a file, and
+   * dockerfile names it in messages ("-" for standard input). */
+  const char *dockerfile;
+  const char *dockerfile_text;
+  size_t dockerfile_len;
+  char **tags;       /* normalised "name:tag", may be NULL */
+  char **build_args; /* "K=V", or "K" (value from the environment) */
+  char **labels;     /* "K=V" */
+  const char *target;
+  const char *output_dir; /* also write the image into this OCI layout */
+  bool have_epoch;        /* SOURCE_DATE_EPOCH */
+  int64_t epoch;
+  enum ob_compression compression;
+  int compression_level;
+  void (*log) (void *data, const char *line);
+  void *log_data;
+};
+
+struct ob_build_result
+{
+  char manifest_digest[72];
+  int64_t manifest_size;
+  char config_digest[72];
+  char **warnings; /* NULL-terminated, e.g. unused build args */
+};
+
+int ob_build_run (const struct ob_build_opts *opts, struct ob_build_result *res, ob_error_t *err);
+void ob_build_result_clear (struct ob_build_result *res);
+
+/* Parse "--chmod" values: octal 0-07777.  OB_ERR_DOCKERFILE otherwise. */
+int ob_build_parse_chmod (const char *s, mode_t *out, ob_error_t *err);
+/* Parse Go durations as HEALTHCHECK takes them ("30s", "1m30s", "500ms"),
+ * into nanoseconds. */
+int ob_build_parse_duration (const char *s, int64_t *out, ob_error_t *err);
+/* Look up a user/group spec "user[:group]" (names or numbers) in the text
+ * of an image's /etc/passwd and /etc/group (either may be NULL). */
+int ob_build_resolve_owner (const char *spec, const char *passwd, const char *group, uid_t *uid,
+                            gid_t *gid, ob_error_t *err);
+
+#endif

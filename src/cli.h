@@ -1,0 +1,26 @@
+/* The command-line interface: one small file per command.  Only this layer
+ * prints, and it maps error kinds to exit codes (see obuild(1)). */
+#ifndef OBUILD_CLI_H
+#define OBUILD_CLI_H
+
+#include <obuild/error.h>
+
+struct cli_global
+{
+  const char *root; /* --root, or NULL for the default store */
+};
+
+int cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err);
+int cmd_import (struct cli_global *g, int argc, char **argv, ob_error_t *err);
+int cmd_images (struct cli_global *g, int argc, char **argv, ob_error_t *err);
+
+/* Shared by commands that write to the store: resolve the store root
+ * before entering the user namespace (which makes us uid 0), enter it, open
+ * the store. */
+struct ob_store;
+int cli_open_store (struct cli_global *g, const char *userns, bool enter, struct ob_store **out,
+                    ob_error_t *err);
+/* Parse SOURCE_DATE_EPOCH-style integer seconds. */
+int cli_parse_epoch (const char *s, int64_t *out, ob_error_t *err);
+
+#endif

@@ -1,0 +1,222 @@
+/* obuild build: fill ob_build_opts from the command line, run, print. */
+#include "config.h"
+#include "cli.h"
+#include <obuild/build.h>
+#include <obuild/image.h>
+#include <obuild/store.h>
+#include <obuild/util.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum
+{
+  OPT_BUILD_ARG = 256,
+  OPT_LABEL,
+  OPT_IIDFILE,
+  OPT_TARGET,
+  OPT_USERNS,
+  OPT_EPOCH,
+  OPT_COMPRESSION,
+  OPT_LEVEL,
+  OPT_HELP,
+};
+
+static const struct option long_opts[] = {
+  { "tag", required_argument, NULL, 't' },
+  { "file", required_argument, NULL, 'f' },
+  { "output", required_argument, NULL, 'o' },
+  { "quiet", no_argument, NULL, 'q' },
+  { "build-arg", required_argument, NULL, OPT_BUILD_ARG },
+  { "label", required_argument, NULL, OPT_LABEL },
+  { "iidfile", required_argument, NULL, OPT_IIDFILE },
+  { "target", required_argument, NULL, OPT_TARGET },
+  { "userns", required_argument, NULL, OPT_USERNS },
+  { "source-date-epoch", required_argument, NULL, OPT_EPOCH },
+  { "timestamp", required_argument, NULL, OPT_EPOCH },
+  { "compression", required_argument, NULL, OPT_COMPRESSION },
+  { "compression-level", required_argument, NULL, OPT_LEVEL },
+  { "help", no_argument, NULL, OPT_HELP },
+  { NULL, 0, NULL, 0 },
+};
+
+static void
+build_usage (FILE *f)
+{
+  fprintf (f, "Usage: obuild build [OPTIONS] CONTEXT\n\n"
+              "  -t, --tag NAME[:TAG]       tag the image in the store (repeatable)\n"
+              "  -f, --file FILE            Dockerfile to use (`-` for standard input)\n"
+              "      --build-arg K[=V]      set a build argument (repeatable)\n"
+              "      --label K=V            add a label to the image (repeatable)\n"
+              "  -o, --output DIR           also write the image into the OCI layout DIR\n"
+              "  -q, --quiet                print only the image digest\n"
+              "      --iidfile FILE         write the image digest to FILE\n"
+              "      --target STAGE         build up to this stage\n"
+              "      --userns MODE          auto, subuid or single\n"
+              "      --source-date-epoch N  fix timestamps (also SOURCE_DATE_EPOCH)\n"
+              "      --compression ALGO     gzip (default), zstd or none\n"
+              "      --compression-level N  compressor level\n");
+}
+
+struct printer
+{
+  bool quiet;
+};
+
+static void
+print_line (void *data, const char *line)
+{
+  struct printer *p = data;
+  if (p->quiet)
+    return;
+  fprintf (stderr, "%s\n", line);
+}
+
+int
+cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
+{
+  struct ob_build_opts o = { 0 };
+  struct ob_build_result res;
+  struct ob_store *store = NULL;
+  struct printer pr = { false };
+  cleanup_strv char **tags = NULL;
+  cleanup_strv char **args = NULL;
+  cleanup_strv char **labels = NULL;
+  cleanup_free char *stdin_text = NULL;
+  const char *iidfile = NULL, *userns = NULL;
+  const char *env_epoch = getenv ("SOURCE_DATE_EPOCH");
+  int c, r;
+
+  optind = 1;
+  opterr = 0;
+  o.compression = OB_COMPRESS_GZIP;
+  while ((c = getopt_long (argc, argv, ":t:f:o:q", long_opts, NULL)) != -1)
+    {
+      switch (c)
+        {
+        case 't':
+          {
+            char *norm;
+            if (ob_image_ref_normalize (optarg, &norm, err) < 0)
+              return -1;
+            ob_strv_take (&tags, norm);
+            break;
+          }
+        case 'f':
+          o.dockerfile = optarg;
+          break;
+        case 'o':
+          o.output_dir = optarg;
+          break;
+        case 'q':
+          pr.quiet = true;
+          break;
+        case OPT_BUILD_ARG:
+          ob_strv_add (&args, optarg);
+          break;
+        case OPT_LABEL:
+          if (strchr (optarg, '=') == NULL || optarg[0] == '=')
+            return ob_error_make (err, OB_ERR_USAGE, 0, "--label `%s`: expected KEY=VALUE", optarg);
+          ob_strv_add (&labels, optarg);
+          break;
+        case OPT_IIDFILE:
+          iidfile = optarg;
+          break;
+        case OPT_TARGET:
+          o.target = optarg;
+          break;
+        case OPT_USERNS:
+          userns = optarg;
+          break;
+        case OPT_EPOCH:
+          if (cli_parse_epoch (optarg, &o.epoch, err) < 0)
+            return -1;
+          o.have_epoch = true;
+          break;
+        case OPT_COMPRESSION:
+          if (strcmp (optarg, "gzip") == 0)
+            o.compression = OB_COMPRESS_GZIP;
+          else if (strcmp (optarg, "zstd") == 0)
+            o.compression = OB_COMPRESS_ZSTD;
+          else if (strcmp (optarg, "none") == 0)
+            o.compression = OB_COMPRESS_NONE;
+          else
+            return ob_error_make (err, OB_ERR_USAGE, 0, "--compression `%s`: expected gzip, zstd or none", optarg);
+          break;
+        case OPT_LEVEL:
+          {
+            char *end;
+            long v = strtol (optarg, &end, 10);
+            if (*optarg == '\0' || *end || v < 0 || v > 22)
+              return ob_error_make (err, OB_ERR_USAGE, 0, "--compression-level `%s`: expected 0-22", optarg);
+            o.compression_level = (int) v;
+            break;
+          }
+        case OPT_HELP:
+          build_usage (stdout);
+          return 0;
+        case ':':
+          return ob_error_make (err, OB_ERR_USAGE, 0, "option `%s` needs a value", argv[optind - 1]);
+        default:
+          return ob_error_make (err, OB_ERR_USAGE, 0, "unknown option `%s` (see `obuild build --help`)",
+                                argv[optind - 1]);
+        }
+    }
+  if (optind != argc - 1)
+    return ob_error_make (err, OB_ERR_USAGE, 0, optind >= argc ? "missing CONTEXT directory (see `obuild build --help`)"
+                                                               : "too many arguments: expected one CONTEXT directory");
+  if (!o.have_epoch && env_epoch && *env_epoch)
+    {
+      if (cli_parse_epoch (env_epoch, &o.epoch, err) < 0)
+        return ob_error_wrap (err, "SOURCE_DATE_EPOCH");
+      o.have_epoch = true;
+    }
+  o.context_dir = argv[optind];
+  if (access (o.context_dir, F_OK) != 0)
+    return ob_error_make (err, OB_ERR_CONTEXT, errno, "build context `%s`", o.context_dir);
+  if (o.dockerfile && strcmp (o.dockerfile, "-") == 0)
+    {
+      if (ob_read_fd (0, &stdin_text, &o.dockerfile_len, err) < 0)
+        return ob_error_wrap (err, "Dockerfile from standard input");
+      o.dockerfile_text = stdin_text;
+    }
+  o.tags = tags;
+  o.build_args = args;
+  o.labels = labels;
+  o.log = print_line;
+  o.log_data = &pr;
+
+  if (cli_open_store (g, userns, true, &store, err) < 0)
+    return -1;
+  o.store = store;
+  r = ob_build_run (&o, &res, err);
+  if (r < 0)
+    {
+      ob_store_close (store);
+      return -1;
+    }
+  for (size_t i = 0; res.warnings && res.warnings[i]; i++)
+    fprintf (stderr, "obuild: warning: %s\n", res.warnings[i]);
+  if (iidfile)
+    {
+      cleanup_free char *line = ob_xasprintf ("%s", res.manifest_digest);
+      if (ob_write_file_atomic_at (AT_FDCWD, iidfile, line, strlen (line), 0644, err) < 0)
+        {
+          ob_build_result_clear (&res);
+          ob_store_close (store);
+          return ob_error_wrap (err, "--iidfile");
+        }
+    }
+  printf ("%s\n", res.manifest_digest);
+  if (!pr.quiet)
+    for (size_t i = 0; tags && tags[i]; i++)
+      printf ("oci:%s:%s\n", ob_layout_path (store->oci), tags[i]);
+  ob_build_result_clear (&res);
+  ob_store_close (store);
+  return 0;
+}

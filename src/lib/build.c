@@ -1,0 +1,1434 @@
+#include "config.h"
+#include "build_priv.h"
+#include <obuild/snapshot.h>
+#include <obuild/util.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* Predefined ARGs usable without declaration; not recorded in history. */
+static const char *const proxy_args[] = { "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
+                                          "FTP_PROXY",  "ftp_proxy",  "NO_PROXY",    "no_proxy",
+                                          "ALL_PROXY",  "all_proxy",  NULL };
+
+static void
+blog (struct build *b, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+static void
+blog (struct build *b, const char *fmt, ...)
+{
+  va_list ap;
+  char *line;
+  if (b->o->log == NULL)
+    return;
+  va_start (ap, fmt);
+  if (vasprintf (&line, fmt, ap) < 0)
+    ob_oom ();
+  va_end (ap);
+  b->o->log (b->o->log_data, line);
+  free (line);
+}
+
+int
+ob_build_instr_error (struct build *b, const struct ob_instr *in, ob_error_t *err, int kind,
+                      const char *fmt, ...)
+{
+  va_list ap;
+  char *msg;
+  va_start (ap, fmt);
+  if (vasprintf (&msg, fmt, ap) < 0)
+    ob_oom ();
+  va_end (ap);
+  ob_error_make (err, kind, 0, "%s:%d: %s", b->dfname, in ? in->line : 0, msg);
+  free (msg);
+  return -1;
+}
+
+/* ---- variables ---- */
+
+static const char *
+build_arg (struct build *b, const char *name, bool *found)
+{
+  size_t n = strlen (name);
+  *found = false;
+  for (size_t i = 0; b->o->build_args && b->o->build_args[i]; i++)
+    {
+      const char *a = b->o->build_args[i];
+      if (strncmp (a, name, n) == 0 && (a[n] == '=' || a[n] == '\0'))
+        {
+          *found = true;
+          if (a[n] == '=')
+            return a + n + 1;
+          return getenv (name);
+        }
+    }
+  return NULL;
+}
+
+static void
+mark_used (struct build *b, const char *name)
+{
+  for (size_t i = 0; b->used_args && b->used_args[i]; i++)
+    if (strcmp (b->used_args[i], name) == 0)
+      return;
+  ob_strv_add (&b->used_args, name);
+}
+
+static const char *
+env_get (json_t *config, const char *name)
+{
+  json_t *env = json_object_get (ob_image_config_runtime (config), "Env");
+  size_t i, n = strlen (name);
+  json_t *e;
+  json_array_foreach (env, i, e)
+    {
+      const char *s = json_string_value (e);
+      if (s && strncmp (s, name, n) == 0 && s[n] == '=')
+        return s + n + 1;
+    }
+  return NULL;
+}
+
+const char *
+ob_build_lookup (void *data, const char *name)
+{
+  struct lookup *l = data;
+  if (l->s)
+    {
+      const char *v = env_get (l->s->config, name);
+      if (v)
+        return v;
+      for (size_t i = l->s->n_args; i-- > 0;)
+        if (strcmp (l->s->arg_keys[i], name) == 0)
+          return l->s->arg_vals[i];
+      return NULL;
+    }
+  for (size_t i = l->b->n_meta; i-- > 0;)
+    if (strcmp (l->b->meta_keys[i], name) == 0)
+      return l->b->meta_vals[i];
+  return NULL;
+}
+
+int
+ob_build_word (struct build *b, struct stage *s, const struct ob_instr *in, const char *raw,
+               char **out, ob_error_t *err)
+{
+  struct lookup l = { b, s };
+  if (ob_dockerfile_word (raw, b->df->escape, ob_build_lookup, &l, out, err) < 0)
+    return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+  return 0;
+}
+
+static int
+build_words (struct build *b, struct stage *s, const struct ob_instr *in, char ***out,
+             ob_error_t *err)
+{
+  struct lookup l = { b, s };
+  if (in->json)
+    {
+      char **r = ob_xmalloc0 (sizeof (char *));
+      for (size_t i = 0; i < in->n_args; i++)
+        {
+          char *w;
+          if (ob_dockerfile_word (in->args[i], b->df->escape, ob_build_lookup, &l, &w, err) < 0)
+            {
+              ob_strv_free (r);
+              return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+            }
+          ob_strv_take (&r, w);
+        }
+      *out = r;
+      return 0;
+    }
+  if (ob_dockerfile_words (in->rest ? in->rest : "", b->df->escape, ob_build_lookup, &l, out, err) < 0)
+    return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+  return 0;
+}
+
+/* ---- helpers on the config ---- */
+
+static void
+env_set (json_t *config, const char *key, const char *value)
+{
+  json_t *rt = ob_image_config_runtime (config);
+  json_t *env = json_object_get (rt, "Env");
+  size_t i, n = strlen (key);
+  json_t *e;
+  char *kv = ob_xasprintf ("%s=%s", key, value);
+  if (!json_is_array (env))
+    {
+      env = json_array ();
+      json_object_set_new (rt, "Env", env);
+    }
+  json_array_foreach (env, i, e)
+    {
+      const char *s = json_string_value (e);
+      if (s && strncmp (s, key, n) == 0 && s[n] == '=')
+        {
+          json_array_set_new (env, i, json_string (kv));
+          free (kv);
+          return;
+        }
+    }
+  json_array_append_new (env, json_string (kv));
+  free (kv);
+}
+
+static void
+history (struct build *b, struct stage *s, const char *created_by, bool empty)
+{
+  ob_image_config_add_history (s->config, b->created, created_by, NULL, empty);
+}
+
+char *
+ob_build_abs_path (struct stage *s, const char *p)
+{
+  const char *wd = json_string_value (json_object_get (ob_image_config_runtime (s->config), "WorkingDir"));
+  if (p[0] == '/')
+    return ob_xstrdup (p);
+  if (wd == NULL || *wd == '\0')
+    wd = "/";
+  return ob_xasprintf ("%s%s%s", wd, ob_str_has_suffix (wd, "/") ? "" : "/", p);
+}
+
+/* Clean an absolute path: collapse "//", ".", "..". */
+static char *
+clean_abs (const char *p)
+{
+  char **parts = NULL;
+  size_t n = 0;
+  cleanup_free char *copy = ob_xstrdup (p);
+  char *save = NULL;
+  struct ob_buf out = { 0 };
+  for (char *tok = strtok_r (copy, "/", &save); tok; tok = strtok_r (NULL, "/", &save))
+    {
+      if (strcmp (tok, ".") == 0)
+        continue;
+      if (strcmp (tok, "..") == 0)
+        {
+          if (n > 0)
+            n--;
+          continue;
+        }
+      parts = ob_xrealloc (parts, (n + 1) * sizeof *parts);
+      parts[n++] = tok;
+    }
+  for (size_t i = 0; i < n; i++)
+    {
+      ob_buf_addc (&out, '/');
+      ob_buf_adds (&out, parts[i]);
+    }
+  free (parts);
+  if (out.len == 0)
+    ob_buf_addc (&out, '/');
+  return ob_buf_steal (&out);
+}
+
+/* ---- stages ---- */
+
+struct stage *
+ob_build_find_stage (struct build *b, const char *name, size_t before)
+{
+  char *end;
+  long idx;
+  for (size_t i = 0; i < before && i < b->n_stages; i++)
+    if (b->stages[i].name && strcasecmp (b->stages[i].name, name) == 0)
+      return &b->stages[i];
+  idx = strtol (name, &end, 10);
+  if (*name && *end == '\0' && idx >= 0 && (size_t) idx < before && (size_t) idx < b->n_stages)
+    return &b->stages[idx];
+  return NULL;
+}
+
+static void
+stage_clear (struct stage *s)
+{
+  free (s->name);
+  json_decref (s->config);
+  for (size_t i = 0; i < s->n_layers; i++)
+    ob_descriptor_clear (&s->layers[i]);
+  free (s->layers);
+  free (s->base_name);
+  free (s->base_digest);
+  ob_tree_free (s->tree);
+  for (size_t i = 0; i < s->n_args; i++)
+    {
+      free (s->arg_keys[i]);
+      free (s->arg_vals[i]);
+    }
+  free (s->arg_keys);
+  free (s->arg_vals);
+  free (s->rootfs);
+}
+
+static void
+stage_add_layer (struct stage *s, const struct ob_descriptor *d)
+{
+  s->layers = ob_xrealloc (s->layers, (s->n_layers + 1) * sizeof *s->layers);
+  s->layers[s->n_layers] = *d;
+  s->layers[s->n_layers].media_type = ob_xstrdup (d->media_type);
+  s->n_layers++;
+}
+
+int
+ob_build_stage_tree (struct build *b, struct stage *s, ob_error_t *err)
+{
+  if (s->tree)
+    return 0;
+  s->tree = ob_tree_new ();
+  for (size_t i = 0; i < s->n_layers; i++)
+    {
+      cleanup_close int fd = -1;
+      if (ob_txn_blob_open (b->txn, s->layers[i].digest, &fd, err) < 0
+          || ob_tree_add_layer (s->tree, fd, err) < 0)
+        return ob_error_wrap (err, "layer %s", s->layers[i].digest);
+    }
+  return 0;
+}
+
+int
+ob_build_read_image_file (struct build *b, struct stage *s, const char *path, char **out,
+                          ob_error_t *err)
+{
+  int *fds = ob_xmalloc0 ((s->n_layers + 1) * sizeof (int));
+  size_t len, opened = 0;
+  int r = 0;
+  *out = NULL;
+  for (; opened < s->n_layers; opened++)
+    if (ob_txn_blob_open (b->txn, s->layers[opened].digest, &fds[opened], err) < 0)
+      {
+        r = -1;
+        break;
+      }
+  if (r == 0)
+    r = ob_layer_read_file (fds, s->n_layers, path, out, &len, err);
+  for (size_t i = 0; i < opened; i++)
+    close (fds[i]);
+  free (fds);
+  return r;
+}
+
+char *
+ob_build_scratch_dir (struct build *b, const char *what, ob_error_t *err)
+{
+  char *p = ob_xasprintf ("%s/%s-%u", ob_txn_scratch (b->txn), what, ++b->scratch_counter);
+  if (mkdir (p, 0755) < 0)
+    {
+      ob_error_make (err, OB_ERR_STORE, errno, "mkdir `%s`", p);
+      free (p);
+      return NULL;
+    }
+  return p;
+}
+
+int
+ob_build_commit_layer (struct build *b, struct stage *s, int upperfd, const char *created_by,
+                       ob_error_t *err)
+{
+  struct ob_changes *changes = NULL;
+  struct ob_layer_result res;
+  struct ob_descriptor d;
+  int fd, r;
+
+  if (ob_snapshot_scan (upperfd, &changes, err) < 0)
+    return -1;
+  if (ob_txn_blob_create (b->txn, &fd, err) < 0)
+    {
+      ob_changes_free (changes);
+      return -1;
+    }
+  memset (&res, 0, sizeof res);
+  r = ob_layer_write (upperfd, changes, fd, &b->lopts, &res, err);
+  ob_changes_free (changes);
+  if (r < 0)
+    {
+      close (fd);
+      return -1;
+    }
+  if (ob_txn_blob_commit (b->txn, fd, res.digest, err) < 0)
+    return -1;
+  d.media_type = (char *) res.media_type;
+  strcpy (d.digest, res.digest);
+  d.size = res.size;
+  stage_add_layer (s, &d);
+  ob_image_config_add_diff_id (s->config, res.diff_id);
+  history (b, s, created_by, false);
+  if (s->tree)
+    {
+      cleanup_close int rfd = -1;
+      if (ob_txn_blob_open (b->txn, res.digest, &rfd, err) < 0 || ob_tree_add_layer (s->tree, rfd, err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
+static void
+lremovexattr_at (int dfd, const char *path)
+{
+  cleanup_close int fd = openat (dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0)
+    fremovexattr (fd, OB_OWNER_XATTR);
+}
+
+int
+ob_build_fix_ancestors (struct build *b, struct stage *s, int upperfd, const char *dir,
+                        ob_error_t *err)
+{
+  cleanup_free char *path = clean_abs (dir);
+  size_t n = strlen (path);
+  if (ob_build_stage_tree (b, s, err) < 0)
+    return -1;
+  for (size_t i = 1; i <= n; i++)
+    {
+      if (path[i] != '/' && path[i] != '\0')
+        continue;
+      char saved = path[i];
+      path[i] = '\0';
+      const struct ob_tree_stat *st = ob_tree_lookup (s->tree, path);
+      struct stat cur;
+      if (st && S_ISDIR (st->mode) && fstatat (upperfd, path + 1, &cur, AT_SYMLINK_NOFOLLOW) == 0
+          && S_ISDIR (cur.st_mode))
+        {
+          struct timespec ts[2] = { { st->mtime, 0 }, { st->mtime, 0 } };
+          if (fchownat (upperfd, path + 1, st->uid, st->gid, AT_SYMLINK_NOFOLLOW) == 0)
+            lremovexattr_at (upperfd, path + 1);
+          else if (errno == EPERM || errno == EINVAL)
+            {
+              /* not representable in this user namespace: record it */
+              if (ob_build_record_owner (upperfd, path + 1, st->uid, st->gid, err) < 0)
+                return -1;
+            }
+          else
+            return ob_error_make (err, OB_ERR_STORE, errno, "chown `%s`", path);
+          if (fchmodat (upperfd, path + 1, st->mode & 07777, 0) < 0)
+            return ob_error_make (err, OB_ERR_STORE, errno, "chmod `%s`", path);
+          if (utimensat (upperfd, path + 1, ts, AT_SYMLINK_NOFOLLOW) < 0)
+            return ob_error_make (err, OB_ERR_STORE, errno, "utimensat `%s`", path);
+        }
+      path[i] = saved;
+    }
+  return 0;
+}
+
+int
+ob_build_workdir_mkdir (struct build *b, struct stage *s, const char *dir, ob_error_t *err)
+{
+  cleanup_free char *canon = NULL;
+  cleanup_free char *upper = NULL;
+  cleanup_close int upperfd = -1;
+  const struct ob_tree_stat *st;
+  cleanup_free char *created_by = NULL;
+
+  if (ob_build_stage_tree (b, s, err) < 0)
+    return -1;
+  canon = ob_tree_resolve (s->tree, dir, true);
+  st = ob_tree_lookup (s->tree, canon);
+  if (st && S_ISDIR (st->mode))
+    return 0;
+  upper = ob_build_scratch_dir (b, "workdir", err);
+  if (upper == NULL)
+    return -1;
+  upperfd = open (upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (upperfd < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", upper);
+  if (strcmp (canon, "/") != 0 && ob_mkdir_p_at (upperfd, canon + 1, 0755, err) < 0)
+    return -1;
+  if (ob_build_fix_ancestors (b, s, upperfd, canon, err) < 0)
+    return -1;
+  created_by = ob_xasprintf ("WORKDIR %s", dir);
+  /* history is added by the caller through commit_layer */
+  if (ob_build_commit_layer (b, s, upperfd, created_by, err) < 0)
+    return -1;
+  return ob_rm_rf_at (AT_FDCWD, upper, err);
+}
+
+/* ---- FROM ---- */
+
+static int
+parse_platform (const char *p, char **os, char **arch, char **variant, ob_error_t *err)
+{
+  cleanup_free char *c = ob_xstrdup (p);
+  char *a = strchr (c, '/'), *v;
+  if (a == NULL)
+    return ob_error_make (err, OB_ERR_DOCKERFILE, 0, "invalid platform `%s`: expected os/arch[/variant]", p);
+  *a++ = '\0';
+  v = strchr (a, '/');
+  if (v)
+    *v++ = '\0';
+  if (*c == '\0' || *a == '\0')
+    return ob_error_make (err, OB_ERR_DOCKERFILE, 0, "invalid platform `%s`: expected os/arch[/variant]", p);
+  *os = ob_xstrdup (c);
+  *arch = ob_xstrdup (a);
+  *variant = v && *v ? ob_xstrdup (v) : NULL;
+  return 0;
+}
+
+static int
+load_local_image (struct build *b, struct stage *s, const char *ref, ob_error_t *err)
+{
+  struct ob_descriptor md = { 0 };
+  struct ob_manifest *m = NULL;
+  cleanup_free char *mdata = NULL;
+  cleanup_free char *cdata = NULL;
+  cleanup_free char *norm = NULL;
+  size_t mlen, clen;
+  json_t *ids;
+
+  if (ob_digest_valid (ref))
+    norm = ob_xstrdup (ref);
+  else if (ob_image_ref_normalize (ref, &norm, err) < 0)
+    return ob_error_set_kind (err, OB_ERR_DOCKERFILE);
+  if (ob_layout_resolve (b->o->store->oci, norm, &md, err) < 0)
+    {
+      ob_error_free (err);
+      return ob_error_make (err, OB_ERR_IMAGE, 0,
+                            "base image `%s` not found in the local store (%s); import one with "
+                            "`obuild import ROOTFS.tar %s`",
+                            ref, ob_layout_path (b->o->store->oci), norm);
+    }
+  if (ob_layout_blob_read (b->o->store->oci, md.digest, &mdata, &mlen, err) < 0
+      || ob_image_manifest_parse (mdata, mlen, &m, err) < 0)
+    {
+      ob_descriptor_clear (&md);
+      return ob_error_wrap (err, "image `%s`", ref);
+    }
+  if (ob_layout_blob_read (b->o->store->oci, m->config.digest, &cdata, &clen, err) < 0
+      || ob_image_config_parse (cdata, clen, &s->config, err) < 0)
+    {
+      ob_descriptor_clear (&md);
+      ob_manifest_free (m);
+      return ob_error_wrap (err, "image `%s`", ref);
+    }
+  ids = json_object_get (json_object_get (s->config, "rootfs"), "diff_ids");
+  if (json_array_size (ids) != m->n_layers)
+    {
+      ob_descriptor_clear (&md);
+      ob_manifest_free (m);
+      return ob_error_make (err, OB_ERR_IMAGE, 0, "image `%s`: %zu layers but %zu diff_ids", ref,
+                            m->n_layers, json_array_size (ids));
+    }
+  for (size_t i = 0; i < m->n_layers; i++)
+    stage_add_layer (s, &m->layers[i]);
+  s->base_name = ob_xstrdup (norm);
+  s->base_digest = ob_xstrdup (md.digest);
+  ob_descriptor_clear (&md);
+  ob_manifest_free (m);
+  return 0;
+}
+
+static int run_instr (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err);
+
+static int
+do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err)
+{
+  struct lookup l = { b, NULL };
+  cleanup_free char *image = NULL;
+  const struct ob_flag *pf = ob_instr_flag (in, "platform");
+  struct stage *src;
+  json_t *onbuild;
+
+  if (ob_dockerfile_word (in->from_image, b->df->escape, ob_build_lookup, &l, &image, err) < 0)
+    return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+  if (*image == '\0')
+    return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "FROM: empty image name after expansion of `%s`",
+                                 in->from_image);
+  src = ob_build_find_stage (b, image, s->index);
+  if (src && (src->name == NULL || strcasecmp (src->name, image) != 0))
+    src = NULL; /* FROM takes stage names, not indexes */
+  if (strcmp (image, "scratch") == 0)
+    {
+      cleanup_free char *os = NULL, *arch = NULL, *variant = NULL;
+      if (pf && pf->value)
+        {
+          cleanup_free char *pv = NULL;
+          if (ob_dockerfile_word (pf->value, b->df->escape, ob_build_lookup, &l, &pv, err) < 0
+              || parse_platform (pv, &os, &arch, &variant, err) < 0)
+            return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+        }
+      s->config = ob_image_config_new (os ? os : "linux", arch ? arch : ob_image_host_arch (),
+                                       arch ? variant : ob_image_host_variant ());
+    }
+  else if (src)
+    {
+      s->config = json_deep_copy (src->config);
+      for (size_t i = 0; i < src->n_layers; i++)
+        stage_add_layer (s, &src->layers[i]);
+      s->base_name = src->base_name ? ob_xstrdup (src->base_name) : NULL;
+      s->base_digest = src->base_digest ? ob_xstrdup (src->base_digest) : NULL;
+    }
+  else if (load_local_image (b, s, image, err) < 0)
+    return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+
+  if (env_get (s->config, "PATH") == NULL)
+    env_set (s->config, "PATH", DEFAULT_PATH + 5);
+
+  /* ONBUILD triggers of the base run now, then are consumed. */
+  onbuild = json_incref (json_object_get (ob_image_config_runtime (s->config), "OnBuild"));
+  json_object_del (ob_image_config_runtime (s->config), "OnBuild");
+  if (json_is_array (onbuild))
+    {
+      size_t i;
+      json_t *t;
+      json_array_foreach (onbuild, i, t)
+        {
+          struct ob_instr *trig = NULL;
+          int r;
+          if (ob_dockerfile_parse_instr (b->dfname, in->line, json_string_value (t), b->df->escape, &trig, err) < 0)
+            {
+              json_decref (onbuild);
+              return ob_error_wrap (err, "ONBUILD trigger of the base image");
+            }
+          blog (b, "  ONBUILD %s", json_string_value (t));
+          r = run_instr (b, s, trig, err);
+          ob_instr_free (trig);
+          if (r < 0)
+            {
+              json_decref (onbuild);
+              return -1;
+            }
+        }
+    }
+  json_decref (onbuild);
+  return 0;
+}
+
+/* ---- metadata instructions ---- */
+
+static int
+do_kv (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err)
+{
+  struct ob_buf hist = { 0 };
+  json_t *rt = ob_image_config_runtime (s->config);
+  ob_buf_adds (&hist, in->kind == OB_I_ENV ? "ENV" : "LABEL");
+  for (size_t i = 0; i < in->n_kvs; i++)
+    {
+      cleanup_free char *k = NULL, *v = NULL;
+      if (ob_build_word (b, s, in, in->kvs[i].key, &k, err) < 0
+          || ob_build_word (b, s, in, in->kvs[i].value ? in->kvs[i].value : "", &v, err) < 0)
+        {
+          ob_buf_free (&hist);
+          return -1;
+        }
+      if (*k == '\0')
+        {
+          ob_buf_free (&hist);
+          return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "%s names must not be empty",
+                                       ob_instr_kind_name (in->kind));
+        }
+      if (in->kind == OB_I_ENV)
+        env_set (s->config, k, v);
+      else
+        {
+          json_t *labels = json_object_get (rt, "Labels");
+          if (!json_is_object (labels))
+            {
+              labels = json_object ();
+              json_object_set_new (rt, "Labels", labels);
+            }
+          json_object_set_new (labels, k, json_string (v));
+        }
+      ob_buf_addc (&hist, ' ');
+      ob_buf_adds (&hist, k);
+      ob_buf_addc (&hist, '=');
+      ob_buf_adds (&hist, v);
+    }
+  history (b, s, hist.data, true);
+  ob_buf_free (&hist);
+  return 0;
+}
+
+static bool
+is_proxy_arg (const char *k)
+{
+  for (size_t i = 0; proxy_args[i]; i++)
+    if (strcmp (proxy_args[i], k) == 0)
+      return true;
+  return false;
+}
+
+static char *
+platform_arg (const char *name)
+{
+  const char *arch = ob_image_host_arch ();
+  const char *var = ob_image_host_variant ();
+  const char *prefixes[] = { "TARGET", "BUILD" };
+  for (size_t i = 0; i < 2; i++)
+    {
+      size_t pl = strlen (prefixes[i]);
+      if (strncmp (name, prefixes[i], pl) != 0)
+        continue;
+      const char *rest = name + pl;
+      if (strcmp (rest, "PLATFORM") == 0)
+        return var ? ob_xasprintf ("linux/%s/%s", arch, var) : ob_xasprintf ("linux/%s", arch);
+      if (strcmp (rest, "OS") == 0)
+        return ob_xstrdup ("linux");
+      if (strcmp (rest, "ARCH") == 0)
+        return ob_xstrdup (arch);
+      if (strcmp (rest, "VARIANT") == 0)
+        return ob_xstrdup (var ? var : "");
+    }
+  return NULL;
+}
+
+static int
+declare_arg (struct build *b, struct stage *s, const struct ob_instr *in, const struct ob_kv *kv,
+             ob_error_t *err)
+{
+  cleanup_free char *key = NULL;
+  char *val = NULL;
+  const char *given;
+  bool found;
+  struct lookup l = { b, s };
+
+  if (ob_dockerfile_word (kv->key, b->df->escape, ob_build_lookup, &l, &key, err) < 0)
+    return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+  if (*key == '\0')
+    return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "ARG names must not be empty");
+  if (kv->value && ob_dockerfile_word (kv->value, b->df->escape, ob_build_lookup, &l, &val, err) < 0)
+    return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+  given = build_arg (b, key, &found);
+  if (found)
+    {
+      mark_used (b, key);
+      if (given)
+        {
+          free (val);
+          val = ob_xstrdup (given);
+        }
+    }
+  if (val == NULL && s == NULL)
+    {
+      /* global scope: automatic platform args have values */
+      val = platform_arg (key);
+    }
+  else if (val == NULL)
+    {
+      /* inside a stage, an ARG without default inherits the global value */
+      for (size_t i = b->n_meta; i-- > 0;)
+        if (strcmp (b->meta_keys[i], key) == 0 && b->meta_vals[i])
+          {
+            val = ob_xstrdup (b->meta_vals[i]);
+            break;
+          }
+      if (val == NULL)
+        val = platform_arg (key);
+    }
+  if (s == NULL)
+    {
+      b->meta_keys = ob_xrealloc (b->meta_keys, (b->n_meta + 1) * sizeof (char *));
+      b->meta_vals = ob_xrealloc (b->meta_vals, (b->n_meta + 1) * sizeof (char *));
+      b->meta_keys[b->n_meta] = steal_pointer (&key);
+      b->meta_vals[b->n_meta] = val;
+      b->n_meta++;
+    }
+  else
+    {
+      s->arg_keys = ob_xrealloc (s->arg_keys, (s->n_args + 1) * sizeof (char *));
+      s->arg_vals = ob_xrealloc (s->arg_vals, (s->n_args + 1) * sizeof (char *));
+      s->arg_keys[s->n_args] = steal_pointer (&key);
+      s->arg_vals[s->n_args] = val;
+      s->n_args++;
+    }
+  return 0;
+}
+
+static int
+do_arg (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err)
+{
+  struct ob_buf hist = { 0 };
+  ob_buf_adds (&hist, "ARG");
+  for (size_t i = 0; i < in->n_kvs; i++)
+    {
+      if (declare_arg (b, s, in, &in->kvs[i], err) < 0)
+        {
+          ob_buf_free (&hist);
+          return -1;
+        }
+      ob_buf_addc (&hist, ' ');
+      ob_buf_adds (&hist, s->arg_keys[s->n_args - 1]);
+      if (s->arg_vals[s->n_args - 1])
+        {
+          ob_buf_addc (&hist, '=');
+          ob_buf_adds (&hist, s->arg_vals[s->n_args - 1]);
+        }
+    }
+  history (b, s, hist.data, true);
+  ob_buf_free (&hist);
+  return 0;
+}
+
+/* CMD, ENTRYPOINT, SHELL and HEALTHCHECK's command as a JSON array. */
+static json_t *
+command_array (struct stage *s, const struct ob_instr *in, bool shell_prefix)
+{
+  json_t *a = json_array ();
+  if (in->json)
+    {
+      for (size_t i = 0; i < in->n_args; i++)
+        json_array_append_new (a, json_string (in->args[i]));
+      return a;
+    }
+  if (shell_prefix)
+    {
+      json_t *sh = json_object_get (ob_image_config_runtime (s->config), "Shell");
+      if (json_is_array (sh) && json_array_size (sh) > 0)
+        json_array_extend (a, sh);
+      else
+        {
+          json_array_append_new (a, json_string ("/bin/sh"));
+          json_array_append_new (a, json_string ("-c"));
+        }
+    }
+  json_array_append_new (a, json_string (in->rest ? in->rest : ""));
+  return a;
+}
+
+static bool
+valid_signal (const char *s)
+{
+  static const char *const names[]
+      = { "HUP",  "INT",    "QUIT",  "ILL",  "TRAP", "ABRT",   "IOT",  "BUS",  "FPE",   "KILL", "USR1",
+          "SEGV", "USR2",   "PIPE",  "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP",  "TSTP", "TTIN",
+          "TTOU", "URG",    "XCPU",  "XFSZ", "VTALRM", "PROF", "WINCH", "IO",  "POLL",  "PWR",  "SYS",
+          NULL };
+  char *end;
+  long n;
+  if (*s == '\0')
+    return false;
+  n = strtol (s, &end, 10);
+  if (*end == '\0')
+    return n > 0 && n <= 64;
+  if (strncasecmp (s, "SIG", 3) == 0)
+    s += 3;
+  if (strncasecmp (s, "RTMIN", 5) == 0 || strncasecmp (s, "RTMAX", 5) == 0)
+    return true;
+  for (size_t i = 0; names[i]; i++)
+    if (strcasecmp (s, names[i]) == 0)
+      return true;
+  return false;
+}
+
+int
+ob_build_parse_duration (const char *s, int64_t *out, ob_error_t *err)
+{
+  const char *p = s;
+  double total = 0;
+  if (*p == '\0')
+    return ob_error_make (err, OB_ERR_DOCKERFILE, 0, "invalid duration `%s`", s);
+  if (strcmp (s, "0") == 0)
+    {
+      *out = 0;
+      return 0;
+    }
+  while (*p)
+    {
+      char *end;
+      double v = strtod (p, &end);
+      double unit;
+      if (end == p || v < 0)
+        return ob_error_make (err, OB_ERR_DOCKERFILE, 0, "invalid duration `%s`", s);
+      p = end;
+      if (strncmp (p, "ns", 2) == 0)
+        unit = 1, p += 2;
+      else if (strncmp (p, "us", 2) == 0 || strncmp (p, "µs", 3) == 0)
+        unit = 1e3, p += (p[0] == 'u' ? 2 : 3);
+      else if (strncmp (p, "ms", 2) == 0)
+        unit = 1e6, p += 2;
+      else if (*p == 's')
+        unit = 1e9, p += 1;
+      else if (*p == 'm')
+        unit = 60e9, p += 1;
+      else if (*p == 'h')
+        unit = 3600e9, p += 1;
+      else
+        return ob_error_make (err, OB_ERR_DOCKERFILE, 0, "invalid duration `%s`: missing unit", s);
+      total += v * unit;
+    }
+  *out = (int64_t) total;
+  return 0;
+}
+
+static int
+do_healthcheck (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err)
+{
+  json_t *hc = json_object ();
+  static const char *const opts[][2] = { { "interval", "Interval" }, { "timeout", "Timeout" },
+                                         { "start-period", "StartPeriod" },
+                                         { "start-interval", "StartInterval" } };
+  if (in->healthcheck_none)
+    {
+      json_t *t = json_array ();
+      json_array_append_new (t, json_string ("NONE"));
+      json_object_set_new (hc, "Test", t);
+    }
+  else
+    {
+      json_t *t = json_array ();
+      json_array_append_new (t, json_string (in->json ? "CMD" : "CMD-SHELL"));
+      json_t *cmd = command_array (s, in, false);
+      json_array_extend (t, cmd);
+      json_decref (cmd);
+      json_object_set_new (hc, "Test", t);
+      for (size_t i = 0; i < 4; i++)
+        {
+          const struct ob_flag *f = ob_instr_flag (in, opts[i][0]);
+          int64_t ns;
+          if (f == NULL)
+            continue;
+          if (ob_build_parse_duration (f->value ? f->value : "", &ns, err) < 0)
+            {
+              json_decref (hc);
+              return ob_error_wrap (err, "%s:%d: HEALTHCHECK --%s", b->dfname, in->line, opts[i][0]);
+            }
+          if (ns != 0 && ns < 1000000)
+            {
+              json_decref (hc);
+              return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE,
+                                           "HEALTHCHECK --%s cannot be less than 1ms", opts[i][0]);
+            }
+          json_object_set_new (hc, opts[i][1], json_integer (ns));
+        }
+      const struct ob_flag *r = ob_instr_flag (in, "retries");
+      if (r)
+        {
+          char *end;
+          long n = strtol (r->value ? r->value : "", &end, 10);
+          if (r->value == NULL || *r->value == '\0' || *end || n < 0)
+            {
+              json_decref (hc);
+              return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE,
+                                           "HEALTHCHECK --retries must be a non-negative integer");
+            }
+          json_object_set_new (hc, "Retries", json_integer (n));
+        }
+    }
+  json_object_set_new (ob_image_config_runtime (s->config), "Healthcheck", hc);
+  history (b, s, in->original, true);
+  return 0;
+}
+
+/* Expand an EXPOSE word into "port/proto" keys (ranges expanded). */
+static int
+expose_word (struct build *b, const struct ob_instr *in, const char *w, json_t *ports, ob_error_t *err)
+{
+  cleanup_free char *c = ob_xstrdup (w);
+  char *proto = strchr (c, '/');
+  char *dash, *end;
+  long lo, hi;
+  if (proto)
+    {
+      *proto++ = '\0';
+      for (char *p = proto; *p; p++)
+        *p = tolower ((unsigned char) *p);
+      if (strcmp (proto, "tcp") != 0 && strcmp (proto, "udp") != 0 && strcmp (proto, "sctp") != 0)
+        return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "EXPOSE %s: invalid protocol", w);
+    }
+  dash = strchr (c, '-');
+  if (dash)
+    *dash = '\0';
+  lo = strtol (c, &end, 10);
+  if (*c == '\0' || *end || lo < 0 || lo > 65535)
+    return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "EXPOSE %s: invalid port", w);
+  hi = lo;
+  if (dash)
+    {
+      hi = strtol (dash + 1, &end, 10);
+      if (dash[1] == '\0' || *end || hi < lo || hi > 65535)
+        return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "EXPOSE %s: invalid port range", w);
+    }
+  for (long p = lo; p <= hi; p++)
+    {
+      char key[32];
+      snprintf (key, sizeof key, "%ld/%s", p, proto ? proto : "tcp");
+      json_object_set_new (ports, key, json_object ());
+    }
+  return 0;
+}
+
+static int
+do_meta (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err)
+{
+  json_t *rt = ob_image_config_runtime (s->config);
+  cleanup_free char *w = NULL;
+  cleanup_free char *hist = NULL;
+  cleanup_strv char **words = NULL;
+
+  switch (in->kind)
+    {
+    case OB_I_CMD:
+      json_object_set_new (rt, "Cmd", command_array (s, in, true));
+      s->cmd_set = true;
+      break;
+    case OB_I_ENTRYPOINT:
+      json_object_set_new (rt, "Entrypoint", command_array (s, in, true));
+      if (!s->cmd_set)
+        json_object_del (rt, "Cmd");
+      break;
+    case OB_I_SHELL:
+      if (!in->json || in->n_args == 0)
+        return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "SHELL requires a JSON array");
+      json_object_set_new (rt, "Shell", command_array (s, in, false));
+      break;
+    case OB_I_USER:
+    case OB_I_STOPSIGNAL:
+    case OB_I_MAINTAINER:
+      if (ob_build_word (b, s, in, in->rest ? in->rest : "", &w, err) < 0)
+        return -1;
+      if (*w == '\0')
+        return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "%s requires an argument",
+                                     ob_instr_kind_name (in->kind));
+      if (in->kind == OB_I_USER)
+        json_object_set_new (rt, "User", json_string (w));
+      else if (in->kind == OB_I_MAINTAINER)
+        json_object_set_new (s->config, "author", json_string (w));
+      else
+        {
+          if (!valid_signal (w))
+            return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "STOPSIGNAL: invalid signal `%s`", w);
+          json_object_set_new (rt, "StopSignal", json_string (w));
+        }
+      hist = ob_xasprintf ("%s %s", ob_instr_kind_name (in->kind), w);
+      break;
+    case OB_I_EXPOSE:
+    case OB_I_VOLUME:
+      {
+        const char *key = in->kind == OB_I_EXPOSE ? "ExposedPorts" : "Volumes";
+        json_t *obj = json_object_get (rt, key);
+        struct ob_buf h = { 0 };
+        if (build_words (b, s, in, &words, err) < 0)
+          return -1;
+        if (ob_strv_len (words) == 0)
+          return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "%s requires at least one argument",
+                                       ob_instr_kind_name (in->kind));
+        if (!json_is_object (obj))
+          {
+            obj = json_object ();
+            json_object_set_new (rt, key, obj);
+          }
+        ob_buf_adds (&h, ob_instr_kind_name (in->kind));
+        for (size_t i = 0; words[i]; i++)
+          {
+            if (in->kind == OB_I_EXPOSE)
+              {
+                if (expose_word (b, in, words[i], obj, err) < 0)
+                  {
+                    ob_buf_free (&h);
+                    return -1;
+                  }
+              }
+            else
+              {
+                if (*words[i] == '\0')
+                  {
+                    ob_buf_free (&h);
+                    return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "VOLUME specified can not be an empty string");
+                  }
+                json_object_set_new (obj, words[i], json_object ());
+              }
+            ob_buf_addc (&h, ' ');
+            ob_buf_adds (&h, words[i]);
+          }
+        hist = ob_buf_steal (&h);
+        break;
+      }
+    case OB_I_WORKDIR:
+      {
+        cleanup_free char *abs = NULL;
+        char *clean;
+        if (ob_build_word (b, s, in, in->rest ? in->rest : "", &w, err) < 0)
+          return -1;
+        if (*w == '\0')
+          return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "WORKDIR requires an argument");
+        abs = ob_build_abs_path (s, w);
+        clean = clean_abs (abs);
+        json_object_set_new (rt, "WorkingDir", json_string (clean));
+        hist = ob_xasprintf ("WORKDIR %s", clean);
+        free (clean);
+        {
+          size_t before = s->n_layers;
+          if (ob_build_workdir_mkdir (b, s, hist + 8, err) < 0)
+            return ob_error_wrap (err, "%s:%d: WORKDIR", b->dfname, in->line);
+          if (s->n_layers != before)
+            return 0; /* commit_layer wrote the history entry */
+        }
+        break;
+      }
+    case OB_I_ONBUILD:
+      {
+        json_t *ob = json_object_get (rt, "OnBuild");
+        if (!json_is_array (ob))
+          {
+            ob = json_array ();
+            json_object_set_new (rt, "OnBuild", ob);
+          }
+        json_array_append_new (ob, json_string (in->onbuild_text ? in->onbuild_text : ""));
+        break;
+      }
+    default:
+      break;
+    }
+  history (b, s, hist ? hist : in->original, true);
+  return 0;
+}
+
+static int
+run_instr (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err)
+{
+  switch (in->kind)
+    {
+    case OB_I_FROM:
+      return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "FROM is not allowed here");
+    case OB_I_ENV:
+    case OB_I_LABEL:
+      return do_kv (b, s, in, err);
+    case OB_I_ARG:
+      return do_arg (b, s, in, err);
+    case OB_I_HEALTHCHECK:
+      return do_healthcheck (b, s, in, err);
+    case OB_I_COPY:
+    case OB_I_ADD:
+      return ob_build_copy (b, s, in, err);
+    case OB_I_RUN:
+      return ob_build_instr_error (b, in, err, OB_ERR_STEP,
+                                   "RUN is not supported by this version of obuild yet");
+    case OB_I_CMD:
+    case OB_I_ENTRYPOINT:
+    case OB_I_SHELL:
+    case OB_I_USER:
+    case OB_I_STOPSIGNAL:
+    case OB_I_MAINTAINER:
+    case OB_I_EXPOSE:
+    case OB_I_VOLUME:
+    case OB_I_WORKDIR:
+    case OB_I_ONBUILD:
+      return do_meta (b, s, in, err);
+    }
+  return ob_build_instr_error (b, in, err, OB_ERR_GENERIC, "unhandled instruction");
+}
+
+/* ---- planning ---- */
+
+/* Names of stages an instruction depends on (FROM <stage>, COPY --from). */
+static void
+mark_needed (struct build *b, size_t idx)
+{
+  struct stage *s = &b->stages[idx];
+  if (s->needed)
+    return;
+  s->needed = true;
+  for (size_t i = s->first; i < s->end; i++)
+    {
+      const struct ob_instr *in = &b->df->instrs[i];
+      const char *ref = NULL;
+      cleanup_free char *exp = NULL;
+      struct lookup l = { b, NULL };
+      ob_error_t e = NULL;
+      if (in->kind == OB_I_FROM)
+        ref = in->from_image;
+      else if (in->kind == OB_I_COPY || in->kind == OB_I_ADD)
+        {
+          const struct ob_flag *f = ob_instr_flag (in, "from");
+          ref = f ? f->value : NULL;
+        }
+      if (ref == NULL)
+        continue;
+      if (ob_dockerfile_word (ref, b->df->escape, ob_build_lookup, &l, &exp, &e) < 0)
+        {
+          ob_error_free (&e);
+          continue;
+        }
+      struct stage *dep = ob_build_find_stage (b, exp, idx);
+      if (dep && (in->kind != OB_I_FROM || (dep->name && strcasecmp (dep->name, exp) == 0)))
+        mark_needed (b, dep->index);
+    }
+}
+
+static int
+plan (struct build *b, size_t *target, ob_error_t *err)
+{
+  struct ob_dockerfile *df = b->df;
+  size_t i = 0;
+  /* ARGs before the first FROM */
+  for (; i < df->n_instrs && df->instrs[i].kind != OB_I_FROM; i++)
+    {
+      const struct ob_instr *in = &df->instrs[i];
+      if (in->kind != OB_I_ARG)
+        return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "%s before the first FROM (only ARG may come before it)",
+                                     ob_instr_kind_name (in->kind));
+      for (size_t k = 0; k < in->n_kvs; k++)
+        if (declare_arg (b, NULL, in, &in->kvs[k], err) < 0)
+          return -1;
+    }
+  if (i == df->n_instrs)
+    return ob_error_make (err, OB_ERR_DOCKERFILE, 0, "%s: no FROM instruction", b->dfname);
+  for (; i < df->n_instrs; i++)
+    {
+      const struct ob_instr *in = &df->instrs[i];
+      if (in->kind == OB_I_FROM)
+        {
+          struct stage *s;
+          b->stages = ob_xrealloc (b->stages, (b->n_stages + 1) * sizeof *b->stages);
+          s = &b->stages[b->n_stages];
+          memset (s, 0, sizeof *s);
+          s->index = b->n_stages++;
+          s->first = i;
+          s->name = in->from_stage ? ob_xstrdup (in->from_stage) : NULL;
+          for (size_t k = 0; k + 1 < b->n_stages; k++)
+            if (s->name && b->stages[k].name && strcasecmp (b->stages[k].name, s->name) == 0)
+              return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "duplicate stage name `%s`", s->name);
+        }
+      b->stages[b->n_stages - 1].end = i + 1;
+    }
+  *target = b->n_stages - 1;
+  if (b->o->target)
+    {
+      bool found = false;
+      for (size_t k = 0; k < b->n_stages; k++)
+        if (b->stages[k].name && strcasecmp (b->stages[k].name, b->o->target) == 0)
+          {
+            *target = k;
+            found = true;
+          }
+      if (!found)
+        return ob_error_make (err, OB_ERR_USAGE, 0, "--target: no stage named `%s` in %s", b->o->target,
+                              b->dfname);
+    }
+  mark_needed (b, *target);
+  for (size_t k = 0; k < b->n_stages; k++)
+    if (b->stages[k].needed)
+      b->total_steps += b->stages[k].end - b->stages[k].first;
+  return 0;
+}
+
+static int
+build_stage (struct build *b, struct stage *s, ob_error_t *err)
+{
+  for (size_t i = s->first; i < s->end; i++)
+    {
+      const struct ob_instr *in = &b->df->instrs[i];
+      int r;
+      b->step++;
+      blog (b, "STEP %zu/%zu: %s", b->step, b->total_steps, in->original);
+      r = in->kind == OB_I_FROM ? do_from (b, s, in, err) : run_instr (b, s, in, err);
+      if (r < 0)
+        return -1;
+    }
+  s->built = true;
+  return 0;
+}
+
+/* ---- reading the Dockerfile ---- */
+
+static int
+load_dockerfile (struct build *b, ob_error_t *err)
+{
+  const struct ob_build_opts *o = b->o;
+  cleanup_free char *text = NULL;
+  size_t len = 0;
+  if (o->dockerfile_text)
+    {
+      b->dfname = ob_xstrdup (o->dockerfile ? o->dockerfile : "-");
+      return ob_dockerfile_parse (b->dfname, o->dockerfile_text, o->dockerfile_len, &b->df, err);
+    }
+  if (o->dockerfile)
+    {
+      ob_error_t e = NULL;
+      b->dfname = ob_xstrdup (o->dockerfile);
+      if (ob_read_file_at (AT_FDCWD, o->dockerfile, &text, &len, &e) < 0)
+        {
+          int st = e->status;
+          ob_error_free (&e);
+          return ob_error_make (err, OB_ERR_CONTEXT, st, "cannot read Dockerfile `%s`", o->dockerfile);
+        }
+    }
+  else
+    {
+      static const char *const names[] = { "Dockerfile", "Containerfile" };
+      for (size_t i = 0; i < 2 && text == NULL; i++)
+        {
+          ob_error_t e = NULL;
+          if (ob_read_file_at (b->ctxfd, names[i], &text, &len, &e) == 0)
+            b->dfname = ob_xstrdup (names[i]);
+          else if (e->status != ENOENT)
+            {
+              int st = e->status;
+              ob_error_free (&e);
+              return ob_error_make (err, OB_ERR_CONTEXT, st, "cannot read `%s/%s`", o->context_dir, names[i]);
+            }
+          ob_error_free (&e);
+        }
+      if (text == NULL)
+        return ob_error_make (err, OB_ERR_CONTEXT, 0, "no Dockerfile or Containerfile in `%s` (use -f FILE)",
+                              o->context_dir);
+    }
+  return ob_dockerfile_parse (b->dfname, text, len, &b->df, err);
+}
+
+/* ---- the final image ---- */
+
+static int
+write_image (struct build *b, struct stage *s, struct ob_build_result *res, ob_error_t *err)
+{
+  json_t *rt = ob_image_config_runtime (s->config);
+  cleanup_free char *cfg = NULL;
+  cleanup_free char *man = NULL;
+  struct ob_descriptor cd, md;
+  json_t *annotations = json_object (), *manifest;
+
+  for (size_t i = 0; b->o->labels && b->o->labels[i]; i++)
+    {
+      const char *eq = strchr (b->o->labels[i], '=');
+      cleanup_free char *k = eq ? ob_xstrndup (b->o->labels[i], eq - b->o->labels[i]) : ob_xstrdup (b->o->labels[i]);
+      json_t *labels = json_object_get (rt, "Labels");
+      if (!json_is_object (labels))
+        {
+          labels = json_object ();
+          json_object_set_new (rt, "Labels", labels);
+        }
+      json_object_set_new (labels, k, json_string (eq ? eq + 1 : ""));
+    }
+  ob_image_config_set_created (s->config, b->created);
+  if (ob_image_config_check (s->config, err) < 0)
+    {
+      json_decref (annotations);
+      return -1;
+    }
+  cfg = ob_json_canonical (s->config);
+  cd.media_type = (char *) OB_MT_OCI_CONFIG;
+  cd.size = strlen (cfg);
+  if (ob_txn_blob_put (b->txn, cfg, strlen (cfg), cd.digest, err) < 0)
+    {
+      json_decref (annotations);
+      return -1;
+    }
+  if (s->base_name && s->base_digest)
+    {
+      json_object_set_new (annotations, "org.opencontainers.image.base.name", json_string (s->base_name));
+      json_object_set_new (annotations, "org.opencontainers.image.base.digest", json_string (s->base_digest));
+    }
+  if (b->o->have_epoch)
+    json_object_set_new (annotations, "org.opencontainers.image.created", json_string (b->created));
+  manifest = ob_image_manifest_new (&cd, s->layers, s->n_layers, annotations);
+  json_decref (annotations);
+  man = ob_json_canonical (manifest);
+  json_decref (manifest);
+  md.media_type = (char *) OB_MT_OCI_MANIFEST;
+  md.size = strlen (man);
+  if (ob_txn_blob_put (b->txn, man, strlen (man), md.digest, err) < 0)
+    return -1;
+  strcpy (res->manifest_digest, md.digest);
+  res->manifest_size = md.size;
+  strcpy (res->config_digest, cd.digest);
+  if (ob_txn_commit (b->txn, &md, b->o->tags, err) < 0)
+    return -1;
+
+  if (b->o->output_dir)
+    {
+      struct ob_layout *out = NULL;
+      struct ob_txn *t2 = NULL;
+      cleanup_free char *parent = NULL;
+      int r;
+      if (ob_layout_open (b->o->output_dir, true, &out, err) < 0)
+        return ob_error_wrap (err, "--output");
+      parent = ob_xasprintf ("%s/..", b->o->output_dir);
+      if (ob_txn_begin (out, parent, &t2, err) < 0)
+        {
+          ob_layout_close (out);
+          return ob_error_wrap (err, "--output");
+        }
+      r = ob_txn_blob_copy_from (t2, b->o->store->oci, md.digest, err);
+      if (r == 0)
+        r = ob_txn_blob_copy_from (t2, b->o->store->oci, cd.digest, err);
+      for (size_t i = 0; r == 0 && i < s->n_layers; i++)
+        r = ob_txn_blob_copy_from (t2, b->o->store->oci, s->layers[i].digest, err);
+      if (r == 0)
+        r = ob_txn_commit (t2, &md, b->o->tags, err);
+      ob_txn_free (t2);
+      ob_layout_close (out);
+      if (r < 0)
+        return ob_error_wrap (err, "--output `%s`", b->o->output_dir);
+    }
+  return 0;
+}
+
+int
+ob_build_run (const struct ob_build_opts *o, struct ob_build_result *res, ob_error_t *err)
+{
+  struct build b;
+  size_t target = 0;
+  int r = -1;
+
+  memset (&b, 0, sizeof b);
+  memset (res, 0, sizeof *res);
+  b.o = o;
+  b.lopts.compression = o->compression;
+  b.lopts.level = o->compression_level;
+  b.lopts.clamp_mtime = o->have_epoch;
+  b.lopts.mtime_max = o->epoch;
+  b.created = ob_image_timestamp (o->have_epoch ? o->epoch : (int64_t) time (NULL));
+  b.ctxfd = open (o->context_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (b.ctxfd < 0)
+    {
+      ob_error_make (err, OB_ERR_CONTEXT, errno, "build context `%s`", o->context_dir);
+      free (b.created);
+      return -1;
+    }
+  if (load_dockerfile (&b, err) < 0 || ob_ignore_load (b.ctxfd, &b.ig, err) < 0)
+    goto out;
+  if (plan (&b, &target, err) < 0)
+    goto out;
+  if (ob_txn_begin (o->store->oci, o->store->tmp, &b.txn, err) < 0)
+    goto out;
+  for (size_t i = 0; i <= target; i++)
+    if (b.stages[i].needed && build_stage (&b, &b.stages[i], err) < 0)
+      goto out;
+  blog (&b, "COMMIT %s", o->tags && o->tags[0] ? o->tags[0] : "");
+  if (write_image (&b, &b.stages[target], res, err) < 0)
+    goto out;
+  for (size_t i = 0; o->build_args && o->build_args[i]; i++)
+    {
+      cleanup_free char *k = ob_xstrndup (o->build_args[i], strcspn (o->build_args[i], "="));
+      bool used = is_proxy_arg (k);
+      for (size_t j = 0; !used && b.used_args && b.used_args[j]; j++)
+        used = strcmp (b.used_args[j], k) == 0;
+      if (!used)
+        ob_strv_take (&res->warnings, ob_xasprintf ("build argument `%s` was not consumed by any ARG", k));
+    }
+  r = 0;
+out:
+  ob_txn_free (b.txn);
+  for (size_t i = 0; i < b.n_stages; i++)
+    stage_clear (&b.stages[i]);
+  free (b.stages);
+  for (size_t i = 0; i < b.n_meta; i++)
+    {
+      free (b.meta_keys[i]);
+      free (b.meta_vals[i]);
+    }
+  free (b.meta_keys);
+  free (b.meta_vals);
+  ob_strv_free (b.used_args);
+  ob_dockerfile_free (b.df);
+  ob_ignore_free (b.ig);
+  free (b.dfname);
+  free (b.created);
+  close (b.ctxfd);
+  return r;
+}
+
+void
+ob_build_result_clear (struct ob_build_result *res)
+{
+  ob_strv_free (res->warnings);
+  res->warnings = NULL;
+}

@@ -1,0 +1,447 @@
+/* build: COPY and ADD. */
+#include "config.h"
+#include "build_priv.h"
+#include <obuild/layer.h>
+#include <obuild/userns.h>
+#include <obuild/util.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+int
+ob_build_parse_chmod (const char *s, mode_t *out, ob_error_t *err)
+{
+  char *end;
+  long v;
+  if (*s == '\0')
+    return ob_error_make (err, OB_ERR_DOCKERFILE, 0, "invalid --chmod value `%s`", s);
+  for (const char *p = s; *p; p++)
+    if (*p < '0' || *p > '7')
+      return ob_error_make (err, OB_ERR_DOCKERFILE, 0,
+                            "invalid --chmod value `%s`: expected an octal mode such as 0755", s);
+  v = strtol (s, &end, 8);
+  if (*end || v < 0 || v > 07777)
+    return ob_error_make (err, OB_ERR_DOCKERFILE, 0, "invalid --chmod value `%s`", s);
+  *out = (mode_t) v;
+  return 0;
+}
+
+static bool
+all_digits (const char *s)
+{
+  if (*s == '\0')
+    return false;
+  for (; *s; s++)
+    if (!isdigit ((unsigned char) *s))
+      return false;
+  return true;
+}
+
+/* Find `name` in a passwd/group text; returns field 3 (id) and, for
+ * passwd, field 4 (primary gid). */
+static bool
+lookup_db (const char *db, const char *name, long *id, long *gid)
+{
+  const char *line = db;
+  size_t nl = strlen (name);
+  while (line && *line)
+    {
+      const char *eol = strchr (line, '\n');
+      size_t len = eol ? (size_t) (eol - line) : strlen (line);
+      if (len > nl && strncmp (line, name, nl) == 0 && line[nl] == ':')
+        {
+          cleanup_free char *l = ob_xstrndup (line, len);
+          char *f[5] = { 0 };
+          char *p = l;
+          for (int i = 0; i < 5 && p; i++)
+            {
+              f[i] = p;
+              p = strchr (p, ':');
+              if (p)
+                *p++ = '\0';
+            }
+          if (f[2] && all_digits (f[2]))
+            {
+              *id = strtol (f[2], NULL, 10);
+              if (gid)
+                *gid = f[3] && all_digits (f[3]) ? strtol (f[3], NULL, 10) : -1;
+              return true;
+            }
+        }
+      line = eol ? eol + 1 : NULL;
+    }
+  return false;
+}
+
+int
+ob_build_resolve_owner (const char *spec, const char *passwd, const char *group, uid_t *uid,
+                        gid_t *gid, ob_error_t *err)
+{
+  cleanup_free char *u = ob_xstrdup (spec);
+  char *g = strchr (u, ':');
+  long id = -1, pgid = -1;
+  if (g)
+    *g++ = '\0';
+  if (*u == '\0')
+    return ob_error_make (err, OB_ERR_DOCKERFILE, 0, "invalid owner `%s`: empty user", spec);
+  if (all_digits (u))
+    {
+      id = strtol (u, NULL, 10);
+      pgid = id; /* Docker: a UID without GID uses the same number as GID */
+    }
+  else if (!passwd || !lookup_db (passwd, u, &id, &pgid))
+    return ob_error_make (err, OB_ERR_DOCKERFILE, 0, "unable to find user %s: no matching entries in the image's /etc/passwd", u);
+  if (g && *g)
+    {
+      if (all_digits (g))
+        pgid = strtol (g, NULL, 10);
+      else if (!group || !lookup_db (group, g, &pgid, NULL))
+        return ob_error_make (err, OB_ERR_DOCKERFILE, 0, "unable to find group %s: no matching entries in the image's /etc/group", g);
+    }
+  if (pgid < 0)
+    pgid = id;
+  *uid = (uid_t) id;
+  *gid = (gid_t) pgid;
+  return 0;
+}
+
+int
+ob_build_record_owner (int dfd, const char *path, uid_t uid, gid_t gid, ob_error_t *err)
+{
+  char val[64];
+  cleanup_close int fd = openat (dfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  snprintf (val, sizeof val, "%u:%u", (unsigned) uid, (unsigned) gid);
+  if (fd < 0)
+    return errno == ELOOP ? 0 : ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", path);
+  if (fsetxattr (fd, OB_OWNER_XATTR, val, strlen (val), 0) < 0 && errno != ENOTSUP)
+    return ob_error_make (err, OB_ERR_STORE, errno, "set owner of `%s`", path);
+  return 0;
+}
+
+/* Record owners the user namespace cannot represent (single-ID mode) in an
+ * xattr that the layer writer turns into the tar header's uid/gid. */
+static int
+record_owner_walk (int dfd, const char *path, uid_t uid, gid_t gid, ob_error_t *err)
+{
+  char val[64];
+  struct stat st;
+  snprintf (val, sizeof val, "%u:%u", (unsigned) uid, (unsigned) gid);
+  if (fstatat (dfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "stat `%s`", path);
+  if (!S_ISREG (st.st_mode) && !S_ISDIR (st.st_mode))
+    return 0; /* user.* xattrs cannot be set on symlinks and special files */
+  {
+    cleanup_close int fd = openat (dfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (S_ISDIR (st.st_mode) ? O_DIRECTORY : 0));
+    if (fd < 0)
+      return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", path);
+    if (fsetxattr (fd, OB_OWNER_XATTR, val, strlen (val), 0) < 0 && errno != ENOTSUP)
+      return ob_error_make (err, OB_ERR_STORE, errno, "set owner of `%s`", path);
+    if (S_ISDIR (st.st_mode))
+      {
+        int dup = openat (fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        cleanup_dir DIR *d = dup >= 0 ? fdopendir (dup) : NULL;
+        struct dirent *de;
+        if (d == NULL)
+          return ob_error_make (err, OB_ERR_STORE, errno, "opendir `%s`", path);
+        while ((de = readdir (d)))
+          {
+            if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+              continue;
+            if (record_owner_walk (dirfd (d), de->d_name, uid, gid, err) < 0)
+              return ob_error_wrap (err, "%s", path);
+          }
+      }
+  }
+  return 0;
+}
+
+/* Unpack a stage (its layers, whiteouts applied) for COPY --from. */
+static int
+stage_rootfs (struct build *b, struct stage *s, ob_error_t *err)
+{
+  cleanup_close int rootfd = -1;
+  if (s->rootfs)
+    return 0;
+  s->rootfs = ob_build_scratch_dir (b, "rootfs", err);
+  if (s->rootfs == NULL)
+    return -1;
+  rootfd = open (s->rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", s->rootfs);
+  for (size_t i = 0; i < s->n_layers; i++)
+    {
+      cleanup_close int fd = -1;
+      if (ob_txn_blob_open (b->txn, s->layers[i].digest, &fd, err) < 0
+          || ob_layer_extract (fd, rootfd, "/", true, true, err) < 0)
+        return ob_error_wrap (err, "unpack layer %s", s->layers[i].digest);
+    }
+  return 0;
+}
+
+static bool
+has_wildcard (const char *s)
+{
+  return strpbrk (s, "*?[") != NULL;
+}
+
+static bool
+is_url (const char *s)
+{
+  return ob_str_has_prefix (s, "http://") || ob_str_has_prefix (s, "https://")
+         || ob_str_has_prefix (s, "git@");
+}
+
+int
+ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err)
+{
+  const bool add = in->kind == OB_I_ADD;
+  const char *what = add ? "ADD" : "COPY";
+  const struct ob_flag *f_from = ob_instr_flag (in, "from");
+  const struct ob_flag *f_chown = ob_instr_flag (in, "chown");
+  const struct ob_flag *f_chmod = ob_instr_flag (in, "chmod");
+  cleanup_strv char **words = NULL;
+  cleanup_strv char **copy_srcs = NULL;
+  cleanup_strv char **archives = NULL;
+  cleanup_free char *dest_abs = NULL;
+  cleanup_free char *canon = NULL;
+  cleanup_free char *dest_upper = NULL;
+  cleanup_free char *upper = NULL;
+  cleanup_free char *heredocs = NULL;
+  cleanup_free char *from_name = NULL;
+  cleanup_close int upperfd = -1;
+  cleanup_close int srcfd = -1;
+  cleanup_close int herefd = -1;
+  struct ob_copy_opts opts = { 0 };
+  const struct ob_ignore *ig = b->ig;
+  struct stage *from = NULL;
+  bool dest_is_dir;
+  size_t n, n_here = 0;
+  int r;
+
+  if (ob_instr_flag (in, "parents") || ob_instr_flag (in, "exclude"))
+    return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "%s --parents and --exclude are not supported yet", what);
+  if (ob_instr_flag (in, "keep-git-dir") || ob_instr_flag (in, "checksum"))
+    return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE,
+                                 "ADD --checksum and --keep-git-dir apply to remote sources, which are not supported yet");
+
+  /* words: sources..., dest */
+  if (in->json)
+    {
+      words = ob_xmalloc0 (sizeof (char *));
+      for (size_t i = 0; i < in->n_args; i++)
+        {
+          char *w;
+          if (ob_build_word (b, s, in, in->args[i], &w, err) < 0)
+            return -1;
+          ob_strv_take (&words, w);
+        }
+    }
+  else
+    {
+      struct lookup l = { b, s };
+      if (ob_dockerfile_words (in->rest ? in->rest : "", b->df->escape, ob_build_lookup, &l, &words, err) < 0)
+        return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+    }
+  n = ob_strv_len (words);
+  if (n < 2)
+    return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "%s requires at least two arguments", what);
+
+  /* owner and mode */
+  if (f_chown && f_chown->value)
+    {
+      cleanup_free char *spec = NULL;
+      cleanup_free char *passwd = NULL;
+      cleanup_free char *group = NULL;
+      if (ob_build_word (b, s, in, f_chown->value, &spec, err) < 0)
+        return -1;
+      if (ob_build_read_image_file (b, s, "/etc/passwd", &passwd, err) < 0
+          || ob_build_read_image_file (b, s, "/etc/group", &group, err) < 0)
+        return ob_error_wrap (err, "%s:%d: %s --chown", b->dfname, in->line, what);
+      if (ob_build_resolve_owner (spec, passwd, group, &opts.uid, &opts.gid, err) < 0)
+        return ob_error_wrap (err, "%s:%d: %s --chown", b->dfname, in->line, what);
+      opts.chown = true;
+    }
+  else
+    {
+      opts.chown = true;
+      opts.uid = 0;
+      opts.gid = 0;
+    }
+  if (f_chmod && f_chmod->value)
+    {
+      cleanup_free char *m = NULL;
+      if (ob_build_word (b, s, in, f_chmod->value, &m, err) < 0)
+        return -1;
+      if (ob_build_parse_chmod (m, &opts.mode, err) < 0)
+        return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+      opts.chmod = true;
+    }
+
+  /* source root */
+  if (f_from && f_from->value)
+    {
+      if (ob_build_word (b, s, in, f_from->value, &from_name, err) < 0)
+        return -1;
+      from = ob_build_find_stage (b, from_name, s->index);
+      if (from == NULL)
+        return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE,
+                                     "%s --from=%s: no earlier build stage of that name; images as --from are not supported yet",
+                                     what, from_name);
+      if (!from->built)
+        return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "%s --from=%s: stage was not built", what, from_name);
+      if (stage_rootfs (b, from, err) < 0)
+        return ob_error_wrap (err, "%s:%d: %s --from=%s", b->dfname, in->line, what, from_name);
+      srcfd = open (from->rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      ig = NULL;
+    }
+  else
+    srcfd = dup (b->ctxfd);
+  if (srcfd < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "open source root");
+
+  /* heredoc sources are written to a private directory */
+  for (size_t i = 0; i + 1 < n; i++)
+    if (ob_str_has_prefix (words[i], "<<"))
+      {
+        const char *name = words[i] + 2;
+        const struct ob_heredoc *h = NULL;
+        if (*name == '-')
+          name++;
+        for (size_t k = 0; k < in->n_heredocs; k++)
+          if (strcmp (in->heredocs[k].name, name) == 0)
+            h = &in->heredocs[k];
+        if (h == NULL)
+          continue;
+        if (heredocs == NULL)
+          {
+            heredocs = ob_build_scratch_dir (b, "heredoc", err);
+            if (heredocs == NULL)
+              return -1;
+            herefd = open (heredocs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (herefd < 0)
+              return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", heredocs);
+          }
+        if (ob_write_file_atomic_at (herefd, h->name, h->content, strlen (h->content), 0644, err) < 0)
+          return -1;
+        ob_strv_add (&copy_srcs, h->name);
+        n_here++;
+      }
+
+  /* resolve the other sources */
+  for (size_t i = 0; i + 1 < n; i++)
+    {
+      cleanup_strv char **matches = NULL;
+      if (ob_str_has_prefix (words[i], "<<"))
+        continue;
+      if (is_url (words[i]))
+        {
+          if (add)
+            return ob_build_instr_error (b, in, err, OB_ERR_CONTEXT, "ADD %s: remote sources are not supported yet",
+                                         words[i]);
+        }
+      if (ob_context_resolve (srcfd, ig, words[i], has_wildcard (words[i]), &matches, err) < 0)
+        return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+      for (size_t k = 0; matches && matches[k]; k++)
+        {
+          bool archive = false;
+          if (add && from == NULL)
+            {
+              struct stat st;
+              cleanup_close int fd = -1;
+              if (fstatat (srcfd, matches[k], &st, 0) == 0 && S_ISREG (st.st_mode))
+                {
+                  fd = openat (srcfd, matches[k], O_RDONLY | O_CLOEXEC);
+                  archive = fd >= 0 && ob_layer_is_archive (fd);
+                }
+            }
+          if (archive)
+            ob_strv_add (&archives, matches[k]);
+          else
+            ob_strv_add (&copy_srcs, matches[k]);
+        }
+    }
+  if (n > 2 && !ob_str_has_suffix (words[n - 1], "/"))
+    return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE,
+                                 "When using %s with more than one source file, the destination must be a directory and end with a /",
+                                 what);
+
+  /* destination, resolved through the image's symlinks */
+  {
+    const char *dest = words[n - 1];
+    const struct ob_tree_stat *st;
+    dest_is_dir = ob_str_has_suffix (dest, "/") || strcmp (dest, ".") == 0 || ob_str_has_suffix (dest, "/.")
+                  || archives != NULL || n > 2;
+    dest_abs = ob_build_abs_path (s, dest);
+    if (ob_build_stage_tree (b, s, err) < 0)
+      return -1;
+    canon = ob_tree_resolve (s->tree, dest_abs, false);
+    st = ob_tree_lookup (s->tree, canon);
+    if (st && S_ISLNK (st->mode))
+      {
+        char *followed = ob_tree_resolve (s->tree, dest_abs, true);
+        const struct ob_tree_stat *st2 = ob_tree_lookup (s->tree, followed);
+        if (st2 && S_ISDIR (st2->mode))
+          {
+            free (canon);
+            canon = followed;
+            st = st2;
+          }
+        else
+          free (followed);
+      }
+    if (st && S_ISDIR (st->mode))
+      dest_is_dir = true;
+    dest_upper = dest_is_dir ? ob_xasprintf ("%s%s", canon, strcmp (canon, "/") == 0 ? "" : "/") : ob_xstrdup (canon);
+  }
+
+  upper = ob_build_scratch_dir (b, "upper", err);
+  if (upper == NULL)
+    return -1;
+  upperfd = open (upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (upperfd < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", upper);
+
+  if (heredocs && copy_srcs)
+    {
+      /* heredoc files first (they are named in copy_srcs before the rest) */
+      cleanup_strv char **h = NULL;
+      cleanup_strv char **rest = NULL;
+      for (size_t i = 0; copy_srcs[i]; i++)
+        ob_strv_add (i < n_here ? &h : &rest, copy_srcs[i]);
+      if (h && ob_context_copy (herefd, NULL, h, upperfd, dest_upper, &opts, err) < 0)
+        return ob_error_wrap (err, "%s:%d: %s", b->dfname, in->line, what);
+      ob_strv_free (copy_srcs);
+      copy_srcs = steal_pointer (&rest);
+    }
+  if (copy_srcs && ob_context_copy (srcfd, ig, copy_srcs, upperfd, dest_upper, &opts, err) < 0)
+    return ob_error_wrap (err, "%s:%d: %s", b->dfname, in->line, what);
+  if (copy_srcs == NULL && archives == NULL && heredocs == NULL)
+    {
+      /* e.g. a wildcard that matched nothing: the destination still exists */
+      if (ob_mkdir_p_at (upperfd, strcmp (canon, "/") == 0 ? "." : canon + 1, 0755, err) < 0)
+        return -1;
+    }
+  for (size_t i = 0; archives && archives[i]; i++)
+    {
+      cleanup_close int fd = openat (srcfd, archives[i], O_RDONLY | O_CLOEXEC);
+      if (fd < 0)
+        return ob_error_make (err, OB_ERR_CONTEXT, errno, "%s:%d: ADD `%s`", b->dfname, in->line, archives[i]);
+      if (ob_layer_extract (fd, upperfd, canon, false, true, err) < 0)
+        return ob_error_wrap (err, "%s:%d: ADD `%s`", b->dfname, in->line, archives[i]);
+    }
+  if (opts.chown && (opts.uid > ob_userns_max_id () || opts.gid > ob_userns_max_id ()))
+    if (record_owner_walk (upperfd, ".", opts.uid, opts.gid, err) < 0)
+      return -1;
+  r = ob_build_fix_ancestors (b, s, upperfd, canon, err);
+  if (r < 0)
+    return -1;
+  if (ob_build_commit_layer (b, s, upperfd, in->original, err) < 0)
+    return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+  return ob_rm_rf_at (AT_FDCWD, upper, err);
+}

@@ -1,0 +1,83 @@
+/* Internal to the build module (build.c, build_copy.c). */
+#ifndef OBUILD_BUILD_PRIV_H
+#define OBUILD_BUILD_PRIV_H
+
+#include <obuild/build.h>
+#include <obuild/context.h>
+#include <obuild/dockerfile.h>
+#include <obuild/tree.h>
+
+struct stage
+{
+  size_t index;
+  char *name;        /* AS name (lower-case) or NULL */
+  size_t first, end; /* instructions [first, end) including the FROM */
+  bool needed, built;
+  json_t *config;
+  struct ob_descriptor *layers;
+  size_t n_layers;
+  char *base_name, *base_digest;
+  struct ob_tree *tree; /* built lazily from the layers */
+  char **arg_keys;      /* ARGs in scope (values may be NULL) */
+  char **arg_vals;
+  size_t n_args;
+  bool cmd_set; /* CMD given in this stage (ENTRYPOINT then keeps it) */
+  char *rootfs; /* the stage unpacked, for COPY --from (lazily) */
+};
+
+struct build
+{
+  const struct ob_build_opts *o;
+  struct ob_dockerfile *df;
+  char *dfname;
+  int ctxfd;
+  struct ob_ignore *ig;
+  struct ob_txn *txn;
+  struct stage *stages;
+  size_t n_stages;
+  char **meta_keys; /* ARGs before the first FROM */
+  char **meta_vals;
+  size_t n_meta;
+  char **used_args;
+  char *created;
+  size_t step, total_steps;
+  unsigned scratch_counter;
+  struct ob_layer_opts lopts;
+};
+
+struct lookup
+{
+  struct build *b;
+  struct stage *s; /* NULL: meta args only (FROM lines) */
+};
+const char *ob_build_lookup (void *data, const char *name);
+
+/* Error helper: "<Dockerfile>:<line>: <message>" for the instruction. */
+int ob_build_instr_error (struct build *b, const struct ob_instr *in, ob_error_t *err, int kind,
+                          const char *fmt, ...) __attribute__ ((format (printf, 5, 6)));
+int ob_build_word (struct build *b, struct stage *s, const struct ob_instr *in, const char *raw,
+                   char **out, ob_error_t *err);
+
+int ob_build_stage_tree (struct build *b, struct stage *s, ob_error_t *err);
+int ob_build_read_image_file (struct build *b, struct stage *s, const char *path, char **out,
+                              ob_error_t *err);
+char *ob_build_scratch_dir (struct build *b, const char *what, ob_error_t *err);
+/* Write the upper directory as a new layer of s, with a history entry. */
+int ob_build_commit_layer (struct build *b, struct stage *s, int upperfd, const char *created_by,
+                           ob_error_t *err);
+/* Give directories that the tree already has their image metadata. */
+int ob_build_fix_ancestors (struct build *b, struct stage *s, int upperfd, const char *dir,
+                            ob_error_t *err);
+/* Absolute path of a (raw, expanded) destination against WORKDIR. */
+char *ob_build_abs_path (struct stage *s, const char *p);
+
+/* xattr carrying an owner the user namespace cannot represent ("uid:gid");
+ * the layer writer puts it in the tar header and drops the xattr. */
+#define OB_OWNER_XATTR "user.obuild.owner"
+int ob_build_record_owner (int dfd, const char *path, uid_t uid, gid_t gid, ob_error_t *err);
+
+int ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err);
+int ob_build_workdir_mkdir (struct build *b, struct stage *s, const char *dir, ob_error_t *err);
+struct stage *ob_build_find_stage (struct build *b, const char *name, size_t before);
+
+#endif
