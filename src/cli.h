@@ -5,6 +5,9 @@
 
 #include <obuild/error.h>
 
+#include <stdbool.h>
+#include <stdint.h>
+
 struct cli_global
 {
   const char *root; /* --root, or NULL for the default store */
