@@ -51,6 +51,11 @@ int ob_path_match (const char *pattern, const char *name);
  * Results are sorted, deduplicated, NULL-terminated. */
 int ob_context_resolve (int ctxfd, const struct ob_ignore *ig, const char *src,
                         bool allow_empty_glob, char ***out, ob_error_t *err);
+/* The same for COPY --from: rootfd is another stage's root file system, so
+ * symlinks (absolute ones too, e.g. /usr/bin/x -> /etc/alternatives/x) are
+ * followed as if rootfd were "/" instead of being rejected. */
+int ob_context_resolve_in_root (int rootfd, const struct ob_ignore *ig, const char *src,
+                                bool allow_empty_glob, char ***out, ob_error_t *err);
 
 /* ---- copy engine ---- */
 struct ob_copy_opts

@@ -345,7 +345,9 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
             return ob_build_instr_error (b, in, err, OB_ERR_CONTEXT, "ADD %s: remote sources are not supported yet",
                                          words[i]);
         }
-      if (ob_context_resolve (srcfd, ig, words[i], has_wildcard (words[i]), &matches, err) < 0)
+      r = from ? ob_context_resolve_in_root (srcfd, NULL, words[i], has_wildcard (words[i]), &matches, err)
+               : ob_context_resolve (srcfd, ig, words[i], has_wildcard (words[i]), &matches, err);
+      if (r < 0)
         return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
       for (size_t k = 0; matches && matches[k]; k++)
         {

@@ -1,0 +1,1055 @@
+/* context: .dockerignore matching (moby/patternmatcher semantics), COPY/ADD
+ * source resolution that never leaves the build context, and the copy
+ * engine that writes sources into a destination tree without escaping it.
+ *
+ * Every path is resolved relative to a directory fd: openat2() with
+ * RESOLVE_BENEATH on the context side (a symlink pointing outside is an
+ * error) and RESOLVE_IN_ROOT on the destination side (a symlink is followed
+ * as if the tree were chrooted), then *at() calls on the final component. */
+#include "config.h"
+#include <obuild/context.h>
+#include <obuild/util.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ */
+/* small path helpers (Go's path semantics)                             */
+/* ------------------------------------------------------------------ */
+
+/* Clean path taken as absolute ("a/b" is "/a/b"). */
+static char *
+abs_clean (const char *path)
+{
+  cleanup_free char *abs = ob_xasprintf ("/%s", path);
+  return ob_path_clean (abs);
+}
+
+static char *
+path_join (const char *a, const char *b)
+{
+  if (a == NULL || a[0] == '\0' || strcmp (a, ".") == 0)
+    return ob_xstrdup (b);
+  if (ob_str_has_suffix (a, "/"))
+    return ob_xasprintf ("%s%s", a, b);
+  return ob_xasprintf ("%s/%s", a, b);
+}
+
+static const char *
+path_base (const char *p)
+{
+  const char *s = strrchr (p, '/');
+  return s ? s + 1 : p;
+}
+
+/* Does a path component contain an unescaped glob metacharacter? */
+static bool
+has_wildcards (const char *s)
+{
+  for (; *s; s++)
+    {
+      if (*s == '\\')
+        {
+          if (s[1] == '\0')
+            break;
+          s++;
+        }
+      else if (*s == '*' || *s == '?' || *s == '[')
+        return true;
+    }
+  return false;
+}
+
+/* Userspace stand-in for openat2() RESOLVE_IN_ROOT / RESOLVE_BENEATH, for
+ * kernels or seccomp profiles (some container runtimes) answering ENOSYS,
+ * and for valgrind.  Walks one component at a time with O_NOFOLLOW and
+ * expands symlinks itself: ".." and absolute targets stop at the root
+ * (in_root) or fail with EXDEV (beneath), as the kernel does. */
+static int
+resolve_fallback (int rootfd, const char *path, int flags, bool in_root)
+{
+  int stack[256];
+  int depth = 0, links = 0, ret = -1, e = 0;
+  cleanup_free char *rest = ob_xstrdup (path);
+  char *p = rest;
+
+  stack[0] = openat (rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (stack[0] < 0)
+    return -1;
+  for (;;)
+    {
+      char *comp, *end;
+      bool last;
+      struct stat st;
+
+      if (*p == '/')
+        {
+          if (!in_root)
+            {
+              e = EXDEV;
+              break;
+            }
+          while (depth > 0)
+            close (stack[depth--]);
+        }
+      while (*p == '/')
+        p++;
+      if (*p == '\0')
+        {
+          ret = openat (stack[depth], ".", (flags & ~O_NOFOLLOW) | O_CLOEXEC);
+          e = errno;
+          break;
+        }
+      comp = p;
+      end = strchr (p, '/');
+      p = end ? end : p + strlen (p);
+      if (end)
+        *p++ = '\0';
+      last = *p == '\0' || strspn (p, "/") == strlen (p);
+      if (strcmp (comp, ".") == 0)
+        continue;
+      if (strcmp (comp, "..") == 0)
+        {
+          if (depth > 0)
+            close (stack[depth--]);
+          else if (!in_root)
+            {
+              e = EXDEV;
+              break;
+            }
+          continue;
+        }
+      if (fstatat (stack[depth], comp, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        {
+          e = errno;
+          break;
+        }
+      if (S_ISLNK (st.st_mode) && (!last || !(flags & O_NOFOLLOW)))
+        {
+          char target[PATH_MAX + 1];
+          ssize_t n = readlinkat (stack[depth], comp, target, PATH_MAX);
+          char *np;
+          if (n < 0 || ++links > 40)
+            {
+              e = n < 0 ? errno : ELOOP;
+              break;
+            }
+          target[n] = '\0';
+          np = ob_xasprintf ("%s/%s", target, p);
+          free (rest);
+          rest = p = np;
+          continue;
+        }
+      if (last)
+        {
+          ret = openat (stack[depth], comp, flags | O_NOFOLLOW | O_CLOEXEC);
+          e = errno;
+          break;
+        }
+      if (depth + 1 >= (int) (sizeof stack / sizeof stack[0]))
+        {
+          e = ENAMETOOLONG;
+          break;
+        }
+      stack[depth + 1] = openat (stack[depth], comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (stack[depth + 1] < 0)
+        {
+          e = errno;
+          break;
+        }
+      depth++;
+    }
+  while (depth >= 0)
+    close (stack[depth--]);
+  errno = e;
+  return ret;
+}
+
+/* openat() confined to dirfd: RESOLVE_BENEATH (escaping is EXDEV) or
+ * RESOLVE_IN_ROOT (dirfd is "/").  O_CLOEXEC always. */
+static int
+openat2_fd (int dirfd, const char *path, int flags, uint64_t resolve)
+{
+  static int no_openat2;
+  struct open_how how = { 0 };
+
+  how.flags = (uint64_t) flags | O_CLOEXEC;
+  how.resolve = resolve | RESOLVE_NO_MAGICLINKS;
+  while (!no_openat2)
+    {
+      long r = syscall (SYS_openat2, dirfd, path, &how, sizeof how);
+      if (r >= 0 || (errno != EAGAIN && errno != ENOSYS))
+        return (int) r;
+      if (errno == ENOSYS)
+        no_openat2 = 1;
+    }
+  return resolve_fallback (dirfd, path, flags, (resolve & RESOLVE_IN_ROOT) != 0);
+}
+
+int
+ob_ignore_load (int ctxfd, struct ob_ignore **out, ob_error_t *err)
+{
+  static const char *const names[] = { ".containerignore", ".dockerignore" };
+
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    {
+      cleanup_close int fd = openat2_fd (ctxfd, names[i], O_RDONLY, RESOLVE_BENEATH);
+      cleanup_free char *text = NULL;
+      if (fd < 0)
+        {
+          if (errno == ENOENT)
+            continue;
+          return ob_error_make (err, OB_ERR_CONTEXT, errno, "open `%s`", names[i]);
+        }
+      if (ob_read_fd (fd, &text, NULL, err) < 0)
+        {
+          ob_error_set_kind (err, OB_ERR_CONTEXT);
+          return ob_error_wrap (err, "`%s`", names[i]);
+        }
+      return ob_ignore_parse (names[i], text, out, err);
+    }
+  return ob_ignore_parse ("(none)", "", out, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* source resolution                                                    */
+/* ------------------------------------------------------------------ */
+
+static int
+cmp_str (const void *a, const void *b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+/* Sorted names of a directory, without "." and "..".  Takes ownership of fd. */
+static int
+read_dir_names (int fd, char ***out, ob_error_t *err)
+{
+  cleanup_dir DIR *d = fdopendir (fd);
+  cleanup_strv char **names = ob_xmalloc0 (sizeof (char *));
+  struct dirent *de;
+
+  if (d == NULL)
+    {
+      int e = errno;
+      close (fd);
+      return ob_error_make (err, OB_ERR_CONTEXT, e, "opendir");
+    }
+  errno = 0;
+  while ((de = readdir (d)) != NULL)
+    {
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      ob_strv_add (&names, de->d_name);
+      errno = 0;
+    }
+  if (errno != 0)
+    return ob_error_make (err, OB_ERR_CONTEXT, errno, "readdir");
+  qsort (names, ob_strv_len (names), sizeof (char *), cmp_str);
+  *out = steal_pointer (&names);
+  return 0;
+}
+
+/* Is some entry below the directory `rel` (not itself) kept by ig?  Only
+ * asked when rel is excluded and ig has '!' exceptions: BuildKit then still
+ * sends the directory with the re-included children. */
+static bool
+has_visible_child (int ctxfd, const struct ob_ignore *ig, const char *rel, int depth)
+{
+  cleanup_strv char **names = NULL;
+  int fd;
+
+  if (depth > 64)
+    return false;
+  fd = openat2_fd (ctxfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, RESOLVE_BENEATH);
+  if (fd < 0 || read_dir_names (fd, &names, NULL) < 0)
+    return false;
+  for (size_t i = 0; names[i]; i++)
+    {
+      cleanup_free char *child = path_join (rel, names[i]);
+      struct stat st;
+      if (!ob_ignore_match (ig, child))
+        return true;
+      if (fstatat (ctxfd, child, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR (st.st_mode)
+          && has_visible_child (ctxfd, ig, child, depth + 1))
+        return true;
+    }
+  return false;
+}
+
+static bool
+is_visible (int ctxfd, const struct ob_ignore *ig, const char *rel)
+{
+  struct stat st;
+  if (!ob_ignore_match (ig, rel))
+    return true;
+  if (!ob_ignore_has_exceptions (ig))
+    return false;
+  return fstatat (ctxfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR (st.st_mode)
+         && has_visible_child (ctxfd, ig, rel, 0);
+}
+
+static int
+escape_error (const char *src, int e, ob_error_t *err)
+{
+  if (e == EXDEV)
+    return ob_error_make (err, OB_ERR_CONTEXT, 0,
+                          "COPY source %s: symlink escapes the build context", src);
+  return ob_error_make (err, OB_ERR_CONTEXT, e, "COPY source %s", src);
+}
+
+static int
+not_found (const char *src, ob_error_t *err)
+{
+  return ob_error_make (err, OB_ERR_CONTEXT, 0, "COPY source not found in build context: %s",
+                        src);
+}
+
+/* resolve: RESOLVE_BENEATH for the build context, RESOLVE_IN_ROOT for the
+ * root file system of another stage (COPY --from). */
+static int
+resolve_impl (int ctxfd, const struct ob_ignore *ig, const char *src, bool allow_empty_glob,
+              uint64_t how, char ***out, ob_error_t *err)
+{
+  cleanup_free char *clean = ob_path_clean (src);
+  cleanup_strv char **cands = NULL;
+  cleanup_strv char **result = ob_xmalloc0 (sizeof (char *));
+  const char *rel = clean;
+  bool globbed = false;
+  char *save = NULL, *comp;
+
+  while (*rel == '/')
+    rel++;
+  if (*rel == '\0')
+    rel = ".";
+  if (strcmp (rel, "..") == 0 || ob_str_has_prefix (rel, "../"))
+    return ob_error_make (err, OB_ERR_CONTEXT, 0, "forbidden path outside the build context: %s",
+                          src);
+  if (strcmp (rel, ".") == 0)
+    {
+      ob_strv_add (&result, ".");
+      *out = steal_pointer (&result);
+      return 0;
+    }
+
+  /* Expand the wildcards one component at a time against the entries. */
+  ob_strv_add (&cands, "");
+  for (comp = strtok_r ((char *) rel, "/", &save); comp; comp = strtok_r (NULL, "/", &save))
+    {
+      cleanup_strv char **next = ob_xmalloc0 (sizeof (char *));
+      bool wild = has_wildcards (comp);
+
+      if (wild && ob_path_match (comp, "") < 0)
+        return ob_error_make (err, OB_ERR_CONTEXT, 0, "COPY source %s: syntax error in pattern",
+                              src);
+      globbed |= wild;
+      for (size_t i = 0; cands[i]; i++)
+        {
+          cleanup_strv char **names = NULL;
+          int fd;
+
+          if (!wild)
+            {
+              ob_strv_take (&next, path_join (cands[i], comp));
+              continue;
+            }
+          fd = openat2_fd (ctxfd, cands[i][0] ? cands[i] : ".", O_RDONLY | O_DIRECTORY, how);
+          if (fd < 0)
+            {
+              if (errno == ENOENT || errno == ENOTDIR)
+                continue;
+              return escape_error (src, errno, err);
+            }
+          if (read_dir_names (fd, &names, err) < 0)
+            return ob_error_wrap (err, "COPY source %s", src);
+          for (size_t j = 0; names[j]; j++)
+            {
+              cleanup_free char *p = NULL;
+              if (ob_path_match (comp, names[j]) != 1)
+                continue;
+              p = path_join (cands[i], names[j]);
+              if (ig && !is_visible (ctxfd, ig, p))
+                continue;
+              ob_strv_take (&next, steal_pointer (&p));
+            }
+        }
+      ob_strv_free (cands);
+      cands = steal_pointer (&next);
+    }
+
+  /* Each candidate must exist, without leaving the context. */
+  for (size_t i = 0; cands[i]; i++)
+    {
+      cleanup_close int fd = openat2_fd (ctxfd, cands[i], O_PATH, how);
+      if (fd < 0)
+        {
+          if (errno == ENOENT || errno == ENOTDIR)
+            {
+              if (globbed)
+                continue;
+              return not_found (src, err);
+            }
+          return escape_error (src, errno, err);
+        }
+      if (ig && !is_visible (ctxfd, ig, cands[i]))
+        {
+          if (globbed)
+            continue;
+          return not_found (src, err);
+        }
+      ob_strv_add (&result, cands[i]);
+    }
+  if (result[0] == NULL && !(globbed && allow_empty_glob))
+    return not_found (src, err);
+
+  /* sort + dedup */
+  {
+    size_t n = ob_strv_len (result), w = 0;
+    qsort (result, n, sizeof (char *), cmp_str);
+    for (size_t i = 0; i < n; i++)
+      {
+        if (w > 0 && strcmp (result[w - 1], result[i]) == 0)
+          free (result[i]);
+        else
+          result[w++] = result[i];
+      }
+    result[w] = NULL;
+  }
+  *out = steal_pointer (&result);
+  return 0;
+}
+
+int
+ob_context_resolve (int ctxfd, const struct ob_ignore *ig, const char *src, bool allow_empty_glob,
+                    char ***out, ob_error_t *err)
+{
+  return resolve_impl (ctxfd, ig, src, allow_empty_glob, RESOLVE_BENEATH, out, err);
+}
+
+int
+ob_context_resolve_in_root (int rootfd, const struct ob_ignore *ig, const char *src,
+                            bool allow_empty_glob, char ***out, ob_error_t *err)
+{
+  return resolve_impl (rootfd, ig, src, allow_empty_glob, RESOLVE_IN_ROOT, out, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* copy engine                                                          */
+/* ------------------------------------------------------------------ */
+
+struct link_entry
+{
+  dev_t dev;
+  ino_t ino;
+  char *path; /* destination path inside the root */
+};
+
+struct copier
+{
+  int srcfd;
+  const struct ob_ignore *ig;
+  int rootfd;
+  uid_t uid;
+  gid_t gid;
+  bool chmod;
+  mode_t mode;
+  struct link_entry *links; /* open addressing, cap is a power of 2 */
+  size_t nlinks, caplinks;
+};
+
+static size_t
+link_hash (dev_t dev, ino_t ino)
+{
+  uint64_t h = (uint64_t) ino * 0x9E3779B97F4A7C15ULL ^ (uint64_t) dev * 0xC2B2AE3D27D4EB4FULL;
+  return (size_t) (h ^ (h >> 29));
+}
+
+static struct link_entry *
+link_find (struct copier *c, dev_t dev, ino_t ino)
+{
+  if (c->caplinks == 0)
+    return NULL;
+  for (size_t i = link_hash (dev, ino) & (c->caplinks - 1);; i = (i + 1) & (c->caplinks - 1))
+    {
+      struct link_entry *e = &c->links[i];
+      if (e->path == NULL)
+        return NULL;
+      if (e->dev == dev && e->ino == ino)
+        return e;
+    }
+}
+
+static void
+link_add (struct copier *c, dev_t dev, ino_t ino, const char *path)
+{
+  if ((c->nlinks + 1) * 2 > c->caplinks)
+    {
+      struct link_entry *old = c->links;
+      size_t oldcap = c->caplinks;
+      c->caplinks = oldcap ? oldcap * 2 : 64;
+      c->links = ob_xmalloc0 (c->caplinks * sizeof *c->links);
+      c->nlinks = 0;
+      for (size_t i = 0; i < oldcap; i++)
+        if (old[i].path)
+          {
+            size_t j = link_hash (old[i].dev, old[i].ino) & (c->caplinks - 1);
+            while (c->links[j].path)
+              j = (j + 1) & (c->caplinks - 1);
+            c->links[j] = old[i];
+            c->nlinks++;
+          }
+      free (old);
+    }
+  {
+    size_t j = link_hash (dev, ino) & (c->caplinks - 1);
+    while (c->links[j].path)
+      j = (j + 1) & (c->caplinks - 1);
+    c->links[j].dev = dev;
+    c->links[j].ino = ino;
+    c->links[j].path = ob_xstrdup (path);
+    c->nlinks++;
+  }
+}
+
+static void
+copier_free (struct copier *c)
+{
+  for (size_t i = 0; i < c->caplinks; i++)
+    free (c->links[i].path);
+  free (c->links);
+}
+
+static int
+copy_fail_src (const char *src, const char *dst, int e, ob_error_t *err)
+{
+  return ob_error_make (err, OB_ERR_CONTEXT, e, "copy `%s` to `%s`", src, dst);
+}
+
+static int
+copy_fail_dst (const char *src, const char *dst, int e, ob_error_t *err)
+{
+  return ob_error_make (err, OB_ERR_STORE, e, "copy `%s` to `%s`", src, dst);
+}
+
+/* chown failures are ignored when we may not chown (unprivileged): the layer
+ * writer records owners itself. */
+static bool
+chown_ignorable (int e)
+{
+  return e == EPERM || e == EINVAL;
+}
+
+static int
+copy_xattrs (int sfd, int dfd, const char *src, const char *dst, ob_error_t *err)
+{
+  cleanup_free char *list = NULL;
+  ssize_t len = flistxattr (sfd, NULL, 0);
+
+  if (len < 0)
+    return (errno == ENOTSUP || errno == EOPNOTSUPP) ? 0 : copy_fail_src (src, dst, errno, err);
+  if (len == 0)
+    return 0;
+  list = ob_xmalloc ((size_t) len);
+  len = flistxattr (sfd, list, (size_t) len);
+  if (len < 0)
+    return copy_fail_src (src, dst, errno, err);
+  for (char *name = list; name < list + len; name += strlen (name) + 1)
+    {
+      cleanup_free char *val = NULL;
+      ssize_t vlen;
+      if (!ob_str_has_prefix (name, "user."))
+        continue;
+      vlen = fgetxattr (sfd, name, NULL, 0);
+      if (vlen < 0)
+        continue; /* removed meanwhile */
+      val = ob_xmalloc ((size_t) vlen + 1);
+      vlen = fgetxattr (sfd, name, val, (size_t) vlen);
+      if (vlen < 0)
+        continue;
+      if (fsetxattr (dfd, name, val, (size_t) vlen, 0) < 0 && errno != ENOTSUP
+          && errno != EOPNOTSUPP)
+        return copy_fail_dst (src, dst, errno, err);
+    }
+  return 0;
+}
+
+/* Owner, mode (after chown: chown clears setuid), then times. */
+static int
+apply_meta_fd (struct copier *c, int fd, const struct stat *st, const char *src, const char *dst,
+               ob_error_t *err)
+{
+  struct timespec ts[2] = { st->st_atim, st->st_mtim };
+  if (fchown (fd, c->uid, c->gid) < 0 && !chown_ignorable (errno))
+    return copy_fail_dst (src, dst, errno, err);
+  if (fchmod (fd, c->chmod ? (c->mode & 07777) : (st->st_mode & 07777)) < 0)
+    return copy_fail_dst (src, dst, errno, err);
+  if (futimens (fd, ts) < 0)
+    return copy_fail_dst (src, dst, errno, err);
+  return 0;
+}
+
+static int
+copy_data (int in, int out, const char *src, const char *dst, ob_error_t *err)
+{
+  bool use_cfr = true;
+  char buf[65536];
+
+  for (;;)
+    {
+      ssize_t n;
+      if (use_cfr)
+        {
+          n = copy_file_range (in, NULL, out, NULL, 1 << 30, 0);
+          if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL
+                        || errno == EOPNOTSUPP || errno == ENOTSUP || errno == EBADF))
+            {
+              use_cfr = false;
+              continue;
+            }
+          if (n < 0 && errno == EINTR)
+            continue;
+          if (n < 0)
+            return copy_fail_dst (src, dst, errno, err);
+          if (n == 0)
+            return 0;
+          continue;
+        }
+      n = read (in, buf, sizeof buf);
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          return copy_fail_src (src, dst, errno, err);
+        }
+      if (n == 0)
+        return 0;
+      if (ob_write_all (out, buf, (size_t) n, err) < 0)
+        return ob_error_wrap (err, "copy `%s` to `%s`", src, dst);
+    }
+}
+
+/* Make room for a non-directory at ddir/name: Docker replaces what is there
+ * (an empty directory too). */
+static int
+clear_target (int ddir, const char *name, const char *src, const char *dst, ob_error_t *err)
+{
+  if (unlinkat (ddir, name, 0) == 0 || errno == ENOENT)
+    return 0;
+  if (errno == EISDIR || errno == EPERM)
+    {
+      if (unlinkat (ddir, name, AT_REMOVEDIR) == 0)
+        return 0;
+    }
+  return copy_fail_dst (src, dst, errno, err);
+}
+
+/* Hardlink ddir/name to the first copy of the same source inode. */
+static int
+try_link (struct copier *c, const char *first, int ddir, const char *name)
+{
+  cleanup_free char *parent = NULL;
+  cleanup_close int pfd = -1;
+  const char *slash = strrchr (first, '/');
+
+  parent = slash && slash != first ? ob_xstrndup (first, (size_t) (slash - first))
+                                   : ob_xstrdup ("/");
+  pfd = openat2_fd (c->rootfd, parent, O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
+  if (pfd < 0)
+    return -1;
+  return linkat (pfd, path_base (first), ddir, name, 0);
+}
+
+/* A regular file, fifo or device node from sfd (already open for regular
+ * files) to ddir/name. */
+static int
+copy_leaf (struct copier *c, int sdir, const char *sname, int sfd_in, const struct stat *st,
+           int ddir, const char *name, const char *src, const char *dst, ob_error_t *err)
+{
+  cleanup_close int sfd = -1;
+  cleanup_close int dfd = -1;
+
+  if (clear_target (ddir, name, src, dst, err) < 0)
+    return -1;
+
+  if (S_ISLNK (st->st_mode))
+    {
+      cleanup_free char *target = ob_xmalloc ((size_t) st->st_size + 2);
+      struct timespec ts[2] = { st->st_atim, st->st_mtim };
+      ssize_t n = readlinkat (sdir, sname, target, (size_t) st->st_size + 1);
+      if (n < 0)
+        return copy_fail_src (src, dst, errno, err);
+      target[n] = '\0';
+      if (symlinkat (target, ddir, name) < 0)
+        return copy_fail_dst (src, dst, errno, err);
+      if (fchownat (ddir, name, c->uid, c->gid, AT_SYMLINK_NOFOLLOW) < 0
+          && !chown_ignorable (errno))
+        return copy_fail_dst (src, dst, errno, err);
+      if (utimensat (ddir, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+        return copy_fail_dst (src, dst, errno, err);
+      return 1;
+    }
+
+  if (!S_ISREG (st->st_mode))
+    {
+      struct timespec ts[2] = { st->st_atim, st->st_mtim };
+      if (S_ISSOCK (st->st_mode))
+        return 0; /* as tar: sockets are not copied */
+      if (mknodat (ddir, name, (st->st_mode & S_IFMT) | 0600, st->st_rdev) < 0)
+        return copy_fail_dst (src, dst, errno, err);
+      if (fchownat (ddir, name, c->uid, c->gid, AT_SYMLINK_NOFOLLOW) < 0
+          && !chown_ignorable (errno))
+        return copy_fail_dst (src, dst, errno, err);
+      if (fchmodat (ddir, name, c->chmod ? (c->mode & 07777) : (st->st_mode & 07777), 0) < 0
+          || utimensat (ddir, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+        return copy_fail_dst (src, dst, errno, err);
+      return 1;
+    }
+
+  if (st->st_nlink > 1)
+    {
+      struct link_entry *e = link_find (c, st->st_dev, st->st_ino);
+      if (e != NULL && try_link (c, e->path, ddir, name) == 0)
+        return 1;
+    }
+
+  if (sfd_in >= 0)
+    sfd = dup (sfd_in);
+  else
+    sfd = openat (sdir, sname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+  if (sfd < 0)
+    return copy_fail_src (src, dst, errno, err);
+  dfd = openat (ddir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (dfd < 0)
+    return copy_fail_dst (src, dst, errno, err);
+  if (copy_data (sfd, dfd, src, dst, err) < 0)
+    return -1;
+  if (copy_xattrs (sfd, dfd, src, dst, err) < 0)
+    return -1;
+  if (apply_meta_fd (c, dfd, st, src, dst, err) < 0)
+    return -1;
+  if (st->st_nlink > 1 && link_find (c, st->st_dev, st->st_ino) == NULL)
+    link_add (c, st->st_dev, st->st_ino, dst);
+  return 1;
+}
+
+static int copy_dir_contents (struct copier *c, int sfd, const char *srcrel, int dfd,
+                              const char *dstpath, ob_error_t *err);
+
+/* Directory metadata once its contents are written (mtime last). */
+static int
+finish_dir (struct copier *c, int sfd, int dfd, const struct stat *st, const char *src,
+            const char *dst, ob_error_t *err)
+{
+  if (copy_xattrs (sfd, dfd, src, dst, err) < 0)
+    return -1;
+  return apply_meta_fd (c, dfd, st, src, dst, err);
+}
+
+/* Copy the directory sdir/sname to ddir/name (merging with a directory
+ * there, also one reached through a symlink inside the root). */
+static int
+copy_subdir (struct copier *c, int sdir, const char *sname, const struct stat *st, int ddir,
+             const char *name, const char *src, const char *dst, bool excluded, ob_error_t *err)
+{
+  cleanup_close int sfd = -1;
+  cleanup_close int dfd = -1;
+  bool created = false;
+  int n;
+
+  sfd = openat (sdir, sname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (sfd < 0)
+    return copy_fail_src (src, dst, errno, err);
+
+  if (mkdirat (ddir, name, 0700) == 0)
+    created = true;
+  else if (errno != EEXIST)
+    return copy_fail_dst (src, dst, errno, err);
+  else
+    {
+      struct stat dst_st;
+      if (fstatat (ddir, name, &dst_st, AT_SYMLINK_NOFOLLOW) < 0)
+        return copy_fail_dst (src, dst, errno, err);
+      if (S_ISLNK (dst_st.st_mode))
+        dfd = openat2_fd (c->rootfd, dst, O_RDONLY | O_DIRECTORY, RESOLVE_IN_ROOT);
+      if (!S_ISDIR (dst_st.st_mode) && dfd < 0)
+        {
+          if (unlinkat (ddir, name, 0) < 0 || mkdirat (ddir, name, 0700) < 0)
+            return copy_fail_dst (src, dst, errno, err);
+          created = true;
+        }
+    }
+  if (dfd < 0)
+    dfd = openat (ddir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0)
+    return copy_fail_dst (src, dst, errno, err);
+
+  n = copy_dir_contents (c, sfd, src, dfd, dst, err);
+  if (n < 0)
+    return -1;
+  if (excluded && n == 0)
+    {
+      /* only there for re-included children, and there were none */
+      if (created && unlinkat (ddir, name, AT_REMOVEDIR) < 0)
+        return copy_fail_dst (src, dst, errno, err);
+      return 0;
+    }
+  if (finish_dir (c, sfd, dfd, st, src, dst, err) < 0)
+    return -1;
+  return 1;
+}
+
+/* Copy every entry of sfd (context path srcrel, "" for the root) into dfd
+ * (root path dstpath).  Returns the number of entries copied. */
+static int
+copy_dir_contents (struct copier *c, int sfd, const char *srcrel, int dfd, const char *dstpath,
+                   ob_error_t *err)
+{
+  cleanup_strv char **names = NULL;
+  int dup_fd = openat (sfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int count = 0;
+
+  if (dup_fd < 0)
+    return copy_fail_src (srcrel[0] ? srcrel : ".", dstpath, errno, err);
+  if (read_dir_names (dup_fd, &names, err) < 0)
+    return ob_error_wrap (err, "copy `%s` to `%s`", srcrel[0] ? srcrel : ".", dstpath);
+
+  for (size_t i = 0; names[i]; i++)
+    {
+      cleanup_free char *src = path_join (srcrel, names[i]);
+      cleanup_free char *dst = path_join (dstpath, names[i]);
+      bool excluded = c->ig && ob_ignore_match (c->ig, src);
+      struct stat st;
+      int r;
+
+      if (excluded && !ob_ignore_has_exceptions (c->ig))
+        continue;
+      if (fstatat (sfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return copy_fail_src (src, dst, errno, err);
+      if (S_ISDIR (st.st_mode))
+        r = copy_subdir (c, sfd, names[i], &st, dfd, names[i], src, dst, excluded, err);
+      else if (excluded)
+        continue;
+      else
+        r = copy_leaf (c, sfd, names[i], -1, &st, dfd, names[i], src, dst, err);
+      if (r < 0)
+        return -1;
+      count += r;
+    }
+  return count;
+}
+
+/* Make the missing directory cur/base (0755, the copy's owner). */
+static int
+dest_mkdir (struct copier *c, int cur, const char *base, const char *path, ob_error_t *err)
+{
+  cleanup_close int fd = -1;
+  if (mkdirat (cur, base, 0755) < 0 && errno != EEXIST)
+    return ob_error_make (err, OB_ERR_STORE, errno, "mkdir `%s`", path);
+  fd = openat (cur, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", path);
+  if (fchmod (fd, 0755) < 0 || (fchown (fd, c->uid, c->gid) < 0 && !chown_ignorable (errno)))
+    return ob_error_make (err, OB_ERR_STORE, errno, "mkdir `%s`", path);
+  return ob_steal_fd (&fd);
+}
+
+/* Open (creating when missing, 0755 and the chown owner) the directory at
+ * path inside the root, following symlinks only within the root: existing
+ * ones through openat2 RESOLVE_IN_ROOT, a dangling one by rewriting the
+ * path with its target (clamped at "/") and starting over, so that the
+ * directories are created where the link points, as BuildKit does. */
+static int
+dest_open_dir (struct copier *c, const char *path, bool *created, ob_error_t *err)
+{
+  cleanup_free char *p = abs_clean (path);
+  cleanup_close int cur = -1;
+  int hops = 0;
+
+  if (created)
+    *created = false;
+  for (;;)
+    {
+      size_t len = strlen (p);
+      bool again = false;
+
+      if (cur >= 0)
+        close (cur);
+      cur = openat2_fd (c->rootfd, "/", O_RDONLY | O_DIRECTORY, RESOLVE_IN_ROOT);
+      if (cur < 0)
+        return ob_error_make (err, OB_ERR_STORE, errno, "open destination root");
+      for (size_t i = 1; i <= len && len > 1; i++)
+        {
+          char *base;
+          char saved;
+          struct stat st;
+          int fd;
+
+          if (p[i] != '/' && p[i] != '\0')
+            continue;
+          saved = p[i];
+          p[i] = '\0';
+          base = strrchr (p, '/') + 1;
+          fd = openat2_fd (c->rootfd, p, O_RDONLY | O_DIRECTORY, RESOLVE_IN_ROOT);
+          if (fd < 0 && errno == ENOENT && fstatat (cur, base, &st, AT_SYMLINK_NOFOLLOW) == 0
+              && S_ISLNK (st.st_mode))
+            {
+              cleanup_free char *target = ob_xmalloc (PATH_MAX + 1);
+              cleanup_free char *np = NULL;
+              ssize_t n = readlinkat (cur, base, target, PATH_MAX);
+              if (n < 0 || ++hops > 40)
+                return ob_error_make (err, OB_ERR_STORE, n < 0 ? errno : ELOOP, "open `%s`",
+                                      path);
+              target[n] = '\0';
+              base[-1] = '\0';
+              if (target[0] == '/')
+                np = ob_xasprintf ("%s/%s", target, saved ? p + i + 1 : "");
+              else
+                np = ob_xasprintf ("%s/%s/%s", p, target, saved ? p + i + 1 : "");
+              free (p);
+              p = abs_clean (np);
+              again = true;
+              break;
+            }
+          if (fd < 0 && errno == ENOENT)
+            {
+              fd = dest_mkdir (c, cur, base, p, err);
+              if (fd < 0)
+                return -1;
+              if (created && saved == '\0')
+                *created = true;
+            }
+          if (fd < 0)
+            return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", p);
+          close (cur);
+          cur = fd;
+          p[i] = saved;
+        }
+      if (!again)
+        return ob_steal_fd (&cur);
+    }
+}
+
+/* Copy one top-level source. */
+static int
+copy_source (struct copier *c, const char *src, const char *dest, bool dest_is_dir,
+             ob_error_t *err)
+{
+  cleanup_close int pfd = -1;
+  cleanup_close int ddir = -1;
+  cleanup_free char *dst_clean = NULL;
+  cleanup_free char *target = NULL;
+  bool root_src = strcmp (src, ".") == 0;
+  const char *srcrel = root_src ? "" : src;
+  struct stat st;
+
+  if (root_src)
+    pfd = openat (c->srcfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  else
+    /* The named source itself is followed (Docker does), within srcfd. */
+    pfd = openat2_fd (c->srcfd, src, O_PATH, RESOLVE_IN_ROOT);
+  if (pfd < 0)
+    {
+      if (errno == ENOENT || errno == ENOTDIR)
+        return not_found (src, err);
+      return ob_error_make (err, OB_ERR_CONTEXT, errno, "COPY source %s", src);
+    }
+  if (fstat (pfd, &st) < 0)
+    return ob_error_make (err, OB_ERR_CONTEXT, errno, "stat `%s`", src);
+
+  dst_clean = abs_clean (dest);
+
+  if (S_ISDIR (st.st_mode))
+    {
+      cleanup_close int sfd = openat (pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      bool created = false;
+      int n;
+      if (sfd < 0)
+        return copy_fail_src (src, dst_clean, errno, err);
+      ddir = dest_open_dir (c, dst_clean, &created, err);
+      if (ddir < 0)
+        return ob_error_wrap (err, "copy `%s` to `%s`", src, dst_clean);
+      n = copy_dir_contents (c, sfd, srcrel, ddir, dst_clean, err);
+      if (n < 0)
+        return -1;
+      /* As BuildKit: a directory it creates takes the source's metadata, an
+       * existing one is left alone. */
+      if (created && finish_dir (c, sfd, ddir, &st, src, dst_clean, err) < 0)
+        return -1;
+      return 0;
+    }
+
+  /* A file: into dest when dest is (or must be) a directory. */
+  if (!dest_is_dir && strcmp (dst_clean, "/") != 0)
+    {
+      int fd = openat2_fd (c->rootfd, dst_clean, O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
+      if (fd >= 0)
+        {
+          close (fd);
+          dest_is_dir = true;
+        }
+    }
+  if (dest_is_dir || strcmp (dst_clean, "/") == 0)
+    {
+      ddir = dest_open_dir (c, dst_clean, NULL, err);
+      target = path_join (dst_clean, path_base (src));
+    }
+  else
+    {
+      cleanup_free char *parent = NULL;
+      const char *slash = strrchr (dst_clean, '/');
+      parent = slash == dst_clean ? ob_xstrdup ("/")
+                                  : ob_xstrndup (dst_clean, (size_t) (slash - dst_clean));
+      ddir = dest_open_dir (c, parent, NULL, err);
+      target = ob_xstrdup (dst_clean);
+    }
+  if (ddir < 0)
+    return ob_error_wrap (err, "copy `%s` to `%s`", src, target ? target : dst_clean);
+
+  if (S_ISREG (st.st_mode))
+    {
+      cleanup_close int sfd = openat2_fd (c->srcfd, src, O_RDONLY | O_NOCTTY, RESOLVE_IN_ROOT);
+      struct stat st2;
+      if (sfd < 0)
+        return copy_fail_src (src, target, errno, err);
+      if (fstat (sfd, &st2) < 0 || st2.st_dev != st.st_dev || st2.st_ino != st.st_ino)
+        return copy_fail_src (src, target, EAGAIN, err);
+      return copy_leaf (c, -1, NULL, sfd, &st, ddir, path_base (target), src, target, err) < 0
+                 ? -1
+                 : 0;
+    }
+  /* fifo / device node: recreated from st */
+  return copy_leaf (c, -1, NULL, -1, &st, ddir, path_base (target), src, target, err) < 0 ? -1
+                                                                                          : 0;
+}
+
+int
+ob_context_copy (int srcfd, const struct ob_ignore *ig, char *const *srcs, int rootfd,
+                 const char *dest, const struct ob_copy_opts *opts, ob_error_t *err)
+{
+  struct copier c = { 0 };
+  size_t nsrcs = ob_strv_len (srcs);
+  bool dest_is_dir = ob_str_has_suffix (dest, "/") || nsrcs > 1;
+  int ret = 0;
+
+  c.srcfd = srcfd;
+  c.ig = ig;
+  c.rootfd = rootfd;
+  c.uid = (opts && opts->chown) ? opts->uid : 0;
+  c.gid = (opts && opts->chown) ? opts->gid : 0;
+  c.chmod = opts && opts->chmod;
+  c.mode = opts ? opts->mode : 0;
+
+  for (size_t i = 0; i < nsrcs && ret == 0; i++)
+    ret = copy_source (&c, srcs[i], dest, dest_is_dir, err);
+  copier_free (&c);
+  return ret < 0 ? -1 : 0;
+}
