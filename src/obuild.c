@@ -52,7 +52,9 @@ cli_open_store (struct cli_global *g, const char *userns, bool enter, struct ob_
 {
   cleanup_free char *root = g->root ? ob_xstrdup (g->root) : ob_store_default_root ();
   enum ob_userns_mode mode = OB_USERNS_AUTO, got;
-  if (userns && ob_userns_parse_mode (userns, &mode, err) < 0)
+  if (userns == NULL)
+    userns = getenv ("OBUILD_USERNS");
+  if (userns && *userns && ob_userns_parse_mode (userns, &mode, err) < 0)
     return -1;
   /* The store path is resolved before entering the namespace: inside it we
    * are uid 0 and the default would change. */

@@ -1,0 +1,161 @@
+# Shared helpers for integration tests (POSIX sh, TAP output).
+#
+# Every test runs obuild in each available MODE:
+#   root    as the real root user (no user namespace)
+#   subuid  as the unprivileged user obtest, --userns=subuid
+#   single  as the unprivileged user obtest, --userns=single
+# When the suite itself runs unprivileged, only the current user's modes run.
+set -u
+: "${OBUILD_SRCDIR:?OBUILD_SRCDIR must point at the source tree}"
+: "${OBUILD_BIN:?OBUILD_BIN must point at the obuild binary}"
+T_NAME=$(basename "$0" .sh)
+T_USER=obtest
+IT_ROOT=/tmp/obuild-it
+TESTDIR=$IT_ROOT/$T_NAME
+FIXTURES=$OBUILD_SRCDIR/tests/fixtures
+_n=0
+_failed=0
+
+mkdir -p "$IT_ROOT" && chmod 755 "$IT_ROOT"
+rm -rf "$TESTDIR" && mkdir -p "$TESTDIR" && chmod 755 "$TESTDIR"
+export LC_ALL=C
+
+# ---- TAP ----
+ok() { _n=$((_n + 1)); echo "ok $_n - $*"; }
+not_ok() { _n=$((_n + 1)); _failed=1; echo "not ok $_n - $*"; }
+skip() { _n=$((_n + 1)); echo "ok $_n - $* # skip"; }
+diag() { sed 's/^/# /'; }
+done_testing() { echo "1..$_n"; exit 0; }
+
+# check DESC CMD...: CMD must succeed.
+check() {
+  _d=$1; shift
+  if "$@" >"$TESTDIR/.out" 2>&1; then ok "$_d"; else
+    not_ok "$_d"; head -30 "$TESTDIR/.out" | diag; fi
+}
+# check_fail CODE PATTERN DESC CMD...: CMD must exit CODE and print PATTERN
+# (an extended regex) on stderr in one line.
+check_fail() {
+  _code=$1 _pat=$2 _d=$3; shift 3
+  "$@" >"$TESTDIR/.out" 2>"$TESTDIR/.err"
+  _rc=$?
+  if [ "$_rc" -eq "$_code" ] && grep -Eq -- "$_pat" "$TESTDIR/.err" && [ "$(grep -c . "$TESTDIR/.err")" -eq 1 ]; then
+    ok "$_d"
+  else
+    not_ok "$_d (exit $_rc, wanted $_code and one line matching /$_pat/)"
+    head -20 "$TESTDIR/.err" | diag
+  fi
+}
+# check_eq DESC GOT WANT
+check_eq() {
+  if [ "$2" = "$3" ]; then ok "$1"; else
+    not_ok "$1"; printf 'got:  %s\nwant: %s\n' "$2" "$3" | diag; fi
+}
+# check_files DESC GOTFILE WANTFILE
+check_files() {
+  if diff -u "$3" "$2" >"$TESTDIR/.diff" 2>&1; then ok "$1"; else
+    not_ok "$1"; head -40 "$TESTDIR/.diff" | diag; fi
+}
+
+# ---- users and modes ----
+setup_user() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  if ! id "$T_USER" >/dev/null 2>&1; then
+    useradd -m -s /bin/sh "$T_USER" >/dev/null 2>&1 || return 1
+  fi
+  grep -q "^$T_USER:" /etc/subuid 2>/dev/null || echo "$T_USER:300000:65536" >>/etc/subuid
+  grep -q "^$T_USER:" /etc/subgid 2>/dev/null || echo "$T_USER:300000:65536" >>/etc/subgid
+}
+setup_user
+# obuild is copied where the unprivileged user can run it.
+mkdir -p "$IT_ROOT/bin"
+cp "$OBUILD_BIN" "$IT_ROOT/bin/obuild.$$" && mv "$IT_ROOT/bin/obuild.$$" "$IT_ROOT/bin/obuild"
+chmod 755 "$IT_ROOT/bin" "$IT_ROOT/bin/obuild"
+OB=$IT_ROOT/bin/obuild
+
+if [ -n "${OBUILD_MODES:-}" ]; then
+  MODES=$OBUILD_MODES
+elif [ "$(id -u)" -eq 0 ]; then
+  MODES="root subuid single"
+else
+  MODES="single"
+  grep -q "^$(id -un):" /etc/subuid 2>/dev/null && MODES="subuid single"
+fi
+
+# as MODE CMD...: run CMD as the user of MODE (stdin passed through).
+as() {
+  _m=$1; shift
+  case $_m in
+    root) "$@" ;;
+    subuid|single)
+      if [ "$(id -u)" -eq 0 ]; then
+        runuser -u "$T_USER" -- env HOME="/home/$T_USER" PATH="$PATH" LC_ALL=C \
+          OBUILD_USERNS="$_m" ${SOURCE_DATE_EPOCH:+SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH} "$@"
+      else
+        env OBUILD_USERNS="$_m" "$@"
+      fi ;;
+  esac
+}
+# store MODE: the store directory of this test for MODE (created, owned by the user).
+store() {
+  _s=$TESTDIR/store-$1
+  if [ ! -d "$_s" ]; then
+    mkdir -p "$_s"
+    [ "$1" != root ] && [ "$(id -u)" -eq 0 ] && chown "$T_USER" "$_s"
+  fi
+  echo "$_s"
+}
+# ob MODE ARGS...: obuild as MODE with this test's store for MODE.
+ob() {
+  _m=$1; shift
+  as "$_m" env OBUILD_ROOT="$(store "$_m")" "$OB" "$@"
+}
+# A directory the MODE's user can write.
+userdir() {
+  _u=$TESTDIR/$1; mkdir -p "$_u"
+  [ "$2" != root ] && [ "$(id -u)" -eq 0 ] && chown "$T_USER" "$_u"
+  echo "$_u"
+}
+
+# ---- base images ----
+# busybox_tar: a tiny root filesystem made from Debian's busybox-static.
+busybox_tar() {
+  _t=$IT_ROOT/busybox.tar
+  if [ ! -f "$_t" ]; then
+    sh "$FIXTURES/make-busybox-rootfs.sh" "$_t.tmp" && mv "$_t.tmp" "$_t"
+  fi
+  echo "$_t"
+}
+# import_busybox MODE: import it as busybox:latest into MODE's store.
+import_busybox() {
+  ob "$1" import "$(busybox_tar)" busybox:latest >/dev/null
+}
+
+# ---- image inspection (run as root or the current user) ----
+# oci_validate DIR TAG
+oci_validate() {
+  oci-image-tool validate --type image --ref "name=$2" "$1"
+}
+# umoci_unpack DIR TAG BUNDLE: unpack rootless from a private copy of DIR.
+umoci_unpack() {
+  _c=$TESTDIR/.umoci-layout.$$
+  rm -rf "$_c" "$3"; cp -a "$1" "$_c"
+  umoci unpack --rootless --image "$_c:$2" "$3" >/dev/null && rm -rf "$_c"
+}
+# tree_listing ROOT [--owners]: one line per entry: type mode size link path
+tree_listing() {
+  python3 "$FIXTURES/tree-listing.py" "$@"
+}
+# layer_listing DIR TAG [N]: entries of layer N (default: last) of the image,
+# "type mode uid:gid size link name", read with Python's tarfile.
+layer_listing() {
+  python3 "$FIXTURES/layer-listing.py" "$1" "$2" "${3:--1}"
+}
+# config_field DIR TAG EXPR: a field of the config via skopeo (JSON) + python.
+skopeo_config() {
+  skopeo inspect --config "oci:$1:$2"
+}
+json_get() { # JSONFILE EXPR (python expression on `j`)
+  python3 -c "import json,sys; j=json.load(open(sys.argv[1])); v=eval(sys.argv[2]); print(json.dumps(v, sort_keys=True) if not isinstance(v,str) else v)" "$1" "$2"
+}
+store_oci() { echo "$(store "$1")/oci"; }

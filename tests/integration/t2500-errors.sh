@@ -1,0 +1,67 @@
+#!/bin/sh
+# Bad input: one clear line naming the file/line/path, the documented exit
+# code, and the store left exactly as it was.
+. "$(dirname "$0")/lib.sh"
+
+ctx=$TESTDIR/ctx
+mkdir -p "$ctx/sub"
+echo ok >"$ctx/ok.txt"
+echo x >"$ctx/a"; echo y >"$ctx/b"
+ln -s /etc/passwd "$ctx/abs-link"
+ln -s ../../../../../../etc/passwd "$ctx/sub/rel-link"
+printf 'FROM scratch\nCOPY ok.txt /\n' >"$ctx/Dockerfile"
+df() { printf '%b' "$2" >"$ctx/$1"; }
+df bad-instr 'FROM scratch\nRUNN echo\n'
+df missing 'FROM scratch\n\nCOPY nope.txt /\n'
+df escape 'FROM scratch\nCOPY ../x /\n'
+df abs-link 'FROM scratch\nCOPY abs-link /x\n'
+df rel-link 'FROM scratch\nCOPY sub/rel-link /x\n'
+df multi 'FROM scratch\nCOPY a b /dest\n'
+df chmod 'FROM scratch\nCOPY --chmod=999 a /\n'
+df flag 'FROM scratch\nCOPY --frob=1 a /\n'
+df nofrom 'COPY a /\n'
+df json 'FROM scratch\nSHELL /bin/sh\n'
+df heredoc 'FROM scratch\nCOPY <<EOF /x\nnever ends\n'
+df noimage 'FROM no-such-image:1\n'
+df fromvar 'FROM scratch\nCOPY --from=nostage a /\n'
+chmod -R a+rX "$ctx"
+
+snapshot() { (cd "$(store "$1")" && find oci -printf '%p %s\n' | sort && sha256sum oci/index.json; ls tmp); }
+for m in $MODES; do
+  check "[$m] a good build first" ob "$m" build -q -t good "$ctx"
+  snapshot "$m" >"$TESTDIR/before-$m"
+  check_fail 3 '^obuild: bad-instr:2: unknown instruction "RUNN"' "[$m] unknown instruction: exit 3 with file:line" \
+    ob "$m" build -f "$ctx/bad-instr" -t x "$ctx"
+  check_fail 4 'missing:3: COPY source not found in build context: nope.txt' "[$m] missing COPY source: exit 4" \
+    ob "$m" build -f "$ctx/missing" -t x "$ctx"
+  check_fail 4 'escape:2: .*forbidden path outside the build context: \.\./x' "[$m] ../x: exit 4" \
+    ob "$m" build -f "$ctx/escape" -t x "$ctx"
+  check_fail 4 'abs-link:2: .*abs-link.*escapes the build context' "[$m] absolute symlink out of the context: exit 4" \
+    ob "$m" build -f "$ctx/abs-link" -t x "$ctx"
+  check_fail 4 'rel-link:2: .*rel-link.*escapes the build context' "[$m] relative symlink out of the context: exit 4" \
+    ob "$m" build -f "$ctx/rel-link" -t x "$ctx"
+  check_fail 3 'multi:2: When using COPY with more than one source file' "[$m] several sources need dest/: exit 3" \
+    ob "$m" build -f "$ctx/multi" -t x "$ctx"
+  check_fail 3 'chmod:2: invalid --chmod value .999.' "[$m] bad --chmod: exit 3" \
+    ob "$m" build -f "$ctx/chmod" -t x "$ctx"
+  check_fail 3 'flag:2: .*unknown flag.*frob' "[$m] unknown instruction flag: exit 3" \
+    ob "$m" build -f "$ctx/flag" -t x "$ctx"
+  check_fail 3 'nofrom' "[$m] no FROM: exit 3" ob "$m" build -f "$ctx/nofrom" -t x "$ctx"
+  check_fail 3 'json:2: .*SHELL' "[$m] SHELL not JSON: exit 3" ob "$m" build -f "$ctx/json" -t x "$ctx"
+  check_fail 3 'heredoc:2: .*(unterminated|heredoc)' "[$m] unterminated heredoc: exit 3" ob "$m" build -f "$ctx/heredoc" -t x "$ctx"
+  check_fail 9 'noimage:1: base image .no-such-image:1. not found in the local store' "[$m] unknown base image: exit 9" \
+    ob "$m" build -f "$ctx/noimage" -t x "$ctx"
+  check_fail 3 'fromvar:2: COPY --from=nostage' "[$m] --from of no stage: exit 3" ob "$m" build -f "$ctx/fromvar" -t x "$ctx"
+  check_fail 2 'no stage named .nope.' "[$m] --target of no stage: exit 2" ob "$m" build --target nope -t x "$ctx"
+  snapshot "$m" >"$TESTDIR/after-$m"
+  check_files "[$m] failed builds left the store exactly as it was" "$TESTDIR/after-$m" "$TESTDIR/before-$m"
+done
+if [ "$(id -u)" -eq 0 ]; then
+  mkdir -p "$TESTDIR/ro-store" && chmod 555 "$TESTDIR/ro-store"
+  check_fail 6 "store: .*ro-store.*Permission denied" "unwritable store: exit 6 naming it" \
+    as single env OBUILD_ROOT="$TESTDIR/ro-store/x" "$OB" build "$ctx"
+  mkdir -p "$TESTDIR/ro-out" && chmod 555 "$TESTDIR/ro-out"
+  check_fail 6 "output.*ro-out.*Permission denied" "unwritable --output: exit 6" \
+    as single env OBUILD_ROOT="$(store single)" "$OB" build -o "$TESTDIR/ro-out/layout" "$ctx"
+fi
+done_testing

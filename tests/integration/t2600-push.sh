@@ -1,0 +1,41 @@
+#!/bin/sh
+# The layout obuild writes is what skopeo pushes: a real docker-registry on
+# 127.0.0.1, push with skopeo, the registry's digest equals obuild's.
+. "$(dirname "$0")/lib.sh"
+
+command -v docker-registry >/dev/null || { skip "docker-registry not installed"; done_testing; }
+port=$((20000 + $$ % 20000))
+cat >"$TESTDIR/registry.yml" <<EOF2
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $TESTDIR/registry-data
+http:
+  addr: 127.0.0.1:$port
+log:
+  level: error
+EOF2
+docker-registry serve "$TESTDIR/registry.yml" >"$TESTDIR/registry.log" 2>&1 &
+reg=$!
+trap 'kill $reg 2>/dev/null' EXIT
+i=0
+until curl -sf "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
+check "registry answers on 127.0.0.1:$port" curl -sf "http://127.0.0.1:$port/v2/"
+
+ctx=$TESTDIR/ctx
+mkdir -p "$ctx"
+echo hi >"$ctx/hi.txt"
+printf 'FROM busybox\nCOPY hi.txt /hi.txt\nCMD ["cat", "/hi.txt"]\n' >"$ctx/Dockerfile"
+chmod -R a+rX "$ctx"
+for m in $MODES; do
+  import_busybox "$m"
+  d=$(ob "$m" build -q -t push-me:1 "$ctx")
+  check "[$m] skopeo copy oci:STORE:push-me:1 to the registry" \
+    skopeo copy -q --dest-tls-verify=false "oci:$(store_oci "$m"):push-me:1" "docker://127.0.0.1:$port/obuild/$m:1"
+  got=$(skopeo inspect --tls-verify=false "docker://127.0.0.1:$port/obuild/$m:1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Digest"])')
+  check_eq "[$m] registry digest equals obuild's" "$got" "$d"
+  check "[$m] skopeo copies it back" skopeo copy -q --src-tls-verify=false "docker://127.0.0.1:$port/obuild/$m:1" "oci:$TESTDIR/back-$m:x"
+  check "[$m] the round-tripped image unpacks" umoci_unpack "$TESTDIR/back-$m" x "$TESTDIR/u-$m"
+  check_eq "[$m] ... with our file" "$(cat "$TESTDIR/u-$m/rootfs/hi.txt")" hi
+done
+done_testing
