@@ -158,6 +158,15 @@ int ob_dockerfile_word (const char *raw, char escape, ob_lookup_fn lookup, void 
 int ob_dockerfile_words (const char *raw, char escape, ob_lookup_fn lookup, void *data,
                          char ***out, ob_error_t *err);
 
+/* Is word a heredoc marker, as BuildKit's ParseHeredoc sees it: "[n]<<[-]NAME"
+ * with NAME one shell word, possibly quoted ("<<EOF", "<<-'EOF'", "3<<X")?
+ * If so, *name (when name is not NULL) gets the delimiter with its quotes
+ * removed (caller frees), *expand is false when any part of it was quoted,
+ * *chomp is true for "<<-".  The build uses it to tell the heredoc sources of
+ * COPY/ADD (the words of rest) from paths; contents are in in->heredocs under
+ * the same name.  Any pointer may be NULL. */
+bool ob_dockerfile_heredoc_word (const char *word, char **name, bool *expand, bool *chomp);
+
 /* Does the build expand variables in this instruction's arguments (as Docker
  * does: ADD COPY ENV EXPOSE FROM LABEL STOPSIGNAL USER VOLUME WORKDIR ARG
  * ONBUILD-no, RUN/CMD/ENTRYPOINT/SHELL/HEALTHCHECK-no)? */
