@@ -1,0 +1,1092 @@
+#include "config.h"
+#include <obuild/layer.h>
+#include <obuild/util.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <locale.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#define CHUNK 65536
+
+/* libarchive converts names between the locale's charset and the UTF-8 of
+ * pax headers; run it under C.UTF-8 whatever the process locale is, so the
+ * bytes written (and the names read) do not depend on the environment. */
+static pthread_once_t utf8_once = PTHREAD_ONCE_INIT;
+static locale_t utf8_loc;
+
+static void
+utf8_init (void)
+{
+  utf8_loc = newlocale (LC_CTYPE_MASK, "C.UTF-8", (locale_t) 0);
+}
+
+static locale_t
+enter_utf8_locale (void)
+{
+  pthread_once (&utf8_once, utf8_init);
+  return utf8_loc ? uselocale (utf8_loc) : (locale_t) 0;
+}
+
+static void
+leave_locale (locale_t *old)
+{
+  if (*old)
+    uselocale (*old);
+}
+#define cleanup_locale __attribute__ ((cleanup (leave_locale)))
+
+/* ---- the layer writer: tar -> sha256(tar) -> compressor -> sha256(blob) -> fd ----
+ *
+ * One object used by ob_layer_write and ob_layer_import: open, add entries
+ * and their data, finish.  libarchive calls write_cb with the raw tar bytes;
+ * everything downstream streams, so memory does not depend on the layer. */
+
+struct layer_writer
+{
+  struct archive *a;
+  int outfd;
+  enum ob_compression compression;
+  z_stream z;
+  bool z_init;
+  gz_header gzh;
+  ZSTD_CCtx *zc;
+  struct ob_sha256 *h_tar;
+  struct ob_sha256 *h_blob;
+  int64_t size;
+  unsigned char *obuf;
+  size_t obuf_size;
+  unsigned char *dbuf; /* CHUNK bytes for entry data */
+  ob_error_t cb_err;   /* error raised inside write_cb */
+  bool discard;        /* failed: let libarchive close without writing */
+};
+
+static int
+lw_emit (struct layer_writer *lw, const void *data, size_t n, ob_error_t *err)
+{
+  if (n == 0)
+    return 0;
+  ob_sha256_update (lw->h_blob, data, n);
+  lw->size += n;
+  if (ob_write_all (lw->outfd, data, n, err) < 0)
+    return ob_error_wrap (err, "write layer");
+  return 0;
+}
+
+static int
+lw_compress (struct layer_writer *lw, const void *data, size_t n, bool end, ob_error_t *err)
+{
+  switch (lw->compression)
+    {
+    case OB_COMPRESS_NONE:
+      return lw_emit (lw, data, n, err);
+
+    case OB_COMPRESS_GZIP:
+      lw->z.next_in = (Bytef *) data;
+      lw->z.avail_in = n;
+      for (;;)
+        {
+          int r;
+          lw->z.next_out = lw->obuf;
+          lw->z.avail_out = lw->obuf_size;
+          r = deflate (&lw->z, end ? Z_FINISH : Z_NO_FLUSH);
+          if (r == Z_STREAM_ERROR)
+            return ob_error_make (err, OB_ERR_GENERIC, 0, "gzip: deflate failed");
+          if (lw_emit (lw, lw->obuf, lw->obuf_size - lw->z.avail_out, err) < 0)
+            return -1;
+          if (end ? r == Z_STREAM_END : (lw->z.avail_in == 0 && lw->z.avail_out != 0))
+            return 0;
+        }
+
+    case OB_COMPRESS_ZSTD:
+      {
+        ZSTD_inBuffer in = { data, n, 0 };
+        for (;;)
+          {
+            ZSTD_outBuffer out = { lw->obuf, lw->obuf_size, 0 };
+            size_t r = ZSTD_compressStream2 (lw->zc, &out, &in, end ? ZSTD_e_end : ZSTD_e_continue);
+            if (ZSTD_isError (r))
+              return ob_error_make (err, OB_ERR_GENERIC, 0, "zstd: %s", ZSTD_getErrorName (r));
+            if (lw_emit (lw, lw->obuf, out.pos, err) < 0)
+              return -1;
+            if (end ? r == 0 : in.pos == in.size)
+              return 0;
+          }
+      }
+    }
+  return ob_error_make (err, OB_ERR_GENERIC, 0, "unknown compression %d", (int) lw->compression);
+}
+
+static la_ssize_t
+lw_write_cb (struct archive *a, void *data, const void *buf, size_t n)
+{
+  struct layer_writer *lw = data;
+  if (lw->discard)
+    return n;
+  ob_sha256_update (lw->h_tar, buf, n);
+  if (lw_compress (lw, buf, n, false, &lw->cb_err) < 0)
+    {
+      archive_set_error (a, EIO, "%s", lw->cb_err->msg);
+      return -1;
+    }
+  return n;
+}
+
+/* Turn a libarchive failure into an ob_error, preferring the one the write
+ * callback recorded. */
+static int
+lw_fail (struct layer_writer *lw, const char *what, ob_error_t *err)
+{
+  lw->discard = true;
+  if (lw->cb_err)
+    {
+      ob_error_free (err);
+      *err = steal_pointer (&lw->cb_err);
+      return ob_error_wrap (err, "%s", what);
+    }
+  return ob_error_make (err, OB_ERR_STORE, 0, "%s: %s", what,
+                        archive_error_string (lw->a) ? archive_error_string (lw->a) : "tar error");
+}
+
+static void
+lw_free (struct layer_writer *lw)
+{
+  if (lw->a)
+    {
+      lw->discard = true;
+      archive_write_free (lw->a);
+      lw->a = NULL;
+    }
+  if (lw->z_init)
+    deflateEnd (&lw->z);
+  lw->z_init = false;
+  ZSTD_freeCCtx (lw->zc);
+  lw->zc = NULL;
+  ob_sha256_free (lw->h_tar);
+  ob_sha256_free (lw->h_blob);
+  lw->h_tar = lw->h_blob = NULL;
+  free (lw->obuf);
+  free (lw->dbuf);
+  lw->obuf = lw->dbuf = NULL;
+  ob_error_free (&lw->cb_err);
+}
+
+static int
+lw_open (struct layer_writer *lw, int outfd, const struct ob_layer_opts *opts, ob_error_t *err)
+{
+  memset (lw, 0, sizeof *lw);
+  lw->outfd = outfd;
+  lw->compression = opts->compression;
+  lw->h_tar = ob_sha256_new ();
+  lw->h_blob = ob_sha256_new ();
+  lw->dbuf = ob_xmalloc (CHUNK);
+
+  switch (lw->compression)
+    {
+    case OB_COMPRESS_NONE:
+      break;
+    case OB_COMPRESS_GZIP:
+      lw->obuf_size = CHUNK;
+      lw->obuf = ob_xmalloc (lw->obuf_size);
+      if (deflateInit2 (&lw->z, opts->level > 0 ? opts->level : Z_DEFAULT_COMPRESSION, Z_DEFLATED,
+                        15 + 16, 8, Z_DEFAULT_STRATEGY)
+          != Z_OK)
+        return ob_error_make (err, OB_ERR_GENERIC, 0, "gzip: cannot initialise");
+      lw->z_init = true;
+      /* Fixed header: no name, no comment, mtime 0, OS "unknown" (as Go's
+       * compress/gzip writes it), so the bytes depend on the content only. */
+      memset (&lw->gzh, 0, sizeof lw->gzh);
+      lw->gzh.os = 255;
+      if (deflateSetHeader (&lw->z, &lw->gzh) != Z_OK)
+        return ob_error_make (err, OB_ERR_GENERIC, 0, "gzip: cannot set header");
+      break;
+    case OB_COMPRESS_ZSTD:
+      lw->obuf_size = ZSTD_CStreamOutSize ();
+      lw->obuf = ob_xmalloc (lw->obuf_size);
+      lw->zc = ZSTD_createCCtx ();
+      if (lw->zc == NULL)
+        ob_oom ();
+      if (opts->level > 0)
+        {
+          size_t r = ZSTD_CCtx_setParameter (lw->zc, ZSTD_c_compressionLevel, opts->level);
+          if (ZSTD_isError (r))
+            return ob_error_make (err, OB_ERR_USAGE, 0, "zstd level %d: %s", opts->level,
+                                  ZSTD_getErrorName (r));
+        }
+      /* Fails harmlessly on a single-threaded libzstd; a multi-threaded
+       * build gives the same bytes for any worker count >= 1. */
+      ZSTD_CCtx_setParameter (lw->zc, ZSTD_c_nbWorkers, 2);
+      break;
+    default:
+      return ob_error_make (err, OB_ERR_USAGE, 0, "unknown compression %d",
+                            (int) lw->compression);
+    }
+
+  lw->a = archive_write_new ();
+  if (lw->a == NULL)
+    ob_oom ();
+  /* pax_restricted: plain ustar headers unless an entry needs more (long
+   * names, big ids, xattrs), like Go's archive/tar; only SCHILY.xattr
+   * records, which GNU tar, Go and umoci all read. */
+  if (archive_write_set_format_pax_restricted (lw->a) != ARCHIVE_OK
+      || archive_write_set_format_option (lw->a, "pax", "xattrheader", "SCHILY") != ARCHIVE_OK
+      || archive_write_add_filter_none (lw->a) != ARCHIVE_OK
+      || archive_write_set_bytes_per_block (lw->a, 10240) != ARCHIVE_OK
+      || archive_write_set_bytes_in_last_block (lw->a, 1) != ARCHIVE_OK)
+    return lw_fail (lw, "tar writer", err);
+  if (archive_write_open (lw->a, lw, NULL, lw_write_cb, NULL) != ARCHIVE_OK)
+    return lw_fail (lw, "tar writer", err);
+  return 0;
+}
+
+static int
+lw_add (struct layer_writer *lw, struct archive_entry *e, ob_error_t *err)
+{
+  int r = archive_write_header (lw->a, e);
+  if (r < ARCHIVE_WARN)
+    return lw_fail (lw, "write tar header", err);
+  return 0;
+}
+
+static int
+lw_data (struct layer_writer *lw, const void *buf, size_t n, ob_error_t *err)
+{
+  la_ssize_t r = archive_write_data (lw->a, buf, n);
+  if (r < 0)
+    return lw_fail (lw, "write tar data", err);
+  return 0;
+}
+
+static int
+lw_finish (struct layer_writer *lw, struct ob_layer_result *res, ob_error_t *err)
+{
+  if (archive_write_close (lw->a) != ARCHIVE_OK)
+    return lw_fail (lw, "finish tar", err);
+  if (lw->compression != OB_COMPRESS_NONE && lw_compress (lw, NULL, 0, true, err) < 0)
+    return -1;
+  ob_sha256_final (steal_pointer (&lw->h_tar), res->diff_id);
+  ob_sha256_final (steal_pointer (&lw->h_blob), res->digest);
+  res->size = lw->size;
+  switch (lw->compression)
+    {
+    case OB_COMPRESS_GZIP:
+      res->media_type = OB_MT_LAYER_GZIP;
+      break;
+    case OB_COMPRESS_ZSTD:
+      res->media_type = OB_MT_LAYER_ZSTD;
+      break;
+    case OB_COMPRESS_NONE:
+    default:
+      res->media_type = OB_MT_LAYER_TAR;
+      break;
+    }
+  return 0;
+}
+
+/* ---- helpers shared by write and import ---- */
+
+static void
+cleanup_entryp (struct archive_entry **e)
+{
+  if (*e)
+    archive_entry_free (*e);
+}
+#define cleanup_entry __attribute__ ((cleanup (cleanup_entryp)))
+
+static void
+cleanup_readerp (struct archive **a)
+{
+  if (*a)
+    archive_read_free (*a);
+}
+#define cleanup_reader __attribute__ ((cleanup (cleanup_readerp)))
+
+static void
+set_mtime (struct archive_entry *e, int64_t sec, long nsec, const struct ob_layer_opts *opts)
+{
+  if (opts->clamp_mtime && sec >= opts->mtime_max)
+    archive_entry_set_mtime (e, opts->mtime_max, 0);
+  else
+    archive_entry_set_mtime (e, sec, nsec);
+}
+
+static bool
+keep_xattr (const char *name)
+{
+  if (strcmp (name, "security.capability") == 0)
+    return true;
+  return ob_str_has_prefix (name, "user.") && !ob_str_has_prefix (name, "user.overlay.");
+}
+
+static int
+cmp_strp (const void *a, const void *b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+/* Copy the xattrs worth keeping of dirfd/name (not following a final
+ * symlink) into e, sorted by name so the output is stable. */
+static int
+add_disk_xattrs (struct archive_entry *e, int dirfd, const char *name, const char *display,
+                 ob_error_t *err)
+{
+  cleanup_free char *path = ob_xasprintf ("/proc/self/fd/%d/%s", dirfd, name);
+  cleanup_free char *list = NULL;
+  cleanup_free char **names = NULL;
+  size_t n = 0;
+  ssize_t len;
+
+  for (;;)
+    {
+      len = llistxattr (path, NULL, 0);
+      if (len < 0)
+        {
+          if (errno == ENOTSUP || errno == ENODATA)
+            return 0;
+          return ob_error_make (err, OB_ERR_STORE, errno, "list xattrs of `%s`", display);
+        }
+      if (len == 0)
+        return 0;
+      free (list);
+      list = ob_xmalloc (len);
+      len = llistxattr (path, list, len);
+      if (len >= 0)
+        break;
+      if (errno != ERANGE)
+        return ob_error_make (err, OB_ERR_STORE, errno, "list xattrs of `%s`", display);
+    }
+
+  names = ob_xmalloc ((len + 1) * sizeof (char *));
+  for (char *p = list; p < list + len; p += strlen (p) + 1)
+    if (keep_xattr (p))
+      names[n++] = p;
+  qsort (names, n, sizeof (char *), cmp_strp);
+
+  for (size_t i = 0; i < n; i++)
+    {
+      cleanup_free char *value = NULL;
+      ssize_t vlen;
+      for (;;)
+        {
+          vlen = lgetxattr (path, names[i], NULL, 0);
+          if (vlen < 0)
+            break;
+          free (value);
+          value = ob_xmalloc (vlen ? vlen : 1);
+          vlen = lgetxattr (path, names[i], value, vlen);
+          if (vlen >= 0 || errno != ERANGE)
+            break;
+        }
+      if (vlen < 0)
+        {
+          if (errno == ENODATA || errno == ENOTSUP)
+            continue;
+          return ob_error_make (err, OB_ERR_STORE, errno, "read xattr `%s` of `%s`", names[i],
+                                display);
+        }
+      archive_entry_xattr_add_entry (e, names[i], value, vlen);
+    }
+  return 0;
+}
+
+/* (dev, ino) -> first path, for hardlink detection. */
+struct ino_ent
+{
+  dev_t dev;
+  ino_t ino;
+  char *path;
+  struct ino_ent *next;
+};
+
+struct ino_map
+{
+  struct ino_ent **b;
+  size_t nb;
+  size_t n;
+};
+
+static size_t
+ino_hash (dev_t dev, ino_t ino, size_t nb)
+{
+  uint64_t h = (uint64_t) ino * 0x9e3779b97f4a7c15ULL ^ (uint64_t) dev;
+  return (size_t) (h ^ (h >> 29)) & (nb - 1);
+}
+
+static const char *
+ino_map_lookup (struct ino_map *m, dev_t dev, ino_t ino)
+{
+  if (m->nb == 0)
+    return NULL;
+  for (struct ino_ent *x = m->b[ino_hash (dev, ino, m->nb)]; x; x = x->next)
+    if (x->dev == dev && x->ino == ino)
+      return x->path;
+  return NULL;
+}
+
+static void
+ino_map_add (struct ino_map *m, dev_t dev, ino_t ino, const char *path)
+{
+  struct ino_ent *x;
+  size_t h;
+  if (m->n >= m->nb)
+    {
+      size_t nb = m->nb ? m->nb * 4 : 256;
+      struct ino_ent **b = ob_xmalloc0 (nb * sizeof *b);
+      for (size_t i = 0; i < m->nb; i++)
+        while (m->b[i])
+          {
+            struct ino_ent *y = m->b[i];
+            m->b[i] = y->next;
+            h = ino_hash (y->dev, y->ino, nb);
+            y->next = b[h];
+            b[h] = y;
+          }
+      free (m->b);
+      m->b = b;
+      m->nb = nb;
+    }
+  x = ob_xmalloc (sizeof *x);
+  x->dev = dev;
+  x->ino = ino;
+  x->path = ob_xstrdup (path);
+  h = ino_hash (dev, ino, m->nb);
+  x->next = m->b[h];
+  m->b[h] = x;
+  m->n++;
+}
+
+static void
+ino_map_free (struct ino_map *m)
+{
+  for (size_t i = 0; i < m->nb; i++)
+    while (m->b[i])
+      {
+        struct ino_ent *y = m->b[i];
+        m->b[i] = y->next;
+        free (y->path);
+        free (y);
+      }
+  free (m->b);
+  m->b = NULL;
+  m->nb = m->n = 0;
+}
+
+/* ---- ob_layer_write ---- */
+
+static int
+write_marker (struct layer_writer *lw, const char *dir, const char *base,
+              const struct ob_layer_opts *opts, ob_error_t *err)
+{
+  cleanup_entry struct archive_entry *e = archive_entry_new ();
+  cleanup_free char *name = *dir ? ob_xasprintf ("%s/%s", dir, base) : ob_xstrdup (base);
+  if (e == NULL)
+    ob_oom ();
+  archive_entry_set_pathname (e, name);
+  archive_entry_set_mode (e, AE_IFREG | 0);
+  archive_entry_set_uid (e, 0);
+  archive_entry_set_gid (e, 0);
+  archive_entry_set_size (e, 0);
+  archive_entry_set_mtime (e, opts->clamp_mtime ? opts->mtime_max : 0, 0);
+  return lw_add (lw, e, err);
+}
+
+static int
+write_whiteout (struct layer_writer *lw, const char *path, const struct ob_layer_opts *opts,
+                ob_error_t *err)
+{
+  const char *slash = strrchr (path, '/');
+  cleanup_free char *dir = slash ? ob_xstrndup (path, slash - path) : ob_xstrdup ("");
+  cleanup_free char *base = ob_xasprintf (".wh.%s", slash ? slash + 1 : path);
+  return write_marker (lw, dir, base, opts, err);
+}
+
+static int
+write_file_data (struct layer_writer *lw, int fd, int64_t size, const char *path,
+                 ob_error_t *err)
+{
+  int64_t done = 0;
+  while (done < size)
+    {
+      size_t want = size - done < CHUNK ? (size_t) (size - done) : CHUNK;
+      ssize_t r = read (fd, lw->dbuf, want);
+      if (r < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          return ob_error_make (err, OB_ERR_STORE, errno, "read `%s`", path);
+        }
+      if (r == 0)
+        return ob_error_make (err, OB_ERR_STORE, 0, "`%s` changed while writing the layer",
+                              path);
+      if (lw_data (lw, lw->dbuf, r, err) < 0)
+        return ob_error_wrap (err, "`%s`", path);
+      done += r;
+    }
+  return 0;
+}
+
+static int
+write_fs_entry (struct layer_writer *lw, int upperfd, const char *path, struct ino_map *links,
+                const struct ob_layer_opts *opts, ob_error_t *err)
+{
+  cleanup_entry struct archive_entry *e = archive_entry_new ();
+  cleanup_close int fd = -1;
+  cleanup_free char *name = NULL;
+  const char *slash = strrchr (path, '/');
+  cleanup_free char *dir = slash ? ob_xstrndup (path, slash - path) : ob_xstrdup (".");
+  cleanup_close int dirfd = -1;
+  const char *base = slash ? slash + 1 : path;
+  const char *link_to = NULL;
+  struct stat st;
+
+  if (e == NULL)
+    ob_oom ();
+  dirfd = openat (upperfd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dirfd < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", dir);
+  if (fstatat (dirfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "stat `%s`", path);
+
+  name = S_ISDIR (st.st_mode) ? ob_xasprintf ("%s/", path) : ob_xstrdup (path);
+  archive_entry_set_pathname (e, name);
+  archive_entry_set_mode (e, st.st_mode);
+  archive_entry_set_uid (e, st.st_uid);
+  archive_entry_set_gid (e, st.st_gid);
+  archive_entry_set_uname (e, NULL);
+  archive_entry_set_gname (e, NULL);
+  set_mtime (e, st.st_mtim.tv_sec, st.st_mtim.tv_nsec, opts);
+
+  switch (st.st_mode & S_IFMT)
+    {
+    case S_IFREG:
+      if (st.st_nlink > 1)
+        {
+          link_to = ino_map_lookup (links, st.st_dev, st.st_ino);
+          if (link_to == NULL)
+            ino_map_add (links, st.st_dev, st.st_ino, path);
+        }
+      if (link_to)
+        {
+          archive_entry_set_hardlink (e, link_to);
+          archive_entry_set_size (e, 0);
+        }
+      else
+        {
+          fd = openat (dirfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+          if (fd < 0)
+            return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", path);
+          archive_entry_set_size (e, st.st_size);
+        }
+      break;
+    case S_IFLNK:
+      {
+        cleanup_free char *target = ob_xmalloc (st.st_size + 1);
+        ssize_t r = readlinkat (dirfd, base, target, st.st_size + 1);
+        if (r < 0)
+          return ob_error_make (err, OB_ERR_STORE, errno, "readlink `%s`", path);
+        if (r > st.st_size)
+          return ob_error_make (err, OB_ERR_STORE, 0, "`%s` changed while writing the layer",
+                                path);
+        target[r] = '\0';
+        archive_entry_set_symlink (e, target);
+        break;
+      }
+    case S_IFCHR:
+    case S_IFBLK:
+      archive_entry_set_rdevmajor (e, major (st.st_rdev));
+      archive_entry_set_rdevminor (e, minor (st.st_rdev));
+      break;
+    case S_IFDIR:
+    case S_IFIFO:
+      break;
+    default:
+      /* Sockets cannot be stored in tar (docker and buildah skip them). */
+      return 0;
+    }
+
+  if (add_disk_xattrs (e, dirfd, base, path, err) < 0)
+    return -1;
+  if (lw_add (lw, e, err) < 0)
+    return ob_error_wrap (err, "`%s`", path);
+  if (fd >= 0)
+    return write_file_data (lw, fd, st.st_size, path, err);
+  return 0;
+}
+
+int
+ob_layer_write (int upperfd, const struct ob_changes *changes, int outfd,
+                const struct ob_layer_opts *opts, struct ob_layer_result *res, ob_error_t *err)
+{
+  cleanup_locale locale_t old_locale = enter_utf8_locale ();
+  struct layer_writer lw;
+  struct ino_map links = { 0 };
+  int ret = 0;
+
+  if (lw_open (&lw, outfd, opts, err) < 0)
+    {
+      lw_free (&lw);
+      return -1;
+    }
+  for (size_t i = 0; ret == 0 && changes && i < changes->n; i++)
+    {
+      const struct ob_change *c = &changes->items[i];
+      switch (c->kind)
+        {
+        case OB_CHANGE_ENTRY:
+          ret = write_fs_entry (&lw, upperfd, c->path, &links, opts, err);
+          break;
+        case OB_CHANGE_WHITEOUT:
+          ret = write_whiteout (&lw, c->path, opts, err);
+          break;
+        case OB_CHANGE_OPAQUE:
+          ret = write_marker (&lw, c->path, ".wh..wh..opq", opts, err);
+          break;
+        default:
+          ret = ob_error_make (err, OB_ERR_GENERIC, 0, "`%s`: unknown change kind %d", c->path,
+                               (int) c->kind);
+          break;
+        }
+    }
+  if (ret == 0)
+    ret = lw_finish (&lw, res, err);
+  ino_map_free (&links);
+  lw_free (&lw);
+  return ret;
+}
+
+/* ---- reading archives ---- */
+
+int
+ob_layer_clean_name (const char *name, char **out, ob_error_t *err)
+{
+  struct ob_buf b = { 0 };
+  const char *p = name;
+  while (*p)
+    {
+      const char *end = strchr (p, '/');
+      size_t n = end ? (size_t) (end - p) : strlen (p);
+      if (n == 2 && p[0] == '.' && p[1] == '.')
+        {
+          ob_buf_free (&b);
+          return ob_error_make (err, OB_ERR_IMAGE, 0, "entry `%s`: path contains ..", name);
+        }
+      if (n > 0 && !(n == 1 && p[0] == '.'))
+        {
+          if (b.len)
+            ob_buf_addc (&b, '/');
+          ob_buf_add (&b, p, n);
+        }
+      p += n;
+      while (*p == '/')
+        p++;
+    }
+  *out = ob_buf_steal (&b);
+  return 0;
+}
+
+/* A reader for what ADD and image layers may contain: tar (ustar, pax, GNU)
+ * uncompressed or gzip/bzip2/xz/zstd, like Docker.  Other libarchive
+ * filters are left out on purpose (some run external programs). */
+static int
+open_reader (int fd, struct archive **out, ob_error_t *err)
+{
+  struct archive *a = archive_read_new ();
+  if (a == NULL)
+    ob_oom ();
+  archive_read_support_filter_gzip (a);
+  archive_read_support_filter_bzip2 (a);
+  archive_read_support_filter_xz (a);
+  archive_read_support_filter_zstd (a);
+  archive_read_support_format_tar (a);
+  archive_read_support_format_gnutar (a);
+  if (archive_read_open_fd (a, fd, CHUNK) != ARCHIVE_OK)
+    {
+      ob_error_make (err, OB_ERR_IMAGE, 0, "read archive: %s",
+                     archive_error_string (a) ? archive_error_string (a) : "unknown error");
+      archive_read_free (a);
+      return -1;
+    }
+  *out = a;
+  return 0;
+}
+
+static int
+reader_error (struct archive *a, const char *entry, ob_error_t *err)
+{
+  const char *msg = archive_error_string (a) ? archive_error_string (a) : "unknown error";
+  if (entry)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "entry `%s`: %s", entry, msg);
+  return ob_error_make (err, OB_ERR_IMAGE, 0, "read archive: %s", msg);
+}
+
+/* ---- ob_layer_import ---- */
+
+static int
+import_data (struct layer_writer *lw, struct archive *in, int64_t size, const char *name,
+             ob_error_t *err)
+{
+  int64_t pos = 0;
+  for (;;)
+    {
+      const void *buf;
+      size_t n;
+      la_int64_t off;
+      int r = archive_read_data_block (in, &buf, &n, &off);
+      if (r == ARCHIVE_EOF)
+        break;
+      if (r < ARCHIVE_WARN)
+        return reader_error (in, name, err);
+      /* Sparse entries: the holes become zeros. */
+      while (pos < off && pos < size)
+        {
+          size_t z = off - pos < CHUNK ? (size_t) (off - pos) : CHUNK;
+          memset (lw->dbuf, 0, z);
+          if (lw_data (lw, lw->dbuf, z, err) < 0)
+            return ob_error_wrap (err, "entry `%s`", name);
+          pos += z;
+        }
+      if (pos + (int64_t) n > size)
+        n = size - pos;
+      if (n && lw_data (lw, buf, n, err) < 0)
+        return ob_error_wrap (err, "entry `%s`", name);
+      pos += n;
+    }
+  while (pos < size)
+    {
+      size_t z = size - pos < CHUNK ? (size_t) (size - pos) : CHUNK;
+      memset (lw->dbuf, 0, z);
+      if (lw_data (lw, lw->dbuf, z, err) < 0)
+        return ob_error_wrap (err, "entry `%s`", name);
+      pos += z;
+    }
+  return 0;
+}
+
+static int
+import_entry (struct layer_writer *lw, struct archive *in, struct archive_entry *ie,
+              const struct ob_layer_opts *opts, ob_error_t *err)
+{
+  cleanup_entry struct archive_entry *e = archive_entry_new ();
+  cleanup_free char *name = NULL;
+  cleanup_free char *out_name = NULL;
+  const char *raw = archive_entry_pathname (ie);
+  const char *hardlink = archive_entry_hardlink (ie);
+  mode_t type = archive_entry_filetype (ie);
+  int64_t size = 0;
+
+  if (e == NULL)
+    ob_oom ();
+  if (raw == NULL)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "entry without a name");
+  if (ob_layer_clean_name (raw, &name, err) < 0)
+    return -1;
+  if (*name == '\0')
+    return 0; /* the root directory: not part of a layer */
+
+  if (hardlink)
+    {
+      cleanup_free char *target = NULL;
+      if (ob_layer_clean_name (hardlink, &target, err) < 0)
+        return ob_error_wrap (err, "entry `%s`: hardlink", raw);
+      if (*target == '\0')
+        return ob_error_make (err, OB_ERR_IMAGE, 0, "entry `%s`: hardlink to the root", raw);
+      archive_entry_set_hardlink (e, target);
+      type = AE_IFREG;
+    }
+  else
+    switch (type)
+      {
+      case AE_IFREG:
+        size = archive_entry_size_is_set (ie) ? archive_entry_size (ie) : 0;
+        break;
+      case AE_IFDIR:
+      case AE_IFLNK:
+      case AE_IFCHR:
+      case AE_IFBLK:
+      case AE_IFIFO:
+        break;
+      default:
+        return 0;
+      }
+
+  out_name = type == AE_IFDIR ? ob_xasprintf ("%s/", name) : ob_xstrdup (name);
+  archive_entry_set_pathname (e, out_name);
+  archive_entry_set_mode (e, type | (archive_entry_perm (ie) & 07777));
+  archive_entry_set_uid (e, archive_entry_uid (ie));
+  archive_entry_set_gid (e, archive_entry_gid (ie));
+  set_mtime (e, archive_entry_mtime_is_set (ie) ? archive_entry_mtime (ie) : 0,
+             archive_entry_mtime_is_set (ie) ? archive_entry_mtime_nsec (ie) : 0, opts);
+  archive_entry_set_size (e, size);
+  if (!hardlink && type == AE_IFLNK)
+    archive_entry_set_symlink (e, archive_entry_symlink (ie) ? archive_entry_symlink (ie) : "");
+  if (!hardlink && (type == AE_IFCHR || type == AE_IFBLK))
+    {
+      archive_entry_set_rdevmajor (e, archive_entry_rdevmajor (ie));
+      archive_entry_set_rdevminor (e, archive_entry_rdevminor (ie));
+    }
+  if (archive_entry_xattr_reset (ie) > 0)
+    {
+      const char *xn;
+      const void *xv;
+      size_t xs;
+      while (archive_entry_xattr_next (ie, &xn, &xv, &xs) == ARCHIVE_OK)
+        if (keep_xattr (xn))
+          archive_entry_xattr_add_entry (e, xn, xv, xs);
+    }
+
+  if (lw_add (lw, e, err) < 0)
+    return ob_error_wrap (err, "entry `%s`", raw);
+  if (size > 0)
+    return import_data (lw, in, size, raw, err);
+  return 0;
+}
+
+int
+ob_layer_import (int infd, int outfd, const struct ob_layer_opts *opts,
+                 struct ob_layer_result *res, ob_error_t *err)
+{
+  cleanup_locale locale_t old_locale = enter_utf8_locale ();
+  cleanup_reader struct archive *in = NULL;
+  struct layer_writer lw;
+  int ret = 0;
+
+  if (open_reader (infd, &in, err) < 0)
+    return -1;
+  if (lw_open (&lw, outfd, opts, err) < 0)
+    {
+      lw_free (&lw);
+      return -1;
+    }
+  for (;;)
+    {
+      struct archive_entry *ie;
+      int r = archive_read_next_header (in, &ie);
+      if (r == ARCHIVE_EOF)
+        break;
+      if (r < ARCHIVE_WARN)
+        {
+          ret = reader_error (in, NULL, err);
+          break;
+        }
+      ret = import_entry (&lw, in, ie, opts, err);
+      if (ret < 0)
+        break;
+    }
+  if (ret == 0)
+    ret = lw_finish (&lw, res, err);
+  lw_free (&lw);
+  return ret;
+}
+
+/* ---- ob_layer_is_archive ---- */
+
+bool
+ob_layer_is_archive (int fd)
+{
+  cleanup_locale locale_t old_locale = enter_utf8_locale ();
+  cleanup_reader struct archive *a = NULL;
+  struct archive_entry *e;
+  int r;
+
+  if (lseek (fd, 0, SEEK_SET) < 0)
+    return false;
+  if (open_reader (fd, &a, NULL) < 0)
+    {
+      lseek (fd, 0, SEEK_SET);
+      return false;
+    }
+  r = archive_read_next_header (a, &e);
+  /* EOF here means the tar reader recognised an empty archive (zero
+   * blocks); an empty or foreign file fails the format bid instead. */
+  lseek (fd, 0, SEEK_SET);
+  return r == ARCHIVE_OK || r == ARCHIVE_WARN || r == ARCHIVE_EOF;
+}
+
+/* ---- ob_layer_read_file ---- */
+
+struct read_state
+{
+  const char *path; /* cleaned */
+  bool found;       /* the path itself, as a regular file or hardlink */
+  bool hidden;      /* whited out, opaque parent, or replaced parent */
+  bool not_regular; /* found, but not a regular file */
+  char *hardlink;   /* found as hardlink to this entry */
+  struct ob_buf data;
+};
+
+/* Is `path` equal to, or below, `dir` ("" is the root)? */
+static bool
+path_at_or_below (const char *path, const char *dir)
+{
+  size_t n = strlen (dir);
+  if (n == 0)
+    return true;
+  return strncmp (path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+static int
+read_entry_data (struct archive *a, struct ob_buf *b, const char *name, ob_error_t *err)
+{
+  for (;;)
+    {
+      const void *buf;
+      size_t n;
+      la_int64_t off;
+      int r = archive_read_data_block (a, &buf, &n, &off);
+      if (r == ARCHIVE_EOF)
+        return 0;
+      if (r < ARCHIVE_WARN)
+        return reader_error (a, name, err);
+      if ((size_t) off > b->len)
+        {
+          size_t gap = off - b->len;
+          char *z = ob_xmalloc0 (gap);
+          ob_buf_add (b, z, gap);
+          free (z);
+        }
+      b->len = off; /* (off < len cannot happen for tar, but stay sane) */
+      ob_buf_add (b, buf, n);
+    }
+}
+
+static int
+scan_layer_for (int fd, struct read_state *st, ob_error_t *err)
+{
+  cleanup_reader struct archive *a = NULL;
+  if (lseek (fd, 0, SEEK_SET) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "seek layer");
+  if (open_reader (fd, &a, err) < 0)
+    return -1;
+  for (;;)
+    {
+      struct archive_entry *e;
+      cleanup_free char *name = NULL;
+      const char *slash, *base;
+      int r = archive_read_next_header (a, &e);
+      if (r == ARCHIVE_EOF)
+        return 0;
+      if (r < ARCHIVE_WARN)
+        return reader_error (a, NULL, err);
+      if (archive_entry_pathname (e) == NULL)
+        continue;
+      if (ob_layer_clean_name (archive_entry_pathname (e), &name, err) < 0)
+        return -1;
+      slash = strrchr (name, '/');
+      base = slash ? slash + 1 : name;
+
+      if (strcmp (name, st->path) == 0)
+        {
+          const char *hl = archive_entry_hardlink (e);
+          st->found = true;
+          st->not_regular = false;
+          free (st->hardlink);
+          st->hardlink = NULL;
+          st->data.len = 0;
+          if (hl)
+            {
+              if (ob_layer_clean_name (hl, &st->hardlink, err) < 0)
+                return -1;
+            }
+          else if (archive_entry_filetype (e) == AE_IFREG)
+            {
+              if (read_entry_data (a, &st->data, name, err) < 0)
+                return -1;
+            }
+          else
+            st->not_regular = true;
+          continue;
+        }
+      if (strncmp (base, ".wh.", 4) == 0)
+        {
+          cleanup_free char *dir = slash ? ob_xstrndup (name, slash - name) : ob_xstrdup ("");
+          if (strcmp (base, ".wh..wh..opq") == 0)
+            {
+              if (path_at_or_below (st->path, dir) && strcmp (st->path, dir) != 0)
+                st->hidden = true;
+            }
+          else
+            {
+              cleanup_free char *victim
+                  = *dir ? ob_xasprintf ("%s/%s", dir, base + 4) : ob_xstrdup (base + 4);
+              if (path_at_or_below (st->path, victim))
+                st->hidden = true;
+            }
+          continue;
+        }
+      /* A non-directory at a parent of the path hides what is below. */
+      if ((archive_entry_filetype (e) != AE_IFDIR || archive_entry_hardlink (e))
+          && path_at_or_below (st->path, name))
+        st->hidden = true;
+    }
+}
+
+static int
+read_file_depth (const int *layer_fds, size_t n, const char *path, char **out, size_t *len,
+                 int depth, ob_error_t *err)
+{
+  cleanup_free char *clean = NULL;
+  *out = NULL;
+  if (len)
+    *len = 0;
+  if (ob_layer_clean_name (path, &clean, err) < 0)
+    return -1;
+  if (*clean == '\0')
+    return 0;
+  for (size_t i = n; i-- > 0;)
+    {
+      struct read_state st = { .path = clean };
+      int ret = scan_layer_for (layer_fds[i], &st, err);
+      if (ret == 0 && st.found && st.hardlink)
+        {
+          /* The target is an earlier entry of this layer (or below). */
+          if (depth >= 8)
+            ret = ob_error_make (err, OB_ERR_IMAGE, 0, "`%s`: too many hardlink levels", clean);
+          else
+            ret = read_file_depth (layer_fds, i + 1, st.hardlink, out, len, depth + 1, err);
+          free (st.hardlink);
+          ob_buf_free (&st.data);
+          return ret;
+        }
+      free (st.hardlink);
+      if (ret < 0)
+        {
+          ob_buf_free (&st.data);
+          return ob_error_wrap (err, "layer %zu", i);
+        }
+      if (st.found)
+        {
+          if (st.not_regular)
+            {
+              ob_buf_free (&st.data);
+              return 0;
+            }
+          if (len)
+            *len = st.data.len;
+          *out = ob_buf_steal (&st.data);
+          return 0;
+        }
+      ob_buf_free (&st.data);
+      if (st.hidden)
+        return 0;
+    }
+  return 0;
+}
+
+int
+ob_layer_read_file (const int *layer_fds, size_t n, const char *path, char **out, size_t *len,
+                    ob_error_t *err)
+{
+  cleanup_locale locale_t old_locale = enter_utf8_locale ();
+  return read_file_depth (layer_fds, n, path, out, len, 0, err);
+}

@@ -1,0 +1,885 @@
+/* layer, part 2: safe extraction of tar streams (image layers and ADD
+ * archives) into a root directory.  Every path is resolved by the kernel
+ * with openat2(RESOLVE_IN_ROOT), and the last component is created with *at()
+ * calls relative to the resolved parent, so neither "..", absolute symlinks
+ * nor symlinks planted by earlier entries can lead outside the root. */
+#include "config.h"
+#include <obuild/layer.h>
+#include <obuild/util.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <locale.h>
+#include <pthread.h>
+#include <linux/openat2.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define MAX_NAME 4096
+
+/* libarchive converts names between the locale's charset and the UTF-8 of
+ * pax headers; run it under C.UTF-8 whatever the process locale is, so the
+ * bytes written (and the names read) do not depend on the environment. */
+static pthread_once_t utf8_once = PTHREAD_ONCE_INIT;
+static locale_t utf8_loc;
+
+static void
+utf8_init (void)
+{
+  utf8_loc = newlocale (LC_CTYPE_MASK, "C.UTF-8", (locale_t) 0);
+}
+
+static locale_t
+enter_utf8_locale (void)
+{
+  pthread_once (&utf8_once, utf8_init);
+  return utf8_loc ? uselocale (utf8_loc) : (locale_t) 0;
+}
+
+static void
+leave_locale (locale_t *old)
+{
+  if (*old)
+    uselocale (*old);
+}
+#define cleanup_locale __attribute__ ((cleanup (leave_locale)))
+
+/* ---- a set of strings (paths created by this archive) ---- */
+
+struct strset
+{
+  char **slots;
+  size_t cap; /* power of two */
+  size_t n;
+};
+
+static size_t
+str_hash (const char *s)
+{
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (; *s; s++)
+    h = (h ^ (unsigned char) *s) * 0x100000001b3ULL;
+  return (size_t) h;
+}
+
+static bool
+strset_has (const struct strset *set, const char *s)
+{
+  if (set->cap == 0)
+    return false;
+  for (size_t i = str_hash (s) & (set->cap - 1);; i = (i + 1) & (set->cap - 1))
+    {
+      if (set->slots[i] == NULL)
+        return false;
+      if (strcmp (set->slots[i], s) == 0)
+        return true;
+    }
+}
+
+static void
+strset_insert (char **slots, size_t cap, char *s)
+{
+  size_t i = str_hash (s) & (cap - 1);
+  while (slots[i])
+    i = (i + 1) & (cap - 1);
+  slots[i] = s;
+}
+
+static void
+strset_add (struct strset *set, const char *s)
+{
+  if (strset_has (set, s))
+    return;
+  if (2 * (set->n + 1) > set->cap)
+    {
+      size_t cap = set->cap ? set->cap * 2 : 256;
+      char **slots = ob_xmalloc0 (cap * sizeof (char *));
+      for (size_t i = 0; i < set->cap; i++)
+        if (set->slots[i])
+          strset_insert (slots, cap, set->slots[i]);
+      free (set->slots);
+      set->slots = slots;
+      set->cap = cap;
+    }
+  strset_insert (set->slots, set->cap, ob_xstrdup (s));
+  set->n++;
+}
+
+static void
+strset_free (struct strset *set)
+{
+  for (size_t i = 0; i < set->cap; i++)
+    free (set->slots[i]);
+  free (set->slots);
+  memset (set, 0, sizeof *set);
+}
+
+/* ---- extraction state ---- */
+
+struct dir_fix
+{
+  char *path; /* relative to the root */
+  mode_t mode;
+  struct timespec mtime;
+};
+
+struct extract
+{
+  int rootfd;
+  bool whiteouts;
+  bool same_owner;
+  struct archive *a;
+  struct strset created;
+  struct dir_fix *dirs; /* directory modes and mtimes, applied at the end */
+  size_t ndirs;
+  size_t capdirs;
+  char *cache_path; /* the last parent directory opened, and its fd */
+  int cache_fd;
+};
+
+static void
+cache_reset (struct extract *ex)
+{
+  free (ex->cache_path);
+  ex->cache_path = NULL;
+  if (ex->cache_fd >= 0)
+    close (ex->cache_fd);
+  ex->cache_fd = -1;
+}
+
+static void
+extract_free (struct extract *ex)
+{
+  cache_reset (ex);
+  strset_free (&ex->created);
+  for (size_t i = 0; i < ex->ndirs; i++)
+    free (ex->dirs[i].path);
+  free (ex->dirs);
+  if (ex->a)
+    archive_read_free (ex->a);
+}
+
+static char *
+join (const char *a, const char *b)
+{
+  if (*a == '\0')
+    return ob_xstrdup (b);
+  if (*b == '\0')
+    return ob_xstrdup (a);
+  return ob_xasprintf ("%s/%s", a, b);
+}
+
+/* Split "a/b/c" into "a/b" and "c" ("" and "c" for "c"). */
+static void
+split_path (const char *path, char **dir, const char **base)
+{
+  const char *slash = strrchr (path, '/');
+  *dir = slash ? ob_xstrndup (path, slash - path) : ob_xstrdup ("");
+  *base = slash ? slash + 1 : path;
+}
+
+static void
+free_canon (char **canon, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    free (canon[i]);
+  free (canon);
+}
+
+/* Open root/canon[0]/.../canon[n-1], components known to be directories. */
+static int
+reopen_canon (int rootfd, char **canon, size_t n)
+{
+  int cur = openat (rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  for (size_t i = 0; cur >= 0 && i < n; i++)
+    {
+      int fd = openat (cur, canon[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      int e = errno;
+      close (cur);
+      errno = e;
+      cur = fd;
+    }
+  return cur;
+}
+
+/* What RESOLVE_IN_ROOT does, in user space, for kernels or seccomp filters
+ * (and valgrind) without openat2: walk one component at a time with
+ * O_NOFOLLOW, expanding symlinks by hand with "/" and ".." clamped to the
+ * root.  Only used when openat2 is ENOSYS; extraction is single-threaded
+ * and nothing else writes below the root meanwhile. */
+static int
+open_in_root_slow (int rootfd, const char *path)
+{
+  char **canon = NULL;
+  size_t n = 0;
+  int links = 0;
+  char *todo = ob_xstrdup (path);
+  int cur = openat (rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  char *p = todo;
+  int e = 0;
+
+  while (cur >= 0 && *p)
+    {
+      char *end = strchr (p, '/');
+      struct stat st;
+      int fd;
+      if (end)
+        *end = '\0';
+      if (*p == '\0' || strcmp (p, ".") == 0)
+        ;
+      else if (strcmp (p, "..") == 0)
+        {
+          if (n > 0)
+            {
+              free (canon[--n]);
+              close (cur);
+              cur = reopen_canon (rootfd, canon, n);
+            }
+        }
+      else
+        {
+          fd = openat (cur, p, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+          if (fd < 0 || fstat (fd, &st) < 0)
+            {
+              e = errno;
+              if (fd >= 0)
+                close (fd);
+              break;
+            }
+          if (S_ISLNK (st.st_mode))
+            {
+              char target[PATH_MAX];
+              ssize_t len = readlinkat (fd, "", target, sizeof target - 1);
+              char *next;
+              close (fd);
+              if (len < 0 || ++links > 40)
+                {
+                  e = len < 0 ? errno : ELOOP;
+                  break;
+                }
+              target[len] = '\0';
+              next = ob_xasprintf ("%s/%s", target, end ? end + 1 : "");
+              free (todo);
+              todo = p = next;
+              if (target[0] == '/')
+                {
+                  free_canon (canon, n);
+                  canon = NULL;
+                  n = 0;
+                  close (cur);
+                  cur = reopen_canon (rootfd, NULL, 0);
+                }
+              continue;
+            }
+          if (!S_ISDIR (st.st_mode))
+            {
+              close (fd);
+              e = ENOTDIR;
+              break;
+            }
+          canon = ob_xrealloc (canon, (n + 1) * sizeof (char *));
+          canon[n++] = ob_xstrdup (p);
+          close (cur);
+          cur = fd;
+        }
+      if (end == NULL)
+        break;
+      p = end + 1;
+    }
+  if (cur >= 0 && e == 0)
+    {
+      free (todo);
+      free_canon (canon, n);
+      return cur;
+    }
+  if (e == 0)
+    e = errno;
+  if (cur >= 0)
+    close (cur);
+  free (todo);
+  free_canon (canon, n);
+  errno = e;
+  return -1;
+}
+
+/* Open the directory `path` (relative to the root, "" for the root) with
+ * every component resolved inside the root.  -1 with errno on failure. */
+static int
+open_in_root (int rootfd, const char *path)
+{
+  static bool no_openat2;
+  struct open_how how = {
+    .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+  };
+  int fd;
+  /* The test suite runs the extraction cases again through the fallback. */
+  if (!no_openat2 && getenv ("OBUILD_TEST_NO_OPENAT2") == NULL)
+    {
+      fd = (int) syscall (SYS_openat2, rootfd, *path ? path : ".", &how, sizeof how);
+      if (fd >= 0 || errno != ENOSYS)
+        return fd;
+      no_openat2 = true;
+    }
+  return open_in_root_slow (rootfd, path);
+}
+
+/* Like open_in_root, but create missing directories (0755) one component at
+ * a time, each resolved the same way.  Returns an owned fd. */
+static int
+open_dir (struct extract *ex, const char *path, bool create, const char *entry, ob_error_t *err)
+{
+  cleanup_free char *prefix = NULL;
+  cleanup_close int cur = -1;
+  const char *p = path;
+  int fd = open_in_root (ex->rootfd, path);
+  if (fd >= 0)
+    return fd;
+  if (errno != ENOENT || !create)
+    return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: open directory `%s`", entry,
+                          path);
+
+  cur = open_in_root (ex->rootfd, "");
+  if (cur < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: open root", entry);
+  prefix = ob_xstrdup ("");
+  while (*p)
+    {
+      const char *end = strchr (p, '/');
+      size_t n = end ? (size_t) (end - p) : strlen (p);
+      cleanup_free char *comp = ob_xstrndup (p, n);
+      char *next = *prefix ? ob_xasprintf ("%s/%s", prefix, comp) : ob_xstrdup (comp);
+      free (prefix);
+      prefix = next;
+      fd = open_in_root (ex->rootfd, prefix);
+      if (fd < 0 && errno == ENOENT)
+        {
+          if (mkdirat (cur, comp, 0755) == 0)
+            {
+              /* Not subject to the umask: layers must come out the same. */
+              if (fchmodat (cur, comp, 0755, 0) < 0)
+                return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: chmod `%s`", entry,
+                                      prefix);
+              strset_add (&ex->created, prefix);
+            }
+          else if (errno != EEXIST)
+            return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: mkdir `%s`", entry,
+                                  prefix);
+          fd = open_in_root (ex->rootfd, prefix);
+        }
+      if (fd < 0)
+        return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: open directory `%s`",
+                              entry, prefix);
+      close (cur);
+      cur = fd;
+      p += n;
+      while (*p == '/')
+        p++;
+    }
+  return ob_steal_fd (&cur);
+}
+
+/* The parent directory of entries, cached: consecutive entries of a tar are
+ * usually siblings.  The fd stays owned by the cache. */
+static int
+parent_fd (struct extract *ex, const char *path, const char *entry, ob_error_t *err)
+{
+  int fd;
+  if (ex->cache_path && strcmp (ex->cache_path, path) == 0)
+    return ex->cache_fd;
+  fd = open_dir (ex, path, true, entry, err);
+  if (fd < 0)
+    return -1;
+  cache_reset (ex);
+  ex->cache_path = ob_xstrdup (path);
+  ex->cache_fd = fd;
+  return fd;
+}
+
+static bool
+extract_xattr (const char *name)
+{
+  if (strcmp (name, "security.capability") == 0)
+    return true;
+  return ob_str_has_prefix (name, "user.") && !ob_str_has_prefix (name, "user.overlay.");
+}
+
+/* Best effort: a file system without user xattrs must not fail ADD. */
+static void
+apply_xattrs (int fd, struct archive_entry *e)
+{
+  const char *name;
+  const void *value;
+  size_t size;
+  if (archive_entry_xattr_reset (e) == 0)
+    return;
+  while (archive_entry_xattr_next (e, &name, &value, &size) == ARCHIVE_OK)
+    if (extract_xattr (name))
+      fsetxattr (fd, name, value, size, 0);
+}
+
+/* Owners only when asked, and only where the process may: EPERM/EINVAL
+ * (unmapped ids in a user namespace) are not errors. */
+static int
+apply_owner (struct extract *ex, int fd, int dirfd, const char *base, struct archive_entry *e,
+             const char *raw, ob_error_t *err)
+{
+  int r;
+  if (!ex->same_owner)
+    return 0;
+  if (fd >= 0)
+    r = fchown (fd, archive_entry_uid (e), archive_entry_gid (e));
+  else
+    r = fchownat (dirfd, base, archive_entry_uid (e), archive_entry_gid (e),
+                  AT_SYMLINK_NOFOLLOW);
+  if (r < 0 && errno != EPERM && errno != EINVAL)
+    return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: chown", raw);
+  return 0;
+}
+
+static struct timespec
+entry_mtime (struct archive_entry *e)
+{
+  struct timespec ts = { 0, 0 };
+  if (archive_entry_mtime_is_set (e))
+    {
+      ts.tv_sec = archive_entry_mtime (e);
+      ts.tv_nsec = archive_entry_mtime_nsec (e);
+    }
+  return ts;
+}
+
+/* Clear the directory dirpath (relative to the root) of everything this
+ * archive did not create; directories it created are cleared recursively,
+ * since what a lower layer had in them is hidden too. */
+static int
+clear_dir (struct extract *ex, int dirfd, const char *dirpath, const char *entry, ob_error_t *err)
+{
+  int lfd = openat (dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  cleanup_dir DIR *d = NULL;
+  cleanup_strv char **names = NULL;
+  struct dirent *de;
+  if (lfd < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: open `%s`", entry, dirpath);
+  d = fdopendir (lfd);
+  if (d == NULL)
+    {
+      int e = errno;
+      close (lfd);
+      return ob_error_make (err, OB_ERR_STORE, e, "entry `%s`: open `%s`", entry, dirpath);
+    }
+  while ((de = readdir (d)) != NULL)
+    if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0)
+      ob_strv_add (&names, de->d_name);
+
+  for (size_t i = 0; names && names[i]; i++)
+    {
+      cleanup_free char *child = join (dirpath, names[i]);
+      struct stat st;
+      if (!strset_has (&ex->created, child))
+        {
+          if (ob_rm_rf_at (dirfd, names[i], err) < 0)
+            return ob_error_wrap (err, "entry `%s`", entry);
+          continue;
+        }
+      if (fstatat (dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR (st.st_mode))
+        {
+          cleanup_close int cfd
+              = openat (dirfd, names[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          if (cfd < 0)
+            return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: open `%s`", entry,
+                                  child);
+          if (clear_dir (ex, cfd, child, entry, err) < 0)
+            return -1;
+        }
+    }
+  return 0;
+}
+
+static int
+apply_whiteout (struct extract *ex, const char *raw, const char *dir, const char *base,
+                ob_error_t *err)
+{
+  const char *victim = base + 4;
+  cleanup_close int fd = -1;
+  cleanup_free char *vpath = NULL;
+
+  if (strcmp (base, ".wh..wh..opq") == 0)
+    {
+      fd = open_dir (ex, dir, false, raw, err);
+      if (fd < 0)
+        {
+          /* Nothing below to hide. */
+          if (*err && ((*err)->status == ENOENT || (*err)->status == ENOTDIR))
+            {
+              ob_error_free (err);
+              return 0;
+            }
+          return -1;
+        }
+      cache_reset (ex);
+      return clear_dir (ex, fd, dir, raw, err);
+    }
+  if (*victim == '\0' || strcmp (victim, ".") == 0 || strcmp (victim, "..") == 0)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "entry `%s`: invalid whiteout", raw);
+  if (ob_str_has_prefix (victim, ".wh."))
+    return 0; /* other aufs metadata (.wh..wh.plnk, ...): nothing to apply */
+
+  /* Whiteouts hide lower layers only, never this layer's own entries. */
+  vpath = join (dir, victim);
+  if (strset_has (&ex->created, vpath))
+    return 0;
+  fd = open_in_root (ex->rootfd, dir);
+  if (fd < 0)
+    {
+      if (errno == ENOENT || errno == ENOTDIR)
+        return 0;
+      return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: open `%s`", raw, dir);
+    }
+  cache_reset (ex);
+  if (ob_rm_rf_at (fd, victim, err) < 0)
+    return ob_error_wrap (err, "entry `%s`", raw);
+  return 0;
+}
+
+static int
+write_data (struct extract *ex, int fd, struct archive_entry *e, const char *raw, ob_error_t *err)
+{
+  int64_t end = 0;
+  int64_t size = archive_entry_size_is_set (e) ? archive_entry_size (e) : 0;
+  for (;;)
+    {
+      const void *buf;
+      size_t n;
+      la_int64_t off;
+      const char *p;
+      int r = archive_read_data_block (ex->a, &buf, &n, &off);
+      if (r == ARCHIVE_EOF)
+        break;
+      if (r < ARCHIVE_WARN)
+        return ob_error_make (err, OB_ERR_IMAGE, 0, "entry `%s`: %s", raw,
+                              archive_error_string (ex->a));
+      p = buf;
+      while (n > 0)
+        {
+          ssize_t w = pwrite (fd, p, n, off);
+          if (w < 0)
+            {
+              if (errno == EINTR)
+                continue;
+              return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: write", raw);
+            }
+          p += w;
+          n -= w;
+          off += w;
+        }
+      if (off > end)
+        end = off;
+    }
+  if (size > end && ftruncate (fd, size) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: truncate", raw);
+  return 0;
+}
+
+/* Link pfd/base to tfull (relative to the root), which must exist inside the
+ * root: created earlier by this archive, or already there. */
+static int
+make_hardlink (struct extract *ex, const char *raw, const char *target, const char *tfull, int pfd,
+               const char *base, ob_error_t *err)
+{
+  cleanup_free char *tdir = NULL;
+  cleanup_close int tfd = -1;
+  const char *tbase;
+  struct stat st;
+
+  split_path (tfull, &tdir, &tbase);
+  tfd = open_in_root (ex->rootfd, tdir);
+  if (tfd < 0 || fstatat (tfd, tbase, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "entry `%s`: hardlink target `%s` does not exist",
+                          raw, target);
+  if (S_ISDIR (st.st_mode))
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "entry `%s`: hardlink to directory `%s`", raw,
+                          target);
+  if (linkat (tfd, tbase, pfd, base, 0) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: link to `%s`", raw,
+                          target);
+  return 0;
+}
+
+static int
+extract_entry (struct extract *ex, const char *dest, struct archive_entry *e, ob_error_t *err)
+{
+  const char *raw = archive_entry_pathname (e);
+  cleanup_free char *name = NULL;
+  cleanup_free char *full = NULL;
+  cleanup_free char *dir = NULL;
+  const char *base;
+  mode_t type = archive_entry_filetype (e);
+  mode_t perm = archive_entry_perm (e) & 07777;
+  struct timespec ts[2];
+  struct stat st;
+  cleanup_free char *link_target = NULL;
+  cleanup_free char *link_full = NULL;
+  bool exists, keep_dir;
+  int pfd;
+
+  if (raw == NULL)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "entry without a name");
+  if (strlen (raw) > MAX_NAME)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "entry `%.64s...`: name longer than %d bytes", raw,
+                          MAX_NAME);
+  if (ob_layer_clean_name (raw, &name, err) < 0)
+    return -1;
+  if (*name == '\0')
+    return 0; /* the root entry ("./"): leave the destination alone */
+  full = join (dest, name);
+  split_path (full, &dir, &base);
+
+  if (ex->whiteouts && ob_str_has_prefix (base, ".wh."))
+    return apply_whiteout (ex, raw, dir, base, err);
+
+  if (archive_entry_hardlink (e) == NULL)
+    switch (type)
+      {
+      case AE_IFREG:
+      case AE_IFDIR:
+      case AE_IFLNK:
+      case AE_IFCHR:
+      case AE_IFBLK:
+      case AE_IFIFO:
+        break;
+      default:
+        return 0; /* sockets and unknown types are not extracted */
+      }
+
+  if (archive_entry_hardlink (e))
+    {
+      if (ob_layer_clean_name (archive_entry_hardlink (e), &link_target, err) < 0)
+        return ob_error_wrap (err, "entry `%s`: hardlink", raw);
+      if (*link_target == '\0')
+        return ob_error_make (err, OB_ERR_IMAGE, 0, "entry `%s`: hardlink to the root", raw);
+      link_full = join (dest, link_target);
+      if (strcmp (link_full, full) == 0)
+        return 0; /* a link to itself: nothing to do */
+    }
+
+  pfd = parent_fd (ex, dir, raw, err);
+  if (pfd < 0)
+    return -1;
+
+  exists = fstatat (pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0;
+  keep_dir = exists && S_ISDIR (st.st_mode) && type == AE_IFDIR
+             && archive_entry_hardlink (e) == NULL;
+  if (exists && !keep_dir)
+    {
+      if (S_ISDIR (st.st_mode))
+        {
+          /* (pfd, the cached parent, is not below what is removed.) */
+          if (ob_rm_rf_at (pfd, base, err) < 0)
+            return ob_error_wrap (err, "entry `%s`", raw);
+        }
+      else if (unlinkat (pfd, base, 0) < 0 && errno != ENOENT)
+        return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: remove existing", raw);
+    }
+
+  ts[0] = ts[1] = entry_mtime (e);
+
+  if (archive_entry_hardlink (e))
+    {
+      if (make_hardlink (ex, raw, archive_entry_hardlink (e), link_full, pfd, base, err) < 0)
+        return -1;
+      strset_add (&ex->created, full);
+      return 0;
+    }
+
+  switch (type)
+    {
+    case AE_IFDIR:
+      {
+        cleanup_close int dfd = -1;
+        struct dir_fix *fix;
+        if (!keep_dir && mkdirat (pfd, base, 0700) < 0)
+          return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: mkdir", raw);
+        if (apply_owner (ex, -1, pfd, base, e, raw, err) < 0)
+          return -1;
+        dfd = openat (pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd >= 0)
+          apply_xattrs (dfd, e);
+        if (ex->ndirs == ex->capdirs)
+          {
+            ex->capdirs = ex->capdirs ? ex->capdirs * 2 : 64;
+            ex->dirs = ob_xrealloc (ex->dirs, ex->capdirs * sizeof *ex->dirs);
+          }
+        fix = &ex->dirs[ex->ndirs++];
+        fix->path = ob_xstrdup (full);
+        fix->mode = perm;
+        fix->mtime = ts[1];
+        break;
+      }
+    case AE_IFREG:
+      {
+        cleanup_close int fd
+            = openat (pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+          return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: create", raw);
+        if (write_data (ex, fd, e, raw, err) < 0)
+          return -1;
+        /* chown first: it clears setuid/setgid and file capabilities. */
+        if (apply_owner (ex, fd, -1, NULL, e, raw, err) < 0)
+          return -1;
+        if (fchmod (fd, perm) < 0)
+          return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: chmod", raw);
+        apply_xattrs (fd, e);
+        if (futimens (fd, ts) < 0)
+          return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: set times", raw);
+        break;
+      }
+    case AE_IFLNK:
+      {
+        const char *target = archive_entry_symlink (e);
+        if (symlinkat (target ? target : "", pfd, base) < 0)
+          return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: symlink", raw);
+        if (apply_owner (ex, -1, pfd, base, e, raw, err) < 0)
+          return -1;
+        utimensat (pfd, base, ts, AT_SYMLINK_NOFOLLOW);
+        break;
+      }
+    case AE_IFCHR:
+    case AE_IFBLK:
+    case AE_IFIFO:
+      {
+        dev_t dev = type == AE_IFIFO
+                        ? 0
+                        : makedev (archive_entry_rdevmajor (e), archive_entry_rdevminor (e));
+        if (mknodat (pfd, base, type | perm, dev) < 0)
+          {
+            /* Rootless: devices cannot be created; skip them like Docker. */
+            if (type != AE_IFIFO && (errno == EPERM || errno == EACCES))
+              return 0;
+            return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: mknod", raw);
+          }
+        if (apply_owner (ex, -1, pfd, base, e, raw, err) < 0)
+          return -1;
+        if (fchmodat (pfd, base, perm, 0) < 0)
+          return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: chmod", raw);
+        utimensat (pfd, base, ts, AT_SYMLINK_NOFOLLOW);
+        break;
+      }
+    default:
+      return 0;
+    }
+  strset_add (&ex->created, full);
+  return 0;
+}
+
+/* Directory modes and mtimes last: creating their contents changed the
+ * mtimes, and a read-only directory must stay writable until then.  In
+ * reverse order, so children are done before their parents. */
+static int
+fix_dirs (struct extract *ex, ob_error_t *err)
+{
+  for (size_t i = ex->ndirs; i-- > 0;)
+    {
+      struct dir_fix *fix = &ex->dirs[i];
+      cleanup_free char *dir = NULL;
+      cleanup_close int fd = -1;
+      const char *base;
+      struct timespec ts[2] = { fix->mtime, fix->mtime };
+      struct stat st;
+      split_path (fix->path, &dir, &base);
+      fd = open_in_root (ex->rootfd, dir);
+      if (fd < 0 || fstatat (fd, base, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR (st.st_mode))
+        continue; /* replaced or removed by a later entry */
+      if (fchmodat (fd, base, fix->mode, 0) < 0)
+        return ob_error_make (err, OB_ERR_STORE, errno, "chmod `%s`", fix->path);
+      if (utimensat (fd, base, ts, AT_SYMLINK_NOFOLLOW) < 0)
+        return ob_error_make (err, OB_ERR_STORE, errno, "set times of `%s`", fix->path);
+    }
+  return 0;
+}
+
+static int
+open_extract_reader (int fd, struct archive **out, ob_error_t *err)
+{
+  /* Same set as layer.c's reader: tar, none/gzip/bzip2/xz/zstd. */
+  struct archive *a = archive_read_new ();
+  if (a == NULL)
+    ob_oom ();
+  archive_read_support_filter_gzip (a);
+  archive_read_support_filter_bzip2 (a);
+  archive_read_support_filter_xz (a);
+  archive_read_support_filter_zstd (a);
+  archive_read_support_format_tar (a);
+  archive_read_support_format_gnutar (a);
+  if (archive_read_open_fd (a, fd, 65536) != ARCHIVE_OK)
+    {
+      ob_error_make (err, OB_ERR_IMAGE, 0, "read archive: %s",
+                     archive_error_string (a) ? archive_error_string (a) : "unknown error");
+      archive_read_free (a);
+      return -1;
+    }
+  *out = a;
+  return 0;
+}
+
+int
+ob_layer_extract (int infd, int rootfd, const char *dest, bool whiteouts, bool same_owner,
+                  ob_error_t *err)
+{
+  cleanup_locale locale_t old_locale = enter_utf8_locale ();
+  struct extract ex = {
+    .rootfd = rootfd,
+    .whiteouts = whiteouts,
+    .same_owner = same_owner,
+    .cache_fd = -1,
+  };
+  cleanup_free char *cdest = NULL;
+  int ret = 0;
+
+  if (ob_layer_clean_name (dest ? dest : "", &cdest, err) < 0)
+    {
+      ob_error_free (err);
+      return ob_error_make (err, OB_ERR_USAGE, 0, "destination `%s` contains ..", dest);
+    }
+  if (open_extract_reader (infd, &ex.a, err) < 0)
+    return -1;
+  if (*cdest)
+    {
+      int fd = open_dir (&ex, cdest, true, dest, err);
+      if (fd < 0)
+        {
+          extract_free (&ex);
+          return -1;
+        }
+      close (fd);
+    }
+  for (;;)
+    {
+      struct archive_entry *e;
+      int r = archive_read_next_header (ex.a, &e);
+      if (r == ARCHIVE_EOF)
+        break;
+      if (r < ARCHIVE_WARN)
+        {
+          const char *msg = archive_error_string (ex.a);
+          ret = ob_error_make (err, OB_ERR_IMAGE, 0, "read archive: %s",
+                               msg ? msg : "unknown error");
+          break;
+        }
+      ret = extract_entry (&ex, cdest, e, err);
+      if (ret < 0)
+        break;
+    }
+  if (ret == 0)
+    ret = fix_dirs (&ex, err);
+  extract_free (&ex);
+  return ret;
+}

@@ -1,0 +1,220 @@
+#include "config.h"
+#include "tap.h"
+#include <obuild/store.h>
+#include <obuild/util.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char *
+tmpdir (void)
+{
+  char *t = ob_xstrdup ("/tmp/ob-store-XXXXXX");
+  return mkdtemp (t);
+}
+
+static void
+rmtree (char *d)
+{
+  ob_error_t e = NULL;
+  ob_rm_rf_at (AT_FDCWD, d, &e);
+  ob_error_free (&e);
+  free (d);
+}
+
+static int
+count_entries (const char *dir)
+{
+  DIR *d = opendir (dir);
+  struct dirent *de;
+  int n = 0;
+  if (d == NULL)
+    return -1;
+  while ((de = readdir (d)))
+    if (de->d_name[0] != '.')
+      n++;
+  closedir (d);
+  return n;
+}
+
+/* Put a fake manifest blob in a transaction and commit it under tags. */
+static int
+commit_manifest (struct ob_layout *l, const char *scratch, const char *content, char **tags,
+                 struct ob_descriptor *d)
+{
+  struct ob_txn *t = NULL;
+  ob_error_t err = NULL;
+  int r;
+  if (ob_txn_begin (l, scratch, &t, &err) < 0)
+    return -1;
+  d->media_type = (char *) OB_MT_OCI_MANIFEST;
+  d->size = strlen (content);
+  r = ob_txn_blob_put (t, content, strlen (content), d->digest, &err);
+  if (r == 0)
+    r = ob_txn_commit (t, d, tags, &err);
+  if (err)
+    printf ("# %s\n", err->msg);
+  ob_error_free (&err);
+  ob_txn_free (t);
+  return r;
+}
+
+TEST (test_layout_create_and_reopen)
+{
+  char *d = tmpdir ();
+  char *p = ob_xasprintf ("%s/layout", d);
+  struct ob_layout *l = NULL;
+  ob_error_t err = NULL;
+  char *text = NULL;
+  size_t len;
+  CHECK (ob_layout_open (p, true, &l, &err) == 0);
+  ob_layout_close (l);
+  CHECK (ob_read_file_at (AT_FDCWD, ob_xasprintf ("%s/oci-layout", p), &text, &len, &err) == 0);
+  CHECK_STR (text, "{\"imageLayoutVersion\":\"1.0.0\"}");
+  free (text);
+  CHECK (ob_layout_open (p, false, &l, &err) == 0);
+  ob_layout_close (l);
+  free (p);
+  rmtree (d);
+}
+
+TEST (test_layout_open_missing_is_image_error)
+{
+  char *d = tmpdir ();
+  struct ob_layout *l = NULL;
+  ob_error_t err = NULL;
+  CHECK (ob_layout_open (d, false, &l, &err) < 0);
+  CHECK_INT (err->kind, OB_ERR_IMAGE);
+  CHECK (strstr (err->msg, "not an OCI image layout") != NULL);
+  ob_error_free (&err);
+  rmtree (d);
+}
+
+TEST (test_txn_commit_tags_and_resolve)
+{
+  char *d = tmpdir ();
+  char *p = ob_xasprintf ("%s/oci", d);
+  struct ob_layout *l = NULL;
+  ob_error_t err = NULL;
+  struct ob_descriptor m1, m2, got = { 0 };
+  char *tags1[] = { (char *) "app:1", (char *) "app:latest", NULL };
+  char *tags2[] = { (char *) "app:latest", NULL };
+  struct ob_layout_entry *e = NULL;
+  size_t n = 0;
+  CHECK (ob_layout_open (p, true, &l, &err) == 0);
+  CHECK (commit_manifest (l, d, "{\"one\":1}", tags1, &m1) == 0);
+  CHECK (commit_manifest (l, d, "{\"two\":2}", tags2, &m2) == 0);
+  CHECK (ob_layout_resolve (l, "app:1", &got, &err) == 0);
+  CHECK_STR (got.digest, m1.digest);
+  ob_descriptor_clear (&got);
+  CHECK (ob_layout_resolve (l, "app", &got, &err) == 0);
+  CHECK_STR (got.digest, m2.digest);
+  ob_descriptor_clear (&got);
+  CHECK (ob_layout_resolve (l, m1.digest, &got, &err) == 0);
+  ob_descriptor_clear (&got);
+  CHECK (ob_layout_resolve (l, "app:2", &got, &err) < 0);
+  CHECK_INT (err->kind, OB_ERR_IMAGE);
+  ob_error_free (&err);
+  CHECK (ob_layout_list (l, &e, &n, &err) == 0);
+  CHECK_INT (n, 2);
+  ob_layout_entries_free (e, n);
+  CHECK_INT (count_entries (d), 1); /* scratch directories removed */
+  ob_layout_close (l);
+  free (p);
+  rmtree (d);
+}
+
+TEST (test_txn_abort_leaves_layout_unchanged)
+{
+  char *d = tmpdir ();
+  char *p = ob_xasprintf ("%s/oci", d);
+  char *blobs = ob_xasprintf ("%s/oci/blobs/sha256", d);
+  struct ob_layout *l = NULL;
+  struct ob_txn *t = NULL;
+  ob_error_t err = NULL;
+  char dg[72];
+  int fd;
+  CHECK (ob_layout_open (p, true, &l, &err) == 0);
+  CHECK (ob_txn_begin (l, d, &t, &err) == 0);
+  CHECK (ob_txn_blob_put (t, "abc", 3, dg, &err) == 0);
+  CHECK (ob_txn_blob_open (t, dg, &fd, &err) == 0);
+  close (fd);
+  CHECK (!ob_layout_has_blob (l, dg));
+  ob_txn_free (t);
+  CHECK_INT (count_entries (blobs), 0);
+  CHECK_INT (count_entries (d), 1);
+  ob_layout_close (l);
+  free (p);
+  free (blobs);
+  rmtree (d);
+}
+
+TEST (test_blob_read_verifies_digest)
+{
+  char *d = tmpdir ();
+  char *p = ob_xasprintf ("%s/oci", d);
+  struct ob_layout *l = NULL;
+  ob_error_t err = NULL;
+  struct ob_descriptor m;
+  char *tags[] = { (char *) "x:1", NULL };
+  char *data = NULL;
+  size_t len;
+  CHECK (ob_layout_open (p, true, &l, &err) == 0);
+  CHECK (commit_manifest (l, d, "{\"x\":1}", tags, &m) == 0);
+  CHECK (ob_layout_blob_read (l, m.digest, &data, &len, &err) == 0);
+  free (data);
+  /* corrupt the blob on disk */
+  char *bp = ob_xasprintf ("%s/blobs/sha256/%s", p, m.digest + 7);
+  chmod (bp, 0644);
+  int fd = open (bp, O_WRONLY | O_TRUNC);
+  CHECK (write (fd, "{\"x\":2}", 7) == 7);
+  close (fd);
+  CHECK (ob_layout_blob_read (l, m.digest, &data, &len, &err) < 0);
+  CHECK_INT (err->kind, OB_ERR_IMAGE);
+  CHECK (strstr (err->msg, "content has digest") != NULL);
+  ob_error_free (&err);
+  CHECK (ob_layout_blob_read (l, "sha256:../../etc/passwd", &data, &len, &err) < 0);
+  CHECK (strstr (err->msg, "invalid digest") != NULL);
+  ob_error_free (&err);
+  free (bp);
+  ob_layout_close (l);
+  free (p);
+  rmtree (d);
+}
+
+TEST (test_copy_between_layouts)
+{
+  char *d = tmpdir ();
+  char *p1 = ob_xasprintf ("%s/a", d), *p2 = ob_xasprintf ("%s/b", d);
+  struct ob_layout *a = NULL, *b = NULL;
+  struct ob_txn *t = NULL;
+  ob_error_t err = NULL;
+  struct ob_descriptor m;
+  char *tags[] = { (char *) "x:1", NULL };
+  CHECK (ob_layout_open (p1, true, &a, &err) == 0);
+  CHECK (ob_layout_open (p2, true, &b, &err) == 0);
+  CHECK (commit_manifest (a, d, "{\"y\":1}", tags, &m) == 0);
+  CHECK (ob_txn_begin (b, d, &t, &err) == 0);
+  CHECK (ob_txn_blob_copy_from (t, a, m.digest, &err) == 0);
+  CHECK (ob_txn_commit (t, &m, tags, &err) == 0);
+  ob_txn_free (t);
+  CHECK (ob_layout_has_blob (b, m.digest));
+  ob_layout_close (a);
+  ob_layout_close (b);
+  free (p1);
+  free (p2);
+  rmtree (d);
+}
+
+int
+main (void)
+{
+  RUN (test_layout_create_and_reopen);
+  RUN (test_layout_open_missing_is_image_error);
+  RUN (test_txn_commit_tags_and_resolve);
+  RUN (test_txn_abort_leaves_layout_unchanged);
+  RUN (test_blob_read_verifies_digest);
+  RUN (test_copy_between_layouts);
+  TAP_DONE ();
+}

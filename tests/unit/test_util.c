@@ -1,0 +1,117 @@
+#include "config.h"
+#include "tap.h"
+#include <obuild/util.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+TEST (test_sha256_known_vector)
+{
+  char d[OB_DIGEST_LEN];
+  ob_sha256_digest ("abc", 3, d);
+  CHECK_STR (d, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST (test_sha256_streaming_equals_oneshot)
+{
+  char a[OB_DIGEST_LEN], b[OB_DIGEST_LEN];
+  struct ob_sha256 *h = ob_sha256_new ();
+  ob_sha256_update (h, "hello ", 6);
+  ob_sha256_update (h, "world", 5);
+  ob_sha256_final (h, a);
+  ob_sha256_digest ("hello world", 11, b);
+  CHECK_STR (a, b);
+}
+
+TEST (test_digest_valid)
+{
+  CHECK (ob_digest_valid ("sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+  CHECK (!ob_digest_valid ("sha256:BA7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+  CHECK (!ob_digest_valid ("sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015a"));
+  CHECK (!ob_digest_valid ("sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad0"));
+  CHECK (!ob_digest_valid ("sha512:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+  CHECK (!ob_digest_valid ("sha256:../../../../etc/passwd"));
+  CHECK (!ob_digest_valid (""));
+  CHECK (!ob_digest_valid (NULL));
+}
+
+TEST (test_strv)
+{
+  cleanup_strv char **v = NULL;
+  ob_strv_add (&v, "a");
+  ob_strv_add (&v, "b");
+  CHECK_INT (ob_strv_len (v), 2);
+  CHECK_STR (v[1], "b");
+  CHECK (v[2] == NULL);
+  char **d = ob_strv_dup (v);
+  CHECK_STR (d[0], "a");
+  ob_strv_free (d);
+}
+
+TEST (test_buf)
+{
+  struct ob_buf b = { 0 };
+  for (int i = 0; i < 1000; i++)
+    ob_buf_addc (&b, 'x');
+  ob_buf_adds (&b, "end");
+  CHECK_INT (b.len, 1003);
+  char *s = ob_buf_steal (&b);
+  CHECK_STR (s + 1000, "end");
+  free (s);
+}
+
+TEST (test_files_atomic_mkdir_rm)
+{
+  char tmpl[] = "/tmp/ob-util-XXXXXX";
+  char *dir = mkdtemp (tmpl);
+  ob_error_t err = NULL;
+  int dfd = open (dir, O_RDONLY | O_DIRECTORY);
+  char *data = NULL;
+  size_t len = 0;
+  CHECK (ob_mkdir_p_at (dfd, "a/b/c", 0755, &err) == 0);
+  CHECK (ob_mkdir_p_at (dfd, "a/b/c", 0755, &err) == 0);
+  CHECK (ob_write_file_atomic_at (dfd, "a/b/c/f", "data", 4, 0600, &err) == 0);
+  CHECK (ob_read_file_at (dfd, "a/b/c/f", &data, &len, &err) == 0);
+  CHECK_INT (len, 4);
+  CHECK_STR (data, "data");
+  free (data);
+  CHECK (ob_read_file_at (dfd, "missing", &data, &len, &err) < 0);
+  CHECK (err != NULL && strstr (err->msg, "missing") != NULL);
+  ob_error_free (&err);
+  chmod (tmpl, 0755);
+  mkdirat (dfd, "ro", 0755);
+  mkdirat (dfd, "ro/inner", 0755);
+  fchmodat (dfd, "ro", 0500, 0);
+  CHECK (ob_rm_rf_at (dfd, "a", &err) == 0);
+  CHECK (ob_rm_rf_at (dfd, "ro", &err) == 0);
+  CHECK (ob_rm_rf_at (dfd, "never-existed", &err) == 0);
+  close (dfd);
+  CHECK (rmdir (dir) == 0);
+}
+
+TEST (test_error_wrap_and_kind)
+{
+  ob_error_t err = NULL;
+  CHECK (ob_error_make (&err, OB_ERR_STORE, 2, "open `%s`", "x") == -1);
+  CHECK_STR (err->msg, "open `x`: No such file or directory");
+  ob_error_wrap (&err, "layer %d", 3);
+  CHECK_STR (err->msg, "layer 3: open `x`: No such file or directory");
+  ob_error_set_kind (&err, OB_ERR_CONTEXT);
+  CHECK_INT (err->kind, OB_ERR_CONTEXT);
+  ob_error_free (&err);
+  CHECK (err == NULL);
+}
+
+int
+main (void)
+{
+  RUN (test_sha256_known_vector);
+  RUN (test_sha256_streaming_equals_oneshot);
+  RUN (test_digest_valid);
+  RUN (test_strv);
+  RUN (test_buf);
+  RUN (test_files_atomic_mkdir_rm);
+  RUN (test_error_wrap_and_kind);
+  TAP_DONE ();
+}
