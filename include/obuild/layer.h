@@ -24,6 +24,11 @@ enum ob_compression
 #define OB_MT_LAYER_GZIP "application/vnd.oci.image.layer.v1.tar+gzip"
 #define OB_MT_LAYER_ZSTD "application/vnd.oci.image.layer.v1.tar+zstd"
 
+/* An xattr "uid:gid" on a file of an upper directory overrides the file's
+ * owner in the layer (owners a single-ID user namespace cannot represent);
+ * it is not itself written to the layer. */
+#define OB_LAYER_OWNER_XATTR "user.obuild.owner"
+
 struct ob_layer_opts
 {
   enum ob_compression compression;

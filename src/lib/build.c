@@ -1340,7 +1340,8 @@ write_image (struct build *b, struct stage *s, struct ob_build_result *res, ob_e
       int r;
       if (ob_layout_open (b->o->output_dir, true, &out, err) < 0)
         return ob_error_wrap (err, "--output");
-      parent = ob_xasprintf ("%s/..", b->o->output_dir);
+      /* stage inside the layout: same filesystem, and writable if it is */
+      parent = ob_xstrdup (b->o->output_dir);
       if (ob_txn_begin (out, parent, &t2, err) < 0)
         {
           ob_layout_close (out);

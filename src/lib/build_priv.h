@@ -73,7 +73,7 @@ char *ob_build_abs_path (struct stage *s, const char *p);
 
 /* xattr carrying an owner the user namespace cannot represent ("uid:gid");
  * the layer writer puts it in the tar header and drops the xattr. */
-#define OB_OWNER_XATTR "user.obuild.owner"
+#define OB_OWNER_XATTR OB_LAYER_OWNER_XATTR
 int ob_build_record_owner (int dfd, const char *path, uid_t uid, gid_t gid, ob_error_t *err);
 
 int ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err);

@@ -326,7 +326,8 @@ keep_xattr (const char *name)
 {
   if (strcmp (name, "security.capability") == 0)
     return true;
-  return ob_str_has_prefix (name, "user.") && !ob_str_has_prefix (name, "user.overlay.");
+  return ob_str_has_prefix (name, "user.") && !ob_str_has_prefix (name, "user.overlay.")
+         && strcmp (name, OB_LAYER_OWNER_XATTR) != 0;
 }
 
 static int
@@ -369,8 +370,28 @@ add_disk_xattrs (struct archive_entry *e, int dirfd, const char *name, const cha
 
   names = ob_xmalloc ((len + 1) * sizeof (char *));
   for (char *p = list; p < list + len; p += strlen (p) + 1)
-    if (keep_xattr (p))
-      names[n++] = p;
+    {
+      if (strcmp (p, OB_LAYER_OWNER_XATTR) == 0)
+        {
+          /* An owner the user namespace could not represent (single-ID
+           * mode): it goes into the tar header, not into the layer. */
+          char v[64];
+          ssize_t vl = lgetxattr (path, p, v, sizeof v - 1);
+          unsigned long u, g;
+          if (vl > 0)
+            {
+              v[vl] = '\0';
+              if (sscanf (v, "%lu:%lu", &u, &g) == 2)
+                {
+                  archive_entry_set_uid (e, (la_int64_t) u);
+                  archive_entry_set_gid (e, (la_int64_t) g);
+                }
+            }
+          continue;
+        }
+      if (keep_xattr (p))
+        names[n++] = p;
+    }
   qsort (names, n, sizeof (char *), cmp_strp);
 
   for (size_t i = 0; i < n; i++)

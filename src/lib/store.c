@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -324,7 +325,8 @@ ob_txn_begin (struct ob_layout *l, const char *scratch_dir, struct ob_txn **out,
   struct ob_txn *t = ob_xmalloc0 (sizeof *t);
   t->l = l;
   t->scratchfd = t->stagefd = -1;
-  if (ob_mkdtemp_in (scratch_dir, "build-", &t->scratch, err) < 0)
+  cleanup_free char *prefix = ob_xasprintf (".obuild-%d-", (int) getpid ());
+  if (ob_mkdtemp_in (scratch_dir, prefix, &t->scratch, err) < 0)
     {
       free (t);
       return -1;
@@ -590,6 +592,26 @@ ob_store_default_root (void)
   return ob_xasprintf ("%s/.local/share/obuild", home && *home ? home : "/tmp");
 }
 
+/* Remove scratch directories of builds that died (kill -9, power loss):
+ * they are named .obuild-<pid>-XXXXXX. */
+static void
+clean_stale_scratch (const char *tmp)
+{
+  cleanup_dir DIR *d = opendir (tmp);
+  struct dirent *de;
+  while (d && (de = readdir (d)))
+    {
+      int pid;
+      ob_error_t e = NULL;
+      if (sscanf (de->d_name, ".obuild-%d-", &pid) != 1 || pid <= 0)
+        continue;
+      if (kill (pid, 0) == 0 || errno != ESRCH)
+        continue;
+      ob_rm_rf_at (dirfd (d), de->d_name, &e);
+      ob_error_free (&e);
+    }
+}
+
 int
 ob_store_open (const char *root, struct ob_store **out, ob_error_t *err)
 {
@@ -604,6 +626,7 @@ ob_store_open (const char *root, struct ob_store **out, ob_error_t *err)
       ob_error_set_kind (err, (*err)->kind == OB_ERR_IMAGE ? OB_ERR_IMAGE : OB_ERR_STORE);
       return ob_error_wrap (err, "store");
     }
+  clean_stale_scratch (s->tmp);
   *out = s;
   return 0;
 }

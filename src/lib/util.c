@@ -350,13 +350,15 @@ ob_rm_rf_at (int dirfd, const char *path, ob_error_t *err)
       if (fd < 0 && errno == EACCES)
         {
           /* A directory left without r/x permission: give them back. */
-          fchmodat (dirfd, path, 0700, 0);
-          fd = openat (dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          if (fchmodat (dirfd, path, 0700, 0) == 0)
+            fd = openat (dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         }
       if (fd < 0)
         return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", path);
-      if (!(st.st_mode & S_IWUSR))
-        fchmod (fd, st.st_mode | S_IRWXU);
+      if (!(st.st_mode & S_IWUSR) && fchmod (fd, st.st_mode | S_IRWXU) < 0)
+        {
+          /* removal below reports the real problem */
+        }
       if (rm_rf_children (fd, err) < 0)
         return ob_error_wrap (err, "remove `%s`", path);
       if (unlinkat (dirfd, path, AT_REMOVEDIR) < 0 && errno != ENOENT)

@@ -34,12 +34,14 @@ check() {
     not_ok "$_d"; head -30 "$TESTDIR/.out" | diag; fi
 }
 # check_fail CODE PATTERN DESC CMD...: CMD must exit CODE and print PATTERN
-# (an extended regex) on stderr in one line.
+# (an extended regex) in its one error line on stderr ("obuild: ...").
 check_fail() {
   _code=$1 _pat=$2 _d=$3; shift 3
   "$@" >"$TESTDIR/.out" 2>"$TESTDIR/.err"
   _rc=$?
-  if [ "$_rc" -eq "$_code" ] && grep -Eq -- "$_pat" "$TESTDIR/.err" && [ "$(grep -c . "$TESTDIR/.err")" -eq 1 ]; then
+  # progress lines may precede it; the error itself is one "obuild:" line
+  if [ "$_rc" -eq "$_code" ] && [ "$(grep -c '^obuild: ' "$TESTDIR/.err")" -eq 1 ] \
+     && grep '^obuild: ' "$TESTDIR/.err" | grep -Eq -- "$_pat"; then
     ok "$_d"
   else
     not_ok "$_d (exit $_rc, wanted $_code and one line matching /$_pat/)"
@@ -153,7 +155,7 @@ layer_listing() {
 }
 # config_field DIR TAG EXPR: a field of the config via skopeo (JSON) + python.
 skopeo_config() {
-  skopeo inspect --config "oci:$1:$2"
+  skopeo inspect --raw --config "oci:$1:$2"
 }
 json_get() { # JSONFILE EXPR (python expression on `j`)
   python3 -c "import json,sys; j=json.load(open(sys.argv[1])); v=eval(sys.argv[2]); print(json.dumps(v, sort_keys=True) if not isinstance(v,str) else v)" "$1" "$2"

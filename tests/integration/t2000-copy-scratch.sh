@@ -16,6 +16,7 @@ printf '#!/bin/sh\necho run\n' >"$ctx/tool.sh"
 chmod 4755 "$ctx/tool.sh"
 ln -s hello.txt "$ctx/link-to-hello"
 ln "$ctx/dir/a.txt" "$ctx/dir/a-hard.txt"
+ln -s sub/b.txt "$ctx/dir/link-b"
 printf 'ignored\n**/*.log\n' >"$ctx/.dockerignore"
 cat >"$ctx/Dockerfile" <<'DF'
 FROM scratch
@@ -30,7 +31,7 @@ chmod -R a+rX "$ctx"
 
 cat >"$TESTDIR/want-tree" <<'W'
 d 0755 - - ./bin
-l 0777 9 hello.txt ./bin/link-to-hello
+f 0644 6 - ./bin/link-to-hello
 f 4755 19 - ./bin/tool.sh
 d 0755 - - ./data
 f 0644 3 - ./data/ünï cödé.txt
@@ -40,6 +41,7 @@ d 0755 - - ./opt
 d 0755 - - ./opt/dir
 f 0644 2 - ./opt/dir/a-hard.txt
 f 0644 2 - ./opt/dir/a.txt
+l 0777 9 sub/b.txt ./opt/dir/link-b
 d 0755 - - ./opt/dir/sub
 f 0644 2 - ./opt/dir/sub/b.txt
 f 0644 6 - ./renamed.txt
@@ -66,7 +68,7 @@ for m in $MODES; do
     "$(stat -c %i "$TESTDIR/bundle-$m/rootfs/opt/dir/a.txt")" "$(stat -c %i "$TESTDIR/bundle-$m/rootfs/opt/dir/a-hard.txt")"
   check_eq "[$m] skopeo sees the manifest digest" \
     "$(skopeo inspect "oci:$out:copy-test:1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Digest"])')" "$digest"
-  layer_listing "$out" copy-test:1 0 >"$TESTDIR/layer0-$m"
+  layer_listing "$out" copy-test:1 2 >"$TESTDIR/layer0-$m"
   check_eq "[$m] layer entries have owner 0:0 and empty user names" \
     "$(awk '{print $3}' "$TESTDIR/layer0-$m" | sort -u)" "0:0"
   check_eq "[$m] no uname/gname in layer entries" "$(grep -c uname= "$TESTDIR/layer0-$m")" 0

@@ -17,7 +17,8 @@ ENV LEGACY legacy value
 LABEL org.example.version=$VERSION "org.example.desc"="a ${GREETING}"
 MAINTAINER Jane Doe <jane@example.com>
 EXPOSE 80 443/tcp 53/udp 8000-8002
-VOLUME /data ["/cache"]
+VOLUME /data /cache
+VOLUME ["/logs"]
 USER 1000:1000
 WORKDIR $APP_HOME
 WORKDIR sub
@@ -25,7 +26,7 @@ STOPSIGNAL SIGQUIT
 SHELL ["/bin/ash", "-eo", "pipefail", "-c"]
 HEALTHCHECK --interval=30s --timeout=5s --start-period=1m --retries=3 CMD wget -q -O- http://localhost/ || exit 1
 ENTRYPOINT ["/bin/app", "--serve"]
-CMD --port 80
+CMD serve --port 80
 ONBUILD COPY . /src
 LABEL fromcli=${FROMCLI:-unset} homeless=${NOPE:-default} alt=${APP_HOME:+set}
 DF
@@ -48,7 +49,7 @@ for m in $MODES; do
   check_eq "[$m] author from MAINTAINER" "$(g 'j["author"]')" "Jane Doe <jane@example.com>"
   check_eq "[$m] ExposedPorts" "$(g 'sorted(j["config"]["ExposedPorts"])')" \
     '["443/tcp", "53/udp", "80/tcp", "8000/tcp", "8001/tcp", "8002/tcp"]'
-  check_eq "[$m] Volumes" "$(g 'sorted(j["config"]["Volumes"])')" '["/cache", "/data"]'
+  check_eq "[$m] Volumes" "$(g 'sorted(j["config"]["Volumes"])')" '["/cache", "/data", "/logs"]'
   check_eq "[$m] User" "$(g 'j["config"]["User"]')" "1000:1000"
   check_eq "[$m] WorkingDir relative to the previous one" "$(g 'j["config"]["WorkingDir"]')" /srv/app/sub
   check_eq "[$m] StopSignal" "$(g 'j["config"]["StopSignal"]')" SIGQUIT
@@ -56,10 +57,10 @@ for m in $MODES; do
   check_eq "[$m] Healthcheck" "$(g 'j["config"]["Healthcheck"]')" \
     '{"Interval": 30000000000, "Retries": 3, "StartPeriod": 60000000000, "Test": ["CMD-SHELL", "wget -q -O- http://localhost/ || exit 1"], "Timeout": 5000000000}'
   check_eq "[$m] Entrypoint" "$(g 'j["config"]["Entrypoint"]')" '["/bin/app", "--serve"]'
-  check_eq "[$m] shell-form CMD uses SHELL" "$(g 'j["config"]["Cmd"]')" '["/bin/ash", "-eo", "pipefail", "-c", "--port 80"]'
+  check_eq "[$m] shell-form CMD uses SHELL" "$(g 'j["config"]["Cmd"]')" '["/bin/ash", "-eo", "pipefail", "-c", "serve --port 80"]'
   check_eq "[$m] OnBuild" "$(g 'j["config"]["OnBuild"]')" '["COPY . /src"]'
   check_eq "[$m] created is RFC 3339" "$(g 'j["created"]' | grep -Ec '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$')" 1
-  check_eq "[$m] history: one entry per instruction after FROM" "$(g 'len(j["history"])')" 18
+  check_eq "[$m] history: one entry per instruction after FROM" "$(g 'len(j["history"])')" 19
   check_eq "[$m] WORKDIR made a layer, metadata did not" "$(g 'len(j["rootfs"]["diff_ids"])')" 2
   check_eq "[$m] history entry of ENV" "$(g 'j["history"][2]["created_by"]')" "ENV APP_HOME=/srv/app GREETING=hello world"
   check_eq "[$m] architecture" "$(g 'j["architecture"]')" "$(dpkg --print-architecture)"
