@@ -10,7 +10,7 @@ echo x >"$ctx/a"; echo y >"$ctx/b"
 ln -s /etc/passwd "$ctx/abs-link"
 ln -s ../../../../../../etc/passwd "$ctx/sub/rel-link"
 printf 'FROM scratch\nCOPY ok.txt /\n' >"$ctx/Dockerfile"
-df() { printf '%b' "$2" >"$ctx/$1"; }
+df() { printf '%b' "$2" >"$ctx/df.$1"; }
 df bad-instr 'FROM scratch\nRUNN echo\n'
 df missing 'FROM scratch\n\nCOPY nope.txt /\n'
 df escape 'FROM scratch\nCOPY ../x /\n'
@@ -30,28 +30,28 @@ snapshot() { (cd "$(store "$1")" && find oci -printf '%p %s\n' | sort && sha256s
 for m in $MODES; do
   check "[$m] a good build first" ob "$m" build -q -t good "$ctx"
   snapshot "$m" >"$TESTDIR/before-$m"
-  check_fail 3 '^obuild: bad-instr:2: unknown instruction "RUNN"' "[$m] unknown instruction: exit 3 with file:line" \
-    ob "$m" build -f "$ctx/bad-instr" -t x "$ctx"
-  check_fail 4 'missing:3: COPY source not found in build context: nope.txt' "[$m] missing COPY source: exit 4" \
-    ob "$m" build -f "$ctx/missing" -t x "$ctx"
-  check_fail 4 'escape:2: .*forbidden path outside the build context: \.\./x' "[$m] ../x: exit 4" \
-    ob "$m" build -f "$ctx/escape" -t x "$ctx"
-  check_fail 4 'abs-link:2: .*abs-link.*escapes the build context' "[$m] absolute symlink out of the context: exit 4" \
-    ob "$m" build -f "$ctx/abs-link" -t x "$ctx"
-  check_fail 4 'rel-link:2: .*rel-link.*escapes the build context' "[$m] relative symlink out of the context: exit 4" \
-    ob "$m" build -f "$ctx/rel-link" -t x "$ctx"
-  check_fail 3 'multi:2: When using COPY with more than one source file' "[$m] several sources need dest/: exit 3" \
-    ob "$m" build -f "$ctx/multi" -t x "$ctx"
-  check_fail 3 'chmod:2: invalid --chmod value .999.' "[$m] bad --chmod: exit 3" \
-    ob "$m" build -f "$ctx/chmod" -t x "$ctx"
-  check_fail 3 'flag:2: .*unknown flag.*frob' "[$m] unknown instruction flag: exit 3" \
-    ob "$m" build -f "$ctx/flag" -t x "$ctx"
-  check_fail 3 'nofrom' "[$m] no FROM: exit 3" ob "$m" build -f "$ctx/nofrom" -t x "$ctx"
-  check_fail 3 'json:2: .*SHELL' "[$m] SHELL not JSON: exit 3" ob "$m" build -f "$ctx/json" -t x "$ctx"
-  check_fail 3 'heredoc:2: .*(unterminated|heredoc)' "[$m] unterminated heredoc: exit 3" ob "$m" build -f "$ctx/heredoc" -t x "$ctx"
-  check_fail 9 'noimage:1: base image .no-such-image:1. not found in the local store' "[$m] unknown base image: exit 9" \
-    ob "$m" build -f "$ctx/noimage" -t x "$ctx"
-  check_fail 3 'fromvar:2: COPY --from=nostage' "[$m] --from of no stage: exit 3" ob "$m" build -f "$ctx/fromvar" -t x "$ctx"
+  check_fail 3 '/df\.bad-instr:2: unknown instruction "RUNN"' "[$m] unknown instruction: exit 3 with file:line" \
+    ob "$m" build -f "$ctx/df.bad-instr" -t x "$ctx"
+  check_fail 4 '/df\.missing:3: COPY source not found in build context: nope.txt' "[$m] missing COPY source: exit 4" \
+    ob "$m" build -f "$ctx/df.missing" -t x "$ctx"
+  check_fail 4 '/df\.escape:2: .*forbidden path outside the build context: \.\./x' "[$m] ../x: exit 4" \
+    ob "$m" build -f "$ctx/df.escape" -t x "$ctx"
+  check_fail 4 '/df\.abs-link:2: .*abs-link.*escapes the build context' "[$m] absolute symlink out of the context: exit 4" \
+    ob "$m" build -f "$ctx/df.abs-link" -t x "$ctx"
+  check_fail 4 '/df\.rel-link:2: .*rel-link.*escapes the build context' "[$m] relative symlink out of the context: exit 4" \
+    ob "$m" build -f "$ctx/df.rel-link" -t x "$ctx"
+  check_fail 3 '/df\.multi:2: When using COPY with more than one source file' "[$m] several sources need dest/: exit 3" \
+    ob "$m" build -f "$ctx/df.multi" -t x "$ctx"
+  check_fail 3 '/df\.chmod:2: invalid --chmod value .999.' "[$m] bad --chmod: exit 3" \
+    ob "$m" build -f "$ctx/df.chmod" -t x "$ctx"
+  check_fail 3 '/df\.flag:2: .*unknown flag.*frob' "[$m] unknown instruction flag: exit 3" \
+    ob "$m" build -f "$ctx/df.flag" -t x "$ctx"
+  check_fail 3 'df\.nofrom' "[$m] no FROM: exit 3" ob "$m" build -f "$ctx/df.nofrom" -t x "$ctx"
+  check_fail 3 '/df\.json:2: .*SHELL' "[$m] SHELL not JSON: exit 3" ob "$m" build -f "$ctx/df.json" -t x "$ctx"
+  check_fail 3 '/df\.heredoc:2: .*(unterminated|heredoc)' "[$m] unterminated heredoc: exit 3" ob "$m" build -f "$ctx/df.heredoc" -t x "$ctx"
+  check_fail 9 '/df\.noimage:1: base image .no-such-image:1. not found in the local store' "[$m] unknown base image: exit 9" \
+    ob "$m" build -f "$ctx/df.noimage" -t x "$ctx"
+  check_fail 3 '/df\.fromvar:2: COPY --from=nostage' "[$m] --from of no stage: exit 3" ob "$m" build -f "$ctx/df.fromvar" -t x "$ctx"
   check_fail 2 'no stage named .nope.' "[$m] --target of no stage: exit 2" ob "$m" build --target nope -t x "$ctx"
   snapshot "$m" >"$TESTDIR/after-$m"
   check_files "[$m] failed builds left the store exactly as it was" "$TESTDIR/after-$m" "$TESTDIR/before-$m"
