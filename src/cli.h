@@ -23,6 +23,12 @@ int cmd_images (struct cli_global *g, int argc, char **argv, ob_error_t *err);
 struct ob_store;
 int cli_open_store (struct cli_global *g, const char *userns, bool enter, struct ob_store **out,
                     ob_error_t *err);
+/* The user-namespace mode cli_open_store entered ("root", "subuid",
+ * "single"), or NULL when it did not enter one. */
+const char *cli_userns_mode (void);
+/* SIGINT/SIGTERM: stop the running step and make the build return. */
+void cli_install_signals (void);
+extern volatile int cli_interrupted;
 /* Parse SOURCE_DATE_EPOCH-style integer seconds. */
 int cli_parse_epoch (const char *s, int64_t *out, ob_error_t *err);
 

@@ -24,6 +24,7 @@ enum
   OPT_EPOCH,
   OPT_COMPRESSION,
   OPT_LEVEL,
+  OPT_NETWORK,
   OPT_HELP,
 };
 
@@ -41,6 +42,7 @@ static const struct option long_opts[] = {
   { "timestamp", required_argument, NULL, OPT_EPOCH },
   { "compression", required_argument, NULL, OPT_COMPRESSION },
   { "compression-level", required_argument, NULL, OPT_LEVEL },
+  { "network", required_argument, NULL, OPT_NETWORK },
   { "help", no_argument, NULL, OPT_HELP },
   { NULL, 0, NULL, 0 },
 };
@@ -60,7 +62,8 @@ build_usage (FILE *f)
               "      --userns MODE          auto, subuid or single\n"
               "      --source-date-epoch N  fix timestamps (also SOURCE_DATE_EPOCH)\n"
               "      --compression ALGO     gzip (default), zstd or none\n"
-              "      --compression-level N  compressor level\n");
+              "      --compression-level N  compressor level\n"
+              "      --network MODE         RUN network: host (default) or none\n");
 }
 
 struct printer
@@ -157,6 +160,14 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
             o.compression_level = (int) v;
             break;
           }
+        case OPT_NETWORK:
+          if (strcmp (optarg, "none") == 0)
+            o.network_none = true;
+          else if (strcmp (optarg, "host") == 0 || strcmp (optarg, "default") == 0)
+            o.network_none = false;
+          else
+            return ob_error_make (err, OB_ERR_USAGE, 0, "--network `%s`: expected host or none", optarg);
+          break;
         case OPT_HELP:
           build_usage (stdout);
           return 0;
@@ -191,9 +202,12 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   o.log = print_line;
   o.log_data = &pr;
 
+  cli_install_signals ();
   if (cli_open_store (g, userns, true, &store, err) < 0)
     return -1;
   o.store = store;
+  o.userns_single = cli_userns_mode () && strcmp (cli_userns_mode (), "single") == 0;
+  o.interrupted = &cli_interrupted;
   r = ob_build_run (&o, &res, err);
   if (r < 0)
     {

@@ -1,11 +1,13 @@
 /* obuild: command table, global options, printing of errors. */
 #include "config.h"
 #include "cli.h"
+#include <obuild/sandbox.h>
 #include <obuild/store.h>
 #include <obuild/userns.h>
 #include <obuild/util.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +48,35 @@ cli_parse_epoch (const char *s, int64_t *out, ob_error_t *err)
   return 0;
 }
 
+static const char *entered_mode;
+volatile int cli_interrupted;
+
+const char *
+cli_userns_mode (void)
+{
+  return entered_mode;
+}
+
+static void
+on_signal (int sig)
+{
+  (void) sig;
+  cli_interrupted = 1;
+  ob_sandbox_interrupt ();
+}
+
+void
+cli_install_signals (void)
+{
+  struct sigaction sa;
+  memset (&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGINT, &sa, NULL);
+  sigaction (SIGTERM, &sa, NULL);
+  sigaction (SIGHUP, &sa, NULL);
+}
+
 int
 cli_open_store (struct cli_global *g, const char *userns, bool enter, struct ob_store **out,
                 ob_error_t *err)
@@ -65,9 +96,17 @@ cli_open_store (struct cli_global *g, const char *userns, bool enter, struct ob_
       free (root);
       root = abs;
     }
-  if (enter && ob_userns_enter (mode, &got, err) < 0)
+  if (enter)
+    {
+      if (ob_userns_enter (mode, &got, err) < 0)
+        return -1;
+      entered_mode = ob_userns_mode_name (got);
+    }
+  if (ob_store_open (root, out, err) < 0)
     return -1;
-  return ob_store_open (root, out, err);
+  if (entered_mode)
+    ob_store_set_layer_mode (*out, entered_mode);
+  return 0;
 }
 
 int

@@ -35,6 +35,10 @@ struct ob_build_opts
   int compression_level;
   void (*log) (void *data, const char *line);
   void *log_data;
+  /* RUN */
+  bool userns_single;   /* single-ID user namespace: emulate root in RUN */
+  bool network_none;    /* --network=none for every RUN */
+  const volatile int *interrupted; /* set by the CLI's signal handler */
 };
 
 struct ob_build_result

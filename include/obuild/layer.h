@@ -88,6 +88,13 @@ bool ob_layer_is_archive (int fd);
 int ob_layer_extract (int infd, int rootfd, const char *dest, bool whiteouts, bool same_owner,
                       ob_error_t *err);
 
+/* Unpack one image layer into an empty directory rootfd so that it can be
+ * an overlayfs lower directory: whiteouts become 0:0 character devices and
+ * opaque markers the xattr user.overlay.opaque="y" (mount with userxattr).
+ * Owners are applied; those the user namespace cannot represent are kept in
+ * OB_LAYER_OWNER_XATTR.  Same safety rules as ob_layer_extract. */
+int ob_layer_unpack_overlay (int infd, int rootfd, ob_error_t *err);
+
 /* Read the file `path` (absolute or relative inside the image) from a stack
  * of layer blobs given as fds, bottom layer first.  The top-most layer that
  * has it (or whites it out, or an opaque parent) decides.  *out is set to

@@ -89,8 +89,22 @@ struct ob_store
   char *root;
   char *tmp;     /* root/tmp */
   struct ob_layout *oci; /* root/oci */
+  char *layers;  /* root/layers/<userns mode>: unpacked layers, see below */
 };
 int ob_store_open (const char *root, struct ob_store **out, ob_error_t *err);
 void ob_store_close (struct ob_store *s);
+
+/* Unpacked layers, used as overlayfs lower directories by RUN steps, live in
+ * root/layers/<mode>/<hex of the diff_id> (one tree per user-namespace mode,
+ * since owners on disk differ between them).  Set the mode before use. */
+void ob_store_set_layer_mode (struct ob_store *s, const char *mode);
+/* Path of the unpacked layer diff_id, unpacking the blob read from blob_fd
+ * when it is missing (into a temporary directory, renamed when complete). */
+int ob_store_layer_dir (struct ob_store *s, const char *diff_id, int blob_fd, char **path,
+                        ob_error_t *err);
+/* Keep `dir` (a build step's finished upper directory) as the unpacked form
+ * of diff_id, if the store has none yet; dir is moved or removed. */
+int ob_store_layer_adopt (struct ob_store *s, const char *diff_id, const char *dir,
+                          ob_error_t *err);
 
 #endif

@@ -84,8 +84,8 @@ mark_used (struct build *b, const char *name)
   ob_strv_add (&b->used_args, name);
 }
 
-static const char *
-env_get (json_t *config, const char *name)
+const char *
+ob_build_env_get (json_t *config, const char *name)
 {
   json_t *env = json_object_get (ob_image_config_runtime (config), "Env");
   size_t i, n = strlen (name);
@@ -105,7 +105,7 @@ ob_build_lookup (void *data, const char *name)
   struct lookup *l = data;
   if (l->s)
     {
-      const char *v = env_get (l->s->config, name);
+      const char *v = ob_build_env_get (l->s->config, name);
       if (v)
         return v;
       for (size_t i = l->s->n_args; i-- > 0;)
@@ -256,8 +256,12 @@ stage_clear (struct stage *s)
   free (s->name);
   json_decref (s->config);
   for (size_t i = 0; i < s->n_layers; i++)
-    ob_descriptor_clear (&s->layers[i]);
+    {
+      ob_descriptor_clear (&s->layers[i]);
+      free (s->layer_dirs[i]);
+    }
   free (s->layers);
+  free (s->layer_dirs);
   free (s->base_name);
   free (s->base_digest);
   ob_tree_free (s->tree);
@@ -275,8 +279,10 @@ static void
 stage_add_layer (struct stage *s, const struct ob_descriptor *d)
 {
   s->layers = ob_xrealloc (s->layers, (s->n_layers + 1) * sizeof *s->layers);
+  s->layer_dirs = ob_xrealloc (s->layer_dirs, (s->n_layers + 1) * sizeof *s->layer_dirs);
   s->layers[s->n_layers] = *d;
   s->layers[s->n_layers].media_type = ob_xstrdup (d->media_type);
+  s->layer_dirs[s->n_layers] = NULL;
   s->n_layers++;
 }
 
@@ -332,8 +338,8 @@ ob_build_scratch_dir (struct build *b, const char *what, ob_error_t *err)
 }
 
 int
-ob_build_commit_layer (struct build *b, struct stage *s, int upperfd, const char *created_by,
-                       ob_error_t *err)
+ob_build_commit_layer (struct build *b, struct stage *s, int upperfd, const char *upper_path,
+                       const char *created_by, bool drop_empty, ob_error_t *err)
 {
   struct ob_changes *changes = NULL;
   struct ob_layer_result res;
@@ -342,6 +348,12 @@ ob_build_commit_layer (struct build *b, struct stage *s, int upperfd, const char
 
   if (ob_snapshot_scan (upperfd, &changes, err) < 0)
     return -1;
+  if (drop_empty && changes->n == 0)
+    {
+      ob_changes_free (changes);
+      history (b, s, created_by, true);
+      return 0;
+    }
   if (ob_txn_blob_create (b->txn, &fd, err) < 0)
     {
       ob_changes_free (changes);
@@ -361,6 +373,11 @@ ob_build_commit_layer (struct build *b, struct stage *s, int upperfd, const char
   strcpy (d.digest, res.digest);
   d.size = res.size;
   stage_add_layer (s, &d);
+  if (upper_path)
+    {
+      s->layer_dirs[s->n_layers - 1] = ob_xstrdup (upper_path);
+      ob_strv_take (&b->adopt_dirs, ob_xasprintf ("%s\t%s", res.diff_id, upper_path));
+    }
   ob_image_config_add_diff_id (s->config, res.diff_id);
   history (b, s, created_by, false);
   if (s->tree)
@@ -446,10 +463,7 @@ ob_build_workdir_mkdir (struct build *b, struct stage *s, const char *dir, ob_er
   if (ob_build_fix_ancestors (b, s, upperfd, canon, err) < 0)
     return -1;
   created_by = ob_xasprintf ("WORKDIR %s", dir);
-  /* history is added by the caller through commit_layer */
-  if (ob_build_commit_layer (b, s, upperfd, created_by, err) < 0)
-    return -1;
-  return ob_rm_rf_at (AT_FDCWD, upper, err);
+  return ob_build_commit_layer (b, s, upperfd, upper, created_by, false, err);
 }
 
 /* ---- FROM ---- */
@@ -562,14 +576,17 @@ do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
     {
       s->config = json_deep_copy (src->config);
       for (size_t i = 0; i < src->n_layers; i++)
-        stage_add_layer (s, &src->layers[i]);
+        {
+          stage_add_layer (s, &src->layers[i]);
+          s->layer_dirs[i] = src->layer_dirs[i] ? ob_xstrdup (src->layer_dirs[i]) : NULL;
+        }
       s->base_name = src->base_name ? ob_xstrdup (src->base_name) : NULL;
       s->base_digest = src->base_digest ? ob_xstrdup (src->base_digest) : NULL;
     }
   else if (load_local_image (b, s, image, err) < 0)
     return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
 
-  if (env_get (s->config, "PATH") == NULL)
+  if (ob_build_env_get (s->config, "PATH") == NULL)
     env_set (s->config, "PATH", DEFAULT_PATH + 5);
 
   /* ONBUILD triggers of the base run now, then are consumed. */
@@ -1099,8 +1116,7 @@ run_instr (struct build *b, struct stage *s, const struct ob_instr *in, ob_error
     case OB_I_ADD:
       return ob_build_copy (b, s, in, err);
     case OB_I_RUN:
-      return ob_build_instr_error (b, in, err, OB_ERR_STEP,
-                                   "RUN is not supported by this version of obuild yet");
+      return ob_build_run_step (b, s, in, err);
     case OB_I_CMD:
     case OB_I_ENTRYPOINT:
     case OB_I_SHELL:
@@ -1218,6 +1234,8 @@ build_stage (struct build *b, struct stage *s, ob_error_t *err)
       const struct ob_instr *in = &b->df->instrs[i];
       int r;
       b->step++;
+      if (b->o->interrupted && *b->o->interrupted)
+        return ob_error_make (err, OB_ERR_INTERRUPTED, 0, "interrupted");
       blog (b, "STEP %zu/%zu: %s", b->step, b->total_steps, in->original);
       r = in->kind == OB_I_FROM ? do_from (b, s, in, err) : run_instr (b, s, in, err);
       if (r < 0)
@@ -1405,9 +1423,20 @@ ob_build_run (const struct ob_build_opts *o, struct ob_build_result *res, ob_err
       if (!used)
         ob_strv_take (&res->warnings, ob_xasprintf ("build argument `%s` was not consumed by any ARG", k));
     }
+  /* Keep the steps' upper directories as unpacked layers for later builds. */
+  for (size_t i = 0; b.adopt_dirs && b.adopt_dirs[i]; i++)
+    {
+      char *tab = strchr (b.adopt_dirs[i], '\t');
+      ob_error_t e = NULL;
+      *tab = '\0';
+      if (ob_store_layer_adopt (o->store, b.adopt_dirs[i], tab + 1, &e) < 0)
+        ob_error_free (&e);
+    }
   r = 0;
 out:
   ob_txn_free (b.txn);
+  ob_strv_free (b.adopt_dirs);
+  ob_seccomp_free (b.seccomp);
   for (size_t i = 0; i < b.n_stages; i++)
     stage_clear (&b.stages[i]);
   free (b.stages);

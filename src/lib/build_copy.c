@@ -443,7 +443,7 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
   r = ob_build_fix_ancestors (b, s, upperfd, canon, err);
   if (r < 0)
     return -1;
-  if (ob_build_commit_layer (b, s, upperfd, in->original, err) < 0)
+  if (ob_build_commit_layer (b, s, upperfd, upper, in->original, false, err) < 0)
     return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
-  return ob_rm_rf_at (AT_FDCWD, upper, err);
+  return 0;
 }

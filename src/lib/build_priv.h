@@ -5,6 +5,7 @@
 #include <obuild/build.h>
 #include <obuild/context.h>
 #include <obuild/dockerfile.h>
+#include <obuild/seccomp.h>
 #include <obuild/tree.h>
 
 struct stage
@@ -22,6 +23,7 @@ struct stage
   char **arg_vals;
   size_t n_args;
   bool cmd_set; /* CMD given in this stage (ENTRYPOINT then keeps it) */
+  char **layer_dirs;    /* unpacked form of each layer (lazily), or NULL */
   char *rootfs; /* the stage unpacked, for COPY --from (lazily) */
 };
 
@@ -43,6 +45,8 @@ struct build
   size_t step, total_steps;
   unsigned scratch_counter;
   struct ob_layer_opts lopts;
+  struct ob_seccomp_prog *seccomp; /* compiled once, for every RUN */
+  char **adopt_dirs; /* step upper dirs to keep as unpacked layers: "diffid\tpath" */
 };
 
 struct lookup
@@ -51,6 +55,8 @@ struct lookup
   struct stage *s; /* NULL: meta args only (FROM lines) */
 };
 const char *ob_build_lookup (void *data, const char *name);
+/* Value of an ENV of the config, or NULL. */
+const char *ob_build_env_get (json_t *config, const char *name);
 
 /* Error helper: "<Dockerfile>:<line>: <message>" for the instruction. */
 int ob_build_instr_error (struct build *b, const struct ob_instr *in, ob_error_t *err, int kind,
@@ -62,9 +68,12 @@ int ob_build_stage_tree (struct build *b, struct stage *s, ob_error_t *err);
 int ob_build_read_image_file (struct build *b, struct stage *s, const char *path, char **out,
                               ob_error_t *err);
 char *ob_build_scratch_dir (struct build *b, const char *what, ob_error_t *err);
-/* Write the upper directory as a new layer of s, with a history entry. */
-int ob_build_commit_layer (struct build *b, struct stage *s, int upperfd, const char *created_by,
-                           ob_error_t *err);
+/* Write the upper directory as a new layer of s, with a history entry.
+ * upper_path (may be NULL) is kept as the unpacked form of the layer for
+ * later RUN steps.  With drop_empty, a change with no entries adds only an
+ * empty_layer history entry (as BuildKit does for RUN). */
+int ob_build_commit_layer (struct build *b, struct stage *s, int upperfd, const char *upper_path,
+                           const char *created_by, bool drop_empty, ob_error_t *err);
 /* Give directories that the tree already has their image metadata. */
 int ob_build_fix_ancestors (struct build *b, struct stage *s, int upperfd, const char *dir,
                             ob_error_t *err);
@@ -76,6 +85,7 @@ char *ob_build_abs_path (struct stage *s, const char *p);
 #define OB_OWNER_XATTR OB_LAYER_OWNER_XATTR
 int ob_build_record_owner (int dfd, const char *path, uid_t uid, gid_t gid, ob_error_t *err);
 
+int ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err);
 int ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err);
 int ob_build_workdir_mkdir (struct build *b, struct stage *s, const char *dir, ob_error_t *err);
 struct stage *ob_build_find_stage (struct build *b, const char *name, size_t before);

@@ -135,6 +135,7 @@ struct extract
 {
   int rootfd;
   bool whiteouts;
+  bool overlay; /* keep whiteouts as overlayfs lower-dir markers */
   bool same_owner;
   struct archive *a;
   struct strset created;
@@ -442,6 +443,23 @@ apply_owner (struct extract *ex, int fd, int dirfd, const char *base, struct arc
                   AT_SYMLINK_NOFOLLOW);
   if (r < 0 && errno != EPERM && errno != EINVAL)
     return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: chown", raw);
+  if (r < 0 && (archive_entry_uid (e) != 0 || archive_entry_gid (e) != 0))
+    {
+      /* The user namespace cannot represent this owner (single-ID mode):
+       * record it where the layer writer (and overlay copy-up) keep it. */
+      char v[64];
+      snprintf (v, sizeof v, "%lu:%lu", (unsigned long) archive_entry_uid (e),
+                (unsigned long) archive_entry_gid (e));
+      if (fd >= 0)
+        fsetxattr (fd, OB_LAYER_OWNER_XATTR, v, strlen (v), 0);
+      else
+        {
+          cleanup_close int ofd = openat (dirfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+          struct stat ost;
+          if (ofd >= 0 && fstat (ofd, &ost) == 0 && (S_ISREG (ost.st_mode) || S_ISDIR (ost.st_mode)))
+            fsetxattr (ofd, OB_LAYER_OWNER_XATTR, v, strlen (v), 0);
+        }
+    }
   return 0;
 }
 
@@ -550,6 +568,39 @@ apply_whiteout (struct extract *ex, const char *raw, const char *dir, const char
   return 0;
 }
 
+/* For an overlay lower directory: ".wh.x" becomes the character device 0:0
+ * overlayfs reads as a whiteout (creating it is allowed in a user
+ * namespace), ".wh..wh..opq" the opaque xattr (user.* as the build mounts
+ * with userxattr). */
+static int
+overlay_whiteout (struct extract *ex, const char *raw, const char *dir, const char *base,
+                  ob_error_t *err)
+{
+  const char *victim = base + 4;
+  cleanup_close int fd = -1;
+  if (strcmp (base, ".wh..wh..opq") == 0)
+    {
+      fd = open_dir (ex, dir, true, raw, err);
+      if (fd < 0)
+        return -1;
+      if (fsetxattr (fd, "user.overlay.opaque", "y", 1, 0) < 0)
+        return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: set opaque xattr", raw);
+      return 0;
+    }
+  if (*victim == '\0' || strcmp (victim, ".") == 0 || strcmp (victim, "..") == 0)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "entry `%s`: invalid whiteout", raw);
+  if (ob_str_has_prefix (victim, ".wh."))
+    return 0;
+  fd = open_dir (ex, dir, true, raw, err);
+  if (fd < 0)
+    return -1;
+  if (ob_rm_rf_at (fd, victim, err) < 0)
+    return ob_error_wrap (err, "entry `%s`", raw);
+  if (mknodat (fd, victim, S_IFCHR | 0000, makedev (0, 0)) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: create whiteout", raw);
+  return 0;
+}
+
 static int
 write_data (struct extract *ex, int fd, struct archive_entry *e, const char *raw, ob_error_t *err)
 {
@@ -645,6 +696,8 @@ extract_entry (struct extract *ex, const char *dest, struct archive_entry *e, ob
 
   if (ex->whiteouts && ob_str_has_prefix (base, ".wh."))
     return apply_whiteout (ex, raw, dir, base, err);
+  if (ex->overlay && ob_str_has_prefix (base, ".wh."))
+    return overlay_whiteout (ex, raw, dir, base, err);
 
   if (archive_entry_hardlink (e) == NULL)
     switch (type)
@@ -830,17 +883,38 @@ open_extract_reader (int fd, struct archive **out, ob_error_t *err)
   return 0;
 }
 
+static int extract_run (struct extract *ex, int infd, const char *dest, ob_error_t *err);
+
 int
 ob_layer_extract (int infd, int rootfd, const char *dest, bool whiteouts, bool same_owner,
                   ob_error_t *err)
 {
-  cleanup_locale locale_t old_locale = enter_utf8_locale ();
   struct extract ex = {
     .rootfd = rootfd,
     .whiteouts = whiteouts,
     .same_owner = same_owner,
     .cache_fd = -1,
   };
+  return extract_run (&ex, infd, dest, err);
+}
+
+int
+ob_layer_unpack_overlay (int infd, int rootfd, ob_error_t *err)
+{
+  struct extract ex = {
+    .rootfd = rootfd,
+    .overlay = true,
+    .same_owner = true,
+    .cache_fd = -1,
+  };
+  return extract_run (&ex, infd, "/", err);
+}
+
+static int
+extract_run (struct extract *ex_, int infd, const char *dest, ob_error_t *err)
+{
+  cleanup_locale locale_t old_locale = enter_utf8_locale ();
+  struct extract ex = *ex_;
   cleanup_free char *cdest = NULL;
   int ret = 0;
 

@@ -1,5 +1,6 @@
 #include "config.h"
 #include <obuild/store.h>
+#include <obuild/layer.h>
 #include <obuild/util.h>
 
 #include <errno.h>
@@ -627,7 +628,96 @@ ob_store_open (const char *root, struct ob_store **out, ob_error_t *err)
       return ob_error_wrap (err, "store");
     }
   clean_stale_scratch (s->tmp);
+  {
+    cleanup_free char *lroot = ob_xasprintf ("%s/layers", s->root);
+    cleanup_dir DIR *d = opendir (lroot);
+    struct dirent *de;
+    while (d && (de = readdir (d)))
+      if (de->d_name[0] != '.')
+        {
+          cleanup_free char *sub = ob_xasprintf ("%s/%s", lroot, de->d_name);
+          clean_stale_scratch (sub);
+        }
+  }
   *out = s;
+  return 0;
+}
+
+void
+ob_store_set_layer_mode (struct ob_store *s, const char *mode)
+{
+  free (s->layers);
+  s->layers = ob_xasprintf ("%s/layers/%s", s->root, mode);
+}
+
+int
+ob_store_layer_dir (struct ob_store *s, const char *diff_id, int blob_fd, char **path,
+                    ob_error_t *err)
+{
+  cleanup_free char *p = NULL;
+  cleanup_free char *tmp = NULL;
+  cleanup_free char *prefix = NULL;
+  cleanup_close int tfd = -1;
+  struct stat st;
+
+  if (!ob_digest_valid (diff_id))
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "invalid diff_id `%s`", diff_id);
+  if (s->layers == NULL)
+    ob_store_set_layer_mode (s, "default");
+  p = ob_xasprintf ("%s/%s", s->layers, diff_id + 7);
+  if (stat (p, &st) == 0 && S_ISDIR (st.st_mode))
+    {
+      *path = steal_pointer (&p);
+      return 0;
+    }
+  if (ob_mkdir_p_at (AT_FDCWD, s->layers, 0700, err) < 0)
+    return ob_error_wrap (err, "store");
+  prefix = ob_xasprintf (".obuild-%d-", (int) getpid ());
+  if (ob_mkdtemp_in (s->layers, prefix, &tmp, err) < 0)
+    return -1;
+  chmod (tmp, 0755);
+  tfd = open (tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (tfd < 0 || lseek (blob_fd, 0, SEEK_SET) < 0)
+    {
+      int e = errno;
+      ob_rm_rf_at (AT_FDCWD, tmp, err);
+      return ob_error_make (err, OB_ERR_STORE, e, "unpack layer %s", diff_id);
+    }
+  if (ob_layer_unpack_overlay (blob_fd, tfd, err) < 0)
+    {
+      ob_error_t e2 = NULL;
+      ob_rm_rf_at (AT_FDCWD, tmp, &e2);
+      ob_error_free (&e2);
+      return ob_error_wrap (err, "unpack layer %s", diff_id);
+    }
+  if (rename (tmp, p) < 0)
+    {
+      ob_error_t e2 = NULL;
+      int e = errno;
+      ob_rm_rf_at (AT_FDCWD, tmp, &e2);
+      ob_error_free (&e2);
+      /* another build unpacked it meanwhile */
+      if (!(e == EEXIST || e == ENOTEMPTY))
+        return ob_error_make (err, OB_ERR_STORE, e, "store layer %s", diff_id);
+    }
+  *path = steal_pointer (&p);
+  return 0;
+}
+
+int
+ob_store_layer_adopt (struct ob_store *s, const char *diff_id, const char *dir, ob_error_t *err)
+{
+  cleanup_free char *p = NULL;
+  struct stat st;
+  if (!ob_digest_valid (diff_id))
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "invalid diff_id `%s`", diff_id);
+  if (s->layers == NULL)
+    ob_store_set_layer_mode (s, "default");
+  if (ob_mkdir_p_at (AT_FDCWD, s->layers, 0700, err) < 0)
+    return ob_error_wrap (err, "store");
+  p = ob_xasprintf ("%s/%s", s->layers, diff_id + 7);
+  if (stat (p, &st) == 0 || rename (dir, p) < 0)
+    return ob_rm_rf_at (AT_FDCWD, dir, err);
   return 0;
 }
 
@@ -636,6 +726,7 @@ ob_store_close (struct ob_store *s)
 {
   if (s == NULL)
     return;
+  free (s->layers);
   ob_layout_close (s->oci);
   free (s->root);
   free (s->tmp);

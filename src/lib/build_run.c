@@ -1,0 +1,631 @@
+/* build: RUN.  Mounts the step's root filesystem (an overlay of the stage's
+ * unpacked layers with a fresh upper directory), runs the command in the
+ * sandbox, and turns the upper directory into the step's layer. */
+#include "config.h"
+#include "build_priv.h"
+#include <obuild/sandbox.h>
+#include <obuild/util.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/mount.h>
+#include <linux/openat2.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define RUN_HOSTNAME "obuild"
+
+/* ---- overlay ---- */
+
+static int
+sys_fsopen (const char *fs, unsigned flags)
+{
+  return (int) syscall (SYS_fsopen, fs, flags);
+}
+
+static int
+sys_fsconfig (int fd, unsigned cmd, const char *key, const void *val, int aux)
+{
+  return (int) syscall (SYS_fsconfig, fd, cmd, key, val, aux);
+}
+
+static int
+sys_fsmount (int fd, unsigned flags, unsigned attr)
+{
+  return (int) syscall (SYS_fsmount, fd, flags, attr);
+}
+
+static int
+sys_move_mount (int from_dfd, const char *from, int to_dfd, const char *to, unsigned flags)
+{
+  return (int) syscall (SYS_move_mount, from_dfd, from, to_dfd, to, flags);
+}
+
+/* The new mount API takes lower directories one by one ("lowerdir+", Linux
+ * 6.8), so 150 layers do not hit the one-page limit of mount options. */
+static int
+mount_overlay_fsconfig (char *const *lowers, size_t n, const char *upper, const char *work,
+                        const char *target)
+{
+  cleanup_close int fsfd = sys_fsopen ("overlay", FSOPEN_CLOEXEC);
+  cleanup_close int mfd = -1;
+  if (fsfd < 0)
+    return -1;
+  for (size_t i = n; i-- > 0;)
+    if (sys_fsconfig (fsfd, FSCONFIG_SET_STRING, "lowerdir+", lowers[i], 0) < 0)
+      return -1;
+  if (sys_fsconfig (fsfd, FSCONFIG_SET_STRING, "upperdir", upper, 0) < 0
+      || sys_fsconfig (fsfd, FSCONFIG_SET_STRING, "workdir", work, 0) < 0
+      || sys_fsconfig (fsfd, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0
+      || sys_fsconfig (fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+    return -1;
+  mfd = sys_fsmount (fsfd, FSMOUNT_CLOEXEC, 0);
+  if (mfd < 0)
+    return -1;
+  return sys_move_mount (mfd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
+}
+
+/* Classic mount(2): lower paths are short symlinks ("0", "1", ...) in
+ * linkdir, resolved relative to it, to stay under the page limit. */
+static int
+mount_overlay_classic (size_t n, const char *linkdir, const char *upper, const char *work,
+                       const char *target)
+{
+  struct ob_buf o = { 0 };
+  cleanup_close int cwd = open (".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int r, e;
+  ob_buf_adds (&o, "userxattr,lowerdir=");
+  for (size_t i = n; i-- > 0;)
+    {
+      char num[24];
+      snprintf (num, sizeof num, "%zu%s", i, i ? ":" : "");
+      ob_buf_adds (&o, num);
+    }
+  ob_buf_adds (&o, ",upperdir=");
+  ob_buf_adds (&o, upper);
+  ob_buf_adds (&o, ",workdir=");
+  ob_buf_adds (&o, work);
+  if (chdir (linkdir) < 0)
+    {
+      ob_buf_free (&o);
+      return -1;
+    }
+  r = mount ("overlay", target, "overlay", 0, o.data);
+  e = errno;
+  if (cwd >= 0 && fchdir (cwd) < 0)
+    {
+      /* nothing to do: paths used later are absolute */
+    }
+  ob_buf_free (&o);
+  errno = e;
+  return r;
+}
+
+static int
+mount_overlay (struct build *b, char *const *lowers, size_t n, const char *rundir, const char *upper,
+               const char *work, const char *target, ob_error_t *err)
+{
+  cleanup_free char *linkdir = ob_xasprintf ("%s/l", rundir);
+  if (mount_overlay_fsconfig (lowers, n, upper, work, target) == 0)
+    return 0;
+  if (mkdir (linkdir, 0700) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "mkdir `%s`", linkdir);
+  for (size_t i = 0; i < n; i++)
+    {
+      char num[24];
+      snprintf (num, sizeof num, "%zu", i);
+      cleanup_close int dfd = open (linkdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dfd < 0 || symlinkat (lowers[i], dfd, num) < 0)
+        return ob_error_make (err, OB_ERR_STORE, errno, "symlink in `%s`", linkdir);
+    }
+  if (mount_overlay_classic (n, linkdir, upper, work, target) < 0)
+    return ob_error_make (err, OB_ERR_STEP, errno,
+                          "mount the overlay root filesystem for RUN on `%s` (unprivileged "
+                          "overlayfs needs Linux 5.11 or later)",
+                          target);
+  return 0;
+}
+
+/* ---- the step's user ---- */
+
+/* Read a file of the step's root, resolving symlinks inside it. */
+static char *
+read_in_root (const char *root, const char *path)
+{
+  struct open_how how = { .flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+  cleanup_close int rfd = open (root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  cleanup_close int fd = -1;
+  char *data = NULL;
+  size_t len;
+  ob_error_t e = NULL;
+  if (rfd < 0)
+    return NULL;
+  fd = (int) syscall (SYS_openat2, rfd, path, &how, sizeof how);
+  if (fd < 0 || ob_read_fd (fd, &data, &len, &e) < 0)
+    {
+      ob_error_free (&e);
+      return NULL;
+    }
+  return data;
+}
+
+static char *
+passwd_field (const char *passwd, uid_t uid, int field)
+{
+  const char *line = passwd;
+  while (line && *line)
+    {
+      const char *eol = strchr (line, '\n');
+      cleanup_free char *l = eol ? ob_xstrndup (line, eol - line) : ob_xstrdup (line);
+      char *f[7] = { 0 }, *p = l;
+      for (int i = 0; i < 7 && p; i++)
+        {
+          f[i] = p;
+          p = strchr (p, ':');
+          if (p)
+            *p++ = '\0';
+        }
+      if (f[2] && f[field] && (uid_t) strtoul (f[2], NULL, 10) == uid && *f[2])
+        return ob_xstrdup (f[field]);
+      line = eol ? eol + 1 : NULL;
+    }
+  return NULL;
+}
+
+/* Supplementary groups of user `name` from an /etc/group text. */
+static size_t
+supplementary_groups (const char *group, const char *name, gid_t *out, size_t max)
+{
+  const char *line = group;
+  size_t n = 0;
+  while (name && line && *line && n < max)
+    {
+      const char *eol = strchr (line, '\n');
+      cleanup_free char *l = eol ? ob_xstrndup (line, eol - line) : ob_xstrdup (line);
+      char *f[4] = { 0 }, *p = l;
+      for (int i = 0; i < 4 && p; i++)
+        {
+          f[i] = p;
+          p = strchr (p, ':');
+          if (p)
+            *p++ = '\0';
+        }
+      if (f[2] && f[3])
+        {
+          char *save = NULL;
+          for (char *m = strtok_r (f[3], ",", &save); m; m = strtok_r (NULL, ",", &save))
+            if (strcmp (m, name) == 0)
+              out[n++] = (gid_t) strtoul (f[2], NULL, 10);
+        }
+      line = eol ? eol + 1 : NULL;
+    }
+  return n;
+}
+
+/* ---- helpers ---- */
+
+static bool
+env_has (char **env, const char *key)
+{
+  size_t n = strlen (key);
+  for (size_t i = 0; env && env[i]; i++)
+    if (strncmp (env[i], key, n) == 0 && env[i][n] == '=')
+      return true;
+  return false;
+}
+
+/* Remove the mount points the sandbox had to create, deepest first, when
+ * the step left them empty. */
+static void
+remove_created (const char *upper, char **created)
+{
+  for (size_t i = ob_strv_len (created); i-- > 0;)
+    {
+      cleanup_free char *p = ob_xasprintf ("%s%s", upper, created[i]);
+      struct stat st;
+      if (lstat (p, &st) < 0)
+        continue;
+      if (S_ISDIR (st.st_mode))
+        rmdir (p);
+      else if (st.st_size == 0)
+        unlink (p);
+    }
+}
+
+/* Single-ID mode cannot switch to USER: the step runs as 0 and what it
+ * created is recorded as owned by the user (copied-up files keep theirs). */
+static int
+own_new_entries (struct build *b, struct stage *s, int dfd, const char *rel, uid_t uid, gid_t gid,
+                 ob_error_t *err)
+{
+  cleanup_dir DIR *d = NULL;
+  struct dirent *de;
+  int fd = openat (dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || (d = fdopendir (fd)) == NULL)
+    {
+      if (fd >= 0)
+        close (fd);
+      return ob_error_make (err, OB_ERR_STORE, errno, "walk `%s`", rel);
+    }
+  while ((de = readdir (d)))
+    {
+      struct stat st;
+      cleanup_free char *path = NULL;
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      path = ob_xasprintf ("%s/%s", rel, de->d_name);
+      if (fstatat (dirfd (d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        continue;
+      if (S_ISCHR (st.st_mode) && st.st_rdev == 0)
+        continue; /* whiteout */
+      if (ob_tree_lookup (s->tree, path) == NULL && (S_ISREG (st.st_mode) || S_ISDIR (st.st_mode)))
+        if (ob_build_record_owner (dirfd (d), de->d_name, uid, gid, err) < 0)
+          return -1;
+      if (S_ISDIR (st.st_mode))
+        {
+          cleanup_close int cfd = openat (dirfd (d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          if (cfd >= 0 && own_new_entries (b, s, cfd, path, uid, gid, err) < 0)
+            return -1;
+        }
+    }
+  return 0;
+}
+
+/* argv for the step: exec form as is; shell form through SHELL; heredocs
+ * either as the script itself or appended for the shell to read. */
+static int
+step_argv (struct build *b, struct stage *s, const struct ob_instr *in, char ***argv, char **stdin_data,
+           ob_error_t *err)
+{
+  json_t *sh = json_object_get (ob_image_config_runtime (s->config), "Shell");
+  char **v = ob_xmalloc0 (sizeof (char *));
+  size_t i;
+  json_t *e;
+  *stdin_data = NULL;
+  if (in->json)
+    {
+      for (size_t k = 0; k < in->n_args; k++)
+        ob_strv_add (&v, in->args[k]);
+      if (ob_strv_len (v) == 0)
+        {
+          ob_strv_free (v);
+          return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "RUN requires a command");
+        }
+      *argv = v;
+      return 0;
+    }
+  if (json_is_array (sh) && json_array_size (sh) > 0)
+    json_array_foreach (sh, i, e) ob_strv_add (&v, json_string_value (e));
+  else
+    {
+      ob_strv_add (&v, "/bin/sh");
+      ob_strv_add (&v, "-c");
+    }
+  if (in->n_heredocs > 0)
+    {
+      char *name = NULL;
+      bool expand, chomp;
+      const char *rest = in->rest ? in->rest : "";
+      while (*rest == ' ' || *rest == '\t')
+        rest++;
+      if (ob_dockerfile_heredoc_word (rest, &name, &expand, &chomp) && strchr (rest, ' ') == NULL)
+        {
+          /* RUN <<EOF: the heredoc is the script. */
+          const char *body = in->heredocs[0].content;
+          free (name);
+          if (ob_str_has_prefix (body, "#!"))
+            {
+              /* an interpreter line: run it, the script on standard input */
+              cleanup_free char *line = ob_xstrndup (body + 2, strcspn (body + 2, "\n"));
+              char *save = NULL;
+              ob_strv_free (v);
+              v = ob_xmalloc0 (sizeof (char *));
+              for (char *w = strtok_r (line, " \t", &save); w; w = strtok_r (NULL, " \t", &save))
+                ob_strv_add (&v, w);
+            }
+          else
+            {
+              /* the shell without -c reads the script from standard input */
+              size_t n = ob_strv_len (v);
+              if (n > 1 && strcmp (v[n - 1], "-c") == 0)
+                {
+                  free (v[n - 1]);
+                  v[n - 1] = NULL;
+                }
+            }
+          *stdin_data = ob_xstrdup (body);
+          *argv = v;
+          return 0;
+        }
+      free (name);
+      /* cmd <<EOF ...: give the shell the heredocs as it would read them */
+      struct ob_buf script = { 0 };
+      ob_buf_adds (&script, in->rest);
+      for (size_t k = 0; k < in->n_heredocs; k++)
+        {
+          ob_buf_addc (&script, '\n');
+          ob_buf_adds (&script, in->heredocs[k].content);
+          ob_buf_adds (&script, in->heredocs[k].name);
+        }
+      ob_strv_take (&v, ob_buf_steal (&script));
+      *argv = v;
+      return 0;
+    }
+  ob_strv_add (&v, in->rest ? in->rest : "");
+  *argv = v;
+  return 0;
+}
+
+static char *
+history_of (char **argv)
+{
+  struct ob_buf h = { 0 };
+  ob_buf_adds (&h, "RUN");
+  for (size_t i = 0; argv[i]; i++)
+    {
+      ob_buf_addc (&h, ' ');
+      ob_buf_adds (&h, argv[i]);
+    }
+  return ob_buf_steal (&h);
+}
+
+static int
+write_small (const char *path, const char *text, ob_error_t *err)
+{
+  return ob_write_file_atomic_at (AT_FDCWD, path, text, strlen (text), 0644, err);
+}
+
+/* ---- RUN ---- */
+
+struct run_ctx
+{
+  char *rundir, *upper, *work, *merged;
+  bool mounted;
+};
+
+static void
+run_ctx_clear (struct run_ctx *r)
+{
+  if (r->mounted)
+    umount2 (r->merged, MNT_DETACH);
+  free (r->rundir);
+  free (r->upper);
+  free (r->work);
+  free (r->merged);
+}
+
+static int
+ensure_lowers (struct build *b, struct stage *s, ob_error_t *err)
+{
+  json_t *ids = json_object_get (json_object_get (s->config, "rootfs"), "diff_ids");
+  for (size_t i = 0; i < s->n_layers; i++)
+    {
+      cleanup_close int fd = -1;
+      const char *diff_id = json_string_value (json_array_get (ids, i));
+      if (s->layer_dirs[i])
+        continue;
+      if (diff_id == NULL)
+        return ob_error_make (err, OB_ERR_IMAGE, 0, "image config has no diff_id for layer %zu", i);
+      if (ob_txn_blob_open (b->txn, s->layers[i].digest, &fd, err) < 0
+          || ob_store_layer_dir (b->o->store, diff_id, fd, &s->layer_dirs[i], err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
+int
+ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err)
+{
+  struct run_ctx rc = { 0 };
+  struct ob_sandbox_opts so = { 0 };
+  struct ob_sandbox_mount mounts[4];
+  size_t n_mounts = 0;
+  const struct ob_flag *f_net = ob_instr_flag (in, "network");
+  const char *user = json_string_value (json_object_get (ob_image_config_runtime (s->config), "User"));
+  const char *wd = json_string_value (json_object_get (ob_image_config_runtime (s->config), "WorkingDir"));
+  cleanup_strv char **argv = NULL;
+  cleanup_strv char **env = NULL;
+  cleanup_strv char **created = NULL;
+  cleanup_strv char **lowers = NULL;
+  cleanup_free char *stdin_data = NULL;
+  cleanup_free char *passwd = NULL;
+  cleanup_free char *group = NULL;
+  cleanup_free char *hosts = NULL;
+  cleanup_free char *hostname = NULL;
+  cleanup_free char *aptconf = NULL;
+  cleanup_free char *created_by = NULL;
+  cleanup_free char *empty = NULL;
+  cleanup_close int upperfd = -1;
+  gid_t groups[64];
+  uid_t uid = 0;
+  gid_t gid = 0;
+  int status = 0, r = -1;
+  int stdin_pipe[2] = { -1, -1 };
+
+  if (ob_instr_flag (in, "mount"))
+    return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "RUN --mount is not supported yet");
+  if (ob_instr_flag (in, "security"))
+    return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "RUN --security is not supported");
+  so.network_none = b->o->network_none;
+  if (f_net && f_net->value)
+    {
+      if (strcmp (f_net->value, "none") == 0)
+        so.network_none = true;
+      else if (strcmp (f_net->value, "host") == 0 || strcmp (f_net->value, "default") == 0)
+        so.network_none = false;
+      else
+        return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE,
+                                     "RUN --network=%s: expected none, host or default", f_net->value);
+    }
+  if (step_argv (b, s, in, &argv, &stdin_data, err) < 0)
+    return -1;
+  if (ob_build_stage_tree (b, s, err) < 0 || ensure_lowers (b, s, err) < 0)
+    return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+  if (b->seccomp == NULL && ob_seccomp_build (b->o->userns_single, &b->seccomp, err) < 0)
+    return -1;
+
+  rc.rundir = ob_build_scratch_dir (b, "run", err);
+  if (rc.rundir == NULL)
+    return -1;
+  rc.upper = ob_xasprintf ("%s/upper", rc.rundir);
+  rc.work = ob_xasprintf ("%s/work", rc.rundir);
+  rc.merged = ob_xasprintf ("%s/merged", rc.rundir);
+  empty = ob_xasprintf ("%s/empty", rc.rundir);
+  if (mkdir (rc.upper, 0755) < 0 || mkdir (rc.work, 0700) < 0 || mkdir (rc.merged, 0755) < 0
+      || mkdir (empty, 0755) < 0)
+    {
+      ob_error_make (err, OB_ERR_STORE, errno, "prepare `%s`", rc.rundir);
+      goto out;
+    }
+  for (size_t i = 0; i < s->n_layers; i++)
+    ob_strv_add (&lowers, s->layer_dirs[i]);
+  if (lowers == NULL)
+    ob_strv_add (&lowers, empty); /* FROM scratch: overlay needs a lower */
+  if (mount_overlay (b, lowers, ob_strv_len (lowers), rc.rundir, rc.upper, rc.work, rc.merged, err) < 0)
+    goto out;
+  rc.mounted = true;
+
+  /* user, environment, files of the step */
+  passwd = read_in_root (rc.merged, "/etc/passwd");
+  group = read_in_root (rc.merged, "/etc/group");
+  if (user && *user)
+    {
+      if (ob_build_resolve_owner (user, passwd, group, &uid, &gid, err) < 0)
+        {
+          ob_error_wrap (err, "%s:%d: USER %s", b->dfname, in->line, user);
+          goto out;
+        }
+    }
+  for (size_t i = 0; s->n_args > 0 && i < s->n_args; i++)
+    if (s->arg_vals[i] && ob_build_env_get (s->config, s->arg_keys[i]) == NULL && !env_has (env, s->arg_keys[i]))
+      ob_strv_take (&env, ob_xasprintf ("%s=%s", s->arg_keys[i], s->arg_vals[i]));
+  {
+    json_t *cenv = json_object_get (ob_image_config_runtime (s->config), "Env");
+    size_t i;
+    json_t *e;
+    json_array_foreach (cenv, i, e) ob_strv_add (&env, json_string_value (e));
+  }
+  if (!env_has (env, "PATH"))
+    ob_strv_add (&env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  if (!env_has (env, "HOME"))
+    {
+      cleanup_free char *home = passwd ? passwd_field (passwd, uid, 5) : NULL;
+      ob_strv_take (&env, ob_xasprintf ("HOME=%s", home && *home ? home : uid == 0 ? "/root" : "/"));
+    }
+  if (!env_has (env, "HOSTNAME"))
+    ob_strv_add (&env, "HOSTNAME=" RUN_HOSTNAME);
+
+  hosts = ob_xasprintf ("%s/hosts", rc.rundir);
+  hostname = ob_xasprintf ("%s/hostname", rc.rundir);
+  if (write_small (hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" RUN_HOSTNAME "\n", err) < 0
+      || write_small (hostname, RUN_HOSTNAME "\n", err) < 0)
+    goto out;
+  mounts[n_mounts++] = (struct ob_sandbox_mount){ hosts, "/etc/hosts", false };
+  mounts[n_mounts++] = (struct ob_sandbox_mount){ hostname, "/etc/hostname", false };
+  if (!so.network_none && access ("/etc/resolv.conf", R_OK) == 0)
+    mounts[n_mounts++] = (struct ob_sandbox_mount){ "/etc/resolv.conf", "/etc/resolv.conf", true };
+  if (b->o->userns_single)
+    {
+      struct stat st;
+      cleanup_free char *apt = ob_xasprintf ("%s/etc/apt", rc.merged);
+      if (stat (apt, &st) == 0)
+        {
+          /* apt drops privileges to _apt and checks it worked, which the
+           * faked setresuid cannot satisfy: tell apt to stay root, through a
+           * file that exists only while the step runs. */
+          aptconf = ob_xasprintf ("%s/apt.conf", rc.rundir);
+          if (write_small (aptconf, "APT::Sandbox::User \"root\";\n", err) < 0)
+            goto out;
+          mounts[n_mounts++] = (struct ob_sandbox_mount){ aptconf, "/run/.obuild-apt.conf", true };
+          ob_strv_add (&env, "APT_CONFIG=/run/.obuild-apt.conf");
+        }
+    }
+
+  if (stdin_data)
+    {
+      /* the script on standard input: a pipe, fed before waiting */
+      if (pipe2 (stdin_pipe, O_CLOEXEC) < 0)
+        {
+          ob_error_make (err, OB_ERR_STORE, errno, "pipe");
+          goto out;
+        }
+      if (strlen (stdin_data) > 65536)
+        {
+          ob_error_make (err, OB_ERR_DOCKERFILE, 0, "%s:%d: RUN heredoc larger than 64 KiB", b->dfname, in->line);
+          goto out;
+        }
+      fcntl (stdin_pipe[1], F_SETPIPE_SZ, 1 << 17);
+      if (ob_write_all (stdin_pipe[1], stdin_data, strlen (stdin_data), err) < 0)
+        goto out;
+      close (stdin_pipe[1]);
+      stdin_pipe[1] = -1;
+    }
+
+  so.rootfs = rc.merged;
+  so.argv = argv;
+  so.env = env;
+  so.cwd = wd && *wd ? wd : "/";
+  so.uid = b->o->userns_single ? 0 : uid;
+  so.gid = b->o->userns_single ? 0 : gid;
+  so.set_groups = !b->o->userns_single;
+  so.groups = groups;
+  so.n_groups = 0;
+  if (so.set_groups && uid != 0 && passwd)
+    {
+      cleanup_free char *name = passwd_field (passwd, uid, 0);
+      so.n_groups = supplementary_groups (group, name, groups, 64);
+    }
+  so.hostname = RUN_HOSTNAME;
+  so.seccomp = b->seccomp;
+  so.mounts = mounts;
+  so.n_mounts = n_mounts;
+  so.stdin_fd = stdin_pipe[0];
+  so.stdout_fd = -1;
+  so.stderr_fd = -1;
+  if (ob_sandbox_run (&so, &status, &created, err) < 0)
+    {
+      ob_error_wrap (err, "%s:%d: RUN", b->dfname, in->line);
+      goto out;
+    }
+  umount2 (rc.merged, MNT_DETACH);
+  rc.mounted = false;
+  remove_created (rc.upper, created);
+  if (status != 0)
+    {
+      ob_error_make (err, OB_ERR_STEP, 0, "%s:%d: %s: the command exited with status %d", b->dfname, in->line,
+                     in->original, status);
+      goto out;
+    }
+  upperfd = open (rc.upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (upperfd < 0)
+    {
+      ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", rc.upper);
+      goto out;
+    }
+  if (b->o->userns_single && (uid != 0 || gid != 0) && own_new_entries (b, s, upperfd, "", uid, gid, err) < 0)
+    goto out;
+  created_by = history_of (argv);
+  if (ob_build_commit_layer (b, s, upperfd, rc.upper, created_by, true, err) < 0)
+    {
+      ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+      goto out;
+    }
+  {
+    ob_error_t e = NULL;
+    ob_rm_rf_at (AT_FDCWD, rc.work, &e);
+    ob_error_free (&e);
+  }
+  r = 0;
+out:
+  if (stdin_pipe[0] >= 0)
+    close (stdin_pipe[0]);
+  if (stdin_pipe[1] >= 0)
+    close (stdin_pipe[1]);
+  run_ctx_clear (&rc);
+  return r;
+}

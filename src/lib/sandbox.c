@@ -1,0 +1,1121 @@
+/* sandbox: one RUN step in fresh PID, mount, UTS, IPC (and network)
+ * namespaces.  See include/obuild/sandbox.h for the contract.
+ *
+ * Shape (after bubblewrap and crun):
+ *   parent   validates the options, creates the missing mount points inside
+ *            the root (it owns the step's rootfs mount, and only it can hand
+ *            the list back), compiles the mount sequence into a list of
+ *            operations, then clones the init process;
+ *   init     (PID 1 of the new PID namespace) executes the operations with
+ *            one switch, pivot_roots, sets the hostname, brings up lo, forks
+ *            the command, forwards signals to it and reaps every process
+ *            until the command exits;
+ *   command  redirects stdio, drops to the step's user, chdirs, loads the
+ *            seccomp program and execs.
+ * Failures in init or in the command are written as one record (errno +
+ * text) to a CLOEXEC pipe before _exit (127); the parent turns the record into
+ * an ob_error.  A successful exec closes the pipe, so an empty pipe means
+ * the command ran and its exit status is the step's result.
+ *
+ * Every path inside the root is resolved with openat2 (RESOLVE_IN_ROOT), so a
+ * hostile image cannot point a mount target (e.g. /etc/hosts -> /etc/shadow
+ * on the host) outside its root; the mount then targets
+ * /proc/self/fd/N of the resolved O_PATH descriptor.
+ *
+ * Code running after clone () does not allocate: everything it needs is
+ * prepared in the parent.  Bind, remount and propagation calls pass "none"
+ * as the (ignored) filesystem type: valgrind checks it as a string. */
+#include "config.h"
+#include <obuild/sandbox.h>
+#include <obuild/seccomp.h>
+#include <obuild/util.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* The running step's init, for ob_sandbox_interrupt (). */
+static volatile pid_t running_pid;
+static volatile sig_atomic_t interrupted;
+
+/* ---- operations executed by init, in order ---- */
+
+enum sandbox_op_kind
+{
+  OP_MOUNT_PROC,   /* fresh proc on dest */
+  OP_MOUNT_TMPFS,  /* tmpfs on dest with data */
+  OP_MOUNT_DEVPTS, /* devpts newinstance on dest */
+  OP_BIND_DEV,     /* bind the host node source onto a new empty file dest */
+  OP_SYMLINK,      /* symlink dest -> source */
+  OP_BIND_SYS,     /* recursive read-only bind of the host's /sys, best effort */
+  OP_BIND,         /* caller's bind mount, maybe read-only */
+};
+
+enum mount_point_kind
+{
+  MP_EXISTS, /* created by the parent (or part of the image) */
+  MP_DIR,    /* init creates a directory (inside its own tmpfs) */
+  MP_FILE,   /* init creates an empty file (inside its own tmpfs) */
+};
+
+struct sandbox_op
+{
+  enum sandbox_op_kind kind;
+  const char *source;
+  const char *dest; /* absolute, inside the root */
+  const char *data;
+  unsigned long flags;
+  enum mount_point_kind create;
+  bool readonly;
+};
+
+/* Everything init and the command need, prepared before clone. */
+struct sandbox_ctx
+{
+  const struct ob_sandbox_opts *opts;
+  struct sandbox_op *ops;
+  size_t n_ops;
+  int err_fd;     /* write end of the error pipe */
+  int devnull_fd; /* host /dev/null, the default stdin */
+};
+
+/* The record a failing child writes to the error pipe. */
+struct child_error
+{
+  int errnum;
+  char text[1020];
+};
+
+/* ---- small helpers usable on both sides ---- */
+
+/* Resolve path inside the tree at rootfd by hand, like RESOLVE_IN_ROOT:
+ * symlinks are expanded relative to the root, ".." stops at it.  For
+ * kernels without openat2 (or a seccomp profile that refuses it, or
+ * valgrind).  Allocation-free: used after clone. */
+static int
+resolve_in_root (int rootfd, const char *path, int flags)
+{
+  char rest[PATH_MAX], tmp[PATH_MAX];
+  struct stat root_st, st;
+  int cur, links = 0;
+  char *p;
+
+  if (fstat (rootfd, &root_st) < 0)
+    return -1;
+  if (strlen (path) >= sizeof rest)
+    {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+  strcpy (rest, path);
+  cur = openat (rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  p = rest;
+  while (cur >= 0)
+    {
+      char *comp, *end;
+      int next, saved;
+      bool last;
+
+      while (*p == '/')
+        p++;
+      if (*p == '\0')
+        break;
+      comp = p;
+      end = strchr (p, '/');
+      if (end)
+        *end = '\0';
+      p = end ? end + 1 : comp + strlen (comp);
+      last = end == NULL || p[strspn (p, "/")] == '\0';
+
+      if (strcmp (comp, ".") == 0)
+        continue;
+      if (strcmp (comp, "..") == 0)
+        {
+          if (fstat (cur, &st) == 0 && st.st_dev == root_st.st_dev && st.st_ino == root_st.st_ino)
+            continue;
+          next = openat (cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        }
+      else
+        next = openat (cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+      saved = errno;
+      if (next < 0)
+        {
+          close (cur);
+          errno = saved;
+          return -1;
+        }
+      if (fstat (next, &st) == 0 && S_ISLNK (st.st_mode) && !(last && (flags & O_NOFOLLOW)))
+        {
+          char target[PATH_MAX];
+          ssize_t n = readlinkat (next, "", target, sizeof target - 1);
+          close (next);
+          if (n < 0 || ++links > 40
+              || snprintf (tmp, sizeof tmp, "%.*s/%s", (int) n, target, p) >= (int) sizeof tmp)
+            {
+              close (cur);
+              errno = n < 0 ? errno : links > 40 ? ELOOP : ENAMETOOLONG;
+              return -1;
+            }
+          strcpy (rest, tmp);
+          p = rest;
+          if (target[0] == '/')
+            {
+              close (cur);
+              cur = openat (rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+            }
+          continue;
+        }
+      close (cur);
+      cur = next;
+    }
+  if (cur >= 0 && (flags & O_DIRECTORY) && fstat (cur, &st) == 0 && !S_ISDIR (st.st_mode))
+    {
+      close (cur);
+      errno = ENOTDIR;
+      return -1;
+    }
+  return cur;
+}
+
+/* Resolve path (absolute or relative to the root) inside the tree at rootfd:
+ * symlinks and ".." never leave it.  Returns an O_PATH fd (flags may add
+ * O_DIRECTORY, O_NOFOLLOW) or -1 with errno. */
+static int
+open_in_root (int rootfd, const char *path, int flags)
+{
+  struct open_how how = { 0 };
+  int fd;
+
+  how.flags = (unsigned long long) (flags | O_PATH | O_CLOEXEC);
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  fd = (int) syscall (SYS_openat2, rootfd, path, &how, sizeof how);
+  if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
+    return fd;
+  return resolve_in_root (rootfd, path, flags);
+}
+
+static void
+fd_path (char *buf, size_t size, int fd)
+{
+  snprintf (buf, size, "/proc/self/fd/%d", fd);
+}
+
+static long
+raw_clone (unsigned long flags)
+{
+  /* fork-like clone: no new stack, the child continues here. */
+#if defined(__s390__) || defined(__CRIS__)
+  return syscall (SYS_clone, NULL, flags, NULL, NULL, NULL);
+#else
+  return syscall (SYS_clone, flags, NULL, NULL, NULL, NULL);
+#endif
+}
+
+/* ---- child side: report and die ---- */
+
+static _Noreturn void __attribute__ ((format (printf, 3, 4)))
+child_fail (const struct sandbox_ctx *c, int errnum, const char *fmt, ...)
+{
+  struct child_error rec;
+  va_list ap;
+  ssize_t r;
+
+  memset (&rec, 0, sizeof rec);
+  rec.errnum = errnum;
+  va_start (ap, fmt);
+  vsnprintf (rec.text, sizeof rec.text, fmt, ap);
+  va_end (ap);
+  /* One write, smaller than PIPE_BUF: atomic, never interleaved. */
+  do
+    r = write (c->err_fd, &rec, sizeof rec);
+  while (r < 0 && errno == EINTR);
+  _exit (127);
+}
+
+/* Create dest (inside a tmpfs of ours) as a directory or an empty file;
+ * existing is fine. */
+static int
+child_make_mount_point (int rootfd, const char *dest, enum mount_point_kind kind)
+{
+  char parent[PATH_MAX];
+  const char *slash = strrchr (dest, '/');
+  const char *name = slash ? slash + 1 : dest;
+  int pfd, fd, saved;
+  size_t plen = slash ? (size_t) (slash - dest) : 0;
+
+  if (kind == MP_EXISTS)
+    return 0;
+  if (plen >= sizeof parent)
+    {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+  memcpy (parent, dest, plen);
+  parent[plen] = '\0';
+  pfd = open_in_root (rootfd, plen ? parent : "/", O_PATH | O_DIRECTORY);
+  if (pfd < 0)
+    return -1;
+  if (kind == MP_DIR)
+    fd = mkdirat (pfd, name, 0755) < 0 && errno != EEXIST ? -1 : 0;
+  else
+    {
+      fd = openat (pfd, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+      if (fd >= 0)
+        close (fd);
+    }
+  saved = errno;
+  close (pfd);
+  errno = saved;
+  return fd < 0 ? -1 : 0;
+}
+
+static unsigned long
+locked_flags (int fd)
+{
+  /* statfs f_flags share MS_* values for these bits.  In a user namespace
+   * a remount must keep them, or it fails with EPERM. */
+  struct statfs sf;
+  if (fstatfs (fd, &sf) < 0)
+    return 0;
+  return (unsigned long) sf.f_flags
+         & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME);
+}
+
+/* Decode mountinfo's octal escapes (\040 for a space) in place. */
+static void
+unescape_mountinfo (char *s)
+{
+  char *w = s;
+  for (; *s; s++)
+    {
+      if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0'
+          && s[3] <= '7')
+        {
+          *w++ = (char) (((s[1] - '0') << 6) | ((s[2] - '0') << 3) | (s[3] - '0'));
+          s += 3;
+        }
+      else
+        *w++ = *s;
+    }
+  *w = '\0';
+}
+
+/* Classic-API fallback for a recursive read-only bind: remount every
+ * submount below top read-only.  Locked submounts may refuse (EPERM): they
+ * are left as they are.  Reads mountinfo in chunks, without allocating. */
+static void
+remount_submounts_ro (const char *top)
+{
+  char buf[16384];
+  size_t len = 0, tlen = strlen (top);
+  int fd = open ("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+  bool eof = false;
+
+  if (fd < 0)
+    return;
+  while (!eof || len > 0)
+    {
+      char *nl, *line, *mp;
+      if (!eof && len < sizeof buf - 1)
+        {
+          ssize_t n = read (fd, buf + len, sizeof buf - 1 - len);
+          if (n < 0 && errno == EINTR)
+            continue;
+          if (n <= 0)
+            eof = true;
+          else
+            len += (size_t) n;
+        }
+      buf[len] = '\0';
+      nl = memchr (buf, '\n', len);
+      if (nl == NULL)
+        {
+          if (!eof && len < sizeof buf - 1)
+            continue;
+          nl = buf + len; /* last line, or too long: taken as is */
+        }
+      *nl = '\0';
+      line = buf;
+      /* "id parent major:minor root mount-point options ..." */
+      mp = line;
+      for (int field = 0; field < 4 && mp; field++)
+        {
+          mp = strchr (mp, ' ');
+          if (mp)
+            mp++;
+        }
+      if (mp)
+        {
+          char *sp = strchr (mp, ' ');
+          if (sp)
+            *sp = '\0';
+          unescape_mountinfo (mp);
+          if (strncmp (mp, top, tlen) == 0 && mp[tlen] == '/')
+            {
+              struct statfs sf;
+              unsigned long keep = 0;
+              if (statfs (mp, &sf) == 0)
+                keep = (unsigned long) sf.f_flags
+                       & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME
+                          | MS_RELATIME);
+              (void) mount ("none", mp, "none", MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL);
+            }
+        }
+      {
+        size_t used = (size_t) (nl - buf) + (nl < buf + len ? 1 : 0);
+        memmove (buf, buf + used, len - used);
+        len -= used;
+      }
+    }
+  close (fd);
+}
+
+/* Bind source onto dest (inside the root).  Returns 0, or -1 with errno and
+ * *what set to the failed step ("bind" or "remount"). */
+static int
+bind_mount (int rootfd, const char *source, const char *dest, bool recursive, bool readonly,
+            unsigned long extra_attr, const char **what)
+{
+  char path[64];
+  int tfd, sfd, fd, saved, ret;
+
+  *what = "open mount point";
+  tfd = open_in_root (rootfd, dest, O_PATH);
+  if (tfd < 0)
+    return -1;
+
+  /* The new mount API sets read-only on the whole detached tree before it
+   * becomes visible (and on locked submounts, where a remount would fail). */
+  sfd = open_tree (AT_FDCWD, source,
+                   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
+  if (sfd >= 0)
+    {
+      struct mount_attr attr = { 0 };
+      attr.attr_set = (readonly ? MOUNT_ATTR_RDONLY : 0) | extra_attr;
+      ret = 0;
+      if (attr.attr_set != 0)
+        {
+          *what = "remount";
+          ret = mount_setattr (sfd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr,
+                               sizeof attr);
+        }
+      if (ret == 0)
+        {
+          *what = "bind";
+          ret = move_mount (sfd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+        }
+      saved = errno;
+      close (sfd);
+      if (ret == 0 || (saved != ENOSYS && saved != EPERM && saved != EINVAL))
+        {
+          close (tfd);
+          errno = saved;
+          return ret;
+        }
+    }
+
+  /* Classic mount (2): bind, then remount the top mount read-only. */
+  *what = "bind";
+  fd_path (path, sizeof path, tfd);
+  ret = mount (source, path, "none", MS_BIND | (recursive ? MS_REC : 0), NULL);
+  saved = errno;
+  close (tfd);
+  if (ret < 0)
+    {
+      errno = saved;
+      return -1;
+    }
+  if (!readonly)
+    return 0;
+
+  /* Reopen: the old fd is the covered mount point, not the new mount. */
+  *what = "remount";
+  fd = open_in_root (rootfd, dest, O_PATH);
+  if (fd < 0)
+    return -1;
+  fd_path (path, sizeof path, fd);
+  ret = mount ("none", path, "none", MS_REMOUNT | MS_BIND | MS_RDONLY | locked_flags (fd), NULL);
+  saved = errno;
+  if (ret == 0 && recursive)
+    {
+      char real[PATH_MAX];
+      ssize_t n = readlink (path, real, sizeof real - 1);
+      if (n > 0)
+        {
+          real[n] = '\0';
+          remount_submounts_ro (real);
+        }
+    }
+  close (fd);
+  errno = saved;
+  return ret;
+}
+
+/* Execute one operation in init, before pivot_root; rootfd is the root
+ * bind mount.  Dies with a message on failure. */
+static void
+run_op (const struct sandbox_ctx *c, int rootfd, const struct sandbox_op *op)
+{
+  char path[64];
+  const char *what;
+  int fd, ret;
+
+  if (child_make_mount_point (rootfd, op->dest, op->create) < 0)
+    child_fail (c, errno, "create mount point `%s`", op->dest);
+
+  switch (op->kind)
+    {
+    case OP_MOUNT_PROC:
+    case OP_MOUNT_TMPFS:
+    case OP_MOUNT_DEVPTS:
+      fd = open_in_root (rootfd, op->dest, O_PATH | O_DIRECTORY);
+      if (fd < 0)
+        child_fail (c, errno, "open mount point `%s`", op->dest);
+      fd_path (path, sizeof path, fd);
+      ret = mount (op->source, path, op->source, op->flags, op->data);
+      if (ret < 0 && op->kind == OP_MOUNT_DEVPTS && (errno == EINVAL || errno == EPERM))
+        {
+          /* gid=5 is not mapped in a single-ID user namespace. */
+          ret = mount (op->source, path, op->source, op->flags,
+                       "newinstance,ptmxmode=0666,mode=0620");
+        }
+      if (ret < 0)
+        child_fail (c, errno, "mount %s on `%s`", op->source, op->dest);
+      close (fd);
+      break;
+
+    case OP_BIND_DEV:
+      if (bind_mount (rootfd, op->source, op->dest, false, false, 0, &what) < 0)
+        child_fail (c, errno, "%s `%s` on `%s`", what, op->source, op->dest);
+      break;
+
+    case OP_SYMLINK:
+      {
+        const char *slash = strrchr (op->dest, '/');
+        char parent[PATH_MAX];
+        size_t plen = (size_t) (slash - op->dest);
+        if (plen >= sizeof parent)
+          child_fail (c, ENAMETOOLONG, "symlink `%s`", op->dest);
+        memcpy (parent, op->dest, plen);
+        parent[plen] = '\0';
+        fd = open_in_root (rootfd, plen ? parent : "/", O_PATH | O_DIRECTORY);
+        if (fd < 0 || (symlinkat (op->source, fd, slash + 1) < 0 && errno != EEXIST))
+          child_fail (c, errno, "symlink `%s` -> `%s`", op->dest, op->source);
+        close (fd);
+      }
+      break;
+
+    case OP_BIND_SYS:
+      /* The host's sysfs, read-only.  A fresh sysfs needs the network
+       * namespace's owner, which a rootless build is not. */
+      if (bind_mount (rootfd, op->source, op->dest, true, true,
+                      MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, &what)
+          == 0)
+        break;
+      if (strcmp (what, "remount") == 0)
+        {
+          /* Bound but still writable: never leave that. */
+          fd = open_in_root (rootfd, op->dest, O_PATH | O_DIRECTORY);
+          if (fd < 0)
+            child_fail (c, errno, "open `%s`", op->dest);
+          fd_path (path, sizeof path, fd);
+          if (umount2 (path, MNT_DETACH) < 0)
+            child_fail (c, errno, "unmount writable `%s`", op->dest);
+          close (fd);
+        }
+      /* Cannot be bound at all: an empty read-only /sys. */
+      fd = open_in_root (rootfd, op->dest, O_PATH | O_DIRECTORY);
+      if (fd < 0)
+        child_fail (c, errno, "open mount point `%s`", op->dest);
+      fd_path (path, sizeof path, fd);
+      if (mount ("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                 "mode=0555,size=4k")
+          < 0)
+        child_fail (c, errno, "mount tmpfs on `%s`", op->dest);
+      close (fd);
+      break;
+
+    case OP_BIND:
+      if (bind_mount (rootfd, op->source, op->dest, true, op->readonly, 0, &what) < 0)
+        child_fail (c, errno, "%s `%s` on `%s`%s", what, op->source, op->dest,
+                    strcmp (what, "remount") == 0 ? " read-only" : "");
+      break;
+    }
+}
+
+static void
+bring_up_loopback (const struct sandbox_ctx *c)
+{
+  struct ifreq ifr;
+  int fd = socket (AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    child_fail (c, errno, "bring up `lo`: socket");
+  memset (&ifr, 0, sizeof ifr);
+  strcpy (ifr.ifr_name, "lo");
+  if (ioctl (fd, SIOCGIFFLAGS, &ifr) < 0)
+    child_fail (c, errno, "bring up `lo`: get flags");
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if (ioctl (fd, SIOCSIFFLAGS, &ifr) < 0)
+    child_fail (c, errno, "bring up `lo`");
+  close (fd);
+}
+
+static void
+reset_signals (void)
+{
+  struct sigaction sa;
+  sigset_t none;
+  memset (&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; sig++)
+    (void) sigaction (sig, &sa, NULL); /* EINVAL for KILL, STOP, glibc's own */
+  sigemptyset (&none);
+  sigprocmask (SIG_SETMASK, &none, NULL);
+}
+
+/* Move fd to a number >= 3 (CLOEXEC) so dup2 into 0..2 never clobbers
+ * another of the three sources and always clears CLOEXEC on the target. */
+static int
+lift_fd (const struct sandbox_ctx *c, int fd, const char *what)
+{
+  int r;
+  if (fd < 0)
+    return -1;
+  r = fcntl (fd, F_DUPFD_CLOEXEC, 3);
+  if (r < 0)
+    child_fail (c, errno, "duplicate %s", what);
+  return r;
+}
+
+/* The command process: after this the step's own code runs. */
+static _Noreturn void
+command_main (const struct sandbox_ctx *c)
+{
+  const struct ob_sandbox_opts *o = c->opts;
+  int in, out, errfd;
+
+  reset_signals ();
+
+  in = lift_fd (c, o->stdin_fd >= 0 ? o->stdin_fd : c->devnull_fd, "stdin");
+  out = lift_fd (c, o->stdout_fd, "stdout");
+  errfd = lift_fd (c, o->stderr_fd, "stderr");
+  if (dup2 (in, 0) < 0)
+    child_fail (c, errno, "redirect stdin");
+  if (out >= 0 && dup2 (out, 1) < 0)
+    child_fail (c, errno, "redirect stdout");
+  if (errfd >= 0 && dup2 (errfd, 2) < 0)
+    child_fail (c, errno, "redirect stderr");
+
+  /* The command inherits 0, 1, 2 only, whatever the caller forgot to mark
+   * CLOEXEC.  The error pipe stays usable until exec. */
+  if (close_range (3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+    for (int fd = 3; fd < 4096; fd++)
+      (void) fcntl (fd, F_SETFD, FD_CLOEXEC);
+
+  if (o->set_groups && setgroups (o->n_groups, o->groups) < 0)
+    child_fail (c, errno, "setgroups");
+  if (setresgid (o->gid, o->gid, o->gid) < 0)
+    child_fail (c, errno, "setresgid %u", (unsigned) o->gid);
+  if (setresuid (o->uid, o->uid, o->uid) < 0)
+    child_fail (c, errno, "setresuid %u", (unsigned) o->uid);
+  if (chdir (o->cwd ? o->cwd : "/") < 0)
+    child_fail (c, errno, "chdir to working directory `%s`", o->cwd ? o->cwd : "/");
+
+  if (o->seccomp != NULL)
+    {
+      int r = ob_seccomp_load (o->seccomp);
+      if (r < 0)
+        child_fail (c, -r, "load seccomp filter");
+    }
+
+  /* execvp looks argv[0] up in the step's PATH, not obuild's. */
+  {
+    static char *empty_env[] = { NULL };
+    environ = o->env ? (char **) o->env : empty_env;
+  }
+  execvp (o->argv[0], o->argv);
+  child_fail (c, errno, "exec `%s`", o->argv[0]);
+}
+
+/* PID 1: reap everything, forward signals, exit with the command's status. */
+static _Noreturn void
+init_loop (const struct sandbox_ctx *c, pid_t cmd)
+{
+  sigset_t set;
+
+  sigemptyset (&set);
+  sigaddset (&set, SIGCHLD);
+  sigaddset (&set, SIGTERM);
+  sigaddset (&set, SIGINT);
+  sigaddset (&set, SIGHUP);
+  sigaddset (&set, SIGQUIT);
+  sigaddset (&set, SIGUSR1);
+  sigaddset (&set, SIGUSR2);
+  close (c->err_fd);
+
+  for (;;)
+    {
+      siginfo_t si;
+      int sig = sigwaitinfo (&set, &si);
+      if (sig < 0)
+        continue; /* EINTR */
+      if (sig != SIGCHLD)
+        {
+          kill (cmd, sig);
+          continue;
+        }
+      for (;;)
+        {
+          int st;
+          pid_t p = waitpid (-1, &st, WNOHANG);
+          if (p <= 0)
+            break;
+          if (p == cmd)
+            {
+              int code = WIFSIGNALED (st) ? 128 + WTERMSIG (st) : WEXITSTATUS (st);
+              /* Like Docker: the step ends with its command; what it left
+               * running in the background dies with the namespace. */
+              kill (-1, SIGKILL);
+              _exit (code);
+            }
+        }
+    }
+}
+
+static _Noreturn void
+init_main (const struct sandbox_ctx *c)
+{
+  const struct ob_sandbox_opts *o = c->opts;
+  sigset_t set;
+  int rootfd;
+  pid_t cmd;
+
+  /* The step must not outlive obuild. */
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  reset_signals ();
+
+  if (mount ("none", "/", "none", MS_SLAVE | MS_REC, NULL) < 0)
+    child_fail (c, errno, "make `/` a recursive slave mount");
+  /* pivot_root needs a mount point; the caller's rootfs may be a plain
+   * directory. */
+  if (mount (o->rootfs, o->rootfs, "none", MS_BIND | MS_REC, NULL) < 0)
+    child_fail (c, errno, "bind rootfs `%s`", o->rootfs);
+  /* Opened after the bind: mounts must land in the new mount, not under it. */
+  rootfd = open (o->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    child_fail (c, errno, "open rootfs `%s`", o->rootfs);
+
+  for (size_t i = 0; i < c->n_ops; i++)
+    run_op (c, rootfd, &c->ops[i]);
+
+  /* pivot_root (".", ".") stacks the old root on the new one; detaching it
+   * leaves no directory (/.oldroot) in the layer. */
+  if (fchdir (rootfd) < 0)
+    child_fail (c, errno, "chdir to rootfs `%s`", o->rootfs);
+  if (syscall (SYS_pivot_root, ".", ".") < 0)
+    child_fail (c, errno, "pivot_root to `%s`", o->rootfs);
+  if (mount ("none", ".", "none", MS_SLAVE | MS_REC, NULL) < 0)
+    child_fail (c, errno, "make the old root a slave mount");
+  if (umount2 (".", MNT_DETACH) < 0)
+    child_fail (c, errno, "detach the old root");
+  if (chdir ("/") < 0)
+    child_fail (c, errno, "chdir to `/`");
+  close (rootfd);
+
+  if (o->hostname != NULL && sethostname (o->hostname, strlen (o->hostname)) < 0)
+    child_fail (c, errno, "sethostname `%s`", o->hostname);
+  if (o->network_none)
+    bring_up_loopback (c);
+
+  /* Block before forking: no SIGCHLD can be missed. */
+  sigemptyset (&set);
+  sigaddset (&set, SIGCHLD);
+  sigaddset (&set, SIGTERM);
+  sigaddset (&set, SIGINT);
+  sigaddset (&set, SIGHUP);
+  sigaddset (&set, SIGQUIT);
+  sigaddset (&set, SIGUSR1);
+  sigaddset (&set, SIGUSR2);
+  sigprocmask (SIG_BLOCK, &set, NULL);
+
+  cmd = fork ();
+  if (cmd < 0)
+    child_fail (c, errno, "fork the command");
+  if (cmd == 0)
+    command_main (c);
+  init_loop (c, cmd);
+}
+
+/* ---- parent side ---- */
+
+/* Path of fd relative to the root whose host path is root_real. */
+static char *
+path_in_root (const char *root_real, int fd, const char *fallback)
+{
+  char link[64], buf[PATH_MAX];
+  size_t rl = strlen (root_real);
+  ssize_t n;
+
+  fd_path (link, sizeof link, fd);
+  n = readlink (link, buf, sizeof buf - 1);
+  if (n < 0)
+    return ob_xstrdup (fallback);
+  buf[n] = '\0';
+  if (strcmp (root_real, "/") == 0)
+    return ob_xstrdup (buf);
+  if (strncmp (buf, root_real, rl) != 0 || (buf[rl] != '/' && buf[rl] != '\0'))
+    return ob_xstrdup (fallback);
+  return ob_xstrdup (buf[rl] ? buf + rl : "/");
+}
+
+/* Make sure the mount point path (absolute, inside the root) exists as a
+ * directory (dir) or a non-directory, creating it and its parents when
+ * missing and recording each creation in *made.  A dangling symlink on the
+ * way is followed (inside the root), like runc does for
+ * /etc/resolv.conf -> ../run/.../stub-resolv.conf. */
+static int
+ensure_mount_point (int rootfd, const char *root_real, const char *path, bool dir, char ***made,
+                    ob_error_t *err)
+{
+  cleanup_free char *cur = ob_xstrdup (path);
+  int hops = 0;
+
+restart:
+  if (++hops > 40)
+    return ob_error_make (err, OB_ERR_STEP, ELOOP, "create mount point `%s`", path);
+  {
+    cleanup_close int parent = open_in_root (rootfd, "/", O_PATH | O_DIRECTORY);
+    cleanup_free char *prefix = ob_xmalloc (strlen (cur) + 2);
+    char *p = cur;
+    size_t plen = 0;
+
+    if (parent < 0)
+      return ob_error_make (err, OB_ERR_STEP, errno, "open rootfs");
+    prefix[0] = '\0';
+    for (;;)
+      {
+        char *comp, *end;
+        bool last;
+        cleanup_close int fd = -1;
+        struct stat st;
+
+        while (*p == '/')
+          p++;
+        if (*p == '\0')
+          break;
+        comp = p;
+        end = strchr (p, '/');
+        p = end ? end : p + strlen (p);
+        while (*p == '/')
+          p++;
+        last = *p == '\0';
+
+        prefix[plen++] = '/';
+        memcpy (prefix + plen, comp, (size_t) ((end ? end : comp + strlen (comp)) - comp));
+        plen += (size_t) ((end ? end : comp + strlen (comp)) - comp);
+        prefix[plen] = '\0';
+        if (end)
+          *end = '\0';
+
+        fd = open_in_root (rootfd, prefix, O_PATH);
+        if (fd < 0 && errno != ENOENT)
+          return ob_error_make (err, OB_ERR_STEP, errno, "open mount point `%s`", prefix);
+        if (fd < 0 && fstatat (parent, comp, &st, AT_SYMLINK_NOFOLLOW) == 0
+            && S_ISLNK (st.st_mode))
+          {
+            char target[PATH_MAX];
+            ssize_t n = readlinkat (parent, comp, target, sizeof target - 1);
+            char *rest = end ? end + 1 : (char *) "";
+            char *next;
+            if (n < 0)
+              return ob_error_make (err, OB_ERR_STEP, errno, "readlink `%s`", prefix);
+            target[n] = '\0';
+            /* prefix minus its last component is the link's directory. */
+            prefix[plen - strlen (comp) - 1] = '\0';
+            if (target[0] == '/')
+              next = ob_xasprintf ("%s/%s", target, rest);
+            else
+              next = ob_xasprintf ("%s/%s/%s", prefix, target, rest);
+            free (cur);
+            cur = next;
+            goto restart;
+          }
+        if (fd < 0)
+          {
+            int r;
+            if (!last || dir)
+              r = mkdirat (parent, comp, 0755);
+            else
+              {
+                r = openat (parent, comp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                            0644);
+                if (r >= 0)
+                  r = close (r);
+              }
+            if (r < 0)
+              return ob_error_make (err, OB_ERR_STEP, errno, "create mount point `%s`", prefix);
+            fd = openat (parent, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+            if (fd < 0)
+              return ob_error_make (err, OB_ERR_STEP, errno, "open mount point `%s`", prefix);
+            ob_strv_take (made, path_in_root (root_real, fd, prefix));
+          }
+        if (fstat (fd, &st) < 0)
+          return ob_error_make (err, OB_ERR_STEP, errno, "stat mount point `%s`", prefix);
+        if (!last && !S_ISDIR (st.st_mode))
+          return ob_error_make (err, OB_ERR_STEP, ENOTDIR, "mount point `%s`", path);
+        if (last && dir != !!S_ISDIR (st.st_mode))
+          return ob_error_make (err, OB_ERR_STEP, dir ? ENOTDIR : EISDIR, "mount point `%s`",
+                                path);
+        close (parent);
+        parent = ob_steal_fd (&fd);
+      }
+  }
+  return 0;
+}
+
+static void
+add_op (struct sandbox_op **ops, size_t *n, struct sandbox_op op)
+{
+  *ops = ob_xrealloc (*ops, (*n + 1) * sizeof **ops);
+  (*ops)[(*n)++] = op;
+}
+
+static struct sandbox_op *
+build_ops (const struct ob_sandbox_opts *o, size_t *n)
+{
+  static const char *const nodes[][2] = {
+    { "/dev/null", "/dev/null" },       { "/dev/zero", "/dev/zero" },
+    { "/dev/full", "/dev/full" },       { "/dev/random", "/dev/random" },
+    { "/dev/urandom", "/dev/urandom" }, { "/dev/tty", "/dev/tty" },
+  };
+  static const char *const links[][2] = {
+    { "pts/ptmx", "/dev/ptmx" },          { "/proc/self/fd", "/dev/fd" },
+    { "/proc/self/fd/0", "/dev/stdin" },  { "/proc/self/fd/1", "/dev/stdout" },
+    { "/proc/self/fd/2", "/dev/stderr" },
+  };
+  struct sandbox_op *ops = NULL;
+  size_t i;
+
+  *n = 0;
+  add_op (&ops, n,
+          (struct sandbox_op) { .kind = OP_MOUNT_PROC, .source = "proc", .dest = "/proc",
+                                .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC });
+  add_op (&ops, n,
+          (struct sandbox_op) { .kind = OP_MOUNT_TMPFS, .source = "tmpfs", .dest = "/dev",
+                                .data = "mode=0755,size=65536k",
+                                .flags = MS_NOSUID | MS_STRICTATIME });
+  for (i = 0; i < sizeof nodes / sizeof nodes[0]; i++)
+    add_op (&ops, n,
+            (struct sandbox_op) { .kind = OP_BIND_DEV, .source = nodes[i][0],
+                                  .dest = nodes[i][1], .create = MP_FILE });
+  add_op (&ops, n,
+          (struct sandbox_op) { .kind = OP_MOUNT_DEVPTS, .source = "devpts", .dest = "/dev/pts",
+                                .data = "newinstance,ptmxmode=0666,mode=0620,gid=5",
+                                .flags = MS_NOSUID | MS_NOEXEC, .create = MP_DIR });
+  add_op (&ops, n,
+          (struct sandbox_op) { .kind = OP_MOUNT_TMPFS, .source = "tmpfs", .dest = "/dev/shm",
+                                .data = "mode=1777,size=65536k",
+                                .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC, .create = MP_DIR });
+  for (i = 0; i < sizeof links / sizeof links[0]; i++)
+    add_op (&ops, n,
+            (struct sandbox_op) { .kind = OP_SYMLINK, .source = links[i][0],
+                                  .dest = links[i][1] });
+  add_op (&ops, n, (struct sandbox_op) { .kind = OP_BIND_SYS, .source = "/sys", .dest = "/sys" });
+  for (i = 0; i < o->n_mounts; i++)
+    add_op (&ops, n,
+            (struct sandbox_op) { .kind = OP_BIND, .source = o->mounts[i].source,
+                                  .dest = o->mounts[i].target,
+                                  .readonly = o->mounts[i].readonly });
+  return ops;
+}
+
+static int
+check_opts (const struct ob_sandbox_opts *o, ob_error_t *err)
+{
+  if (o->rootfs == NULL || o->rootfs[0] == '\0')
+    return ob_error_make (err, OB_ERR_GENERIC, EINVAL, "sandbox: no rootfs");
+  if (o->argv == NULL || o->argv[0] == NULL || o->argv[0][0] == '\0')
+    return ob_error_make (err, OB_ERR_STEP, 0, "empty command");
+  for (size_t i = 0; i < o->n_mounts; i++)
+    {
+      const char *t = o->mounts[i].target;
+      if (o->mounts[i].source == NULL || t == NULL || t[0] != '/')
+        return ob_error_make (err, OB_ERR_STEP, EINVAL, "mount target `%s`",
+                              t ? t : "(null)");
+      if (strcmp (t, "/") == 0 || strcmp (t, "/proc") == 0 || ob_str_has_prefix (t, "/proc/")
+          || strcmp (t, "/dev") == 0 || ob_str_has_prefix (t, "/dev/"))
+        return ob_error_make (err, OB_ERR_STEP, 0,
+                              "mount target `%s`: cannot mount over the root, /proc or /dev", t);
+    }
+  return 0;
+}
+
+static int
+prepare_mount_points (const struct ob_sandbox_opts *o, int rootfd, char ***made,
+                      ob_error_t *err)
+{
+  static const char *const dirs[] = { "/proc", "/dev", "/sys" };
+  cleanup_free char *root_real = realpath (o->rootfs, NULL);
+
+  if (root_real == NULL)
+    return ob_error_make (err, OB_ERR_STEP, errno, "rootfs `%s`", o->rootfs);
+  for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+    if (ensure_mount_point (rootfd, root_real, dirs[i], true, made, err) < 0)
+      return -1;
+  for (size_t i = 0; i < o->n_mounts; i++)
+    {
+      struct stat st;
+      if (stat (o->mounts[i].source, &st) < 0)
+        return ob_error_make (err, OB_ERR_STEP, errno, "bind source `%s`",
+                              o->mounts[i].source);
+      if (ensure_mount_point (rootfd, root_real, o->mounts[i].target, S_ISDIR (st.st_mode),
+                              made, err)
+          < 0)
+        return -1;
+    }
+  return 0;
+}
+
+static int
+wait_init (pid_t pid, int *wstatus)
+{
+  for (;;)
+    {
+      pid_t r = waitpid (pid, wstatus, __WALL);
+      if (r == pid)
+        return 0;
+      if (r < 0 && errno != EINTR)
+        return -1;
+    }
+}
+
+int
+ob_sandbox_run (const struct ob_sandbox_opts *opts, int *status, char ***created,
+                ob_error_t *err)
+{
+  cleanup_strv char **made = NULL;
+  cleanup_free struct sandbox_op *ops = NULL;
+  cleanup_close int rootfd = -1;
+  cleanup_close int devnull = -1;
+  cleanup_close int rpipe = -1;
+  cleanup_close int wpipe = -1;
+  struct sandbox_ctx ctx;
+  struct child_error rec;
+  unsigned long flags;
+  int fds[2], wstatus, ret;
+  ssize_t n;
+  pid_t pid;
+
+  if (created)
+    *created = NULL;
+  if (status)
+    *status = -1;
+  if (check_opts (opts, err) < 0)
+    return -1;
+  if (interrupted)
+    {
+      interrupted = 0;
+      return ob_error_make (err, OB_ERR_INTERRUPTED, 0, "interrupted");
+    }
+
+  rootfd = open (opts->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    return ob_error_make (err, OB_ERR_STEP, errno, "open rootfs `%s`", opts->rootfs);
+  ret = prepare_mount_points (opts, rootfd, &made, err);
+  /* Whatever was created belongs to the caller now, even on failure. */
+  if (created)
+    *created = steal_pointer (&made);
+  if (ret < 0)
+    return -1;
+
+  devnull = open ("/dev/null", O_RDWR | O_CLOEXEC);
+  if (devnull < 0)
+    return ob_error_make (err, OB_ERR_STEP, errno, "open `/dev/null`");
+  if (pipe2 (fds, O_CLOEXEC) < 0)
+    return ob_error_make (err, OB_ERR_STEP, errno, "pipe");
+  rpipe = fds[0];
+  wpipe = fds[1];
+
+  memset (&ctx, 0, sizeof ctx);
+  ctx.opts = opts;
+  ctx.ops = ops = build_ops (opts, &ctx.n_ops);
+  ctx.err_fd = wpipe;
+  ctx.devnull_fd = devnull;
+
+  flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
+  if (opts->network_none)
+    flags |= CLONE_NEWNET;
+  pid = (pid_t) raw_clone (flags);
+  if (pid < 0)
+    return ob_error_make (err, OB_ERR_STEP, errno,
+                          "clone the step's namespaces (pid, mount, uts, ipc%s)",
+                          opts->network_none ? ", net" : "");
+  if (pid == 0)
+    {
+      close (rpipe);
+      init_main (&ctx);
+    }
+
+  running_pid = pid;
+  if (interrupted)
+    kill (pid, SIGKILL);
+  close (ob_steal_fd (&wpipe));
+
+  ret = wait_init (pid, &wstatus);
+  running_pid = 0;
+  if (ret < 0)
+    return ob_error_make (err, OB_ERR_STEP, errno, "wait for the step");
+
+  /* Every writer is gone: the pipe holds a record or nothing. */
+  do
+    n = read (rpipe, &rec, sizeof rec);
+  while (n < 0 && errno == EINTR);
+
+  if (interrupted)
+    {
+      interrupted = 0;
+      return ob_error_make (err, OB_ERR_INTERRUPTED, 0, "interrupted");
+    }
+  if (n == (ssize_t) sizeof rec)
+    {
+      rec.text[sizeof rec.text - 1] = '\0';
+      return ob_error_make (err, OB_ERR_STEP, rec.errnum, "%s", rec.text);
+    }
+  if (WIFSIGNALED (wstatus))
+    return ob_error_make (err, OB_ERR_STEP, 0, "the step's init was killed by signal %d",
+                          WTERMSIG (wstatus));
+  if (status)
+    *status = WEXITSTATUS (wstatus);
+  return 0;
+}
+
+void
+ob_sandbox_interrupt (void)
+{
+  pid_t pid = running_pid;
+  int saved = errno;
+  interrupted = 1;
+  if (pid > 0)
+    kill (pid, SIGKILL);
+  errno = saved;
+}

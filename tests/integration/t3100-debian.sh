@@ -1,0 +1,82 @@
+#!/bin/sh
+# A real distribution: a Debian bookworm minbase made with mmdebstrap and
+# imported, then apt-get, useradd/groupadd, chown and dpkg -i inside RUN,
+# in every mode; the image, unpacked, runs python3 and answers HTTP.
+# Needs the Debian mirror (the only network this project has); slow.
+. "$(dirname "$0")/lib.sh"
+
+deb=$IT_ROOT/debian-minbase.tar
+if [ ! -f "$deb" ]; then
+  if [ "$(id -u)" -ne 0 ] || ! command -v mmdebstrap >/dev/null; then
+    skip "mmdebstrap base needs root and mmdebstrap"; done_testing
+  fi
+  if ! mmdebstrap --quiet --variant=minbase --mode=root bookworm "$deb.tmp" >"$TESTDIR/mmdebstrap.log" 2>&1; then
+    rm -f "$deb.tmp"
+    not_ok "mmdebstrap a Debian bookworm minbase"; diag <"$TESTDIR/mmdebstrap.log"; done_testing
+  fi
+  mv "$deb.tmp" "$deb"
+fi
+chmod 644 "$deb"
+
+ctx=$TESTDIR/ctx
+mkdir -p "$ctx" "$TESTDIR/pkg/DEBIAN" "$TESTDIR/pkg/usr/share/obuild-hello"
+cat >"$TESTDIR/pkg/DEBIAN/control" <<'C'
+Package: obuild-hello
+Version: 1.0
+Architecture: all
+Maintainer: obuild tests <tests@obuild.invalid>
+Description: a package installed with dpkg -i by the tests
+C
+echo "hello from a .deb" >"$TESTDIR/pkg/usr/share/obuild-hello/hello.txt"
+dpkg-deb --root-owner-group --build "$TESTDIR/pkg" "$ctx/hello.deb" >/dev/null
+cat >"$ctx/app.py" <<'PY'
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"hello from obuild\n")
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1]) if len(sys.argv) > 1 else 5000), H).serve_forever()
+PY
+cat >"$ctx/Dockerfile" <<'DF'
+FROM debian:bookworm
+RUN apt-get update && apt-get install -y --no-install-recommends python3 && rm -rf /var/lib/apt/lists/*
+RUN groupadd -g 2000 grp && useradd -m -u 2000 -g grp usr && touch /owned && chown usr:grp /owned
+COPY hello.deb /tmp/
+RUN dpkg -i /tmp/hello.deb && rm /tmp/hello.deb
+COPY app.py /app.py
+EXPOSE 5000
+CMD ["python3", "/app.py"]
+DF
+chmod -R a+rX "$ctx"
+
+port=$((40000 + $$ % 10000))
+for m in $MODES; do
+  check "[$m] import the Debian base" ob "$m" import "$deb" debian:bookworm
+  if ob "$m" build -t pyapp "$ctx" >"$TESTDIR/b-$m.out" 2>"$TESTDIR/b-$m.err"; then
+    ok "[$m] apt-get install python3, useradd, chown, dpkg -i in RUN"
+  else
+    not_ok "[$m] apt-get install python3, useradd, chown, dpkg -i in RUN"; tail -30 "$TESTDIR/b-$m.err" | diag; continue
+  fi
+  check "[$m] image validates" oci_validate "$(store_oci "$m")" pyapp:latest
+  check "[$m] umoci unpacks it" umoci_unpack "$(store_oci "$m")" pyapp:latest "$TESTDIR/u-$m"
+  r=$TESTDIR/u-$m/rootfs
+  check "[$m] python3 is installed" test -x "$r/usr/bin/python3"
+  check "[$m] useradd wrote /etc/passwd" grep -q '^usr:x:2000:2000:' "$r/etc/passwd"
+  check "[$m] dpkg -i installed the package" grep -q '^Package: obuild-hello$' "$r/var/lib/dpkg/status"
+  check_eq "[$m] ... with its file" "$(cat "$r/usr/share/obuild-hello/hello.txt")" "hello from a .deb"
+  check "[$m] apt's sandbox configuration is not in the image" sh -c "! grep -rqs obuild '$r/etc/apt'"
+  layer_listing "$(store_oci "$m")" pyapp:latest 2 >"$TESTDIR/l2-$m"
+  if [ "$m" = single ]; then
+    check "[$m] chown is emulated (owner stays 0 in single-ID mode)" grep -q '^f 0644 0:0 0 - owned$' "$TESTDIR/l2-$m"
+  else
+    check "[$m] chown usr:grp gives 2000:2000 in the layer" grep -q '^f 0644 2000:2000 0 - owned$' "$TESTDIR/l2-$m"
+  fi
+  if [ "$(id -u)" -eq 0 ]; then
+    port=$((port + 1))
+    chroot "$r" /usr/bin/python3 /app.py "$port" >/dev/null 2>&1 &
+    app=$!
+    i=0; until curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1 || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
+    check_eq "[$m] the image runs python3 /app.py and answers HTTP" "$(curl -sf "http://127.0.0.1:$port/")" "hello from obuild"
+    kill "$app" 2>/dev/null; wait "$app" 2>/dev/null
+  fi
+done
+done_testing
