@@ -220,9 +220,10 @@ env_has (char **env, const char *key)
 }
 
 /* Remove the mount points the sandbox had to create, deepest first, when
- * the step left them empty. */
+ * the step left them empty; then the directories overlayfs copied up only
+ * to hold them: empty, not opaque, and with the mode the image has. */
 static void
-remove_created (const char *upper, char **created)
+remove_created (struct stage *s, const char *upper, char **created)
 {
   for (size_t i = ob_strv_len (created); i-- > 0;)
     {
@@ -234,6 +235,26 @@ remove_created (const char *upper, char **created)
         rmdir (p);
       else if (st.st_size == 0)
         unlink (p);
+    }
+  for (size_t i = ob_strv_len (created); i-- > 0;)
+    {
+      cleanup_free char *rel = ob_xstrdup (created[i]);
+      char *slash;
+      while ((slash = strrchr (rel, '/')) != NULL && slash != rel)
+        {
+          cleanup_free char *p = NULL;
+          const struct ob_tree_stat *ts;
+          struct stat st;
+          char v[4];
+          *slash = '\0';
+          p = ob_xasprintf ("%s%s", upper, rel);
+          ts = ob_tree_lookup (s->tree, rel);
+          if (ts == NULL || !S_ISDIR (ts->mode) || lstat (p, &st) < 0 || !S_ISDIR (st.st_mode)
+              || (st.st_mode & 07777) != (ts->mode & 07777) || lgetxattr (p, "user.overlay.opaque", v, sizeof v) > 0)
+            break;
+          if (rmdir (p) < 0)
+            break;
+        }
     }
 }
 
@@ -594,7 +615,7 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
     }
   umount2 (rc.merged, MNT_DETACH);
   rc.mounted = false;
-  remove_created (rc.upper, created);
+  remove_created (s, rc.upper, created);
   if (status != 0)
     {
       ob_error_make (err, OB_ERR_STEP, 0, "%s:%d: %s: the command exited with status %d", b->dfname, in->line,

@@ -63,8 +63,8 @@ for m in $MODES; do
   # layer by layer (0 is the base)
   layer_listing "$out" run-test:latest 1 >"$TESTDIR/l1"
   cat >"$TESTDIR/w1" <<'W'
-h 0644 0:0 0 hello.txt hard
-f 0644 0:0 6 - hello.txt
+f 0644 0:0 6 - hard
+h 0644 0:0 0 hard hello.txt
 l 0777 0:0 0 hello.txt link
 d 0755 0:0 0 - opt
 d 0755 0:0 0 - opt/x
