@@ -25,6 +25,7 @@ enum
   OPT_COMPRESSION,
   OPT_LEVEL,
   OPT_NETWORK,
+  OPT_SNAPSHOTTER,
   OPT_HELP,
 };
 
@@ -43,6 +44,7 @@ static const struct option long_opts[] = {
   { "compression", required_argument, NULL, OPT_COMPRESSION },
   { "compression-level", required_argument, NULL, OPT_LEVEL },
   { "network", required_argument, NULL, OPT_NETWORK },
+  { "snapshotter", required_argument, NULL, OPT_SNAPSHOTTER },
   { "help", no_argument, NULL, OPT_HELP },
   { NULL, 0, NULL, 0 },
 };
@@ -63,7 +65,8 @@ build_usage (FILE *f)
               "      --source-date-epoch N  fix timestamps (also SOURCE_DATE_EPOCH)\n"
               "      --compression ALGO     gzip (default), zstd or none\n"
               "      --compression-level N  compressor level\n"
-              "      --network MODE         RUN network: host (default) or none\n");
+              "      --network MODE         RUN network: host (default) or none\n"
+              "      --snapshotter NAME     auto (default), overlay or copy\n");
 }
 
 struct printer
@@ -167,6 +170,16 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
             o.network_none = false;
           else
             return ob_error_make (err, OB_ERR_USAGE, 0, "--network `%s`: expected host or none", optarg);
+          break;
+        case OPT_SNAPSHOTTER:
+          if (strcmp (optarg, "auto") == 0)
+            o.snapshotter = OB_SNAPSHOTTER_AUTO;
+          else if (strcmp (optarg, "overlay") == 0)
+            o.snapshotter = OB_SNAPSHOTTER_OVERLAY;
+          else if (strcmp (optarg, "copy") == 0)
+            o.snapshotter = OB_SNAPSHOTTER_COPY;
+          else
+            return ob_error_make (err, OB_ERR_USAGE, 0, "--snapshotter `%s`: expected auto, overlay or copy", optarg);
           break;
         case OPT_HELP:
           build_usage (stdout);

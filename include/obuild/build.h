@@ -13,6 +13,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+enum
+{
+  OB_SNAPSHOTTER_AUTO,    /* overlay, else copy */
+  OB_SNAPSHOTTER_OVERLAY,
+  OB_SNAPSHOTTER_COPY,
+};
+
 struct ob_build_opts
 {
   struct ob_store *store;
@@ -38,6 +45,7 @@ struct ob_build_opts
   /* RUN */
   bool userns_single;   /* single-ID user namespace: emulate root in RUN */
   bool network_none;    /* --network=none for every RUN */
+  int snapshotter;      /* OB_SNAPSHOTTER_* */
   const volatile int *interrupted; /* set by the CLI's signal handler */
 };
 

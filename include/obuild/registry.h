@@ -40,6 +40,9 @@ struct ob_registry_opts
   void *progress_data;
 };
 
+/* Fill opts with the defaults (tls_verify true, everything else unset). */
+void ob_registry_opts_init (struct ob_registry_opts *opts);
+
 struct ob_registry; /* a connection context: curl share, token cache */
 int ob_registry_new (const struct ob_registry_opts *opts, struct ob_registry **out, ob_error_t *err);
 void ob_registry_free (struct ob_registry *r);
@@ -68,5 +71,35 @@ int ob_registry_push (struct ob_registry *r, struct ob_layout *src,
 /* Store credentials for a registry in the auth file (obuild login). */
 int ob_registry_login (const struct ob_registry_opts *opts, const char *registry,
                        const char *user, const char *password, ob_error_t *err);
+
+/* ---- exposed for tests and for the CLI ---- */
+
+/* One WWW-Authenticate challenge. */
+enum ob_auth_scheme
+{
+  OB_AUTH_NONE = 0,
+  OB_AUTH_BASIC,
+  OB_AUTH_BEARER,
+};
+struct ob_auth_challenge
+{
+  int scheme; /* enum ob_auth_scheme */
+  char *realm;
+  char *service; /* Bearer only, may be NULL */
+  char *scope;   /* Bearer only, may be NULL */
+};
+/* Parse a WWW-Authenticate header value ("Bearer realm=\"...\",service=...",
+ * "Basic realm=..."); with several challenges the first Bearer one wins.
+ * OB_ERR_REGISTRY on an unknown scheme or a malformed header. */
+int ob_registry_parse_challenge (const char *header, struct ob_auth_challenge *c,
+                                 ob_error_t *err);
+void ob_auth_challenge_clear (struct ob_auth_challenge *c);
+
+/* Look the credentials for registry (host[:port]; docker.io and its aliases
+ * are one registry) up in the auth files, in the order documented above.
+ * Returns 1 and fills user/password (caller frees), 0 when there are none,
+ * < 0 on an unreadable or malformed file. */
+int ob_registry_find_credentials (const struct ob_registry_opts *opts, const char *registry,
+                                  char **user, char **password, ob_error_t *err);
 
 #endif

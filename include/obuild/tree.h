@@ -21,6 +21,7 @@ struct ob_tree_stat
   uid_t uid;
   gid_t gid;
   int64_t mtime;
+  int64_t size;
   const char *link; /* symlink target, or NULL */
 };
 
@@ -33,6 +34,11 @@ int ob_tree_add_layer (struct ob_tree *t, int fd, ob_error_t *err);
 /* Look up an absolute path without following symlinks in it.  NULL when
  * absent. */
 const struct ob_tree_stat *ob_tree_lookup (struct ob_tree *t, const char *path);
+
+/* Call fn for each child name of the directory `path` (absolute).  Returns
+ * the number of children, or -1 when path is not a directory of the tree. */
+long ob_tree_children (struct ob_tree *t, const char *path,
+                       void (*fn) (void *data, const char *name), void *data);
 
 /* Resolve an absolute path the way a process chrooted in the image would:
  * symlinks in intermediate components are followed (staying inside the

@@ -273,6 +273,7 @@ stage_clear (struct stage *s)
   free (s->arg_keys);
   free (s->arg_vals);
   free (s->rootfs);
+  free (s->copy_rootfs);
 }
 
 static void

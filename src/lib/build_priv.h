@@ -24,6 +24,8 @@ struct stage
   size_t n_args;
   bool cmd_set; /* CMD given in this stage (ENTRYPOINT then keeps it) */
   char **layer_dirs;    /* unpacked form of each layer (lazily), or NULL */
+  char *copy_rootfs;    /* copy snapshotter: the stage's root, changed in place */
+  size_t copy_applied;  /* layers already applied to copy_rootfs */
   char *rootfs; /* the stage unpacked, for COPY --from (lazily) */
 };
 
@@ -46,6 +48,7 @@ struct build
   unsigned scratch_counter;
   struct ob_layer_opts lopts;
   struct ob_seccomp_prog *seccomp; /* compiled once, for every RUN */
+  bool use_copy; /* the copy snapshotter (chosen, or overlay failed) */
   char **adopt_dirs; /* step upper dirs to keep as unpacked layers: "diffid\tpath" */
 };
 
@@ -86,6 +89,10 @@ char *ob_build_abs_path (struct stage *s, const char *p);
 int ob_build_record_owner (int dfd, const char *path, uid_t uid, gid_t gid, ob_error_t *err);
 
 int ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err);
+/* The copy snapshotter (build_copyfs.c). */
+int ob_build_copyfs_prepare (struct build *b, struct stage *s, ob_error_t *err);
+int ob_build_copyfs_diff (struct build *b, struct stage *s, const char *upper, ob_error_t *err);
+
 int ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err);
 int ob_build_workdir_mkdir (struct build *b, struct stage *s, const char *dir, ob_error_t *err);
 struct stage *ob_build_find_stage (struct build *b, const char *name, size_t before);

@@ -223,7 +223,7 @@ env_has (char **env, const char *key)
  * the step left them empty; then the directories overlayfs copied up only
  * to hold them: empty, not opaque, and with the mode the image has. */
 static void
-remove_created (struct stage *s, const char *upper, char **created)
+remove_created (struct stage *s, const char *upper, char **created, bool overlay)
 {
   for (size_t i = ob_strv_len (created); i-- > 0;)
     {
@@ -236,7 +236,7 @@ remove_created (struct stage *s, const char *upper, char **created)
       else if (st.st_size == 0)
         unlink (p);
     }
-  for (size_t i = ob_strv_len (created); i-- > 0;)
+  for (size_t i = ob_strv_len (created); overlay && i-- > 0;)
     {
       cleanup_free char *rel = ob_xstrdup (created[i]);
       char *slash;
@@ -467,6 +467,8 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   gid_t gid = 0;
   int status = 0, r = -1;
   int stdin_pipe[2] = { -1, -1 };
+  bool copy;
+  const char *root;
 
   if (ob_instr_flag (in, "mount"))
     return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "RUN --mount is not supported yet");
@@ -485,7 +487,7 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
     }
   if (step_argv (b, s, in, &argv, &stdin_data, err) < 0)
     return -1;
-  if (ob_build_stage_tree (b, s, err) < 0 || ensure_lowers (b, s, err) < 0)
+  if (ob_build_stage_tree (b, s, err) < 0)
     return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
   if (b->seccomp == NULL && ob_seccomp_build (b->o->userns_single, &b->seccomp, err) < 0)
     return -1;
@@ -503,17 +505,41 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
       ob_error_make (err, OB_ERR_STORE, errno, "prepare `%s`", rc.rundir);
       goto out;
     }
-  for (size_t i = 0; i < s->n_layers; i++)
-    ob_strv_add (&lowers, s->layer_dirs[i]);
-  if (lowers == NULL)
-    ob_strv_add (&lowers, empty); /* FROM scratch: overlay needs a lower */
-  if (mount_overlay (b, lowers, ob_strv_len (lowers), rc.rundir, rc.upper, rc.work, rc.merged, err) < 0)
+  copy = b->use_copy || b->o->snapshotter == OB_SNAPSHOTTER_COPY;
+  if (!copy)
+    {
+      if (ensure_lowers (b, s, err) < 0)
+        {
+          ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+          goto out;
+        }
+      for (size_t i = 0; i < s->n_layers; i++)
+        ob_strv_add (&lowers, s->layer_dirs[i]);
+      if (lowers == NULL)
+        ob_strv_add (&lowers, empty); /* FROM scratch: overlay needs a lower */
+      if (mount_overlay (b, lowers, ob_strv_len (lowers), rc.rundir, rc.upper, rc.work, rc.merged, err) == 0)
+        rc.mounted = true;
+      else if (b->o->snapshotter == OB_SNAPSHOTTER_AUTO)
+        {
+          /* no overlayfs here: the copy snapshotter gives the same layers */
+          if (b->o->log)
+            {
+              cleanup_free char *w = ob_xasprintf ("warning: %s; using the copy snapshotter", (*err)->msg);
+              b->o->log (b->o->log_data, w);
+            }
+          ob_error_free (err);
+          b->use_copy = copy = true;
+        }
+      else
+        goto out;
+    }
+  if (copy && ob_build_copyfs_prepare (b, s, err) < 0)
     goto out;
-  rc.mounted = true;
+  root = copy ? s->copy_rootfs : rc.merged;
 
   /* user, environment, files of the step */
-  passwd = read_in_root (rc.merged, "/etc/passwd");
-  group = read_in_root (rc.merged, "/etc/group");
+  passwd = read_in_root (root, "/etc/passwd");
+  group = read_in_root (root, "/etc/group");
   if (user && *user)
     {
       if (ob_build_resolve_owner (user, passwd, group, &uid, &gid, err) < 0)
@@ -553,7 +579,7 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   if (b->o->userns_single)
     {
       struct stat st;
-      cleanup_free char *apt = ob_xasprintf ("%s/etc/apt", rc.merged);
+      cleanup_free char *apt = ob_xasprintf ("%s/etc/apt", root);
       if (stat (apt, &st) == 0)
         {
           /* apt drops privileges to _apt and checks it worked, which the
@@ -587,7 +613,7 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
       stdin_pipe[1] = -1;
     }
 
-  so.rootfs = rc.merged;
+  so.rootfs = root;
   so.argv = argv;
   so.env = env;
   so.cwd = wd && *wd ? wd : "/";
@@ -613,15 +639,18 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
       ob_error_wrap (err, "%s:%d: RUN", b->dfname, in->line);
       goto out;
     }
-  umount2 (rc.merged, MNT_DETACH);
+  if (rc.mounted)
+    umount2 (rc.merged, MNT_DETACH);
   rc.mounted = false;
-  remove_created (s, rc.upper, created);
+  remove_created (s, copy ? root : rc.upper, created, !copy);
   if (status != 0)
     {
       ob_error_make (err, OB_ERR_STEP, 0, "%s:%d: %s: the command exited with status %d", b->dfname, in->line,
                      in->original, status);
       goto out;
     }
+  if (copy && ob_build_copyfs_diff (b, s, rc.upper, err) < 0)
+    goto out;
   upperfd = open (rc.upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (upperfd < 0)
     {
@@ -631,10 +660,19 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   if (b->o->userns_single && (uid != 0 || gid != 0) && own_new_entries (b, s, upperfd, "", uid, gid, err) < 0)
     goto out;
   created_by = history_of (argv);
-  if (ob_build_commit_layer (b, s, upperfd, rc.upper, created_by, true, err) < 0)
+  /* the copy snapshotter's upper shares inodes with its root, which later
+   * steps change: it cannot serve as an unpacked layer */
+  if (ob_build_commit_layer (b, s, upperfd, copy ? NULL : rc.upper, created_by, true, err) < 0)
     {
       ob_error_wrap (err, "%s:%d", b->dfname, in->line);
       goto out;
+    }
+  if (copy)
+    {
+      ob_error_t e = NULL;
+      s->copy_applied = s->n_layers; /* the root already holds this change */
+      ob_rm_rf_at (AT_FDCWD, rc.upper, &e);
+      ob_error_free (&e);
     }
   {
     ob_error_t e = NULL;

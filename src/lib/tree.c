@@ -202,6 +202,7 @@ ob_tree_add_layer (struct ob_tree *t, int fd, ob_error_t *err)
       n->st.uid = archive_entry_uid (e);
       n->st.gid = archive_entry_gid (e);
       n->st.mtime = archive_entry_mtime (e);
+      n->st.size = archive_entry_size (e);
       free (n->link);
       n->link = archive_entry_symlink (e) ? ob_xstrdup (archive_entry_symlink (e)) : NULL;
       n->st.link = n->link;
@@ -221,6 +222,18 @@ ob_tree_lookup (struct ob_tree *t, const char *path)
 {
   struct node *n = walk (t, path, false, NULL);
   return n ? &n->st : NULL;
+}
+
+long
+ob_tree_children (struct ob_tree *t, const char *path, void (*fn) (void *data, const char *name),
+                  void *data)
+{
+  struct node *n = walk (t, path, false, NULL);
+  if (n == NULL || !S_ISDIR (n->st.mode))
+    return -1;
+  for (size_t i = 0; i < n->n_kids; i++)
+    fn (data, n->kids[i]->name);
+  return (long) n->n_kids;
 }
 
 /* Components of a path, resolved into `out` (a stack of names). */

@@ -1,0 +1,295 @@
+/* build: the "copy" snapshotter, used when overlayfs cannot be mounted (or
+ * with --snapshotter=copy).  The stage's root filesystem is a private
+ * directory that RUN steps change in place; a step's change is found by
+ * comparing that directory with the image's metadata before the step (the
+ * tree module, read from the layers' tar headers): a stat-based walk diff.
+ * The change is written as an overlay-style upper directory (whiteouts as
+ * 0:0 character devices), so the rest of the pipeline is the same. */
+#include "config.h"
+#include "build_priv.h"
+#include <obuild/layer.h>
+#include <obuild/util.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+int
+ob_build_copyfs_prepare (struct build *b, struct stage *s, ob_error_t *err)
+{
+  cleanup_close int rootfd = -1;
+  if (s->copy_rootfs == NULL)
+    {
+      s->copy_rootfs = ob_build_scratch_dir (b, "rootfs", err);
+      if (s->copy_rootfs == NULL)
+        return -1;
+      s->copy_applied = 0;
+    }
+  rootfd = open (s->copy_rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", s->copy_rootfs);
+  for (; s->copy_applied < s->n_layers; s->copy_applied++)
+    {
+      cleanup_close int fd = -1;
+      const char *dg = s->layers[s->copy_applied].digest;
+      if (ob_txn_blob_open (b->txn, dg, &fd, err) < 0 || ob_layer_extract (fd, rootfd, "/", true, true, err) < 0)
+        return ob_error_wrap (err, "unpack layer %s", dg);
+    }
+  return 0;
+}
+
+struct diff
+{
+  struct build *b;
+  struct stage *s;
+  int rootfd, upperfd;
+  char **dirs; /* directories made in upper: mtimes set at the end */
+};
+
+/* The owner an entry stands for: its xattr when the user namespace could
+ * not represent it, else the inode's. */
+static void
+effective_owner (int dfd, const char *rel, const struct stat *st, uid_t *uid, gid_t *gid)
+{
+  *uid = st->st_uid;
+  *gid = st->st_gid;
+  if (S_ISREG (st->st_mode) || S_ISDIR (st->st_mode))
+    {
+      char v[64];
+      cleanup_free char *p = ob_xasprintf ("/proc/self/fd/%d/%s", dfd, rel);
+      ssize_t n = lgetxattr (p, OB_LAYER_OWNER_XATTR, v, sizeof v - 1);
+      unsigned long u, g;
+      if (n > 0)
+        {
+          v[n] = '\0';
+          if (sscanf (v, "%lu:%lu", &u, &g) == 2)
+            {
+              *uid = (uid_t) u;
+              *gid = (gid_t) g;
+            }
+        }
+    }
+}
+
+static int
+copy_meta (struct diff *d, const char *rel, const struct stat *st, ob_error_t *err)
+{
+  struct timespec ts[2] = { st->st_mtim, st->st_mtim };
+  uid_t uid;
+  gid_t gid;
+  effective_owner (d->rootfd, rel, st, &uid, &gid);
+  if (fchownat (d->upperfd, rel, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+    {
+      if (errno != EPERM && errno != EINVAL)
+        return ob_error_make (err, OB_ERR_STORE, errno, "chown `%s`", rel);
+      if (!S_ISLNK (st->st_mode) && ob_build_record_owner (d->upperfd, rel, uid, gid, err) < 0)
+        return -1;
+    }
+  if (!S_ISLNK (st->st_mode) && fchmodat (d->upperfd, rel, st->st_mode & 07777, 0) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "chmod `%s`", rel);
+  utimensat (d->upperfd, rel, ts, AT_SYMLINK_NOFOLLOW);
+  return 0;
+}
+
+/* Make the directories leading to rel (exclusive) in upper, with the
+ * metadata they have in the root filesystem. */
+static int
+ensure_parents (struct diff *d, const char *rel, ob_error_t *err)
+{
+  cleanup_free char *p = ob_xstrdup (rel);
+  for (char *slash = strchr (p, '/'); slash; slash = strchr (slash + 1, '/'))
+    {
+      struct stat st;
+      *slash = '\0';
+      if (fstatat (d->upperfd, p, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        {
+          if (fstatat (d->rootfd, p, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            return ob_error_make (err, OB_ERR_STORE, errno, "stat `/%s`", p);
+          if (mkdirat (d->upperfd, p, 0755) < 0)
+            return ob_error_make (err, OB_ERR_STORE, errno, "mkdir `%s`", p);
+          if (copy_meta (d, p, &st, err) < 0)
+            return -1;
+          ob_strv_add (&d->dirs, p);
+        }
+      *slash = '/';
+    }
+  return 0;
+}
+
+static int
+materialize (struct diff *d, const char *rel, const struct stat *st, ob_error_t *err)
+{
+  if (ensure_parents (d, rel, err) < 0)
+    return -1;
+  switch (st->st_mode & S_IFMT)
+    {
+    case S_IFREG:
+      /* the content is final: share the inode (the layer writer only reads) */
+      if (linkat (d->rootfd, rel, d->upperfd, rel, 0) == 0)
+        return 0;
+      return ob_error_make (err, OB_ERR_STORE, errno, "link `%s`", rel);
+    case S_IFDIR:
+      if (mkdirat (d->upperfd, rel, 0755) < 0 && errno != EEXIST)
+        return ob_error_make (err, OB_ERR_STORE, errno, "mkdir `%s`", rel);
+      ob_strv_add (&d->dirs, rel);
+      break;
+    case S_IFLNK:
+      {
+        char target[4096];
+        ssize_t n = readlinkat (d->rootfd, rel, target, sizeof target - 1);
+        if (n < 0)
+          return ob_error_make (err, OB_ERR_STORE, errno, "readlink `%s`", rel);
+        target[n] = '\0';
+        if (symlinkat (target, d->upperfd, rel) < 0)
+          return ob_error_make (err, OB_ERR_STORE, errno, "symlink `%s`", rel);
+        break;
+      }
+    case S_IFIFO:
+      if (mkfifoat (d->upperfd, rel, st->st_mode & 07777) < 0)
+        return ob_error_make (err, OB_ERR_STORE, errno, "mkfifo `%s`", rel);
+      break;
+    case S_IFCHR:
+    case S_IFBLK:
+      if (mknodat (d->upperfd, rel, st->st_mode, st->st_rdev) < 0)
+        return 0; /* devices cannot be made here; the step could not either */
+      break;
+    default:
+      return 0; /* sockets are not part of images */
+    }
+  return copy_meta (d, rel, st, err);
+}
+
+static bool
+changed (struct diff *d, const char *rel, const struct stat *st, const struct ob_tree_stat *ts)
+{
+  uid_t uid;
+  gid_t gid;
+  if (ts == NULL || (st->st_mode & S_IFMT) != (ts->mode & S_IFMT) || (st->st_mode & 07777) != (ts->mode & 07777))
+    return true;
+  effective_owner (d->rootfd, rel, st, &uid, &gid);
+  if (uid != ts->uid || gid != ts->gid)
+    return true;
+  if (S_ISDIR (st->st_mode))
+    return false;
+  if (S_ISLNK (st->st_mode))
+    {
+      char target[4096];
+      ssize_t n = readlinkat (d->rootfd, rel, target, sizeof target - 1);
+      if (n < 0)
+        return true;
+      target[n] = '\0';
+      return ts->link == NULL || strcmp (target, ts->link) != 0;
+    }
+  {
+    /* the layers hold clamped times when SOURCE_DATE_EPOCH is set */
+    int64_t mt = st->st_mtim.tv_sec;
+    if (d->b->lopts.clamp_mtime && mt > d->b->lopts.mtime_max)
+      mt = d->b->lopts.mtime_max;
+    return mt != ts->mtime || (S_ISREG (st->st_mode) && (int64_t) st->st_size != ts->size);
+  }
+}
+
+struct names
+{
+  char **v;
+};
+
+static void
+collect (void *data, const char *name)
+{
+  struct names *n = data;
+  ob_strv_add (&n->v, name);
+}
+
+static int
+walk (struct diff *d, const char *rel, ob_error_t *err)
+{
+  cleanup_free char *abs = ob_xasprintf ("/%s", rel);
+  cleanup_dir DIR *dir = NULL;
+  struct dirent *de;
+  struct names before = { NULL };
+  int fd = openat (d->rootfd, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int r = 0;
+
+  if (fd < 0 || (dir = fdopendir (fd)) == NULL)
+    {
+      if (fd >= 0)
+        close (fd);
+      return ob_error_make (err, OB_ERR_STORE, errno, "walk `%s`", abs);
+    }
+  while (r == 0 && (de = readdir (dir)))
+    {
+      cleanup_free char *crel = NULL;
+      cleanup_free char *cabs = NULL;
+      struct stat st;
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      crel = *rel ? ob_xasprintf ("%s/%s", rel, de->d_name) : ob_xstrdup (de->d_name);
+      cabs = ob_xasprintf ("/%s", crel);
+      if (fstatat (d->rootfd, crel, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        continue;
+      if (changed (d, crel, &st, ob_tree_lookup (d->s->tree, cabs)))
+        r = materialize (d, crel, &st, err);
+      if (r == 0 && S_ISDIR (st.st_mode))
+        r = walk (d, crel, err);
+    }
+  if (r < 0)
+    return -1;
+  /* what the image had here and the step deleted */
+  ob_tree_children (d->s->tree, *rel ? abs : "/", collect, &before);
+  for (size_t i = 0; before.v && before.v[i]; i++)
+    {
+      cleanup_free char *crel = *rel ? ob_xasprintf ("%s/%s", rel, before.v[i]) : ob_xstrdup (before.v[i]);
+      struct stat st;
+      if (fstatat (d->rootfd, crel, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+        continue;
+      if (ensure_parents (d, crel, err) < 0)
+        {
+          r = -1;
+          break;
+        }
+      if (mknodat (d->upperfd, crel, S_IFCHR | 0000, makedev (0, 0)) < 0)
+        {
+          r = ob_error_make (err, OB_ERR_STORE, errno, "whiteout `%s`", crel);
+          break;
+        }
+    }
+  ob_strv_free (before.v);
+  return r;
+}
+
+int
+ob_build_copyfs_diff (struct build *b, struct stage *s, const char *upper, ob_error_t *err)
+{
+  struct diff d = { .b = b, .s = s, .rootfd = -1, .upperfd = -1 };
+  int r;
+  if (ob_build_stage_tree (b, s, err) < 0)
+    return -1;
+  d.rootfd = open (s->copy_rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  d.upperfd = open (upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d.rootfd < 0 || d.upperfd < 0)
+    r = ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", d.rootfd < 0 ? s->copy_rootfs : upper);
+  else
+    r = walk (&d, "", err);
+  /* directories got entries after their metadata was copied: set mtimes last */
+  for (size_t i = 0; r == 0 && d.dirs && d.dirs[i]; i++)
+    {
+      struct stat st;
+      if (fstatat (d.rootfd, d.dirs[i], &st, AT_SYMLINK_NOFOLLOW) == 0)
+        {
+          struct timespec ts[2] = { st.st_mtim, st.st_mtim };
+          utimensat (d.upperfd, d.dirs[i], ts, AT_SYMLINK_NOFOLLOW);
+        }
+    }
+  ob_strv_free (d.dirs);
+  if (d.rootfd >= 0)
+    close (d.rootfd);
+  if (d.upperfd >= 0)
+    close (d.upperfd);
+  return r;
+}
