@@ -11,7 +11,8 @@
 #   BENCH_KEEP=1      keep the per-run directories (for debugging)
 # Everything temporary lives under /tmp/bench-*: /tmp/bench-bin (the obuild
 # copy), /tmp/bench-cache (generated inputs, base images), /tmp/bench-run.*
-# (one directory per benchmark invocation, removed at exit).
+# (one directory per benchmark invocation, by default a loop-mounted ext4
+# backed by /tmp/bench-run.*.img; unmounted and removed at exit).
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BENCH_REPO=$(cd "$BENCH_DIR/.." && pwd)
@@ -52,12 +53,43 @@ bench_check_tools() {
 }
 
 # A per-invocation work directory, removed (with any buildah state) at exit.
+# BENCH_FS=loop (default as root): a fresh journaled ext4 on a loop file,
+# mounted at the work directory.  The point: this machine's / is ext4 *without
+# a journal*, where creating files within ~5 minutes of mass deletions (ours,
+# or other jobs') spends milliseconds per inode in ext4's recently_deleted()
+# scan, which made timings vary 10x.  BENCH_FS=tmp: a plain directory in /tmp.
+# BENCH_FS=tmpfs: a tmpfs (no disk at all).
+: "${BENCH_FS:=}"
+: "${BENCH_FS_SIZE:=24G}"
 BENCH_WORK=
+BENCH_MOUNTED=
 bench_workdir() {
   BENCH_WORK=$(mktemp -d /tmp/bench-run.XXXXXX)
-  chmod 755 "$BENCH_WORK"
   trap bench_cleanup_all EXIT
   trap 'exit 130' INT TERM
+  if [ -z "$BENCH_FS" ]; then
+    if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null && command -v mkfs.ext4 >/dev/null; then
+      BENCH_FS=loop
+    else
+      BENCH_FS=tmp
+    fi
+  fi
+  case $BENCH_FS in
+    loop)
+      truncate -s "$BENCH_FS_SIZE" "$BENCH_WORK.img" &&
+        mkfs.ext4 -q -F -E lazy_itable_init=1 "$BENCH_WORK.img" >/dev/null 2>&1 &&
+        mount -o loop "$BENCH_WORK.img" "$BENCH_WORK" 2>/dev/null &&
+        BENCH_MOUNTED=$BENCH_WORK ||
+        { log "warning: no loop ext4 (BENCH_FS=loop), using plain /tmp"; rm -f "$BENCH_WORK.img"; BENCH_FS=tmp; } ;;
+    tmpfs)
+      mount -t tmpfs -o size="$BENCH_FS_SIZE",mode=755 bench "$BENCH_WORK" && BENCH_MOUNTED=$BENCH_WORK ||
+        { log "warning: no tmpfs, using plain /tmp"; BENCH_FS=tmp; } ;;
+    tmp) ;;
+    *) die "BENCH_FS must be loop, tmpfs or tmp" ;;
+  esac
+  chmod 755 "$BENCH_WORK"
+  mkdir -p "$BENCH_WORK/tmp"; chmod 1777 "$BENCH_WORK/tmp"
+  export TMPDIR=$BENCH_WORK/tmp
 }
 
 bench_cleanup_all() {
@@ -67,7 +99,12 @@ bench_cleanup_all() {
     [ -d "$d" ] && bench_buildah_wipe "$(dirname "$d")"
   done
   bench_umount_under "$BENCH_WORK"
-  if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $BENCH_WORK"; else rm -rf "$BENCH_WORK"; fi
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $BENCH_WORK"; return 0; fi
+  if [ -n "$BENCH_MOUNTED" ]; then
+    umount "$BENCH_MOUNTED" 2>/dev/null || umount -l "$BENCH_MOUNTED"
+    rm -f "$BENCH_WORK.img"
+  fi
+  rm -rf "$BENCH_WORK"
 }
 
 # Unmount anything still mounted below $1 (deepest first).
@@ -120,11 +157,12 @@ bench_buildah_wipe() {
   rm -rf "$d/bstore" "$d/brun" 2>/dev/null || true
 }
 
-# bh_bud_push DIR DOCKERFILE CONTEXT: buildah bud (chroot isolation, --layers)
-# then push to the OCI layout DIR/out, what `obuild build -o DIR/out` does.
+# bh_bud_push DIR DOCKERFILE CONTEXT [PULL-POLICY]: buildah bud (chroot
+# isolation, --layers) then push to the OCI layout DIR/out, what
+# `obuild build -o DIR/out` does.  The pull policy defaults to never.
 bh_bud_push() {
-  local d=$1 df=$2 ctx=$3
-  bh "$d" bud -q --isolation chroot --layers --pull=never -t bench-img -f "$df" "$ctx" >/dev/null &&
+  local d=$1 df=$2 ctx=$3 pull=${4:-never}
+  bh "$d" bud -q --isolation chroot --layers --pull="$pull" -t bench-img -f "$df" "$ctx" >/dev/null &&
     bh "$d" push -q bench-img "oci:$d/out:bench-img"
 }
 # ob_build DIR DOCKERFILE CONTEXT: obuild build, also into the layout DIR/out.
@@ -264,8 +302,8 @@ table_row() {
   local row
   row=$(printf '| %-28s | %16s | %17s | %20s | %20s | %21s |' \
     "$name" "$ma" "$mb" "$ratio" "$(peak_mib "$a.m")" "$(peak_mib "$b.m")")
-  printf '%s\n' "$row"
-  [ -n "$BENCH_RESULTS" ] && printf '%s\n' "$row" >>"$BENCH_RESULTS"
+  if [ -n "$BENCH_RESULTS" ]; then printf '%s\n' "$row" >>"$BENCH_RESULTS"; log "$row"
+  else printf '%s\n' "$row"; fi
   return 0
 }
 
@@ -285,15 +323,41 @@ bench_init() {
   log "obuild $(sha256sum "$OBUILD" | cut -c1-12), $BENCH_RUNS run(s), user ${BENCH_USER:-root}, base $BENCH_BASE"
 }
 
-# Does this obuild run RUN?  (Probed once on the busybox base.)
+# Does this obuild run RUN?  (Probed once on the busybox base.)  Returns 0
+# yes, 2 when obuild says RUN is not supported (yet), 1 on another failure.
+OBUILD_RUN_STATUS=
 obuild_has_run() {
+  [ -n "$OBUILD_RUN_STATUS" ] && return "$OBUILD_RUN_STATUS"
   local d
   d=$(fresh_dir probe-run)
   mkdir -p "$d/ctx"; printf 'FROM base\nRUN true\n' >"$d/Dockerfile"; own "$d"
   ob "$d" import -q "$(base_tar_busybox)" base:latest >/dev/null 2>"$d/err" &&
     ob "$d" build -q -t probe -f "$d/Dockerfile" "$d/ctx" >/dev/null 2>>"$d/err"
   local rc=$?
-  [ $rc -eq 0 ] || log "obuild RUN probe failed: $(tail -n 1 "$d/err")"
+  if [ $rc -ne 0 ]; then
+    log "obuild RUN probe failed: $(tail -n 1 "$d/err")"
+    if grep -q 'not supported' "$d/err"; then rc=2; else rc=1; fi
+  fi
   rm -rf "$d"
+  OBUILD_RUN_STATUS=$rc
   return $rc
 }
+
+# Dockerfile text for a base: the name obuild uses (a store tag made by
+# `obuild import`) or the one buildah uses (an image tagged in its storage).
+OB_BASE=base:latest
+BH_BASE=localhost/bench-base:latest
+
+# ob_import DIR: import the base tarball into DIR's obuild store as base:latest.
+ob_import() { ob "$1" import -q "$(base_tar "$BENCH_BASE")" "$OB_BASE" >/dev/null; }
+# bh_pull DIR: pull the base OCI layout into DIR's buildah storage, tag it.
+bh_pull() {
+  local id
+  id=$(bh "$1" pull -q "oci:$(base_oci "$BENCH_BASE"):base") && bh "$1" tag "$id" "$BH_BASE"
+}
+# ob_import_build DIR DOCKERFILE CONTEXT: import the base, then ob_build.
+ob_import_build() { ob_import "$1" && ob_build "$@"; }
+# check_out DIR: the run left an OCI layout in DIR/out.
+check_out() { [ -f "$1/out/index.json" ] || { log "no OCI layout in $1/out"; return 1; }; }
+export -f ob_import bh_pull ob_import_build base_tar base_tar_busybox base_tar_debian base_oci log die own
+export BENCH_BASE BENCH_CACHE BENCH_REPO OB_BASE BH_BASE

@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 sh scripts/deps.sh --test
 sh scripts/build.sh
 make -j"$(nproc)" check TESTS= >/dev/null   # builds the unit test programs
-exec make -s test
+sh scripts/asan-unit.sh                      # the ASan/UBSan leg of the unit tests
+OBUILD_ASAN_UNIT_DIR=$PWD/build-asan exec make -s test

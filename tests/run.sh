@@ -38,6 +38,14 @@ for t in "$OBUILD_UNIT_DIR"/test_*; do
   [ -x "$t" ] || continue
   run_one "unit/$(basename "$t")" "$t"
 done
+# the sanitizer leg: the same unit tests built with ASan/UBSan
+if [ -n "${OBUILD_ASAN_UNIT_DIR:-}" ]; then
+  for t in "$OBUILD_ASAN_UNIT_DIR"/test_*; do
+    case "$t" in *.c|*.o) continue ;; esac
+    [ -x "$t" ] || continue
+    run_one "asan/$(basename "$t")" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 "$t"
+  done
+fi
 for t in "$OBUILD_SRCDIR"/tests/integration/t[0-9]*.sh; do
   [ -f "$t" ] || continue
   if [ -n "${OBUILD_TESTS:-}" ]; then

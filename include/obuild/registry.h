@@ -61,9 +61,11 @@ int ob_registry_pull (struct ob_registry *r, const struct ob_ref *ref, struct ob
 
 /* Push the image whose manifest is `manifest` in layout src to ref:
  * blobs the registry has are skipped (HEAD), others uploaded (POST +
- * monolithic PUT, cross-repository mount tried first when the same
- * registry has the blob), then the manifest PUT by tag.  Fills the digest
- * the registry reports (must equal manifest->digest). */
+ * monolithic PUT streamed from the layout; no cross-repository mount yet),
+ * up to 3 at a time, then the manifest PUT by tag (by digest when ref has
+ * no tag) with its mediaType as Content-Type.  Fills the digest the
+ * registry reports (must equal manifest->digest).  Indexes are refused
+ * (OB_ERR_USAGE). */
 int ob_registry_push (struct ob_registry *r, struct ob_layout *src,
                       const struct ob_descriptor *manifest, const struct ob_ref *ref,
                       char pushed_digest[72], ob_error_t *err);

@@ -301,10 +301,11 @@ ob_registry_find_credentials (const struct ob_registry_opts *opts, const char *r
               char *colon = dec ? memchr (dec, ':', n) : NULL;
               if (colon == NULL)
                 {
+                  ob_error_make (err, OB_ERR_REGISTRY, 0,
+                                 "auth file `%s`: entry `%s`: invalid \"auth\" value", files[i],
+                                 key);
                   json_decref (j);
-                  return ob_error_make (err, OB_ERR_REGISTRY, 0,
-                                        "auth file `%s`: entry `%s`: invalid \"auth\" value",
-                                        files[i], key);
+                  return -1;
                 }
               *user = ob_xstrndup (dec, colon - dec);
               *password = ob_xstrdup (colon + 1);
@@ -506,8 +507,7 @@ fetch_token (struct ob_registry *r, CURL *easy, struct reg_host *h, const char *
     {
       reg_http_error (&q, err);
       reg_req_clear (&q);
-      return ob_error_wrap (err, "registry %s: token server%s", h->name,
-                            user ? "" : " (anonymous)");
+      return ob_error_wrap (err, "registry %s%s", h->name, user ? "" : " (anonymous)");
     }
   j = json_loadb (q.resp.data ? q.resp.data : "", q.resp.len, 0, &jerr);
   reg_req_clear (&q);

@@ -2,6 +2,8 @@
 #ifndef OBUILD_REGISTRY_PRIV_H
 #define OBUILD_REGISTRY_PRIV_H
 
+#define MAX_ERROR_BODY (64 << 10)
+
 #include <obuild/registry.h>
 #include <obuild/util.h>
 
@@ -75,6 +77,8 @@ int reg_do (struct ob_registry *r, CURL *easy, struct reg_req *q, ob_error_t *er
 /* The one-line error for a non-2xx answer. */
 int reg_http_error (struct reg_req *q, ob_error_t *err);
 struct reg_host *reg_host_get (struct ob_registry *r, const char *name);
+/* GET /v2/ once per host: the scheme that works, the auth challenge. */
+int reg_probe (struct ob_registry *r, CURL *easy, struct reg_host *h, ob_error_t *err);
 
 /* registry_auth.c */
 /* Authorization header value for q (NULL: none), fetching a token when the
