@@ -16,6 +16,11 @@ struct cli_global
 int cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err);
 int cmd_import (struct cli_global *g, int argc, char **argv, ob_error_t *err);
 int cmd_images (struct cli_global *g, int argc, char **argv, ob_error_t *err);
+int cmd_pull (struct cli_global *g, int argc, char **argv, ob_error_t *err);
+int cmd_push (struct cli_global *g, int argc, char **argv, ob_error_t *err);
+int cmd_login (struct cli_global *g, int argc, char **argv, ob_error_t *err);
+/* "true"/"false" (and 1/0, yes/no). */
+int cli_parse_bool (const char *s, bool *out, ob_error_t *err);
 
 /* Shared by commands that write to the store: resolve the store root
  * before entering the user namespace (which makes us uid 0), enter it, open

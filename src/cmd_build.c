@@ -26,6 +26,11 @@ enum
   OPT_LEVEL,
   OPT_NETWORK,
   OPT_SNAPSHOTTER,
+  OPT_PULL,
+  OPT_PLATFORM,
+  OPT_TLS_VERIFY,
+  OPT_CERT_DIR,
+  OPT_AUTHFILE,
   OPT_HELP,
 };
 
@@ -45,6 +50,11 @@ static const struct option long_opts[] = {
   { "compression-level", required_argument, NULL, OPT_LEVEL },
   { "network", required_argument, NULL, OPT_NETWORK },
   { "snapshotter", required_argument, NULL, OPT_SNAPSHOTTER },
+  { "pull", optional_argument, NULL, OPT_PULL },
+  { "platform", required_argument, NULL, OPT_PLATFORM },
+  { "tls-verify", required_argument, NULL, OPT_TLS_VERIFY },
+  { "cert-dir", required_argument, NULL, OPT_CERT_DIR },
+  { "authfile", required_argument, NULL, OPT_AUTHFILE },
   { "help", no_argument, NULL, OPT_HELP },
   { NULL, 0, NULL, 0 },
 };
@@ -66,7 +76,12 @@ build_usage (FILE *f)
               "      --compression ALGO     gzip (default), zstd or none\n"
               "      --compression-level N  compressor level\n"
               "      --network MODE         RUN network: host (default) or none\n"
-              "      --snapshotter NAME     auto (default), overlay or copy\n");
+              "      --snapshotter NAME     auto (default), overlay or copy\n"
+              "      --pull[=POLICY]        missing (default), always or never\n"
+              "      --platform OS/ARCH     platform of base images pulled from an index\n"
+              "      --tls-verify BOOL      verify registries' TLS certificates (default true)\n"
+              "      --cert-dir DIR         CA and client certificates for registries\n"
+              "      --authfile FILE        registry credentials (auth.json)\n");
 }
 
 struct printer
@@ -101,6 +116,7 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   optind = 1;
   opterr = 0;
   o.compression = OB_COMPRESS_GZIP;
+  ob_registry_opts_init (&o.source.registry);
   while ((c = getopt_long (argc, argv, ":t:f:o:q", long_opts, NULL)) != -1)
     {
       switch (c)
@@ -180,6 +196,23 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
             o.snapshotter = OB_SNAPSHOTTER_COPY;
           else
             return ob_error_make (err, OB_ERR_USAGE, 0, "--snapshotter `%s`: expected auto, overlay or copy", optarg);
+          break;
+        case OPT_PULL:
+          if (ob_pull_policy_parse (optarg ? optarg : "always", &o.source.pull, err) < 0)
+            return -1;
+          break;
+        case OPT_PLATFORM:
+          o.source.registry.platform = optarg;
+          break;
+        case OPT_TLS_VERIFY:
+          if (cli_parse_bool (optarg, &o.source.registry.tls_verify, err) < 0)
+            return ob_error_wrap (err, "--tls-verify");
+          break;
+        case OPT_CERT_DIR:
+          o.source.registry.cert_dir = optarg;
+          break;
+        case OPT_AUTHFILE:
+          o.source.registry.auth_file = optarg;
           break;
         case OPT_HELP:
           build_usage (stdout);

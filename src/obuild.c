@@ -22,6 +22,9 @@ static const struct
   { "build", cmd_build, "build an image from a Dockerfile" },
   { "import", cmd_import, "make a one-layer base image from a root filesystem tarball" },
   { "images", cmd_images, "list the images in the store" },
+  { "pull", cmd_pull, "pull an image from a registry into the store" },
+  { "push", cmd_push, "push an image of the store to a registry" },
+  { "login", cmd_login, "store credentials for a registry" },
 };
 
 static void
@@ -33,6 +36,18 @@ usage (FILE *f)
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     fprintf (f, "  %-8s %s\n", commands[i].name, commands[i].help);
   fprintf (f, "\nRun `obuild COMMAND --help` for a command's options; see obuild(1).\n");
+}
+
+int
+cli_parse_bool (const char *s, bool *out, ob_error_t *err)
+{
+  if (strcmp (s, "true") == 0 || strcmp (s, "1") == 0 || strcmp (s, "yes") == 0)
+    *out = true;
+  else if (strcmp (s, "false") == 0 || strcmp (s, "0") == 0 || strcmp (s, "no") == 0)
+    *out = false;
+  else
+    return ob_error_make (err, OB_ERR_USAGE, 0, "`%s`: expected true or false", s);
+  return 0;
 }
 
 int

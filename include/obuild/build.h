@@ -8,6 +8,7 @@
 #include <obuild/error.h>
 #include <obuild/image.h>
 #include <obuild/layer.h>
+#include <obuild/source.h>
 #include <obuild/store.h>
 
 #include <stdbool.h>
@@ -46,6 +47,7 @@ struct ob_build_opts
   bool userns_single;   /* single-ID user namespace: emulate root in RUN */
   bool network_none;    /* --network=none for every RUN */
   int snapshotter;      /* OB_SNAPSHOTTER_* */
+  struct ob_source_opts source; /* --pull, registry options */
   const volatile int *interrupted; /* set by the CLI's signal handler */
 };
 

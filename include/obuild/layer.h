@@ -76,6 +76,10 @@ int ob_layer_clean_name (const char *name, char **out, ob_error_t *err);
  * possibly compressed (what ADD extracts)? */
 bool ob_layer_is_archive (int fd);
 
+/* sha256 of the uncompressed content of a layer blob (its diff_id), any
+ * compression; fd is rewound first.  OB_ERR_IMAGE for a corrupt stream. */
+int ob_layer_diff_id (int fd, char out[72], ob_error_t *err);
+
 /* Extract an archive/layer from infd into the directory rootfd/dest (dest
  * absolute within the root, created if missing).  Never writes outside
  * rootfd: every path is resolved with openat2(RESOLVE_IN_ROOT|

@@ -250,8 +250,8 @@ ob_build_find_stage (struct build *b, const char *name, size_t before)
   return NULL;
 }
 
-static void
-stage_clear (struct stage *s)
+void
+ob_build_stage_clear (struct stage *s)
 {
   free (s->name);
   json_decref (s->config);
@@ -488,57 +488,73 @@ parse_platform (const char *p, char **os, char **arch, char **variant, ob_error_
   return 0;
 }
 
-static int
-load_local_image (struct build *b, struct stage *s, const char *ref, ob_error_t *err)
+/* Load an image (config and layers) into stage s; ref is resolved by the
+ * source module: the store, oci:/oci-archive:/docker-archive:, a registry. */
+int
+ob_build_load_image (struct build *b, struct stage *s, const char *ref, ob_error_t *err)
 {
-  struct ob_descriptor md = { 0 };
+  struct ob_source src;
   struct ob_manifest *m = NULL;
   cleanup_free char *mdata = NULL;
   cleanup_free char *cdata = NULL;
-  cleanup_free char *norm = NULL;
   size_t mlen, clen;
   json_t *ids;
+  int r = -1;
 
-  if (ob_digest_valid (ref))
-    norm = ob_xstrdup (ref);
-  else if (ob_image_ref_normalize (ref, &norm, err) < 0)
-    return ob_error_set_kind (err, OB_ERR_DOCKERFILE);
-  if (ob_layout_resolve (b->o->store->oci, norm, &md, err) < 0)
+  if (ob_source_resolve (b->o->store, b->txn, ref, &b->o->source, &src, err) < 0)
     {
-      ob_error_free (err);
-      return ob_error_make (err, OB_ERR_IMAGE, 0,
-                            "base image `%s` not found in the local store (%s); import one with "
-                            "`obuild import ROOTFS.tar %s`",
-                            ref, ob_layout_path (b->o->store->oci), norm);
+      if ((*err)->kind == OB_ERR_REGISTRY)
+        return ob_error_wrap (err, "image `%s` is not in the local store (%s), and pulling it failed",
+                              ref, ob_layout_path (b->o->store->oci));
+      return -1;
     }
-  if (ob_layout_blob_read (b->o->store->oci, md.digest, &mdata, &mlen, err) < 0
-      || ob_image_manifest_parse (mdata, mlen, &m, err) < 0)
-    {
-      ob_descriptor_clear (&md);
-      return ob_error_wrap (err, "image `%s`", ref);
-    }
-  if (ob_layout_blob_read (b->o->store->oci, m->config.digest, &cdata, &clen, err) < 0
-      || ob_image_config_parse (cdata, clen, &s->config, err) < 0)
-    {
-      ob_descriptor_clear (&md);
-      ob_manifest_free (m);
-      return ob_error_wrap (err, "image `%s`", ref);
-    }
+  if (src.pulled)
+    blog (b, "pulled %s (%s)", src.name, src.manifest.digest);
+  {
+    cleanup_close int fd = -1;
+    char got[OB_DIGEST_LEN];
+    if (ob_txn_blob_open (b->txn, src.manifest.digest, &fd, err) < 0 || ob_read_fd (fd, &mdata, &mlen, err) < 0)
+      goto out;
+    ob_sha256_digest (mdata, mlen, got);
+    if (strcmp (got, src.manifest.digest) != 0)
+      {
+        ob_error_make (err, OB_ERR_IMAGE, 0, "manifest %s: content has digest %s", src.manifest.digest, got);
+        goto out;
+      }
+  }
+  if (ob_image_manifest_parse (mdata, mlen, &m, err) < 0)
+    goto out;
+  {
+    cleanup_close int fd = -1;
+    if (ob_txn_blob_open (b->txn, m->config.digest, &fd, err) < 0 || ob_read_fd (fd, &cdata, &clen, err) < 0
+        || ob_image_config_parse (cdata, clen, &s->config, err) < 0)
+      goto out;
+  }
   ids = json_object_get (json_object_get (s->config, "rootfs"), "diff_ids");
   if (json_array_size (ids) != m->n_layers)
     {
-      ob_descriptor_clear (&md);
-      ob_manifest_free (m);
-      return ob_error_make (err, OB_ERR_IMAGE, 0, "image `%s`: %zu layers but %zu diff_ids", ref,
-                            m->n_layers, json_array_size (ids));
+      ob_error_make (err, OB_ERR_IMAGE, 0, "%zu layers but %zu diff_ids", m->n_layers, json_array_size (ids));
+      goto out;
     }
   for (size_t i = 0; i < m->n_layers; i++)
-    stage_add_layer (s, &m->layers[i]);
-  s->base_name = ob_xstrdup (norm);
-  s->base_digest = ob_xstrdup (md.digest);
-  ob_descriptor_clear (&md);
+    {
+      /* Docker media types become OCI ones: the bytes are the same */
+      if (strcmp (m->layers[i].media_type, OB_MT_DOCKER_LAYER_GZIP) == 0)
+        {
+          free (m->layers[i].media_type);
+          m->layers[i].media_type = ob_xstrdup (OB_MT_LAYER_GZIP);
+        }
+      stage_add_layer (s, &m->layers[i]);
+    }
+  s->base_name = ob_xstrdup (src.name);
+  s->base_digest = ob_xstrdup (src.manifest.digest);
+  r = 0;
+out:
+  if (r < 0)
+    ob_error_wrap (err, "image `%s`", ref);
   ob_manifest_free (m);
-  return 0;
+  ob_source_clear (&src);
+  return r;
 }
 
 static int run_instr (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err);
@@ -584,8 +600,8 @@ do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
       s->base_name = src->base_name ? ob_xstrdup (src->base_name) : NULL;
       s->base_digest = src->base_digest ? ob_xstrdup (src->base_digest) : NULL;
     }
-  else if (load_local_image (b, s, image, err) < 0)
-    return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+  else if (ob_build_load_image (b, s, image, err) < 0)
+    return ob_error_wrap (err, "%s:%d: FROM %s", b->dfname, in->line, image);
 
   if (ob_build_env_get (s->config, "PATH") == NULL)
     env_set (s->config, "PATH", DEFAULT_PATH + 5);
@@ -1437,9 +1453,15 @@ ob_build_run (const struct ob_build_opts *o, struct ob_build_result *res, ob_err
 out:
   ob_txn_free (b.txn);
   ob_strv_free (b.adopt_dirs);
+  for (size_t i = 0; i < b.n_image_stages; i++)
+    {
+      ob_build_stage_clear (b.image_stages[i]);
+      free (b.image_stages[i]);
+    }
+  free (b.image_stages);
   ob_seccomp_free (b.seccomp);
   for (size_t i = 0; i < b.n_stages; i++)
-    stage_clear (&b.stages[i]);
+    ob_build_stage_clear (&b.stages[i]);
   free (b.stages);
   for (size_t i = 0; i < b.n_meta; i++)
     {

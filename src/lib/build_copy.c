@@ -289,10 +289,26 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
       if (ob_build_word (b, s, in, f_from->value, &from_name, err) < 0)
         return -1;
       from = ob_build_find_stage (b, from_name, s->index);
+      if (from == NULL && ob_build_find_stage (b, from_name, b->n_stages) != NULL)
+        return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "%s --from=%s: that stage comes later", what, from_name);
       if (from == NULL)
-        return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE,
-                                     "%s --from=%s: no earlier build stage of that name; images as --from are not supported yet",
-                                     what, from_name);
+        {
+          /* not a stage: an image (store, oci:, archive, registry) */
+          for (size_t k = 0; k < b->n_image_stages; k++)
+            if (b->image_stages[k]->name && strcmp (b->image_stages[k]->name, from_name) == 0)
+              from = b->image_stages[k];
+          if (from == NULL)
+            {
+              struct stage *img = ob_xmalloc0 (sizeof *img);
+              img->name = ob_xstrdup (from_name);
+              b->image_stages = ob_xrealloc (b->image_stages, (b->n_image_stages + 1) * sizeof *b->image_stages);
+              b->image_stages[b->n_image_stages++] = img;
+              if (ob_build_load_image (b, img, from_name, err) < 0)
+                return ob_error_wrap (err, "%s:%d: %s --from=%s", b->dfname, in->line, what, from_name);
+              img->built = true;
+              from = img;
+            }
+        }
       if (!from->built)
         return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "%s --from=%s: stage was not built", what, from_name);
       if (stage_rootfs (b, from, err) < 0)

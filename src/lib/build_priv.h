@@ -49,6 +49,8 @@ struct build
   struct ob_layer_opts lopts;
   struct ob_seccomp_prog *seccomp; /* compiled once, for every RUN */
   bool use_copy; /* the copy snapshotter (chosen, or overlay failed) */
+  struct stage **image_stages; /* images loaded for COPY --from=<image> */
+  size_t n_image_stages;
   char **adopt_dirs; /* step upper dirs to keep as unpacked layers: "diffid\tpath" */
 };
 
@@ -92,6 +94,10 @@ int ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *
 /* The copy snapshotter (build_copyfs.c). */
 int ob_build_copyfs_prepare (struct build *b, struct stage *s, ob_error_t *err);
 int ob_build_copyfs_diff (struct build *b, struct stage *s, const char *upper, ob_error_t *err);
+
+/* Load an image into a stage (FROM, COPY --from=<image>). */
+void ob_build_stage_clear (struct stage *s);
+int ob_build_load_image (struct build *b, struct stage *s, const char *ref, ob_error_t *err);
 
 int ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err);
 int ob_build_workdir_mkdir (struct build *b, struct stage *s, const char *dir, ob_error_t *err);

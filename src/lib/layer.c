@@ -1111,3 +1111,49 @@ ob_layer_read_file (const int *layer_fds, size_t n, const char *path, char **out
   cleanup_locale locale_t old_locale = enter_utf8_locale ();
   return read_file_depth (layer_fds, n, path, out, len, 0, err);
 }
+
+int
+ob_layer_diff_id (int fd, char out[72], ob_error_t *err)
+{
+  struct archive *a = archive_read_new ();
+  struct archive_entry *e;
+  struct ob_sha256 *h;
+  const void *buf;
+  size_t len;
+  la_int64_t off;
+  int r;
+
+  if (a == NULL)
+    ob_oom ();
+  if (lseek (fd, 0, SEEK_SET) < 0)
+    {
+      archive_read_free (a);
+      return ob_error_make (err, OB_ERR_STORE, errno, "rewind layer");
+    }
+  /* the raw format gives the decompressed bytes exactly as stored */
+  archive_read_support_filter_gzip (a);
+  archive_read_support_filter_zstd (a);
+  archive_read_support_filter_xz (a);
+  archive_read_support_filter_bzip2 (a);
+  archive_read_support_format_raw (a);
+  if (archive_read_open_fd (a, fd, 1 << 16) != ARCHIVE_OK
+      || archive_read_next_header (a, &e) != ARCHIVE_OK)
+    {
+      ob_error_make (err, OB_ERR_IMAGE, 0, "read layer: %s", archive_error_string (a));
+      archive_read_free (a);
+      return -1;
+    }
+  h = ob_sha256_new ();
+  while ((r = archive_read_data_block (a, &buf, &len, &off)) == ARCHIVE_OK)
+    ob_sha256_update (h, buf, len);
+  if (r != ARCHIVE_EOF)
+    {
+      ob_error_make (err, OB_ERR_IMAGE, 0, "read layer: %s", archive_error_string (a));
+      ob_sha256_free (h);
+      archive_read_free (a);
+      return -1;
+    }
+  ob_sha256_final (h, out);
+  archive_read_free (a);
+  return 0;
+}

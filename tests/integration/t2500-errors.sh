@@ -49,9 +49,12 @@ for m in $MODES; do
   check_fail 3 'df\.nofrom' "[$m] no FROM: exit 3" ob "$m" build -f "$ctx/df.nofrom" -t x "$ctx"
   check_fail 3 '/df\.json:2: .*SHELL' "[$m] SHELL not JSON: exit 3" ob "$m" build -f "$ctx/df.json" -t x "$ctx"
   check_fail 3 '/df\.heredoc:2: .*(unterminated|heredoc)' "[$m] unterminated heredoc: exit 3" ob "$m" build -f "$ctx/df.heredoc" -t x "$ctx"
-  check_fail 9 '/df\.noimage:1: base image .no-such-image:1. not found in the local store' "[$m] unknown base image: exit 9" \
-    ob "$m" build -f "$ctx/df.noimage" -t x "$ctx"
-  check_fail 3 '/df\.fromvar:2: COPY --from=nostage' "[$m] --from of no stage: exit 3" ob "$m" build -f "$ctx/df.fromvar" -t x "$ctx"
+  check_fail 9 '/df\.noimage:1: FROM no-such-image:1: image .no-such-image:1. not found in the local store .* and --pull=never' \
+    "[$m] unknown base image with --pull=never: exit 9" ob "$m" build --pull=never -f "$ctx/df.noimage" -t x "$ctx"
+  check_fail 8 '/df\.noimage:1: FROM no-such-image:1: image .no-such-image:1. is not in the local store .*, and pulling it failed: .*cannot reach registry' \
+    "[$m] unknown base image, registry unreachable: exit 8" ob "$m" build -f "$ctx/df.noimage" -t x "$ctx"
+  check_fail 8 '/df\.fromvar:2: COPY --from=nostage: .*pulling it failed' "[$m] --from of neither a stage nor a reachable image: exit 8" \
+    ob "$m" build -f "$ctx/df.fromvar" -t x "$ctx"
   check_fail 2 'no stage named .nope.' "[$m] --target of no stage: exit 2" ob "$m" build --target nope -t x "$ctx"
   snapshot "$m" >"$TESTDIR/after-$m"
   check_files "[$m] failed builds left the store exactly as it was" "$TESTDIR/after-$m" "$TESTDIR/before-$m"

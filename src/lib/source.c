@@ -1,0 +1,438 @@
+#include "config.h"
+#include <obuild/layer.h>
+#include <obuild/source.h>
+#include <obuild/util.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int
+ob_pull_policy_parse (const char *s, enum ob_pull_policy *out, ob_error_t *err)
+{
+  if (strcmp (s, "missing") == 0 || strcmp (s, "ifmissing") == 0 || strcmp (s, "false") == 0)
+    *out = OB_PULL_MISSING;
+  else if (strcmp (s, "always") == 0 || strcmp (s, "true") == 0)
+    *out = OB_PULL_ALWAYS;
+  else if (strcmp (s, "never") == 0)
+    *out = OB_PULL_NEVER;
+  else
+    return ob_error_make (err, OB_ERR_USAGE, 0, "invalid pull policy `%s`: expected missing, always or never", s);
+  return 0;
+}
+
+void
+ob_source_clear (struct ob_source *s)
+{
+  ob_descriptor_clear (&s->manifest);
+  free (s->name);
+  s->name = NULL;
+}
+
+static int
+read_txn_blob (struct ob_txn *t, const char *digest, char **data, size_t *len, ob_error_t *err)
+{
+  cleanup_close int fd = -1;
+  char got[OB_DIGEST_LEN];
+  if (ob_txn_blob_open (t, digest, &fd, err) < 0 || ob_read_fd (fd, data, len, err) < 0)
+    return -1;
+  ob_sha256_digest (*data, *len, got);
+  if (strcmp (got, digest) != 0)
+    {
+      free (*data);
+      *data = NULL;
+      return ob_error_make (err, OB_ERR_IMAGE, 0, "blob %s: content has digest %s", digest, got);
+    }
+  return 0;
+}
+
+/* Every layer's size and uncompressed digest against the manifest and the
+ * config: what came from outside is checked once, before anything uses it. */
+static int
+verify_image (struct ob_txn *t, const char *manifest_digest, const char *what, ob_error_t *err)
+{
+  cleanup_free char *mdata = NULL;
+  cleanup_free char *cdata = NULL;
+  struct ob_manifest *m = NULL;
+  json_t *cfg = NULL, *ids;
+  size_t mlen, clen;
+  int r = -1;
+
+  if (read_txn_blob (t, manifest_digest, &mdata, &mlen, err) < 0
+      || ob_image_manifest_parse (mdata, mlen, &m, err) < 0
+      || read_txn_blob (t, m->config.digest, &cdata, &clen, err) < 0
+      || ob_image_config_parse (cdata, clen, &cfg, err) < 0)
+    goto out;
+  ids = json_object_get (json_object_get (cfg, "rootfs"), "diff_ids");
+  if (json_array_size (ids) != m->n_layers)
+    {
+      ob_error_make (err, OB_ERR_IMAGE, 0, "%zu layers but %zu diff_ids in the config", m->n_layers,
+                     json_array_size (ids));
+      goto out;
+    }
+  for (size_t i = 0; i < m->n_layers; i++)
+    {
+      cleanup_close int fd = -1;
+      struct stat st;
+      char diff_id[OB_DIGEST_LEN];
+      const char *want = json_string_value (json_array_get (ids, i));
+      if (ob_txn_blob_open (t, m->layers[i].digest, &fd, err) < 0)
+        goto out;
+      if (fstat (fd, &st) < 0 || st.st_size != m->layers[i].size)
+        {
+          ob_error_make (err, OB_ERR_IMAGE, 0, "layer %s: size %lld, the manifest says %lld", m->layers[i].digest,
+                         (long long) st.st_size, (long long) m->layers[i].size);
+          goto out;
+        }
+      if (ob_layer_diff_id (fd, diff_id, err) < 0)
+        {
+          ob_error_wrap (err, "layer %s", m->layers[i].digest);
+          goto out;
+        }
+      if (strcmp (diff_id, want) != 0)
+        {
+          ob_error_make (err, OB_ERR_IMAGE, 0, "layer %s: uncompressed content has digest %s, the config's diff_id is %s",
+                         m->layers[i].digest, diff_id, want);
+          goto out;
+        }
+    }
+  r = 0;
+out:
+  if (r < 0)
+    ob_error_wrap (err, "%s", what);
+  ob_manifest_free (m);
+  json_decref (cfg);
+  return r;
+}
+
+/* "oci:DIR:TAG" -> DIR, TAG (TAG after the last ':' that follows the last '/'). */
+static void
+split_path_tag (const char *s, char **path, char **tag)
+{
+  const char *slash = strrchr (s, '/');
+  const char *colon = strrchr (slash ? slash : s, ':');
+  if (colon && colon[1])
+    {
+      *path = ob_xstrndup (s, colon - s);
+      *tag = ob_xstrdup (colon + 1);
+    }
+  else
+    {
+      *path = ob_xstrdup (s);
+      *tag = NULL;
+    }
+}
+
+static int
+from_layout (struct ob_txn *t, const char *dir, const char *tag, const char *what, struct ob_source *out,
+             ob_error_t *err)
+{
+  struct ob_layout *l = NULL;
+  struct ob_descriptor d = { 0 };
+  struct ob_manifest *m = NULL;
+  cleanup_free char *mdata = NULL;
+  size_t mlen;
+  int r = -1;
+
+  if (ob_layout_open (dir, false, &l, err) < 0)
+    return ob_error_wrap (err, "%s", what);
+  if (tag)
+    r = ob_layout_resolve (l, tag, &d, err);
+  else
+    {
+      struct ob_layout_entry *e = NULL;
+      size_t n = 0;
+      r = ob_layout_list (l, &e, &n, err);
+      if (r == 0 && n != 1)
+        r = ob_error_make (err, OB_ERR_IMAGE, 0, "`%s` holds %zu images: name one with %s:TAG", dir, n, what);
+      else if (r == 0)
+        {
+          cleanup_free char *ref = ob_xstrdup (e[0].desc.digest);
+          r = ob_layout_resolve (l, ref, &d, err);
+        }
+      ob_layout_entries_free (e, n);
+    }
+  if (r < 0)
+    goto out;
+  r = -1;
+  if (ob_layout_blob_read (l, d.digest, &mdata, &mlen, err) < 0 || ob_image_manifest_parse (mdata, mlen, &m, err) < 0)
+    goto out;
+  if (ob_txn_blob_copy_from (t, l, d.digest, err) < 0 || ob_txn_blob_copy_from (t, l, m->config.digest, err) < 0)
+    goto out;
+  for (size_t i = 0; i < m->n_layers; i++)
+    if (ob_txn_blob_copy_from (t, l, m->layers[i].digest, err) < 0)
+      goto out;
+  if (verify_image (t, d.digest, what, err) < 0)
+    goto out;
+  out->manifest = d;
+  d.media_type = NULL;
+  out->name = ob_xstrdup (what);
+  r = 0;
+out:
+  if (r < 0 && *err)
+    ob_error_wrap (err, "%s", what);
+  ob_descriptor_clear (&d);
+  ob_manifest_free (m);
+  ob_layout_close (l);
+  return r;
+}
+
+/* Unpack an archive file into a fresh directory of the transaction. */
+static int
+unpack_archive (struct ob_txn *t, const char *file, char **dir, ob_error_t *err)
+{
+  static unsigned counter;
+  cleanup_close int in = open (file, O_RDONLY | O_CLOEXEC);
+  cleanup_close int dfd = -1;
+  if (in < 0)
+    return ob_error_make (err, OB_ERR_IMAGE, errno, "open `%s`", file);
+  *dir = ob_xasprintf ("%s/archive-%u", ob_txn_scratch (t), ++counter);
+  if (mkdir (*dir, 0700) < 0 || (dfd = open (*dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "mkdir `%s`", *dir);
+  if (ob_layer_extract (in, dfd, "/", false, false, err) < 0)
+    return ob_error_wrap (err, "unpack `%s`", file);
+  return 0;
+}
+
+static int
+put_file_blob (struct ob_txn *t, int dfd, const char *name, char digest[72], int64_t *size, ob_error_t *err)
+{
+  cleanup_close int in = -1;
+  struct ob_sha256 *h;
+  char buf[65536];
+  int out;
+  ob_error_t e2 = NULL;
+
+  /* archive paths resolve inside the unpacked archive only */
+  if (strstr (name, "..") || name[0] == '/')
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "path `%s` outside the archive", name);
+  in = openat (dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (in < 0)
+    return ob_error_make (err, OB_ERR_IMAGE, errno, "`%s`", name);
+  if (ob_txn_blob_create (t, &out, err) < 0)
+    return -1;
+  h = ob_sha256_new ();
+  *size = 0;
+  for (;;)
+    {
+      ssize_t n = read (in, buf, sizeof buf);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        {
+          ob_sha256_free (h);
+          close (out);
+          return ob_error_make (err, OB_ERR_STORE, errno, "read `%s`", name);
+        }
+      if (n == 0)
+        break;
+      ob_sha256_update (h, buf, n);
+      *size += n;
+      if (ob_write_all (out, buf, n, &e2) < 0)
+        {
+          ob_sha256_free (h);
+          close (out);
+          *err = e2;
+          return -1;
+        }
+    }
+  ob_sha256_final (h, digest);
+  return ob_txn_blob_commit (t, out, digest, err);
+}
+
+static int
+from_docker_archive (struct ob_txn *t, const char *file, const char *tag, const char *what,
+                     struct ob_source *out, ob_error_t *err)
+{
+  cleanup_free char *dir = NULL;
+  cleanup_free char *mtext = NULL;
+  cleanup_free char *man = NULL;
+  cleanup_close int dfd = -1;
+  json_t *list = NULL, *entry = NULL, *layers_j, *m;
+  struct ob_descriptor cfg = { (char *) OB_MT_OCI_CONFIG, "", 0 };
+  struct ob_descriptor *layers = NULL;
+  struct ob_descriptor md = { (char *) OB_MT_OCI_MANIFEST, "", 0 };
+  size_t len, i, n = 0;
+  json_t *x;
+  int r = -1;
+
+  if (unpack_archive (t, file, &dir, err) < 0)
+    return ob_error_wrap (err, "%s", what);
+  dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0 || ob_read_file_at (dfd, "manifest.json", &mtext, &len, err) < 0)
+    {
+      if (*err == NULL)
+        ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", dir);
+      ob_error_set_kind (err, OB_ERR_IMAGE);
+      return ob_error_wrap (err, "%s: not a docker-archive", what);
+    }
+  list = json_loadb (mtext, len, 0, NULL);
+  json_array_foreach (list, i, x)
+    {
+      size_t k;
+      json_t *rt;
+      if (tag == NULL && json_array_size (list) == 1)
+        entry = x;
+      json_array_foreach (json_object_get (x, "RepoTags"), k, rt)
+        {
+          const char *s = json_string_value (rt);
+          if (tag && s && (strcmp (s, tag) == 0 || (ob_str_has_suffix (s, tag) && s[strlen (s) - strlen (tag) - 1] == '/')))
+            entry = x;
+        }
+    }
+  if (!json_is_array (list) || entry == NULL)
+    {
+      json_decref (list);
+      return ob_error_make (err, OB_ERR_IMAGE, 0, "%s: %s", what,
+                            tag ? "no image with that tag in the archive" : "name the image: the archive holds several");
+    }
+  if (put_file_blob (t, dfd, json_string_value (json_object_get (entry, "Config")) ? json_string_value (json_object_get (entry, "Config")) : "",
+                     cfg.digest, &cfg.size, err) < 0)
+    goto out;
+  layers_j = json_object_get (entry, "Layers");
+  layers = ob_xmalloc0 ((json_array_size (layers_j) + 1) * sizeof *layers);
+  json_array_foreach (layers_j, i, x)
+    {
+      layers[n].media_type = (char *) OB_MT_LAYER_TAR;
+      if (put_file_blob (t, dfd, json_string_value (x) ? json_string_value (x) : "", layers[n].digest, &layers[n].size, err) < 0)
+        goto out;
+      n++;
+    }
+  m = ob_image_manifest_new (&cfg, layers, n, NULL);
+  man = ob_json_canonical (m);
+  json_decref (m);
+  md.size = strlen (man);
+  if (ob_txn_blob_put (t, man, strlen (man), md.digest, err) < 0)
+    goto out;
+  if (verify_image (t, md.digest, what, err) < 0)
+    goto out;
+  out->manifest = md;
+  out->manifest.media_type = ob_xstrdup (OB_MT_OCI_MANIFEST);
+  out->name = ob_xstrdup (what);
+  r = 0;
+out:
+  if (r < 0 && *err && !ob_str_has_prefix ((*err)->msg, what))
+    ob_error_wrap (err, "%s", what);
+  free (layers);
+  json_decref (list);
+  return r;
+}
+
+static int
+from_store (struct ob_store *store, const char *name, struct ob_source *out)
+{
+  ob_error_t e = NULL;
+  if (ob_layout_resolve (store->oci, name, &out->manifest, &e) < 0)
+    {
+      ob_error_free (&e);
+      return 0;
+    }
+  out->name = ob_xstrdup (name);
+  return 1;
+}
+
+int
+ob_source_pull (struct ob_store *store, const char *ref, const struct ob_source_opts *opts,
+                struct ob_source *out, ob_error_t *err)
+{
+  struct ob_ref *r = NULL;
+  struct ob_registry *reg = NULL;
+  struct ob_txn *t = NULL;
+  struct ob_descriptor d = { 0 };
+  char *tags[2] = { NULL, NULL };
+  int ret = -1;
+
+  if (ob_ref_parse (ref, &r, err) < 0)
+    return -1;
+  if (ob_registry_new (&opts->registry, &reg, err) < 0)
+    goto out;
+  if (ob_txn_begin (store->oci, store->tmp, &t, err) < 0)
+    goto out;
+  if (ob_registry_pull (reg, r, t, &d, err) < 0)
+    goto out;
+  if (verify_image (t, d.digest, r->canonical, err) < 0)
+    goto out;
+  tags[0] = r->canonical;
+  if (ob_txn_commit (t, &d, tags, err) < 0)
+    goto out;
+  out->manifest = d;
+  d.media_type = NULL;
+  out->name = ob_xstrdup (r->canonical);
+  out->pulled = true;
+  ret = 0;
+out:
+  ob_descriptor_clear (&d);
+  ob_txn_free (t);
+  ob_registry_free (reg);
+  ob_ref_free (r);
+  return ret;
+}
+
+int
+ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
+                   const struct ob_source_opts *opts, struct ob_source *out, ob_error_t *err)
+{
+  cleanup_free char *path = NULL;
+  cleanup_free char *tag = NULL;
+  cleanup_free char *local = NULL;
+  struct ob_ref *r = NULL;
+  ob_error_t e = NULL;
+
+  memset (out, 0, sizeof *out);
+  if (ob_str_has_prefix (ref, "oci:"))
+    {
+      split_path_tag (ref + 4, &path, &tag);
+      return from_layout (txn, path, tag, ref, out, err);
+    }
+  if (ob_str_has_prefix (ref, "oci-archive:"))
+    {
+      cleanup_free char *dir = NULL;
+      split_path_tag (ref + 12, &path, &tag);
+      if (unpack_archive (txn, path, &dir, err) < 0)
+        return ob_error_wrap (err, "%s", ref);
+      return from_layout (txn, dir, tag, ref, out, err);
+    }
+  if (ob_str_has_prefix (ref, "docker-archive:"))
+    {
+      split_path_tag (ref + 15, &path, &tag);
+      return from_docker_archive (txn, path, tag, ref, out, err);
+    }
+  if (ob_digest_valid (ref))
+    {
+      if (from_store (store, ref, out))
+        return 0;
+      return ob_error_make (err, OB_ERR_IMAGE, 0, "image %s not found in the store", ref);
+    }
+
+  /* The store first, by the name as written (images made with obuild
+   * import or build) and by its canonical registry name (pulled ones). */
+  if (ob_ref_parse (ref, &r, &e) < 0)
+    {
+      ob_error_free (&e);
+      if (ob_image_ref_normalize (ref, &local, err) < 0)
+        return -1;
+    }
+  if (opts->pull != OB_PULL_ALWAYS)
+    {
+      if (local == NULL && ob_image_ref_normalize (ref, &local, &e) < 0)
+        ob_error_free (&e);
+      if ((local && from_store (store, local, out)) || (r && from_store (store, r->canonical, out)))
+        {
+          ob_ref_free (r);
+          return 0;
+        }
+    }
+  if (opts->pull == OB_PULL_NEVER || r == NULL)
+    {
+      ob_error_make (err, OB_ERR_IMAGE, 0,
+                     "image `%s` not found in the local store (%s)%s", ref, ob_layout_path (store->oci),
+                     opts->pull == OB_PULL_NEVER ? " and --pull=never" : "");
+      ob_ref_free (r);
+      return -1;
+    }
+  ob_ref_free (r);
+  return ob_source_pull (store, ref, opts, out, err);
+}
