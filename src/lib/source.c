@@ -108,12 +108,14 @@ out:
   return r;
 }
 
-/* "oci:DIR:TAG" -> DIR, TAG (TAG after the last ':' that follows the last '/'). */
+/* "oci:DIR:TAG" -> DIR, TAG. */
 static void
 split_path_tag (const char *s, char **path, char **tag)
 {
+  /* the first ':' after the last '/': docker-archive references carry
+   * "name:tag" there */
   const char *slash = strrchr (s, '/');
-  const char *colon = strrchr (slash ? slash : s, ':');
+  const char *colon = strchr (slash ? slash : s, ':');
   if (colon && colon[1])
     {
       *path = ob_xstrndup (s, colon - s);

@@ -686,6 +686,11 @@ ob_store_layer_dir (struct ob_store *s, const char *diff_id, int blob_fd, char *
   if (ob_layer_unpack_overlay (blob_fd, tfd, err) < 0)
     {
       ob_error_t e2 = NULL;
+      /* a path the layer itself makes impossible (through its own
+       * symlinks, or a file where it needs a directory) is the image's fault */
+      if ((*err)->kind == OB_ERR_STORE
+          && ((*err)->status == ENOENT || (*err)->status == ENOTDIR || (*err)->status == ELOOP))
+        ob_error_set_kind (err, OB_ERR_IMAGE);
       ob_rm_rf_at (AT_FDCWD, tmp, &e2);
       ob_error_free (&e2);
       return ob_error_wrap (err, "unpack layer %s", diff_id);
