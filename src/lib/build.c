@@ -536,6 +536,13 @@ ob_build_load_image (struct build *b, struct stage *s, const char *ref, ob_error
       ob_error_make (err, OB_ERR_IMAGE, 0, "%zu layers but %zu diff_ids", m->n_layers, json_array_size (ids));
       goto out;
     }
+  if (json_array_size (json_object_get (s->config, "history")) == 0)
+    {
+      /* some images record no history: give each layer an entry, so the
+       * history of what we build on it stays consistent with its layers */
+      for (size_t i = 0; i < m->n_layers; i++)
+        ob_image_config_add_history (s->config, NULL, NULL, "layer of the base image (no history recorded)", false);
+    }
   for (size_t i = 0; i < m->n_layers; i++)
     {
       /* Docker media types become OCI ones: the bytes are the same */

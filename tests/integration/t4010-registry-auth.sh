@@ -1,0 +1,66 @@
+#!/bin/sh
+# Registries that need more: TLS with a self-signed CA given by --cert-dir,
+# htpasswd (Basic) auth with credentials from `obuild login`, and a
+# two-platform index pushed by skopeo (platform chosen, or an error listing
+# the platforms).
+. "$(dirname "$0")/lib.sh"
+
+for tool in docker-registry htpasswd openssl; do
+  command -v "$tool" >/dev/null || { skip "$tool not installed"; done_testing; }
+done
+sh "$FIXTURES/registry/mkcerts.sh" "$TESTDIR/certs"
+mkdir -p "$TESTDIR/certdir" && cp "$TESTDIR/certs/ca.crt" "$TESTDIR/certdir/ca.crt"
+chmod -R a+rX "$TESTDIR/certdir"
+htpasswd -Bbn alice s3cret >"$TESTDIR/htpasswd" 2>/dev/null
+port=$((22000 + $$ % 20000))
+cat >"$TESTDIR/registry.yml" <<EOF2
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $TESTDIR/registry-data
+http:
+  addr: 127.0.0.1:$port
+  tls:
+    certificate: $TESTDIR/certs/server.crt
+    key: $TESTDIR/certs/server.key
+auth:
+  htpasswd:
+    realm: obuild-test
+    path: $TESTDIR/htpasswd
+log:
+  level: error
+EOF2
+docker-registry serve "$TESTDIR/registry.yml" >"$TESTDIR/registry.log" 2>&1 &
+regpid=$!
+trap 'kill $regpid 2>/dev/null' EXIT
+i=0; until curl -s --cacert "$TESTDIR/certs/ca.crt" "https://127.0.0.1:$port/v2/" >/dev/null 2>&1 || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
+R=127.0.0.1:$port
+
+python3 "$FIXTURES/make-multiplatform-layout.py" "$TESTDIR/multi" >"$TESTDIR/multi.digests"
+amd=$(cut -d' ' -f1 "$TESTDIR/multi.digests"); arm=$(cut -d' ' -f2 "$TESTDIR/multi.digests")
+check "skopeo pushes a two-platform index (TLS + htpasswd)" \
+  skopeo copy -q --all --dest-cert-dir "$TESTDIR/certdir" --dest-creds alice:s3cret "oci:$TESTDIR/multi:multi" "docker://$R/multi:1"
+
+for m in $MODES; do
+  auth=$(userdir "auth-$m" "$m")/auth.json
+  echo '{}' >"$auth"; [ "$m" != root ] && chown "$T_USER" "$auth"
+  check_fail 8 "401|unauthorized|UNAUTHORIZED" "[$m] no credentials: exit 8" \
+    ob "$m" pull --cert-dir "$TESTDIR/certdir" --authfile "$auth" "$R/multi:1"
+  check_fail 8 "registry 127.0.0.1:[0-9]+: " "[$m] a TLS registry on 127.0.0.1 without --cert-dir (spoken to in plain HTTP): exit 8 naming it" \
+    ob "$m" pull --authfile "$auth" "$R/multi:1"
+  check "[$m] obuild login writes credentials" sh -c "echo s3cret | $(command -v runuser >/dev/null && [ "$m" != root ] && echo "runuser -u $T_USER --") '$OB' login -u alice --password-stdin --authfile '$auth' '$R'"
+  check "[$m] ... readable as docker's auths" python3 -c "import json,base64,sys; a=json.load(open('$auth'))['auths']['$R']['auth']; sys.exit(base64.b64decode(a)!=b'alice:s3cret')"
+  check_eq "[$m] pull over TLS with htpasswd: the host platform's image" \
+    "$(ob "$m" pull -q --cert-dir "$TESTDIR/certdir" --authfile "$auth" "$R/multi:1")" "$amd"
+  check_eq "[$m] --platform linux/arm64 picks the other one" \
+    "$(ob "$m" pull -q --platform linux/arm64 --cert-dir "$TESTDIR/certdir" --authfile "$auth" "$R/multi:1")" "$arm"
+  check_fail 8 "linux/s390x.*linux/amd64.*linux/arm64|available" "[$m] a missing platform lists those there are" \
+    ob "$m" pull --platform linux/s390x --cert-dir "$TESTDIR/certdir" --authfile "$auth" "$R/multi:1"
+  ctx=$TESTDIR/ctx-$m; mkdir -p "$ctx"
+  printf 'FROM %s/multi:1\nLABEL x=y\n' "$R" >"$ctx/Dockerfile"; chmod -R a+rX "$ctx"
+  check "[$m] FROM the TLS registry builds (--pull=always)" \
+    ob "$m" build -q --pull=always --cert-dir "$TESTDIR/certdir" --authfile "$auth" -t frommulti "$ctx"
+  check "[$m] push the result back with credentials" \
+    ob "$m" push -q --cert-dir "$TESTDIR/certdir" --authfile "$auth" frommulti "$R/result/$m:1"
+done
+done_testing
