@@ -48,6 +48,8 @@ struct ob_build_opts
   bool network_none;    /* --network=none for every RUN */
   int snapshotter;      /* OB_SNAPSHOTTER_* */
   struct ob_source_opts source; /* --pull, registry options */
+  char **secrets;       /* --secret "id=ID[,src=FILE|,env=VAR]" */
+  const char *ssh_sock; /* --ssh default: $SSH_AUTH_SOCK, or NULL */
   const volatile int *interrupted; /* set by the CLI's signal handler */
 };
 

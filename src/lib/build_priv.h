@@ -99,6 +99,25 @@ int ob_build_copyfs_diff (struct build *b, struct stage *s, const char *upper, o
 void ob_build_stage_clear (struct stage *s);
 int ob_build_load_image (struct build *b, struct stage *s, const char *ref, ob_error_t *err);
 
+/* RUN --mount (build_mount.c): turn the step's --mount flags into sandbox
+ * mounts.  Paths in *mounts and *cleanup are owned by the returned arrays;
+ * ob_build_mounts_release undoes what prepare set up (locks, temporary
+ * files) after the step. */
+struct ob_build_mounts
+{
+  struct ob_sandbox_mount *mounts;
+  size_t n;
+  char **owned;   /* strings the mounts point at */
+  int *locks;     /* fds holding sharing=locked cache locks */
+  size_t n_locks;
+  char **remove;  /* temporary files/dirs to delete afterwards */
+  char **env;     /* "K=V" to add to the step's environment (SSH_AUTH_SOCK) */
+  char *cache_id; /* identity of the mounts for the cache key (no secrets) */
+};
+int ob_build_mounts_prepare (struct build *b, struct stage *s, const struct ob_instr *in,
+                             const char *rootfs, struct ob_build_mounts *out, ob_error_t *err);
+void ob_build_mounts_release (struct ob_build_mounts *m);
+
 int ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err);
 int ob_build_workdir_mkdir (struct build *b, struct stage *s, const char *dir, ob_error_t *err);
 struct stage *ob_build_find_stage (struct build *b, const char *name, size_t before);
