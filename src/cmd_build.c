@@ -31,6 +31,11 @@ enum
   OPT_TLS_VERIFY,
   OPT_CERT_DIR,
   OPT_AUTHFILE,
+  OPT_NO_CACHE,
+  OPT_NO_CACHE_FILTER,
+  OPT_CACHE_TTL,
+  OPT_CACHE_FROM,
+  OPT_CACHE_TO,
   OPT_HELP,
 };
 
@@ -55,6 +60,11 @@ static const struct option long_opts[] = {
   { "tls-verify", required_argument, NULL, OPT_TLS_VERIFY },
   { "cert-dir", required_argument, NULL, OPT_CERT_DIR },
   { "authfile", required_argument, NULL, OPT_AUTHFILE },
+  { "no-cache", no_argument, NULL, OPT_NO_CACHE },
+  { "no-cache-filter", required_argument, NULL, OPT_NO_CACHE_FILTER },
+  { "cache-ttl", required_argument, NULL, OPT_CACHE_TTL },
+  { "cache-from", required_argument, NULL, OPT_CACHE_FROM },
+  { "cache-to", required_argument, NULL, OPT_CACHE_TO },
   { "help", no_argument, NULL, OPT_HELP },
   { NULL, 0, NULL, 0 },
 };
@@ -81,7 +91,12 @@ build_usage (FILE *f)
               "      --platform OS/ARCH     platform of base images pulled from an index\n"
               "      --tls-verify BOOL      verify registries' TLS certificates (default true)\n"
               "      --cert-dir DIR         CA and client certificates for registries\n"
-              "      --authfile FILE        registry credentials (auth.json)\n");
+              "      --authfile FILE        registry credentials (auth.json)\n"
+              "      --no-cache             run every step (results are still cached)\n"
+              "      --no-cache-filter STAGE  no cache for that stage (repeatable)\n"
+              "      --cache-ttl DURATION   ignore cache entries older than this (e.g. 24h)\n"
+              "      --cache-from REF       import cache entries (OCI layout dir or registry)\n"
+              "      --cache-to REF         export this build's cache entries there\n");
 }
 
 struct printer
@@ -108,6 +123,7 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   cleanup_strv char **tags = NULL;
   cleanup_strv char **args = NULL;
   cleanup_strv char **labels = NULL;
+  cleanup_strv char **no_cache_filter = NULL;
   cleanup_free char *stdin_text = NULL;
   const char *iidfile = NULL, *userns = NULL;
   const char *env_epoch = getenv ("SOURCE_DATE_EPOCH");
@@ -214,6 +230,29 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
         case OPT_AUTHFILE:
           o.source.registry.auth_file = optarg;
           break;
+        case OPT_NO_CACHE:
+          o.no_cache = true;
+          break;
+        case OPT_NO_CACHE_FILTER:
+          ob_strv_add (&no_cache_filter, optarg);
+          break;
+        case OPT_CACHE_TTL:
+          {
+            int64_t ns;
+            if (ob_build_parse_duration (optarg, &ns, err) < 0)
+              {
+                ob_error_set_kind (err, OB_ERR_USAGE);
+                return ob_error_wrap (err, "--cache-ttl");
+              }
+            o.cache_ttl = ns / 1000000000;
+            break;
+          }
+        case OPT_CACHE_FROM:
+          o.cache_from = optarg;
+          break;
+        case OPT_CACHE_TO:
+          o.cache_to = optarg;
+          break;
         case OPT_HELP:
           build_usage (stdout);
           return 0;
@@ -245,6 +284,7 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   o.tags = tags;
   o.build_args = args;
   o.labels = labels;
+  o.no_cache_filter = no_cache_filter;
   o.log = print_line;
   o.log_data = &pr;
 

@@ -49,6 +49,11 @@ struct ob_build_opts
   int snapshotter;      /* OB_SNAPSHOTTER_* */
   struct ob_source_opts source; /* --pull, registry options */
   char **secrets;       /* --secret "id=ID[,src=FILE|,env=VAR]" */
+  bool no_cache;         /* --no-cache: run every step (results still cached) */
+  char **no_cache_filter; /* --no-cache-filter=STAGE */
+  int64_t cache_ttl;     /* --cache-ttl, seconds; 0 = forever */
+  const char *cache_from; /* --cache-from: OCI layout (oci:DIR[:TAG] or DIR) or registry ref */
+  const char *cache_to;
   const char *ssh_sock; /* --ssh default: $SSH_AUTH_SOCK, or NULL */
   const volatile int *interrupted; /* set by the CLI's signal handler */
 };

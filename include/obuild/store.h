@@ -77,6 +77,10 @@ const char *ob_txn_scratch (struct ob_txn *t);
  * normalised; may be empty, then an untagged entry is added) at manifest. */
 int ob_txn_commit (struct ob_txn *t, const struct ob_descriptor *manifest, char *const *tags,
                    ob_error_t *err);
+/* Move the staged blobs into the layout without touching index.json
+ * (blobs a push needs; unreferenced ones go at the next prune).  The
+ * transaction stays usable. */
+int ob_txn_publish (struct ob_txn *t, ob_error_t *err);
 /* Abandon (after commit: just free).  Removes the staging area. */
 void ob_txn_free (struct ob_txn *t);
 

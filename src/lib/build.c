@@ -390,6 +390,107 @@ ob_build_commit_layer (struct build *b, struct stage *s, int upperfd, const char
   return 0;
 }
 
+/* ---- build cache ---- */
+
+void
+ob_build_cache_add (struct ob_sha256 *h, const char *str)
+{
+  str = str ? str : "";
+  ob_sha256_update (h, str, strlen (str) + 1);
+}
+
+struct ob_sha256 *
+ob_build_cache_begin (struct build *b, struct stage *s, const char *kind)
+{
+  struct ob_sha256 *h = ob_sha256_new ();
+  (void) b;
+  ob_build_cache_add (h, "obuild-cache-v1");
+  ob_build_cache_add (h, s->cache_key);
+  ob_build_cache_add (h, kind);
+  return h;
+}
+
+static bool
+cache_disabled (struct build *b, struct stage *s)
+{
+  if (b->cache == NULL || b->o->no_cache)
+    return true;
+  for (size_t i = 0; b->o->no_cache_filter && b->o->no_cache_filter[i]; i++)
+    {
+      char buf[32];
+      snprintf (buf, sizeof buf, "%zu", s->index);
+      if ((s->name && strcasecmp (s->name, b->o->no_cache_filter[i]) == 0) || strcmp (buf, b->o->no_cache_filter[i]) == 0)
+        return true;
+    }
+  return false;
+}
+
+int
+ob_build_cache_try (struct build *b, struct stage *s, struct ob_sha256 *h, char key[72], ob_error_t *err)
+{
+  struct ob_cache_entry e;
+  ob_sha256_final (h, key);
+  ob_strv_add (&b->cache_keys, key);
+  if (cache_disabled (b, s) || ob_cache_lookup (b->cache, key, b->o->cache_ttl, &e) != 1)
+    return 0;
+  if (!e.empty)
+    {
+      cleanup_close int fd = -1;
+      struct stat st;
+      ob_error_t e2 = NULL;
+      struct ob_descriptor d;
+      if (ob_txn_blob_open (b->txn, e.digest, &fd, &e2) < 0 || fstat (fd, &st) < 0 || st.st_size != e.size)
+        {
+          /* the layer is gone (pruned): a miss */
+          ob_error_free (&e2);
+          ob_cache_entry_clear (&e);
+          return 0;
+        }
+      d.media_type = e.media_type;
+      strcpy (d.digest, e.digest);
+      d.size = e.size;
+      stage_add_layer (s, &d);
+      ob_image_config_add_diff_id (s->config, e.diff_id);
+      if (s->tree && (lseek (fd, 0, SEEK_SET) < 0 || ob_tree_add_layer (s->tree, fd, err) < 0))
+        {
+          ob_cache_entry_clear (&e);
+          return -1;
+        }
+    }
+  ob_image_config_add_history (s->config, b->o->have_epoch || e.created == NULL ? b->created : e.created,
+                               e.created_by, NULL, e.empty);
+  strcpy (s->cache_key, key);
+  blog (b, "--> CACHED");
+  ob_cache_entry_clear (&e);
+  return 1;
+}
+
+void
+ob_build_cache_done (struct build *b, struct stage *s, const char *key, size_t layers_before)
+{
+  struct ob_cache_entry e;
+  json_t *hist = json_object_get (s->config, "history");
+  json_t *last = json_array_get (hist, json_array_size (hist) - 1);
+  memset (&e, 0, sizeof e);
+  strcpy (s->cache_key, key);
+  if (b->cache == NULL)
+    return;
+  e.empty = s->n_layers == layers_before;
+  if (!e.empty)
+    {
+      json_t *ids = json_object_get (json_object_get (s->config, "rootfs"), "diff_ids");
+      const struct ob_descriptor *d = &s->layers[s->n_layers - 1];
+      strcpy (e.digest, d->digest);
+      e.size = d->size;
+      snprintf (e.media_type, sizeof e.media_type, "%s", d->media_type);
+      snprintf (e.diff_id, sizeof e.diff_id, "%s", json_string_value (json_array_get (ids, json_array_size (ids) - 1)));
+    }
+  e.created_by = (char *) json_string_value (json_object_get (last, "created_by"));
+  e.created = (char *) json_string_value (json_object_get (last, "created"));
+  e.stamp = (int64_t) time (NULL);
+  ob_cache_record (b->cache, key, &e);
+}
+
 static void
 lremovexattr_at (int dfd, const char *path)
 {
@@ -446,6 +547,8 @@ ob_build_workdir_mkdir (struct build *b, struct stage *s, const char *dir, ob_er
   cleanup_close int upperfd = -1;
   const struct ob_tree_stat *st;
   cleanup_free char *created_by = NULL;
+  char key[72];
+  size_t before;
 
   if (ob_build_stage_tree (b, s, err) < 0)
     return -1;
@@ -453,6 +556,15 @@ ob_build_workdir_mkdir (struct build *b, struct stage *s, const char *dir, ob_er
   st = ob_tree_lookup (s->tree, canon);
   if (st && S_ISDIR (st->mode))
     return 0;
+  {
+    struct ob_sha256 *h = ob_build_cache_begin (b, s, "WORKDIR");
+    int hit;
+    ob_build_cache_add (h, canon);
+    hit = ob_build_cache_try (b, s, h, key, err);
+    if (hit != 0)
+      return hit < 0 ? -1 : 0;
+  }
+  before = s->n_layers;
   upper = ob_build_scratch_dir (b, "workdir", err);
   if (upper == NULL)
     return -1;
@@ -464,7 +576,10 @@ ob_build_workdir_mkdir (struct build *b, struct stage *s, const char *dir, ob_er
   if (ob_build_fix_ancestors (b, s, upperfd, canon, err) < 0)
     return -1;
   created_by = ob_xasprintf ("WORKDIR %s", dir);
-  return ob_build_commit_layer (b, s, upperfd, upper, created_by, false, err);
+  if (ob_build_commit_layer (b, s, upperfd, upper, created_by, false, err) < 0)
+    return -1;
+  ob_build_cache_done (b, s, key, before);
+  return 0;
 }
 
 /* ---- FROM ---- */
@@ -612,6 +727,22 @@ do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
 
   if (ob_build_env_get (s->config, "PATH") == NULL)
     env_set (s->config, "PATH", DEFAULT_PATH + 5);
+
+  /* the root of the stage's cache keys: what its filesystem starts from */
+  {
+    struct ob_sha256 *h = ob_sha256_new ();
+    ob_build_cache_add (h, "FROM");
+    if (src)
+      ob_build_cache_add (h, src->cache_key);
+    else if (s->base_digest)
+      ob_build_cache_add (h, s->base_digest);
+    else
+      {
+        ob_build_cache_add (h, json_string_value (json_object_get (s->config, "os")));
+        ob_build_cache_add (h, json_string_value (json_object_get (s->config, "architecture")));
+      }
+    ob_sha256_final (h, s->cache_key);
+  }
 
   /* ONBUILD triggers of the base run now, then are consumed. */
   onbuild = json_incref (json_object_get (ob_image_config_runtime (s->config), "OnBuild"));
@@ -1432,6 +1563,10 @@ ob_build_run (const struct ob_build_opts *o, struct ob_build_result *res, ob_err
     goto out;
   if (ob_txn_begin (o->store->oci, o->store->tmp, &b.txn, err) < 0)
     goto out;
+  if (ob_cache_open (o->store->root, &b.cache, err) < 0)
+    goto out;
+  if (o->cache_from && ob_build_cache_import (&b, o->cache_from, err) < 0)
+    goto out;
   for (size_t i = 0; i <= target; i++)
     if (b.stages[i].needed && build_stage (&b, &b.stages[i], err) < 0)
       goto out;
@@ -1447,6 +1582,14 @@ ob_build_run (const struct ob_build_opts *o, struct ob_build_result *res, ob_err
       if (!used)
         ob_strv_take (&res->warnings, ob_xasprintf ("build argument `%s` was not consumed by any ARG", k));
     }
+  if (o->cache_to && ob_build_cache_export (&b, o->cache_to, err) < 0)
+    goto out;
+  if (ob_cache_close (b.cache, true, err) < 0)
+    {
+      b.cache = NULL;
+      goto out;
+    }
+  b.cache = NULL;
   /* Keep the steps' upper directories as unpacked layers for later builds. */
   for (size_t i = 0; b.adopt_dirs && b.adopt_dirs[i]; i++)
     {
@@ -1458,6 +1601,13 @@ ob_build_run (const struct ob_build_opts *o, struct ob_build_result *res, ob_err
     }
   r = 0;
 out:
+  if (b.cache)
+    {
+      ob_error_t e = NULL;
+      ob_cache_close (b.cache, false, &e);
+      ob_error_free (&e);
+    }
+  ob_strv_free (b.cache_keys);
   ob_txn_free (b.txn);
   ob_strv_free (b.adopt_dirs);
   for (size_t i = 0; i < b.n_image_stages; i++)

@@ -197,6 +197,82 @@ is_url (const char *s)
          || ob_str_has_prefix (s, "git@");
 }
 
+/* The content of a source for the cache key: path, type, mode, size,
+ * content digest, link target and user xattrs of every entry, in order —
+ * never mtimes or owners (COPY sets those). */
+static int
+digest_source (struct build *b, int dfd, const struct ob_ignore *ig, const char *rel, bool follow,
+               struct ob_sha256 *h, ob_error_t *err)
+{
+  struct stat st;
+  char line[128];
+  if (fstatat (dfd, rel, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) < 0)
+    return ob_error_make (err, OB_ERR_CONTEXT, errno, "stat `%s`", rel);
+  snprintf (line, sizeof line, "%o %lld", (unsigned) st.st_mode, S_ISDIR (st.st_mode) ? 0LL : (long long) st.st_size);
+  ob_build_cache_add (h, rel);
+  ob_build_cache_add (h, line);
+  if (S_ISREG (st.st_mode))
+    {
+      char dg[72];
+      if (ob_cache_file_digest (b->cache, dfd, rel, &st, dg, err) < 0)
+        return -1;
+      ob_build_cache_add (h, dg);
+    }
+  else if (S_ISLNK (st.st_mode))
+    {
+      char target[4096];
+      ssize_t n = readlinkat (dfd, rel, target, sizeof target - 1);
+      target[n < 0 ? 0 : n] = '\0';
+      ob_build_cache_add (h, target);
+    }
+  if (S_ISREG (st.st_mode) || S_ISDIR (st.st_mode))
+    {
+      cleanup_free char *p = ob_xasprintf ("/proc/self/fd/%d/%s", dfd, rel);
+      char names[4096];
+      ssize_t n = llistxattr (p, names, sizeof names);
+      for (ssize_t i = 0; n > 0 && i < n; i += strlen (names + i) + 1)
+        if (ob_str_has_prefix (names + i, "user.") && strcmp (names + i, OB_OWNER_XATTR) != 0)
+          {
+            char v[4096];
+            ssize_t vn = lgetxattr (p, names + i, v, sizeof v);
+            ob_build_cache_add (h, names + i);
+            ob_sha256_update (h, v, vn > 0 ? (size_t) vn : 0);
+          }
+    }
+  if (S_ISDIR (st.st_mode))
+    {
+      cleanup_strv char **kids = NULL;
+      int fd = openat (dfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      cleanup_dir DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
+      struct dirent *de;
+      if (d == NULL)
+        {
+          if (fd >= 0)
+            close (fd);
+          return ob_error_make (err, OB_ERR_CONTEXT, errno, "open `%s`", rel);
+        }
+      while ((de = readdir (d)))
+        if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0)
+          ob_strv_take (&kids, strcmp (rel, ".") == 0 ? ob_xstrdup (de->d_name) : ob_xasprintf ("%s/%s", rel, de->d_name));
+      for (size_t i = 0; kids && kids[i]; i++)
+        for (size_t j = i + 1; kids[j]; j++)
+          if (strcmp (kids[i], kids[j]) > 0)
+            {
+              char *t = kids[i];
+              kids[i] = kids[j];
+              kids[j] = t;
+            }
+      for (size_t i = 0; kids && kids[i]; i++)
+        {
+          if (ig && ob_ignore_match (ig, kids[i]))
+            continue;
+          if (digest_source (b, dfd, ig, kids[i], false, h, err) < 0)
+            return -1;
+        }
+    }
+  return 0;
+}
+
 int
 ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err)
 {
@@ -221,7 +297,8 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
   const struct ob_ignore *ig = b->ig;
   struct stage *from = NULL;
   bool dest_is_dir;
-  size_t n, n_here = 0;
+  size_t n, n_here = 0, layers_before = 0;
+  char cache_key[72];
   int r;
 
   if (ob_instr_flag (in, "parents") || ob_instr_flag (in, "exclude"))
@@ -418,6 +495,39 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
     dest_upper = dest_is_dir ? ob_xasprintf ("%s%s", canon, strcmp (canon, "/") == 0 ? "" : "/") : ob_xstrdup (canon);
   }
 
+  /* the cache key: the instruction as expanded, the owner and mode, where
+   * it copies from, where to, and the content of every source */
+  {
+    struct ob_sha256 *h = ob_build_cache_begin (b, s, what);
+    char buf[64];
+    int hit;
+    for (size_t i = 0; words[i]; i++)
+      ob_build_cache_add (h, words[i]);
+    snprintf (buf, sizeof buf, "%u:%u %o %d", (unsigned) opts.uid, (unsigned) opts.gid, (unsigned) opts.mode, opts.chmod);
+    ob_build_cache_add (h, buf);
+    ob_build_cache_add (h, from ? from->cache_key : "context");
+    ob_build_cache_add (h, dest_upper);
+    for (size_t i = 0; i < in->n_heredocs; i++)
+      ob_build_cache_add (h, in->heredocs[i].content);
+    for (size_t i = 0; copy_srcs && copy_srcs[i]; i++)
+      if (i >= n_here && digest_source (b, srcfd, ig, copy_srcs[i], true, h, err) < 0)
+        {
+          ob_sha256_free (h);
+          return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+        }
+    ob_build_cache_add (h, "\1archives");
+    for (size_t i = 0; archives && archives[i]; i++)
+      if (digest_source (b, srcfd, NULL, archives[i], true, h, err) < 0)
+        {
+          ob_sha256_free (h);
+          return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+        }
+    hit = ob_build_cache_try (b, s, h, cache_key, err);
+    if (hit != 0)
+      return hit < 0 ? -1 : 0;
+    layers_before = s->n_layers;
+  }
+
   upper = ob_build_scratch_dir (b, "upper", err);
   if (upper == NULL)
     return -1;
@@ -461,5 +571,6 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
     return -1;
   if (ob_build_commit_layer (b, s, upperfd, upper, in->original, false, err) < 0)
     return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+  ob_build_cache_done (b, s, cache_key, layers_before);
   return 0;
 }

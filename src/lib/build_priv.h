@@ -5,6 +5,7 @@
 #include <obuild/build.h>
 #include <obuild/context.h>
 #include <obuild/dockerfile.h>
+#include <obuild/cache.h>
 #include <obuild/seccomp.h>
 #include <obuild/tree.h>
 
@@ -25,6 +26,7 @@ struct stage
   bool cmd_set; /* CMD given in this stage (ENTRYPOINT then keeps it) */
   char **layer_dirs;    /* unpacked form of each layer (lazily), or NULL */
   char *copy_rootfs;    /* copy snapshotter: the stage's root, changed in place */
+  char cache_key[72];   /* key of the stage's last filesystem state */
   size_t copy_applied;  /* layers already applied to copy_rootfs */
   char *rootfs; /* the stage unpacked, for COPY --from (lazily) */
 };
@@ -49,6 +51,8 @@ struct build
   struct ob_layer_opts lopts;
   struct ob_seccomp_prog *seccomp; /* compiled once, for every RUN */
   bool use_copy; /* the copy snapshotter (chosen, or overlay failed) */
+  struct ob_cache *cache;
+  char **cache_keys;    /* every key of this build (for --cache-to) */
   struct stage **image_stages; /* images loaded for COPY --from=<image> */
   size_t n_image_stages;
   char **adopt_dirs; /* step upper dirs to keep as unpacked layers: "diffid\tpath" */
@@ -117,6 +121,20 @@ struct ob_build_mounts
 int ob_build_mounts_prepare (struct build *b, struct stage *s, const struct ob_instr *in,
                              const char *rootfs, struct ob_build_mounts *out, ob_error_t *err);
 void ob_build_mounts_release (struct ob_build_mounts *m);
+
+/* Build cache.  ob_build_cache_begin starts a step key (parent state +
+ * kind); the step adds what defines it (cache_add); ob_build_cache_try
+ * applies a hit (layer, history) and returns 1, or returns 0 on a miss;
+ * after a miss the step runs and ob_build_cache_done records its result. */
+struct ob_sha256 *ob_build_cache_begin (struct build *b, struct stage *s, const char *kind);
+void ob_build_cache_add (struct ob_sha256 *h, const char *str);
+int ob_build_cache_try (struct build *b, struct stage *s, struct ob_sha256 *h, char key[72],
+                        ob_error_t *err);
+void ob_build_cache_done (struct build *b, struct stage *s, const char *key, size_t layers_before);
+
+/* --cache-from / --cache-to (build_cache.c) */
+int ob_build_cache_import (struct build *b, const char *ref, ob_error_t *err);
+int ob_build_cache_export (struct build *b, const char *ref, ob_error_t *err);
 
 int ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err);
 int ob_build_workdir_mkdir (struct build *b, struct stage *s, const char *dir, ob_error_t *err);

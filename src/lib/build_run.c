@@ -469,6 +469,8 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   int stdin_pipe[2] = { -1, -1 };
   bool copy;
   const char *root;
+  char cache_key[72];
+  size_t layers_before = 0;
 
   if (ob_instr_flag (in, "mount"))
     return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "RUN --mount is not supported yet");
@@ -489,6 +491,38 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
     return -1;
   if (ob_build_stage_tree (b, s, err) < 0)
     return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+  {
+    /* the cache key: everything the command can see, never secret values */
+    struct ob_sha256 *h = ob_build_cache_begin (b, s, "RUN");
+    json_t *cenv = json_object_get (ob_image_config_runtime (s->config), "Env");
+    size_t k;
+    json_t *e;
+    int hit;
+    for (k = 0; argv[k]; k++)
+      ob_build_cache_add (h, argv[k]);
+    ob_build_cache_add (h, "\1stdin");
+    ob_build_cache_add (h, stdin_data);
+    json_array_foreach (cenv, k, e) ob_build_cache_add (h, json_string_value (e));
+    ob_build_cache_add (h, "\1args");
+    for (k = 0; k < s->n_args; k++)
+      if (s->arg_vals[k])
+        {
+          ob_build_cache_add (h, s->arg_keys[k]);
+          ob_build_cache_add (h, s->arg_vals[k]);
+        }
+    ob_build_cache_add (h, "\1user");
+    ob_build_cache_add (h, user);
+    ob_build_cache_add (h, wd);
+    ob_build_cache_add (h, so.network_none ? "net=none" : "net=host");
+    ob_build_cache_add (h, b->o->userns_single ? "userns=single" : "userns=mapped");
+    for (k = 0; k < in->n_flags; k++)
+      if (strcmp (in->flags[k].name, "mount") == 0)
+        ob_build_cache_add (h, in->flags[k].value);
+    hit = ob_build_cache_try (b, s, h, cache_key, err);
+    if (hit != 0)
+      return hit < 0 ? -1 : 0;
+    layers_before = s->n_layers;
+  }
   if (b->seccomp == NULL && ob_seccomp_build (b->o->userns_single, &b->seccomp, err) < 0)
     return -1;
 
@@ -667,6 +701,7 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
       ob_error_wrap (err, "%s:%d", b->dfname, in->line);
       goto out;
     }
+  ob_build_cache_done (b, s, cache_key, layers_before);
   if (copy)
     {
       ob_error_t e = NULL;

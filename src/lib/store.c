@@ -534,6 +534,22 @@ ob_txn_commit (struct ob_txn *t, const struct ob_descriptor *manifest, char *con
                ob_error_t *err)
 {
   int r;
+  if (ob_txn_publish (t, err) < 0)
+    return -1;
+  /* index.json is shared by concurrent builds: read-modify-write under an
+   * exclusive lock on the layout directory so no tag is lost. */
+  if (flock (t->l->dfd, LOCK_EX) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "lock `%s`", t->l->path);
+  r = update_index (t->l, manifest, tags, err);
+  flock (t->l->dfd, LOCK_UN);
+  if (r == 0)
+    t->committed = true;
+  return r;
+}
+
+int
+ob_txn_publish (struct ob_txn *t, ob_error_t *err)
+{
   for (size_t i = 0; i < t->n_staged; i++)
     {
       const char *hex = t->staged[i].digest + 7;
@@ -546,15 +562,8 @@ ob_txn_commit (struct ob_txn *t, const struct ob_descriptor *manifest, char *con
     }
   if (fsync (t->l->blobs) < 0)
     return ob_error_make (err, OB_ERR_STORE, errno, "fsync `%s/blobs/sha256`", t->l->path);
-  /* index.json is shared by concurrent builds: read-modify-write under an
-   * exclusive lock on the layout directory so no tag is lost. */
-  if (flock (t->l->dfd, LOCK_EX) < 0)
-    return ob_error_make (err, OB_ERR_STORE, errno, "lock `%s`", t->l->path);
-  r = update_index (t->l, manifest, tags, err);
-  flock (t->l->dfd, LOCK_UN);
-  if (r == 0)
-    t->committed = true;
-  return r;
+  t->n_staged = 0; /* published: readable from the layout now */
+  return 0;
 }
 
 void
