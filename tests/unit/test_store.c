@@ -70,7 +70,9 @@ TEST (test_layout_create_and_reopen)
   size_t len;
   CHECK (ob_layout_open (p, true, &l, &err) == 0);
   ob_layout_close (l);
-  CHECK (ob_read_file_at (AT_FDCWD, ob_xasprintf ("%s/oci-layout", p), &text, &len, &err) == 0);
+  char *lp = ob_xasprintf ("%s/oci-layout", p);
+  CHECK (ob_read_file_at (AT_FDCWD, lp, &text, &len, &err) == 0);
+  free (lp);
   CHECK_STR (text, "{\"imageLayoutVersion\":\"1.0.0\"}");
   free (text);
   CHECK (ob_layout_open (p, false, &l, &err) == 0);
