@@ -18,6 +18,7 @@ int cmd_import (struct cli_global *g, int argc, char **argv, ob_error_t *err);
 int cmd_images (struct cli_global *g, int argc, char **argv, ob_error_t *err);
 int cmd_pull (struct cli_global *g, int argc, char **argv, ob_error_t *err);
 int cmd_push (struct cli_global *g, int argc, char **argv, ob_error_t *err);
+int cmd_prune (struct cli_global *g, int argc, char **argv, ob_error_t *err);
 int cmd_login (struct cli_global *g, int argc, char **argv, ob_error_t *err);
 /* "true"/"false" (and 1/0, yes/no). */
 int cli_parse_bool (const char *s, bool *out, ob_error_t *err);

@@ -36,6 +36,8 @@ enum
   OPT_CACHE_TTL,
   OPT_CACHE_FROM,
   OPT_CACHE_TO,
+  OPT_SECRET,
+  OPT_SSH,
   OPT_HELP,
 };
 
@@ -65,9 +67,46 @@ static const struct option long_opts[] = {
   { "cache-ttl", required_argument, NULL, OPT_CACHE_TTL },
   { "cache-from", required_argument, NULL, OPT_CACHE_FROM },
   { "cache-to", required_argument, NULL, OPT_CACHE_TO },
+  { "secret", required_argument, NULL, OPT_SECRET },
+  { "ssh", required_argument, NULL, OPT_SSH },
   { "help", no_argument, NULL, OPT_HELP },
   { NULL, 0, NULL, 0 },
 };
+
+/* --secret id=ID[,src=FILE|,env=VAR][,type=file|env]: checked here, read
+ * by the build when a RUN step mounts it.  Never echoes a value. */
+static int
+check_secret (const char *spec, ob_error_t *err)
+{
+  cleanup_free char *copy = ob_xstrdup (spec);
+  const char *id = NULL, *src = NULL, *env = NULL, *type = NULL;
+  char *save = NULL;
+  for (char *f = strtok_r (copy, ",", &save); f; f = strtok_r (NULL, ",", &save))
+    {
+      if (ob_str_has_prefix (f, "id="))
+        id = f + 3;
+      else if (ob_str_has_prefix (f, "src="))
+        src = f + 4;
+      else if (ob_str_has_prefix (f, "source="))
+        src = f + 7;
+      else if (ob_str_has_prefix (f, "env="))
+        env = f + 4;
+      else if (ob_str_has_prefix (f, "type="))
+        type = f + 5;
+      else
+        return ob_error_make (err, OB_ERR_USAGE, 0, "--secret `%s`: unexpected field `%s`", spec, f);
+    }
+  if (id == NULL || *id == '\0')
+    return ob_error_make (err, OB_ERR_USAGE, 0, "--secret `%s`: expected id=ID[,src=FILE|,env=VAR]", spec);
+  if (type && strcmp (type, "file") != 0 && strcmp (type, "env") != 0)
+    return ob_error_make (err, OB_ERR_USAGE, 0, "--secret `%s`: type must be file or env", spec);
+  if (src && env)
+    return ob_error_make (err, OB_ERR_USAGE, 0, "--secret `%s`: give src= or env=, not both", spec);
+  if (env == NULL && (src || (type && strcmp (type, "file") == 0)) && !(type && strcmp (type, "env") == 0)
+      && access (src ? src : id, R_OK) != 0)
+    return ob_error_make (err, OB_ERR_USAGE, errno, "--secret id=%s: cannot read `%s`", id, src ? src : id);
+  return 0;
+}
 
 static void
 build_usage (FILE *f)
@@ -96,7 +135,11 @@ build_usage (FILE *f)
               "      --no-cache-filter STAGE  no cache for that stage (repeatable)\n"
               "      --cache-ttl DURATION   ignore cache entries older than this (e.g. 24h)\n"
               "      --cache-from REF       import cache entries (OCI layout dir or registry)\n"
-              "      --cache-to REF         export this build's cache entries there\n");
+              "      --cache-to REF         export this build's cache entries there\n"
+              "      --secret id=ID[,src=FILE|,env=VAR][,type=file|env]\n"
+              "                             a secret for RUN --mount=type=secret (repeatable)\n"
+              "      --ssh default[=SOCKET] the SSH agent for RUN --mount=type=ssh\n"
+              "                             (default socket: $SSH_AUTH_SOCK)\n");
 }
 
 struct printer
@@ -123,6 +166,8 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   cleanup_strv char **tags = NULL;
   cleanup_strv char **args = NULL;
   cleanup_strv char **labels = NULL;
+  cleanup_strv char **secrets = NULL;
+  cleanup_free char *ssh_sock = NULL;
   cleanup_strv char **no_cache_filter = NULL;
   cleanup_free char *stdin_text = NULL;
   const char *iidfile = NULL, *userns = NULL;
@@ -253,6 +298,27 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
         case OPT_CACHE_TO:
           o.cache_to = optarg;
           break;
+        case OPT_SECRET:
+          if (check_secret (optarg, err) < 0)
+            return -1;
+          ob_strv_add (&secrets, optarg);
+          break;
+        case OPT_SSH:
+          {
+            /* only the default agent: --ssh default[=SOCKET] */
+            const char *sock = ob_str_has_prefix (optarg, "default=") ? optarg + 8 : NULL;
+            if (strcmp (optarg, "default") != 0 && sock == NULL)
+              return ob_error_make (err, OB_ERR_USAGE, 0, "--ssh `%s`: expected default[=SOCKET]", optarg);
+            if (sock == NULL)
+              sock = getenv ("SSH_AUTH_SOCK");
+            if (sock == NULL || *sock == '\0')
+              return ob_error_make (err, OB_ERR_USAGE, 0, "--ssh default: SSH_AUTH_SOCK is not set; give default=SOCKET");
+            free (ssh_sock);
+            ssh_sock = realpath (sock, NULL);
+            if (ssh_sock == NULL)
+              return ob_error_make (err, OB_ERR_USAGE, errno, "--ssh default: agent socket `%s`", sock);
+            break;
+          }
         case OPT_HELP:
           build_usage (stdout);
           return 0;
@@ -284,6 +350,8 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   o.tags = tags;
   o.build_args = args;
   o.labels = labels;
+  o.secrets = secrets;
+  o.ssh_sock = ssh_sock;
   o.no_cache_filter = no_cache_filter;
   o.log = print_line;
   o.log_data = &pr;

@@ -25,6 +25,7 @@ static const struct
   { "pull", cmd_pull, "pull an image from a registry into the store" },
   { "push", cmd_push, "push an image of the store to a registry" },
   { "login", cmd_login, "store credentials for a registry" },
+  { "prune", cmd_prune, "remove what no tag needs (and the cache with --all)" },
 };
 
 static void

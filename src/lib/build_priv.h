@@ -121,6 +121,8 @@ struct ob_build_mounts
 int ob_build_mounts_prepare (struct build *b, struct stage *s, const struct ob_instr *in,
                              const char *rootfs, struct ob_build_mounts *out, ob_error_t *err);
 void ob_build_mounts_release (struct ob_build_mounts *m);
+/* The raw from= values of in's --mount flags (for the stage planner). */
+char **ob_build_mount_froms (const struct ob_instr *in);
 
 /* Build cache.  ob_build_cache_begin starts a step key (parent state +
  * kind); the step adds what defines it (cache_add); ob_build_cache_try

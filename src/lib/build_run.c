@@ -446,6 +446,8 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   struct ob_sandbox_opts so = { 0 };
   struct ob_sandbox_mount mounts[4];
   size_t n_mounts = 0;
+  struct ob_build_mounts bm = { 0 }; /* RUN --mount */
+  cleanup_free struct ob_sandbox_mount *all_mounts = NULL;
   const struct ob_flag *f_net = ob_instr_flag (in, "network");
   const char *user = json_string_value (json_object_get (ob_image_config_runtime (s->config), "User"));
   const char *wd = json_string_value (json_object_get (ob_image_config_runtime (s->config), "WorkingDir"));
@@ -472,8 +474,6 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   char cache_key[72];
   size_t layers_before = 0;
 
-  if (ob_instr_flag (in, "mount"))
-    return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "RUN --mount is not supported yet");
   if (ob_instr_flag (in, "security"))
     return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "RUN --security is not supported");
   so.network_none = b->o->network_none;
@@ -570,6 +570,8 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   if (copy && ob_build_copyfs_prepare (b, s, err) < 0)
     goto out;
   root = copy ? s->copy_rootfs : rc.merged;
+  if (ob_build_mounts_prepare (b, s, in, root, &bm, err) < 0)
+    goto out;
 
   /* user, environment, files of the step */
   passwd = read_in_root (root, "/etc/passwd");
@@ -600,6 +602,19 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
     }
   if (!env_has (env, "HOSTNAME"))
     ob_strv_add (&env, "HOSTNAME=" RUN_HOSTNAME);
+  for (size_t i = 0; bm.env && bm.env[i]; i++)
+    {
+      /* RUN --mount variables (secret env=, SSH_AUTH_SOCK) replace any other */
+      size_t k = strcspn (bm.env[i], "=") + 1, w = 0;
+      for (size_t j = 0; env && env[j]; j++)
+        if (strncmp (env[j], bm.env[i], k) == 0)
+          free (env[j]);
+        else
+          env[w++] = env[j];
+      if (env)
+        env[w] = NULL;
+      ob_strv_add (&env, bm.env[i]);
+    }
 
   hosts = ob_xasprintf ("%s/hosts", rc.rundir);
   hostname = ob_xasprintf ("%s/hostname", rc.rundir);
@@ -663,8 +678,12 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
     }
   so.hostname = RUN_HOSTNAME;
   so.seccomp = b->seccomp;
-  so.mounts = mounts;
-  so.n_mounts = n_mounts;
+  all_mounts = ob_xmalloc ((n_mounts + bm.n) * sizeof *all_mounts);
+  memcpy (all_mounts, mounts, n_mounts * sizeof *mounts);
+  if (bm.n > 0)
+    memcpy (all_mounts + n_mounts, bm.mounts, bm.n * sizeof *bm.mounts);
+  so.mounts = all_mounts;
+  so.n_mounts = n_mounts + bm.n;
   so.stdin_fd = stdin_pipe[0];
   so.stdout_fd = -1;
   so.stderr_fd = -1;
@@ -720,6 +739,7 @@ out:
     close (stdin_pipe[0]);
   if (stdin_pipe[1] >= 0)
     close (stdin_pipe[1]);
+  ob_build_mounts_release (&bm);
   run_ctx_clear (&rc);
   return r;
 }
