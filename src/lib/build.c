@@ -1304,6 +1304,27 @@ mark_needed (struct build *b, size_t idx)
       cleanup_free char *exp = NULL;
       struct lookup l = { b, NULL };
       ob_error_t e = NULL;
+      if (in->kind == OB_I_RUN)
+        {
+          /* RUN --mount=from=<stage> needs that stage too */
+          cleanup_strv char **froms = ob_build_mount_froms (in);
+          for (size_t k = 0; froms && froms[k]; k++)
+            {
+              cleanup_free char *x = NULL;
+              ob_error_t e2 = NULL;
+              struct lookup l2 = { b, NULL };
+              struct stage *d;
+              if (ob_dockerfile_word (froms[k], b->df->escape, ob_build_lookup, &l2, &x, &e2) < 0)
+                {
+                  ob_error_free (&e2);
+                  continue;
+                }
+              d = ob_build_find_stage (b, x, idx);
+              if (d)
+                mark_needed (b, d->index);
+            }
+          continue;
+        }
       if (in->kind == OB_I_FROM)
         ref = in->from_image;
       else if (in->kind == OB_I_COPY || in->kind == OB_I_ADD)

@@ -200,8 +200,8 @@ is_url (const char *s)
 /* The content of a source for the cache key: path, type, mode, size,
  * content digest, link target and user xattrs of every entry, in order —
  * never mtimes or owners (COPY sets those). */
-static int
-digest_source (struct build *b, int dfd, const struct ob_ignore *ig, const char *rel, bool follow,
+int
+ob_build_digest_source (struct build *b, int dfd, const struct ob_ignore *ig, const char *rel, bool follow,
                struct ob_sha256 *h, ob_error_t *err)
 {
   struct stat st;
@@ -266,7 +266,7 @@ digest_source (struct build *b, int dfd, const struct ob_ignore *ig, const char 
         {
           if (ig && ob_ignore_match (ig, kids[i]))
             continue;
-          if (digest_source (b, dfd, ig, kids[i], false, h, err) < 0)
+          if (ob_build_digest_source (b, dfd, ig, kids[i], false, h, err) < 0)
             return -1;
         }
     }
@@ -510,14 +510,14 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
     for (size_t i = 0; i < in->n_heredocs; i++)
       ob_build_cache_add (h, in->heredocs[i].content);
     for (size_t i = 0; copy_srcs && copy_srcs[i]; i++)
-      if (i >= n_here && digest_source (b, srcfd, ig, copy_srcs[i], true, h, err) < 0)
+      if (i >= n_here && ob_build_digest_source (b, srcfd, ig, copy_srcs[i], true, h, err) < 0)
         {
           ob_sha256_free (h);
           return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
         }
     ob_build_cache_add (h, "\1archives");
     for (size_t i = 0; archives && archives[i]; i++)
-      if (digest_source (b, srcfd, NULL, archives[i], true, h, err) < 0)
+      if (ob_build_digest_source (b, srcfd, NULL, archives[i], true, h, err) < 0)
         {
           ob_sha256_free (h);
           return ob_error_wrap (err, "%s:%d", b->dfname, in->line);

@@ -138,6 +138,10 @@ void ob_build_cache_done (struct build *b, struct stage *s, const char *key, siz
 int ob_build_cache_import (struct build *b, const char *ref, ob_error_t *err);
 int ob_build_cache_export (struct build *b, const char *ref, ob_error_t *err);
 
+/* Add the content of a source (relative to dfd) to a cache key. */
+int ob_build_digest_source (struct build *b, int dfd, const struct ob_ignore *ig, const char *rel,
+                            bool follow, struct ob_sha256 *h, ob_error_t *err);
+
 int ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err);
 int ob_build_workdir_mkdir (struct build *b, struct stage *s, const char *dir, ob_error_t *err);
 struct stage *ob_build_find_stage (struct build *b, const char *name, size_t before);

@@ -517,7 +517,42 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
     ob_build_cache_add (h, b->o->userns_single ? "userns=single" : "userns=mapped");
     for (k = 0; k < in->n_flags; k++)
       if (strcmp (in->flags[k].name, "mount") == 0)
-        ob_build_cache_add (h, in->flags[k].value);
+        {
+          /* a bind of the context: what it binds is part of the key */
+          cleanup_free char *spec = NULL;
+          cleanup_free char *src = NULL;
+          bool bind = true, from = false;
+          char *save = NULL;
+          ob_build_cache_add (h, in->flags[k].value);
+          if (ob_build_word (b, s, in, in->flags[k].value ? in->flags[k].value : "", &spec, err) < 0)
+            {
+              ob_sha256_free (h);
+              return -1;
+            }
+          for (char *kv = strtok_r (spec, ",", &save); kv; kv = strtok_r (NULL, ",", &save))
+            {
+              if (ob_str_has_prefix (kv, "type="))
+                bind = strcmp (kv + 5, "bind") == 0;
+              else if (ob_str_has_prefix (kv, "from="))
+                from = true;
+              else if (ob_str_has_prefix (kv, "source=") || ob_str_has_prefix (kv, "src="))
+                {
+                  free (src);
+                  src = ob_xstrdup (strchr (kv, '=') + 1);
+                }
+            }
+          if (bind && !from)
+            {
+              cleanup_strv char **matches = NULL;
+              ob_error_t e2 = NULL;
+              /* a missing source is reported by the mount itself */
+              if (ob_context_resolve (b->ctxfd, b->ig, src && *src ? src : ".", false, &matches, &e2) == 0)
+                for (size_t q = 0; matches && matches[q]; q++)
+                  if (ob_build_digest_source (b, b->ctxfd, b->ig, matches[q], true, h, &e2) < 0)
+                    break;
+              ob_error_free (&e2);
+            }
+        }
     hit = ob_build_cache_try (b, s, h, cache_key, err);
     if (hit != 0)
       return hit < 0 ? -1 : 0;

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -182,9 +183,13 @@ ob_userns_enter (enum ob_userns_mode mode, enum ob_userns_mode *result, ob_error
 
   if (geteuid () == 0)
     {
-      /* Real root: no user namespace, only a private mount namespace. */
+      /* Real root: no user namespace, only a private mount namespace —
+       * private for real: on a host whose / is shared, the build's mounts
+       * must not propagate back. */
       if (unshare (CLONE_NEWNS) < 0)
         return ob_error_make (err, OB_ERR_USERNS, errno, "unshare(CLONE_NEWNS)");
+      if (mount (NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+        return ob_error_make (err, OB_ERR_USERNS, errno, "make the mount namespace private");
       *result = OB_USERNS_ROOT;
       max_id = (uid_t) -1;
       return 0;
@@ -280,5 +285,7 @@ ob_userns_enter (enum ob_userns_mode mode, enum ob_userns_mode *result, ob_error
     return ob_error_make (err, OB_ERR_USERNS, errno, "become root in the user namespace");
   if (unshare (CLONE_NEWNS) < 0)
     return ob_error_make (err, OB_ERR_USERNS, errno, "unshare(CLONE_NEWNS)");
+  if (mount (NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+    return ob_error_make (err, OB_ERR_USERNS, errno, "make the mount namespace private");
   return 0;
 }

@@ -1,0 +1,262 @@
+/* layer: parallel gzip.  The tar stream is cut into fixed 1 MiB blocks, each
+ * compressed as an independent gzip member by libdeflate on a small pool of
+ * threads, and the members are written in order.  A concatenation of gzip
+ * members is one valid gzip file (RFC 1952), read by zlib, Go's and Python's
+ * readers; fixed block boundaries keep the output byte-identical whatever
+ * the scheduling.  Memory: SLOTS blocks in flight. */
+#include "config.h"
+#include "pgzip.h"
+#include <obuild/util.h>
+
+#include <libdeflate.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BLOCK (1u << 20)
+#define SLOTS 6
+#define MAX_THREADS 8
+
+enum slot_state
+{
+  SLOT_FREE,
+  SLOT_FILLED,
+  SLOT_BUSY,
+  SLOT_DONE,
+};
+
+struct slot
+{
+  enum slot_state state;
+  unsigned long seq;
+  unsigned char *in;
+  size_t in_len;
+  unsigned char *out;
+  size_t out_cap, out_len;
+};
+
+struct ob_pgzip
+{
+  int level;
+  ob_pgzip_emit_fn emit;
+  void *emit_data;
+  pthread_mutex_t mu;
+  pthread_cond_t work, done;
+  pthread_t threads[MAX_THREADS];
+  int n_threads;
+  bool stop;
+  struct slot slots[SLOTS];
+  unsigned long next_seq;  /* sequence of the block being filled */
+  unsigned long emit_seq;  /* next sequence to write out */
+  struct slot *filling;
+  bool wrote_any;
+};
+
+static void *
+worker (void *arg)
+{
+  struct ob_pgzip *p = arg;
+  struct libdeflate_compressor *c = libdeflate_alloc_compressor (p->level);
+  pthread_mutex_lock (&p->mu);
+  for (;;)
+    {
+      struct slot *s = NULL;
+      while (!p->stop)
+        {
+          for (int i = 0; i < SLOTS; i++)
+            if (p->slots[i].state == SLOT_FILLED && (s == NULL || p->slots[i].seq < s->seq))
+              s = &p->slots[i];
+          if (s)
+            break;
+          pthread_cond_wait (&p->work, &p->mu);
+        }
+      if (s == NULL)
+        break;
+      s->state = SLOT_BUSY;
+      pthread_mutex_unlock (&p->mu);
+      s->out_len = c ? libdeflate_gzip_compress (c, s->in, s->in_len, s->out, s->out_cap) : 0;
+      pthread_mutex_lock (&p->mu);
+      s->state = SLOT_DONE;
+      pthread_cond_broadcast (&p->done);
+    }
+  pthread_mutex_unlock (&p->mu);
+  libdeflate_free_compressor (c);
+  return NULL;
+}
+
+struct ob_pgzip *
+ob_pgzip_new (int level, int threads, ob_pgzip_emit_fn emit, void *emit_data)
+{
+  struct ob_pgzip *p = ob_xmalloc0 (sizeof *p);
+  p->level = level > 0 ? (level > 12 ? 12 : level) : 6;
+  p->emit = emit;
+  p->emit_data = emit_data;
+  pthread_mutex_init (&p->mu, NULL);
+  pthread_cond_init (&p->work, NULL);
+  pthread_cond_init (&p->done, NULL);
+  for (int i = 0; i < SLOTS; i++)
+    {
+      p->slots[i].in = ob_xmalloc (BLOCK);
+      p->slots[i].out_cap = libdeflate_gzip_compress_bound (NULL, BLOCK);
+      p->slots[i].out = ob_xmalloc (p->slots[i].out_cap);
+    }
+  if (threads < 1)
+    threads = 1;
+  if (threads > MAX_THREADS)
+    threads = MAX_THREADS;
+  for (int i = 0; i < threads; i++)
+    if (pthread_create (&p->threads[p->n_threads], NULL, worker, p) == 0)
+      p->n_threads++;
+  return p;
+}
+
+/* Write out, in order, every finished block; with wait, block until the
+ * oldest one is finished.  Called with the mutex held. */
+static int
+drain (struct ob_pgzip *p, bool wait_one, ob_error_t *err)
+{
+  for (;;)
+    {
+      struct slot *s = NULL;
+      for (int i = 0; i < SLOTS; i++)
+        if (p->slots[i].state != SLOT_FREE && p->slots[i].seq == p->emit_seq && &p->slots[i] != p->filling)
+          s = &p->slots[i];
+      if (s == NULL)
+        return 0;
+      if (s->state != SLOT_DONE)
+        {
+          if (!wait_one)
+            return 0;
+          pthread_cond_wait (&p->done, &p->mu);
+          continue;
+        }
+      if (s->out_len == 0)
+        return ob_error_make (err, OB_ERR_GENERIC, 0, "gzip: compression failed");
+      pthread_mutex_unlock (&p->mu);
+      int r = p->emit (p->emit_data, s->out, s->out_len, err);
+      pthread_mutex_lock (&p->mu);
+      if (r < 0)
+        return -1;
+      s->state = SLOT_FREE;
+      p->emit_seq++;
+      p->wrote_any = true;
+      wait_one = false;
+    }
+}
+
+static int
+submit (struct ob_pgzip *p, ob_error_t *err)
+{
+  int r = 0;
+  pthread_mutex_lock (&p->mu);
+  p->filling->state = SLOT_FILLED;
+  p->filling = NULL;
+  pthread_cond_signal (&p->work);
+  if (p->n_threads == 0)
+    {
+      /* no thread could be started: compress here */
+      struct slot *s = NULL;
+      for (int i = 0; i < SLOTS; i++)
+        if (p->slots[i].state == SLOT_FILLED)
+          s = &p->slots[i];
+      struct libdeflate_compressor *c = libdeflate_alloc_compressor (p->level);
+      s->out_len = c ? libdeflate_gzip_compress (c, s->in, s->in_len, s->out, s->out_cap) : 0;
+      libdeflate_free_compressor (c);
+      s->state = SLOT_DONE;
+    }
+  r = drain (p, false, err);
+  pthread_mutex_unlock (&p->mu);
+  return r;
+}
+
+static int
+get_slot (struct ob_pgzip *p, ob_error_t *err)
+{
+  pthread_mutex_lock (&p->mu);
+  for (;;)
+    {
+      for (int i = 0; i < SLOTS; i++)
+        if (p->slots[i].state == SLOT_FREE)
+          {
+            p->filling = &p->slots[i];
+            p->filling->seq = p->next_seq++;
+            p->filling->in_len = 0;
+            pthread_mutex_unlock (&p->mu);
+            return 0;
+          }
+      if (drain (p, true, err) < 0)
+        {
+          pthread_mutex_unlock (&p->mu);
+          return -1;
+        }
+    }
+}
+
+int
+ob_pgzip_write (struct ob_pgzip *p, const void *data, size_t n, ob_error_t *err)
+{
+  const unsigned char *d = data;
+  while (n > 0)
+    {
+      size_t take;
+      if (p->filling == NULL && get_slot (p, err) < 0)
+        return -1;
+      take = BLOCK - p->filling->in_len;
+      if (take > n)
+        take = n;
+      memcpy (p->filling->in + p->filling->in_len, d, take);
+      p->filling->in_len += take;
+      d += take;
+      n -= take;
+      if (p->filling->in_len == BLOCK && submit (p, err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
+int
+ob_pgzip_finish (struct ob_pgzip *p, ob_error_t *err)
+{
+  int r = 0;
+  /* an empty stream is still one (empty) gzip member */
+  if (p->filling == NULL && !p->wrote_any && p->next_seq == 0 && get_slot (p, err) < 0)
+    return -1;
+  if (p->filling && (p->filling->in_len > 0 || p->next_seq == 1) && submit (p, err) < 0)
+    return -1;
+  if (p->filling)
+    {
+      /* an empty last slot: give it back */
+      pthread_mutex_lock (&p->mu);
+      p->filling->state = SLOT_FREE;
+      p->next_seq--;
+      p->filling = NULL;
+      pthread_mutex_unlock (&p->mu);
+    }
+  pthread_mutex_lock (&p->mu);
+  while (r == 0 && p->emit_seq < p->next_seq)
+    r = drain (p, true, err);
+  pthread_mutex_unlock (&p->mu);
+  return r;
+}
+
+void
+ob_pgzip_free (struct ob_pgzip *p)
+{
+  if (p == NULL)
+    return;
+  pthread_mutex_lock (&p->mu);
+  p->stop = true;
+  pthread_cond_broadcast (&p->work);
+  pthread_mutex_unlock (&p->mu);
+  for (int i = 0; i < p->n_threads; i++)
+    pthread_join (p->threads[i], NULL);
+  for (int i = 0; i < SLOTS; i++)
+    {
+      free (p->slots[i].in);
+      free (p->slots[i].out);
+    }
+  pthread_mutex_destroy (&p->mu);
+  pthread_cond_destroy (&p->work);
+  pthread_cond_destroy (&p->done);
+  free (p);
+}
