@@ -34,6 +34,7 @@ struct ob_layer_opts
   enum ob_compression compression;
   int level;         /* 0 = the compressor's default */
   bool clamp_mtime;  /* clamp entry mtimes to mtime_max (SOURCE_DATE_EPOCH) */
+  bool single_thread_gzip; /* one zlib stream instead of parallel members */
   int64_t mtime_max;
 };
 

@@ -403,10 +403,13 @@ struct ob_sha256 *
 ob_build_cache_begin (struct build *b, struct stage *s, const char *kind)
 {
   struct ob_sha256 *h = ob_sha256_new ();
-  (void) b;
+  char comp[32];
   ob_build_cache_add (h, "obuild-cache-v1");
   ob_build_cache_add (h, s->cache_key);
   ob_build_cache_add (h, kind);
+  /* the same change compressed differently is another blob */
+  snprintf (comp, sizeof comp, "%d/%d", (int) b->lopts.compression, b->lopts.level);
+  ob_build_cache_add (h, comp);
   return h;
 }
 

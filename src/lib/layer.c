@@ -1,6 +1,7 @@
 #include "config.h"
 #include <obuild/layer.h>
 #include <obuild/util.h>
+#include "pgzip.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -62,6 +63,7 @@ struct layer_writer
   bool z_init;
   gz_header gzh;
   ZSTD_CCtx *zc;
+  struct ob_pgzip *pgz; /* gzip: parallel members */
   struct ob_sha256 *h_tar;
   struct ob_sha256 *h_blob;
   int64_t size;
@@ -85,6 +87,12 @@ lw_emit (struct layer_writer *lw, const void *data, size_t n, ob_error_t *err)
 }
 
 static int
+lw_emit_cb (void *data, const void *buf, size_t n, ob_error_t *err)
+{
+  return lw_emit (data, buf, n, err);
+}
+
+static int
 lw_compress (struct layer_writer *lw, const void *data, size_t n, bool end, ob_error_t *err)
 {
   switch (lw->compression)
@@ -93,6 +101,8 @@ lw_compress (struct layer_writer *lw, const void *data, size_t n, bool end, ob_e
       return lw_emit (lw, data, n, err);
 
     case OB_COMPRESS_GZIP:
+      if (lw->pgz)
+        return end ? ob_pgzip_finish (lw->pgz, err) : ob_pgzip_write (lw->pgz, data, n, err);
       lw->z.next_in = (Bytef *) data;
       lw->z.avail_in = n;
       for (;;)
@@ -171,6 +181,8 @@ lw_free (struct layer_writer *lw)
   if (lw->z_init)
     deflateEnd (&lw->z);
   lw->z_init = false;
+  ob_pgzip_free (lw->pgz);
+  lw->pgz = NULL;
   ZSTD_freeCCtx (lw->zc);
   lw->zc = NULL;
   ob_sha256_free (lw->h_tar);
@@ -197,6 +209,13 @@ lw_open (struct layer_writer *lw, int outfd, const struct ob_layer_opts *opts, o
     case OB_COMPRESS_NONE:
       break;
     case OB_COMPRESS_GZIP:
+      if (!opts->single_thread_gzip)
+        {
+          /* independent members on every core (libdeflate) */
+          long ncpu = sysconf (_SC_NPROCESSORS_ONLN);
+          lw->pgz = ob_pgzip_new (opts->level, ncpu > 0 ? (int) ncpu : 1, lw_emit_cb, lw);
+          break;
+        }
       lw->obuf_size = CHUNK;
       lw->obuf = ob_xmalloc (lw->obuf_size);
       if (deflateInit2 (&lw->z, opts->level > 0 ? opts->level : Z_DEFAULT_COMPRESSION, Z_DEFLATED,
