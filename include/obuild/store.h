@@ -69,6 +69,10 @@ int ob_txn_blob_put (struct ob_txn *t, const void *data, size_t len, char digest
  * target already has it). */
 int ob_txn_blob_copy_from (struct ob_txn *t, struct ob_layout *src, const char *digest,
                            ob_error_t *err);
+/* Like ob_txn_blob_copy_from for a trusted source (our own store): a hard
+ * link when both are on one file system, else a verified copy. */
+int ob_txn_blob_link_from (struct ob_txn *t, struct ob_layout *src, const char *digest,
+                           ob_error_t *err);
 /* Open a blob staged in this transaction or already in the layout. */
 int ob_txn_blob_open (struct ob_txn *t, const char *digest, int *fd, ob_error_t *err);
 /* Scratch directory private to this transaction (removed at the end). */

@@ -1544,11 +1544,11 @@ write_image (struct build *b, struct stage *s, struct ob_build_result *res, ob_e
           ob_layout_close (out);
           return ob_error_wrap (err, "--output");
         }
-      r = ob_txn_blob_copy_from (t2, b->o->store->oci, md.digest, err);
+      r = ob_txn_blob_link_from (t2, b->o->store->oci, md.digest, err);
       if (r == 0)
-        r = ob_txn_blob_copy_from (t2, b->o->store->oci, cd.digest, err);
+        r = ob_txn_blob_link_from (t2, b->o->store->oci, cd.digest, err);
       for (size_t i = 0; r == 0 && i < s->n_layers; i++)
-        r = ob_txn_blob_copy_from (t2, b->o->store->oci, s->layers[i].digest, err);
+        r = ob_txn_blob_link_from (t2, b->o->store->oci, s->layers[i].digest, err);
       if (r == 0)
         r = ob_txn_commit (t2, &md, b->o->tags, err);
       ob_txn_free (t2);

@@ -489,8 +489,9 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
     }
   if (step_argv (b, s, in, &argv, &stdin_data, err) < 0)
     return -1;
-  if (ob_build_stage_tree (b, s, err) < 0)
-    return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+  /* the image's metadata tree (a read of every layer) is built only when
+   * a RUN needs it (mount points to clean up, owners to record, the copy
+   * snapshotter) */
   {
     /* the cache key: everything the command can see, never secret values */
     struct ob_sha256 *h = ob_build_cache_begin (b, s, "RUN");
@@ -730,6 +731,8 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   if (rc.mounted)
     umount2 (rc.merged, MNT_DETACH);
   rc.mounted = false;
+  if (created && ob_build_stage_tree (b, s, err) < 0)
+    goto out;
   remove_created (s, copy ? root : rc.upper, created, !copy);
   if (status != 0)
     {
@@ -745,7 +748,8 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
       ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", rc.upper);
       goto out;
     }
-  if (b->o->userns_single && (uid != 0 || gid != 0) && own_new_entries (b, s, upperfd, "", uid, gid, err) < 0)
+  if (b->o->userns_single && (uid != 0 || gid != 0)
+      && (ob_build_stage_tree (b, s, err) < 0 || own_new_entries (b, s, upperfd, "", uid, gid, err) < 0))
     goto out;
   created_by = history_of (argv);
   /* the copy snapshotter's upper shares inodes with its root, which later

@@ -471,6 +471,24 @@ ob_txn_blob_copy_from (struct ob_txn *t, struct ob_layout *src, const char *dige
 }
 
 int
+ob_txn_blob_link_from (struct ob_txn *t, struct ob_layout *src, const char *digest, ob_error_t *err)
+{
+  char name[32];
+  if (!ob_digest_valid (digest))
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "invalid digest `%s`", digest);
+  if (is_staged (t, digest) || ob_layout_has_blob (t->l, digest))
+    return 0;
+  snprintf (name, sizeof name, "link-%u", ++t->tmp_counter);
+  /* same file system: share the (immutable) blob instead of copying it */
+  if (linkat (src->blobs, digest + 7, t->stagefd, digest + 7, 0) == 0)
+    {
+      add_staged (t, digest);
+      return 0;
+    }
+  return ob_txn_blob_copy_from (t, src, digest, err);
+}
+
+int
 ob_txn_blob_open (struct ob_txn *t, const char *digest, int *fd, ob_error_t *err)
 {
   if (ob_digest_valid (digest) && is_staged (t, digest))
