@@ -79,9 +79,6 @@ verify_image (struct ob_txn *t, const char *manifest_digest, const char *what, o
       struct stat st;
       char diff_id[OB_DIGEST_LEN];
       const char *want = json_string_value (json_array_get (ids, i));
-      /* a layer the store already holds was verified when it came in */
-      if (ob_txn_blob_in_layout (t, m->layers[i].digest))
-        continue;
       if (ob_txn_blob_open (t, m->layers[i].digest, &fd, err) < 0)
         goto out;
       if (fstat (fd, &st) < 0 || st.st_size != m->layers[i].size)
