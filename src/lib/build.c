@@ -543,6 +543,28 @@ ob_build_fix_ancestors (struct build *b, struct stage *s, int upperfd, const cha
 }
 
 int
+ob_build_own_tree (int upperfd, const char *dir, uid_t uid, gid_t gid, ob_error_t *err)
+{
+  cleanup_free char *p = ob_xstrdup (dir + (dir[0] == '/'));
+  size_t n = strlen (p);
+  for (size_t i = 1; i <= n; i++)
+    if (p[i] == '/' || p[i] == '\0')
+      {
+        char saved = p[i];
+        p[i] = '\0';
+        if (fchownat (upperfd, p, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+          {
+            if (errno != EPERM && errno != EINVAL)
+              return ob_error_make (err, OB_ERR_STORE, errno, "chown `/%s`", p);
+            if (ob_build_record_owner (upperfd, p, uid, gid, err) < 0)
+              return -1;
+          }
+        p[i] = saved;
+      }
+  return 0;
+}
+
+int
 ob_build_workdir_mkdir (struct build *b, struct stage *s, const char *dir, ob_error_t *err)
 {
   cleanup_free char *canon = NULL;
@@ -552,6 +574,9 @@ ob_build_workdir_mkdir (struct build *b, struct stage *s, const char *dir, ob_er
   cleanup_free char *created_by = NULL;
   char key[72];
   size_t before;
+  const char *user = json_string_value (json_object_get (ob_image_config_runtime (s->config), "User"));
+  uid_t uid = 0;
+  gid_t gid = 0;
 
   if (ob_build_stage_tree (b, s, err) < 0)
     return -1;
@@ -559,10 +584,23 @@ ob_build_workdir_mkdir (struct build *b, struct stage *s, const char *dir, ob_er
   st = ob_tree_lookup (s->tree, canon);
   if (st && S_ISDIR (st->mode))
     return 0;
+  /* as BuildKit: the directories WORKDIR creates belong to the USER */
+  if (user && *user)
+    {
+      cleanup_free char *passwd = NULL;
+      cleanup_free char *group = NULL;
+      if (ob_build_read_image_file (b, s, "/etc/passwd", &passwd, err) < 0
+          || ob_build_read_image_file (b, s, "/etc/group", &group, err) < 0
+          || ob_build_resolve_owner (user, passwd, group, &uid, &gid, err) < 0)
+        return ob_error_wrap (err, "USER %s", user);
+    }
   {
     struct ob_sha256 *h = ob_build_cache_begin (b, s, "WORKDIR");
     int hit;
+    char own[48];
     ob_build_cache_add (h, canon);
+    snprintf (own, sizeof own, "%u:%u", (unsigned) uid, (unsigned) gid);
+    ob_build_cache_add (h, own);
     hit = ob_build_cache_try (b, s, h, key, err);
     if (hit != 0)
       return hit < 0 ? -1 : 0;
@@ -575,6 +613,8 @@ ob_build_workdir_mkdir (struct build *b, struct stage *s, const char *dir, ob_er
   if (upperfd < 0)
     return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", upper);
   if (strcmp (canon, "/") != 0 && ob_mkdir_p_at (upperfd, canon + 1, 0755, err) < 0)
+    return -1;
+  if (user && *user && ob_build_own_tree (upperfd, canon, uid, gid, err) < 0)
     return -1;
   if (ob_build_fix_ancestors (b, s, upperfd, canon, err) < 0)
     return -1;
@@ -784,24 +824,31 @@ do_kv (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *
 {
   struct ob_buf hist = { 0 };
   json_t *rt = ob_image_config_runtime (s->config);
-  ob_buf_adds (&hist, in->kind == OB_I_ENV ? "ENV" : "LABEL");
+  cleanup_strv char **keys = NULL;
+  cleanup_strv char **vals = NULL;
+  /* as Docker: every value is expanded with what was set before this
+   * instruction (ENV A=1 B=$A gives B the previous A), then all are set */
   for (size_t i = 0; i < in->n_kvs; i++)
     {
-      cleanup_free char *k = NULL, *v = NULL;
-      if (ob_build_word (b, s, in, in->kvs[i].key, &k, err) < 0
-          || ob_build_word (b, s, in, in->kvs[i].value ? in->kvs[i].value : "", &v, err) < 0)
+      char *k = NULL, *v = NULL;
+      if (ob_build_word (b, s, in, in->kvs[i].key, &k, err) < 0)
+        return -1;
+      if (ob_build_word (b, s, in, in->kvs[i].value ? in->kvs[i].value : "", &v, err) < 0)
         {
-          ob_buf_free (&hist);
+          free (k);
           return -1;
         }
+      ob_strv_take (&keys, k);
+      ob_strv_take (&vals, v);
       if (*k == '\0')
-        {
-          ob_buf_free (&hist);
-          return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "%s names must not be empty",
-                                       ob_instr_kind_name (in->kind));
-        }
+        return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "%s names must not be empty",
+                                     ob_instr_kind_name (in->kind));
+    }
+  ob_buf_adds (&hist, in->kind == OB_I_ENV ? "ENV" : "LABEL");
+  for (size_t i = 0; keys && keys[i]; i++)
+    {
       if (in->kind == OB_I_ENV)
-        env_set (s->config, k, v);
+        env_set (s->config, keys[i], vals[i]);
       else
         {
           json_t *labels = json_object_get (rt, "Labels");
@@ -810,12 +857,12 @@ do_kv (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *
               labels = json_object ();
               json_object_set_new (rt, "Labels", labels);
             }
-          json_object_set_new (labels, k, json_string (v));
+          json_object_set_new (labels, keys[i], json_string (vals[i]));
         }
       ob_buf_addc (&hist, ' ');
-      ob_buf_adds (&hist, k);
+      ob_buf_adds (&hist, keys[i]);
       ob_buf_addc (&hist, '=');
-      ob_buf_adds (&hist, v);
+      ob_buf_adds (&hist, vals[i]);
     }
   history (b, s, hist.data, true);
   ob_buf_free (&hist);

@@ -273,6 +273,75 @@ ob_build_digest_source (struct build *b, int dfd, const struct ob_ignore *ig, co
   return 0;
 }
 
+/* Variables in a COPY heredoc whose delimiter is not quoted are expanded,
+ * as BuildKit does; quotes and other text are kept as written. */
+static int
+expand_heredoc (struct build *b, struct stage *s, const struct ob_instr *in, const char *text,
+                char **out, ob_error_t *err)
+{
+  struct ob_buf o = { 0 };
+  struct lookup l = { b, s };
+  for (const char *p = text; *p;)
+    {
+      if (p[0] == '\\' && p[1] == '$')
+        {
+          ob_buf_addc (&o, '$');
+          p += 2;
+          continue;
+        }
+      if (p[0] != '$')
+        {
+          ob_buf_addc (&o, *p++);
+          continue;
+        }
+      if (p[1] == '{')
+        {
+          int depth = 0;
+          const char *q = p + 1;
+          for (; *q; q++)
+            {
+              if (*q == '{')
+                depth++;
+              else if (*q == '}' && --depth == 0)
+                break;
+            }
+          if (*q != '}')
+            {
+              ob_buf_adds (&o, p);
+              break;
+            }
+          {
+            cleanup_free char *expr = ob_xstrndup (p, q - p + 1);
+            cleanup_free char *val = NULL;
+            if (ob_dockerfile_word (expr, b->df->escape, ob_build_lookup, &l, &val, err) < 0)
+              {
+                ob_buf_free (&o);
+                return ob_error_wrap (err, "%s:%d: heredoc", b->dfname, in->line);
+              }
+            ob_buf_adds (&o, val);
+          }
+          p = q + 1;
+          continue;
+        }
+      if ((p[1] >= 'a' && p[1] <= 'z') || (p[1] >= 'A' && p[1] <= 'Z') || p[1] == '_')
+        {
+          const char *q = p + 1;
+          while ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '_')
+            q++;
+          {
+            cleanup_free char *name = ob_xstrndup (p + 1, q - p - 1);
+            const char *v = ob_build_lookup (&l, name);
+            ob_buf_adds (&o, v ? v : "");
+          }
+          p = q;
+          continue;
+        }
+      ob_buf_addc (&o, *p++);
+    }
+  *out = ob_buf_steal (&o);
+  return 0;
+}
+
 int
 ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err)
 {
@@ -420,8 +489,13 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
             if (herefd < 0)
               return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", heredocs);
           }
-        if (ob_write_file_atomic_at (herefd, h->name, h->content, strlen (h->content), 0644, err) < 0)
-          return -1;
+        {
+          cleanup_free char *content = NULL;
+          if (h->expand ? expand_heredoc (b, s, in, h->content, &content, err) < 0 : (content = ob_xstrdup (h->content), 0))
+            return -1;
+          if (ob_write_file_atomic_at (herefd, h->name, content, strlen (content), 0644, err) < 0)
+            return -1;
+        }
         ob_strv_add (&copy_srcs, h->name);
         n_here++;
       }
@@ -507,10 +581,9 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
     ob_build_cache_add (h, buf);
     ob_build_cache_add (h, from ? from->cache_key : "context");
     ob_build_cache_add (h, dest_upper);
-    for (size_t i = 0; i < in->n_heredocs; i++)
-      ob_build_cache_add (h, in->heredocs[i].content);
     for (size_t i = 0; copy_srcs && copy_srcs[i]; i++)
-      if (i >= n_here && ob_build_digest_source (b, srcfd, ig, copy_srcs[i], true, h, err) < 0)
+      if (i < n_here ? ob_build_digest_source (b, herefd, NULL, copy_srcs[i], true, h, err) < 0
+                     : ob_build_digest_source (b, srcfd, ig, copy_srcs[i], true, h, err) < 0)
         {
           ob_sha256_free (h);
           return ob_error_wrap (err, "%s:%d", b->dfname, in->line);

@@ -142,6 +142,10 @@ int ob_build_cache_export (struct build *b, const char *ref, ob_error_t *err);
 int ob_build_digest_source (struct build *b, int dfd, const struct ob_ignore *ig, const char *rel,
                             bool follow, struct ob_sha256 *h, ob_error_t *err);
 
+/* chown every directory of `dir` in upperfd (owner xattr where the user
+ * namespace cannot represent it). */
+int ob_build_own_tree (int upperfd, const char *dir, uid_t uid, gid_t gid, ob_error_t *err);
+
 int ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err);
 int ob_build_workdir_mkdir (struct build *b, struct stage *s, const char *dir, ob_error_t *err);
 struct stage *ob_build_find_stage (struct build *b, const char *name, size_t before);
