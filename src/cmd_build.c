@@ -36,6 +36,10 @@ enum
   OPT_CACHE_TTL,
   OPT_CACHE_FROM,
   OPT_CACHE_TO,
+  OPT_BUILD_ARG_FILE,
+  OPT_ANNOTATION,
+  OPT_ENV,
+  OPT_SQUASH,
   OPT_SECRET,
   OPT_SSH,
   OPT_HELP,
@@ -67,6 +71,10 @@ static const struct option long_opts[] = {
   { "cache-ttl", required_argument, NULL, OPT_CACHE_TTL },
   { "cache-from", required_argument, NULL, OPT_CACHE_FROM },
   { "cache-to", required_argument, NULL, OPT_CACHE_TO },
+  { "build-arg-file", required_argument, NULL, OPT_BUILD_ARG_FILE },
+  { "annotation", required_argument, NULL, OPT_ANNOTATION },
+  { "env", required_argument, NULL, OPT_ENV },
+  { "squash", no_argument, NULL, OPT_SQUASH },
   { "secret", required_argument, NULL, OPT_SECRET },
   { "ssh", required_argument, NULL, OPT_SSH },
   { "help", no_argument, NULL, OPT_HELP },
@@ -136,6 +144,10 @@ build_usage (FILE *f)
               "      --cache-ttl DURATION   ignore cache entries older than this (e.g. 24h)\n"
               "      --cache-from REF       import cache entries (OCI layout dir or registry)\n"
               "      --cache-to REF         export this build's cache entries there\n"
+              "      --build-arg-file FILE  build arguments, one K=V a line\n"
+              "      --annotation K=V       add an annotation to the manifest (repeatable)\n"
+              "      --env K=V              set an environment variable in the image (repeatable)\n"
+              "      --squash               the final stage's new layers as one layer\n"
               "      --secret id=ID[,src=FILE|,env=VAR][,type=file|env]\n"
               "                             a secret for RUN --mount=type=secret (repeatable)\n"
               "      --ssh default[=SOCKET] the SSH agent for RUN --mount=type=ssh\n"
@@ -169,6 +181,8 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   cleanup_strv char **secrets = NULL;
   cleanup_free char *ssh_sock = NULL;
   cleanup_strv char **no_cache_filter = NULL;
+  cleanup_strv char **annotations = NULL;
+  cleanup_strv char **envs = NULL;
   cleanup_free char *stdin_text = NULL;
   const char *iidfile = NULL, *userns = NULL;
   const char *env_epoch = getenv ("SOURCE_DATE_EPOCH");
@@ -295,6 +309,36 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
         case OPT_CACHE_FROM:
           o.cache_from = optarg;
           break;
+        case OPT_BUILD_ARG_FILE:
+          {
+            cleanup_free char *text = NULL;
+            size_t len;
+            char *save = NULL;
+            if (ob_read_file_at (AT_FDCWD, optarg, &text, &len, err) < 0)
+              {
+                ob_error_set_kind (err, OB_ERR_USAGE);
+                return ob_error_wrap (err, "--build-arg-file");
+              }
+            for (char *line = strtok_r (text, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
+              {
+                while (*line == ' ' || *line == '\t')
+                  line++;
+                if (*line == '\0' || *line == '#')
+                  continue;
+                ob_strv_add (&args, line);
+              }
+            break;
+          }
+        case OPT_ANNOTATION:
+        case OPT_ENV:
+          if (strchr (optarg, '=') == NULL || optarg[0] == '=')
+            return ob_error_make (err, OB_ERR_USAGE, 0, "--%s `%s`: expected KEY=VALUE",
+                                  c == OPT_ENV ? "env" : "annotation", optarg);
+          ob_strv_add (c == OPT_ENV ? &envs : &annotations, optarg);
+          break;
+        case OPT_SQUASH:
+          o.squash = true;
+          break;
         case OPT_CACHE_TO:
           o.cache_to = optarg;
           break;
@@ -353,6 +397,8 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   o.secrets = secrets;
   o.ssh_sock = ssh_sock;
   o.no_cache_filter = no_cache_filter;
+  o.annotations = annotations;
+  o.envs = envs;
   o.log = print_line;
   o.log_data = &pr;
 

@@ -35,6 +35,9 @@ struct ob_build_opts
   char **tags;       /* normalised "name:tag", may be NULL */
   char **build_args; /* "K=V", or "K" (value from the environment) */
   char **labels;     /* "K=V" */
+  char **annotations; /* "K=V": manifest annotations (--annotation) */
+  char **envs;       /* "K=V": image environment (--env) */
+  bool squash;       /* the final stage's new layers as one */
   const char *target;
   const char *output_dir; /* also write the image into this OCI layout */
   bool have_epoch;        /* SOURCE_DATE_EPOCH */

@@ -771,6 +771,9 @@ do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
   if (ob_build_env_get (s->config, "PATH") == NULL)
     env_set (s->config, "PATH", DEFAULT_PATH + 5);
 
+  /* the layers this build did not make: FROM <stage> inherits its base's */
+  s->n_base_layers = src ? src->n_base_layers : s->n_layers;
+
   /* the root of the stage's cache keys: what its filesystem starts from */
   {
     struct ob_sha256 *h = ob_sha256_new ();
@@ -1518,6 +1521,53 @@ load_dockerfile (struct build *b, ob_error_t *err)
   return ob_dockerfile_parse (b->dfname, text, len, &b->df, err);
 }
 
+/* ---- --squash ---- */
+
+int
+ob_build_squash (struct build *b, struct stage *s, ob_error_t *err)
+{
+  cleanup_free char *dir = NULL;
+  cleanup_close int dfd = -1;
+  json_t *hist = json_object_get (s->config, "history");
+  json_t *ids = json_object_get (json_object_get (s->config, "rootfs"), "diff_ids");
+  size_t n_new = s->n_layers - s->n_base_layers, nonempty = 0, i;
+  json_t *h;
+  cleanup_free char *created_by = NULL;
+
+  if (n_new <= 1)
+    return 0;
+  dir = ob_build_scratch_dir (b, "squash", err);
+  if (dir == NULL)
+    return -1;
+  dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", dir);
+  /* the new layers, one over the other, as one overlay-style change */
+  for (i = s->n_base_layers; i < s->n_layers; i++)
+    {
+      cleanup_close int fd = -1;
+      if (ob_txn_blob_open (b->txn, s->layers[i].digest, &fd, err) < 0 || ob_layer_unpack_overlay (fd, dfd, err) < 0)
+        return ob_error_wrap (err, "--squash: layer %s", s->layers[i].digest);
+    }
+  for (i = s->n_base_layers; i < s->n_layers; i++)
+    {
+      ob_descriptor_clear (&s->layers[i]);
+      free (s->layer_dirs[i]);
+      s->layer_dirs[i] = NULL;
+    }
+  s->n_layers = s->n_base_layers;
+  while (json_array_size (ids) > s->n_base_layers)
+    json_array_remove (ids, json_array_size (ids) - 1);
+  /* the squashed steps keep their history, without layers of their own */
+  json_array_foreach (hist, i, h)
+    if (!json_is_true (json_object_get (h, "empty_layer")) && ++nonempty > s->n_base_layers)
+      json_object_set_new (h, "empty_layer", json_true ());
+  created_by = ob_xasprintf ("obuild build --squash (%zu layers)", n_new);
+  ob_tree_free (s->tree);
+  s->tree = NULL;
+  return ob_build_commit_layer (b, s, dfd, NULL, created_by, false, err);
+}
+
 /* ---- the final image ---- */
 
 static int
@@ -1541,6 +1591,16 @@ write_image (struct build *b, struct stage *s, struct ob_build_result *res, ob_e
         }
       json_object_set_new (labels, k, json_string (eq ? eq + 1 : ""));
     }
+  for (size_t i = 0; b->o->envs && b->o->envs[i]; i++)
+    {
+      cleanup_free char *k = ob_xstrndup (b->o->envs[i], strcspn (b->o->envs[i], "="));
+      env_set (s->config, k, b->o->envs[i] + strlen (k) + 1);
+    }
+  if (b->o->squash && ob_build_squash (b, s, err) < 0)
+    {
+      json_decref (annotations);
+      return -1;
+    }
   ob_image_config_set_created (s->config, b->created);
   if (ob_image_config_check (s->config, err) < 0)
     {
@@ -1562,6 +1622,11 @@ write_image (struct build *b, struct stage *s, struct ob_build_result *res, ob_e
     }
   if (b->o->have_epoch)
     json_object_set_new (annotations, "org.opencontainers.image.created", json_string (b->created));
+  for (size_t i = 0; b->o->annotations && b->o->annotations[i]; i++)
+    {
+      cleanup_free char *k = ob_xstrndup (b->o->annotations[i], strcspn (b->o->annotations[i], "="));
+      json_object_set_new (annotations, k, json_string (b->o->annotations[i] + strlen (k) + 1));
+    }
   manifest = ob_image_manifest_new (&cd, s->layers, s->n_layers, annotations);
   json_decref (annotations);
   man = ob_json_canonical (manifest);

@@ -25,6 +25,7 @@ struct stage
   size_t n_args;
   bool cmd_set; /* CMD given in this stage (ENTRYPOINT then keeps it) */
   char **layer_dirs;    /* unpacked form of each layer (lazily), or NULL */
+  size_t n_base_layers; /* layers that came with FROM */
   char *copy_rootfs;    /* copy snapshotter: the stage's root, changed in place */
   char cache_key[72];   /* key of the stage's last filesystem state */
   size_t copy_applied;  /* layers already applied to copy_rootfs */
@@ -145,6 +146,9 @@ int ob_build_digest_source (struct build *b, int dfd, const struct ob_ignore *ig
 /* chown every directory of `dir` in upperfd (owner xattr where the user
  * namespace cannot represent it). */
 int ob_build_own_tree (int upperfd, const char *dir, uid_t uid, gid_t gid, ob_error_t *err);
+
+/* --squash: the stage's layers after its base become one. */
+int ob_build_squash (struct build *b, struct stage *s, ob_error_t *err);
 
 int ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err);
 int ob_build_workdir_mkdir (struct build *b, struct stage *s, const char *dir, ob_error_t *err);

@@ -583,7 +583,14 @@ overlay_whiteout (struct extract *ex, const char *raw, const char *dir, const ch
       fd = open_dir (ex, dir, true, raw, err);
       if (fd < 0)
         return -1;
-      if (fsetxattr (fd, "user.overlay.opaque", "y", 1, 0) < 0)
+      /* unpacking onto earlier layers (squash): hide what they put here */
+      cache_reset (ex);
+      if (clear_dir (ex, fd, dir, raw, err) < 0)
+        return -1;
+      /* fd is an O_PATH descriptor: set the xattr through its magic link */
+      char procpath[64];
+      snprintf (procpath, sizeof procpath, "/proc/self/fd/%d", fd);
+      if (setxattr (procpath, "user.overlay.opaque", "y", 1, 0) < 0)
         return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: set opaque xattr", raw);
       return 0;
     }
