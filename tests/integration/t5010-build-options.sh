@@ -43,9 +43,12 @@ for m in $MODES; do
   check "[$m] the COPY is there" test -s "$r/df"
   # an image with an opaque directory as the base of RUN (unpacked for overlay)
   printf 'FROM busybox\nRUN rm -rf /usr/lib && mkdir /usr/lib && echo o > /usr/lib/o\n' >"$ctx/Dockerfile.opq1"
-  printf 'FROM opq1\nRUN test "$(ls /usr/lib)" = o && echo fine > /fine\n' >"$ctx/Dockerfile.opq2"
+  printf 'FROM oci:%s/opq-%s:opq1\nRUN test "$(ls /usr/lib)" = o && echo fine > /fine\n' "$TESTDIR" "$m" >"$ctx/Dockerfile.opq2"
   chmod a+r "$ctx"/Dockerfile.opq*
   check "[$m] an image with an opaque directory" ob "$m" build -q -t opq1 -f "$ctx/Dockerfile.opq1" "$ctx"
-  check "[$m] ... as a RUN base: lower contents stay hidden" ob "$m" build -q -t opq2 -f "$ctx/Dockerfile.opq2" "$ctx"
+  skopeo copy -q "oci:$(store_oci "$m"):opq1:latest" "oci:$TESTDIR/opq-$m:opq1"; chmod -R a+rX "$TESTDIR/opq-$m"
+  fresh=$(store "$m")-opq; mkdir -p "$fresh"; [ "$m" != root ] && chown "$T_USER" "$fresh"
+  check "[$m] ... as a RUN base in another store (unpacked): lower contents stay hidden" \
+    as "$m" env OBUILD_ROOT="$fresh" "$OB" build -q -t opq2 -f "$ctx/Dockerfile.opq2" "$ctx"
 done
 done_testing
