@@ -1,6 +1,7 @@
 /* build: COPY and ADD. */
 #include "config.h"
 #include "build_priv.h"
+#include <curl/curl.h>
 #include <obuild/layer.h>
 #include <obuild/userns.h>
 #include <obuild/util.h>
@@ -342,6 +343,93 @@ expand_heredoc (struct build *b, struct stage *s, const struct ob_instr *in, con
   return 0;
 }
 
+/* ADD <url>: download into dfd (named after the URL's last path
+ * component), 0600 and the Last-Modified time as Docker does, verifying
+ * --checksum when given.  Errors: OB_ERR_CONTEXT. */
+struct fetch
+{
+  int fd;
+  struct ob_sha256 *h;
+  bool failed;
+};
+
+static size_t
+fetch_write (char *ptr, size_t size, size_t nmemb, void *data)
+{
+  struct fetch *f = data;
+  ob_error_t e = NULL;
+  size_t n = size * nmemb;
+  ob_sha256_update (f->h, ptr, n);
+  if (ob_write_all (f->fd, ptr, n, &e) < 0)
+    {
+      ob_error_free (&e);
+      f->failed = true;
+      return 0;
+    }
+  return n;
+}
+
+int
+ob_build_fetch_url (struct build *b, const char *url, const char *checksum, int dfd, char **name,
+                    ob_error_t *err)
+{
+  const char *q = url + strcspn (url, "?#");
+  const char *slash;
+  cleanup_free char *path = ob_xstrndup (url, q - url);
+  struct fetch f = { -1, NULL, false };
+  char got[72];
+  CURL *c;
+  CURLcode rc;
+  long code = 0, filetime = -1;
+  char errbuf[CURL_ERROR_SIZE] = "";
+
+  if (checksum && !ob_digest_valid (checksum))
+    return ob_error_make (err, OB_ERR_DOCKERFILE, 0, "--checksum `%s`: expected sha256:<64 hex digits>", checksum);
+  slash = strrchr (path, '/');
+  *name = ob_xstrdup (slash && slash[1] && slash > strstr (path, "://") + 2 ? slash + 1 : "index.html");
+  f.fd = openat (dfd, *name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (f.fd < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "create `%s`", *name);
+  f.h = ob_sha256_new ();
+  c = curl_easy_init ();
+  curl_easy_setopt (c, CURLOPT_URL, url);
+  curl_easy_setopt (c, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt (c, CURLOPT_MAXREDIRS, 10L);
+  curl_easy_setopt (c, CURLOPT_FAILONERROR, 1L);
+  curl_easy_setopt (c, CURLOPT_FILETIME, 1L);
+  curl_easy_setopt (c, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, fetch_write);
+  curl_easy_setopt (c, CURLOPT_WRITEDATA, &f);
+  curl_easy_setopt (c, CURLOPT_USERAGENT, "obuild/" PACKAGE_VERSION);
+  if (!b->o->source.registry.tls_verify)
+    {
+      curl_easy_setopt (c, CURLOPT_SSL_VERIFYPEER, 0L);
+      curl_easy_setopt (c, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+  rc = curl_easy_perform (c);
+  curl_easy_getinfo (c, CURLINFO_RESPONSE_CODE, &code);
+  curl_easy_getinfo (c, CURLINFO_FILETIME, &filetime);
+  curl_easy_cleanup (c);
+  ob_sha256_final (f.h, got);
+  if (rc != CURLE_OK || f.failed)
+    {
+      close (f.fd);
+      return ob_error_make (err, OB_ERR_CONTEXT, 0, "download: %s", f.failed ? "cannot write the file" : errbuf[0] ? errbuf : curl_easy_strerror (rc));
+    }
+  if (checksum && strcmp (checksum, got) != 0)
+    {
+      close (f.fd);
+      return ob_error_make (err, OB_ERR_CONTEXT, 0, "checksum mismatch: expected %s, the download has %s", checksum, got);
+    }
+  if (filetime > 0)
+    {
+      struct timespec ts[2] = { { filetime, 0 }, { filetime, 0 } };
+      futimens (f.fd, ts);
+    }
+  close (f.fd);
+  return 0;
+}
+
 int
 ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err)
 {
@@ -370,11 +458,34 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
   char cache_key[72];
   int r;
 
-  if (ob_instr_flag (in, "parents") || ob_instr_flag (in, "exclude"))
-    return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "%s --parents and --exclude are not supported yet", what);
-  if (ob_instr_flag (in, "keep-git-dir") || ob_instr_flag (in, "checksum"))
+  if (ob_instr_flag (in, "keep-git-dir"))
     return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE,
-                                 "ADD --checksum and --keep-git-dir apply to remote sources, which are not supported yet");
+                                 "ADD --keep-git-dir: git sources are not supported");
+  if (ob_instr_flag (in, "checksum") && !add)
+    return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "COPY does not take --checksum (ADD does)");
+
+  bool parents = ob_instr_flag (in, "parents") != NULL;
+  cleanup_strv char **excludes = NULL;
+  cleanup_free char *ig_text = NULL;
+  for (size_t k = 0; k < in->n_flags; k++)
+    if (strcmp (in->flags[k].name, "exclude") == 0 && in->flags[k].value)
+      {
+        char *x;
+        if (ob_build_word (b, s, in, in->flags[k].value, &x, err) < 0)
+          return -1;
+        ob_strv_take (&excludes, x);
+      }
+  if (excludes && !f_from)
+    {
+      size_t len;
+      ob_error_t e2 = NULL;
+      if (ob_read_file_at (b->ctxfd, ".containerignore", &ig_text, &len, &e2) < 0)
+        {
+          ob_error_free (&e2);
+          if (ob_read_file_at (b->ctxfd, ".dockerignore", &ig_text, &len, &e2) < 0)
+            ob_error_free (&e2);
+        }
+    }
 
   /* words: sources..., dest */
   if (in->json)
@@ -500,18 +611,38 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
         n_here++;
       }
 
+  /* ADD of a URL: downloaded next to the heredocs, copied like them */
+  for (size_t i = 0; add && i + 1 < n; i++)
+    if (is_url (words[i]))
+      {
+        const struct ob_flag *ck = ob_instr_flag (in, "checksum");
+        cleanup_free char *sum = NULL;
+        cleanup_free char *name = NULL;
+        if (ob_str_has_prefix (words[i], "git@") || ob_str_has_suffix (words[i], ".git"))
+          return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "ADD %s: git sources are not supported", words[i]);
+        if (ck && ck->value && ob_build_word (b, s, in, ck->value, &sum, err) < 0)
+          return -1;
+        if (heredocs == NULL)
+          {
+            heredocs = ob_build_scratch_dir (b, "heredoc", err);
+            if (heredocs == NULL)
+              return -1;
+            herefd = open (heredocs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (herefd < 0)
+              return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", heredocs);
+          }
+        if (ob_build_fetch_url (b, words[i], sum, herefd, &name, err) < 0)
+          return ob_error_wrap (err, "%s:%d: ADD %s", b->dfname, in->line, words[i]);
+        ob_strv_take (&copy_srcs, steal_pointer (&name));
+        n_here++;
+      }
+
   /* resolve the other sources */
   for (size_t i = 0; i + 1 < n; i++)
     {
       cleanup_strv char **matches = NULL;
-      if (ob_str_has_prefix (words[i], "<<"))
+      if (ob_str_has_prefix (words[i], "<<") || (add && is_url (words[i])))
         continue;
-      if (is_url (words[i]))
-        {
-          if (add)
-            return ob_build_instr_error (b, in, err, OB_ERR_CONTEXT, "ADD %s: remote sources are not supported yet",
-                                         words[i]);
-        }
       r = from ? ob_context_resolve_in_root (srcfd, NULL, words[i], has_wildcard (words[i]), &matches, err)
                : ob_context_resolve (srcfd, ig, words[i], has_wildcard (words[i]), &matches, err);
       if (r < 0)
@@ -577,6 +708,11 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
     int hit;
     for (size_t i = 0; words[i]; i++)
       ob_build_cache_add (h, words[i]);
+    for (size_t i = 0; i < in->n_flags; i++)
+      {
+        ob_build_cache_add (h, in->flags[i].name);
+        ob_build_cache_add (h, in->flags[i].value);
+      }
     snprintf (buf, sizeof buf, "%u:%u %o %d", (unsigned) opts.uid, (unsigned) opts.gid, (unsigned) opts.mode, opts.chmod);
     ob_build_cache_add (h, buf);
     ob_build_cache_add (h, from ? from->cache_key : "context");
@@ -620,7 +756,65 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
       ob_strv_free (copy_srcs);
       copy_srcs = steal_pointer (&rest);
     }
-  if (copy_srcs && ob_context_copy (srcfd, ig, copy_srcs, upperfd, dest_upper, &opts, err) < 0)
+  if (copy_srcs && (parents || excludes))
+    {
+      /* one source at a time: its own exclusions, its own destination */
+      for (size_t i = 0; copy_srcs[i]; i++)
+        {
+          char *one[2] = { copy_srcs[i], NULL };
+          cleanup_free char *sub = NULL;
+          struct ob_ignore *own = NULL;
+          struct stat st;
+          bool dir = fstatat (srcfd, copy_srcs[i], &st, 0) == 0 && S_ISDIR (st.st_mode);
+          cleanup_free char *base = dir ? ob_xstrdup (copy_srcs[i]) : ob_xstrdup (copy_srcs[i]);
+          int rr;
+          if (!dir)
+            {
+              char *sl = strrchr (base, '/');
+              if (sl)
+                *sl = '\0';
+              else
+                strcpy (base, ".");
+            }
+          if (excludes)
+            {
+              /* patterns are relative to the source; .dockerignore still applies */
+              struct ob_buf t = { 0 };
+              for (size_t k = 0; excludes[k]; k++)
+                {
+                  if (strcmp (base, ".") != 0)
+                    {
+                      ob_buf_adds (&t, base);
+                      ob_buf_addc (&t, '/');
+                    }
+                  ob_buf_adds (&t, excludes[k]);
+                  ob_buf_addc (&t, '\n');
+                }
+              if (ig_text)
+                ob_buf_adds (&t, ig_text);
+              rr = ob_ignore_parse ("--exclude", t.data, &own, err);
+              ob_buf_free (&t);
+              if (rr < 0)
+                return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+              if (ob_ignore_match (own, copy_srcs[i]))
+                {
+                  ob_ignore_free (own);
+                  continue;
+                }
+            }
+          if (parents && strcmp (copy_srcs[i], ".") != 0)
+            {
+              const char *keep = dir ? copy_srcs[i] : base;
+              sub = strcmp (keep, ".") == 0 ? ob_xstrdup (dest_upper)
+                                             : ob_xasprintf ("%s%s%s/", dest_upper, ob_str_has_suffix (dest_upper, "/") ? "" : "/", keep);
+            }
+          rr = ob_context_copy (srcfd, own ? own : ig, one, upperfd, sub ? sub : dest_upper, &opts, err);
+          ob_ignore_free (own);
+          if (rr < 0)
+            return ob_error_wrap (err, "%s:%d: %s", b->dfname, in->line, what);
+        }
+    }
+  else if (copy_srcs && ob_context_copy (srcfd, ig, copy_srcs, upperfd, dest_upper, &opts, err) < 0)
     return ob_error_wrap (err, "%s:%d: %s", b->dfname, in->line, what);
   if (copy_srcs == NULL && archives == NULL && heredocs == NULL)
     {

@@ -150,6 +150,10 @@ int ob_build_own_tree (int upperfd, const char *dir, uid_t uid, gid_t gid, ob_er
 /* --squash: the stage's layers after its base become one. */
 int ob_build_squash (struct build *b, struct stage *s, ob_error_t *err);
 
+/* ADD <url> (build_copy.c). */
+int ob_build_fetch_url (struct build *b, const char *url, const char *checksum, int dfd, char **name,
+                        ob_error_t *err);
+
 int ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err);
 int ob_build_workdir_mkdir (struct build *b, struct stage *s, const char *dir, ob_error_t *err);
 struct stage *ob_build_find_stage (struct build *b, const char *name, size_t before);
