@@ -401,6 +401,8 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   o.envs = envs;
   o.log = print_line;
   o.log_data = &pr;
+  o.source.registry.progress = print_line;
+  o.source.registry.progress_data = &pr;
 
   cli_install_signals ();
   if (cli_open_store (g, userns, true, &store, err) < 0)
