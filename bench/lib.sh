@@ -361,3 +361,91 @@ ob_import_build() { ob_import "$1" && ob_build "$@"; }
 check_out() { [ -f "$1/out/index.json" ] || { log "no OCI layout in $1/out"; return 1; }; }
 export -f ob_import bh_pull ob_import_build base_tar base_tar_busybox base_tar_debian base_oci log die own
 export BENCH_BASE BENCH_CACHE BENCH_REPO OB_BASE BH_BASE
+
+# ---- the "example service" (cached-rebuild, rebuild-change) --------------
+
+# The RUN of the example service: apt-get install of python3 on the Debian
+# base when Debian's mirror answers; otherwise (and noted) a RUN that writes
+# ~50 MB of files; on the busybox base (--quick) a small RUN.
+service_run_cmd() {
+  if [ "$BENCH_BASE" = busybox ]; then
+    echo 'mkdir -p /data && for i in 1 2 3 4 5 6 7 8; do dd if=/dev/urandom of=/data/f$i bs=64k count=4 2>/dev/null; done'
+  elif curl -s -o /dev/null --max-time 10 http://deb.debian.org/debian/dists/bookworm/InRelease; then
+    echo 'apt-get update && apt-get install -y --no-install-recommends python3'
+  else
+    echo 'mkdir -p /data && for i in $(seq 1 50); do head -c 1048576 /dev/urandom > /data/f$i; done'
+  fi
+}
+
+# service_ctx DIR BASE RUNCMD: write DIR/Dockerfile and DIR/app.py for the
+# example service: FROM BASE, RUN RUNCMD, COPY app.py /app/, CMD.
+service_ctx() {
+  local c=$1 base=$2 cmd=$3
+  mkdir -p "$c"
+  printf 'FROM %s\nRUN %s\nCOPY app.py /app/\nCMD ["python3", "/app/app.py"]\n' "$base" "$cmd" >"$c/Dockerfile"
+  printf '# the example service\nVERSION = "0"\n\nif __name__ == "__main__":\n    print("hello from", VERSION)\n' >"$c/app.py"
+  chmod -R a+rX "$c"; own "$c"
+}
+
+# service_change DIR N: the one-line change of app.py before a timed rebuild.
+service_change() { sed -i "s/^VERSION = .*/VERSION = \"$2\"/" "$1/app.py"; }
+
+# service_bench KIND: cached-rebuild (KIND=cached, nothing changes) or
+# rebuild-change (KIND=change, app.py gets a one-line change before each
+# timed run).  Each tool keeps one store / storage for all runs of the
+# benchmark and its output layout DIR/out; the first build is untimed.
+service_bench() {
+  local kind=$1 name r w cmd i d st t0 t1
+  [ "$kind" = cached ] && name=cached-rebuild || name=rebuild-change
+  r=$BENCH_WORK/res/$name; w=$BENCH_WORK/$name
+  cmd=$(service_run_cmd)
+  log "$name: $BENCH_BASE base, RUN $cmd"
+  case $cmd in
+    *apt-get*) ;;
+    *) [ "$BENCH_BASE" = busybox ] ||
+         note "$name: Debian mirror unreachable, RUN writes ~50 MB of random files instead of apt-get install python3" ;;
+  esac
+  obuild_has_run; st=$?
+  [ $st -eq 1 ] && return 1
+  base_oci "$BENCH_BASE" >/dev/null || return 1
+  mkdir -p "$w"; chmod 755 "$w"
+  service_ctx "$w/ob-ctx" "$OB_BASE" "$cmd"
+  service_ctx "$w/bh-ctx" "$BH_BASE" "$cmd"
+
+  if [ $st -eq 0 ]; then
+    d=$(fresh_dir "ob-$name")
+    t0=$(date +%s.%N)
+    { ob_import "$d" && ob_build "$d" "$w/ob-ctx/Dockerfile" "$w/ob-ctx"; } >"$r.ob.first.log" 2>&1 ||
+      { log "obuild first build failed"; tail -n 15 "$r.ob.first.log" >&2; return 1; }
+    t1=$(date +%s.%N)
+    log "$name: obuild first build (untimed, import included) $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
+    for i in $(seq "$BENCH_RUNS"); do
+      [ "$kind" = change ] && service_change "$w/ob-ctx" "$i"
+      measure "$r.ob" ob_build "$d" "$w/ob-ctx/Dockerfile" "$w/ob-ctx" || return 1
+      check_out "$d" || return 1
+    done
+    if [ "$kind" = cached ]; then
+      # Check that obuild really ran no step.
+      ob "$d" build -t bench-img -f "$w/ob-ctx/Dockerfile" -o "$d/out" "$w/ob-ctx" >"$r.ob.check" 2>&1
+      [ "$(grep -c -- '--> CACHED' "$r.ob.check")" -ge 2 ] ||
+        note "$name: obuild did not report its RUN and COPY as CACHED"
+    fi
+    rm -rf "$d"
+  fi
+
+  d=$(fresh_dir "bh-$name")
+  t0=$(date +%s.%N)
+  { bh_pull "$d" >/dev/null && bh_bud_push "$d" "$w/bh-ctx/Dockerfile" "$w/bh-ctx"; } >"$r.bh.first.log" 2>&1 ||
+    { log "buildah first build failed"; tail -n 15 "$r.bh.first.log" >&2; return 1; }
+  t1=$(date +%s.%N)
+  log "$name: buildah first build (untimed, pull included) $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
+  for i in $(seq "$BENCH_RUNS"); do
+    [ "$kind" = change ] && service_change "$w/bh-ctx" "$i"
+    measure "$r.bh" bh_bud_push "$d" "$w/bh-ctx/Dockerfile" "$w/bh-ctx" || return 1
+    check_out "$d" || return 1
+  done
+  bench_buildah_wipe "$d"; rm -rf "$d"
+  [ $st -eq 2 ] && note "$name: obuild does not support RUN yet, its column is empty"
+  table_row "$name ($BENCH_BASE)" "$r.ob" "$r.bh"
+}
+export -f service_change

@@ -1,18 +1,19 @@
 #!/bin/bash
 # bench/run.sh [--quick] [NAME...]: obuild vs buildah benchmarks, side by side.
-#   NAME: copy-small-files big-run-layer first-build unpack-base (default: all)
+#   NAME: copy-small-files big-run-layer first-build unpack-base
+#         cached-rebuild rebuild-change (default: all)
 #   --quick  smoke test (CI): 1 run each, smallest inputs, busybox base; never
 #            judges times.  Exit status is non-zero only if a tool fails.
 # Environment: BENCH_RUNS (default 3), BENCH_USER (run both tools as that
 # unprivileged user), BENCH_BASE (debian|busybox), BENCH_FS (loop|tmpfs|tmp),
 # BENCH_OBUILD (binary to copy).  See bench/README.md.
 set -u
-ALL="copy-small-files big-run-layer first-build unpack-base"
+ALL="copy-small-files big-run-layer first-build unpack-base cached-rebuild rebuild-change"
 names=
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) export BENCH_QUICK=1 ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     *) case " $ALL " in *" $1 "*) names="$names $1" ;; *) echo "run.sh: unknown benchmark $1 (have: $ALL)" >&2; exit 2 ;; esac ;;
   esac

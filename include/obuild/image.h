@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define OB_MT_OCI_CONFIG "application/vnd.oci.image.config.v1+json"
@@ -77,5 +78,12 @@ void ob_manifest_free (struct ob_manifest *m);
  * tags [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}.  Errors: OB_ERR_USAGE
  * `invalid tag "X": reason`. */
 int ob_image_ref_normalize (const char *in, char **out, ob_error_t *err);
+
+/* Pieces of Docker's reference grammar (shared with the registry module):
+ * a path component ([a-z0-9]+ with separators . _ __ -+), a registry host
+ * (DNS labels or [ipv6], optional :port), a tag. */
+bool ob_ref_valid_component (const char *s, size_t n);
+bool ob_ref_valid_domain (const char *s, size_t n);
+bool ob_ref_valid_tag (const char *t);
 
 #endif

@@ -285,8 +285,8 @@ is_alnum_lower (char c)
 }
 
 /* path-component := [a-z0-9]+ (separator [a-z0-9]+)*, separator := [_.] | __ | [-]+ */
-static bool
-valid_path_component (const char *s, size_t n)
+bool
+ob_ref_valid_component (const char *s, size_t n)
 {
   size_t i = 0;
   if (n == 0 || !is_alnum_lower (s[0]) || !is_alnum_lower (s[n - 1]))
@@ -316,43 +316,57 @@ valid_path_component (const char *s, size_t n)
   return true;
 }
 
-static bool
-valid_domain (const char *s, size_t n)
+
+/* host[:port] with DNS labels, or [ipv6][:port]. */
+bool
+ob_ref_valid_domain (const char *s, size_t n)
 {
-  /* domain-component ('.' domain-component)* (':' port)?; component:
-   * [a-zA-Z0-9] | [a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9] */
-  const char *colon = memchr (s, ':', n);
-  size_t hn = colon ? (size_t) (colon - s) : n;
-  size_t start = 0;
-  if (hn == 0)
-    return false;
-  for (size_t i = 0; i <= hn; i++)
+  size_t hn, start = 0;
+  const char *colon;
+  if (n > 0 && s[0] == '[')
     {
-      if (i == hn || s[i] == '.')
-        {
-          size_t cl = i - start;
-          if (cl == 0 || !isalnum ((unsigned char) s[start]) || !isalnum ((unsigned char) s[i - 1]))
-            return false;
-          for (size_t k = start; k < i; k++)
-            if (!isalnum ((unsigned char) s[k]) && s[k] != '-')
+      const char *close = memchr (s, ']', n);
+      if (close == NULL || close == s + 1)
+        return false;
+      for (const char *p = s + 1; p < close; p++)
+        if (!isxdigit ((unsigned char) *p) && *p != ':' && *p != '.')
+          return false;
+      hn = close + 1 - s;
+      colon = hn < n ? s + hn : NULL;
+      if (colon && *colon != ':')
+        return false;
+    }
+  else
+    {
+      colon = memchr (s, ':', n);
+      hn = colon ? (size_t) (colon - s) : n;
+      if (hn == 0)
+        return false;
+      for (size_t i = 0; i <= hn; i++)
+        if (i == hn || s[i] == '.')
+          {
+            if (i == start || !isalnum ((unsigned char) s[start])
+                || !isalnum ((unsigned char) s[i - 1]))
               return false;
-          start = i + 1;
-        }
+            for (size_t k = start; k < i; k++)
+              if (!isalnum ((unsigned char) s[k]) && s[k] != '-')
+                return false;
+            start = i + 1;
+          }
     }
   if (colon)
     {
-      size_t pl = n - hn - 1;
-      if (pl == 0)
+      if (colon + 1 == s + n)
         return false;
-      for (size_t k = hn + 1; k < n; k++)
-        if (!isdigit ((unsigned char) s[k]))
+      for (const char *p = colon + 1; p < s + n; p++)
+        if (!isdigit ((unsigned char) *p))
           return false;
     }
   return true;
 }
 
-static bool
-valid_tag (const char *t)
+bool
+ob_ref_valid_tag (const char *t)
 {
   size_t n = strlen (t);
   if (n == 0 || n > 128)
@@ -383,7 +397,7 @@ ob_image_ref_normalize (const char *in, char **out, ob_error_t *err)
     {
       *colon = '\0';
       tag = colon + 1;
-      if (!valid_tag (tag))
+      if (!ob_ref_valid_tag (tag))
         return ob_error_make (err, OB_ERR_USAGE, 0,
                               "invalid tag \"%s\": tag must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", in);
     }
@@ -403,7 +417,7 @@ ob_image_ref_normalize (const char *in, char **out, ob_error_t *err)
         if (memchr (name, '.', dl) || memchr (name, ':', dl) || upper
             || (dl == 9 && memcmp (name, "localhost", 9) == 0))
           {
-            if (!valid_domain (name, dl))
+            if (!ob_ref_valid_domain (name, dl))
               return ob_error_make (err, OB_ERR_USAGE, 0, "invalid tag \"%s\": bad registry host", in);
             start = dl + 1;
           }
@@ -413,7 +427,7 @@ ob_image_ref_normalize (const char *in, char **out, ob_error_t *err)
     {
       if (name[i] == '/' || name[i] == '\0')
         {
-          if (!valid_path_component (name + start, i - start))
+          if (!ob_ref_valid_component (name + start, i - start))
             return ob_error_make (err, OB_ERR_USAGE, 0,
                                   "invalid tag \"%s\": name components must be lower-case "
                                   "letters, digits and separators (. _ __ -)",

@@ -1,6 +1,7 @@
 #include "config.h"
 #include <obuild/layer.h>
 #include <obuild/util.h>
+#include "layer_priv.h"
 #include "pgzip.h"
 
 #include <archive.h>
@@ -33,20 +34,19 @@ utf8_init (void)
   utf8_loc = newlocale (LC_CTYPE_MASK, "C.UTF-8", (locale_t) 0);
 }
 
-static locale_t
-enter_utf8_locale (void)
+locale_t
+ob_layer_enter_utf8 (void)
 {
   pthread_once (&utf8_once, utf8_init);
   return utf8_loc ? uselocale (utf8_loc) : (locale_t) 0;
 }
 
-static void
-leave_locale (locale_t *old)
+void
+ob_layer_leave_locale (locale_t *old)
 {
   if (*old)
     uselocale (*old);
 }
-#define cleanup_locale __attribute__ ((cleanup (leave_locale)))
 
 /* ---- the layer writer: tar -> sha256(tar) -> compressor -> sha256(blob) -> fd ----
  *
@@ -668,7 +668,7 @@ int
 ob_layer_write (int upperfd, const struct ob_changes *changes, int outfd,
                 const struct ob_layer_opts *opts, struct ob_layer_result *res, ob_error_t *err)
 {
-  cleanup_locale locale_t old_locale = enter_utf8_locale ();
+  cleanup_locale locale_t old_locale = ob_layer_enter_utf8 ();
   struct layer_writer lw;
   struct ino_map links = { 0 };
   int ret = 0;
@@ -896,7 +896,7 @@ int
 ob_layer_import (int infd, int outfd, const struct ob_layer_opts *opts,
                  struct ob_layer_result *res, ob_error_t *err)
 {
-  cleanup_locale locale_t old_locale = enter_utf8_locale ();
+  cleanup_locale locale_t old_locale = ob_layer_enter_utf8 ();
   cleanup_reader struct archive *in = NULL;
   struct layer_writer lw;
   int ret = 0;
@@ -934,7 +934,7 @@ ob_layer_import (int infd, int outfd, const struct ob_layer_opts *opts,
 bool
 ob_layer_is_archive (int fd)
 {
-  cleanup_locale locale_t old_locale = enter_utf8_locale ();
+  cleanup_locale locale_t old_locale = ob_layer_enter_utf8 ();
   cleanup_reader struct archive *a = NULL;
   struct archive_entry *e;
   int r;
@@ -1127,7 +1127,7 @@ int
 ob_layer_read_file (const int *layer_fds, size_t n, const char *path, char **out, size_t *len,
                     ob_error_t *err)
 {
-  cleanup_locale locale_t old_locale = enter_utf8_locale ();
+  cleanup_locale locale_t old_locale = ob_layer_enter_utf8 ();
   return read_file_depth (layer_fds, n, path, out, len, 0, err);
 }
 

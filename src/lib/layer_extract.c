@@ -6,6 +6,7 @@
 #include "config.h"
 #include <obuild/layer.h>
 #include <obuild/util.h>
+#include "layer_priv.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -25,32 +26,6 @@
 
 #define MAX_NAME 4096
 
-/* libarchive converts names between the locale's charset and the UTF-8 of
- * pax headers; run it under C.UTF-8 whatever the process locale is, so the
- * bytes written (and the names read) do not depend on the environment. */
-static pthread_once_t utf8_once = PTHREAD_ONCE_INIT;
-static locale_t utf8_loc;
-
-static void
-utf8_init (void)
-{
-  utf8_loc = newlocale (LC_CTYPE_MASK, "C.UTF-8", (locale_t) 0);
-}
-
-static locale_t
-enter_utf8_locale (void)
-{
-  pthread_once (&utf8_once, utf8_init);
-  return utf8_loc ? uselocale (utf8_loc) : (locale_t) 0;
-}
-
-static void
-leave_locale (locale_t *old)
-{
-  if (*old)
-    uselocale (*old);
-}
-#define cleanup_locale __attribute__ ((cleanup (leave_locale)))
 
 /* ---- a set of strings (paths created by this archive) ---- */
 
@@ -920,7 +895,7 @@ ob_layer_unpack_overlay (int infd, int rootfd, ob_error_t *err)
 static int
 extract_run (struct extract *ex_, int infd, const char *dest, ob_error_t *err)
 {
-  cleanup_locale locale_t old_locale = enter_utf8_locale ();
+  cleanup_locale locale_t old_locale = ob_layer_enter_utf8 ();
   struct extract ex = *ex_;
   cleanup_free char *cdest = NULL;
   int ret = 0;

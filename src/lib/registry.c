@@ -7,6 +7,10 @@
  * backoff.  Blobs are transferred by up to POOL_SIZE threads, each with its
  * own easy handle (keep-alive); DNS and TLS sessions are shared. */
 #include "config.h"
+/* the reference grammar lives in the image module */
+#define valid_component ob_ref_valid_component
+#define valid_domain ob_ref_valid_domain
+#define valid_tag ob_ref_valid_tag
 #include "registry_priv.h"
 
 #include <ctype.h>
@@ -44,102 +48,9 @@ ob_ref_free (struct ob_ref *r)
   free (r);
 }
 
-static bool
-lower_alnum (char c)
-{
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
 
-/* [a-z0-9]+ ((\.|_|__|-+) [a-z0-9]+)* */
-static bool
-valid_component (const char *s, size_t n)
-{
-  size_t i = 0;
-  if (n == 0 || !lower_alnum (s[0]) || !lower_alnum (s[n - 1]))
-    return false;
-  while (i < n)
-    {
-      size_t j = i;
-      if (lower_alnum (s[i]))
-        {
-          i++;
-          continue;
-        }
-      if (s[i] == '.')
-        j++;
-      else if (s[i] == '_')
-        j += (i + 1 < n && s[i + 1] == '_') ? 2 : 1;
-      else if (s[i] == '-')
-        while (j < n && s[j] == '-')
-          j++;
-      else
-        return false;
-      if (j >= n || !lower_alnum (s[j]))
-        return false;
-      i = j;
-    }
-  return true;
-}
 
-/* host[:port] with DNS labels, or [ipv6][:port]. */
-static bool
-valid_domain (const char *s, size_t n)
-{
-  size_t hn, start = 0;
-  const char *colon;
-  if (n > 0 && s[0] == '[')
-    {
-      const char *close = memchr (s, ']', n);
-      if (close == NULL || close == s + 1)
-        return false;
-      for (const char *p = s + 1; p < close; p++)
-        if (!isxdigit ((unsigned char) *p) && *p != ':' && *p != '.')
-          return false;
-      hn = close + 1 - s;
-      colon = hn < n ? s + hn : NULL;
-      if (colon && *colon != ':')
-        return false;
-    }
-  else
-    {
-      colon = memchr (s, ':', n);
-      hn = colon ? (size_t) (colon - s) : n;
-      if (hn == 0)
-        return false;
-      for (size_t i = 0; i <= hn; i++)
-        if (i == hn || s[i] == '.')
-          {
-            if (i == start || !isalnum ((unsigned char) s[start])
-                || !isalnum ((unsigned char) s[i - 1]))
-              return false;
-            for (size_t k = start; k < i; k++)
-              if (!isalnum ((unsigned char) s[k]) && s[k] != '-')
-                return false;
-            start = i + 1;
-          }
-    }
-  if (colon)
-    {
-      if (colon + 1 == s + n)
-        return false;
-      for (const char *p = colon + 1; p < s + n; p++)
-        if (!isdigit ((unsigned char) *p))
-          return false;
-    }
-  return true;
-}
 
-static bool
-valid_tag (const char *t)
-{
-  size_t n = strlen (t);
-  if (n == 0 || n > 128 || !(isalnum ((unsigned char) t[0]) || t[0] == '_'))
-    return false;
-  for (size_t i = 1; i < n; i++)
-    if (!(isalnum ((unsigned char) t[i]) || t[i] == '_' || t[i] == '.' || t[i] == '-'))
-      return false;
-  return true;
-}
 
 static int
 bad_ref (const char *s, const char *why, ob_error_t *err)

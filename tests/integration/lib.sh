@@ -179,3 +179,26 @@ json_get() { # JSONFILE EXPR (python expression on `j`)
   python3 -c "import json,sys; j=json.load(open(sys.argv[1])); v=eval(sys.argv[2]); print(json.dumps(v, sort_keys=True) if not isinstance(v,str) else v)" "$1" "$2"
 }
 store_oci() { echo "$(store "$1")/oci"; }
+
+# start_registry [HTTP_YAML [TOP_YAML]]: a docker-registry on 127.0.0.1 at a
+# free port, storing in this test's directory.  HTTP_YAML is added under
+# `http:` (e.g. tls), TOP_YAML at the top level (e.g. auth).  Sets
+# R=127.0.0.1:PORT; the registry is stopped when the test exits.
+start_registry() {
+  _port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  {
+    printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\n' "$TESTDIR/registry-data"
+    printf 'http:\n  addr: 127.0.0.1:%s\n' "$_port"
+    [ -n "${1:-}" ] && printf '%s\n' "$1"
+    [ -n "${2:-}" ] && printf '%s\n' "$2"
+    printf 'log:\n  level: error\n'
+  } >"$TESTDIR/registry.yml"
+  docker-registry serve "$TESTDIR/registry.yml" >"$TESTDIR/registry.log" 2>&1 &
+  REG_PID=$!
+  trap 'kill $REG_PID 2>/dev/null' EXIT
+  _i=0
+  until curl -sk -o /dev/null "http://127.0.0.1:$_port/v2/" 2>/dev/null || curl -sk -o /dev/null "https://127.0.0.1:$_port/v2/" 2>/dev/null || [ $_i -ge 50 ]; do
+    sleep 0.1; _i=$((_i + 1))
+  done
+  R=127.0.0.1:$_port
+}

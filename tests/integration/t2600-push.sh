@@ -4,22 +4,8 @@
 . "$(dirname "$0")/lib.sh"
 
 command -v docker-registry >/dev/null || { skip "docker-registry not installed"; done_testing; }
-port=$((20000 + $$ % 20000))
-cat >"$TESTDIR/registry.yml" <<EOF2
-version: 0.1
-storage:
-  filesystem:
-    rootdirectory: $TESTDIR/registry-data
-http:
-  addr: 127.0.0.1:$port
-log:
-  level: error
-EOF2
-docker-registry serve "$TESTDIR/registry.yml" >"$TESTDIR/registry.log" 2>&1 &
-reg=$!
-trap 'kill $reg 2>/dev/null' EXIT
-i=0
-until curl -sf "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
+start_registry
+port=${R#*:}
 check "registry answers on 127.0.0.1:$port" curl -sf "http://127.0.0.1:$port/v2/"
 
 ctx=$TESTDIR/ctx

@@ -6,22 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 
 command -v docker-registry >/dev/null || { skip "docker-registry not installed"; done_testing; }
-port=$((21000 + $$ % 20000))
-cat >"$TESTDIR/registry.yml" <<EOF2
-version: 0.1
-storage:
-  filesystem:
-    rootdirectory: $TESTDIR/registry-data
-http:
-  addr: 127.0.0.1:$port
-log:
-  level: error
-EOF2
-docker-registry serve "$TESTDIR/registry.yml" >"$TESTDIR/registry.log" 2>&1 &
-regpid=$!
-trap 'kill $regpid 2>/dev/null' EXIT
-i=0; until curl -sf "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
-R=127.0.0.1:$port
+start_registry
 
 ctx=$TESTDIR/ctx
 mkdir -p "$ctx"

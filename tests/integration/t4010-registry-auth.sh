@@ -12,29 +12,9 @@ sh "$FIXTURES/registry/mkcerts.sh" "$TESTDIR/certs"
 mkdir -p "$TESTDIR/certdir" && cp "$TESTDIR/certs/ca.crt" "$TESTDIR/certdir/ca.crt"
 chmod -R a+rX "$TESTDIR/certdir"
 htpasswd -Bbn alice s3cret >"$TESTDIR/htpasswd" 2>/dev/null
-port=$((22000 + $$ % 20000))
-cat >"$TESTDIR/registry.yml" <<EOF2
-version: 0.1
-storage:
-  filesystem:
-    rootdirectory: $TESTDIR/registry-data
-http:
-  addr: 127.0.0.1:$port
-  tls:
-    certificate: $TESTDIR/certs/server.crt
-    key: $TESTDIR/certs/server.key
-auth:
-  htpasswd:
-    realm: obuild-test
-    path: $TESTDIR/htpasswd
-log:
-  level: error
-EOF2
-docker-registry serve "$TESTDIR/registry.yml" >"$TESTDIR/registry.log" 2>&1 &
-regpid=$!
-trap 'kill $regpid 2>/dev/null' EXIT
-i=0; until curl -s --cacert "$TESTDIR/certs/ca.crt" "https://127.0.0.1:$port/v2/" >/dev/null 2>&1 || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
-R=127.0.0.1:$port
+start_registry "$(printf '  tls:\n    certificate: %s\n    key: %s' "$TESTDIR/certs/server.crt" "$TESTDIR/certs/server.key")" \
+  "$(printf 'auth:\n  htpasswd:\n    realm: obuild-test\n    path: %s' "$TESTDIR/htpasswd")"
+port=${R#*:}
 
 python3 "$FIXTURES/make-multiplatform-layout.py" "$TESTDIR/multi" >"$TESTDIR/multi.digests"
 amd=$(cut -d' ' -f1 "$TESTDIR/multi.digests"); arm=$(cut -d' ' -f2 "$TESTDIR/multi.digests")

@@ -78,14 +78,7 @@ check_eq "... same digest" "$(head -1 "$TESTDIR/s2")" "$(head -1 "$TESTDIR/s1")"
 
 # two CI runners sharing nothing but a registry
 if command -v docker-registry >/dev/null && [ "$(id -u)" -eq 0 ]; then
-  port=$((23000 + $$ % 20000))
-  printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\nlog:\n  level: error\n' \
-    "$TESTDIR/registry-data" "$port" >"$TESTDIR/registry.yml"
-  docker-registry serve "$TESTDIR/registry.yml" >"$TESTDIR/registry.log" 2>&1 &
-  regpid=$!
-  trap 'kill $regpid 2>/dev/null' EXIT
-  i=0; until curl -sf "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
-  R=127.0.0.1:$port
+  start_registry
   r1=$TESTDIR/runner1; r2=$TESTDIR/runner2; mkdir -p "$r1" "$r2"; chown "$T_USER" "$r2"
   env OBUILD_ROOT="$r1" "$OB" import -q "$(busybox_tar)" busybox:latest >/dev/null
   env OBUILD_ROOT="$r1" "$OB" push -q busybox:latest "$R/base/busybox:1" >/dev/null
