@@ -10,6 +10,13 @@
 #include <stdio.h>
 #include <string.h>
 
+static void
+push_progress (void *data, const char *line)
+{
+  (void) data;
+  fprintf (stderr, "%s\n", line);
+}
+
 enum
 {
   P_TLS = 256,
@@ -88,6 +95,8 @@ cmd_push (struct cli_global *g, int argc, char **argv, ob_error_t *err)
     goto out;
   if (ob_layout_resolve (store->oci, local, &md, err) < 0)
     goto out;
+  if (!quiet)
+    ro.progress = push_progress;
   if (ob_registry_new (&ro, &reg, err) < 0)
     goto out;
   if (ob_registry_push (reg, store->oci, &md, ref, pushed, err) < 0)

@@ -613,6 +613,8 @@ struct pool
   struct ob_registry *r;
   struct reg_host *h;
   const char *repo, *scope;
+  const char *mount_from;  /* push: a repository of the same registry that
+                              may hold the blobs (the base image's) */
   struct ob_txn *t;        /* pull */
   struct ob_layout *src;   /* push */
   const struct ob_descriptor *descs;
@@ -897,7 +899,9 @@ static int
 push_blob (struct pool *p, CURL *easy, const struct ob_descriptor *d, ob_error_t *err)
 {
   cleanup_free char *head = ob_xasprintf ("/v2/%s/blobs/%s", p->repo, d->digest);
-  cleanup_free char *post = ob_xasprintf ("/v2/%s/blobs/uploads/", p->repo);
+  cleanup_free char *post = p->mount_from
+                                ? ob_xasprintf ("/v2/%s/blobs/uploads/?mount=%s&from=%s", p->repo, d->digest, p->mount_from)
+                                : ob_xasprintf ("/v2/%s/blobs/uploads/", p->repo);
   cleanup_free char *put = NULL;
   cleanup_free char *sz = human_size (d->size);
   cleanup_close int fd = -1;
@@ -949,6 +953,13 @@ push_blob (struct pool *p, CURL *easy, const struct ob_descriptor *d, ob_error_t
       reg_req_clear (&q);
       return ob_error_wrap (err, "blob %s", d->digest);
     }
+  if (q.code == 201 && p->mount_from)
+    {
+      /* cross-repository mount: the registry linked the blob, no upload */
+      reg_req_clear (&q);
+      progress (p->r, "Blob %.19s mounted from %s", d->digest, p->mount_from);
+      return 0;
+    }
   if (q.code != 202 || q.location == NULL)
     {
       if (q.code == 202)
@@ -999,6 +1010,7 @@ ob_registry_push (struct ob_registry *r, struct ob_layout *src, const struct ob_
   struct pool p = { 0 };
   size_t len, n_todo = 0;
   int ret = -1;
+  cleanup_free char *mount_from = NULL;
 
   if (easy == NULL)
     ob_oom ();
@@ -1021,6 +1033,21 @@ ob_registry_push (struct ob_registry *r, struct ob_layout *src, const struct ob_
     }
   if (ob_image_manifest_parse (data, len, &m, err) < 0)
     goto out;
+  {
+    /* the base image's repository, when it is on the same registry, can
+     * lend its blobs (cross-repository mount) */
+    json_t *j = json_loadb (data, len, 0, NULL);
+    const char *base = json_string_value (json_object_get (json_object_get (j, "annotations"),
+                                                           "org.opencontainers.image.base.name"));
+    struct ob_ref *br = NULL;
+    ob_error_t e2 = NULL;
+    if (base && ob_ref_parse (base, &br, &e2) == 0 && strcmp (br->registry, ref->registry) == 0
+        && strcmp (br->repository, ref->repository) != 0)
+      mount_from = ob_xstrdup (br->repository);
+    ob_error_free (&e2);
+    ob_ref_free (br);
+    json_decref (j);
+  }
   if (!h->probed && reg_probe (r, easy, h, err) < 0)
     goto out;
   progress (r, "Pushing %s", ref->canonical);
@@ -1035,6 +1062,7 @@ ob_registry_push (struct ob_registry *r, struct ob_layout *src, const struct ob_
         todo[n_todo++] = *d;
     }
   p.r = r;
+  p.mount_from = mount_from;
   p.h = h;
   p.repo = ref->repository;
   p.scope = scope;

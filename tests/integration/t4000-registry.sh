@@ -34,7 +34,8 @@ for m in $MODES; do
   check "[$m] base.name annotation" sh -c "echo '$man' | grep -q '\"org.opencontainers.image.base.name\":\"$R/base/busybox:1\"'"
   check "[$m] base.digest annotation" sh -c "echo '$man' | grep -q '\"org.opencontainers.image.base.digest\":\"$d\"'"
   check "[$m] result validates" oci_validate "$fresh/oci" from-reg:latest
-  b=$(as "$m" env OBUILD_ROOT="$fresh" "$OB" push -q from-reg "$R/built/$m:1")
+  b=$(as "$m" env OBUILD_ROOT="$fresh" "$OB" push from-reg "$R/built/$m:1" 2>"$TESTDIR/pe")
+  check "[$m] push mounts the base's blob from its repository (cross-repository mount)" grep -q "mounted from base/busybox" "$TESTDIR/pe"
   check_eq "[$m] pushed build: registry digest equals" "$(skopeo inspect --tls-verify=false "docker://$R/built/$m:1" | json_digest)" "$b"
   check "[$m] pull by digest" as "$m" env OBUILD_ROOT="$fresh" "$OB" pull -q "$R/base/busybox@$d"
   check_fail 9 "not found in the local store .* and --pull=never" "[$m] --pull=never without the image: exit 9" \
