@@ -61,7 +61,8 @@ int ob_registry_pull (struct ob_registry *r, const struct ob_ref *ref, struct ob
 
 /* Push the image whose manifest is `manifest` in layout src to ref:
  * blobs the registry has are skipped (HEAD), others uploaded (POST +
- * monolithic PUT streamed from the layout; no cross-repository mount yet),
+ * monolithic PUT streamed from the layout, or a cross-repository mount from
+ * the base image's repository when it is on the same registry),
  * up to 3 at a time, then the manifest PUT by tag (by digest when ref has
  * no tag) with its mediaType as Content-Type.  Fills the digest the
  * registry reports (must equal manifest->digest).  Indexes are refused
