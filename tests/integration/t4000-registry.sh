@@ -71,11 +71,11 @@ done
 # hostile and broken layouts: a clear error, exit 9, nothing outside, the store as it was
 snapshot() { (cd "$(store "$1")" && find oci -printf '%p %s\n' | sort && sha256sum oci/index.json); }
 snapshot "$m" >"$TESTDIR/before"
-for kind in traversal symlink hardlink longname digest diffid truncated; do
+for kind in traversal symlink hardlink longname hugeheader digest diffid truncated; do
   python3 "$FIXTURES/make-hostile-layout.py" "$kind" "$TESTDIR/hostile-$kind"
   chmod -R a+rX "$TESTDIR/hostile-$kind"
   printf 'FROM oci:%s:bad\nRUN true\n' "$TESTDIR/hostile-$kind" >"$ctx/Dockerfile.$kind"
-  check_fail 9 "Dockerfile.$kind:[12]: .*(\\.\\.|escape|outside|longer|digest|diff_id|read layer|gzip|Truncated|truncated|unexpected)" \
+  check_fail 9 "Dockerfile.$kind:[12]: .*(\\.\\.|escape|outside|longer|digest|diff_id|read layer|gzip|Truncated|truncated|unexpected|header|large)" \
     "[$m] hostile layout ($kind): exit 9 with the reason" ob "$m" build -t x -f "$ctx/Dockerfile.$kind" "$ctx"
 done
 check "nothing escaped by traversal" test ! -e "$TESTDIR/escaped-by-traversal"
