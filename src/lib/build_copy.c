@@ -563,6 +563,13 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
               if (ob_build_load_image (b, img, from_name, err) < 0)
                 return ob_error_wrap (err, "%s:%d: %s --from=%s", b->dfname, in->line, what, from_name);
               img->built = true;
+              {
+                /* its identity for cache keys: the manifest it resolved to */
+                struct ob_sha256 *ih = ob_sha256_new ();
+                ob_build_cache_add (ih, "FROM");
+                ob_build_cache_add (ih, img->base_digest);
+                ob_sha256_final (ih, img->cache_key);
+              }
               from = img;
             }
         }
