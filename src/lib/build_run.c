@@ -535,7 +535,13 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
               if (ob_str_has_prefix (kv, "type="))
                 bind = strcmp (kv + 5, "bind") == 0;
               else if (ob_str_has_prefix (kv, "from="))
-                from = true;
+                {
+                  /* a stage's content is its cache key */
+                  struct stage *fs = ob_build_find_stage (b, kv + 5, s->index);
+                  from = true;
+                  if (fs)
+                    ob_build_cache_add (h, fs->cache_key);
+                }
               else if (ob_str_has_prefix (kv, "source=") || ob_str_has_prefix (kv, "src="))
                 {
                   free (src);
