@@ -5,6 +5,9 @@
 # (obuild build -o DIR vs buildah bud + push oci:DIR).  The base is already
 # imported / pulled and unpacked: a warm-up build of `RUN true` on the same
 # base runs first, untimed, for both tools.  --quick: busybox base, small copy.
+# Two extra rows (not the main result; BENCH_BIGRUN_EXTRA=0 skips them):
+# obuild with --compression-level 1 and with --compression zstd, against the
+# same buildah runs (buildah keeps its default gzip).
 # Run alone: bash bench/b-big-run-layer.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -12,7 +15,8 @@ b_big_run_layer() {
   local cmd='cp -a /usr /usr2 && cp -a /usr /usr3 && cp -a /var/lib /varlib2'
   [ "$BENCH_BASE" = busybox ] && cmd='cp -a /bin /bin2 && cp -a /usr /usr2 && cp -a /etc /etc2'
   log "big-run-layer: $BENCH_BASE base, RUN $cmd"
-  local r=$BENCH_WORK/res/bigrun w=$BENCH_WORK/bigrun i d st
+  local r=$BENCH_WORK/res/bigrun w=$BENCH_WORK/bigrun i d st v
+  local extra=${BENCH_BIGRUN_EXTRA:-1}
   mkdir -p "$w/ctx"
   printf 'FROM %s\nRUN true\n' "$OB_BASE" >"$w/ob-warm.Dockerfile"
   printf 'FROM %s\nRUN %s\n' "$OB_BASE" "$cmd" >"$w/ob.Dockerfile"
@@ -30,6 +34,17 @@ b_big_run_layer() {
       measure "$r.ob" ob_build "$d" "$w/ob.Dockerfile" "$w/ctx" || return 1
       check_out "$d" || return 1
       rm -rf "$d"
+      [ "$extra" = 1 ] && for v in gzip1 zstd; do
+        d=$(fresh_dir ob-bigrun-$v)
+        { ob_import "$d" && ob "$d" build -q -t warm -f "$w/ob-warm.Dockerfile" "$w/ctx" >/dev/null; } ||
+          { log "obuild warm-up failed"; return 1; }
+        case $v in
+          gzip1) measure "$r.ob-$v" ob_build_opts "$d" "$w/ob.Dockerfile" "$w/ctx" --compression-level 1 || return 1 ;;
+          zstd) measure "$r.ob-$v" ob_build_opts "$d" "$w/ob.Dockerfile" "$w/ctx" --compression zstd || return 1 ;;
+        esac
+        check_out "$d" || return 1
+        rm -rf "$d"
+      done
     fi
     d=$(fresh_dir bh-bigrun)
     { bh_pull "$d" >/dev/null && bh "$d" bud -q --isolation chroot --layers --pull=never -t warm \
@@ -40,6 +55,10 @@ b_big_run_layer() {
   done
   [ $st -eq 2 ] && note "big-run-layer: obuild does not support RUN yet, its column is empty"
   table_row "big-run-layer ($BENCH_BASE)" "$r.ob" "$r.bh"
+  if [ $st -eq 0 ] && [ "$extra" = 1 ]; then
+    table_row "  extra: ob gzip level 1" "$r.ob-gzip1" "$r.bh"
+    table_row "  extra: ob zstd" "$r.ob-zstd" "$r.bh"
+  fi
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

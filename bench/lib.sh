@@ -170,7 +170,12 @@ ob_build() {
   local d=$1 df=$2 ctx=$3
   ob "$d" build -q -t bench-img -f "$df" -o "$d/out" "$ctx" >/dev/null
 }
-export -f as_user ob bh bh_bud_push ob_build
+# ob_build_opts DIR DOCKERFILE CONTEXT OPTIONS...: ob_build with more options.
+ob_build_opts() {
+  local d=$1 df=$2 ctx=$3; shift 3
+  ob "$d" build -q "$@" -t bench-img -f "$df" -o "$d/out" "$ctx" >/dev/null
+}
+export -f as_user ob bh bh_bud_push ob_build ob_build_opts
 export OBUILD BENCH_USER
 
 # ---- inputs --------------------------------------------------------------
