@@ -27,8 +27,43 @@ struct ob_cache
   json_t *imported; /* key -> entry (from --cache-from) */
   struct file_ent *files;
   size_t n_files, cap_files;
+  size_t *slots;   /* open-addressing index into files by (dev, ino): +1, 0 = empty */
+  size_t n_slots;
   bool files_dirty;
 };
+
+static size_t
+file_hash (dev_t dev, ino_t ino)
+{
+  uint64_t h = (uint64_t) ino * 0x9e3779b97f4a7c15ull ^ ((uint64_t) dev + 0x632be59bd9b4e019ull);
+  return (size_t) (h ^ (h >> 29));
+}
+
+static void
+index_put (struct ob_cache *c, size_t i)
+{
+  size_t mask = c->n_slots - 1;
+  size_t k = file_hash (c->files[i].dev, c->files[i].ino) & mask;
+  while (c->slots[k])
+    k = (k + 1) & mask;
+  c->slots[k] = i + 1;
+}
+
+static struct file_ent *
+find_file (struct ob_cache *c, dev_t dev, ino_t ino)
+{
+  size_t mask, k;
+  if (c->n_slots == 0)
+    return NULL;
+  mask = c->n_slots - 1;
+  for (k = file_hash (dev, ino) & mask; c->slots[k]; k = (k + 1) & mask)
+    {
+      struct file_ent *f = &c->files[c->slots[k] - 1];
+      if (f->dev == dev && f->ino == ino)
+        return f;
+    }
+  return NULL;
+}
 
 static void
 add_file (struct ob_cache *c, const struct file_ent *f)
@@ -39,17 +74,18 @@ add_file (struct ob_cache *c, const struct file_ent *f)
       c->files = ob_xrealloc (c->files, c->cap_files * sizeof *c->files);
     }
   c->files[c->n_files++] = *f;
-}
-
-static int
-cmp_file (const void *a, const void *b)
-{
-  const struct file_ent *x = a, *y = b;
-  if (x->dev != y->dev)
-    return x->dev < y->dev ? -1 : 1;
-  if (x->ino != y->ino)
-    return x->ino < y->ino ? -1 : 1;
-  return 0;
+  if ((c->n_files + 1) * 2 > c->n_slots)
+    {
+      free (c->slots);
+      c->n_slots = c->n_slots ? c->n_slots * 2 : 2048;
+      while ((c->n_files + 1) * 2 > c->n_slots)
+        c->n_slots *= 2;
+      c->slots = ob_xmalloc0 (c->n_slots * sizeof *c->slots);
+      for (size_t i = 0; i < c->n_files; i++)
+        index_put (c, i);
+    }
+  else
+    index_put (c, c->n_files - 1);
 }
 
 int
@@ -90,7 +126,6 @@ ob_cache_open (const char *root, struct ob_cache **out, ob_error_t *err)
       strcpy (e.digest, dg);
       add_file (c, &e);
     }
-  qsort (c->files, c->n_files, sizeof *c->files, cmp_file);
   *out = c;
   return 0;
 }
@@ -239,6 +274,7 @@ ob_cache_close (struct ob_cache *c, bool flush, ob_error_t *err)
   json_decref (c->pending);
   json_decref (c->imported);
   free (c->files);
+  free (c->slots);
   free (c->dir);
   free (c);
   return r;
@@ -249,7 +285,7 @@ ob_cache_file_digest (struct ob_cache *c, int dirfd, const char *name, const str
                       char out[72], ob_error_t *err)
 {
   struct file_ent key = { .dev = st->st_dev, .ino = st->st_ino };
-  struct file_ent *hit = c->n_files ? bsearch (&key, c->files, c->n_files, sizeof *c->files, cmp_file) : NULL;
+  struct file_ent *hit = find_file (c, key.dev, key.ino);
   int64_t mt = (int64_t) st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
   int64_t ct = (int64_t) st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
   cleanup_close int fd = -1;
@@ -292,7 +328,6 @@ ob_cache_file_digest (struct ob_cache *c, int dirfd, const char *name, const str
       struct file_ent e = { st->st_dev, st->st_ino, st->st_size, mt, ct, "" };
       strcpy (e.digest, out);
       add_file (c, &e);
-      qsort (c->files, c->n_files, sizeof *c->files, cmp_file);
     }
   c->files_dirty = true;
   return 0;
