@@ -31,6 +31,13 @@ void ob_tree_free (struct ob_tree *t);
 /* Apply one layer (a tar stream, any compression) read from fd. */
 int ob_tree_add_layer (struct ob_tree *t, int fd, ob_error_t *err);
 
+/* Like ob_tree_add_layer, through a per-layer index file kept in
+ * index_dir/<diff_id hex>: written the first time a layer is read, used
+ * instead of decompressing the layer afterwards.  A damaged index is
+ * ignored (the layer is read again). */
+int ob_tree_add_layer_indexed (struct ob_tree *t, const char *index_dir, const char *diff_id,
+                               int fd, ob_error_t *err);
+
 /* Look up an absolute path without following symlinks in it.  NULL when
  * absent. */
 const struct ob_tree_stat *ob_tree_lookup (struct ob_tree *t, const char *path);

@@ -292,13 +292,21 @@ ob_build_stage_tree (struct build *b, struct stage *s, ob_error_t *err)
 {
   if (s->tree)
     return 0;
+  cleanup_free char *index_dir = ob_xasprintf ("%s/trees", b->o->store->root);
+  json_t *ids = json_object_get (json_object_get (s->config, "rootfs"), "diff_ids");
   s->tree = ob_tree_new ();
   for (size_t i = 0; i < s->n_layers; i++)
     {
       cleanup_close int fd = -1;
+      /* the layers' metadata come from their index when a build already
+       * read them: no decompression on rebuilds */
       if (ob_txn_blob_open (b->txn, s->layers[i].digest, &fd, err) < 0
-          || ob_tree_add_layer (s->tree, fd, err) < 0)
-        return ob_error_wrap (err, "layer %s", s->layers[i].digest);
+          || ob_tree_add_layer_indexed (s->tree, index_dir, json_string_value (json_array_get (ids, i)), fd, err) < 0)
+        {
+          ob_tree_free (s->tree);
+          s->tree = NULL;
+          return ob_error_wrap (err, "layer %s", s->layers[i].digest);
+        }
     }
   return 0;
 }
@@ -381,12 +389,9 @@ ob_build_commit_layer (struct build *b, struct stage *s, int upperfd, const char
     }
   ob_image_config_add_diff_id (s->config, res.diff_id);
   history (b, s, created_by, false);
-  if (s->tree)
-    {
-      cleanup_close int rfd = -1;
-      if (ob_txn_blob_open (b->txn, res.digest, &rfd, err) < 0 || ob_tree_add_layer (s->tree, rfd, err) < 0)
-        return -1;
-    }
+  /* the tree is rebuilt (from layer indexes) when a later step needs it */
+  ob_tree_free (s->tree);
+  s->tree = NULL;
   return 0;
 }
 
@@ -454,11 +459,8 @@ ob_build_cache_try (struct build *b, struct stage *s, struct ob_sha256 *h, char 
       d.size = e.size;
       stage_add_layer (s, &d);
       ob_image_config_add_diff_id (s->config, e.diff_id);
-      if (s->tree && (lseek (fd, 0, SEEK_SET) < 0 || ob_tree_add_layer (s->tree, fd, err) < 0))
-        {
-          ob_cache_entry_clear (&e);
-          return -1;
-        }
+      ob_tree_free (s->tree);
+      s->tree = NULL;
     }
   ob_image_config_add_history (s->config, b->o->have_epoch || e.created == NULL ? b->created : e.created,
                                e.created_by, NULL, e.empty);

@@ -228,6 +228,20 @@ ob_prune (struct ob_store *st, const struct ob_prune_opts *o, struct ob_prune_re
           }
       }
   }
+  /* metadata indexes of layers (the tree module's): same rule */
+  {
+    cleanup_free char *trees = ob_xasprintf ("%s/trees", st->root);
+    cleanup_dir DIR *d = opendir (trees);
+    struct dirent *de;
+    while (d && (de = readdir (d)))
+      {
+        cleanup_free char *id = ob_xasprintf ("sha256:%s", de->d_name);
+        if (!ob_digest_valid (id) || set_has (&diff_ids, id))
+          continue;
+        if (!o->dry_run)
+          unlinkat (dirfd (d), de->d_name, 0);
+      }
+  }
   r = 0;
 out:
   flock (lock, LOCK_UN);

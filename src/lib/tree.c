@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+#include <fcntl.h>
 
 struct node
 {
@@ -128,8 +130,120 @@ walk (struct ob_tree *t, const char *path, bool create, struct node **parent_out
   return n;
 }
 
-int
-ob_tree_add_layer (struct ob_tree *t, int fd, ob_error_t *err)
+/* One tar entry, as the tree needs it. */
+struct rec
+{
+  const char *name;
+  mode_t mode;
+  uid_t uid;
+  gid_t gid;
+  int64_t mtime, size;
+  const char *symlink;  /* or NULL */
+  const char *hardlink; /* or NULL */
+};
+
+static void
+apply (struct ob_tree *t, const struct rec *r)
+{
+  cleanup_free char *dir = NULL;
+  const char *base;
+  const char *name = r->name;
+  struct node *n, *parent;
+
+  while (ob_str_has_prefix (name, "./"))
+    name += 2;
+  while (*name == '/')
+    name++;
+  dir = ob_xstrdup (name);
+  while (*dir && dir[strlen (dir) - 1] == '/')
+    dir[strlen (dir) - 1] = '\0';
+  base = strrchr (dir, '/');
+  base = base ? base + 1 : dir;
+  if (*dir == '\0' || strcmp (dir, ".") == 0)
+    return;
+  if (strcmp (base, ".wh..wh..opq") == 0)
+    {
+      dir[base - dir] = '\0';
+      n = walk (t, dir, false, NULL);
+      if (n)
+        node_free_children (n);
+      return;
+    }
+  if (ob_str_has_prefix (base, ".wh."))
+    {
+      cleanup_free char *victim = ob_xasprintf ("%.*s%s", (int) (base - dir), dir, base + 4);
+      n = walk (t, victim, false, &parent);
+      if (n && parent)
+        remove_child (parent, n);
+      return;
+    }
+  if (r->hardlink)
+    {
+      /* A hardlink has the metadata of its target. */
+      const char *target = r->hardlink;
+      while (ob_str_has_prefix (target, "./"))
+        target += 2;
+      struct node *tn = walk (t, target, false, NULL);
+      n = walk (t, dir, true, NULL);
+      if (tn)
+        n->st = tn->st;
+      n->st.link = NULL;
+      free (n->link);
+      n->link = NULL;
+      return;
+    }
+  n = walk (t, dir, true, NULL);
+  if (!S_ISDIR (r->mode))
+    node_free_children (n);
+  n->st.mode = r->mode;
+  n->st.uid = r->uid;
+  n->st.gid = r->gid;
+  n->st.mtime = r->mtime;
+  n->st.size = r->size;
+  free (n->link);
+  n->link = r->symlink ? ob_xstrdup (r->symlink) : NULL;
+  n->st.link = n->link;
+}
+
+/* The index of a layer: one line per tar entry, in order:
+ * "mode uid gid mtime size\tname\tsymlink\thardlink", with \\, \t and \n
+ * escaped in the strings. */
+static void
+put_escaped (struct ob_buf *b, const char *s)
+{
+  for (; s && *s; s++)
+    {
+      if (*s == '\\')
+        ob_buf_adds (b, "\\\\");
+      else if (*s == '\t')
+        ob_buf_adds (b, "\\t");
+      else if (*s == '\n')
+        ob_buf_adds (b, "\\n");
+      else
+        ob_buf_addc (b, *s);
+    }
+}
+
+static char *
+unescape (char *s)
+{
+  char *o = s, *r = s;
+  for (; *r; r++)
+    {
+      if (*r == '\\' && r[1])
+        {
+          r++;
+          *o++ = *r == 't' ? '\t' : *r == 'n' ? '\n' : *r;
+        }
+      else
+        *o++ = *r;
+    }
+  *o = '\0';
+  return s;
+}
+
+static int
+read_tar (struct ob_tree *t, int fd, struct ob_buf *index, ob_error_t *err)
 {
   struct archive *a = archive_read_new ();
   struct archive_entry *e;
@@ -138,7 +252,7 @@ ob_tree_add_layer (struct ob_tree *t, int fd, ob_error_t *err)
   archive_read_support_filter_all (a);
   archive_read_support_format_tar (a);
   archive_read_support_format_gnutar (a);
-  if (archive_read_open_fd (a, fd, 65536) != ARCHIVE_OK)
+  if (lseek (fd, 0, SEEK_SET) < 0 || archive_read_open_fd (a, fd, 65536) != ARCHIVE_OK)
     {
       ob_error_make (err, OB_ERR_IMAGE, 0, "read layer: %s", archive_error_string (a));
       archive_read_free (a);
@@ -146,66 +260,32 @@ ob_tree_add_layer (struct ob_tree *t, int fd, ob_error_t *err)
     }
   while ((r = archive_read_next_header (a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN)
     {
-      const char *name = archive_entry_pathname (e);
-      cleanup_free char *dir = NULL;
-      const char *base;
-      struct node *n, *parent;
-
-      if (name == NULL)
+      struct rec rc = {
+        .name = archive_entry_pathname (e),
+        .mode = archive_entry_mode (e),
+        .uid = archive_entry_uid (e),
+        .gid = archive_entry_gid (e),
+        .mtime = archive_entry_mtime (e),
+        .size = archive_entry_size (e),
+        .symlink = archive_entry_symlink (e),
+        .hardlink = archive_entry_hardlink (e),
+      };
+      if (rc.name == NULL)
         continue;
-      while (ob_str_has_prefix (name, "./"))
-        name += 2;
-      while (*name == '/')
-        name++;
-      dir = ob_xstrdup (name);
-      while (*dir && dir[strlen (dir) - 1] == '/')
-        dir[strlen (dir) - 1] = '\0';
-      base = strrchr (dir, '/');
-      base = base ? base + 1 : dir;
-      if (*dir == '\0' || strcmp (dir, ".") == 0)
-        continue;
-      if (strcmp (base, ".wh..wh..opq") == 0)
+      apply (t, &rc);
+      if (index)
         {
-          dir[base - dir] = '\0';
-          n = walk (t, dir, false, NULL);
-          if (n)
-            node_free_children (n);
-          continue;
+          char head[128];
+          snprintf (head, sizeof head, "%o %u %u %lld %lld\t", (unsigned) rc.mode, (unsigned) rc.uid,
+                    (unsigned) rc.gid, (long long) rc.mtime, (long long) rc.size);
+          ob_buf_adds (index, head);
+          put_escaped (index, rc.name);
+          ob_buf_addc (index, '\t');
+          put_escaped (index, rc.symlink);
+          ob_buf_addc (index, '\t');
+          put_escaped (index, rc.hardlink);
+          ob_buf_addc (index, '\n');
         }
-      if (ob_str_has_prefix (base, ".wh."))
-        {
-          cleanup_free char *victim = ob_xasprintf ("%.*s%s", (int) (base - dir), dir, base + 4);
-          n = walk (t, victim, false, &parent);
-          if (n && parent)
-            remove_child (parent, n);
-          continue;
-        }
-      if (archive_entry_hardlink (e))
-        {
-          /* A hardlink has the metadata of its target. */
-          const char *target = archive_entry_hardlink (e);
-          while (ob_str_has_prefix (target, "./"))
-            target += 2;
-          struct node *tn = walk (t, target, false, NULL);
-          n = walk (t, dir, true, NULL);
-          if (tn)
-            n->st = tn->st;
-          n->st.link = NULL;
-          free (n->link);
-          n->link = NULL;
-          continue;
-        }
-      n = walk (t, dir, true, NULL);
-      if (!S_ISDIR (archive_entry_mode (e)))
-        node_free_children (n);
-      n->st.mode = archive_entry_mode (e);
-      n->st.uid = archive_entry_uid (e);
-      n->st.gid = archive_entry_gid (e);
-      n->st.mtime = archive_entry_mtime (e);
-      n->st.size = archive_entry_size (e);
-      free (n->link);
-      n->link = archive_entry_symlink (e) ? ob_xstrdup (archive_entry_symlink (e)) : NULL;
-      n->st.link = n->link;
     }
   if (r != ARCHIVE_EOF)
     {
@@ -214,6 +294,66 @@ ob_tree_add_layer (struct ob_tree *t, int fd, ob_error_t *err)
       return -1;
     }
   archive_read_free (a);
+  return 0;
+}
+
+int
+ob_tree_add_layer (struct ob_tree *t, int fd, ob_error_t *err)
+{
+  return read_tar (t, fd, NULL, err);
+}
+
+int
+ob_tree_add_layer_indexed (struct ob_tree *t, const char *index_dir, const char *diff_id, int fd,
+                           ob_error_t *err)
+{
+  cleanup_free char *path = NULL;
+  cleanup_free char *data = NULL;
+  struct ob_buf idx = { 0 };
+  size_t len;
+  ob_error_t e2 = NULL;
+
+  if (!ob_digest_valid (diff_id))
+    return read_tar (t, fd, NULL, err);
+  path = ob_xasprintf ("%s/%s", index_dir, diff_id + 7);
+  if (ob_read_file_at (AT_FDCWD, path, &data, &len, &e2) == 0 && ob_str_has_prefix (data, "obuild-tree-v1\n")
+      && ob_str_has_suffix (data, "\nobuild-tree-end\n"))
+    {
+      data[len - 16] = '\0'; /* drop the end marker */
+      char *save = NULL;
+      for (char *line = strtok_r (data + 15, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
+        {
+          char *f[4] = { NULL, NULL, NULL, NULL }, *p = line;
+          unsigned mode, uid, gid;
+          long long mtime, size;
+          for (int i = 0; i < 4; i++)
+            {
+              f[i] = p;
+              p = p ? strchr (p, '\t') : NULL;
+              if (p)
+                *p++ = '\0';
+            }
+          if (f[1] == NULL || sscanf (f[0], "%o %u %u %lld %lld", &mode, &uid, &gid, &mtime, &size) != 5)
+            continue;
+          struct rec rc = { unescape (f[1]), mode, uid, gid, mtime, size,
+                            f[2] && *f[2] ? unescape (f[2]) : NULL, f[3] && *f[3] ? unescape (f[3]) : NULL };
+          apply (t, &rc);
+        }
+      return 0;
+    }
+  ob_error_free (&e2);
+  /* first time: read the layer and keep its index for the next builds */
+  ob_buf_adds (&idx, "obuild-tree-v1\n");
+  if (read_tar (t, fd, &idx, err) < 0)
+    {
+      ob_buf_free (&idx);
+      return -1;
+    }
+  ob_buf_adds (&idx, "obuild-tree-end\n");
+  if (ob_mkdir_p_at (AT_FDCWD, index_dir, 0700, &e2) == 0)
+    ob_write_file_atomic_at (AT_FDCWD, path, idx.data, idx.len, 0600, &e2);
+  ob_error_free (&e2);
+  ob_buf_free (&idx);
   return 0;
 }
 

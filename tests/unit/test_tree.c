@@ -1,0 +1,139 @@
+#include "config.h"
+#include "tap.h"
+#include <obuild/tree.h>
+#include <obuild/util.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/ob-tree-XXXXXX";
+
+static void
+add (struct archive *a, const char *name, mode_t mode, const char *symlink, const char *hardlink)
+{
+  struct archive_entry *e = archive_entry_new ();
+  archive_entry_set_pathname (e, name);
+  archive_entry_set_mode (e, mode);
+  archive_entry_set_uid (e, 1000);
+  archive_entry_set_gid (e, 50);
+  archive_entry_set_mtime (e, 1700000000, 0);
+  if (symlink)
+    archive_entry_set_symlink (e, symlink);
+  if (hardlink)
+    archive_entry_set_hardlink (e, hardlink);
+  archive_entry_set_size (e, 0);
+  archive_write_header (a, e);
+  archive_entry_free (e);
+}
+
+/* Two layers: a base with usr/lib, lib -> usr/lib, etc/passwd, a tab\tname;
+ * an upper that whites out etc/passwd, makes usr/lib opaque and adds a
+ * hardlink. */
+static int
+make_layer (const char *path, int which)
+{
+  struct archive *a = archive_write_new ();
+  archive_write_set_format_pax_restricted (a);
+  archive_write_add_filter_gzip (a);
+  archive_write_open_filename (a, path);
+  if (which == 0)
+    {
+      add (a, "usr/", S_IFDIR | 0755, NULL, NULL);
+      add (a, "usr/lib/", S_IFDIR | 0755, NULL, NULL);
+      add (a, "usr/lib/libc.so", S_IFREG | 0644, NULL, NULL);
+      add (a, "lib", S_IFLNK | 0777, "usr/lib", NULL);
+      add (a, "etc/", S_IFDIR | 0755, NULL, NULL);
+      add (a, "etc/passwd", S_IFREG | 0644, NULL, NULL);
+      add (a, "odd\tname\nhere", S_IFREG | 0600, NULL, NULL);
+    }
+  else
+    {
+      add (a, "etc/.wh.passwd", S_IFREG, NULL, NULL);
+      add (a, "usr/lib/.wh..wh..opq", S_IFREG, NULL, NULL);
+      add (a, "usr/lib/new", S_IFREG | 04755, NULL, NULL);
+      add (a, "usr/lib/hard", S_IFREG | 0644, NULL, "usr/lib/new");
+    }
+  archive_write_close (a);
+  archive_write_free (a);
+  return open (path, O_RDONLY);
+}
+
+static void
+check_tree (struct ob_tree *t)
+{
+  const struct ob_tree_stat *st;
+  char *r;
+  CHECK (ob_tree_lookup (t, "/etc/passwd") == NULL);
+  CHECK (ob_tree_lookup (t, "/usr/lib/libc.so") == NULL);
+  st = ob_tree_lookup (t, "/usr/lib/new");
+  CHECK (st != NULL && st->uid == 1000 && st->gid == 50 && (st->mode & 07777) == 04755);
+  st = ob_tree_lookup (t, "/usr/lib/hard");
+  CHECK (st != NULL && (st->mode & 07777) == 04755);
+  st = ob_tree_lookup (t, "/odd\tname\nhere");
+  CHECK (st != NULL && (st->mode & 0777) == 0600);
+  r = ob_tree_resolve (t, "/lib/x", false);
+  CHECK_STR (r, "/usr/lib/x");
+  free (r);
+  r = ob_tree_resolve (t, "/lib/../../../etc", true);
+  CHECK_STR (r, "/etc");
+  free (r);
+}
+
+TEST (test_tree_from_layers_and_index)
+{
+  char *p0 = ob_xasprintf ("%s/l0.tgz", dir), *p1 = ob_xasprintf ("%s/l1.tgz", dir);
+  char *idx = ob_xasprintf ("%s/idx", dir);
+  const char *id0 = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
+  const char *id1 = "sha256:0000000000000000000000000000000000000000000000000000000000000002";
+  int f0 = make_layer (p0, 0), f1 = make_layer (p1, 1);
+  ob_error_t err = NULL;
+  for (int round = 0; round < 3; round++)
+    {
+      struct ob_tree *t = ob_tree_new ();
+      if (round == 0)
+        {
+          CHECK (ob_tree_add_layer (t, f0, &err) == 0);
+          CHECK (ob_tree_add_layer (t, f1, &err) == 0);
+        }
+      else
+        {
+          /* round 1 writes the indexes, round 2 reads them (no layer data:
+           * a bad fd would fail if it were read) */
+          CHECK (ob_tree_add_layer_indexed (t, idx, id0, round == 1 ? f0 : -1, &err) == 0);
+          CHECK (ob_tree_add_layer_indexed (t, idx, id1, round == 1 ? f1 : -1, &err) == 0);
+        }
+      check_tree (t);
+      ob_tree_free (t);
+    }
+  {
+    /* a truncated index is not trusted: the layer is read again */
+    char *ip = ob_xasprintf ("%s/idx/%s", dir, id0 + 7);
+    truncate (ip, 20);
+    struct ob_tree *t = ob_tree_new ();
+    CHECK (ob_tree_add_layer_indexed (t, idx, id0, f0, &err) == 0);
+    CHECK (ob_tree_lookup (t, "/usr/lib/libc.so") != NULL);
+    ob_tree_free (t);
+    free (ip);
+  }
+  ob_error_free (&err);
+  close (f0);
+  close (f1);
+  free (p0);
+  free (p1);
+  free (idx);
+}
+
+int
+main (void)
+{
+  ob_error_t e = NULL;
+  if (mkdtemp (dir) == NULL)
+    return 1;
+  RUN (test_tree_from_layers_and_index);
+  ob_rm_rf_at (AT_FDCWD, dir, &e);
+  ob_error_free (&e);
+  TAP_DONE ();
+}
