@@ -73,6 +73,8 @@ int ob_txn_blob_copy_from (struct ob_txn *t, struct ob_layout *src, const char *
  * link when both are on one file system, else a verified copy. */
 int ob_txn_blob_link_from (struct ob_txn *t, struct ob_layout *src, const char *digest,
                            ob_error_t *err);
+/* Is the blob in the layout itself (not only staged by this transaction)? */
+bool ob_txn_blob_in_layout (struct ob_txn *t, const char *digest);
 /* Open a blob staged in this transaction or already in the layout. */
 int ob_txn_blob_open (struct ob_txn *t, const char *digest, int *fd, ob_error_t *err);
 /* Scratch directory private to this transaction (removed at the end). */

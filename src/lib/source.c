@@ -10,6 +10,42 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Where verified (layer digest -> diff_id) facts are kept: a layer's blob
+ * digest fixes its content, so its uncompressed digest never changes and is
+ * checked once per store. */
+static const char *verified_dir;
+
+static bool
+known_diff_id (const char *digest, const char *diff_id)
+{
+  cleanup_free char *p = NULL;
+  cleanup_free char *v = NULL;
+  size_t len;
+  ob_error_t e = NULL;
+  if (verified_dir == NULL || !ob_digest_valid (digest))
+    return false;
+  p = ob_xasprintf ("%s/%s", verified_dir, digest + 7);
+  if (ob_read_file_at (AT_FDCWD, p, &v, &len, &e) < 0)
+    {
+      ob_error_free (&e);
+      return false;
+    }
+  return strcmp (v, diff_id) == 0;
+}
+
+static void
+remember_diff_id (const char *digest, const char *diff_id)
+{
+  cleanup_free char *p = NULL;
+  ob_error_t e = NULL;
+  if (verified_dir == NULL || !ob_digest_valid (digest))
+    return;
+  p = ob_xasprintf ("%s/%s", verified_dir, digest + 7);
+  if (ob_mkdir_p_at (AT_FDCWD, verified_dir, 0700, &e) == 0)
+    ob_write_file_atomic_at (AT_FDCWD, p, diff_id, strlen (diff_id), 0600, &e);
+  ob_error_free (&e);
+}
+
 int
 ob_pull_policy_parse (const char *s, enum ob_pull_policy *out, ob_error_t *err)
 {
@@ -79,6 +115,8 @@ verify_image (struct ob_txn *t, const char *manifest_digest, const char *what, o
       struct stat st;
       char diff_id[OB_DIGEST_LEN];
       const char *want = json_string_value (json_array_get (ids, i));
+      if (want && known_diff_id (m->layers[i].digest, want) && ob_txn_blob_in_layout (t, m->layers[i].digest))
+        continue;
       if (ob_txn_blob_open (t, m->layers[i].digest, &fd, err) < 0)
         goto out;
       if (fstat (fd, &st) < 0 || st.st_size != m->layers[i].size)
@@ -98,6 +136,7 @@ verify_image (struct ob_txn *t, const char *manifest_digest, const char *what, o
                          m->layers[i].digest, diff_id, want);
           goto out;
         }
+      remember_diff_id (m->layers[i].digest, diff_id);
     }
   r = 0;
 out:
@@ -383,7 +422,11 @@ ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
   struct ob_ref *r = NULL;
   ob_error_t e = NULL;
 
+  static char *vdir;
   memset (out, 0, sizeof *out);
+  free (vdir);
+  vdir = ob_xasprintf ("%s/verified", store->root);
+  verified_dir = vdir;
   if (ob_str_has_prefix (ref, "oci:"))
     {
       split_path_tag (ref + 4, &path, &tag);

@@ -470,6 +470,12 @@ ob_txn_blob_copy_from (struct ob_txn *t, struct ob_layout *src, const char *dige
   return ob_txn_blob_commit (t, out, digest, err);
 }
 
+bool
+ob_txn_blob_in_layout (struct ob_txn *t, const char *digest)
+{
+  return ob_digest_valid (digest) && !is_staged (t, digest) && ob_layout_has_blob (t->l, digest);
+}
+
 int
 ob_txn_blob_link_from (struct ob_txn *t, struct ob_layout *src, const char *digest, ob_error_t *err)
 {
