@@ -134,7 +134,8 @@ busybox_tar() {
 }
 # import_busybox MODE: import it as busybox:latest into MODE's store.
 import_busybox() {
-  ob "$1" import "$(busybox_tar)" busybox:latest >/dev/null
+  # a fixed time: the same base image in every store, whenever imported
+  ob "$1" import --source-date-epoch 1700000000 "$(busybox_tar)" busybox:latest >/dev/null
 }
 
 # ---- image inspection (run as root or the current user) ----

@@ -51,4 +51,7 @@ done
 first=$(echo $rd | cut -d' ' -f1); same=yes
 for d in $rd; do [ "$d" = "$first" ] || same=no; done
 check_eq "RUN build: the same digest as root and unprivileged (subuid)" "$same" yes
+if [ "$same" != yes ]; then
+  python3 "$OBUILD_SRCDIR/tests/tools/explain-digest-diff.py" "$(store_oci root)" rr:latest "$(store_oci subuid)" rr:latest 2>&1 | diag
+fi
 done_testing
