@@ -81,39 +81,17 @@ static const struct option long_opts[] = {
   { NULL, 0, NULL, 0 },
 };
 
-/* --secret id=ID[,src=FILE|,env=VAR][,type=file|env]: checked here, read
- * by the build when a RUN step mounts it.  Never echoes a value. */
+/* --secret: checked here (a readable file), read by the build when a RUN
+ * step mounts it.  Never echoes a value. */
 static int
 check_secret (const char *spec, ob_error_t *err)
 {
-  cleanup_free char *copy = ob_xstrdup (spec);
-  const char *id = NULL, *src = NULL, *env = NULL, *type = NULL;
-  char *save = NULL;
-  for (char *f = strtok_r (copy, ",", &save); f; f = strtok_r (NULL, ",", &save))
-    {
-      if (ob_str_has_prefix (f, "id="))
-        id = f + 3;
-      else if (ob_str_has_prefix (f, "src="))
-        src = f + 4;
-      else if (ob_str_has_prefix (f, "source="))
-        src = f + 7;
-      else if (ob_str_has_prefix (f, "env="))
-        env = f + 4;
-      else if (ob_str_has_prefix (f, "type="))
-        type = f + 5;
-      else
-        return ob_error_make (err, OB_ERR_USAGE, 0, "--secret `%s`: unexpected field `%s`", spec, f);
-    }
-  if (id == NULL || *id == '\0')
-    return ob_error_make (err, OB_ERR_USAGE, 0, "--secret `%s`: expected id=ID[,src=FILE|,env=VAR]", spec);
-  if (type && strcmp (type, "file") != 0 && strcmp (type, "env") != 0)
-    return ob_error_make (err, OB_ERR_USAGE, 0, "--secret `%s`: type must be file or env", spec);
-  if (src && env)
-    return ob_error_make (err, OB_ERR_USAGE, 0, "--secret `%s`: give src= or env=, not both", spec);
-  if (env == NULL && (src || (type && strcmp (type, "file") == 0)) && !(type && strcmp (type, "env") == 0)
-      && access (src ? src : id, R_OK) != 0)
-    return ob_error_make (err, OB_ERR_USAGE, errno, "--secret id=%s: cannot read `%s`", id, src ? src : id);
-  return 0;
+  struct ob_secret_spec sp;
+  int r = ob_build_secret_parse (spec, &sp, err);
+  if (r == 0 && sp.file && access (sp.file, R_OK) != 0)
+    r = ob_error_make (err, OB_ERR_USAGE, errno, "--secret id=%s: cannot read `%s`", sp.id, sp.file);
+  free (sp.buf);
+  return r;
 }
 
 static void

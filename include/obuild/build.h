@@ -69,6 +69,19 @@ struct ob_build_result
   char **warnings; /* NULL-terminated, e.g. unused build args */
 };
 
+/* A --secret value: "id=ID[,src=FILE|,env=VAR][,type=file|env]".  Tells
+ * where the secret comes from: exactly one of file and env is set.  The
+ * strings point into buf, which the caller frees (also on error).
+ * OB_ERR_USAGE for a malformed spec. */
+struct ob_secret_spec
+{
+  char *buf;
+  const char *id;
+  const char *file;
+  const char *env;
+};
+int ob_build_secret_parse (const char *spec, struct ob_secret_spec *out, ob_error_t *err);
+
 int ob_build_run (const struct ob_build_opts *opts, struct ob_build_result *res, ob_error_t *err);
 void ob_build_result_clear (struct ob_build_result *res);
 

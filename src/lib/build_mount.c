@@ -614,6 +614,45 @@ prepare_cache (struct build *b, struct stage *s, const struct ob_instr *in, stru
   return 0;
 }
 
+int
+ob_build_secret_parse (const char *spec, struct ob_secret_spec *out, ob_error_t *err)
+{
+  const char *src = NULL, *env = NULL, *type = NULL;
+  char *save = NULL;
+  memset (out, 0, sizeof *out);
+  out->buf = ob_xstrdup (spec);
+  for (char *f = strtok_r (out->buf, ",", &save); f; f = strtok_r (NULL, ",", &save))
+    {
+      if (ob_str_has_prefix (f, "id="))
+        out->id = f + 3;
+      else if (ob_str_has_prefix (f, "src="))
+        src = f + 4;
+      else if (ob_str_has_prefix (f, "source="))
+        src = f + 7;
+      else if (ob_str_has_prefix (f, "env="))
+        env = f + 4;
+      else if (ob_str_has_prefix (f, "type="))
+        type = f + 5;
+      else
+        return ob_error_make (err, OB_ERR_USAGE, 0, "--secret `%s`: unexpected field `%s`", spec, f);
+    }
+  if (out->id == NULL || *out->id == '\0')
+    return ob_error_make (err, OB_ERR_USAGE, 0, "--secret `%s`: expected id=ID[,src=FILE|,env=VAR]", spec);
+  if (type && strcmp (type, "file") != 0 && strcmp (type, "env") != 0)
+    return ob_error_make (err, OB_ERR_USAGE, 0, "--secret `%s`: type must be file or env", spec);
+  if (src && env)
+    return ob_error_make (err, OB_ERR_USAGE, 0, "--secret `%s`: give src= or env=, not both", spec);
+  /* as BuildKit: type=env reads src (or the id) as a variable; a bare
+   * id=TOKEN is the variable TOKEN; otherwise a file */
+  if (env == NULL && type && strcmp (type, "env") == 0)
+    env = src ? src : out->id;
+  if (env == NULL && src == NULL && !(type && strcmp (type, "file") == 0))
+    env = out->id;
+  out->env = env;
+  out->file = env ? NULL : (src ? src : out->id);
+  return 0;
+}
+
 /* The value of secret `id` given with --secret: 1 and *val, 0 when not
  * provided, -1 when its file cannot be read.  Never logs the value. */
 static int
@@ -621,43 +660,38 @@ secret_value (struct build *b, const char *id, char **val, size_t *len, ob_error
 {
   for (size_t i = 0; b->o->secrets && b->o->secrets[i]; i++)
     {
-      cleanup_strv char **fields = split_fields (b->o->secrets[i]);
-      const char *sid = NULL, *src = NULL, *env = NULL, *type = NULL;
-      for (size_t k = 0; fields[k]; k++)
+      struct ob_secret_spec sp;
+      int r;
+      if (ob_build_secret_parse (b->o->secrets[i], &sp, err) < 0)
         {
-          const char *f = fields[k];
-          if (ob_str_has_prefix (f, "id="))
-            sid = f + 3;
-          else if (ob_str_has_prefix (f, "src="))
-            src = f + 4;
-          else if (ob_str_has_prefix (f, "source="))
-            src = f + 7;
-          else if (ob_str_has_prefix (f, "env="))
-            env = f + 4;
-          else if (ob_str_has_prefix (f, "type="))
-            type = f + 5;
+          free (sp.buf);
+          return -1;
         }
-      if (sid == NULL || strcmp (sid, id) != 0)
-        continue;
-      if (env == NULL && (type && strcmp (type, "env") == 0))
-        env = src ? src : sid;
-      if (env == NULL && src == NULL && !(type && strcmp (type, "file") == 0))
-        env = sid; /* --secret id=TOKEN: the variable TOKEN */
-      if (env)
+      if (strcmp (sp.id, id) != 0)
         {
-          const char *v = getenv (env);
-          if (v == NULL)
-            return 0;
-          *val = ob_xstrdup (v);
-          *len = strlen (v);
-          return 1;
+          free (sp.buf);
+          continue;
         }
-      if (ob_read_file_at (AT_FDCWD, src ? src : sid, val, len, err) < 0)
+      if (sp.env)
+        {
+          const char *v = getenv (sp.env);
+          r = v != NULL;
+          if (v)
+            {
+              *val = ob_xstrdup (v);
+              *len = strlen (v);
+            }
+        }
+      else if (ob_read_file_at (AT_FDCWD, sp.file, val, len, err) < 0)
         {
           ob_error_set_kind (err, OB_ERR_CONTEXT);
-          return ob_error_wrap (err, "secret %s", id);
+          ob_error_wrap (err, "secret %s", id);
+          r = -1;
         }
-      return 1;
+      else
+        r = 1;
+      free (sp.buf);
+      return r;
     }
   return 0;
 }

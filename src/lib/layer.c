@@ -738,8 +738,8 @@ ob_layer_clean_name (const char *name, char **out, ob_error_t *err)
 /* A reader for what ADD and image layers may contain: tar (ustar, pax, GNU)
  * uncompressed or gzip/bzip2/xz/zstd, like Docker.  Other libarchive
  * filters are left out on purpose (some run external programs). */
-static int
-open_reader (int fd, struct archive **out, ob_error_t *err)
+int
+ob_layer_open_reader (int fd, struct archive **out, ob_error_t *err)
 {
   struct archive *a = archive_read_new ();
   if (a == NULL)
@@ -901,7 +901,7 @@ ob_layer_import (int infd, int outfd, const struct ob_layer_opts *opts,
   struct layer_writer lw;
   int ret = 0;
 
-  if (open_reader (infd, &in, err) < 0)
+  if (ob_layer_open_reader (infd, &in, err) < 0)
     return -1;
   if (lw_open (&lw, outfd, opts, err) < 0)
     {
@@ -941,7 +941,7 @@ ob_layer_is_archive (int fd)
 
   if (lseek (fd, 0, SEEK_SET) < 0)
     return false;
-  if (open_reader (fd, &a, NULL) < 0)
+  if (ob_layer_open_reader (fd, &a, NULL) < 0)
     {
       lseek (fd, 0, SEEK_SET);
       return false;
@@ -1006,7 +1006,7 @@ scan_layer_for (int fd, struct read_state *st, ob_error_t *err)
   cleanup_reader struct archive *a = NULL;
   if (lseek (fd, 0, SEEK_SET) < 0)
     return ob_error_make (err, OB_ERR_STORE, errno, "seek layer");
-  if (open_reader (fd, &a, err) < 0)
+  if (ob_layer_open_reader (fd, &a, err) < 0)
     return -1;
   for (;;)
     {

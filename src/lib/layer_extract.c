@@ -841,30 +841,6 @@ fix_dirs (struct extract *ex, ob_error_t *err)
   return 0;
 }
 
-static int
-open_extract_reader (int fd, struct archive **out, ob_error_t *err)
-{
-  /* Same set as layer.c's reader: tar, none/gzip/bzip2/xz/zstd. */
-  struct archive *a = archive_read_new ();
-  if (a == NULL)
-    ob_oom ();
-  archive_read_support_filter_gzip (a);
-  archive_read_support_filter_bzip2 (a);
-  archive_read_support_filter_xz (a);
-  archive_read_support_filter_zstd (a);
-  archive_read_support_format_tar (a);
-  archive_read_support_format_gnutar (a);
-  if (archive_read_open_fd (a, fd, 65536) != ARCHIVE_OK)
-    {
-      ob_error_make (err, OB_ERR_IMAGE, 0, "read archive: %s",
-                     archive_error_string (a) ? archive_error_string (a) : "unknown error");
-      archive_read_free (a);
-      return -1;
-    }
-  *out = a;
-  return 0;
-}
-
 static int extract_run (struct extract *ex, int infd, const char *dest, ob_error_t *err);
 
 int
@@ -905,7 +881,7 @@ extract_run (struct extract *ex_, int infd, const char *dest, ob_error_t *err)
       ob_error_free (err);
       return ob_error_make (err, OB_ERR_USAGE, 0, "destination `%s` contains ..", dest);
     }
-  if (open_extract_reader (infd, &ex.a, err) < 0)
+  if (ob_layer_open_reader (infd, &ex.a, err) < 0)
     return -1;
   if (*cdest)
     {
