@@ -657,20 +657,28 @@ command_main (const struct sandbox_ctx *c)
   child_fail (c, errno, "exec `%s`", o->argv[0]);
 }
 
+/* The signals PID 1 handles synchronously: SIGCHLD to reap, the others to
+ * forward to the command. */
+static void
+init_signals (sigset_t *set)
+{
+  sigemptyset (set);
+  sigaddset (set, SIGCHLD);
+  sigaddset (set, SIGTERM);
+  sigaddset (set, SIGINT);
+  sigaddset (set, SIGHUP);
+  sigaddset (set, SIGQUIT);
+  sigaddset (set, SIGUSR1);
+  sigaddset (set, SIGUSR2);
+}
+
 /* PID 1: reap everything, forward signals, exit with the command's status. */
 static _Noreturn void
 init_loop (const struct sandbox_ctx *c, pid_t cmd)
 {
   sigset_t set;
 
-  sigemptyset (&set);
-  sigaddset (&set, SIGCHLD);
-  sigaddset (&set, SIGTERM);
-  sigaddset (&set, SIGINT);
-  sigaddset (&set, SIGHUP);
-  sigaddset (&set, SIGQUIT);
-  sigaddset (&set, SIGUSR1);
-  sigaddset (&set, SIGUSR2);
+  init_signals (&set);
   close (c->err_fd);
 
   for (;;)
@@ -748,14 +756,7 @@ init_main (const struct sandbox_ctx *c)
     bring_up_loopback (c);
 
   /* Block before forking: no SIGCHLD can be missed. */
-  sigemptyset (&set);
-  sigaddset (&set, SIGCHLD);
-  sigaddset (&set, SIGTERM);
-  sigaddset (&set, SIGINT);
-  sigaddset (&set, SIGHUP);
-  sigaddset (&set, SIGQUIT);
-  sigaddset (&set, SIGUSR1);
-  sigaddset (&set, SIGUSR2);
+  init_signals (&set);
   sigprocmask (SIG_BLOCK, &set, NULL);
 
   cmd = fork ();
