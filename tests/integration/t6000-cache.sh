@@ -52,6 +52,31 @@ for m in $MODES; do
   check_eq "[$m] a changed build arg reruns the RUN steps in its scope" "$(grep -c 'TWO-1-RAN' "$TESTDIR/e6"):$(grep -c 'ONE-1-RAN' "$TESTDIR/e6")" "1:1"
 done
 
+# --no-cache-filter runs one stage again, --cache-ttl ignores old entries
+m=$(echo $MODES | awk '{print $NF}')
+mkdir -p "$TESTDIR/fctx"
+cat >"$TESTDIR/fctx/Dockerfile" <<'DF'
+FROM busybox AS first
+RUN echo "FIRST-$((0+1))-RAN" >&2 && echo a > /a
+FROM busybox AS second
+COPY --from=first /a /a
+RUN echo "SECOND-$((0+1))-RAN" >&2 && echo b > /b
+DF
+chmod -R a+rX "$TESTDIR/fctx"
+ob "$m" build -q -t f "$TESTDIR/fctx" >/dev/null 2>&1
+ob "$m" build -q -t f --no-cache-filter second "$TESTDIR/fctx" >/dev/null 2>"$TESTDIR/ef"
+check_eq "[$m] --no-cache-filter=second reruns that stage only" \
+  "$(grep -c 'FIRST-1-RAN' "$TESTDIR/ef"):$(grep -c 'SECOND-1-RAN' "$TESTDIR/ef")" "0:1"
+# entries carry the time they were written: make them two hours old
+for f in "$(store "$m")"/cache/entries/*; do
+  python3 -c "import json,sys,time; p=sys.argv[1]; j=json.load(open(p)); j['stamp']=int(time.time())-7200; json.dump(j,open(p,'w'))" "$f"
+done
+ob "$m" build -q -t f --cache-ttl 1h "$TESTDIR/fctx" >/dev/null 2>"$TESTDIR/et"
+check_eq "[$m] --cache-ttl 1h: two-hour-old entries are not used" "$(grep -c -- '-1-RAN' "$TESTDIR/et")" 2
+ob "$m" build -q -t f --cache-ttl 24h "$TESTDIR/fctx" >/dev/null 2>"$TESTDIR/et2"
+check_eq "[$m] --cache-ttl 24h: fresh entries are used" "$(grep -c -- '-1-RAN' "$TESTDIR/et2")" 0
+check_fail 2 "cache-ttl" "[$m] a bad --cache-ttl: exit 2" ob "$m" build --cache-ttl soon "$TESTDIR/fctx"
+
 # kill -9 in the middle of a build: no entry for the unfinished step
 m=$(echo $MODES | awk '{print $NF}')
 mkdir -p "$TESTDIR/kctx"
