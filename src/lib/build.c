@@ -274,6 +274,7 @@ ob_build_stage_clear (struct stage *s)
   free (s->arg_vals);
   free (s->rootfs);
   free (s->copy_rootfs);
+  free (s->hit_created);
 }
 
 static void
@@ -464,6 +465,12 @@ ob_build_cache_try (struct build *b, struct stage *s, struct ob_sha256 *h, char 
     }
   ob_image_config_add_history (s->config, b->o->have_epoch || e.created == NULL ? b->created : e.created,
                                e.created_by, NULL, e.empty);
+  s->n_hits++;
+  if (e.created && (s->hit_created == NULL || strcmp (e.created, s->hit_created) > 0))
+    {
+      free (s->hit_created);
+      s->hit_created = ob_xstrdup (e.created);
+    }
   strcpy (s->cache_key, key);
   blog (b, "--> CACHED");
   ob_cache_entry_clear (&e);
@@ -478,6 +485,7 @@ ob_build_cache_done (struct build *b, struct stage *s, const char *key, size_t l
   json_t *last = json_array_get (hist, json_array_size (hist) - 1);
   memset (&e, 0, sizeof e);
   strcpy (s->cache_key, key);
+  s->n_misses++;
   if (b->cache == NULL)
     return;
   e.empty = s->n_layers == layers_before;
@@ -766,6 +774,9 @@ do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
         }
       s->base_name = src->base_name ? ob_xstrdup (src->base_name) : NULL;
       s->base_digest = src->base_digest ? ob_xstrdup (src->base_digest) : NULL;
+      s->n_hits = src->n_hits;
+      s->n_misses = src->n_misses;
+      s->hit_created = src->hit_created ? ob_xstrdup (src->hit_created) : NULL;
     }
   else if (ob_build_load_image (b, s, image, err) < 0)
     return ob_error_wrap (err, "%s:%d: FROM %s", b->dfname, in->line, image);
@@ -775,6 +786,7 @@ do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
 
   /* the layers this build did not make: FROM <stage> inherits its base's */
   s->n_base_layers = src ? src->n_base_layers : s->n_layers;
+  s->n_base_history = src ? src->n_base_history : json_array_size (json_object_get (s->config, "history"));
 
   /* the root of the stage's cache keys: what its filesystem starts from */
   {
@@ -1572,6 +1584,27 @@ ob_build_squash (struct build *b, struct stage *s, ob_error_t *err)
 
 /* ---- the final image ---- */
 
+/* The image's `created`: the build's time, except for a stage whose every
+ * filesystem step came from the cache.  That one keeps the time of its cached
+ * steps (as `docker build` keeps the image of a fully cached build), so a
+ * rebuild that changes nothing, here or on a runner sharing the cache, gives
+ * the same image; this build's config-only steps get that time too. */
+static const char *
+stage_created (struct build *b, struct stage *s)
+{
+  json_t *hist = json_object_get (s->config, "history");
+  if (b->o->have_epoch || s->n_misses > 0 || s->hit_created == NULL)
+    return b->created;
+  for (size_t i = s->n_base_history; i < json_array_size (hist); i++)
+    {
+      json_t *h = json_array_get (hist, i);
+      const char *c = json_string_value (json_object_get (h, "created"));
+      if (c && strcmp (c, b->created) == 0)
+        json_object_set_new (h, "created", json_string (s->hit_created));
+    }
+  return s->hit_created;
+}
+
 static int
 write_image (struct build *b, struct stage *s, struct ob_build_result *res, ob_error_t *err)
 {
@@ -1603,7 +1636,7 @@ write_image (struct build *b, struct stage *s, struct ob_build_result *res, ob_e
       json_decref (annotations);
       return -1;
     }
-  ob_image_config_set_created (s->config, b->created);
+  ob_image_config_set_created (s->config, stage_created (b, s));
   if (ob_image_config_check (s->config, err) < 0)
     {
       json_decref (annotations);

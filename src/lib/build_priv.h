@@ -30,6 +30,11 @@ struct stage
   char cache_key[72];   /* key of the stage's last filesystem state */
   size_t copy_applied;  /* layers already applied to copy_rootfs */
   char *rootfs; /* the stage unpacked, for COPY --from (lazily) */
+  /* steps that changed the filesystem, found in the cache or executed;
+   * a stage made only of hits keeps the time of its cached steps */
+  size_t n_hits, n_misses;
+  char *hit_created;      /* latest `created` among the hits */
+  size_t n_base_history;  /* history entries that came with FROM <image> */
 };
 
 struct build

@@ -77,6 +77,27 @@ ob "$m" build -q -t f --cache-ttl 24h "$TESTDIR/fctx" >/dev/null 2>"$TESTDIR/et2
 check_eq "[$m] --cache-ttl 24h: fresh entries are used" "$(grep -c -- '-1-RAN' "$TESTDIR/et2")" 0
 check_fail 2 "cache-ttl" "[$m] a bad --cache-ttl: exit 2" ob "$m" build --cache-ttl soon "$TESTDIR/fctx"
 
+# without SOURCE_DATE_EPOCH: a build made only of cache hits keeps the time
+# of its cached steps (the same image, as docker build gives); a build with
+# a step that ran carries its own time
+unset SOURCE_DATE_EPOCH
+mkdir -p "$TESTDIR/tctx"
+printf 'FROM busybox\nRUN echo "T-$((0+1))-RAN" >&2 && echo t > /t\nLABEL after=run\nCOPY Dockerfile /df\n' >"$TESTDIR/tctx/Dockerfile"
+chmod -R a+rX "$TESTDIR/tctx"
+t1=$(ob "$m" build -q -t t "$TESTDIR/tctx" 2>/dev/null)
+sleep 1.1
+t2=$(ob "$m" build -q -t t "$TESTDIR/tctx" 2>"$TESTDIR/et3")
+check_eq "[$m] no SOURCE_DATE_EPOCH: a fully cached rebuild a second later gives the same digest" \
+  "$(grep -c -- '-1-RAN' "$TESTDIR/et3"):$t2" "0:$t1"
+c1=$(skopeo_config "$(store_oci "$m")" t:latest | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["created"], len({h["created"] for h in j["history"][1:]}))')
+check_eq "[$m] ... config and the build's history share one time" "${c1#* }" 1
+sleep 1.1
+t3=$(ob "$m" build -q --no-cache -t t "$TESTDIR/tctx" 2>/dev/null)
+c3=$(skopeo_config "$(store_oci "$m")" t:latest | python3 -c 'import json,sys; print(json.load(sys.stdin)["created"])')
+check "[$m] ... a build that runs its steps has a later time" test "$c3" \> "${c1% *}"
+check "[$m] ... and another digest" test "$t3" != "$t1"
+export SOURCE_DATE_EPOCH=1700000000
+
 # kill -9 in the middle of a build: no entry for the unfinished step
 m=$(echo $MODES | awk '{print $NF}')
 mkdir -p "$TESTDIR/kctx"
@@ -101,7 +122,9 @@ as "$m1" env OBUILD_ROOT="$other" "$OB" build -t share --cache-from "$cdir" "$TE
 check_eq "another store with --cache-from the layout: every step CACHED" "$(cached "$TESTDIR/s2e"):$(grep -c -- '-1-RAN' "$TESTDIR/s2e")" "4:0"
 check_eq "... same digest" "$(head -1 "$TESTDIR/s2")" "$(head -1 "$TESTDIR/s1")"
 
-# two CI runners sharing nothing but a registry
+# two CI runners sharing nothing but a registry (and no SOURCE_DATE_EPOCH:
+# the fully cached build keeps runner 1's time)
+unset SOURCE_DATE_EPOCH
 if command -v docker-registry >/dev/null && [ "$(id -u)" -eq 0 ]; then
   start_registry
   r1=$TESTDIR/runner1; r2=$TESTDIR/runner2; mkdir -p "$r1" "$r2"; chown "$T_USER" "$r2"
