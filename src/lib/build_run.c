@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <linux/mount.h>
 #include <linux/openat2.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -407,11 +408,46 @@ struct run_ctx
 {
   char *rundir, *upper, *work, *merged;
   bool mounted;
+  pthread_t unmounter;
+  bool unmounting;
 };
+
+static void *
+unmount_thread (void *arg)
+{
+  struct run_ctx *r = arg;
+  umount2 (r->merged, MNT_DETACH);
+  return NULL;
+}
+
+/* Unmount the step's overlay in the background.  Tearing an overlay down
+ * syncs its upper file system (all the data the step wrote: 0.7 s for 300 MB
+ * here, more on a real disk) — the time the layer is being compressed from
+ * that same upper directory, which nobody can change any more. */
+static void
+run_ctx_unmount_start (struct run_ctx *r)
+{
+  if (!r->mounted)
+    return;
+  r->mounted = false;
+  if (pthread_create (&r->unmounter, NULL, unmount_thread, r) == 0)
+    r->unmounting = true;
+  else
+    umount2 (r->merged, MNT_DETACH);
+}
+
+static void
+run_ctx_unmount_wait (struct run_ctx *r)
+{
+  if (r->unmounting)
+    pthread_join (r->unmounter, NULL);
+  r->unmounting = false;
+}
 
 static void
 run_ctx_clear (struct run_ctx *r)
 {
+  run_ctx_unmount_wait (r);
   if (r->mounted)
     umount2 (r->merged, MNT_DETACH);
   free (r->rundir);
@@ -734,9 +770,7 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
       ob_error_wrap (err, "%s:%d: RUN", b->dfname, in->line);
       goto out;
     }
-  if (rc.mounted)
-    umount2 (rc.merged, MNT_DETACH);
-  rc.mounted = false;
+  run_ctx_unmount_start (&rc);
   if (created && ob_build_stage_tree (b, s, err) < 0)
     goto out;
   remove_created (s, copy ? root : rc.upper, created, !copy);
@@ -773,6 +807,7 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
       ob_rm_rf_at (AT_FDCWD, rc.upper, &e);
       ob_error_free (&e);
     }
+  run_ctx_unmount_wait (&rc);
   {
     ob_error_t e = NULL;
     ob_rm_rf_at (AT_FDCWD, rc.work, &e);

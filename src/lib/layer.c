@@ -213,12 +213,12 @@ lw_open (struct layer_writer *lw, int outfd, const struct ob_layer_opts *opts, o
         {
           /* independent members on every core (libdeflate) */
           long ncpu = sysconf (_SC_NPROCESSORS_ONLN);
-          lw->pgz = ob_pgzip_new (opts->level, ncpu > 0 ? (int) ncpu : 1, lw_emit_cb, lw);
+          lw->pgz = ob_pgzip_new (opts->level > 0 ? opts->level : OB_GZIP_DEFAULT_LEVEL, ncpu > 0 ? (int) ncpu : 1, lw_emit_cb, lw);
           break;
         }
       lw->obuf_size = CHUNK;
       lw->obuf = ob_xmalloc (lw->obuf_size);
-      if (deflateInit2 (&lw->z, opts->level > 0 ? opts->level : Z_DEFAULT_COMPRESSION, Z_DEFLATED,
+      if (deflateInit2 (&lw->z, opts->level > 0 ? (opts->level > 9 ? 9 : opts->level) : OB_GZIP_DEFAULT_LEVEL, Z_DEFLATED,
                         15 + 16, 8, Z_DEFAULT_STRATEGY)
           != Z_OK)
         return ob_error_make (err, OB_ERR_GENERIC, 0, "gzip: cannot initialise");

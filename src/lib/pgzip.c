@@ -6,6 +6,7 @@
  * the scheduling.  Memory: SLOTS blocks in flight. */
 #include "config.h"
 #include "pgzip.h"
+#include <obuild/layer.h>
 #include <obuild/util.h>
 
 #include <libdeflate.h>
@@ -88,7 +89,7 @@ struct ob_pgzip *
 ob_pgzip_new (int level, int threads, ob_pgzip_emit_fn emit, void *emit_data)
 {
   struct ob_pgzip *p = ob_xmalloc0 (sizeof *p);
-  p->level = level > 0 ? (level > 12 ? 12 : level) : 6;
+  p->level = level > 0 ? (level > 12 ? 12 : level) : OB_GZIP_DEFAULT_LEVEL;
   p->emit = emit;
   p->emit_data = emit_data;
   pthread_mutex_init (&p->mu, NULL);
