@@ -262,6 +262,9 @@ small_files_ctx() {
 measure() {
   local p=$1; shift
   local t0 t1 rc rss
+  # untimed: no dirty data of earlier commands (the other tool's run, its
+  # clean-up) is still being written back when the timed command starts
+  sync
   t0=$(date +%s.%N)
   # bash -c so that the exported shell functions below (ob, bh, ...) work.
   /usr/bin/time -f '%M' -o "$p.rss1" bash -c '"$@"' bash "$@" >>"$p.log" 2>&1

@@ -113,8 +113,12 @@ void ob_store_set_layer_mode (struct ob_store *s, const char *mode);
 int ob_store_layer_dir (struct ob_store *s, const char *diff_id, int blob_fd, char **path,
                         ob_error_t *err);
 /* Keep `dir` (a build step's finished upper directory) as the unpacked form
- * of diff_id, if the store has none yet; dir is moved or removed. */
+ * of diff_id, if the store has none yet; dir is moved or removed.
+ * Unpacked layers are not synced: each is trusted in the boot that wrote it
+ * (root/layers/<mode>/<hex>.boot) and unpacked again after a reboot. */
 int ob_store_layer_adopt (struct ob_store *s, const char *diff_id, const char *dir,
                           ob_error_t *err);
+/* This boot's id (/proc/sys/kernel/random/boot_id), or NULL if unknown. */
+const char *ob_store_boot_id (void);
 
 #endif

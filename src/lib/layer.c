@@ -261,7 +261,7 @@ lw_open (struct layer_writer *lw, int outfd, const struct ob_layer_opts *opts, o
   if (archive_write_set_format_pax_restricted (lw->a) != ARCHIVE_OK
       || archive_write_set_format_option (lw->a, "pax", "xattrheader", "SCHILY") != ARCHIVE_OK
       || archive_write_add_filter_none (lw->a) != ARCHIVE_OK
-      || archive_write_set_bytes_per_block (lw->a, 10240) != ARCHIVE_OK
+      || archive_write_set_bytes_per_block (lw->a, 0) != ARCHIVE_OK
       || archive_write_set_bytes_in_last_block (lw->a, 1) != ARCHIVE_OK)
     return lw_fail (lw, "tar writer", err);
   if (archive_write_open (lw->a, lw, NULL, lw_write_cb, NULL) != ARCHIVE_OK)

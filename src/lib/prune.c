@@ -216,13 +216,26 @@ ob_prune (struct ob_store *st, const struct ob_prune_opts *o, struct ob_prune_re
           {
             cleanup_free char *id = ob_xasprintf ("sha256:%s", de->d_name);
             cleanup_free char *label = NULL;
+            cleanup_free char *marker = ob_xasprintf ("%s.boot", de->d_name);
             int64_t bytes;
+            size_t len = strlen (de->d_name);
+            if (len > 5 && strcmp (de->d_name + len - 5, ".boot") == 0)
+              {
+                /* the boot mark of an unpacked layer (store.c) without it */
+                cleanup_free char *hex = ob_xstrndup (de->d_name, len - 5);
+                struct stat sb;
+                if (!o->dry_run && fstatat (dirfd (d), hex, &sb, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+                  unlinkat (dirfd (d), de->d_name, 0);
+                continue;
+              }
             if (!ob_digest_valid (id) || set_has (&diff_ids, id))
               continue;
             label = ob_xasprintf ("%s/%s", m->d_name, de->d_name);
             bytes = tree_bytes (dirfd (d), de->d_name);
             if (remove_entry (o, dirfd (d), de->d_name, "layer directory", label, bytes, err) < 0)
               goto out;
+            if (!o->dry_run)
+              unlinkat (dirfd (d), marker, 0);
             res->layer_dirs++;
             res->bytes += bytes;
           }

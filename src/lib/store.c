@@ -676,6 +676,79 @@ ob_store_open (const char *root, struct ob_store **out, ob_error_t *err)
   return 0;
 }
 
+/* ---- unpacked layers ----
+ * The unpacked form of a layer is a cache of its blob, written without fsync
+ * (extracted files, and a RUN step's upper directory from a "volatile"
+ * overlay).  In the boot that wrote it, the page cache holds it whole; after
+ * a crash some of it may be lost.  "<hex>.boot", written (and synced) before
+ * the directory gets its name, holds the boot id: a directory from another
+ * boot is unpacked again from its blob, which is synced.  A directory without
+ * the file is trusted (nothing marks it unsynced). */
+
+const char *
+ob_store_boot_id (void)
+{
+  static char id[64];
+  static int loaded;
+  if (!loaded)
+    {
+      const char *t = getenv ("OBUILD_TEST_BOOT_ID"); /* tests: simulate a reboot */
+      FILE *f;
+      loaded = 1;
+      if (t && *t && strlen (t) < sizeof id)
+        strcpy (id, t);
+      else if ((f = fopen ("/proc/sys/kernel/random/boot_id", "re")))
+        {
+          if (fgets (id, sizeof id, f) == NULL)
+            id[0] = '\0';
+          id[strcspn (id, "\n")] = '\0';
+          fclose (f);
+        }
+    }
+  return id[0] ? id : NULL;
+}
+
+static int
+layer_mark (struct ob_store *s, const char *hex, ob_error_t *err)
+{
+  cleanup_free char *name = ob_xasprintf ("%s/%s.boot", s->layers, hex);
+  const char *id = ob_store_boot_id ();
+  cleanup_free char *text = NULL;
+  if (id == NULL)
+    return 0;
+  text = ob_xasprintf ("%s\n", id);
+  return ob_write_file_atomic_at (AT_FDCWD, name, text, strlen (text), 0644, err);
+}
+
+/* The directory of hex is from another boot: move it out of the way (another
+ * build may be doing the same) and remove it. */
+static void
+layer_drop_if_stale (struct ob_store *s, const char *hex)
+{
+  cleanup_free char *marker = ob_xasprintf ("%s/%s.boot", s->layers, hex);
+  cleanup_free char *dir = ob_xasprintf ("%s/%s", s->layers, hex);
+  cleanup_free char *aside = NULL;
+  char buf[64];
+  const char *id = ob_store_boot_id ();
+  ssize_t n;
+  cleanup_close int fd = open (marker, O_RDONLY | O_CLOEXEC);
+  ob_error_t e = NULL;
+  if (fd < 0 || id == NULL)
+    return;
+  n = read (fd, buf, sizeof buf - 1);
+  if (n < 0)
+    return;
+  buf[n] = '\0';
+  buf[strcspn (buf, "\n")] = '\0';
+  if (strcmp (buf, id) == 0)
+    return;
+  aside = ob_xasprintf ("%s/.obuild-%d-stale-%s", s->layers, (int) getpid (), hex);
+  if (rename (dir, aside) == 0)
+    ob_rm_rf_at (AT_FDCWD, aside, &e);
+  ob_error_free (&e);
+  unlink (marker);
+}
+
 void
 ob_store_set_layer_mode (struct ob_store *s, const char *mode)
 {
@@ -698,6 +771,7 @@ ob_store_layer_dir (struct ob_store *s, const char *diff_id, int blob_fd, char *
   if (s->layers == NULL)
     ob_store_set_layer_mode (s, "default");
   p = ob_xasprintf ("%s/%s", s->layers, diff_id + 7);
+  layer_drop_if_stale (s, diff_id + 7);
   if (stat (p, &st) == 0 && S_ISDIR (st.st_mode))
     {
       *path = steal_pointer (&p);
@@ -728,6 +802,13 @@ ob_store_layer_dir (struct ob_store *s, const char *diff_id, int blob_fd, char *
       ob_error_free (&e2);
       return ob_error_wrap (err, "unpack layer %s", diff_id);
     }
+  if (layer_mark (s, diff_id + 7, err) < 0)
+    {
+      ob_error_t e2 = NULL;
+      ob_rm_rf_at (AT_FDCWD, tmp, &e2);
+      ob_error_free (&e2);
+      return ob_error_wrap (err, "store layer %s", diff_id);
+    }
   if (rename (tmp, p) < 0)
     {
       ob_error_t e2 = NULL;
@@ -754,8 +835,13 @@ ob_store_layer_adopt (struct ob_store *s, const char *diff_id, const char *dir, 
   if (ob_mkdir_p_at (AT_FDCWD, s->layers, 0700, err) < 0)
     return ob_error_wrap (err, "store");
   p = ob_xasprintf ("%s/%s", s->layers, diff_id + 7);
-  if (stat (p, &st) == 0 || rename (dir, p) < 0)
-    return ob_rm_rf_at (AT_FDCWD, dir, err);
+  layer_drop_if_stale (s, diff_id + 7);
+  if (stat (p, &st) == 0 || layer_mark (s, diff_id + 7, err) < 0 || rename (dir, p) < 0)
+    {
+      /* not kept (an unpacked copy is only a cache) */
+      ob_error_free (err);
+      return ob_rm_rf_at (AT_FDCWD, dir, err);
+    }
   return 0;
 }
 
