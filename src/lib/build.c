@@ -413,9 +413,16 @@ ob_build_cache_begin (struct build *b, struct stage *s, const char *kind)
   ob_build_cache_add (h, "obuild-cache-v1");
   ob_build_cache_add (h, s->cache_key);
   ob_build_cache_add (h, kind);
-  /* the same change compressed differently is another blob */
+  /* the same change compressed differently is another blob; with
+   * SOURCE_DATE_EPOCH its file times are clamped to that time */
   snprintf (comp, sizeof comp, "%d/%d", (int) b->lopts.compression, b->lopts.level);
   ob_build_cache_add (h, comp);
+  if (b->lopts.clamp_mtime)
+    {
+      char ep[32];
+      snprintf (ep, sizeof ep, "epoch %lld", (long long) b->lopts.mtime_max);
+      ob_build_cache_add (h, ep);
+    }
   return h;
 }
 

@@ -97,6 +97,13 @@ c3=$(skopeo_config "$(store_oci "$m")" t:latest | python3 -c 'import json,sys; p
 check "[$m] ... a build that runs its steps has a later time" test "$c3" \> "${c1% *}"
 check "[$m] ... and another digest" test "$t3" != "$t1"
 export SOURCE_DATE_EPOCH=1700000000
+# layers made with one SOURCE_DATE_EPOCH (file times clamped to it) do not
+# serve a build with another
+ob "$m" build -q -t t "$TESTDIR/tctx" >/dev/null 2>&1
+SOURCE_DATE_EPOCH=1600000000 ob "$m" build -q -t t "$TESTDIR/tctx" >/dev/null 2>"$TESTDIR/et4"
+check_eq "[$m] another SOURCE_DATE_EPOCH misses the cache" "$(grep -c -- '-1-RAN' "$TESTDIR/et4")" 1
+SOURCE_DATE_EPOCH=1700000000 ob "$m" build -q -t t "$TESTDIR/tctx" >/dev/null 2>"$TESTDIR/et5"
+check_eq "[$m] ... and the first one still hits" "$(grep -c -- '-1-RAN' "$TESTDIR/et5")" 0
 
 # kill -9 in the middle of a build: no entry for the unfinished step
 m=$(echo $MODES | awk '{print $NF}')
