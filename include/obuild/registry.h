@@ -71,6 +71,11 @@ int ob_registry_push (struct ob_registry *r, struct ob_layout *src,
                       const struct ob_descriptor *manifest, const struct ob_ref *ref,
                       char pushed_digest[72], ob_error_t *err);
 
+/* Try credentials against a registry (GET /v2/ with them, through its token
+ * server when it has one): 0 when accepted; OB_ERR_REGISTRY when refused
+ * (401/403) or unreachable. */
+int ob_registry_check_login (const struct ob_registry_opts *opts, const char *registry,
+                             const char *user, const char *password, ob_error_t *err);
 /* Store credentials for a registry in the auth file (obuild login). */
 int ob_registry_login (const struct ob_registry_opts *opts, const char *registry,
                        const char *user, const char *password, ob_error_t *err);

@@ -363,6 +363,58 @@ login_write (const char *path, const char *key, const char *b64, ob_error_t *err
   return ret;
 }
 
+static int
+login_args_check (const char *registry, const char *user, const char *password, ob_error_t *err)
+{
+  if (registry == NULL || *registry == '\0' || strchr (registry, '/') || user == NULL
+      || *user == '\0' || strchr (user, ':') || password == NULL)
+    return ob_error_make (err, OB_ERR_USAGE, 0,
+                          "login: need a registry host, a user name without `:` and a password");
+  return 0;
+}
+
+int
+ob_registry_check_login (const struct ob_registry_opts *opts, const char *registry,
+                         const char *user, const char *password, ob_error_t *err)
+{
+  struct ob_registry *r = NULL;
+  struct reg_host *h;
+  struct reg_req q = { 0 };
+  CURL *easy;
+  int ret = -1;
+
+  if (login_args_check (registry, user, password, err) < 0 || ob_registry_new (opts, &r, err) < 0)
+    return -1;
+  easy = curl_easy_init ();
+  if (easy == NULL)
+    ob_oom ();
+  h = reg_host_get (r, is_docker_hub (registry, strlen (registry)) ? "registry-1.docker.io" : registry);
+  pthread_mutex_lock (&r->lock);
+  h->user = ob_xstrdup (user);
+  h->password = ob_xstrdup (password);
+  h->creds_looked_up = true; /* these, not the auth file's */
+  pthread_mutex_unlock (&r->lock);
+  q.method = "GET";
+  q.host = h;
+  q.url = "/v2/";
+  q.body_fd = q.out_fd = -1;
+  q.max_size = MAX_ERROR_BODY;
+  if (reg_do (r, easy, &q, err) == 0)
+    {
+      if (q.code >= 200 && q.code < 300)
+        ret = 0;
+      else if (q.code == 401 || q.code == 403)
+        ret = ob_error_make (err, OB_ERR_REGISTRY, 0, "registry %s refused the credentials of `%s` (HTTP %ld)",
+                             registry, user, q.code);
+      else
+        ret = reg_http_error (&q, err);
+    }
+  reg_req_clear (&q);
+  curl_easy_cleanup (easy);
+  ob_registry_free (r);
+  return ret;
+}
+
 int
 ob_registry_login (const struct ob_registry_opts *opts, const char *registry, const char *user,
                    const char *password, ob_error_t *err)
@@ -372,10 +424,8 @@ ob_registry_login (const struct ob_registry_opts *opts, const char *registry, co
   cleanup_free char *b64 = NULL;
   const char *key = registry;
 
-  if (registry == NULL || *registry == '\0' || strchr (registry, '/') || user == NULL
-      || *user == '\0' || strchr (user, ':') || password == NULL)
-    return ob_error_make (err, OB_ERR_USAGE, 0,
-                          "login: need a registry host, a user name without `:` and a password");
+  if (login_args_check (registry, user, password, err) < 0)
+    return -1;
   if (is_docker_hub (registry, strlen (registry)))
     key = "docker.io";
   if (files[0] == NULL)

@@ -28,7 +28,14 @@ for m in $MODES; do
     ob "$m" pull --cert-dir "$TESTDIR/certdir" --authfile "$auth" "$R/multi:1"
   check_fail 8 "registry 127.0.0.1:[0-9]+: " "[$m] a TLS registry on 127.0.0.1 without --cert-dir (spoken to in plain HTTP): exit 8 naming it" \
     ob "$m" pull --authfile "$auth" "$R/multi:1"
-  check "[$m] obuild login writes credentials" sh -c "echo s3cret | $(command -v runuser >/dev/null && [ "$m" != root ] && echo "runuser -u $T_USER --") '$OB' login -u alice --password-stdin --authfile '$auth' '$R'"
+  asu=$(command -v runuser >/dev/null && [ "$m" != root ] && [ "$(id -u)" -eq 0 ] && echo "runuser -u $T_USER --")
+  check_fail 8 "login 127.0.0.1:[0-9]+ \\(nothing stored\\): registry 127.0.0.1:[0-9]+ refused the credentials of .alice. \\(HTTP 401\\)" \
+    "[$m] obuild login with a wrong password: exit 8, refused by the registry" \
+    sh -c "echo wrong | $asu '$OB' login -u alice --password-stdin --cert-dir '$TESTDIR/certdir' --authfile '$auth' '$R'"
+  check_eq "[$m] ... and the auth file is unchanged" "$(cat "$auth")" "{}"
+  check_fail 8 "cannot reach registry 127.0.0.1:1" "[$m] obuild login to an unreachable registry: exit 8" \
+    sh -c "echo s3cret | $asu '$OB' login -u alice --password-stdin --authfile '$auth' 127.0.0.1:1"
+  check "[$m] obuild login checks and writes credentials" sh -c "echo s3cret | $asu '$OB' login -u alice --password-stdin --cert-dir '$TESTDIR/certdir' --authfile '$auth' '$R' 2>&1 | grep -q 'checked and stored'"
   check "[$m] ... readable as docker's auths" python3 -c "import json,base64,sys; a=json.load(open('$auth'))['auths']['$R']['auth']; sys.exit(base64.b64decode(a)!=b'alice:s3cret')"
   check_eq "[$m] pull over TLS with htpasswd: the host platform's image" \
     "$(ob "$m" pull -q --cert-dir "$TESTDIR/certdir" --authfile "$auth" "$R/multi:1")" "$amd"
