@@ -915,7 +915,8 @@ ob_build_mounts_prepare (struct build *b, struct stage *s, const struct ob_instr
     {
       /* parents first; a mount point below another mount is made in that
        * mount's source when it is a directory of ours */
-      qsort (pv, pn, sizeof *pv, cmp_target);
+      if (pn > 1)
+        qsort (pv, pn, sizeof *pv, cmp_target);
       for (size_t j = 0; j < pn && r == 0; j++)
         for (size_t i = j; i-- > 0;)
           if (is_under (pv[j].target, pv[i].target))
