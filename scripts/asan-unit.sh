@@ -1,6 +1,7 @@
 #!/bin/sh
-# Build the unit tests with AddressSanitizer and UBSan into build-asan/
-# (separate from the main build) — the sanitizer leg of the suite.
+# Build the unit tests and an obuild binary with AddressSanitizer and UBSan
+# into build-asan/ (separate from the main build) — the sanitizer leg of the
+# suite: tests/run.sh runs the unit tests and the integration tests with them.
 set -eu
 cd "$(dirname "$0")/.."
 out=build-asan
@@ -22,3 +23,5 @@ for t in tests/unit/test_*.c; do
   # shellcheck disable=SC2086
   gcc $CFLAGS "$t" $objs -o "$b" $LIBS
 done
+# shellcheck disable=SC2086
+gcc $CFLAGS src/*.c $objs -o "$out/obuild" $LIBS

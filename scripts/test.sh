@@ -8,4 +8,4 @@ sh scripts/deps.sh --test
 sh scripts/build.sh
 make -j"$(nproc)" check TESTS= >/dev/null   # builds the unit test programs
 sh scripts/asan-unit.sh                      # the ASan/UBSan leg of the unit tests
-OBUILD_ASAN_UNIT_DIR=$PWD/build-asan exec make -s test
+OBUILD_ASAN_UNIT_DIR=$PWD/build-asan OBUILD_ASAN_BIN=$PWD/build-asan/obuild exec make -s test

@@ -53,6 +53,20 @@ for t in "$OBUILD_SRCDIR"/tests/integration/t[0-9]*.sh; do
   fi
   run_one "integration/$(basename "$t" .sh)" sh "$t"
 done
+# ... and the integration tests again with the sanitizer build of obuild
+# (leaks, overflows, undefined behaviour make obuild exit non-zero); the
+# buildah comparison and the benchmark smoke test exercise nothing more
+if [ -n "${OBUILD_ASAN_BIN:-}" ] && [ -x "$OBUILD_ASAN_BIN" ]; then
+  for t in "$OBUILD_SRCDIR"/tests/integration/t[0-9]*.sh; do
+    n=$(basename "$t" .sh)
+    case " ${OBUILD_ASAN_SKIP:-t5000-compat t9000-bench-smoke} " in *" $n "*) continue ;; esac
+    if [ -n "${OBUILD_TESTS:-}" ]; then
+      case " $OBUILD_TESTS " in *" $n "*) ;; *) continue ;; esac
+    fi
+    run_one "asan-integration/$n" env OBUILD_BIN="$OBUILD_ASAN_BIN" \
+      ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 sh "$t"
+  done
+fi
 [ -n "$failed_list" ] && echo "failed:$failed_list (logs in $results)"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
