@@ -188,7 +188,7 @@ ob_userns_enter (enum ob_userns_mode mode, enum ob_userns_mode *result, ob_error
        * must not propagate back. */
       if (unshare (CLONE_NEWNS) < 0)
         return ob_error_make (err, OB_ERR_USERNS, errno, "unshare(CLONE_NEWNS)");
-      if (mount (NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+      if (mount ("none", "/", "none", MS_REC | MS_SLAVE, NULL) < 0)
         return ob_error_make (err, OB_ERR_USERNS, errno, "make the mount namespace private");
       *result = OB_USERNS_ROOT;
       max_id = (uid_t) -1;
@@ -285,7 +285,7 @@ ob_userns_enter (enum ob_userns_mode mode, enum ob_userns_mode *result, ob_error
     return ob_error_make (err, OB_ERR_USERNS, errno, "become root in the user namespace");
   if (unshare (CLONE_NEWNS) < 0)
     return ob_error_make (err, OB_ERR_USERNS, errno, "unshare(CLONE_NEWNS)");
-  if (mount (NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+  if (mount ("none", "/", "none", MS_REC | MS_SLAVE, NULL) < 0)
     return ob_error_make (err, OB_ERR_USERNS, errno, "make the mount namespace private");
   return 0;
 }
