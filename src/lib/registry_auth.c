@@ -10,7 +10,9 @@
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- WWW-Authenticate ---- */
@@ -267,6 +269,125 @@ load_auth_file (const char *path, json_t **out, ob_error_t *err)
   return 0;
 }
 
+/* ---- credential helpers (docker-credential-NAME get) ---- */
+
+static char *
+find_in_path (const char *name)
+{
+  const char *path = getenv ("PATH");
+  cleanup_free char *copy = ob_xstrdup (path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+  char *save = NULL;
+  for (char *d = strtok_r (copy, ":", &save); d; d = strtok_r (NULL, ":", &save))
+    {
+      char *p = ob_xasprintf ("%s/%s", *d ? d : ".", name);
+      if (access (p, X_OK) == 0)
+        return p;
+      free (p);
+    }
+  return NULL;
+}
+
+/* Run `docker-credential-<helper> get` with the server on its standard
+ * input, as Docker does.  1: credentials found; 0: the helper has none
+ * (it says "credentials not found"); < 0: the helper is missing or failed. */
+static int
+run_cred_helper (const char *helper, const char *registry, const char *file, char **user,
+                 char **password, ob_error_t *err)
+{
+  cleanup_free char *prog = NULL;
+  cleanup_free char *path = NULL;
+  cleanup_free char *server = NULL;
+  cleanup_free char *out = NULL;
+  int in[2] = { -1, -1 }, outp[2] = { -1, -1 }, status = 0;
+  size_t len = 0;
+  pid_t pid;
+  json_t *j;
+  const char *u, *s;
+
+  for (const char *c = helper; *c; c++)
+    if (!(isalnum ((unsigned char) *c) || *c == '-' || *c == '_' || *c == '.'))
+      return ob_error_make (err, OB_ERR_REGISTRY, 0, "auth file `%s`: invalid credential helper name `%s`", file,
+                            helper);
+  prog = ob_xasprintf ("docker-credential-%s", helper);
+  path = find_in_path (prog);
+  if (path == NULL)
+    return ob_error_make (err, OB_ERR_REGISTRY, ENOENT, "auth file `%s`: credential helper `%s` not found in PATH",
+                          file, prog);
+  server = is_docker_hub (registry, strlen (registry)) ? ob_xstrdup ("https://index.docker.io/v1/")
+                                                       : ob_xstrdup (registry);
+  if (pipe2 (in, O_CLOEXEC) < 0 || pipe2 (outp, O_CLOEXEC) < 0)
+    {
+      int e = errno;
+      for (int i = 0; i < 2; i++)
+        {
+          if (in[i] >= 0)
+            close (in[i]);
+          if (outp[i] >= 0)
+            close (outp[i]);
+        }
+      return ob_error_make (err, OB_ERR_REGISTRY, e, "credential helper `%s`", prog);
+    }
+  pid = fork ();
+  if (pid == 0)
+    {
+      char *const argv[] = { prog, (char *) "get", NULL };
+      dup2 (in[0], 0);
+      dup2 (outp[1], 1);
+      execv (path, argv);
+      _exit (127);
+    }
+  close (in[0]);
+  close (outp[1]);
+  if (pid < 0)
+    {
+      int e = errno;
+      close (in[1]);
+      close (outp[0]);
+      return ob_error_make (err, OB_ERR_REGISTRY, e, "credential helper `%s`", prog);
+    }
+  {
+    /* a helper that does not read its input must not kill us */
+    struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+    sigaction (SIGPIPE, &ign, &old);
+    if (write (in[1], server, strlen (server)) < 0)
+      {
+        /* the helper's exit status tells */
+      }
+    sigaction (SIGPIPE, &old, NULL);
+  }
+  close (in[1]);
+  {
+    ob_error_t e2 = NULL;
+    if (ob_read_fd (outp[0], &out, &len, &e2) < 0)
+      ob_error_free (&e2);
+  }
+  close (outp[0]);
+  while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
+    {
+      if (out && strstr (out, "credentials not found"))
+        return 0;
+      if (out)
+        out[strcspn (out, "\n")] = '\0';
+      return ob_error_make (err, OB_ERR_REGISTRY, 0, "credential helper `%s` failed for %s%s%s", prog, server,
+                            out && *out ? ": " : "", out && *out ? out : "");
+    }
+  j = json_loadb (out ? out : "", len, 0, NULL);
+  u = json_string_value (json_object_get (j, "Username"));
+  s = json_string_value (json_object_get (j, "Secret"));
+  if (u == NULL || s == NULL)
+    {
+      json_decref (j);
+      return ob_error_make (err, OB_ERR_REGISTRY, 0, "credential helper `%s`: no Username and Secret in its answer",
+                            prog);
+    }
+  *user = ob_xstrdup (u);
+  *password = ob_xstrdup (s);
+  json_decref (j);
+  return 1;
+}
+
 int
 ob_registry_find_credentials (const struct ob_registry_opts *opts, const char *registry,
                               char **user, char **password, ob_error_t *err)
@@ -285,6 +406,27 @@ ob_registry_find_credentials (const struct ob_registry_opts *opts, const char *r
             return ob_error_make (err, OB_ERR_USAGE, ENOENT, "auth file `%s`", files[0]);
           continue;
         }
+      /* Docker's order: a helper for this registry, the default store,
+       * then the file's own entries */
+      {
+        const char *helper = NULL, *hkey;
+        json_t *hv;
+        int r;
+        json_object_foreach (json_object_get (j, "credHelpers"), hkey, hv)
+          if (key_matches (hkey, registry) && json_is_string (hv))
+            helper = json_string_value (hv);
+        if (helper == NULL)
+          helper = json_string_value (json_object_get (j, "credsStore"));
+        if (helper && *helper)
+          {
+            r = run_cred_helper (helper, registry, files[i], user, password, err);
+            if (r != 0)
+              {
+                json_decref (j);
+                return r;
+              }
+          }
+      }
       auths = json_object_get (j, "auths");
       json_object_foreach (auths, key, ent)
         {

@@ -21,6 +21,40 @@ amd=$(cut -d' ' -f1 "$TESTDIR/multi.digests"); arm=$(cut -d' ' -f2 "$TESTDIR/mul
 check "skopeo pushes a two-platform index (TLS + htpasswd)" \
   skopeo copy -q --all --dest-cert-dir "$TESTDIR/certdir" --dest-creds alice:s3cret "oci:$TESTDIR/multi:multi" "docker://$R/multi:1"
 
+# credential helpers (docker-credential-NAME get): one that knows this
+# registry, one that fails
+hdir=$TESTDIR/helpers; mkdir -p "$hdir"
+{
+  echo '#!/bin/sh'
+  echo '[ "$1" = get ] || exit 2'
+  echo 'read -r server'
+  echo "if [ \"\$server\" = \"$R\" ]; then"
+  echo '  printf "{\"ServerURL\":\"%s\",\"Username\":\"alice\",\"Secret\":\"s3cret\"}\n" "$server"'
+  echo 'else'
+  echo '  echo "credentials not found in native keychain"; exit 1'
+  echo 'fi'
+} >"$hdir/docker-credential-obtest"
+printf '#!/bin/sh\necho "the keyring is locked"; exit 1\n' >"$hdir/docker-credential-broken"
+chmod 755 "$hdir" "$hdir/docker-credential-obtest" "$hdir/docker-credential-broken"
+export PATH="$hdir:$PATH"
+
+for m in $MODES; do
+  hauth=$(userdir "hauth-$m" "$m")/auth.json
+  printf '{"credHelpers": {"%s": "obtest"}}' "$R" >"$hauth"; [ "$m" != root ] && chown "$T_USER" "$hauth"
+  check "[$m] credentials from a credHelpers entry" \
+    ob "$m" pull -q --cert-dir "$TESTDIR/certdir" --authfile "$hauth" "$R/multi:1"
+  printf '{"credsStore": "obtest"}' >"$hauth"
+  check "[$m] credentials from credsStore" \
+    ob "$m" pull -q --cert-dir "$TESTDIR/certdir" --authfile "$hauth" "$R/multi:1"
+  printf '{"credsStore": "broken"}' >"$hauth"
+  check_fail 8 "credential helper .docker-credential-broken. failed for 127.0.0.1:[0-9]+: the keyring is locked" \
+    "[$m] a failing helper: exit 8 with its message" \
+    ob "$m" pull -q --cert-dir "$TESTDIR/certdir" --authfile "$hauth" "$R/multi:1"
+  printf '{"credsStore": "nosuch"}' >"$hauth"
+  check_fail 8 "docker-credential-nosuch. not found in PATH" "[$m] a missing helper: exit 8 naming it" \
+    ob "$m" pull -q --cert-dir "$TESTDIR/certdir" --authfile "$hauth" "$R/multi:1"
+done
+
 for m in $MODES; do
   auth=$(userdir "auth-$m" "$m")/auth.json
   echo '{}' >"$auth"; [ "$m" != root ] && chown "$T_USER" "$auth"
