@@ -720,33 +720,64 @@ layer_mark (struct ob_store *s, const char *hex, ob_error_t *err)
   return ob_write_file_atomic_at (AT_FDCWD, name, text, strlen (text), 0644, err);
 }
 
-/* The directory of hex is from another boot: move it out of the way (another
- * build may be doing the same) and remove it. */
+/* Publishing an unpacked layer (mark, then rename into place) and dropping
+ * a stale one happen under an exclusive lock on the mode's directory, so a
+ * build that drops a stale directory never takes another build's fresh one.
+ * -1: no lock (then only the rare after-reboot race is open). */
+static int
+layers_lock (struct ob_store *s)
+{
+  int fd = open (s->layers, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0 && flock (fd, LOCK_EX) < 0)
+    {
+      close (fd);
+      fd = -1;
+    }
+  return fd;
+}
+
+/* 1: hex's mark names another boot; 0: this boot, or no mark. */
+static int
+layer_mark_stale (struct ob_store *s, const char *hex)
+{
+  cleanup_free char *marker = ob_xasprintf ("%s/%s.boot", s->layers, hex);
+  cleanup_close int fd = open (marker, O_RDONLY | O_CLOEXEC);
+  const char *id = ob_store_boot_id ();
+  char buf[64];
+  ssize_t n;
+  if (fd < 0 || id == NULL || (n = read (fd, buf, sizeof buf - 1)) < 0)
+    return 0;
+  buf[n] = '\0';
+  buf[strcspn (buf, "\n")] = '\0';
+  return strcmp (buf, id) != 0;
+}
+
+/* The directory of hex is from another boot: move it out of the way and
+ * remove it, with its mark. */
 static void
 layer_drop_if_stale (struct ob_store *s, const char *hex)
 {
-  cleanup_free char *marker = ob_xasprintf ("%s/%s.boot", s->layers, hex);
-  cleanup_free char *dir = ob_xasprintf ("%s/%s", s->layers, hex);
+  cleanup_free char *marker = NULL;
+  cleanup_free char *dir = NULL;
   cleanup_free char *aside = NULL;
-  char buf[64];
-  const char *id = ob_store_boot_id ();
-  ssize_t n;
-  cleanup_close int fd = open (marker, O_RDONLY | O_CLOEXEC);
+  cleanup_close int lock = -1;
+  bool moved;
   ob_error_t e = NULL;
-  if (fd < 0 || id == NULL)
+  if (!layer_mark_stale (s, hex))
     return;
-  n = read (fd, buf, sizeof buf - 1);
-  if (n < 0)
+  lock = layers_lock (s);
+  if (!layer_mark_stale (s, hex)) /* another build did it */
     return;
-  buf[n] = '\0';
-  buf[strcspn (buf, "\n")] = '\0';
-  if (strcmp (buf, id) == 0)
-    return;
+  marker = ob_xasprintf ("%s/%s.boot", s->layers, hex);
+  dir = ob_xasprintf ("%s/%s", s->layers, hex);
   aside = ob_xasprintf ("%s/.obuild-%d-stale-%s", s->layers, (int) getpid (), hex);
-  if (rename (dir, aside) == 0)
+  moved = rename (dir, aside) == 0;
+  unlink (marker);
+  if (lock >= 0)
+    close (ob_steal_fd (&lock));
+  if (moved)
     ob_rm_rf_at (AT_FDCWD, aside, &e);
   ob_error_free (&e);
-  unlink (marker);
 }
 
 void
@@ -764,6 +795,7 @@ ob_store_layer_dir (struct ob_store *s, const char *diff_id, int blob_fd, char *
   cleanup_free char *tmp = NULL;
   cleanup_free char *prefix = NULL;
   cleanup_close int tfd = -1;
+  cleanup_close int lock = -1;
   struct stat st;
 
   if (!ob_digest_valid (diff_id))
@@ -802,6 +834,7 @@ ob_store_layer_dir (struct ob_store *s, const char *diff_id, int blob_fd, char *
       ob_error_free (&e2);
       return ob_error_wrap (err, "unpack layer %s", diff_id);
     }
+  lock = layers_lock (s);
   if (layer_mark (s, diff_id + 7, err) < 0)
     {
       ob_error_t e2 = NULL;
@@ -813,6 +846,8 @@ ob_store_layer_dir (struct ob_store *s, const char *diff_id, int blob_fd, char *
     {
       ob_error_t e2 = NULL;
       int e = errno;
+      if (lock >= 0)
+        close (ob_steal_fd (&lock));
       ob_rm_rf_at (AT_FDCWD, tmp, &e2);
       ob_error_free (&e2);
       /* another build unpacked it meanwhile */
@@ -827,6 +862,7 @@ int
 ob_store_layer_adopt (struct ob_store *s, const char *diff_id, const char *dir, ob_error_t *err)
 {
   cleanup_free char *p = NULL;
+  cleanup_close int lock = -1;
   struct stat st;
   if (!ob_digest_valid (diff_id))
     return ob_error_make (err, OB_ERR_IMAGE, 0, "invalid diff_id `%s`", diff_id);
@@ -836,9 +872,12 @@ ob_store_layer_adopt (struct ob_store *s, const char *diff_id, const char *dir, 
     return ob_error_wrap (err, "store");
   p = ob_xasprintf ("%s/%s", s->layers, diff_id + 7);
   layer_drop_if_stale (s, diff_id + 7);
+  lock = layers_lock (s);
   if (stat (p, &st) == 0 || layer_mark (s, diff_id + 7, err) < 0 || rename (dir, p) < 0)
     {
       /* not kept (an unpacked copy is only a cache) */
+      if (lock >= 0)
+        close (ob_steal_fd (&lock));
       ob_error_free (err);
       return ob_rm_rf_at (AT_FDCWD, dir, err);
     }

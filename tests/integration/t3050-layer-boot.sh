@@ -34,4 +34,20 @@ for m in $MODES; do
   ob "$m" prune >/dev/null 2>&1
   check "[$m] prune removes a boot mark without its layer" test ! -e "$orphan"
 done
+
+# after a reboot, builds that start together re-unpack the same layers
+# without taking each other's fresh directories
+m=$(echo $MODES | awk '{print $NF}')
+for i in 1 2 3; do
+  as "$m" env OBUILD_TEST_BOOT_ID=third-boot OBUILD_ROOT="$(store "$m")" "$OB" build -q --no-cache \
+    -t "par$i" -f "$ctx/Dockerfile.two" "$ctx" >"$TESTDIR/par$i.out" 2>&1 &
+done
+wait
+ok_n=0
+for i in 1 2 3; do
+  umoci_unpack "$(store_oci "$m")" "par$i:latest" "$TESTDIR/par$i" 2>/dev/null &&
+    [ "$(cat "$TESTDIR/par$i/rootfs/copied" 2>/dev/null)" = payload ] && ok_n=$((ok_n + 1))
+done
+check_eq "[$m] three concurrent builds after a reboot all succeed with the right content" "$ok_n" 3
+[ "$ok_n" = 3 ] || cat "$TESTDIR"/par*.out | diag
 done_testing
