@@ -117,7 +117,20 @@ ob_layout_open (const char *path, bool create, struct ob_layout **out, ob_error_
           ob_layout_close (l);
           return ob_error_make (err, OB_ERR_IMAGE, 0, "`%s` is not an OCI image layout (no index.json)", path);
         }
-      if (ob_write_file_atomic_at (l->dfd, "index.json", empty, strlen (empty), 0644, err) < 0)
+      /* under the index lock (ob_txn_commit), looking again: a build that
+       * opened the new store at the same time may have created it and
+       * tagged an image in it already */
+      int r = 0;
+      if (flock (l->dfd, LOCK_EX) < 0)
+        {
+          int e = errno;
+          ob_layout_close (l);
+          return ob_error_make (err, OB_ERR_STORE, e, "lock `%s`", path);
+        }
+      if (fstatat (l->dfd, "index.json", &st, 0) < 0)
+        r = ob_write_file_atomic_at (l->dfd, "index.json", empty, strlen (empty), 0644, err);
+      flock (l->dfd, LOCK_UN);
+      if (r < 0)
         {
           ob_layout_close (l);
           return ob_error_wrap (err, "create layout `%s`", path);
