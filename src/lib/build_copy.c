@@ -430,6 +430,20 @@ ob_build_fetch_url (struct build *b, const char *url, const char *checksum, int 
   return 0;
 }
 
+/* The scratch directory that holds a COPY's heredocs and an ADD's
+ * downloads, made on first use. */
+static int
+files_dir (struct build *b, char **dir, int *fd, ob_error_t *err)
+{
+  *dir = ob_build_scratch_dir (b, "heredoc", err);
+  if (*dir == NULL)
+    return -1;
+  *fd = open (*dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (*fd < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", *dir);
+  return 0;
+}
+
 int
 ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err)
 {
@@ -598,15 +612,8 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
             h = &in->heredocs[k];
         if (h == NULL)
           continue;
-        if (heredocs == NULL)
-          {
-            heredocs = ob_build_scratch_dir (b, "heredoc", err);
-            if (heredocs == NULL)
-              return -1;
-            herefd = open (heredocs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (herefd < 0)
-              return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", heredocs);
-          }
+        if (heredocs == NULL && files_dir (b, &heredocs, &herefd, err) < 0)
+          return -1;
         {
           cleanup_free char *content = NULL;
           if (h->expand ? expand_heredoc (b, s, in, h->content, &content, err) < 0 : (content = ob_xstrdup (h->content), 0))
@@ -629,15 +636,8 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
           return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "ADD %s: git sources are not supported", words[i]);
         if (ck && ck->value && ob_build_word (b, s, in, ck->value, &sum, err) < 0)
           return -1;
-        if (heredocs == NULL)
-          {
-            heredocs = ob_build_scratch_dir (b, "heredoc", err);
-            if (heredocs == NULL)
-              return -1;
-            herefd = open (heredocs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (herefd < 0)
-              return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", heredocs);
-          }
+        if (heredocs == NULL && files_dir (b, &heredocs, &herefd, err) < 0)
+          return -1;
         if (ob_build_fetch_url (b, words[i], sum, herefd, &name, err) < 0)
           return ob_error_wrap (err, "%s:%d: ADD %s", b->dfname, in->line, words[i]);
         ob_strv_take (&copy_srcs, steal_pointer (&name));
