@@ -69,6 +69,10 @@ for m in $MODES; do
   check_eq "[$m] ... and the auth file is unchanged" "$(cat "$auth")" "{}"
   check_fail 8 "cannot reach registry 127.0.0.1:1" "[$m] obuild login to an unreachable registry: exit 8" \
     sh -c "echo s3cret | $asu '$OB' login -u alice --password-stdin --authfile '$auth' 127.0.0.1:1"
+  nc=$(userdir "nocheck-$m" "$m")/auth.json
+  check "[$m] obuild login --no-check stores without trying (unreachable registry)" \
+    sh -c "echo pw | $asu '$OB' login --no-check -u bob --password-stdin --authfile '$nc' 127.0.0.1:1"
+  check "[$m] ... the entry is there" python3 -c "import json,base64,sys; a=json.load(open('$nc'))['auths']['127.0.0.1:1']['auth']; sys.exit(base64.b64decode(a)!=b'bob:pw')"
   check "[$m] obuild login checks and writes credentials" sh -c "echo s3cret | $asu '$OB' login -u alice --password-stdin --cert-dir '$TESTDIR/certdir' --authfile '$auth' '$R' 2>&1 | grep -q 'checked and stored'"
   check "[$m] ... readable as docker's auths" python3 -c "import json,base64,sys; a=json.load(open('$auth'))['auths']['$R']['auth']; sys.exit(base64.b64decode(a)!=b'alice:s3cret')"
   check_eq "[$m] pull over TLS with htpasswd: the host platform's image" \
