@@ -10,7 +10,7 @@ set -u
 : "${OBUILD_BIN:?OBUILD_BIN must point at the obuild binary}"
 T_NAME=$(basename "$0" .sh)
 T_USER=obtest
-IT_ROOT=/tmp/obuild-it
+IT_ROOT=${OBUILD_IT_ROOT:-/tmp/obuild-it}
 TESTDIR=$IT_ROOT/$T_NAME
 FIXTURES=$OBUILD_SRCDIR/tests/fixtures
 _n=0

@@ -45,7 +45,7 @@ if [ "$(id -u)" -eq 0 ]; then
     "user namespaces disabled: exit 7, cause and fix" \
     python3 "$FIXTURES/no-userns.py" "$(id -u "$T_USER")" env OBUILD_ROOT="$(store single)" "$OB" build "$ctx"
   check_fail 7 '--userns=subuid: no /etc/subuid' "--userns=subuid without a range: exit 7" \
-    runuser -u nobody -- env OBUILD_ROOT=/tmp/obuild-it/nobody-store "$OB" build --userns=subuid "$ctx"
+    runuser -u nobody -- env OBUILD_ROOT=$IT_ROOT/nobody-store "$OB" build --userns=subuid "$ctx"
 else
   skip "user namespace errors need root to set up"
 fi
