@@ -387,6 +387,7 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
     return -1;
   o.store = store;
   o.userns_single = cli_userns_mode () && strcmp (cli_userns_mode (), "single") == 0;
+  o.userns_root = cli_userns_mode () && strcmp (cli_userns_mode (), "root") == 0;
   o.interrupted = &cli_interrupted;
   r = ob_build_run (&o, &res, err);
   if (r < 0)

@@ -10,12 +10,26 @@
  *     host's), and the caller's extra bind mounts (resolv.conf, hosts,
  *     hostname, ...);
  *   - pivot_roots into rootfs and detaches the old root: no host path is
- *     visible other than those;
+ *     visible other than those; masks what runc masks in /proc and /sys
+ *     (/proc/kcore, /proc/keys, ... empty; /proc/sys, /proc/irq,
+ *     /proc/bus, /proc/sysrq-trigger read-only);
+ *   - closes every descriptor it inherited except the step's stdio, and
+ *     makes itself non-dumpable, so nothing of obuild's (store, context,
+ *     scratch directories) is reachable through /proc/N/fd;
  *   - sets the hostname, then as PID 1 of the namespace forks the command,
  *     reaps every orphan, and exits with the command's status;
- *   - in the command process: setgroups/setgid/setuid to the step's user,
- *     chdir, loads the seccomp program (no_new_privs), execs argv with env
- *     (argv[0] looked up in env's PATH when it has no '/').
+ *   - in the command process: drops every capability outside Docker's
+ *     default set (bounding, permitted, effective, inheritable, ambient),
+ *     setgroups/setgid/setuid to the step's user, resolves the working
+ *     directory inside the root (openat2 RESOLVE_IN_ROOT, no magic links:
+ *     `WORKDIR /proc/self/fd/N` fails), fchdirs to it and checks that the
+ *     result is below the root, loads the seccomp program (no_new_privs),
+ *     execs argv with env (argv[0] looked up in env's PATH when it has no
+ *     '/').
+ * With identity_userns (obuild runs as real root), the namespaces are
+ * created inside a new user namespace mapping every id to itself: files
+ * keep their owners, but the step holds no capability over the host
+ * (sysctls, devices, modules, raw I/O are refused by the kernel).
  * Mount points missing from rootfs (e.g. /proc on a scratch image, or
  * /etc/hosts) are created and reported in *created so the caller can remove
  * them from the layer: they never belong to the step's change. */
@@ -49,6 +63,7 @@ struct ob_sandbox_opts
   bool set_groups;     /* false in single-ID mode, where setgroups is denied */
   const char *hostname; /* NULL: keep the inherited one */
   bool network_none;
+  bool identity_userns; /* real root: a new user namespace, ids mapped 1:1 */
   const struct ob_seccomp_prog *seccomp; /* may be NULL (no filter) */
   const struct ob_sandbox_mount *mounts; /* targets must not be /, or under
                                            * /proc or /dev (those are the

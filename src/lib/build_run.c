@@ -756,6 +756,7 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   so.uid = b->o->userns_single ? 0 : uid;
   so.gid = b->o->userns_single ? 0 : gid;
   so.set_groups = !b->o->userns_single;
+  so.identity_userns = b->o->userns_root;
   so.groups = groups;
   so.n_groups = 0;
   if (so.set_groups && uid != 0 && passwd)

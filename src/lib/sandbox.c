@@ -34,17 +34,20 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <linux/openat2.h>
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -97,6 +100,7 @@ struct sandbox_ctx
   size_t n_ops;
   int err_fd;     /* write end of the error pipe */
   int devnull_fd; /* host /dev/null, the default stdin */
+  int sync_fd;    /* identity_userns: read end, readable once the maps are written */
 };
 
 /* The record a failing child writes to the error pipe. */
@@ -229,6 +233,91 @@ raw_clone (unsigned long flags)
 #else
   return syscall (SYS_clone, flags, NULL, NULL, NULL, NULL);
 #endif
+}
+
+/* Close the descriptors lo..hi (inclusive). */
+static void
+close_span (unsigned int lo, unsigned int hi)
+{
+  struct rlimit rl;
+  unsigned int top = hi;
+
+  if (close_range (lo, hi, 0) == 0)
+    return;
+  /* kernels before 5.9: one by one, up to the descriptor limit */
+  if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < top)
+    top = rl.rlim_cur < 1048576 ? (unsigned int) rl.rlim_cur : 1048576;
+  for (unsigned int fd = lo; fd <= top && fd < 1048576; fd++)
+    (void) close ((int) fd);
+}
+
+/* Close every descriptor but those in keep (at most 8; negative entries
+ * are ignored).  Allocation-free: runs after clone. */
+static void
+close_fds_except (const int *keep, size_t n)
+{
+  int k[8];
+  size_t m = 0;
+  unsigned int lo = 0;
+
+  for (size_t i = 0; i < n && m < 8; i++)
+    if (keep[i] >= 0)
+      {
+        size_t j = m++;
+        while (j > 0 && k[j - 1] > keep[i])
+          {
+            k[j] = k[j - 1];
+            j--;
+          }
+        k[j] = keep[i];
+      }
+  for (size_t i = 0; i < m; i++)
+    {
+      if ((unsigned int) k[i] < lo)
+        continue; /* a duplicate */
+      if ((unsigned int) k[i] > lo)
+        close_span (lo, (unsigned int) k[i] - 1);
+      lo = (unsigned int) k[i] + 1;
+    }
+  close_span (lo, ~0U);
+}
+
+/* Docker's default capability set: what a RUN step keeps.  Everything else
+ * (CAP_SYS_ADMIN above all: mounts, so the masks below stay) is dropped
+ * from every set, the bounding set included, so no exec gets it back. */
+static const int kept_caps[] = {
+  CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FSETID, CAP_FOWNER,     CAP_MKNOD,
+  CAP_NET_RAW, CAP_SETGID,      CAP_SETUID, CAP_SETFCAP,    CAP_SETPCAP,
+  CAP_NET_BIND_SERVICE,         CAP_SYS_CHROOT, CAP_KILL,   CAP_AUDIT_WRITE,
+};
+
+static int
+drop_capabilities (void)
+{
+  struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+  struct __user_cap_data_struct data[2];
+  uint64_t keep = 0, eff, prm, inh;
+
+  for (size_t i = 0; i < sizeof kept_caps / sizeof kept_caps[0]; i++)
+    keep |= (uint64_t) 1 << kept_caps[i];
+  for (int cap = 0; cap < 64; cap++)
+    if (!(keep & ((uint64_t) 1 << cap)) && prctl (PR_CAPBSET_DROP, cap, 0, 0, 0) < 0
+        && errno != EINVAL)
+      return -1;
+  if (prctl (PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+    return -1;
+  if (syscall (SYS_capget, &hdr, data) < 0)
+    return -1;
+  eff = ((uint64_t) data[1].effective << 32 | data[0].effective) & keep;
+  prm = ((uint64_t) data[1].permitted << 32 | data[0].permitted) & keep;
+  inh = ((uint64_t) data[1].inheritable << 32 | data[0].inheritable) & keep;
+  data[0].effective = (uint32_t) eff;
+  data[1].effective = (uint32_t) (eff >> 32);
+  data[0].permitted = (uint32_t) prm;
+  data[1].permitted = (uint32_t) (prm >> 32);
+  data[0].inheritable = (uint32_t) inh;
+  data[1].inheritable = (uint32_t) (inh >> 32);
+  return (int) syscall (SYS_capset, &hdr, data);
 }
 
 /* ---- child side: report and die ---- */
@@ -563,6 +652,75 @@ run_op (const struct sandbox_ctx *c, int rootfd, const struct sandbox_op *op)
     }
 }
 
+/* What runc hides from a container: kernel memory, keys, timers, ACPI and
+ * SCSI control (empty), and the kernel's tunables (read-only). */
+static const char *const masked_paths[] = {
+  "/proc/acpi",        "/proc/asound",    "/proc/kcore",     "/proc/keys",
+  "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+  "/proc/scsi",        "/sys/firmware",   "/sys/devices/virtual/powercap",
+};
+static const char *const readonly_paths[] = {
+  "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+};
+
+/* In init, after pivot_root: the paths above are below the sandbox's own
+ * /proc and /sys mounts, never the image's.  A missing one is fine; one that
+ * cannot be masked fails the step. */
+static void
+mask_paths (const struct sandbox_ctx *c)
+{
+  const char *what;
+  int rootfd = open ("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+  if (rootfd < 0)
+    child_fail (c, errno, "open `/`");
+  for (size_t i = 0; i < sizeof masked_paths / sizeof masked_paths[0]; i++)
+    {
+      const char *p = masked_paths[i];
+      struct stat st;
+      int r;
+      if (lstat (p, &st) < 0)
+        {
+          if (errno == ENOENT || errno == EACCES)
+            continue;
+          child_fail (c, errno, "mask `%s`", p);
+        }
+      if (S_ISDIR (st.st_mode))
+        r = mount ("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                   "mode=0555,size=4k");
+      else
+        r = mount ("/dev/null", p, "none", MS_BIND, NULL);
+      if (r < 0)
+        child_fail (c, errno, "mask `%s`", p);
+    }
+  for (size_t i = 0; i < sizeof readonly_paths / sizeof readonly_paths[0]; i++)
+    {
+      const char *p = readonly_paths[i];
+      if (access (p, F_OK) < 0)
+        continue;
+      if (bind_mount (rootfd, p, p, true, true, 0, &what) < 0)
+        child_fail (c, errno, "%s `%s` read-only", what, p);
+    }
+  close (rootfd);
+}
+
+/* The root's own mount gets nodev. */
+static void
+set_nodev (const struct sandbox_ctx *c, int rootfd, const char *rootfs)
+{
+  struct mount_attr attr = { 0 };
+  char path[64];
+
+  attr.attr_set = MOUNT_ATTR_NODEV;
+  if (mount_setattr (rootfd, "", AT_EMPTY_PATH, &attr, sizeof attr) == 0)
+    return;
+  if (errno != ENOSYS && errno != EINVAL && errno != EPERM)
+    child_fail (c, errno, "make rootfs `%s` nodev", rootfs);
+  fd_path (path, sizeof path, rootfd);
+  if (mount ("none", path, "none", MS_REMOUNT | MS_BIND | MS_NODEV | locked_flags (rootfd), NULL) < 0)
+    child_fail (c, errno, "make rootfs `%s` nodev", rootfs);
+}
+
 static void
 bring_up_loopback (const struct sandbox_ctx *c)
 {
@@ -607,6 +765,31 @@ lift_fd (const struct sandbox_ctx *c, int fd, const char *what)
   return r;
 }
 
+/* chdir to the step's working directory, resolved inside the root: ".."
+ * and symlinks stay in it and magic links (/proc/self/fd/N, /proc/1/cwd)
+ * are refused, so `WORKDIR /proc/self/fd/3` cannot lead outside.  The
+ * result is checked again: a directory not below the root has no path
+ * from it (getcwd fails or says "(unreachable)"). */
+static void
+enter_workdir (const struct sandbox_ctx *c, const char *cwd)
+{
+  char buf[PATH_MAX];
+  int rootfd, fd;
+
+  rootfd = open ("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    child_fail (c, errno, "open `/`");
+  fd = open_in_root (rootfd, cwd, O_DIRECTORY);
+  if (fd < 0)
+    child_fail (c, errno, "working directory `%s`", cwd);
+  if (fchdir (fd) < 0)
+    child_fail (c, errno, "chdir to working directory `%s`", cwd);
+  close (fd);
+  close (rootfd);
+  if (getcwd (buf, sizeof buf) == NULL || buf[0] != '/')
+    child_fail (c, EXDEV, "working directory `%s` is outside the step's root", cwd);
+}
+
 /* The command process: after this the step's own code runs. */
 static _Noreturn void
 command_main (const struct sandbox_ctx *c)
@@ -626,20 +809,24 @@ command_main (const struct sandbox_ctx *c)
   if (errfd >= 0 && dup2 (errfd, 2) < 0)
     child_fail (c, errno, "redirect stderr");
 
-  /* The command inherits 0, 1, 2 only, whatever the caller forgot to mark
-   * CLOEXEC.  The error pipe stays usable until exec. */
-  if (close_range (3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-    for (int fd = 3; fd < 4096; fd++)
-      (void) fcntl (fd, F_SETFD, FD_CLOEXEC);
+  /* The command inherits 0, 1, 2 only.  Everything else is closed now,
+   * before the working directory is resolved: an open directory of
+   * obuild's would be a way out through /proc/self/fd.  The error pipe
+   * stays usable until exec. */
+  {
+    const int keep[] = { 0, 1, 2, c->err_fd };
+    close_fds_except (keep, sizeof keep / sizeof keep[0]);
+  }
 
+  if (drop_capabilities () < 0)
+    child_fail (c, errno, "drop capabilities");
   if (o->set_groups && setgroups (o->n_groups, o->groups) < 0)
     child_fail (c, errno, "setgroups");
   if (setresgid (o->gid, o->gid, o->gid) < 0)
     child_fail (c, errno, "setresgid %u", (unsigned) o->gid);
   if (setresuid (o->uid, o->uid, o->uid) < 0)
     child_fail (c, errno, "setresuid %u", (unsigned) o->uid);
-  if (chdir (o->cwd ? o->cwd : "/") < 0)
-    child_fail (c, errno, "chdir to working directory `%s`", o->cwd ? o->cwd : "/");
+  enter_workdir (c, o->cwd ? o->cwd : "/");
 
   if (o->seccomp != NULL)
     {
@@ -679,7 +866,10 @@ init_loop (const struct sandbox_ctx *c, pid_t cmd)
   sigset_t set;
 
   init_signals (&set);
-  close (c->err_fd);
+  /* PID 1 needs no descriptor from now on: none stays reachable through
+   * /proc/1/fd. */
+  (void) c;
+  close_span (0, ~0U);
 
   for (;;)
     {
@@ -722,6 +912,28 @@ init_main (const struct sandbox_ctx *c)
   prctl (PR_SET_PDEATHSIG, SIGKILL);
   reset_signals ();
 
+  if (c->sync_fd >= 0)
+    {
+      /* A new user namespace: wait until the parent has written its maps
+       * (EOF without a byte: it failed and reports why). */
+      char b;
+      ssize_t r;
+      do
+        r = read (c->sync_fd, &b, 1);
+      while (r < 0 && errno == EINTR);
+      if (r != 1)
+        _exit (127);
+    }
+  /* Nothing of obuild's may stay open in the step's namespaces: the store,
+   * the context and scratch directories would be ways out through
+   * /proc/N/fd.  Non-dumpable, so the step cannot read our /proc/1/fd
+   * during the short time before init closes the rest. */
+  {
+    const int keep[] = { 0, 1, 2, c->err_fd, c->devnull_fd, o->stdin_fd, o->stdout_fd, o->stderr_fd };
+    close_fds_except (keep, sizeof keep / sizeof keep[0]);
+  }
+  prctl (PR_SET_DUMPABLE, 0, 0, 0, 0);
+
   if (mount ("none", "/", "none", MS_SLAVE | MS_REC, NULL) < 0)
     child_fail (c, errno, "make `/` a recursive slave mount");
   /* pivot_root needs a mount point; the caller's rootfs may be a plain
@@ -732,6 +944,10 @@ init_main (const struct sandbox_ctx *c)
   rootfd = open (o->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0)
     child_fail (c, errno, "open rootfs `%s`", o->rootfs);
+  /* Device nodes of the image (a hostile base layer may carry c 1 11, the
+   * host's kernel log) open nothing: the step's devices are the ones in
+   * its own /dev, separate mounts. */
+  set_nodev (c, rootfd, o->rootfs);
 
   for (size_t i = 0; i < c->n_ops; i++)
     run_op (c, rootfd, &c->ops[i]);
@@ -749,6 +965,7 @@ init_main (const struct sandbox_ctx *c)
   if (chdir ("/") < 0)
     child_fail (c, errno, "chdir to `/`");
   close (rootfd);
+  mask_paths (c);
 
   if (o->hostname != NULL && sethostname (o->hostname, strlen (o->hostname)) < 0)
     child_fail (c, errno, "sethostname `%s`", o->hostname);
@@ -997,6 +1214,28 @@ prepare_mount_points (const struct ob_sandbox_opts *o, int rootfd, char ***made,
   return 0;
 }
 
+/* Map every uid and gid of the step's new user namespace to itself, then
+ * let its init go on. */
+static int
+map_identity (pid_t pid, int sync_w, ob_error_t *err)
+{
+  static const char map[] = "0 0 4294967295\n";
+  const char *files[] = { "uid_map", "gid_map" };
+
+  for (size_t i = 0; i < 2; i++)
+    {
+      char path[64];
+      cleanup_close int fd = -1;
+      snprintf (path, sizeof path, "/proc/%d/%s", (int) pid, files[i]);
+      fd = open (path, O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || write (fd, map, sizeof map - 1) != (ssize_t) (sizeof map - 1))
+        return ob_error_make (err, OB_ERR_STEP, errno, "write `%s`", path);
+    }
+  if (write (sync_w, "1", 1) != 1)
+    return ob_error_make (err, OB_ERR_STEP, errno, "start the step");
+  return 0;
+}
+
 static int
 wait_init (pid_t pid, int *wstatus)
 {
@@ -1020,6 +1259,8 @@ ob_sandbox_run (const struct ob_sandbox_opts *opts, int *status, char ***created
   cleanup_close int devnull = -1;
   cleanup_close int rpipe = -1;
   cleanup_close int wpipe = -1;
+  cleanup_close int sync_r = -1;
+  cleanup_close int sync_w = -1;
   struct sandbox_ctx ctx;
   struct child_error rec;
   unsigned long flags;
@@ -1062,19 +1303,37 @@ ob_sandbox_run (const struct ob_sandbox_opts *opts, int *status, char ***created
   ctx.ops = ops = build_ops (opts, &ctx.n_ops);
   ctx.err_fd = wpipe;
   ctx.devnull_fd = devnull;
+  ctx.sync_fd = -1;
 
   flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
   if (opts->network_none)
     flags |= CLONE_NEWNET;
+  if (opts->identity_userns)
+    {
+      if (pipe2 (fds, O_CLOEXEC) < 0)
+        return ob_error_make (err, OB_ERR_STEP, errno, "pipe");
+      sync_r = fds[0];
+      sync_w = fds[1];
+      ctx.sync_fd = sync_r;
+      flags |= CLONE_NEWUSER;
+    }
   pid = (pid_t) raw_clone (flags);
   if (pid < 0)
     return ob_error_make (err, OB_ERR_STEP, errno,
-                          "clone the step's namespaces (pid, mount, uts, ipc%s)",
-                          opts->network_none ? ", net" : "");
+                          "clone the step's namespaces (%spid, mount, uts, ipc%s)",
+                          opts->identity_userns ? "user, " : "", opts->network_none ? ", net" : "");
   if (pid == 0)
     {
       close (rpipe);
+      if (sync_w >= 0)
+        close (sync_w);
       init_main (&ctx);
+    }
+  if (opts->identity_userns && map_identity (pid, sync_w, err) < 0)
+    {
+      kill (pid, SIGKILL);
+      (void) wait_init (pid, &wstatus);
+      return -1;
     }
 
   running_pid = pid;
