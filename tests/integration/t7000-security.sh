@@ -100,6 +100,22 @@ with tarfile.open(src) as i, tarfile.open(dst, "w", format=tarfile.PAX_FORMAT) a
         o.addfile(t)
 PY
 chmod a+r "$devtar"
+# a base image whose /etc/hosts and /etc/hostname (bind-mount targets of
+# every step) are symlinks to magic links
+linktar=$TESTDIR/linkbase.tar
+python3 - "$(busybox_tar)" "$linktar" <<'PY'
+import sys, tarfile
+src, dst = sys.argv[1], sys.argv[2]
+with tarfile.open(src) as i, tarfile.open(dst, "w", format=tarfile.PAX_FORMAT) as o:
+    for m in i.getmembers():
+        o.addfile(m, i.extractfile(m) if m.isfile() else None)
+    for name, target in (("etc/hosts", "/proc/self/fd/3"), ("etc/hostname", "../proc/1/root/hostname")):
+        t = tarfile.TarInfo(name); t.type = tarfile.SYMTYPE; t.linkname = target
+        o.addfile(t)
+PY
+chmod a+r "$linktar"
+printf 'FROM linkbase\nRUN echo x > /etc/hosts; echo x > /etc/hostname\n' >"$ctx/Dockerfile.mountlink"
+printf 'FROM busybox\nRUN mkdir -p /m && ln -s /proc/self/fd/3 /m/t\nRUN --mount=type=tmpfs,target=/m/t/x touch /m/t/x/$marker\n' >"$ctx/Dockerfile.mounttarget"
 
 # canaries: places the step must not reach
 canary=$TESTDIR/canary
@@ -111,6 +127,7 @@ host_userns=$(readlink /proc/self/ns/user)
 
 for m in $MODES; do
   import_busybox "$m"
+  ob "$m" import --source-date-epoch 1700000000 "$linktar" linkbase:latest >/dev/null 2>&1
   snapshot "$m" >"$TESTDIR/before"
   for n in 3 4 5 6 7 8 9 10 11 12; do
     check_fail 5 "Dockerfile.fd$n:3: RUN: working directory \`/proc/self/fd/$n\`" \
@@ -119,7 +136,13 @@ for m in $MODES; do
   done
   check_fail 5 "Dockerfile.link:4: RUN: working directory \`/wd\`" \
     "[$m] WORKDIR through a symlink to /proc/self/fd/3: exit 5" ob "$m" build -f "$ctx/Dockerfile.link" "$ctx"
-  check_eq "[$m] no file written outside by the WORKDIR attempts" "$(found)" ""
+  check_fail 5 "Dockerfile.mountlink:2: RUN: open mount point .* on \`/etc/hosts\`" \
+    "[$m] /etc/hosts -> /proc/self/fd/3 in the image: the step's bind mount refuses it (exit 5)" \
+    ob "$m" build -f "$ctx/Dockerfile.mountlink" "$ctx"
+  check_fail 5 "Dockerfile.mounttarget:3: RUN: open mount point .* on \`/m/t/x\`" \
+    "[$m] a --mount target through a symlink to /proc/self/fd/3: exit 5" \
+    ob "$m" build -f "$ctx/Dockerfile.mounttarget" "$ctx"
+  check_eq "[$m] no file written outside by the WORKDIR and mount attempts" "$(found)" ""
   snapshot "$m" >"$TESTDIR/after"
   check_files "[$m] the store is as it was" "$TESTDIR/after" "$TESTDIR/before"
   check_eq "[$m] no scratch left behind" "$(ls -A "$(store "$m")/tmp" | wc -l)" 0
