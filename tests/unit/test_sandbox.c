@@ -738,6 +738,97 @@ TEST (test_no_fd_leak)
   fx_free (&f);
 }
 
+TEST (test_workdir_magic_link_refused)
+{
+  /* WORKDIR /proc/self/fd/N (runc CVE-2024-21626): an inherited directory
+   * would be a way out.  The descriptor is closed and the path refused. */
+  struct fx f;
+  char cwd[32];
+  int dfd = open ("/", O_RDONLY | O_DIRECTORY); /* deliberately not CLOEXEC */
+  int fd = dup2 (dfd, 40);
+  char *argv[] = { (char *) "pwd", NULL };
+  fx_init (&f, false);
+  CHECK_INT (fd, 40);
+  snprintf (cwd, sizeof cwd, "/proc/self/fd/%d", fd);
+  f.o.cwd = cwd;
+  CHECK (fx_run (&f, argv) < 0);
+  CHECK (f.err && strstr (f.err->msg, "working directory `/proc/self/fd/40`") != NULL);
+  f.o.cwd = "/proc/1/root";
+  CHECK (fx_run (&f, argv) < 0);
+  CHECK (f.err && strstr (f.err->msg, "working directory `/proc/1/root`") != NULL);
+  close (fd);
+  close (dfd);
+  fx_free (&f);
+}
+
+TEST (test_init_holds_no_fd)
+{
+  struct fx f;
+  char *s;
+  int dfd = open ("/", O_RDONLY | O_DIRECTORY); /* deliberately not CLOEXEC */
+  int leak = dup2 (dfd, 41);
+  fx_init (&f, false);
+  CHECK_INT (leak, 41);
+  CHECK_INT (fx_sh (&f, "ls /proc/1/fd 2>/dev/null | wc -l"), 0);
+  s = fx_out (&f);
+  CHECK_STR (s, "0\n");
+  free (s);
+  close (leak);
+  close (dfd);
+  fx_free (&f);
+}
+
+TEST (test_capabilities_dropped)
+{
+  /* Docker's default set at most: no CAP_SYS_ADMIN (21), no mounts */
+  struct fx f;
+  char *s;
+  fx_init (&f, false);
+  CHECK_INT (fx_sh (&f, "grep -E '^Cap(Bnd|Eff)' /proc/self/status | tr -d ' \\t'"), 0);
+  s = fx_out (&f);
+  CHECK_STR (s, "CapEff:00000000a80425fb\nCapBnd:00000000a80425fb\n");
+  free (s);
+  fx_free (&f);
+}
+
+TEST (test_proc_masked_and_read_only)
+{
+  struct fx f;
+  char *s;
+  fx_init (&f, false);
+  CHECK_INT (fx_sh (&f, "cat /proc/keys /proc/timer_list 2>/dev/null | wc -c; "
+                        "ls /proc/acpi 2>/dev/null | wc -l; "
+                        "(echo 5 > /proc/sys/kernel/printk_ratelimit) 2>/dev/null && echo wrote || echo refused"),
+             0);
+  s = fx_out (&f);
+  CHECK_STR (s, "0\n0\nrefused\n");
+  free (s);
+  fx_free (&f);
+}
+
+TEST (test_identity_userns)
+{
+  /* As real root: a user namespace of the step's own, ids mapped 1:1 */
+  struct fx f;
+  char *s, host[64], want[160];
+  ssize_t n;
+  n = readlink ("/proc/self/ns/user", host, sizeof host - 1);
+  CHECK (n > 0);
+  host[n > 0 ? n : 0] = '\0';
+  fx_init (&f, false);
+  f.o.identity_userns = true;
+  CHECK_INT (fx_sh (&f, "tr -s ' ' < /proc/self/uid_map; readlink /proc/self/ns/user; "
+                        "(mknod /tmp/k c 1 11 && head -c1 /tmp/k) >/dev/null 2>&1 && echo dev || echo nodev"),
+             0);
+  s = fx_out (&f);
+  snprintf (want, sizeof want, " 0 0 4294967295\n%s\nnodev\n", host);
+  CHECK (s && strncmp (s, " 0 0 4294967295\n", 16) == 0);
+  CHECK (s && strcmp (s, want) != 0); /* another namespace than ours */
+  CHECK (s && strstr (s, "\nnodev\n") != NULL);
+  free (s);
+  fx_free (&f);
+}
+
 static void
 on_alarm (int sig)
 {
@@ -925,6 +1016,14 @@ main (void)
   RUN (test_signal_forwarded_by_init);
   RUN (test_exec_missing_binary);
   RUN (test_no_fd_leak);
+  RUN (test_workdir_magic_link_refused);
+  RUN (test_init_holds_no_fd);
+  RUN (test_capabilities_dropped);
+  RUN (test_proc_masked_and_read_only);
+  if (!single_id)
+    RUN (test_identity_userns);
+  else
+    printf ("ok %d - test_identity_userns # skip needs real root\n", ++tap_n);
   RUN (test_interrupt);
   RUN (test_interrupt_pending_before_run);
   RUN (test_bad_options);
