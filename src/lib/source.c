@@ -362,15 +362,16 @@ out:
   return r;
 }
 
+/* 1: found, 0: not in the store, -1: the store's index is broken (an
+ * error, not a reason to look elsewhere). */
 static int
-from_store (struct ob_store *store, const char *name, struct ob_source *out)
+from_store (struct ob_store *store, const char *name, struct ob_source *out, ob_error_t *err)
 {
-  ob_error_t e = NULL;
-  if (ob_layout_resolve (store->oci, name, &out->manifest, &e) < 0)
-    {
-      ob_error_free (&e);
-      return 0;
-    }
+  int r = ob_layout_lookup (store->oci, name, &out->manifest, err);
+  if (r < 0)
+    return ob_error_wrap (err, "store `%s`: %s", ob_layout_path (store->oci), name);
+  if (r == 0)
+    return 0;
   out->name = ob_xstrdup (name);
   return 1;
 }
@@ -447,8 +448,9 @@ ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
     }
   if (ob_digest_valid (ref))
     {
-      if (from_store (store, ref, out))
-        return 0;
+      int found = from_store (store, ref, out, err);
+      if (found != 0)
+        return found > 0 ? 0 : -1;
       return ob_error_make (err, OB_ERR_IMAGE, 0, "image %s not found in the store", ref);
     }
 
@@ -464,10 +466,13 @@ ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
     {
       if (local == NULL && ob_image_ref_normalize (ref, &local, &e) < 0)
         ob_error_free (&e);
-      if ((local && from_store (store, local, out)) || (r && from_store (store, r->canonical, out)))
+      int found = local ? from_store (store, local, out, err) : 0;
+      if (found == 0 && r)
+        found = from_store (store, r->canonical, out, err);
+      if (found != 0)
         {
           ob_ref_free (r);
-          return 0;
+          return found > 0 ? 0 : -1;
         }
     }
   if (opts->pull == OB_PULL_NEVER || r == NULL)
