@@ -32,6 +32,14 @@ bool ob_layout_has_blob (struct ob_layout *l, const char *digest);
 /* Read a small blob (manifest, config) fully and verify its digest. */
 int ob_layout_blob_read (struct ob_layout *l, const char *digest, char **data, size_t *len,
                          ob_error_t *err);
+/* The same for a JSON blob (manifest, index, config) named by a descriptor:
+ * a size over OB_MAX_JSON_BLOB is refused before reading, and the blob
+ * must have the size the descriptor says (OB_ERR_IMAGE). */
+int ob_layout_blob_read_desc (struct ob_layout *l, const struct ob_descriptor *d, char **data,
+                              size_t *len, ob_error_t *err);
+/* Check a descriptor's size against an open blob (and, with json, against
+ * OB_MAX_JSON_BLOB first): OB_ERR_IMAGE naming the digest on a mismatch. */
+int ob_blob_check_size (int fd, const struct ob_descriptor *d, bool json, ob_error_t *err);
 
 /* Find the manifest a tag (normalised "name:tag", or a bare "name" meaning
  * name:latest, or a full "sha256:..." manifest digest) points to.

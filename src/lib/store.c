@@ -198,6 +198,49 @@ ob_layout_blob_read (struct ob_layout *l, const char *digest, char **data, size_
 }
 
 static int
+json_size_ok (const struct ob_descriptor *d, ob_error_t *err)
+{
+  if (d->size > OB_MAX_JSON_BLOB)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "%s: size %lld is more than the %d bytes allowed for a manifest, index or config",
+                          d->digest, (long long) d->size, OB_MAX_JSON_BLOB);
+  return 0;
+}
+
+int
+ob_blob_check_size (int fd, const struct ob_descriptor *d, bool json, ob_error_t *err)
+{
+  struct stat st;
+  if (json && json_size_ok (d, err) < 0)
+    return -1;
+  if (fstat (fd, &st) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "blob %s", d->digest);
+  if (st.st_size != d->size)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "blob %s: size %lld, the descriptor says %lld", d->digest,
+                          (long long) st.st_size, (long long) d->size);
+  return 0;
+}
+
+int
+ob_layout_blob_read_desc (struct ob_layout *l, const struct ob_descriptor *d, char **data, size_t *len,
+                          ob_error_t *err)
+{
+  cleanup_close int fd = -1;
+  if (json_size_ok (d, err) < 0)
+    return -1;
+  if (ob_layout_blob_open (l, d->digest, &fd, err) < 0 || ob_blob_check_size (fd, d, true, err) < 0
+      || read_verified (fd, d->digest, data, len, err) < 0)
+    return -1;
+  if ((int64_t) *len != d->size) /* changed under us */
+    {
+      free (*data);
+      *data = NULL;
+      return ob_error_make (err, OB_ERR_IMAGE, 0, "blob %s: size %zu, the descriptor says %lld", d->digest, *len,
+                            (long long) d->size);
+    }
+  return 0;
+}
+
+static int
 read_index (struct ob_layout *l, json_t **out, ob_error_t *err)
 {
   cleanup_free char *data = NULL;
@@ -239,8 +282,8 @@ pick_platform (struct ob_layout *l, const struct ob_descriptor *idx, struct ob_d
   cleanup_free char *data = NULL;
   size_t len, i;
   json_t *j, *e, *ms;
-  if (ob_layout_blob_read (l, idx->digest, &data, &len, err) < 0)
-    return -1;
+  if (ob_layout_blob_read_desc (l, idx, &data, &len, err) < 0)
+    return ob_error_wrap (err, "index");
   j = json_loadb (data, len, 0, NULL);
   if (j == NULL)
     return ob_error_make (err, OB_ERR_IMAGE, 0, "index %s: invalid JSON", idx->digest);
@@ -320,6 +363,16 @@ ob_layout_lookup (struct ob_layout *l, const char *ref, struct ob_descriptor *d,
       if (r < 0)
         return -1;
     }
+  /* the manifest's size, as the index gives it, before anyone reads it */
+  {
+    cleanup_close int fd = -1;
+    if (json_size_ok (d, err) < 0 || ob_layout_blob_open (l, d->digest, &fd, err) < 0
+        || ob_blob_check_size (fd, d, true, err) < 0)
+      {
+        ob_descriptor_clear (d);
+        return ob_error_wrap (err, "manifest");
+      }
+  }
   return 1;
 }
 

@@ -331,6 +331,53 @@ TEST (test_resolve_nested_indexes_bounded)
   rmtree (d);
 }
 
+TEST (test_blob_sizes_checked)
+{
+  char *d = tmpdir ();
+  char *p = ob_xasprintf ("%s/oci", d);
+  struct ob_layout *l = NULL;
+  ob_error_t err = NULL;
+  struct ob_descriptor m, got = { 0 };
+  char *data = NULL;
+  size_t len;
+  const char *man = "{\"config\":{},\"layers\":[],\"schemaVersion\":2}";
+  CHECK (ob_layout_open (p, true, &l, &err) == 0);
+  CHECK (commit_typed (l, d, OB_MT_OCI_MANIFEST, man, -1, "ok:1", &m) == 0);
+  CHECK (ob_layout_blob_read_desc (l, &m, &data, &len, &err) == 0);
+  CHECK_INT (len, strlen (man));
+  free (data);
+  data = NULL;
+  /* index.json lies about the manifest's size, smaller and larger */
+  int64_t wrong[] = { 10, (int64_t) strlen (man) + 1, 1000000000000000LL };
+  for (int i = 0; i < 3; i++)
+    {
+      struct ob_descriptor w = m;
+      w.size = wrong[i];
+      CHECK (ob_layout_blob_read_desc (l, &w, &data, &len, &err) < 0);
+      CHECK (data == NULL);
+      CHECK (err && err->kind == OB_ERR_IMAGE
+             && strstr (err->msg, i == 2 ? "bytes allowed" : "the descriptor says") != NULL);
+      ob_error_free (&err);
+      CHECK (commit_typed (l, d, OB_MT_OCI_MANIFEST, man, wrong[i], "bad:1", &w) == 0);
+      CHECK (ob_layout_resolve (l, "bad:1", &got, &err) < 0);
+      CHECK (got.media_type == NULL);
+      CHECK (err && err->kind == OB_ERR_IMAGE);
+      ob_error_free (&err);
+      /* an index with the wrong size for itself */
+      char *x = index_of (OB_MT_OCI_MANIFEST, m.digest, m.size);
+      CHECK (commit_typed (l, d, OB_MT_OCI_INDEX, x, wrong[i], "badidx:1", &w) == 0);
+      CHECK (ob_layout_resolve (l, "badidx:1", &got, &err) < 0);
+      CHECK (err && err->kind == OB_ERR_IMAGE);
+      ob_error_free (&err);
+      free (x);
+    }
+  CHECK (ob_layout_resolve (l, "ok:1", &got, &err) == 0);
+  ob_descriptor_clear (&got);
+  ob_layout_close (l);
+  free (p);
+  rmtree (d);
+}
+
 int
 main (void)
 {
@@ -342,5 +389,6 @@ main (void)
   RUN (test_copy_between_layouts);
   RUN (test_resolve_index_that_is_a_manifest);
   RUN (test_resolve_nested_indexes_bounded);
+  RUN (test_blob_sizes_checked);
   TAP_DONE ();
 }

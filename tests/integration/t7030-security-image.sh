@@ -1,0 +1,112 @@
+#!/bin/sh
+# Hostile base images, layouts and archives (from a security review): each
+# one is refused with one line naming the problem — exit 9, never a crash —
+# the store is left exactly as it was, and nothing is written outside.
+. "$(dirname "$0")/lib.sh"
+
+ctx=$TESTDIR/ctx
+mkdir -p "$ctx"
+# where the symlinks of hostile layers point: writable by everyone, so an
+# escape would show here
+outside=$TESTDIR/outside
+mkdir -p "$outside" && chmod 1777 "$outside"
+HOSTILE_OUTSIDE=$outside
+export HOSTILE_OUTSIDE
+hostile() { python3 "$FIXTURES/make-hostile-layout.py" "$@"; }
+# the store as far as a failed build must not change it: images, blobs,
+# tags, unpacked layers, and no scratch left behind
+snapshot() {
+  (cd "$(store "$1")" && find oci layers -type f -printf '%p %s\n' 2>/dev/null | sort \
+    && sha256sum oci/index.json && ls -A tmp)
+}
+# from CODE PATTERN DESC DOCKERFILE_TEXT: build it as $m, expecting the error
+# (check_fail wants that exit code exactly: a crash, >= 128, fails it)
+from() {
+  _c=$1 _p=$2 _d=$3 _f=$4; shift 4
+  # shellcheck disable=SC2059
+  printf "$_f" "$@" >"$ctx/Dockerfile"
+  check_fail "$_c" "$_p" "[$m] $_d" ob "$m" build -q -t x -f "$ctx/Dockerfile" "$ctx"
+}
+
+# layouts whose index or descriptors lie
+for kind in ok index-is-manifest index-self index-deep index-nested \
+    manifest-size-small manifest-size-huge config-size-small config-size-huge \
+    layer-size-small layer-size-huge; do
+  hostile "$kind" "$TESTDIR/L-$kind"
+done
+(cd "$TESTDIR/L-index-is-manifest" && tar cf "$TESTDIR/A-index-is-manifest.tar" .)
+(cd "$TESTDIR/L-manifest-size-huge" && tar cf "$TESTDIR/A-manifest-size-huge.tar" .)
+(cd "$TESTDIR/L-config-size-small" && tar cf "$TESTDIR/A-config-size-small.tar" .)
+chmod -R a+rX "$TESTDIR"
+
+for m in $MODES; do
+  # something in the store first, so "unchanged" means something
+  check "[$m] a valid layout as the base" ob "$m" build -q -t good -f - "$ctx" <<EOF
+FROM oci:$TESTDIR/L-ok:bad
+EOF
+  check "[$m] two nested indexes are followed" ob "$m" build -q -t nested -f - "$ctx" <<EOF
+FROM oci:$TESTDIR/L-index-nested:bad
+EOF
+  snapshot "$m" >"$TESTDIR/before-$m"
+
+  # 3: index.json says "index", the blob is a manifest (was a double free, exit 134)
+  from 9 'Dockerfile:1: FROM oci:.*L-index-is-manifest:bad: .*index sha256:[0-9a-f]{64}: not an image index' \
+    "index entry whose blob is a manifest: exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-index-is-manifest"
+  from 9 'Dockerfile:1: FROM oci-archive:.*: index sha256:[0-9a-f]{64}: not an image index' \
+    "... in an oci-archive: exit 9" 'FROM oci-archive:%s:bad\n' "$TESTDIR/A-index-is-manifest.tar"
+  from 9 'Dockerfile:1: .*index.* blob sha256:(ab){32}: size [0-9]+, the descriptor says 200' \
+    "an index listing itself: exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-index-self"
+  from 9 'Dockerfile:1: .*index sha256:[0-9a-f]{64}: indexes nested more than 8 deep' \
+    "1000 nested indexes: exit 9, no stack overflow" 'FROM oci:%s:bad\n' "$TESTDIR/L-index-deep"
+
+  # 11: sizes that do not match the blob, or that no JSON document has
+  from 9 'Dockerfile:1: .*manifest: blob sha256:[0-9a-f]{64}: size [0-9]+, the descriptor says 10$' \
+    "manifest size 10 in index.json: exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-manifest-size-small"
+  from 9 'Dockerfile:1: .*manifest: sha256:[0-9a-f]{64}: size 1000000000000000 is more than the 4194304 bytes allowed' \
+    "manifest size 10^15: refused before reading, exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-manifest-size-huge"
+  from 9 'Dockerfile:1: FROM oci-archive:.*: size 1000000000000000 is more than the 4194304 bytes allowed' \
+    "... in an oci-archive: exit 9" 'FROM oci-archive:%s:bad\n' "$TESTDIR/A-manifest-size-huge.tar"
+  from 9 'Dockerfile:1: .*config: blob sha256:[0-9a-f]{64}: size [0-9]+, the descriptor says 10$' \
+    "config size 10: exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-config-size-small"
+  from 9 'Dockerfile:1: FROM oci-archive:.*config: blob sha256:[0-9a-f]{64}: size [0-9]+, the descriptor says 10$' \
+    "... in an oci-archive: exit 9" 'FROM oci-archive:%s:bad\n' "$TESTDIR/A-config-size-small.tar"
+  from 9 'Dockerfile:1: .*manifest config sha256:[0-9a-f]{64}: size 1000000000000000 is more than the 4194304 bytes allowed' \
+    "config size 10^15: exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-config-size-huge"
+  from 9 'Dockerfile:1: .*layer #0: blob sha256:[0-9a-f]{64}: size [0-9]+, the descriptor says 10$' \
+    "layer size 10 (its content known from an earlier build): exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-layer-size-small"
+  from 9 'Dockerfile:1: .*layer #0: blob sha256:[0-9a-f]{64}: size [0-9]+, the descriptor says 1000000000000000$' \
+    "layer size 10^15: exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-layer-size-huge"
+
+  snapshot "$m" >"$TESTDIR/after-$m"
+  check_files "[$m] the store is as it was" "$TESTDIR/after-$m" "$TESTDIR/before-$m"
+
+  # the store's own index.json, made hostile (a copy of the store)
+  s=$(store "$m")
+  cp "$s/oci/index.json" "$TESTDIR/index.json.$m"
+  for change in index size-10 size-huge; do
+    python3 - "$s/oci/index.json" "$change" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+for e in j["manifests"]:
+    if e.get("annotations", {}).get("org.opencontainers.image.ref.name") == "good:latest":
+        if sys.argv[2] == "index":
+            e["mediaType"] = "application/vnd.oci.image.index.v1+json"
+        else:
+            e["size"] = 10 if sys.argv[2] == "size-10" else 10 ** 15
+json.dump(j, open(sys.argv[1], "w"))
+EOF
+    snapshot "$m" >"$TESTDIR/before-$m"
+    case $change in
+      index) pat='not an image index' ;;
+      size-10) pat='manifest: blob sha256:[0-9a-f]{64}: size [0-9]+, the descriptor says 10$' ;;
+      size-huge) pat='size 1000000000000000 is more than the 4194304 bytes allowed' ;;
+    esac
+    from 9 "Dockerfile:1: FROM good: store .*: good:latest: .*$pat" \
+      "the store's index.json ($change): exit 9, no pull" 'FROM good\n'
+    snapshot "$m" >"$TESTDIR/after-$m"
+    check_files "[$m] ... the store is as it was" "$TESTDIR/after-$m" "$TESTDIR/before-$m"
+    cp "$TESTDIR/index.json.$m" "$s/oci/index.json"
+  done
+done
+check_eq "nothing was written outside" "$(ls -A "$outside")" ""
+done_testing
