@@ -34,6 +34,15 @@ for kind in ok index-is-manifest index-self index-deep index-nested \
     layer-size-small layer-size-huge; do
   hostile "$kind" "$TESTDIR/L-$kind"
 done
+for kind in symlink hardlink-missing; do
+  hostile "$kind" "$TESTDIR/L-$kind"
+done
+for kind in symlink hardlink-missing; do
+  hostile --tar "$kind" "$ctx/T-$kind.tar"
+done
+for kind in hardlink hardlink-missing hardlink-abs ok; do
+  hostile --tar "$kind" "$TESTDIR/I-$kind.tar"
+done
 (cd "$TESTDIR/L-index-is-manifest" && tar cf "$TESTDIR/A-index-is-manifest.tar" .)
 (cd "$TESTDIR/L-manifest-size-huge" && tar cf "$TESTDIR/A-manifest-size-huge.tar" .)
 (cd "$TESTDIR/L-config-size-small" && tar cf "$TESTDIR/A-config-size-small.tar" .)
@@ -77,8 +86,31 @@ EOF
   from 9 'Dockerfile:1: .*layer #0: blob sha256:[0-9a-f]{64}: size [0-9]+, the descriptor says 1000000000000000$' \
     "layer size 10^15: exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-layer-size-huge"
 
+
+  # 12a: an entry under a symlink its layer (or archive) planted, pointing
+  # outside: refused naming the layer and the entry, never followed
+  from 9 "Dockerfile:2: unpack layer sha256:[0-9a-f]{64}: entry .lnk/escaped-by-symlink.: its parent .lnk. is a symlink to .$outside. that leads to no directory inside the root" \
+    "layer entry under a symlink to outside: exit 9 naming layer and entry" 'FROM oci:%s:bad\nRUN true\n' "$TESTDIR/L-symlink"
+  from 9 "Dockerfile:2: COPY --from=oci:.*unpack layer sha256:[0-9a-f]{64}: entry .lnk/escaped-by-symlink.: its parent .lnk. is a symlink" \
+    "... in COPY --from: exit 9" 'FROM scratch\nCOPY --from=oci:%s:bad /ok /\n' "$TESTDIR/L-symlink"
+  from 9 "Dockerfile:2: unpack layer sha256:[0-9a-f]{64}: entry .h.: hardlink target .not-in-the-archive. does not exist" \
+    "layer hardlink to a file not in it: exit 9" 'FROM oci:%s:bad\nRUN true\n' "$TESTDIR/L-hardlink-missing"
+  from 4 "Dockerfile:2: ADD .T-symlink.tar.: entry .lnk/escaped-by-symlink.: its parent .lnk. is a symlink to .$outside." \
+    "ADD of a local tar, entry under a symlink to outside: exit 4 naming archive and entry" 'FROM scratch\nADD T-symlink.tar /\n'
+  from 4 "Dockerfile:2: ADD .T-hardlink-missing.tar.: entry .h.: hardlink target .not-in-the-archive. does not exist" \
+    "ADD of a local tar, hardlink to a file not in it: exit 4" 'FROM scratch\nADD T-hardlink-missing.tar /\n'
+
+  # 12b: obuild import checks hardlinks now, not the first RUN
+  check_fail 9 "import .*I-hardlink.tar.: entry .h.: hardlink: entry .\.\./\.\./etc/passwd.: path contains \.\." \
+    "[$m] import: hardlink to ../../etc/passwd: exit 9" ob "$m" import "$TESTDIR/I-hardlink.tar" imp:1
+  check_fail 9 "import .*I-hardlink-missing.tar.: entry .h.: hardlink to .not-in-the-archive., which is no earlier file of the archive" \
+    "[$m] import: hardlink to a path not in the tar: exit 9" ob "$m" import "$TESTDIR/I-hardlink-missing.tar" imp:1
+  check_fail 9 "import .*I-hardlink-abs.tar.: entry .h.: hardlink to ./?etc/passwd., which is no earlier file of the archive" \
+    "[$m] import: hardlink to /etc/passwd: exit 9" ob "$m" import "$TESTDIR/I-hardlink-abs.tar" imp:1
+
   snapshot "$m" >"$TESTDIR/after-$m"
   check_files "[$m] the store is as it was" "$TESTDIR/after-$m" "$TESTDIR/before-$m"
+  check_eq "[$m] nothing was written outside" "$(ls -A "$outside")" ""
 
   # the store's own index.json, made hostile (a copy of the store)
   s=$(store "$m")
@@ -108,5 +140,7 @@ EOF
     cp "$TESTDIR/index.json.$m" "$s/oci/index.json"
   done
 done
-check_eq "nothing was written outside" "$(ls -A "$outside")" ""
+# a valid tarball is still imported
+m=${MODES%% *}
+check "[$m] import of a tarball with valid hardlinks" ob "$m" import -q "$TESTDIR/I-ok.tar" imp:ok
 done_testing
