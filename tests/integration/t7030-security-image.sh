@@ -43,6 +43,9 @@ done
 for kind in hardlink hardlink-missing hardlink-abs ok; do
   hostile --tar "$kind" "$TESTDIR/I-$kind.tar"
 done
+for kind in bigconfig bigmanifest; do
+  hostile --docker "$kind" "$TESTDIR/D-$kind.tar"
+done
 (cd "$TESTDIR/L-index-is-manifest" && tar cf "$TESTDIR/A-index-is-manifest.tar" .)
 (cd "$TESTDIR/L-manifest-size-huge" && tar cf "$TESTDIR/A-manifest-size-huge.tar" .)
 (cd "$TESTDIR/L-config-size-small" && tar cf "$TESTDIR/A-config-size-small.tar" .)
@@ -86,6 +89,10 @@ EOF
   from 9 'Dockerfile:1: .*layer #0: blob sha256:[0-9a-f]{64}: size [0-9]+, the descriptor says 1000000000000000$' \
     "layer size 10^15: exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-layer-size-huge"
 
+  from 9 'Dockerfile:1: FROM docker-archive:.*: .config.json.: size [0-9]+ is more than the 4194304 bytes allowed' \
+    "docker-archive with a config of 5 MiB: exit 9" 'FROM docker-archive:%s\n' "$TESTDIR/D-bigconfig.tar"
+  from 9 'Dockerfile:1: FROM docker-archive:.*: manifest.json: size [0-9]+ is more than the 4194304 bytes allowed' \
+    "docker-archive with a manifest.json of 5 MiB: exit 9" 'FROM docker-archive:%s\n' "$TESTDIR/D-bigmanifest.tar"
 
   # 12a: an entry under a symlink its layer (or archive) planted, pointing
   # outside: refused naming the layer and the entry, never followed
