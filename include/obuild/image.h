@@ -19,6 +19,10 @@
 #define OB_MT_DOCKER_LAYER_GZIP "application/vnd.docker.image.rootfs.diff.tar.gzip"
 #define OB_ANNOT_REF_NAME "org.opencontainers.image.ref.name"
 
+/* The largest manifest, index or config accepted (containerd's limit): a
+ * descriptor claiming more is refused before anything is read. */
+#define OB_MAX_JSON_BLOB (4 << 20)
+
 struct ob_descriptor
 {
   char *media_type;
@@ -67,7 +71,8 @@ json_t *ob_image_manifest_new (const struct ob_descriptor *config,
                                const struct ob_descriptor *layers, size_t n_layers,
                                json_t *annotations);
 /* Parse an OCI or Docker schema2 manifest (OB_ERR_IMAGE on failure; schema1
- * refused).  Every digest is validated. */
+ * refused).  Every digest is validated; a config of more than
+ * OB_MAX_JSON_BLOB bytes is refused. */
 int ob_image_manifest_parse (const char *data, size_t len, struct ob_manifest **out,
                              ob_error_t *err);
 void ob_manifest_free (struct ob_manifest *m);

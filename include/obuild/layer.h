@@ -106,6 +106,12 @@ int ob_layer_extract (int infd, int rootfd, const char *dest, bool whiteouts, bo
  * OB_LAYER_OWNER_XATTR.  Same safety rules as ob_layer_extract. */
 int ob_layer_unpack_overlay (int infd, int rootfd, ob_error_t *err);
 
+/* Check the hardlinks of a tar stream (any compression) read from infd:
+ * each must name an earlier entry of the same archive that is not a
+ * directory.  OB_ERR_IMAGE naming the entry otherwise (`obuild import`
+ * refuses such a tarball instead of failing at the first RUN). */
+int ob_layer_check_hardlinks (int infd, ob_error_t *err);
+
 /* Read the file `path` (absolute or relative inside the image) from a stack
  * of layer blobs given as fds, bottom layer first.  The top-most layer that
  * has it (or whites it out, or an opaque parent) decides.  *out is set to

@@ -32,14 +32,29 @@ bool ob_layout_has_blob (struct ob_layout *l, const char *digest);
 /* Read a small blob (manifest, config) fully and verify its digest. */
 int ob_layout_blob_read (struct ob_layout *l, const char *digest, char **data, size_t *len,
                          ob_error_t *err);
+/* The same for a JSON blob (manifest, index, config) named by a descriptor:
+ * a size over OB_MAX_JSON_BLOB is refused before reading, and the blob
+ * must have the size the descriptor says (OB_ERR_IMAGE). */
+int ob_layout_blob_read_desc (struct ob_layout *l, const struct ob_descriptor *d, char **data,
+                              size_t *len, ob_error_t *err);
+/* Check a descriptor's size against an open blob (and, with json, against
+ * OB_MAX_JSON_BLOB first): OB_ERR_IMAGE naming the digest on a mismatch. */
+int ob_blob_check_size (int fd, const struct ob_descriptor *d, bool json, ob_error_t *err);
 
 /* Find the manifest a tag (normalised "name:tag", or a bare "name" meaning
  * name:latest, or a full "sha256:..." manifest digest) points to.
  * Returns 0 and fills d; OB_ERR_IMAGE `image not found in NAME: TAG` when
  * there is none.  A tag pointing at an index is resolved to the entry for
- * the host platform. */
+ * the host platform (through nested indexes, OB_MAX_INDEX_DEPTH deep). */
 int ob_layout_resolve (struct ob_layout *l, const char *ref, struct ob_descriptor *d,
                        ob_error_t *err);
+/* Like ob_layout_resolve, but 0 (d empty) when ref is not there, 1 when
+ * found: every other failure (a broken index.json, an index blob that is
+ * not one) stays an error. */
+int ob_layout_lookup (struct ob_layout *l, const char *ref, struct ob_descriptor *d,
+                      ob_error_t *err);
+/* Indexes listing indexes: followed this deep at most (OB_ERR_IMAGE beyond). */
+#define OB_MAX_INDEX_DEPTH 8
 
 /* List the index entries: tags[i] (NULL for untagged) and descriptors. */
 struct ob_layout_entry

@@ -835,7 +835,12 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
       if (fd < 0)
         return ob_error_make (err, OB_ERR_CONTEXT, errno, "%s:%d: ADD `%s`", b->dfname, in->line, archives[i]);
       if (ob_layer_extract (fd, upperfd, canon, false, true, err) < 0)
-        return ob_error_wrap (err, "%s:%d: ADD `%s`", b->dfname, in->line, archives[i]);
+        {
+          /* a hostile or broken archive is a file of the context (exit 4) */
+          if ((*err)->kind == OB_ERR_IMAGE)
+            ob_error_set_kind (err, OB_ERR_CONTEXT);
+          return ob_error_wrap (err, "%s:%d: ADD `%s`", b->dfname, in->line, archives[i]);
+        }
     }
   if (opts.chown && (opts.uid > ob_userns_max_id () || opts.gid > ob_userns_max_id ()))
     if (record_owner_walk (upperfd, ".", opts.uid, opts.gid, err) < 0)

@@ -260,6 +260,14 @@ ob_image_manifest_parse (const char *data, size_t len, struct ob_manifest **out,
       json_decref (j);
       return ob_error_wrap (err, "manifest config");
     }
+  if (m->config.size > OB_MAX_JSON_BLOB)
+    {
+      ob_error_make (err, OB_ERR_IMAGE, 0, "manifest config %s: size %lld is more than the %d bytes allowed",
+                     m->config.digest, (long long) m->config.size, OB_MAX_JSON_BLOB);
+      ob_manifest_free (m);
+      json_decref (j);
+      return -1;
+    }
   m->layers = ob_xmalloc0 (sizeof (struct ob_descriptor) * (json_array_size (layers) + 1));
   json_array_foreach (layers, i, l)
     {

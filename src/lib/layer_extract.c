@@ -308,6 +308,34 @@ open_in_root (int rootfd, const char *path)
   return open_in_root_slow (rootfd, path);
 }
 
+/* Why prefix (its last component comp, in the directory cur) exists but
+ * cannot be opened as a directory inside the root: a symlink leading
+ * outside or nowhere, or a file, put there by the archive (or a lower
+ * layer) — the input's fault, never followed out of the root. */
+static int
+parent_error (int cur, const char *comp, const char *prefix, const char *entry, int e, ob_error_t *err)
+{
+  struct stat st;
+  if (fstatat (cur, comp, &st, AT_SYMLINK_NOFOLLOW) == 0)
+    {
+      if (S_ISLNK (st.st_mode))
+        {
+          char target[256];
+          ssize_t n = readlinkat (cur, comp, target, sizeof target - 1);
+          target[n < 0 ? 0 : n] = '\0';
+          return ob_error_make (err, OB_ERR_IMAGE, 0,
+                                "entry `%s`: its parent `%s` is a symlink to `%s`%s that leads to no directory inside the root",
+                                entry, prefix, target, n == (ssize_t) sizeof target - 1 ? "..." : "");
+        }
+      if (!S_ISDIR (st.st_mode))
+        return ob_error_make (err, OB_ERR_IMAGE, 0, "entry `%s`: its parent `%s` is not a directory", entry,
+                              prefix);
+    }
+  if (e == ELOOP)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "entry `%s`: too many levels of symlinks in `%s`", entry, prefix);
+  return ob_error_make (err, OB_ERR_STORE, e, "entry `%s`: open directory `%s`", entry, prefix);
+}
+
 /* Like open_in_root, but create missing directories (0755) one component at
  * a time, each resolved the same way.  Returns an owned fd. */
 static int
@@ -319,7 +347,9 @@ open_dir (struct extract *ex, const char *path, bool create, const char *entry, 
   int fd = open_in_root (ex->rootfd, path);
   if (fd >= 0)
     return fd;
-  if (errno != ENOENT || !create)
+  /* missing, or a symlink or file on the way: walk it to create what is
+   * missing or name what is in the way */
+  if ((errno != ENOENT && errno != ENOTDIR && errno != ELOOP) || !create)
     return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: open directory `%s`", entry,
                           path);
 
@@ -352,8 +382,7 @@ open_dir (struct extract *ex, const char *path, bool create, const char *entry, 
           fd = open_in_root (ex->rootfd, prefix);
         }
       if (fd < 0)
-        return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: open directory `%s`",
-                              entry, prefix);
+        return parent_error (cur, comp, prefix, entry, errno, err);
       close (cur);
       cur = fd;
       p += n;
@@ -913,5 +942,60 @@ extract_run (struct extract *ex_, int infd, const char *dest, ob_error_t *err)
   if (ret == 0)
     ret = fix_dirs (&ex, err);
   extract_free (&ex);
+  return ret;
+}
+
+int
+ob_layer_check_hardlinks (int infd, ob_error_t *err)
+{
+  cleanup_locale locale_t old_locale = ob_layer_enter_utf8 ();
+  struct archive *a = NULL;
+  struct strset files = { 0 };
+  int ret = 0;
+
+  if (ob_layer_open_reader (infd, &a, err) < 0)
+    return -1;
+  for (;;)
+    {
+      struct archive_entry *e;
+      cleanup_free char *name = NULL;
+      cleanup_free char *target = NULL;
+      const char *raw, *link;
+      int r = archive_read_next_header (a, &e);
+      if (r == ARCHIVE_EOF)
+        break;
+      if (r < ARCHIVE_WARN)
+        {
+          const char *msg = archive_error_string (a);
+          ret = ob_error_make (err, OB_ERR_IMAGE, 0, "read archive: %s", msg ? msg : "unknown error");
+          break;
+        }
+      raw = archive_entry_pathname (e);
+      link = archive_entry_hardlink (e);
+      if (raw == NULL || ob_layer_clean_name (raw, &name, err) < 0)
+        {
+          ret = raw ? -1 : ob_error_make (err, OB_ERR_IMAGE, 0, "entry without a name");
+          break;
+        }
+      if (link)
+        {
+          if (ob_layer_clean_name (link, &target, err) < 0)
+            {
+              ret = ob_error_wrap (err, "entry `%s`: hardlink", raw);
+              break;
+            }
+          if (!strset_has (&files, target))
+            {
+              ret = ob_error_make (err, OB_ERR_IMAGE, 0, "entry `%s`: hardlink to `%s`, which is no earlier file of the archive",
+                                   raw, link);
+              break;
+            }
+        }
+      else if (archive_entry_filetype (e) == AE_IFDIR)
+        continue;
+      strset_add (&files, name);
+    }
+  strset_free (&files);
+  archive_read_free (a);
   return ret;
 }

@@ -68,19 +68,25 @@ ob_source_clear (struct ob_source *s)
   s->name = NULL;
 }
 
+/* A JSON blob (manifest, config) of the transaction, checked against its
+ * descriptor: size (limit first), then digest. */
 static int
-read_txn_blob (struct ob_txn *t, const char *digest, char **data, size_t *len, ob_error_t *err)
+read_txn_blob (struct ob_txn *t, const struct ob_descriptor *d, char **data, size_t *len, ob_error_t *err)
 {
   cleanup_close int fd = -1;
   char got[OB_DIGEST_LEN];
-  if (ob_txn_blob_open (t, digest, &fd, err) < 0 || ob_read_fd (fd, data, len, err) < 0)
+  if (d->size > OB_MAX_JSON_BLOB)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "%s: size %lld is more than the %d bytes allowed for a manifest, index or config",
+                          d->digest, (long long) d->size, OB_MAX_JSON_BLOB);
+  if (ob_txn_blob_open (t, d->digest, &fd, err) < 0 || ob_blob_check_size (fd, d, true, err) < 0
+      || ob_read_fd (fd, data, len, err) < 0)
     return -1;
   ob_sha256_digest (*data, *len, got);
-  if (strcmp (got, digest) != 0)
+  if (strcmp (got, d->digest) != 0 || (int64_t) *len != d->size)
     {
       free (*data);
       *data = NULL;
-      return ob_error_make (err, OB_ERR_IMAGE, 0, "blob %s: content has digest %s", digest, got);
+      return ob_error_make (err, OB_ERR_IMAGE, 0, "blob %s: content has digest %s", d->digest, got);
     }
   return 0;
 }
@@ -88,7 +94,7 @@ read_txn_blob (struct ob_txn *t, const char *digest, char **data, size_t *len, o
 /* Every layer's size and uncompressed digest against the manifest and the
  * config: what came from outside is checked once, before anything uses it. */
 static int
-verify_image (struct ob_txn *t, const char *manifest_digest, const char *what, ob_error_t *err)
+verify_image (struct ob_txn *t, const struct ob_descriptor *md, const char *what, ob_error_t *err)
 {
   cleanup_free char *mdata = NULL;
   cleanup_free char *cdata = NULL;
@@ -97,11 +103,13 @@ verify_image (struct ob_txn *t, const char *manifest_digest, const char *what, o
   size_t mlen, clen;
   int r = -1;
 
-  if (read_txn_blob (t, manifest_digest, &mdata, &mlen, err) < 0
-      || ob_image_manifest_parse (mdata, mlen, &m, err) < 0
-      || read_txn_blob (t, m->config.digest, &cdata, &clen, err) < 0
-      || ob_image_config_parse (cdata, clen, &cfg, err) < 0)
+  if (read_txn_blob (t, md, &mdata, &mlen, err) < 0 || ob_image_manifest_parse (mdata, mlen, &m, err) < 0)
     goto out;
+  if (read_txn_blob (t, &m->config, &cdata, &clen, err) < 0 || ob_image_config_parse (cdata, clen, &cfg, err) < 0)
+    {
+      ob_error_wrap (err, "config");
+      goto out;
+    }
   ids = json_object_get (json_object_get (cfg, "rootfs"), "diff_ids");
   if (json_array_size (ids) != m->n_layers)
     {
@@ -112,19 +120,17 @@ verify_image (struct ob_txn *t, const char *manifest_digest, const char *what, o
   for (size_t i = 0; i < m->n_layers; i++)
     {
       cleanup_close int fd = -1;
-      struct stat st;
       char diff_id[OB_DIGEST_LEN];
       const char *want = json_string_value (json_array_get (ids, i));
-      if (want && known_diff_id (m->layers[i].digest, want) && ob_txn_blob_in_layout (t, m->layers[i].digest))
-        continue;
-      if (ob_txn_blob_open (t, m->layers[i].digest, &fd, err) < 0)
-        goto out;
-      if (fstat (fd, &st) < 0 || st.st_size != m->layers[i].size)
+      /* the size even when the content is known: the manifest may lie */
+      if (ob_txn_blob_open (t, m->layers[i].digest, &fd, err) < 0
+          || ob_blob_check_size (fd, &m->layers[i], false, err) < 0)
         {
-          ob_error_make (err, OB_ERR_IMAGE, 0, "layer %s: size %lld, the manifest says %lld", m->layers[i].digest,
-                         (long long) st.st_size, (long long) m->layers[i].size);
+          ob_error_wrap (err, "layer #%zu", i);
           goto out;
         }
+      if (want && known_diff_id (m->layers[i].digest, want) && ob_txn_blob_in_layout (t, m->layers[i].digest))
+        continue;
       if (ob_layer_diff_id (fd, diff_id, err) < 0)
         {
           ob_error_wrap (err, "layer %s", m->layers[i].digest);
@@ -199,21 +205,21 @@ from_layout (struct ob_txn *t, const char *dir, const char *tag, const char *wha
   if (r < 0)
     goto out;
   r = -1;
-  if (ob_layout_blob_read (l, d.digest, &mdata, &mlen, err) < 0 || ob_image_manifest_parse (mdata, mlen, &m, err) < 0)
+  if (ob_layout_blob_read_desc (l, &d, &mdata, &mlen, err) < 0 || ob_image_manifest_parse (mdata, mlen, &m, err) < 0)
     goto out;
   if (ob_txn_blob_copy_from (t, l, d.digest, err) < 0 || ob_txn_blob_copy_from (t, l, m->config.digest, err) < 0)
     goto out;
   for (size_t i = 0; i < m->n_layers; i++)
     if (ob_txn_blob_copy_from (t, l, m->layers[i].digest, err) < 0)
       goto out;
-  if (verify_image (t, d.digest, what, err) < 0)
+  if (verify_image (t, &d, what, err) < 0)
     goto out;
   out->manifest = d;
   d.media_type = NULL;
   out->name = ob_xstrdup (what);
   r = 0;
 out:
-  if (r < 0 && *err)
+  if (r < 0 && *err && !ob_str_has_prefix ((*err)->msg, what))
     ob_error_wrap (err, "%s", what);
   ob_descriptor_clear (&d);
   ob_manifest_free (m);
@@ -239,8 +245,10 @@ unpack_archive (struct ob_txn *t, const char *file, char **dir, ob_error_t *err)
 }
 
 static int
-put_file_blob (struct ob_txn *t, int dfd, const char *name, char digest[72], int64_t *size, ob_error_t *err)
+put_file_blob (struct ob_txn *t, int dfd, const char *name, int64_t max, char digest[72], int64_t *size,
+               ob_error_t *err)
 {
+  struct stat st;
   cleanup_close int in = -1;
   struct ob_sha256 *h;
   char buf[65536];
@@ -253,6 +261,9 @@ put_file_blob (struct ob_txn *t, int dfd, const char *name, char digest[72], int
   in = openat (dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (in < 0)
     return ob_error_make (err, OB_ERR_IMAGE, errno, "`%s`", name);
+  if (max >= 0 && fstat (in, &st) == 0 && st.st_size > max)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "`%s`: size %lld is more than the %lld bytes allowed", name,
+                          (long long) st.st_size, (long long) max);
   if (ob_txn_blob_create (t, &out, err) < 0)
     return -1;
   h = ob_sha256_new ();
@@ -303,6 +314,12 @@ from_docker_archive (struct ob_txn *t, const char *file, const char *tag, const 
   if (unpack_archive (t, file, &dir, err) < 0)
     return ob_error_wrap (err, "%s", what);
   dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  {
+    struct stat st;
+    if (dfd >= 0 && fstatat (dfd, "manifest.json", &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_size > OB_MAX_JSON_BLOB)
+      return ob_error_make (err, OB_ERR_IMAGE, 0, "%s: manifest.json: size %lld is more than the %d bytes allowed",
+                            what, (long long) st.st_size, OB_MAX_JSON_BLOB);
+  }
   if (dfd < 0 || ob_read_file_at (dfd, "manifest.json", &mtext, &len, err) < 0)
     {
       if (*err == NULL)
@@ -331,14 +348,14 @@ from_docker_archive (struct ob_txn *t, const char *file, const char *tag, const 
                             tag ? "no image with that tag in the archive" : "name the image: the archive holds several");
     }
   if (put_file_blob (t, dfd, json_string_value (json_object_get (entry, "Config")) ? json_string_value (json_object_get (entry, "Config")) : "",
-                     cfg.digest, &cfg.size, err) < 0)
+                     OB_MAX_JSON_BLOB, cfg.digest, &cfg.size, err) < 0)
     goto out;
   layers_j = json_object_get (entry, "Layers");
   layers = ob_xmalloc0 ((json_array_size (layers_j) + 1) * sizeof *layers);
   json_array_foreach (layers_j, i, x)
     {
       layers[n].media_type = (char *) OB_MT_LAYER_TAR;
-      if (put_file_blob (t, dfd, json_string_value (x) ? json_string_value (x) : "", layers[n].digest, &layers[n].size, err) < 0)
+      if (put_file_blob (t, dfd, json_string_value (x) ? json_string_value (x) : "", -1, layers[n].digest, &layers[n].size, err) < 0)
         goto out;
       n++;
     }
@@ -348,7 +365,7 @@ from_docker_archive (struct ob_txn *t, const char *file, const char *tag, const 
   md.size = strlen (man);
   if (ob_txn_blob_put (t, man, strlen (man), md.digest, err) < 0)
     goto out;
-  if (verify_image (t, md.digest, what, err) < 0)
+  if (verify_image (t, &md, what, err) < 0)
     goto out;
   out->manifest = md;
   out->manifest.media_type = ob_xstrdup (OB_MT_OCI_MANIFEST);
@@ -362,15 +379,54 @@ out:
   return r;
 }
 
+/* An image of the store is trusted, but not its sizes: the build reads
+ * the config and layers by them.  A layer not there is left to the step
+ * that needs it. */
 static int
-from_store (struct ob_store *store, const char *name, struct ob_source *out)
+check_sizes (struct ob_layout *l, const struct ob_descriptor *md, ob_error_t *err)
 {
-  ob_error_t e = NULL;
-  if (ob_layout_resolve (store->oci, name, &out->manifest, &e) < 0)
+  cleanup_free char *mdata = NULL;
+  struct ob_manifest *m = NULL;
+  size_t mlen;
+  int r = -1;
+  if (ob_layout_blob_read_desc (l, md, &mdata, &mlen, err) < 0 || ob_image_manifest_parse (mdata, mlen, &m, err) < 0)
+    return -1;
+  for (size_t i = 0; i <= m->n_layers; i++)
     {
-      ob_error_free (&e);
-      return 0;
+      const struct ob_descriptor *d = i == 0 ? &m->config : &m->layers[i - 1];
+      cleanup_close int fd = -1;
+      if (i > 0 && !ob_layout_has_blob (l, d->digest))
+        continue;
+      if (ob_layout_blob_open (l, d->digest, &fd, err) < 0 || ob_blob_check_size (fd, d, i == 0, err) < 0)
+        {
+          if (i == 0)
+            ob_error_wrap (err, "config");
+          else
+            ob_error_wrap (err, "layer #%zu", i - 1);
+          goto out;
+        }
     }
+  r = 0;
+out:
+  ob_manifest_free (m);
+  return r;
+}
+
+/* 1: found, 0: not in the store, -1: the store's index is broken (an
+ * error, not a reason to look elsewhere). */
+static int
+from_store (struct ob_store *store, const char *name, struct ob_source *out, ob_error_t *err)
+{
+  int r = ob_layout_lookup (store->oci, name, &out->manifest, err);
+  if (r == 0)
+    return 0;
+  if (r > 0 && check_sizes (store->oci, &out->manifest, err) < 0)
+    {
+      ob_descriptor_clear (&out->manifest);
+      r = -1;
+    }
+  if (r < 0)
+    return ob_error_wrap (err, "store `%s`: %s", ob_layout_path (store->oci), name);
   out->name = ob_xstrdup (name);
   return 1;
 }
@@ -394,7 +450,7 @@ ob_source_pull (struct ob_store *store, const char *ref, const struct ob_source_
     goto out;
   if (ob_registry_pull (reg, r, t, &d, err) < 0)
     goto out;
-  if (verify_image (t, d.digest, r->canonical, err) < 0)
+  if (verify_image (t, &d, r->canonical, err) < 0)
     goto out;
   tags[0] = r->canonical;
   if (ob_txn_commit (t, &d, tags, err) < 0)
@@ -447,8 +503,9 @@ ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
     }
   if (ob_digest_valid (ref))
     {
-      if (from_store (store, ref, out))
-        return 0;
+      int found = from_store (store, ref, out, err);
+      if (found != 0)
+        return found > 0 ? 0 : -1;
       return ob_error_make (err, OB_ERR_IMAGE, 0, "image %s not found in the store", ref);
     }
 
@@ -464,10 +521,13 @@ ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
     {
       if (local == NULL && ob_image_ref_normalize (ref, &local, &e) < 0)
         ob_error_free (&e);
-      if ((local && from_store (store, local, out)) || (r && from_store (store, r->canonical, out)))
+      int found = local ? from_store (store, local, out, err) : 0;
+      if (found == 0 && r)
+        found = from_store (store, r->canonical, out, err);
+      if (found != 0)
         {
           ob_ref_free (r);
-          return 0;
+          return found > 0 ? 0 : -1;
         }
     }
   if (opts->pull == OB_PULL_NEVER || r == NULL)

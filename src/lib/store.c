@@ -198,6 +198,49 @@ ob_layout_blob_read (struct ob_layout *l, const char *digest, char **data, size_
 }
 
 static int
+json_size_ok (const struct ob_descriptor *d, ob_error_t *err)
+{
+  if (d->size > OB_MAX_JSON_BLOB)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "%s: size %lld is more than the %d bytes allowed for a manifest, index or config",
+                          d->digest, (long long) d->size, OB_MAX_JSON_BLOB);
+  return 0;
+}
+
+int
+ob_blob_check_size (int fd, const struct ob_descriptor *d, bool json, ob_error_t *err)
+{
+  struct stat st;
+  if (json && json_size_ok (d, err) < 0)
+    return -1;
+  if (fstat (fd, &st) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "blob %s", d->digest);
+  if (st.st_size != d->size)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "blob %s: size %lld, the descriptor says %lld", d->digest,
+                          (long long) st.st_size, (long long) d->size);
+  return 0;
+}
+
+int
+ob_layout_blob_read_desc (struct ob_layout *l, const struct ob_descriptor *d, char **data, size_t *len,
+                          ob_error_t *err)
+{
+  cleanup_close int fd = -1;
+  if (json_size_ok (d, err) < 0)
+    return -1;
+  if (ob_layout_blob_open (l, d->digest, &fd, err) < 0 || ob_blob_check_size (fd, d, true, err) < 0
+      || read_verified (fd, d->digest, data, len, err) < 0)
+    return -1;
+  if ((int64_t) *len != d->size) /* changed under us */
+    {
+      free (*data);
+      *data = NULL;
+      return ob_error_make (err, OB_ERR_IMAGE, 0, "blob %s: size %zu, the descriptor says %lld", d->digest, *len,
+                            (long long) d->size);
+    }
+  return 0;
+}
+
+static int
 read_index (struct ob_layout *l, json_t **out, ob_error_t *err)
 {
   cleanup_free char *data = NULL;
@@ -224,20 +267,35 @@ entry_tag (json_t *e)
   return json_string_value (json_object_get (json_object_get (e, "annotations"), OB_ANNOT_REF_NAME));
 }
 
-/* Pick the host platform's manifest out of an index document. */
+static bool
+is_index_type (const char *mt)
+{
+  return mt && (strcmp (mt, OB_MT_OCI_INDEX) == 0 || strcmp (mt, OB_MT_DOCKER_LIST) == 0);
+}
+
+/* Pick the host platform's manifest out of an index document.  d is only
+ * written on success. */
 static int
 pick_platform (struct ob_layout *l, const struct ob_descriptor *idx, struct ob_descriptor *d,
                ob_error_t *err)
 {
   cleanup_free char *data = NULL;
   size_t len, i;
-  json_t *j, *e;
-  if (ob_layout_blob_read (l, idx->digest, &data, &len, err) < 0)
-    return -1;
+  json_t *j, *e, *ms;
+  if (ob_layout_blob_read_desc (l, idx, &data, &len, err) < 0)
+    return ob_error_wrap (err, "index");
   j = json_loadb (data, len, 0, NULL);
   if (j == NULL)
     return ob_error_make (err, OB_ERR_IMAGE, 0, "index %s: invalid JSON", idx->digest);
-  json_array_foreach (json_object_get (j, "manifests"), i, e)
+  ms = json_object_get (j, "manifests");
+  if (!json_is_array (ms))
+    {
+      /* the descriptor said "index"; the blob (a manifest?) is not one */
+      json_decref (j);
+      return ob_error_make (err, OB_ERR_IMAGE, 0, "index %s: not an image index (no manifests list)",
+                            idx->digest);
+    }
+  json_array_foreach (ms, i, e)
     {
       json_t *p = json_object_get (e, "platform");
       const char *arch = json_string_value (json_object_get (p, "architecture"));
@@ -246,7 +304,9 @@ pick_platform (struct ob_layout *l, const struct ob_descriptor *idx, struct ob_d
         {
           int r = ob_descriptor_from_json (e, d, err);
           json_decref (j);
-          return r;
+          if (r < 0)
+            return ob_error_wrap (err, "index %s", idx->digest);
+          return 0;
         }
     }
   json_decref (j);
@@ -255,7 +315,7 @@ pick_platform (struct ob_layout *l, const struct ob_descriptor *idx, struct ob_d
 }
 
 int
-ob_layout_resolve (struct ob_layout *l, const char *ref, struct ob_descriptor *d, ob_error_t *err)
+ob_layout_lookup (struct ob_layout *l, const char *ref, struct ob_descriptor *d, ob_error_t *err)
 {
   json_t *idx = NULL;
   json_t *e, *found = NULL;
@@ -263,6 +323,7 @@ ob_layout_resolve (struct ob_layout *l, const char *ref, struct ob_descriptor *d
   cleanup_free char *withtag = NULL;
   int r;
 
+  memset (d, 0, sizeof *d);
   if (read_index (l, &idx, err) < 0)
     return -1;
   if (strchr (ref, ':') == NULL || strrchr (ref, '/') > strrchr (ref, ':'))
@@ -278,20 +339,50 @@ ob_layout_resolve (struct ob_layout *l, const char *ref, struct ob_descriptor *d
   if (found == NULL)
     {
       json_decref (idx);
-      return ob_error_make (err, OB_ERR_IMAGE, 0, "image not found in `%s`: %s", l->path, ref);
+      return 0;
     }
   r = ob_descriptor_from_json (found, d, err);
   json_decref (idx);
   if (r < 0)
     return ob_error_wrap (err, "`%s/index.json`", l->path);
-  if (strcmp (d->media_type, OB_MT_OCI_INDEX) == 0 || strcmp (d->media_type, OB_MT_DOCKER_LIST) == 0)
+  /* Iterative, and bounded: an index may list an index, but a hostile
+   * layout could chain them without end. */
+  for (int depth = 0; is_index_type (d->media_type); depth++)
     {
       struct ob_descriptor idxd = *d;
+      if (depth >= OB_MAX_INDEX_DEPTH)
+        {
+          ob_descriptor_clear (d);
+          return ob_error_make (err, OB_ERR_IMAGE, 0, "index %s: indexes nested more than %d deep",
+                                idxd.digest, OB_MAX_INDEX_DEPTH);
+        }
+      /* idxd takes the string; d gets its own from pick_platform, or none */
+      d->media_type = NULL;
       r = pick_platform (l, &idxd, d, err);
       ob_descriptor_clear (&idxd);
-      return r;
+      if (r < 0)
+        return -1;
     }
-  return 0;
+  /* the manifest's size, as the index gives it, before anyone reads it */
+  {
+    cleanup_close int fd = -1;
+    if (json_size_ok (d, err) < 0 || ob_layout_blob_open (l, d->digest, &fd, err) < 0
+        || ob_blob_check_size (fd, d, true, err) < 0)
+      {
+        ob_descriptor_clear (d);
+        return ob_error_wrap (err, "manifest");
+      }
+  }
+  return 1;
+}
+
+int
+ob_layout_resolve (struct ob_layout *l, const char *ref, struct ob_descriptor *d, ob_error_t *err)
+{
+  int r = ob_layout_lookup (l, ref, d, err);
+  if (r == 0)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "image not found in `%s`: %s", l->path, ref);
+  return r < 0 ? -1 : 0;
 }
 
 int

@@ -140,6 +140,34 @@ TEST (test_manifest_rejects_schema1_and_bad_digest)
   ob_error_free (&err);
 }
 
+TEST (test_manifest_refuses_huge_config)
+{
+  struct ob_descriptor cfg = { (char *) OB_MT_OCI_CONFIG, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", 0 };
+  int64_t sizes[] = { OB_MAX_JSON_BLOB, (int64_t) OB_MAX_JSON_BLOB + 1, 1000000000000000LL };
+  for (int i = 0; i < 3; i++)
+    {
+      struct ob_manifest *m = NULL;
+      ob_error_t err = NULL;
+      json_t *j;
+      char *s;
+      cfg.size = sizes[i];
+      j = ob_image_manifest_new (&cfg, NULL, 0, NULL);
+      s = ob_json_canonical (j);
+      if (i == 0)
+        CHECK (ob_image_manifest_parse (s, strlen (s), &m, &err) == 0);
+      else
+        {
+          /* refused before anyone downloads or reads it */
+          CHECK (ob_image_manifest_parse (s, strlen (s), &m, &err) < 0);
+          CHECK (err && err->kind == OB_ERR_IMAGE && strstr (err->msg, "bytes allowed") != NULL);
+        }
+      ob_manifest_free (m);
+      ob_error_free (&err);
+      free (s);
+      json_decref (j);
+    }
+}
+
 TEST (test_timestamp)
 {
   char *t = ob_image_timestamp (1700000000);
@@ -159,6 +187,7 @@ main (void)
   RUN (test_config_parse_rejects_bad);
   RUN (test_manifest_build_and_parse);
   RUN (test_manifest_rejects_schema1_and_bad_digest);
+  RUN (test_manifest_refuses_huge_config);
   RUN (test_timestamp);
   TAP_DONE ();
 }

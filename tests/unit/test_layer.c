@@ -1136,6 +1136,55 @@ TEST (import_hardlink_dotdot_rejected)
   td_free (&t);
 }
 
+static int
+check_links (struct td *t, const char *const *ents, ob_error_t *err)
+{
+  char *in = td_file (t, "links.tar");
+  struct archive *a = tb_open (in, "gzip");
+  int fd, r;
+  /* triples: name, kind ("f" file, "d" directory, "h" hardlink), target */
+  for (size_t i = 0; ents[i]; i += 3)
+    tb_add (a, ents[i], ents[i + 1][0] == 'f' ? AE_IFREG | 0644 : ents[i + 1][0] == 'd' ? AE_IFDIR | 0755 : 0,
+            "x", ents[i + 2]);
+  tb_close (a);
+  fd = open (in, O_RDONLY);
+  r = ob_layer_check_hardlinks (fd, err);
+  close (fd);
+  free (in);
+  return r;
+}
+
+TEST (check_hardlinks)
+{
+  struct td t = td_new ();
+  ob_error_t err = NULL;
+  const char *ok[] = { "./bin/", "d", NULL, "./bin/a", "f", NULL, "bin/b", "h", "./bin/a", "/bin/c", "h", "/bin/a",
+                       NULL };
+  const char *missing[] = { "f", "f", NULL, "link", "h", "not-there", NULL };
+  const char *abs_host[] = { "f", "f", NULL, "link", "h", "/etc/passwd", NULL };
+  const char *later[] = { "link", "h", "f", "f", "f", NULL, NULL };
+  const char *dir[] = { "d/", "d", NULL, "link", "h", "d", NULL };
+  const char *dotdot[] = { "link", "h", "../../etc/passwd", NULL };
+  CHECK_INT (check_links (&t, ok, &err), 0);
+  ob_error_free (&err);
+  CHECK (check_links (&t, missing, &err) < 0);
+  CHECK (err && err->kind == OB_ERR_IMAGE && strstr (err->msg, "entry `link`: hardlink to `not-there`") != NULL);
+  ob_error_free (&err);
+  CHECK (check_links (&t, abs_host, &err) < 0);
+  CHECK (err && err->kind == OB_ERR_IMAGE && strstr (err->msg, "`/etc/passwd`") != NULL);
+  ob_error_free (&err);
+  CHECK (check_links (&t, later, &err) < 0);
+  CHECK (err && err->kind == OB_ERR_IMAGE);
+  ob_error_free (&err);
+  CHECK (check_links (&t, dir, &err) < 0);
+  CHECK (err && err->kind == OB_ERR_IMAGE);
+  ob_error_free (&err);
+  CHECK (check_links (&t, dotdot, &err) < 0);
+  CHECK (err && err->kind == OB_ERR_IMAGE && strstr (err->msg, "`link`") != NULL);
+  ob_error_free (&err);
+  td_free (&t);
+}
+
 TEST (import_owners_clamp_digest)
 {
   struct td t = td_new ();
@@ -1546,11 +1595,55 @@ TEST (extract_dangling_abs_symlink_parent)
   /* Nothing at that path inside the root: refused, never followed out. */
   CHECK (extract_file (tar, root, "/", true, &err) < 0);
   CHECK (err && strstr (err->msg, "evil/pwned") != NULL);
+  /* the archive's fault (exit 9), naming the entry and the symlink */
+  CHECK (err && err->kind == OB_ERR_IMAGE && strstr (err->msg, "parent `evil` is a symlink") != NULL);
   CHECK (!exists_at (outside.fd, "pwned"));
   ob_error_free (&err);
   close (root);
   free (tar);
   td_free (&outside);
+  td_free (&t);
+}
+
+TEST (extract_parent_is_a_file)
+{
+  struct td t = td_new ();
+  char *tar = td_file (&t, "l.tar");
+  struct archive *a = tb_open (tar, NULL);
+  ob_error_t err = NULL;
+  int root;
+  tb_add (a, "f", AE_IFREG | 0644, "x", NULL);
+  tb_add (a, "f/g/h", AE_IFREG | 0644, "y", NULL);
+  tb_close (a);
+  mkd (t.fd, "root", 0755);
+  root = openat (t.fd, "root", O_RDONLY | O_DIRECTORY);
+  CHECK (extract_file (tar, root, "/", true, &err) < 0);
+  CHECK (err && err->kind == OB_ERR_IMAGE && strstr (err->msg, "entry `f/g/h`: its parent `f` is not a directory") != NULL);
+  ob_error_free (&err);
+  close (root);
+  free (tar);
+  td_free (&t);
+}
+
+/* A relative symlink climbing above the root resolves to the root itself. */
+TEST (extract_relative_symlink_parent_clamped)
+{
+  struct td t = td_new ();
+  char *tar = td_file (&t, "l.tar");
+  struct archive *a = tb_open (tar, NULL);
+  ob_error_t err = NULL;
+  int root;
+  tb_add (a, "up", AE_IFLNK | 0777, NULL, "../../..");
+  tb_add (a, "up/climbed", AE_IFREG | 0644, "x", NULL);
+  tb_close (a);
+  mkd (t.fd, "root", 0755);
+  root = openat (t.fd, "root", O_RDONLY | O_DIRECTORY);
+  CHECK_INT (extract_file (tar, root, "/", true, &err), 0);
+  CHECK (exists_at (root, "climbed"));
+  CHECK (!exists_at (t.fd, "climbed"));
+  ob_error_free (&err);
+  close (root);
+  free (tar);
   td_free (&t);
 }
 
@@ -2041,6 +2134,7 @@ main (void)
   RUN (import_rejects_dotdot);
   RUN (import_hardlinks);
   RUN (import_hardlink_dotdot_rejected);
+  RUN (check_hardlinks);
   RUN (import_owners_clamp_digest);
   RUN (import_not_an_archive);
   RUN (is_archive_tar);
@@ -2059,6 +2153,8 @@ main (void)
   RUN (extract_rejects_dotdot);
   RUN (extract_abs_symlink_stays_inside);
   RUN (extract_dangling_abs_symlink_parent);
+  RUN (extract_parent_is_a_file);
+  RUN (extract_relative_symlink_parent_clamped);
   RUN (extract_hardlink_escape_rejected);
   RUN (extract_hardlink_through_symlink_stays_inside);
   RUN (extract_hardlink_missing_rejected);
@@ -2079,6 +2175,8 @@ main (void)
   RUN (extract_rejects_dotdot);
   RUN (extract_abs_symlink_stays_inside);
   RUN (extract_dangling_abs_symlink_parent);
+  RUN (extract_parent_is_a_file);
+  RUN (extract_relative_symlink_parent_clamped);
   RUN (extract_hardlink_escape_rejected);
   RUN (extract_hardlink_through_symlink_stays_inside);
   RUN (extract_hardlink_missing_rejected);

@@ -209,6 +209,192 @@ TEST (test_copy_between_layouts)
   rmtree (d);
 }
 
+/* Tag `tag` -> a descriptor of media type mt for blob content (digest in d). */
+static int
+commit_typed (struct ob_layout *l, const char *scratch, const char *mt, const char *content,
+              int64_t size, const char *tag, struct ob_descriptor *d)
+{
+  struct ob_txn *t = NULL;
+  ob_error_t err = NULL;
+  char *tags[] = { (char *) tag, NULL };
+  int r;
+  if (ob_txn_begin (l, scratch, &t, &err) < 0)
+    return -1;
+  d->media_type = (char *) mt;
+  r = ob_txn_blob_put (t, content, strlen (content), d->digest, &err);
+  d->size = size >= 0 ? size : (int64_t) strlen (content);
+  if (r == 0)
+    r = ob_txn_commit (t, d, tags, &err);
+  if (err)
+    printf ("# %s\n", err->msg);
+  ob_error_free (&err);
+  ob_txn_free (t);
+  return r;
+}
+
+/* An index holding one descriptor. */
+static char *
+index_of (const char *mt, const char *digest, size_t size)
+{
+  return ob_xasprintf ("{\"manifests\":[{\"digest\":\"%s\",\"mediaType\":\"%s\",\"size\":%zu}],"
+                       "\"schemaVersion\":2}", digest, mt, size);
+}
+
+TEST (test_resolve_index_that_is_a_manifest)
+{
+  char *d = tmpdir ();
+  char *p = ob_xasprintf ("%s/oci", d);
+  struct ob_layout *l = NULL;
+  ob_error_t err = NULL;
+  struct ob_descriptor m, got = { 0 };
+  const char *man = "{\"config\":{},\"layers\":[],\"schemaVersion\":2}";
+  CHECK (ob_layout_open (p, true, &l, &err) == 0);
+  /* index.json says "index", the blob is a manifest: once a double free */
+  CHECK (commit_typed (l, d, OB_MT_OCI_INDEX, man, -1, "x:1", &m) == 0);
+  CHECK (ob_layout_resolve (l, "x:1", &got, &err) < 0);
+  CHECK (err && err->kind == OB_ERR_IMAGE && strstr (err->msg, "not an image index") != NULL);
+  CHECK (got.media_type == NULL);
+  ob_error_free (&err);
+  ob_descriptor_clear (&got);
+  CHECK (ob_layout_lookup (l, "x:1", &got, &err) < 0);
+  ob_error_free (&err);
+  ob_descriptor_clear (&got);
+  /* the same from a Docker list type */
+  CHECK (commit_typed (l, d, OB_MT_DOCKER_LIST, man, -1, "x:2", &m) == 0);
+  CHECK (ob_layout_resolve (l, "x:2", &got, &err) < 0);
+  CHECK (err && strstr (err->msg, "not an image index") != NULL);
+  ob_error_free (&err);
+  ob_descriptor_clear (&got);
+  /* not there: lookup says so without an error */
+  CHECK (ob_layout_lookup (l, "nope:1", &got, &err) == 0 && err == NULL);
+  ob_layout_close (l);
+  free (p);
+  rmtree (d);
+}
+
+TEST (test_resolve_nested_indexes_bounded)
+{
+  char *d = tmpdir ();
+  char *p = ob_xasprintf ("%s/oci", d);
+  struct ob_layout *l = NULL;
+  ob_error_t err = NULL;
+  struct ob_descriptor m, cur, got = { 0 };
+  const char *man = "{\"config\":{},\"layers\":[],\"schemaVersion\":2}";
+  CHECK (ob_layout_open (p, true, &l, &err) == 0);
+  CHECK (commit_typed (l, d, OB_MT_OCI_MANIFEST, man, -1, "m:1", &m) == 0);
+  cur = m;
+  /* index -> index -> manifest: followed */
+  for (int i = 0; i < 2; i++)
+    {
+      char *x = index_of (cur.media_type, cur.digest, cur.size);
+      CHECK (commit_typed (l, d, OB_MT_OCI_INDEX, x, -1, "nested:1", &cur) == 0);
+      free (x);
+    }
+  CHECK (ob_layout_resolve (l, "nested:1", &got, &err) == 0);
+  CHECK_STR (got.digest, m.digest);
+  CHECK_STR (got.media_type, OB_MT_OCI_MANIFEST);
+  ob_descriptor_clear (&got);
+  /* 1000 deep: refused after OB_MAX_INDEX_DEPTH, no deep recursion (the
+   * blobs written directly: a transaction syncs each, too slow here) */
+  {
+    char *tags[] = { (char *) "deep:1", NULL };
+    struct ob_txn *t = NULL;
+    for (int i = 0; i < 998; i++)
+      {
+        char *x = index_of (cur.media_type, cur.digest, cur.size);
+        char *bp;
+        int fd;
+        ob_sha256_digest (x, strlen (x), cur.digest);
+        bp = ob_xasprintf ("%s/blobs/sha256/%s", p, cur.digest + 7);
+        fd = open (bp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        CHECK (fd >= 0 && write (fd, x, strlen (x)) == (ssize_t) strlen (x));
+        close (fd);
+        cur.media_type = (char *) OB_MT_OCI_INDEX;
+        cur.size = strlen (x);
+        free (bp);
+        free (x);
+      }
+    CHECK (ob_txn_begin (l, d, &t, &err) == 0);
+    CHECK (ob_txn_commit (t, &cur, tags, &err) == 0);
+    ob_txn_free (t);
+  }
+  CHECK (ob_layout_resolve (l, "deep:1", &got, &err) < 0);
+  CHECK (err && err->kind == OB_ERR_IMAGE && strstr (err->msg, "nested more than") != NULL);
+  CHECK (got.media_type == NULL);
+  ob_error_free (&err);
+  /* an index naming itself cannot hash to its own name: its content is refused */
+  {
+    const char *self = "sha256:abababababababababababababababababababababababababababababababab";
+    char *x = index_of (OB_MT_OCI_INDEX, self, 200);
+    char *bp = ob_xasprintf ("%s/blobs/sha256/%s", p, self + 7);
+    CHECK (ob_write_file_atomic_at (AT_FDCWD, bp, x, strlen (x), 0644, &err) == 0);
+    CHECK (commit_typed (l, d, OB_MT_OCI_INDEX, x, -1, "self:1", &cur) == 0);
+    /* point the tag at the blob named by the fake digest */
+    char *ip = ob_xasprintf ("%s/index.json", p);
+    char *y = ob_xasprintf ("{\"manifests\":[{\"annotations\":{\"org.opencontainers.image.ref.name\":\"self:1\"},"
+                            "\"digest\":\"%s\",\"mediaType\":\"%s\",\"size\":%zu}],\"schemaVersion\":2}",
+                            self, OB_MT_OCI_INDEX, strlen (x));
+    CHECK (ob_write_file_atomic_at (AT_FDCWD, ip, y, strlen (y), 0644, &err) == 0);
+    CHECK (ob_layout_resolve (l, "self:1", &got, &err) < 0);
+    CHECK (err && err->kind == OB_ERR_IMAGE);
+    ob_error_free (&err);
+    free (x);
+    free (y);
+    free (ip);
+    free (bp);
+  }
+  ob_layout_close (l);
+  free (p);
+  rmtree (d);
+}
+
+TEST (test_blob_sizes_checked)
+{
+  char *d = tmpdir ();
+  char *p = ob_xasprintf ("%s/oci", d);
+  struct ob_layout *l = NULL;
+  ob_error_t err = NULL;
+  struct ob_descriptor m, got = { 0 };
+  char *data = NULL;
+  size_t len;
+  const char *man = "{\"config\":{},\"layers\":[],\"schemaVersion\":2}";
+  CHECK (ob_layout_open (p, true, &l, &err) == 0);
+  CHECK (commit_typed (l, d, OB_MT_OCI_MANIFEST, man, -1, "ok:1", &m) == 0);
+  CHECK (ob_layout_blob_read_desc (l, &m, &data, &len, &err) == 0);
+  CHECK_INT (len, strlen (man));
+  free (data);
+  data = NULL;
+  /* index.json lies about the manifest's size, smaller and larger */
+  int64_t wrong[] = { 10, (int64_t) strlen (man) + 1, 1000000000000000LL };
+  for (int i = 0; i < 3; i++)
+    {
+      struct ob_descriptor w = m;
+      w.size = wrong[i];
+      CHECK (ob_layout_blob_read_desc (l, &w, &data, &len, &err) < 0);
+      CHECK (data == NULL);
+      CHECK (err && err->kind == OB_ERR_IMAGE
+             && strstr (err->msg, i == 2 ? "bytes allowed" : "the descriptor says") != NULL);
+      ob_error_free (&err);
+      CHECK (commit_typed (l, d, OB_MT_OCI_MANIFEST, man, wrong[i], "bad:1", &w) == 0);
+      CHECK (ob_layout_resolve (l, "bad:1", &got, &err) < 0);
+      CHECK (got.media_type == NULL);
+      CHECK (err && err->kind == OB_ERR_IMAGE);
+      ob_error_free (&err);
+      /* an index with the wrong size for itself */
+      char *x = index_of (OB_MT_OCI_MANIFEST, m.digest, m.size);
+      CHECK (commit_typed (l, d, OB_MT_OCI_INDEX, x, wrong[i], "badidx:1", &w) == 0);
+      CHECK (ob_layout_resolve (l, "badidx:1", &got, &err) < 0);
+      CHECK (err && err->kind == OB_ERR_IMAGE);
+      ob_error_free (&err);
+      free (x);
+    }
+  CHECK (ob_layout_resolve (l, "ok:1", &got, &err) == 0);
+  ob_descriptor_clear (&got);
+  ob_layout_close (l);
+  free (p);
+  rmtree (d);
+}
+
 int
 main (void)
 {
@@ -218,5 +404,8 @@ main (void)
   RUN (test_txn_abort_leaves_layout_unchanged);
   RUN (test_blob_read_verifies_digest);
   RUN (test_copy_between_layouts);
+  RUN (test_resolve_index_that_is_a_manifest);
+  RUN (test_resolve_nested_indexes_bounded);
+  RUN (test_blob_sizes_checked);
   TAP_DONE ();
 }

@@ -1,0 +1,153 @@
+#!/bin/sh
+# Hostile base images, layouts and archives (from a security review): each
+# one is refused with one line naming the problem — exit 9, never a crash —
+# the store is left exactly as it was, and nothing is written outside.
+. "$(dirname "$0")/lib.sh"
+
+ctx=$TESTDIR/ctx
+mkdir -p "$ctx"
+# where the symlinks of hostile layers point: writable by everyone, so an
+# escape would show here
+outside=$TESTDIR/outside
+mkdir -p "$outside" && chmod 1777 "$outside"
+HOSTILE_OUTSIDE=$outside
+export HOSTILE_OUTSIDE
+hostile() { python3 "$FIXTURES/make-hostile-layout.py" "$@"; }
+# the store as far as a failed build must not change it: images, blobs,
+# tags, unpacked layers, and no scratch left behind
+snapshot() {
+  (cd "$(store "$1")" && find oci layers -type f -printf '%p %s\n' 2>/dev/null | sort \
+    && sha256sum oci/index.json && ls -A tmp)
+}
+# from CODE PATTERN DESC DOCKERFILE_TEXT: build it as $m, expecting the error
+# (check_fail wants that exit code exactly: a crash, >= 128, fails it)
+from() {
+  _c=$1 _p=$2 _d=$3 _f=$4; shift 4
+  # shellcheck disable=SC2059
+  printf "$_f" "$@" >"$ctx/Dockerfile"
+  check_fail "$_c" "$_p" "[$m] $_d" ob "$m" build -q -t x -f "$ctx/Dockerfile" "$ctx"
+}
+
+# layouts whose index or descriptors lie
+for kind in ok index-is-manifest index-self index-deep index-nested \
+    manifest-size-small manifest-size-huge config-size-small config-size-huge \
+    layer-size-small layer-size-huge; do
+  hostile "$kind" "$TESTDIR/L-$kind"
+done
+for kind in symlink hardlink-missing; do
+  hostile "$kind" "$TESTDIR/L-$kind"
+done
+for kind in symlink hardlink-missing; do
+  hostile --tar "$kind" "$ctx/T-$kind.tar"
+done
+for kind in hardlink hardlink-missing hardlink-abs ok; do
+  hostile --tar "$kind" "$TESTDIR/I-$kind.tar"
+done
+for kind in bigconfig bigmanifest; do
+  hostile --docker "$kind" "$TESTDIR/D-$kind.tar"
+done
+(cd "$TESTDIR/L-index-is-manifest" && tar cf "$TESTDIR/A-index-is-manifest.tar" .)
+(cd "$TESTDIR/L-manifest-size-huge" && tar cf "$TESTDIR/A-manifest-size-huge.tar" .)
+(cd "$TESTDIR/L-config-size-small" && tar cf "$TESTDIR/A-config-size-small.tar" .)
+chmod -R a+rX "$TESTDIR"
+
+for m in $MODES; do
+  # something in the store first, so "unchanged" means something
+  check "[$m] a valid layout as the base" ob "$m" build -q -t good -f - "$ctx" <<EOF
+FROM oci:$TESTDIR/L-ok:bad
+EOF
+  check "[$m] two nested indexes are followed" ob "$m" build -q -t nested -f - "$ctx" <<EOF
+FROM oci:$TESTDIR/L-index-nested:bad
+EOF
+  snapshot "$m" >"$TESTDIR/before-$m"
+
+  # 3: index.json says "index", the blob is a manifest (was a double free, exit 134)
+  from 9 'Dockerfile:1: FROM oci:.*L-index-is-manifest:bad: .*index sha256:[0-9a-f]{64}: not an image index' \
+    "index entry whose blob is a manifest: exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-index-is-manifest"
+  from 9 'Dockerfile:1: FROM oci-archive:.*: index sha256:[0-9a-f]{64}: not an image index' \
+    "... in an oci-archive: exit 9" 'FROM oci-archive:%s:bad\n' "$TESTDIR/A-index-is-manifest.tar"
+  from 9 'Dockerfile:1: .*index.* blob sha256:(ab){32}: size [0-9]+, the descriptor says 200' \
+    "an index listing itself: exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-index-self"
+  from 9 'Dockerfile:1: .*index sha256:[0-9a-f]{64}: indexes nested more than 8 deep' \
+    "1000 nested indexes: exit 9, no stack overflow" 'FROM oci:%s:bad\n' "$TESTDIR/L-index-deep"
+
+  # 11: sizes that do not match the blob, or that no JSON document has
+  from 9 'Dockerfile:1: .*manifest: blob sha256:[0-9a-f]{64}: size [0-9]+, the descriptor says 10$' \
+    "manifest size 10 in index.json: exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-manifest-size-small"
+  from 9 'Dockerfile:1: .*manifest: sha256:[0-9a-f]{64}: size 1000000000000000 is more than the 4194304 bytes allowed' \
+    "manifest size 10^15: refused before reading, exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-manifest-size-huge"
+  from 9 'Dockerfile:1: FROM oci-archive:.*: size 1000000000000000 is more than the 4194304 bytes allowed' \
+    "... in an oci-archive: exit 9" 'FROM oci-archive:%s:bad\n' "$TESTDIR/A-manifest-size-huge.tar"
+  from 9 'Dockerfile:1: .*config: blob sha256:[0-9a-f]{64}: size [0-9]+, the descriptor says 10$' \
+    "config size 10: exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-config-size-small"
+  from 9 'Dockerfile:1: FROM oci-archive:.*config: blob sha256:[0-9a-f]{64}: size [0-9]+, the descriptor says 10$' \
+    "... in an oci-archive: exit 9" 'FROM oci-archive:%s:bad\n' "$TESTDIR/A-config-size-small.tar"
+  from 9 'Dockerfile:1: .*manifest config sha256:[0-9a-f]{64}: size 1000000000000000 is more than the 4194304 bytes allowed' \
+    "config size 10^15: exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-config-size-huge"
+  from 9 'Dockerfile:1: .*layer #0: blob sha256:[0-9a-f]{64}: size [0-9]+, the descriptor says 10$' \
+    "layer size 10 (its content known from an earlier build): exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-layer-size-small"
+  from 9 'Dockerfile:1: .*layer #0: blob sha256:[0-9a-f]{64}: size [0-9]+, the descriptor says 1000000000000000$' \
+    "layer size 10^15: exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-layer-size-huge"
+
+  from 9 'Dockerfile:1: FROM docker-archive:.*: .config.json.: size [0-9]+ is more than the 4194304 bytes allowed' \
+    "docker-archive with a config of 5 MiB: exit 9" 'FROM docker-archive:%s\n' "$TESTDIR/D-bigconfig.tar"
+  from 9 'Dockerfile:1: FROM docker-archive:.*: manifest.json: size [0-9]+ is more than the 4194304 bytes allowed' \
+    "docker-archive with a manifest.json of 5 MiB: exit 9" 'FROM docker-archive:%s\n' "$TESTDIR/D-bigmanifest.tar"
+
+  # 12a: an entry under a symlink its layer (or archive) planted, pointing
+  # outside: refused naming the layer and the entry, never followed
+  from 9 "Dockerfile:2: unpack layer sha256:[0-9a-f]{64}: entry .lnk/escaped-by-symlink.: its parent .lnk. is a symlink to .$outside. that leads to no directory inside the root" \
+    "layer entry under a symlink to outside: exit 9 naming layer and entry" 'FROM oci:%s:bad\nRUN true\n' "$TESTDIR/L-symlink"
+  from 9 "Dockerfile:2: COPY --from=oci:.*unpack layer sha256:[0-9a-f]{64}: entry .lnk/escaped-by-symlink.: its parent .lnk. is a symlink" \
+    "... in COPY --from: exit 9" 'FROM scratch\nCOPY --from=oci:%s:bad /ok /\n' "$TESTDIR/L-symlink"
+  from 9 "Dockerfile:2: unpack layer sha256:[0-9a-f]{64}: entry .h.: hardlink target .not-in-the-archive. does not exist" \
+    "layer hardlink to a file not in it: exit 9" 'FROM oci:%s:bad\nRUN true\n' "$TESTDIR/L-hardlink-missing"
+  from 4 "Dockerfile:2: ADD .T-symlink.tar.: entry .lnk/escaped-by-symlink.: its parent .lnk. is a symlink to .$outside." \
+    "ADD of a local tar, entry under a symlink to outside: exit 4 naming archive and entry" 'FROM scratch\nADD T-symlink.tar /\n'
+  from 4 "Dockerfile:2: ADD .T-hardlink-missing.tar.: entry .h.: hardlink target .not-in-the-archive. does not exist" \
+    "ADD of a local tar, hardlink to a file not in it: exit 4" 'FROM scratch\nADD T-hardlink-missing.tar /\n'
+
+  # 12b: obuild import checks hardlinks now, not the first RUN
+  check_fail 9 "import .*I-hardlink.tar.: entry .h.: hardlink: entry .\.\./\.\./etc/passwd.: path contains \.\." \
+    "[$m] import: hardlink to ../../etc/passwd: exit 9" ob "$m" import "$TESTDIR/I-hardlink.tar" imp:1
+  check_fail 9 "import .*I-hardlink-missing.tar.: entry .h.: hardlink to .not-in-the-archive., which is no earlier file of the archive" \
+    "[$m] import: hardlink to a path not in the tar: exit 9" ob "$m" import "$TESTDIR/I-hardlink-missing.tar" imp:1
+  check_fail 9 "import .*I-hardlink-abs.tar.: entry .h.: hardlink to ./?etc/passwd., which is no earlier file of the archive" \
+    "[$m] import: hardlink to /etc/passwd: exit 9" ob "$m" import "$TESTDIR/I-hardlink-abs.tar" imp:1
+
+  snapshot "$m" >"$TESTDIR/after-$m"
+  check_files "[$m] the store is as it was" "$TESTDIR/after-$m" "$TESTDIR/before-$m"
+  check_eq "[$m] nothing was written outside" "$(ls -A "$outside")" ""
+
+  # the store's own index.json, made hostile (a copy of the store)
+  s=$(store "$m")
+  cp "$s/oci/index.json" "$TESTDIR/index.json.$m"
+  for change in index size-10 size-huge; do
+    python3 - "$s/oci/index.json" "$change" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+for e in j["manifests"]:
+    if e.get("annotations", {}).get("org.opencontainers.image.ref.name") == "good:latest":
+        if sys.argv[2] == "index":
+            e["mediaType"] = "application/vnd.oci.image.index.v1+json"
+        else:
+            e["size"] = 10 if sys.argv[2] == "size-10" else 10 ** 15
+json.dump(j, open(sys.argv[1], "w"))
+EOF
+    snapshot "$m" >"$TESTDIR/before-$m"
+    case $change in
+      index) pat='not an image index' ;;
+      size-10) pat='manifest: blob sha256:[0-9a-f]{64}: size [0-9]+, the descriptor says 10$' ;;
+      size-huge) pat='size 1000000000000000 is more than the 4194304 bytes allowed' ;;
+    esac
+    from 9 "Dockerfile:1: FROM good: store .*: good:latest: .*$pat" \
+      "the store's index.json ($change): exit 9, no pull" 'FROM good\n'
+    snapshot "$m" >"$TESTDIR/after-$m"
+    check_files "[$m] ... the store is as it was" "$TESTDIR/after-$m" "$TESTDIR/before-$m"
+    cp "$TESTDIR/index.json.$m" "$s/oci/index.json"
+  done
+done
+# a valid tarball is still imported
+m=${MODES%% *}
+check "[$m] import of a tarball with valid hardlinks" ob "$m" import -q "$TESTDIR/I-ok.tar" imp:ok
+done_testing
