@@ -833,6 +833,9 @@ ob_registry_pull (struct ob_registry *r, const struct ob_ref *ref, struct ob_txn
       free (mt);
       data = mt = NULL;
       ret = fetch_manifest (r, easy, h, ref, child.digest, child.digest, &data, &len, &mt, digest, err);
+      if (ret == 0 && (int64_t) len != child.size)
+        ret = ob_error_make (err, OB_ERR_IMAGE, 0, "%s: manifest %s is %zu bytes, its descriptor in the index says %lld",
+                             ref->canonical, child.digest, len, (long long) child.size);
       ob_descriptor_clear (&child);
       if (ret < 0)
         goto out;
