@@ -35,6 +35,12 @@ const char *cli_userns_mode (void);
 /* SIGINT/SIGTERM: stop the running step and make the build return. */
 void cli_install_signals (void);
 extern volatile int cli_interrupted;
+/* Push IMAGE (a tag of the store) to DEST (a registry reference,
+ * `docker://` optional); pushed receives the manifest digest.  Prints
+ * "pushed ..." on stderr when ro->progress is set. */
+struct ob_registry_opts;
+int cli_push_image (struct ob_store *store, const char *image, const char *dest,
+                    const struct ob_registry_opts *ro, char pushed[72], ob_error_t *err);
 /* Parse SOURCE_DATE_EPOCH-style integer seconds. */
 int cli_parse_epoch (const char *s, int64_t *out, ob_error_t *err);
 

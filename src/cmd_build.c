@@ -3,6 +3,7 @@
 #include "cli.h"
 #include <obuild/build.h>
 #include <obuild/image.h>
+#include <obuild/registry.h>
 #include <obuild/store.h>
 #include <obuild/util.h>
 
@@ -42,6 +43,7 @@ enum
   OPT_SQUASH,
   OPT_SECRET,
   OPT_SSH,
+  OPT_PUSH,
   OPT_HELP,
 };
 
@@ -77,6 +79,7 @@ static const struct option long_opts[] = {
   { "squash", no_argument, NULL, OPT_SQUASH },
   { "secret", required_argument, NULL, OPT_SECRET },
   { "ssh", required_argument, NULL, OPT_SSH },
+  { "push", no_argument, NULL, OPT_PUSH },
   { "help", no_argument, NULL, OPT_HELP },
   { NULL, 0, NULL, 0 },
 };
@@ -103,6 +106,7 @@ build_usage (FILE *f)
               "      --build-arg K[=V]      set a build argument (repeatable)\n"
               "      --label K=V            add a label to the image (repeatable)\n"
               "  -o, --output DIR           also write the image into the OCI layout DIR\n"
+              "      --push                 push every -t to its registry after the build\n"
               "  -q, --quiet                print only the image digest\n"
               "      --iidfile FILE         write the image digest to FILE\n"
               "      --target STAGE         build up to this stage\n"
@@ -163,6 +167,7 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   cleanup_strv char **envs = NULL;
   cleanup_free char *stdin_text = NULL;
   const char *iidfile = NULL, *userns = NULL;
+  bool push = false;
   const char *env_epoch = getenv ("SOURCE_DATE_EPOCH");
   int c, r;
 
@@ -341,6 +346,9 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
               return ob_error_make (err, OB_ERR_USAGE, errno, "--ssh default: agent socket `%s`", sock);
             break;
           }
+        case OPT_PUSH:
+          push = true;
+          break;
         case OPT_HELP:
           build_usage (stdout);
           return 0;
@@ -382,6 +390,8 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   o.source.registry.progress = print_line;
   o.source.registry.progress_data = &pr;
 
+  if (push && tags == NULL)
+    return ob_error_make (err, OB_ERR_USAGE, 0, "--push needs at least one -t NAME[:TAG] to push to");
   cli_install_signals ();
   if (cli_open_store (g, userns, true, &store, err) < 0)
     return -1;
@@ -411,7 +421,21 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   if (!pr.quiet)
     for (size_t i = 0; tags && tags[i]; i++)
       printf ("oci:%s:%s\n", ob_layout_path (store->oci), tags[i]);
+  fflush (stdout);
   ob_build_result_clear (&res);
+  /* --push: each tag to the registry it names; the image stays in the
+   * store whatever happens here */
+  for (size_t i = 0; push && tags && tags[i]; i++)
+    {
+      struct ob_registry_opts ro = o.source.registry;
+      char pushed[72];
+      ro.progress = pr.quiet ? NULL : ro.progress;
+      if (cli_push_image (store, tags[i], tags[i], &ro, pushed, err) < 0)
+        {
+          ob_store_close (store);
+          return ob_error_wrap (err, "--push %s", tags[i]);
+        }
+    }
   ob_store_close (store);
   return 0;
 }

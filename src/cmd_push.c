@@ -17,6 +17,33 @@ push_progress (void *data, const char *line)
   fprintf (stderr, "%s\n", line);
 }
 
+int
+cli_push_image (struct ob_store *store, const char *image, const char *dest, const struct ob_registry_opts *ro,
+                char pushed[72], ob_error_t *err)
+{
+  struct ob_registry *reg = NULL;
+  struct ob_ref *ref = NULL;
+  struct ob_descriptor md = { 0 };
+  cleanup_free char *local = NULL;
+  int r = -1;
+
+  if (ob_str_has_prefix (dest, "docker://"))
+    dest += 9;
+  if (ob_ref_parse (dest, &ref, err) < 0)
+    return -1;
+  if (ob_image_ref_normalize (image, &local, err) < 0 || ob_layout_resolve (store->oci, local, &md, err) < 0
+      || ob_registry_new (ro, &reg, err) < 0 || ob_registry_push (reg, store->oci, &md, ref, pushed, err) < 0)
+    goto out;
+  if (ro->progress)
+    fprintf (stderr, "pushed %s to %s\n", local, ref->canonical);
+  r = 0;
+out:
+  ob_descriptor_clear (&md);
+  ob_registry_free (reg);
+  ob_ref_free (ref);
+  return r;
+}
+
 enum
 {
   P_TLS = 256,
@@ -40,12 +67,8 @@ int
 cmd_push (struct cli_global *g, int argc, char **argv, ob_error_t *err)
 {
   struct ob_registry_opts ro;
-  struct ob_registry *reg = NULL;
   struct ob_store *store = NULL;
-  struct ob_ref *ref = NULL;
-  struct ob_descriptor md = { 0 };
   const char *digestfile = NULL, *dest;
-  cleanup_free char *local = NULL;
   char pushed[72];
   bool quiet = false;
   int c, r = -1;
@@ -85,32 +108,17 @@ cmd_push (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   if (argc - optind < 1 || argc - optind > 2)
     return ob_error_make (err, OB_ERR_USAGE, 0, "usage: obuild push IMAGE [DEST]");
   dest = argc - optind == 2 ? argv[optind + 1] : argv[optind];
-  if (ob_str_has_prefix (dest, "docker://"))
-    dest += 9;
-  if (ob_ref_parse (dest, &ref, err) < 0)
-    return -1;
   if (cli_open_store (g, NULL, false, &store, err) < 0)
-    goto out;
-  if (ob_image_ref_normalize (argv[optind], &local, err) < 0)
-    goto out;
-  if (ob_layout_resolve (store->oci, local, &md, err) < 0)
     goto out;
   if (!quiet)
     ro.progress = push_progress;
-  if (ob_registry_new (&ro, &reg, err) < 0)
-    goto out;
-  if (ob_registry_push (reg, store->oci, &md, ref, pushed, err) < 0)
+  if (cli_push_image (store, argv[optind], dest, &ro, pushed, err) < 0)
     goto out;
   if (digestfile && ob_write_file_atomic_at (AT_FDCWD, digestfile, pushed, strlen (pushed), 0644, err) < 0)
     goto out;
   printf ("%s\n", pushed);
-  if (!quiet)
-    fprintf (stderr, "pushed %s to %s\n", local, ref->canonical);
   r = 0;
 out:
-  ob_descriptor_clear (&md);
-  ob_registry_free (reg);
   ob_store_close (store);
-  ob_ref_free (ref);
   return r;
 }

@@ -23,5 +23,19 @@ for m in $MODES; do
   check "[$m] skopeo copies it back" skopeo copy -q --src-tls-verify=false "docker://127.0.0.1:$port/obuild/$m:1" "oci:$TESTDIR/back-$m:x"
   check "[$m] the round-tripped image unpacks" umoci_unpack "$TESTDIR/back-$m" x "$TESTDIR/u-$m"
   check_eq "[$m] ... with our file" "$(cat "$TESTDIR/u-$m/rootfs/hi.txt")" hi
+
+  # build --push: every -t to its registry, after the build
+  d=$(ob "$m" build -q --push -t "127.0.0.1:$port/pushed/$m:a" -t "127.0.0.1:$port/pushed/$m:b" "$ctx")
+  check_eq "[$m] build --push exits 0" "$?" 0
+  for t in a b; do
+    got=$(skopeo inspect --tls-verify=false "docker://127.0.0.1:$port/pushed/$m:$t" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Digest"])')
+    check_eq "[$m] build --push: tag $t in the registry has the built digest" "$got" "$d"
+  done
+  dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  check_fail 8 "^obuild: --push 127.0.0.1:$dead/nowhere:1: .*127.0.0.1:$dead" \
+    "[$m] build --push to an unreachable registry: exit 8 naming it" \
+    ob "$m" build --push -t "127.0.0.1:$dead/nowhere:1" "$ctx"
+  check "[$m] ... and the image is in the store all the same" sh -c "ob_images=\$(env OBUILD_ROOT='$(store "$m")' '$OB' images 2>&1); echo \"\$ob_images\" | grep -q '127.0.0.1:$dead/nowhere'"
+  check_fail 2 "--push needs at least one -t" "[$m] build --push without -t: exit 2" ob "$m" build --push "$ctx"
 done
 done_testing
