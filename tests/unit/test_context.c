@@ -188,6 +188,8 @@ copy_ex (const char *srcdir, const struct ob_ignore *ig, const char *rootdir, co
 
 /* ---- ignore: pattern table (moby/patternmatcher + Go filepath tests) ---- */
 
+static bool ig_matches (const char *text, const char *path);
+
 struct match_case
 {
   const char *pattern;
@@ -307,6 +309,98 @@ static const struct match_case match_cases[] = {
   { "*.go", ".", false },
   { "caf\xc3\xa9 \xc3\xa0 la/*", "caf\xc3\xa9 \xc3\xa0 la/menu", true },
 };
+
+/* The semantics of our matcher beyond those tables, pinned before it was
+ * rewritten without backtracking: '*' and '?' never cross '/', a class
+ * does (as the regexp patternmatcher builds), "**" spans directories in
+ * the middle, at the start (also as a plain suffix) and at the end. */
+static const struct match_case match_cases_more[] = {
+  { "a/**/b", "a/b", true },
+  { "a/**/b", "a/x/b", true },
+  { "a/**/b", "a/x/y/b", true },
+  { "a/**/b", "a/x/y/c", false },
+  { "a/**/b", "ab", false },
+  { "a/**/b", "a/xb", false },
+  { "a/**b", "a/b", true },
+  { "a/**b", "a/x/b", true },
+  { "a/**b", "a/xb", false },
+  { "a**b", "ab", true },
+  { "a**b", "ax/b", true },
+  { "a**b", "axb", false },
+  { "a**", "a", true },
+  { "a**", "ax/y", true },
+  { "a/**", "a", false },
+  { "a/**/", "a/x", true },
+  { "**/a/**", "x/a/y", true },
+  { "**/a/**", "x/b/y", false },
+  { "**/*/b", "x/b", true },
+  { "**/*/b", "b", false },
+  { "**/**/**/x", "x", true },
+  { "**/**/**/x", "a/b/c/d/x", true },
+  { "**/x*y", "a/b/xzzy", true },
+  { "**/x*y", "a/b/xz/zy", false },
+  { "**/x?y", "a/xzy", true },
+  { "**/x?y", "a/x/y", false },
+  { "**/x[/]y", "a/x/y", true },
+  { "x[/]y", "x/y", true },
+  { "x[^a]y", "x/y", true },
+  { "x[!a]y", "x!y", true },
+  { "*/*", "a/b", true },
+  { "*/*", "a", false },
+  { "*/*", "a/b/c", true },
+  { "*", "", false },
+  { "**", "a/b/c", true },
+  { "***", "a/b", true },
+  { "a***b", "ax/yb", true },
+  { "a***b", "axb", true },
+  { "a*/**/b", "ax/y/b", true },
+  { "a*/**/b", "ax/b", true },
+  { "a*/**/b", "a/x/b", true },
+  { "a*/**/b", "b", false },
+  { "a*a*a*b", "aaaaaaab", true },
+  { "a*a*a*b", "aaaaaaa", false },
+  { "a*a*a*b", "aab", false },
+  { "*a*/b", "xax/b", true },
+  { "*a*/b", "xx/b", false },
+  { "*a*/b", "xa/y/b", false },
+  { "\\**", "*x/y", true },
+  { "\\**", "x", false },
+  { "a\\*", "a*", true },
+  { "a\\*", "ab", false },
+  { "\\[a]", "[a]", true },
+  { "\\[a]", "a", false },
+  { "a\\?b", "a?b", true },
+  { "a\\?b", "axb", false },
+  { "a\\\\?", "a\\x", true },
+  { "a\\\\*", "a\\x/y", true },
+  { "\\*a", "*a", true },
+  { "\\*a", "xa", false },
+  { "**.md", "a/b.md", true },
+  { "**.md", "md", false },
+  { "**/", "a", true },
+  { "\xc3\xa9*", "\xc3\xa9" "t\xc3\xa9", true },
+  { "?", "\xc3\xa9", true },
+  { "??", "\xc3\xa9", false },
+  { "[\xc3\xa9]", "\xc3\xa9", true },
+  { "a?c", "a\xff" "c", true },
+  { "*\xc3\xa9", "x\xc3\xa9", true },
+};
+
+TEST (ignore_pattern_table_more)
+{
+  int failures = 0;
+  for (size_t i = 0; i < sizeof match_cases_more / sizeof match_cases_more[0]; i++)
+    {
+      const struct match_case *c = &match_cases_more[i];
+      bool m = ig_matches (c->pattern, c->path);
+      if (m != c->match)
+        {
+          printf ("#   pattern %s path %s: got %d\n", c->pattern, c->path, m);
+          failures++;
+        }
+    }
+  CHECK_INT (failures, 0);
+}
 
 TEST (ignore_pattern_table)
 {
@@ -1351,6 +1445,7 @@ int
 main (void)
 {
   RUN (ignore_pattern_table);
+  RUN (ignore_pattern_table_more);
   RUN (ignore_exceptions);
   RUN (ignore_lines);
   RUN (ignore_errors);
