@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- fixture helpers ---- */
@@ -432,6 +433,62 @@ ig_matches (const char *text, const char *path)
   bool m = ig && ob_ignore_match (ig, path);
   ob_ignore_free (ig);
   return m;
+}
+
+/* Patterns a backtracking matcher needs exponential time for.  SIGALRM
+ * ends the binary if the matcher regresses, instead of hanging the suite. */
+TEST (ignore_pathological)
+{
+  static const struct
+  {
+    const char *pattern;
+    const char *prefix, *unit;
+    int repeat;
+    const char *suffix;
+    bool match;
+  } cases[] = {
+    { "*a*a*a*a*a*a*a*a*a*a*b", "", "a", 40, "", false },
+    { "*a*a*a*a*a*a*a*a*a*a*b", "", "a", 40, "b", true },
+    { "*a*a*a*a*a*a*a*a*a*a*b", "", "a", 40, "/b", false },
+    { "**/*a*a*a*a*a*a*a*a*a*a*b", "x/y/", "a", 40, "", false },
+    { "**/*a*a*a*a*a*a*a*a*a*a*b", "x/y/", "a", 40, "b", true },
+    { "**a**a**a**a**a**a**a**a**a**a**b", "", "a/", 30, "c", false },
+    { "**a**a**a**a**a**a**a**a**a**a**b", "", "a/", 30, "b", true },
+    { "a/**/**/**/**/**/**/**/**/**/**/b", "a/", "x/", 40, "c", false },
+    { "a/**/**/**/**/**/**/**/**/**/**/b", "a/", "x/", 40, "b", true },
+    { "**/a*/**/a*/**/a*/**/a*/**/a*/**/a*/b", "", "a/", 30, "c", false },
+    { "**/a*/**/a*/**/a*/**/a*/**/a*/**/a*/b", "", "a/", 30, "b", true },
+    { "*?*?*?*?*?*?*?*?*?*?*?*?b", "", "a", 40, "", false },
+    { "[a]*[a]*[a]*[a]*[a]*[a]*[a]*[a]*[a]*[a]*b", "", "a", 40, "", false },
+    { "[^b]*[^b]*[^b]*[^b]*[^b]*[^b]*[^b]*[^b]*[^b]*b", "", "a", 40, "c", false },
+    { "*a*a*a*a*a*a*a*a*a*a*b", "", "a", 4000, "", false },
+    { "**/*a*a*a*a*a*a*a*a*a*a*b\n!x", "", "a/", 200, "a", false },
+  };
+  struct timespec t0, t1;
+  int failures = 0;
+
+  alarm (60);
+  clock_gettime (CLOCK_MONOTONIC, &t0);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    {
+      struct ob_buf name = { 0 };
+      ob_buf_adds (&name, cases[i].prefix);
+      for (int k = 0; k < cases[i].repeat; k++)
+        ob_buf_adds (&name, cases[i].unit);
+      ob_buf_adds (&name, cases[i].suffix);
+      if (ig_matches (cases[i].pattern, name.data) != cases[i].match)
+        {
+          printf ("#   pattern %s name %s...: wanted %d\n", cases[i].pattern, cases[i].prefix,
+                  cases[i].match);
+          failures++;
+        }
+      ob_buf_free (&name);
+    }
+  clock_gettime (CLOCK_MONOTONIC, &t1);
+  alarm (0);
+  CHECK_INT (failures, 0);
+  /* microseconds each when linear; generous for sanitizers and a busy box */
+  CHECK (t1.tv_sec - t0.tv_sec < 10);
 }
 
 TEST (ignore_exceptions)
@@ -1447,6 +1504,7 @@ main (void)
   RUN (ignore_pattern_table);
   RUN (ignore_pattern_table_more);
   RUN (ignore_exceptions);
+  RUN (ignore_pathological);
   RUN (ignore_lines);
   RUN (ignore_errors);
   RUN (ignore_load);
