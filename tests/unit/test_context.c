@@ -775,6 +775,53 @@ TEST (resolve_ignored)
   rmtree (d);
 }
 
+/* BuildKit sends the context with the ignored files left out, then follows
+ * symlinks in what it sent: a symlink resolving to an ignored path finds
+ * nothing, whatever its own name. */
+TEST (resolve_ignored_through_symlinks)
+{
+  char *d = tmpdir ();
+  int fd = opendir_fd (d);
+  struct ob_ignore *ig = ig_parse ("d/secret\nhidden\n!hidden/keep\nlnk-ignored\n");
+  wfile (d, "d/secret", "s", 0644);
+  wfile (d, "d/pub", "p", 0644);
+  wfile (d, "hidden/keep", "k", 0644);
+  wfile (d, "hidden/other", "o", 0644);
+  wfile (d, "x/y", "y", 0644);
+  lnk (d, "dd", "d");
+  lnk (d, "link", "d/secret");
+  lnk (d, "link2", "link");
+  lnk (d, "deep/up", "../dd");
+  lnk (d, "hh", "hidden");
+  lnk (d, "lnk-ignored", "x");
+  lnk (d, "via/d", "../dd/secret");
+  CHECK_RESOLVE ("dd/secret", false, "ERR:COPY source not found in build context: dd/secret");
+  CHECK_RESOLVE ("/dd/./secret", false, "ERR:COPY source not found in build context: /dd/./secret");
+  CHECK_RESOLVE ("link", false, "ERR:COPY source not found in build context: link");
+  CHECK_RESOLVE ("link2", false, "ERR:COPY source not found in build context: link2");
+  CHECK_RESOLVE ("deep/up/secret", false, "ERR:COPY source not found in build context: deep/up/secret");
+  CHECK_RESOLVE ("via/d", false, "ERR:COPY source not found in build context: via/d");
+  CHECK_RESOLVE ("dd/pub", false, "dd/pub");
+  CHECK_RESOLVE ("deep/up/pub", false, "deep/up/pub");
+  CHECK_RESOLVE ("dd", false, "dd");
+  /* wildcards: the ignored file is not matched, whatever the way */
+  CHECK_RESOLVE ("dd/*", true, "dd/pub");
+  CHECK_RESOLVE ("dd/s*", true, "");
+  CHECK_RESOLVE ("dd/s*", false, "ERR:COPY source not found in build context: dd/s*");
+  CHECK_RESOLVE ("li*", true, "");
+  CHECK_RESOLVE ("*/secret", true, "");
+  /* exceptions still re-include */
+  CHECK_RESOLVE ("hh/keep", false, "hh/keep");
+  CHECK_RESOLVE ("hh/other", false, "ERR:COPY source not found in build context: hh/other");
+  CHECK_RESOLVE ("hh/*", true, "hh/keep");
+  /* an ignored symlink is not followed either */
+  CHECK_RESOLVE ("lnk-ignored/y", false, "ERR:COPY source not found in build context: lnk-ignored/y");
+  CHECK_RESOLVE ("x/y", false, "x/y");
+  ob_ignore_free (ig);
+  close (fd);
+  rmtree (d);
+}
+
 /* ---- copy ---- */
 
 struct fx
@@ -1157,6 +1204,50 @@ TEST (copy_excluded_skipped)
   fx_free (&f);
 }
 
+TEST (copy_ignored_through_symlinked_dir)
+{
+  struct fx f = fx_new ();
+  struct ob_ignore *ig = ig_parse ("d/secret\nd/sub/*.key\nd/docs\n!d/docs/README\n");
+  wfile (f.src, "d/secret", "s", 0644);
+  wfile (f.src, "d/pub", "p", 0644);
+  wfile (f.src, "d/sub/a.key", "k", 0644);
+  wfile (f.src, "d/sub/a.txt", "t", 0644);
+  wfile (f.src, "d/docs/README", "r", 0644);
+  wfile (f.src, "d/docs/other", "o", 0644);
+  lnk (f.src, "dd", "d");
+  lnk (f.src, "up/dd", "../d/sub");
+  CHECK_INT (copy_ex (f.src, ig, f.root, "/o", NULL, NULL, "dd", NULL), 0);
+  CHECK_FILE (f.root, "o/pub", "p");
+  CHECK (!exists (f.root, "o/secret"));
+  CHECK_FILE (f.root, "o/sub/a.txt", "t");
+  CHECK (!exists (f.root, "o/sub/a.key"));
+  CHECK_FILE (f.root, "o/docs/README", "r");
+  CHECK (!exists (f.root, "o/docs/other"));
+  CHECK_INT (copy_ex (f.src, ig, f.root, "/u", NULL, NULL, "up/dd", NULL), 0);
+  CHECK_FILE (f.root, "u/a.txt", "t");
+  CHECK (!exists (f.root, "u/a.key"));
+  /* the named path still counts too (COPY --exclude patterns are written
+   * against it) */
+  {
+    struct ob_ignore *own = ig_parse ("dd/pub\n");
+    CHECK_INT (copy_ex (f.src, own, f.root, "/e", NULL, NULL, "dd", NULL), 0);
+    CHECK (!exists (f.root, "e/pub"));
+    CHECK_FILE (f.root, "e/secret", "s");
+    ob_ignore_free (own);
+  }
+  /* a file source reached through a symlink to an ignored path */
+  lnk (f.src, "link", "d/secret");
+  {
+    char *msg = NULL;
+    CHECK_INT (copy_ex (f.src, ig, f.root, "/f", NULL, &msg, "link", NULL), -1);
+    CHECK_STR (msg, "COPY source not found in build context: link");
+    free (msg);
+    CHECK (!exists (f.root, "f"));
+  }
+  ob_ignore_free (ig);
+  fx_free (&f);
+}
+
 TEST (copy_excluded_dot)
 {
   struct fx f = fx_new ();
@@ -1516,6 +1607,8 @@ main (void)
   RUN (resolve_no_match);
   RUN (resolve_symlinks);
   RUN (resolve_ignored);
+  RUN (resolve_ignored_through_symlinks);
+  RUN (copy_ignored_through_symlinked_dir);
   RUN (resolve_in_root_stage);
   RUN (copy_file_to_file);
   RUN (copy_file_replaces_file);
