@@ -490,6 +490,29 @@ ob_context_resolve (int ctxfd, const struct ob_ignore *ig, const char *src, bool
 }
 
 int
+ob_context_real_path (int ctxfd, const struct ob_ignore *ig, const char *rel, char **out,
+                      ob_error_t *err)
+{
+  cleanup_close int fd = -1;
+  char *real = NULL;
+
+  fd = walk_path (ctxfd, rel, O_PATH, false, ig, &real);
+  if (fd < 0)
+    {
+      if (errno == ENOENT || errno == ENOTDIR)
+        return not_found (rel, err);
+      return escape_error (rel, errno, err);
+    }
+  if (real[0] == '\0')
+    {
+      free (real);
+      real = ob_xstrdup (".");
+    }
+  *out = real;
+  return 0;
+}
+
+int
 ob_context_resolve_in_root (int rootfd, const struct ob_ignore *ig, const char *src,
                             bool allow_empty_glob, char ***out, ob_error_t *err)
 {

@@ -76,6 +76,11 @@ for m in $MODES; do
   check_eq "[$m] ... the ignored files are in none of them, the exception is" \
     "$(cd "$r" && find . ! -type d | sort | tr '\n' ' ')" \
     "./add/pub ./add/sub/a.txt ./dir/pub ./dir/sub/a.txt ./glob/a.txt ./glob/pub ./hh/keep ./keep "
+  # what is ignored is not part of the cache key either
+  echo changed >"$sc/d/secret"; echo changed >"$sc/hidden/other"
+  ob "$m" build -f "$sc/df.ok" -t ok "$sc" >"$TESTDIR/ok-again-$m" 2>&1
+  check_eq "[$m] ... changing the ignored files keeps every step cached" "$(grep -c 'CACHED' "$TESTDIR/ok-again-$m")" 5
+  echo secret >"$sc/d/secret"; echo other >"$sc/hidden/other"
 
   import_busybox "$m"
   check "[$m] RUN --mount=type=bind of the context and of a symlinked directory" \

@@ -817,6 +817,30 @@ TEST (resolve_ignored_through_symlinks)
   /* an ignored symlink is not followed either */
   CHECK_RESOLVE ("lnk-ignored/y", false, "ERR:COPY source not found in build context: lnk-ignored/y");
   CHECK_RESOLVE ("x/y", false, "x/y");
+  {
+    char *real = NULL;
+    ob_error_t err = NULL;
+    CHECK_INT (ob_context_real_path (fd, ig, "deep/up/pub", &real, &err), 0);
+    CHECK_STR (real, "d/pub");
+    free (real);
+    real = NULL;
+    CHECK_INT (ob_context_real_path (fd, ig, "dd", &real, &err), 0);
+    CHECK_STR (real, "d");
+    free (real);
+    real = NULL;
+    CHECK_INT (ob_context_real_path (fd, ig, ".", &real, &err), 0);
+    CHECK_STR (real, ".");
+    free (real);
+    real = NULL;
+    CHECK_INT (ob_context_real_path (fd, ig, "x/../dd/pub", &real, &err), 0);
+    CHECK_STR (real, "d/pub");
+    free (real);
+    real = NULL;
+    CHECK_INT (ob_context_real_path (fd, ig, "link", &real, &err), -1);
+    CHECK_STR (err ? err->msg : NULL, "COPY source not found in build context: link");
+    ob_error_free (&err);
+    CHECK (real == NULL);
+  }
   ob_ignore_free (ig);
   close (fd);
   rmtree (d);
