@@ -509,9 +509,13 @@ toks_match (const struct tok *t, size_t nt, const char *s)
 {
   enum { NROWS = 5 };
   size_t slen = strlen (s), w = nt + 1;
-  cleanup_free unsigned char *rows = ob_xmalloc0 (NROWS * w);
+  unsigned char small[NROWS * 64]; /* most patterns: no allocation per match */
+  cleanup_free unsigned char *big = NROWS * w > sizeof small ? ob_xmalloc0 (NROWS * w) : NULL;
+  unsigned char *rows = big ? big : small;
   bool alive = true;
 
+  if (big == NULL)
+    memset (rows, 0, NROWS * w);
   rows[0] = 1;
   for (size_t i = 0; i <= slen && alive; i++)
     {

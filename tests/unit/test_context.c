@@ -384,7 +384,9 @@ static const struct match_case match_cases_more[] = {
   { "??", "\xc3\xa9", false },
   { "[\xc3\xa9]", "\xc3\xa9", true },
   { "a?c", "a\xff" "c", true },
-  { "*\xc3\xa9", "x\xc3\xa9", true },
+  { "*\xc3\xa9", "x\xc3\xa9", true },  /* more states than fit on the matcher's stack buffer */
+  { "0123456789abcdefghij0123456789abcdefghij0123456789abcdefghij0123456789abcdefghij/**/0123456789abcdefghij0123456789abcdefghij0123456789abcdefghij0123456789abcdefghij*z", "0123456789abcdefghij0123456789abcdefghij0123456789abcdefghij0123456789abcdefghij/q/0123456789abcdefghij0123456789abcdefghij0123456789abcdefghij0123456789abcdefghijxyz", true },
+  { "0123456789abcdefghij0123456789abcdefghij0123456789abcdefghij0123456789abcdefghij/**/0123456789abcdefghij0123456789abcdefghij0123456789abcdefghij0123456789abcdefghij*z", "0123456789abcdefghij0123456789abcdefghij0123456789abcdefghij0123456789abcdefghij/q/0123456789abcdefghij0123456789abcdefghij0123456789abcdefghij0123456789abcdefghijxyzw", false },
 };
 
 TEST (ignore_pattern_table_more)
