@@ -500,12 +500,14 @@ pattern_compile (struct pattern *p)
 }
 
 /* Thompson simulation of the states t[0..nt) over s; state nt accepts.
+ * With parents, a match of s up to one of its '/' counts too (the prefix
+ * is a parent directory): one pass answers for s and all its parents.
  * A rune (for '?' and classes) is up to 4 bytes, so the states active at
  * positions i..i+4 are kept, in rows indexed by position modulo 5.  The
  * only moves without input go from a state to the next one, so one pass
  * over the states in order computes the closure. */
 static bool
-toks_match (const struct tok *t, size_t nt, const char *s)
+toks_match (const struct tok *t, size_t nt, const char *s, bool parents)
 {
   enum { NROWS = 5 };
   size_t slen = strlen (s), w = nt + 1;
@@ -579,6 +581,8 @@ toks_match (const struct tok *t, size_t nt, const char *s)
         }
       if (at_end)
         return cur[nt] != 0;
+      if (parents && s[i] == '/' && cur[nt])
+        return true;
       /* this row is reused for position i + NROWS */
       memset (cur, 0, w);
       alive = false;
@@ -589,16 +593,29 @@ toks_match (const struct tok *t, size_t nt, const char *s)
 }
 
 static bool
+suffix_match (const struct pattern *p, const char *path, size_t len)
+{
+  const char *suf = p->text + 2;
+  size_t n = strlen (suf);
+  if (len >= n && memcmp (path + len - n, suf, n) == 0)
+    return true;
+  return suf[0] == '/' && len == n - 1 && memcmp (path, suf + 1, len) == 0;
+}
+
+/* Does p match path or one of its parent directories (patternmatcher's
+ * MatchesOrParentMatches for one pattern)?  Linear in pattern x path:
+ * the parents are not matched one by one. */
+static bool
 pattern_match (const struct pattern *p, const char *path)
 {
   if (p->suffix)
     {
-      const char *suf = p->text + 2;
-      if (ob_str_has_suffix (path, suf))
-        return true;
-      return suf[0] == '/' && strcmp (path, suf + 1) == 0;
+      for (const char *q = strchr (path, '/'); q; q = strchr (q + 1, '/'))
+        if (suffix_match (p, path, (size_t) (q - path)))
+          return true;
+      return suffix_match (p, path, strlen (path));
     }
-  return toks_match (p->toks, p->ntoks, path);
+  return toks_match (p->toks, p->ntoks, path, true);
 }
 
 void
@@ -706,40 +723,19 @@ bool
 ob_ignore_match (const struct ob_ignore *ig, const char *relpath)
 {
   cleanup_free char *file = NULL;
-  cleanup_free char *parent = NULL;
   bool matched = false;
-  char *slash;
 
   if (ig == NULL || ig->n == 0)
     return false;
   file = ob_path_clean (relpath);
   if (strcmp (file, ".") == 0)
     return false;
-  slash = strrchr (file, '/');
-  parent = slash ? ob_xstrndup (file, (size_t) (slash - file)) : NULL;
-
   for (size_t i = 0; i < ig->n; i++)
     {
       const struct pattern *p = &ig->pats[i];
-      bool m;
       if (p->exclusion != matched)
         continue;
-      m = pattern_match (p, file);
-      if (!m && parent != NULL)
-        {
-          /* the pattern may match one of the parent directories */
-          for (char *q = strchr (parent, '/');; q = strchr (q + 1, '/'))
-            {
-              if (q)
-                *q = '\0';
-              m = pattern_match (p, parent);
-              if (q)
-                *q = '/';
-              if (m || q == NULL)
-                break;
-            }
-        }
-      if (m)
+      if (pattern_match (p, file))
         matched = !p->exclusion;
     }
   return matched;

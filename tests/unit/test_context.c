@@ -465,6 +465,10 @@ TEST (ignore_pathological)
     { "[^b]*[^b]*[^b]*[^b]*[^b]*[^b]*[^b]*[^b]*[^b]*b", "", "a", 40, "c", false },
     { "*a*a*a*a*a*a*a*a*a*a*b", "", "a", 4000, "", false },
     { "**/*a*a*a*a*a*a*a*a*a*a*b\n!x", "", "a/", 200, "a", false },
+    /* deep: the parents are matched in the same pass, not one by one */
+    { "**/a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b",
+      "", "aa/", 1300, "c", false },
+    { "**aa/aa/aa/aa/aa/aa/aa/aa/aa/aa/aa/aa/aa/aa/aa/aa/aa/aa/aa/aa/b", "", "aa/", 1300, "c", false },
   };
   struct timespec t0, t1;
   int failures = 0;
