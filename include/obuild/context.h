@@ -51,6 +51,11 @@ int ob_path_match (const char *pattern, const char *name);
  * Results are sorted, deduplicated, NULL-terminated. */
 int ob_context_resolve (int ctxfd, const struct ob_ignore *ig, const char *src,
                         bool allow_empty_glob, char ***out, ob_error_t *err);
+/* The real path of rel (a path ob_context_resolve returned) in the
+ * context: its symlinks resolved, "." for the root; errors as
+ * ob_context_resolve (a path resolving to one ig excludes is not found). */
+int ob_context_real_path (int ctxfd, const struct ob_ignore *ig, const char *rel, char **out,
+                          ob_error_t *err);
 /* The same for COPY --from: rootfd is another stage's root file system, so
  * symlinks (absolute ones too, e.g. /usr/bin/x -> /etc/alternatives/x) are
  * followed as if rootfd were "/" instead of being rejected. */

@@ -274,6 +274,19 @@ ob_build_digest_source (struct build *b, int dfd, const struct ob_ignore *ig, co
   return 0;
 }
 
+/* A source of the context by its real path: the copy follows a symlinked
+ * directory and leaves out what .dockerignore excludes there, so its
+ * ignored files must not count either (nor be read). */
+static int
+digest_context_source (struct build *b, int srcfd, const struct ob_ignore *ig, const char *rel,
+                       struct ob_sha256 *h, ob_error_t *err)
+{
+  cleanup_free char *real = NULL;
+  if (ig && ob_context_real_path (srcfd, ig, rel, &real, err) < 0)
+    return -1;
+  return ob_build_digest_source (b, srcfd, ig, real ? real : rel, true, h, err);
+}
+
 /* Variables in a COPY heredoc whose delimiter is not quoted are expanded,
  * as BuildKit does; quotes and other text are kept as written. */
 static int
@@ -726,7 +739,7 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
     ob_build_cache_add (h, dest_upper);
     for (size_t i = 0; copy_srcs && copy_srcs[i]; i++)
       if (i < n_here ? ob_build_digest_source (b, herefd, NULL, copy_srcs[i], true, h, err) < 0
-                     : ob_build_digest_source (b, srcfd, ig, copy_srcs[i], true, h, err) < 0)
+                     : digest_context_source (b, srcfd, ig, copy_srcs[i], h, err) < 0)
         {
           ob_sha256_free (h);
           return ob_error_wrap (err, "%s:%d", b->dfname, in->line);

@@ -70,27 +70,49 @@ has_wildcards (const char *s)
   return false;
 }
 
-/* Userspace stand-in for openat2() RESOLVE_IN_ROOT / RESOLVE_BENEATH, for
- * kernels or seccomp profiles (some container runtimes) answering ENOSYS,
- * and for valgrind.  Walks one component at a time with O_NOFOLLOW and
- * expands symlinks itself: ".." and absolute targets stop at the root
- * (in_root) or fail with EXDEV (beneath), as the kernel does. */
+static bool is_visible (int ctxfd, const struct ob_ignore *ig, const char *rel);
+
+/* res (a real path of the context, "" for its root) joined with comp. */
+static char *
+walk_join (const struct ob_buf *res, const char *comp)
+{
+  return res->len ? ob_xasprintf ("%s/%s", res->data, comp) : ob_xstrdup (comp);
+}
+
+/* Userspace openat2() RESOLVE_IN_ROOT / RESOLVE_BENEATH: walks one
+ * component at a time with O_NOFOLLOW and expands symlinks itself: ".." and
+ * absolute targets stop at the root (in_root) or fail with EXDEV (beneath),
+ * as the kernel does.  It stands in for openat2 on kernels or seccomp
+ * profiles (some container runtimes) answering ENOSYS, and under valgrind.
+ * With ig it also sees the context as BuildKit does, with the ignored paths
+ * left out: every directory entered, every symlink followed and the final
+ * entry are checked by their real path (after resolution), and a hidden
+ * one is ENOENT, so that no symlink reaches an ignored file.  *real (may be
+ * NULL) receives that real path, "" for the root. */
 static int
-resolve_fallback (int rootfd, const char *path, int flags, bool in_root)
+walk_path (int rootfd, const char *path, int flags, bool in_root, const struct ob_ignore *ig,
+           char **real)
 {
   int stack[256];
   int depth = 0, links = 0, ret = -1, e = 0;
   cleanup_free char *rest = ob_xstrdup (path);
+  struct ob_buf res = { 0 }; /* the real path of stack[depth] */
   char *p = rest;
+  char *got = NULL; /* the real path of the final entry */
 
+  ob_buf_adds (&res, "");
   stack[0] = openat (rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (stack[0] < 0)
-    return -1;
+    {
+      ob_buf_free (&res);
+      return -1;
+    }
   for (;;)
     {
       char *comp, *end;
       bool last;
       struct stat st;
+      cleanup_free char *at = NULL;
 
       if (*p == '/')
         {
@@ -101,6 +123,8 @@ resolve_fallback (int rootfd, const char *path, int flags, bool in_root)
             }
           while (depth > 0)
             close (stack[depth--]);
+          res.len = 0;
+          res.data[0] = '\0';
         }
       while (*p == '/')
         p++;
@@ -121,7 +145,12 @@ resolve_fallback (int rootfd, const char *path, int flags, bool in_root)
       if (strcmp (comp, "..") == 0)
         {
           if (depth > 0)
-            close (stack[depth--]);
+            {
+              char *slash = memrchr (res.data, '/', res.len);
+              close (stack[depth--]);
+              res.len = slash ? (size_t) (slash - res.data) : 0;
+              res.data[res.len] = '\0';
+            }
           else if (!in_root)
             {
               e = EXDEV;
@@ -132,6 +161,12 @@ resolve_fallback (int rootfd, const char *path, int flags, bool in_root)
       if (fstatat (stack[depth], comp, &st, AT_SYMLINK_NOFOLLOW) < 0)
         {
           e = errno;
+          break;
+        }
+      at = walk_join (&res, comp);
+      if (ig && !is_visible (rootfd, ig, at))
+        {
+          e = ENOENT;
           break;
         }
       if (S_ISLNK (st.st_mode) && (!last || !(flags & O_NOFOLLOW)))
@@ -154,6 +189,8 @@ resolve_fallback (int rootfd, const char *path, int flags, bool in_root)
         {
           ret = openat (stack[depth], comp, flags | O_NOFOLLOW | O_CLOEXEC);
           e = errno;
+          if (ret >= 0)
+            got = steal_pointer (&at);
           break;
         }
       if (depth + 1 >= (int) (sizeof stack / sizeof stack[0]))
@@ -168,11 +205,24 @@ resolve_fallback (int rootfd, const char *path, int flags, bool in_root)
           break;
         }
       depth++;
+      res.len = 0;
+      ob_buf_adds (&res, at);
     }
+  if (ret >= 0 && real)
+    *real = got ? got : ob_xstrdup (res.data);
+  else
+    free (got);
   while (depth >= 0)
     close (stack[depth--]);
+  ob_buf_free (&res);
   errno = e;
   return ret;
+}
+
+static int
+resolve_fallback (int rootfd, const char *path, int flags, bool in_root)
+{
+  return walk_path (rootfd, path, flags, in_root, NULL, NULL);
 }
 
 /* openat() confined to dirfd: RESOLVE_BENEATH (escaping is EXDEV) or
@@ -390,7 +440,11 @@ resolve_impl (int ctxfd, const struct ob_ignore *ig, const char *src, bool allow
   /* Each candidate must exist, without leaving the context. */
   for (size_t i = 0; cands[i]; i++)
     {
-      cleanup_close int fd = openat2_fd (ctxfd, cands[i], O_PATH, how);
+      /* with patterns, the real path counts too (a symlink must not reach
+       * an ignored file): see walk_path */
+      cleanup_close int fd = ig ? walk_path (ctxfd, cands[i], O_PATH, (how & RESOLVE_IN_ROOT) != 0,
+                                             ig, NULL)
+                                : openat2_fd (ctxfd, cands[i], O_PATH, how);
       if (fd < 0)
         {
           if (errno == ENOENT || errno == ENOTDIR)
@@ -434,6 +488,29 @@ ob_context_resolve (int ctxfd, const struct ob_ignore *ig, const char *src, bool
                     char ***out, ob_error_t *err)
 {
   return resolve_impl (ctxfd, ig, src, allow_empty_glob, RESOLVE_BENEATH, out, err);
+}
+
+int
+ob_context_real_path (int ctxfd, const struct ob_ignore *ig, const char *rel, char **out,
+                      ob_error_t *err)
+{
+  cleanup_close int fd = -1;
+  char *real = NULL;
+
+  fd = walk_path (ctxfd, rel, O_PATH, false, ig, &real);
+  if (fd < 0)
+    {
+      if (errno == ENOENT || errno == ENOTDIR)
+        return not_found (rel, err);
+      return escape_error (rel, errno, err);
+    }
+  if (real[0] == '\0')
+    {
+      free (real);
+      real = ob_xstrdup (".");
+    }
+  *out = real;
+  return 0;
 }
 
 int
@@ -742,8 +819,8 @@ copy_leaf (struct copier *c, int sdir, const char *sname, int sfd_in, const stru
   return 1;
 }
 
-static int copy_dir_contents (struct copier *c, int sfd, const char *srcrel, int dfd,
-                              const char *dstpath, ob_error_t *err);
+static int copy_dir_contents (struct copier *c, int sfd, const char *srcrel, const char *realrel,
+                              int dfd, const char *dstpath, ob_error_t *err);
 
 /* Directory metadata once its contents are written (mtime last). */
 static int
@@ -756,10 +833,12 @@ finish_dir (struct copier *c, int sfd, int dfd, const struct stat *st, const cha
 }
 
 /* Copy the directory sdir/sname to ddir/name (merging with a directory
- * there, also one reached through a symlink inside the root). */
+ * there, also one reached through a symlink inside the root).  real: its
+ * real path in the context when that differs from src (see copy_source). */
 static int
 copy_subdir (struct copier *c, int sdir, const char *sname, const struct stat *st, int ddir,
-             const char *name, const char *src, const char *dst, bool excluded, ob_error_t *err)
+             const char *name, const char *src, const char *real, const char *dst, bool excluded,
+             ob_error_t *err)
 {
   cleanup_close int sfd = -1;
   cleanup_close int dfd = -1;
@@ -793,7 +872,7 @@ copy_subdir (struct copier *c, int sdir, const char *sname, const struct stat *s
   if (dfd < 0)
     return copy_fail_dst (src, dst, errno, err);
 
-  n = copy_dir_contents (c, sfd, src, dfd, dst, err);
+  n = copy_dir_contents (c, sfd, src, real, dfd, dst, err);
   if (n < 0)
     return -1;
   if (excluded && n == 0)
@@ -809,10 +888,14 @@ copy_subdir (struct copier *c, int sdir, const char *sname, const struct stat *s
 }
 
 /* Copy every entry of sfd (context path srcrel, "" for the root) into dfd
- * (root path dstpath).  Returns the number of entries copied. */
+ * (root path dstpath).  An entry is excluded when ig matches its path as
+ * named or, when the directory was reached through a symlink, its real
+ * path realrel/<name> (NULL: the same): the .dockerignore rules apply to
+ * the context as it is, COPY --exclude patterns are written against the
+ * source as named.  Returns the number of entries copied. */
 static int
-copy_dir_contents (struct copier *c, int sfd, const char *srcrel, int dfd, const char *dstpath,
-                   ob_error_t *err)
+copy_dir_contents (struct copier *c, int sfd, const char *srcrel, const char *realrel, int dfd,
+                   const char *dstpath, ob_error_t *err)
 {
   cleanup_strv char **names = NULL;
   int dup_fd = openat (sfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -827,7 +910,9 @@ copy_dir_contents (struct copier *c, int sfd, const char *srcrel, int dfd, const
     {
       cleanup_free char *src = path_join (srcrel, names[i]);
       cleanup_free char *dst = path_join (dstpath, names[i]);
-      bool excluded = c->ig && ob_ignore_match (c->ig, src);
+      cleanup_free char *real = realrel ? path_join (realrel, names[i]) : NULL;
+      bool excluded
+          = c->ig && (ob_ignore_match (c->ig, src) || (real && ob_ignore_match (c->ig, real)));
       struct stat st;
       int r;
 
@@ -836,7 +921,7 @@ copy_dir_contents (struct copier *c, int sfd, const char *srcrel, int dfd, const
       if (fstatat (sfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
         return copy_fail_src (src, dst, errno, err);
       if (S_ISDIR (st.st_mode))
-        r = copy_subdir (c, sfd, names[i], &st, dfd, names[i], src, dst, excluded, err);
+        r = copy_subdir (c, sfd, names[i], &st, dfd, names[i], src, real, dst, excluded, err);
       else if (excluded)
         continue;
       else
@@ -948,14 +1033,19 @@ copy_source (struct copier *c, const char *src, const char *dest, bool dest_is_d
   cleanup_close int ddir = -1;
   cleanup_free char *dst_clean = NULL;
   cleanup_free char *target = NULL;
+  cleanup_free char *real = NULL;
   bool root_src = strcmp (src, ".") == 0;
   const char *srcrel = root_src ? "" : src;
   struct stat st;
 
   if (root_src)
     pfd = openat (c->srcfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  else if (c->ig)
+    /* The named source itself is followed (Docker does), within srcfd, and
+     * must not reach an ignored path; a directory's entries are then
+     * matched by their real path too. */
+    pfd = walk_path (c->srcfd, src, O_PATH, true, c->ig, &real);
   else
-    /* The named source itself is followed (Docker does), within srcfd. */
     pfd = openat2_fd (c->srcfd, src, O_PATH, RESOLVE_IN_ROOT);
   if (pfd < 0)
     {
@@ -978,7 +1068,8 @@ copy_source (struct copier *c, const char *src, const char *dest, bool dest_is_d
       ddir = dest_open_dir (c, dst_clean, &created, err);
       if (ddir < 0)
         return ob_error_wrap (err, "copy `%s` to `%s`", src, dst_clean);
-      n = copy_dir_contents (c, sfd, srcrel, ddir, dst_clean, err);
+      n = copy_dir_contents (c, sfd, srcrel, real && strcmp (real, srcrel) != 0 ? real : NULL, ddir,
+                             dst_clean, err);
       if (n < 0)
         return -1;
       /* As BuildKit: a directory it creates takes the source's metadata, an

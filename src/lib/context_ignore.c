@@ -357,26 +357,33 @@ ob_path_match (const char *pattern, const char *name)
 /* ------------------------------------------------------------------ */
 
 /* patternmatcher compiles each pattern to a regexp; we compile it to the
- * same list of pieces and match them with a small backtracking matcher:
- *   *  -> [^/]*      ?  -> [^/]      [..] -> class (any rune, '/' too)
- *   ** -> (.*\/)?    ** at the end -> .*      \c -> literal c
+ * same list of pieces, one state each:
+ *   c  -> that byte     ?  -> [^/]      [..] -> class (any rune, '/' too)
+ *   *  -> [^/]*         ** -> (.*\/)? (two states: before, inside)
+ *   ** at the end -> .*     \c -> literal c
+ * and run them as an NFA (every state at once, one byte after the other),
+ * so matching costs O(states x bytes) whatever the pattern: a backtracking
+ * matcher takes exponential time on "*a*a*a*a*a*a*a*a*a*a*b" against a name
+ * of 40 'a's, and the context is not to be trusted with that.
  * A pattern starting with "**" and otherwise literal is a suffix match,
  * as in patternmatcher (so "**file" also matches "xfile"). */
 enum tok_kind
 {
-  TOK_LIT,
+  TOK_BYTE,
   TOK_QMARK,
   TOK_STAR,
   TOK_CLASS,
-  TOK_DSTAR_MID,
+  TOK_DSTAR_MID, /* always followed by TOK_DSTAR_IN */
+  TOK_DSTAR_IN,
   TOK_DSTAR_END,
 };
 
 struct tok
 {
   enum tok_kind kind;
-  const char *s; /* literal bytes, or class text after '[' */
-  size_t len;
+  const char *s; /* class text after '[' */
+  size_t len;    /* its length */
+  unsigned char c; /* TOK_BYTE */
 };
 
 struct pattern
@@ -398,17 +405,19 @@ struct ob_ignore
 static void
 tok_add (struct pattern *p, enum tok_kind kind, const char *s, size_t len)
 {
-  /* merge adjacent literals */
-  if (kind == TOK_LIT && p->ntoks > 0 && p->toks[p->ntoks - 1].kind == TOK_LIT
-      && p->toks[p->ntoks - 1].s + p->toks[p->ntoks - 1].len == s)
+  if (kind == TOK_BYTE)
     {
-      p->toks[p->ntoks - 1].len += len;
+      /* one state per byte */
+      for (size_t i = 0; i < len; i++)
+        {
+          p->toks = ob_xrealloc (p->toks, (p->ntoks + 1) * sizeof *p->toks);
+          p->toks[p->ntoks] = (struct tok){ .kind = TOK_BYTE, .c = (unsigned char) s[i] };
+          p->ntoks++;
+        }
       return;
     }
   p->toks = ob_xrealloc (p->toks, (p->ntoks + 1) * sizeof *p->toks);
-  p->toks[p->ntoks].kind = kind;
-  p->toks[p->ntoks].s = s;
-  p->toks[p->ntoks].len = len;
+  p->toks[p->ntoks] = (struct tok){ .kind = kind, .s = s, .len = len };
   p->ntoks++;
 }
 
@@ -430,6 +439,8 @@ pattern_compile (struct pattern *p)
               if (i < len && s[i] == '/')
                 i++;
               tok_add (p, i == len ? TOK_DSTAR_END : TOK_DSTAR_MID, NULL, 0);
+              if (i < len)
+                tok_add (p, TOK_DSTAR_IN, NULL, 0);
               /* a leading "**" makes it a suffix match unless a later
                * wildcard needs the general matcher */
               if (iter == 0)
@@ -457,7 +468,7 @@ pattern_compile (struct pattern *p)
             {
               size_t n;
               utf8_decode (s + i, len - i, &n);
-              tok_add (p, TOK_LIT, s + i, n);
+              tok_add (p, TOK_BYTE, s + i, n);
               regexp = true;
               i += n;
             }
@@ -477,7 +488,7 @@ pattern_compile (struct pattern *p)
         }
       else
         {
-          tok_add (p, TOK_LIT, s + i, 1);
+          tok_add (p, TOK_BYTE, s + i, 1);
           if (ch == ']')
             regexp = true;
           i++;
@@ -488,76 +499,123 @@ pattern_compile (struct pattern *p)
   return 0;
 }
 
+/* Thompson simulation of the states t[0..nt) over s; state nt accepts.
+ * With parents, a match of s up to one of its '/' counts too (the prefix
+ * is a parent directory): one pass answers for s and all its parents.
+ * A rune (for '?' and classes) is up to 4 bytes, so the states active at
+ * positions i..i+4 are kept, in rows indexed by position modulo 5.  The
+ * only moves without input go from a state to the next one, so one pass
+ * over the states in order computes the closure. */
 static bool
-toks_match (const struct tok *t, size_t nt, const char *s)
+toks_match (const struct tok *t, size_t nt, const char *s, bool parents)
 {
-  while (nt > 0)
+  enum { NROWS = 5 };
+  size_t slen = strlen (s), w = nt + 1;
+  unsigned char small[NROWS * 64]; /* most patterns: no allocation per match */
+  cleanup_free unsigned char *big = NROWS * w > sizeof small ? ob_xmalloc0 (NROWS * w) : NULL;
+  unsigned char *rows = big ? big : small;
+  bool alive = true;
+
+  if (big == NULL)
+    memset (rows, 0, NROWS * w);
+  rows[0] = 1;
+  for (size_t i = 0; i <= slen && alive; i++)
     {
-      switch (t->kind)
+      unsigned char *cur = rows + (i % NROWS) * w;
+      bool at_end = i == slen;
+
+      for (size_t k = 0; k < nt; k++)
         {
-        case TOK_LIT:
-          if (strncmp (s, t->s, t->len) != 0)
-            return false;
-          s += t->len;
-          break;
-        case TOK_QMARK:
-        case TOK_CLASS:
-          {
-            size_t n, slen = strlen (s);
-            int32_t r;
-            if (slen == 0)
-              return false;
-            r = utf8_decode (s, slen, &n);
-            if (t->kind == TOK_QMARK)
-              {
-                if (*s == '/')
-                  return false;
-              }
-            else
-              {
-                const char *c = t->s;
-                size_t clen = t->len;
-                bool m = false;
-                if (class_match (&c, &clen, r, &m, true) < 0 || !m)
-                  return false;
-              }
-            s += n;
-            break;
-          }
-        case TOK_STAR:
-          for (size_t k = 0;; k++)
+          size_t n;
+          int32_t r;
+          if (!cur[k])
+            continue;
+          switch (t[k].kind)
             {
-              if (toks_match (t + 1, nt - 1, s + k))
-                return true;
-              if (s[k] == '\0' || s[k] == '/')
-                return false;
-            }
-        case TOK_DSTAR_MID:
-          if (toks_match (t + 1, nt - 1, s))
-            return true;
-          for (const char *q = strchr (s, '/'); q; q = strchr (q + 1, '/'))
-            if (toks_match (t + 1, nt - 1, q + 1))
+            case TOK_BYTE:
+              if (!at_end && (unsigned char) s[i] == t[k].c)
+                rows[((i + 1) % NROWS) * w + k + 1] = 1;
+              break;
+            case TOK_QMARK:
+            case TOK_CLASS:
+              if (at_end)
+                break;
+              r = utf8_decode (s + i, slen - i, &n);
+              if (t[k].kind == TOK_QMARK)
+                {
+                  if (s[i] == '/')
+                    break;
+                }
+              else
+                {
+                  const char *c = t[k].s;
+                  size_t clen = t[k].len;
+                  bool m = false;
+                  if (class_match (&c, &clen, r, &m, true) < 0 || !m)
+                    break;
+                }
+              rows[((i + n) % NROWS) * w + k + 1] = 1;
+              break;
+            case TOK_STAR: /* [^/]* */
+              cur[k + 1] = 1;
+              if (!at_end && s[i] != '/')
+                rows[((i + 1) % NROWS) * w + k] = 1;
+              break;
+            case TOK_DSTAR_MID: /* (.*\/)?: nothing, or into the next state */
+              cur[k + 2] = 1;
+              /* fallthrough */
+            case TOK_DSTAR_IN: /* inside .*\/: any byte; a '/' may end it */
+              {
+                size_t in = t[k].kind == TOK_DSTAR_MID ? k + 1 : k;
+                if (!at_end)
+                  {
+                    rows[((i + 1) % NROWS) * w + in] = 1;
+                    if (s[i] == '/')
+                      rows[((i + 1) % NROWS) * w + in + 1] = 1;
+                  }
+              }
+              break;
+            case TOK_DSTAR_END: /* .* to the end */
               return true;
-          return false;
-        case TOK_DSTAR_END:
-          return true;
+            }
         }
-      t++, nt--;
+      if (at_end)
+        return cur[nt] != 0;
+      if (parents && s[i] == '/' && cur[nt])
+        return true;
+      /* this row is reused for position i + NROWS */
+      memset (cur, 0, w);
+      alive = false;
+      for (size_t j = 1; j < NROWS && !alive; j++)
+        alive = memchr (rows + ((i + j) % NROWS) * w, 1, w) != NULL;
     }
-  return *s == '\0';
+  return false;
 }
 
+static bool
+suffix_match (const struct pattern *p, const char *path, size_t len)
+{
+  const char *suf = p->text + 2;
+  size_t n = strlen (suf);
+  if (len >= n && memcmp (path + len - n, suf, n) == 0)
+    return true;
+  return suf[0] == '/' && len == n - 1 && memcmp (path, suf + 1, len) == 0;
+}
+
+/* Does p match path or one of its parent directories (patternmatcher's
+ * MatchesOrParentMatches for one pattern)?  Linear in pattern x path:
+ * the parents are not matched one by one. */
 static bool
 pattern_match (const struct pattern *p, const char *path)
 {
   if (p->suffix)
     {
-      const char *suf = p->text + 2;
-      if (ob_str_has_suffix (path, suf))
-        return true;
-      return suf[0] == '/' && strcmp (path, suf + 1) == 0;
+      for (const char *q = strchr (path, '/'); q; q = strchr (q + 1, '/'))
+        if (suffix_match (p, path, (size_t) (q - path)))
+          return true;
+      return suffix_match (p, path, strlen (path));
     }
-  return toks_match (p->toks, p->ntoks, path);
+  return toks_match (p->toks, p->ntoks, path, true);
 }
 
 void
@@ -665,40 +723,19 @@ bool
 ob_ignore_match (const struct ob_ignore *ig, const char *relpath)
 {
   cleanup_free char *file = NULL;
-  cleanup_free char *parent = NULL;
   bool matched = false;
-  char *slash;
 
   if (ig == NULL || ig->n == 0)
     return false;
   file = ob_path_clean (relpath);
   if (strcmp (file, ".") == 0)
     return false;
-  slash = strrchr (file, '/');
-  parent = slash ? ob_xstrndup (file, (size_t) (slash - file)) : NULL;
-
   for (size_t i = 0; i < ig->n; i++)
     {
       const struct pattern *p = &ig->pats[i];
-      bool m;
       if (p->exclusion != matched)
         continue;
-      m = pattern_match (p, file);
-      if (!m && parent != NULL)
-        {
-          /* the pattern may match one of the parent directories */
-          for (char *q = strchr (parent, '/');; q = strchr (q + 1, '/'))
-            {
-              if (q)
-                *q = '\0';
-              m = pattern_match (p, parent);
-              if (q)
-                *q = '/';
-              if (m || q == NULL)
-                break;
-            }
-        }
-      if (m)
+      if (pattern_match (p, file))
         matched = !p->exclusion;
     }
   return matched;
