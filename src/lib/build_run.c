@@ -600,8 +600,15 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
               /* a missing source is reported by the mount itself */
               if (ob_context_resolve (b->ctxfd, b->ig, src && *src ? src : ".", false, &matches, &e2) == 0)
                 for (size_t q = 0; matches && matches[q]; q++)
-                  if (ob_build_digest_source (b, b->ctxfd, b->ig, matches[q], true, h, &e2) < 0)
-                    break;
+                  {
+                    /* by its real path: what .dockerignore hides behind a
+                     * symlinked directory is not in the mount, nor the key */
+                    cleanup_free char *real = NULL;
+                    if (b->ig && ob_context_real_path (b->ctxfd, b->ig, matches[q], &real, &e2) < 0)
+                      break;
+                    if (ob_build_digest_source (b, b->ctxfd, b->ig, real ? real : matches[q], true, h, &e2) < 0)
+                      break;
+                  }
               ob_error_free (&e2);
             }
         }
