@@ -5,6 +5,7 @@
 #include <obuild/image.h>
 #include <obuild/registry.h>
 #include <obuild/store.h>
+#include <obuild/userns.h>
 #include <obuild/util.h>
 
 #include <errno.h>
@@ -110,7 +111,7 @@ build_usage (FILE *f)
               "  -q, --quiet                print only the image digest\n"
               "      --iidfile FILE         write the image digest to FILE\n"
               "      --target STAGE         build up to this stage\n"
-              "      --userns MODE          auto, subuid or single\n"
+              "      --userns MODE          auto, subuid, single or none\n"
               "      --source-date-epoch N  fix timestamps (also SOURCE_DATE_EPOCH)\n"
               "      --compression ALGO     gzip (default), zstd or none\n"
               "      --compression-level N  compressor level\n"
@@ -398,6 +399,7 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   o.store = store;
   o.userns_single = cli_userns_mode () && strcmp (cli_userns_mode (), "single") == 0;
   o.userns_root = cli_userns_mode () && strcmp (cli_userns_mode (), "root") == 0;
+  o.no_isolation = ob_userns_no_isolation ();
   o.interrupted = &cli_interrupted;
   r = ob_build_run (&o, &res, err);
   if (r < 0)

@@ -79,6 +79,20 @@ int ob_layer_import (int infd, int outfd, const struct ob_layer_opts *opts,
  * (OB_ERR_IMAGE "entry `NAME`: path contains .."). *out is malloc'd. */
 int ob_layer_clean_name (const char *name, char **out, ob_error_t *err);
 
+/* Owners on disk.  Normally a file's uid/gid is its owner in the layer.
+ * Without any user namespace (a non-root build where namespaces are
+ * forbidden), every file obuild writes is the invoking user's: then owners
+ * are never set on disk, the layer writer takes root (0:0) for every file,
+ * and any other owner lives in OB_LAYER_OWNER_XATTR, as in single-ID mode.
+ * Set once, before any file is written. */
+void ob_layer_set_owners_unmapped (bool unmapped);
+bool ob_layer_owners_unmapped (void);
+/* fchownat(2) under that policy: with unmapped owners, 0:0 succeeds without
+ * doing anything and any other owner fails with EPERM (so callers record it
+ * in the xattr, as they do for ids a user namespace cannot represent).
+ * path "" with AT_EMPTY_PATH chowns dirfd itself. */
+int ob_layer_chown_at (int dirfd, const char *path, uid_t uid, gid_t gid, int flags);
+
 /* Does the file at fd (rewound by the function) look like a tar archive,
  * possibly compressed (what ADD extracts)? */
 bool ob_layer_is_archive (int fd);

@@ -539,7 +539,7 @@ ob_build_fix_ancestors (struct build *b, struct stage *s, int upperfd, const cha
           && S_ISDIR (cur.st_mode))
         {
           struct timespec ts[2] = { { st->mtime, 0 }, { st->mtime, 0 } };
-          if (fchownat (upperfd, path + 1, st->uid, st->gid, AT_SYMLINK_NOFOLLOW) == 0)
+          if (ob_layer_chown_at (upperfd, path + 1, st->uid, st->gid, AT_SYMLINK_NOFOLLOW) == 0)
             lremovexattr_at (upperfd, path + 1);
           else if (errno == EPERM || errno == EINVAL)
             {
@@ -569,7 +569,7 @@ ob_build_own_tree (int upperfd, const char *dir, uid_t uid, gid_t gid, ob_error_
       {
         char saved = p[i];
         p[i] = '\0';
-        if (fchownat (upperfd, p, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+        if (ob_layer_chown_at (upperfd, p, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
           {
             if (errno != EPERM && errno != EINVAL)
               return ob_error_make (err, OB_ERR_STORE, errno, "chown `/%s`", p);

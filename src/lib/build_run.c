@@ -610,6 +610,9 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
       return hit < 0 ? -1 : 0;
     layers_before = s->n_layers;
   }
+  /* a step found in the cache needs no isolation; one that must run does */
+  if (b->o->no_isolation)
+    return ob_build_instr_error (b, in, err, OB_ERR_USERNS, "RUN: %s", b->o->no_isolation);
   if (b->seccomp == NULL && ob_seccomp_build (b->o->userns_single, &b->seccomp, err) < 0)
     return -1;
 

@@ -8,6 +8,7 @@
  * as if the tree were chrooted), then *at() calls on the final component. */
 #include "config.h"
 #include <obuild/context.h>
+#include <obuild/layer.h>
 #include <obuild/util.h>
 
 #include <errno.h>
@@ -588,7 +589,7 @@ apply_meta_fd (struct copier *c, int fd, const struct stat *st, const char *src,
                ob_error_t *err)
 {
   struct timespec ts[2] = { st->st_atim, st->st_mtim };
-  if (fchown (fd, c->uid, c->gid) < 0 && !chown_ignorable (errno))
+  if (ob_layer_chown_at (fd, "", c->uid, c->gid, AT_EMPTY_PATH) < 0 && !chown_ignorable (errno))
     return copy_fail_dst (src, dst, errno, err);
   if (fchmod (fd, c->chmod ? (c->mode & 07777) : (st->st_mode & 07777)) < 0)
     return copy_fail_dst (src, dst, errno, err);
@@ -690,7 +691,7 @@ copy_leaf (struct copier *c, int sdir, const char *sname, int sfd_in, const stru
       target[n] = '\0';
       if (symlinkat (target, ddir, name) < 0)
         return copy_fail_dst (src, dst, errno, err);
-      if (fchownat (ddir, name, c->uid, c->gid, AT_SYMLINK_NOFOLLOW) < 0
+      if (ob_layer_chown_at (ddir, name, c->uid, c->gid, AT_SYMLINK_NOFOLLOW) < 0
           && !chown_ignorable (errno))
         return copy_fail_dst (src, dst, errno, err);
       if (utimensat (ddir, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
@@ -705,7 +706,7 @@ copy_leaf (struct copier *c, int sdir, const char *sname, int sfd_in, const stru
         return 0; /* as tar: sockets are not copied */
       if (mknodat (ddir, name, (st->st_mode & S_IFMT) | 0600, st->st_rdev) < 0)
         return copy_fail_dst (src, dst, errno, err);
-      if (fchownat (ddir, name, c->uid, c->gid, AT_SYMLINK_NOFOLLOW) < 0
+      if (ob_layer_chown_at (ddir, name, c->uid, c->gid, AT_SYMLINK_NOFOLLOW) < 0
           && !chown_ignorable (errno))
         return copy_fail_dst (src, dst, errno, err);
       if (fchmodat (ddir, name, c->chmod ? (c->mode & 07777) : (st->st_mode & 07777), 0) < 0
@@ -857,7 +858,7 @@ dest_mkdir (struct copier *c, int cur, const char *base, const char *path, ob_er
   fd = openat (cur, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", path);
-  if (fchmod (fd, 0755) < 0 || (fchown (fd, c->uid, c->gid) < 0 && !chown_ignorable (errno)))
+  if (fchmod (fd, 0755) < 0 || (ob_layer_chown_at (fd, "", c->uid, c->gid, AT_EMPTY_PATH) < 0 && !chown_ignorable (errno)))
     return ob_error_make (err, OB_ERR_STORE, errno, "mkdir `%s`", path);
   return ob_steal_fd (&fd);
 }

@@ -580,6 +580,33 @@ write_file_data (struct layer_writer *lw, int fd, int64_t size, const char *path
   return 0;
 }
 
+static bool owners_unmapped;
+
+void
+ob_layer_set_owners_unmapped (bool unmapped)
+{
+  owners_unmapped = unmapped;
+}
+
+bool
+ob_layer_owners_unmapped (void)
+{
+  return owners_unmapped;
+}
+
+int
+ob_layer_chown_at (int dirfd, const char *path, uid_t uid, gid_t gid, int flags)
+{
+  if (owners_unmapped)
+    {
+      if (uid == 0 && gid == 0)
+        return 0;
+      errno = EPERM;
+      return -1;
+    }
+  return fchownat (dirfd, path, uid, gid, flags);
+}
+
 static int
 write_fs_entry (struct layer_writer *lw, int upperfd, const char *path, struct ino_map *links,
                 const struct ob_layer_opts *opts, ob_error_t *err)
@@ -605,8 +632,10 @@ write_fs_entry (struct layer_writer *lw, int upperfd, const char *path, struct i
   name = S_ISDIR (st.st_mode) ? ob_xasprintf ("%s/", path) : ob_xstrdup (path);
   archive_entry_set_pathname (e, name);
   archive_entry_set_mode (e, st.st_mode);
-  archive_entry_set_uid (e, st.st_uid);
-  archive_entry_set_gid (e, st.st_gid);
+  /* unmapped: every file on disk is the invoking user's; the owner is
+   * root unless the xattr below says otherwise */
+  archive_entry_set_uid (e, owners_unmapped ? 0 : st.st_uid);
+  archive_entry_set_gid (e, owners_unmapped ? 0 : st.st_gid);
   archive_entry_set_uname (e, NULL);
   archive_entry_set_gname (e, NULL);
   set_mtime (e, st.st_mtim.tv_sec, st.st_mtim.tv_nsec, opts);

@@ -441,10 +441,10 @@ apply_owner (struct extract *ex, int fd, int dirfd, const char *base, struct arc
   if (!ex->same_owner)
     return 0;
   if (fd >= 0)
-    r = fchown (fd, archive_entry_uid (e), archive_entry_gid (e));
+    r = ob_layer_chown_at (fd, "", archive_entry_uid (e), archive_entry_gid (e), AT_EMPTY_PATH);
   else
-    r = fchownat (dirfd, base, archive_entry_uid (e), archive_entry_gid (e),
-                  AT_SYMLINK_NOFOLLOW);
+    r = ob_layer_chown_at (dirfd, base, archive_entry_uid (e), archive_entry_gid (e),
+                           AT_SYMLINK_NOFOLLOW);
   if (r < 0 && errno != EPERM && errno != EINVAL)
     return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: chown", raw);
   if (r < 0 && (archive_entry_uid (e) != 0 || archive_entry_gid (e) != 0))

@@ -1,4 +1,5 @@
 #include "config.h"
+#include <obuild/layer.h>
 #include <obuild/userns.h>
 #include <obuild/util.h>
 
@@ -16,6 +17,24 @@
 #include <unistd.h>
 
 static uid_t max_id = (uid_t) -1;
+static char *no_isolation; /* why RUN cannot be isolated, or NULL */
+
+const char *
+ob_userns_no_isolation (void)
+{
+  return no_isolation;
+}
+
+/* No namespace: what works without one works; RUN reports why. */
+static void
+enter_none (const char *why, enum ob_userns_mode *result)
+{
+  free (no_isolation);
+  no_isolation = ob_xstrdup (why);
+  max_id = 0;
+  ob_layer_set_owners_unmapped (true);
+  *result = OB_USERNS_NONE;
+}
 
 uid_t
 ob_userns_max_id (void)
@@ -32,8 +51,10 @@ ob_userns_parse_mode (const char *s, enum ob_userns_mode *out, ob_error_t *err)
     *out = OB_USERNS_SUBUID;
   else if (strcmp (s, "single") == 0)
     *out = OB_USERNS_SINGLE;
+  else if (strcmp (s, "none") == 0)
+    *out = OB_USERNS_NONE;
   else
-    return ob_error_make (err, OB_ERR_USAGE, 0, "invalid --userns `%s`: expected auto, subuid or single", s);
+    return ob_error_make (err, OB_ERR_USAGE, 0, "invalid --userns `%s`: expected auto, subuid, single or none", s);
   return 0;
 }
 
@@ -48,6 +69,8 @@ ob_userns_mode_name (enum ob_userns_mode m)
       return "subuid";
     case OB_USERNS_SINGLE:
       return "single";
+    case OB_USERNS_NONE:
+      return "none";
     case OB_USERNS_ROOT:
       return "root";
     }
@@ -139,6 +162,26 @@ unshare_error (int e, ob_error_t *err)
                         "container may forbid it; run obuild where unshare(CLONE_NEWUSER) is allowed)");
 }
 
+/* unshare(CLONE_NEWUSER) failed (nothing changed yet).  With `auto`, go
+ * on without a namespace: builds without RUN need none, and a RUN step
+ * fails with this reason. */
+static int
+unshare_fallback (enum ob_userns_mode mode, int e, enum ob_userns_mode *result, ob_error_t *err)
+{
+  ob_error_t why = NULL;
+  cleanup_free char *msg = NULL;
+  unshare_error (e, &why);
+  if (mode != OB_USERNS_AUTO)
+    {
+      *err = why;
+      return -1;
+    }
+  msg = ob_xasprintf ("RUN needs a user namespace: %s; builds without RUN work here", why->msg);
+  ob_error_free (&why);
+  enter_none (msg, result);
+  return 0;
+}
+
 /* Run newuidmap/newgidmap for pid with "0 id 1 1 start count". */
 static int
 run_idmap (const char *tool, pid_t pid, unsigned id, unsigned long start, unsigned long count,
@@ -186,12 +229,33 @@ ob_userns_enter (enum ob_userns_mode mode, enum ob_userns_mode *result, ob_error
       /* Real root: no user namespace, only a private mount namespace —
        * private for real: on a host whose / is shared, the build's mounts
        * must not propagate back. */
-      if (unshare (CLONE_NEWNS) < 0)
-        return ob_error_make (err, OB_ERR_USERNS, errno, "unshare(CLONE_NEWNS)");
-      if (mount ("none", "/", "none", MS_REC | MS_SLAVE, NULL) < 0)
-        return ob_error_make (err, OB_ERR_USERNS, errno, "make the mount namespace private");
       *result = OB_USERNS_ROOT;
       max_id = (uid_t) -1;
+      if (mode == OB_USERNS_NONE)
+        {
+          free (no_isolation);
+          no_isolation = ob_xstrdup ("--userns=none: RUN steps need a namespace");
+          return 0;
+        }
+      if (unshare (CLONE_NEWNS) < 0)
+        {
+          /* A container without CAP_SYS_ADMIN (Docker's defaults): files
+           * keep their owners as root may set them, RUN cannot run. */
+          if (errno != EPERM || (mode != OB_USERNS_AUTO && mode != OB_USERNS_NONE))
+            return ob_error_make (err, OB_ERR_USERNS, errno, "unshare(CLONE_NEWNS)");
+          free (no_isolation);
+          no_isolation = ob_xstrdup ("RUN needs mount namespaces, and this environment refuses them to root "
+                                     "(unshare(CLONE_NEWNS): Operation not permitted: a container without "
+                                     "CAP_SYS_ADMIN?); builds without RUN work here");
+          return 0;
+        }
+      if (mount ("none", "/", "none", MS_REC | MS_SLAVE, NULL) < 0)
+        return ob_error_make (err, OB_ERR_USERNS, errno, "make the mount namespace private");
+      return 0;
+    }
+  if (mode == OB_USERNS_NONE)
+    {
+      enter_none ("--userns=none: RUN steps need a user namespace", result);
       return 0;
     }
 
@@ -247,7 +311,7 @@ ob_userns_enter (enum ob_userns_mode mode, enum ob_userns_mode *result, ob_error
           int e = errno;
           close (p[1]);
           waitpid (child, &status, 0);
-          return unshare_error (e, err);
+          return unshare_fallback (mode, e, result, err);
         }
       c = 'u';
       if (write (p[1], &c, 1) != 1)
@@ -269,7 +333,7 @@ ob_userns_enter (enum ob_userns_mode mode, enum ob_userns_mode *result, ob_error
   else
     {
       if (unshare (CLONE_NEWUSER) < 0)
-        return unshare_error (errno, err);
+        return unshare_fallback (mode, errno, result, err);
       snprintf (buf, sizeof buf, "0 %u 1\n", (unsigned) uid);
       if (write_proc ("/proc/self/uid_map", buf, err) < 0)
         return -1;
