@@ -5,7 +5,8 @@
 # container's root and as uid 1000.  Builds without RUN need no namespace:
 # COPY --chown, multi-stage COPY --from, metadata, -o, --push all work, give
 # the digest the same build gives outside, and Docker itself runs the result;
-# a RUN step exits 7 with one line saying what is missing.
+# a RUN step exits 7 with one line saying what is missing, unless the store
+# (a CI cache volume) already holds its result.
 . "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || { skip "starting a private dockerd needs root"; done_testing; }
@@ -127,6 +128,7 @@ BB_TAR=$(busybox_tar)
 import_busybox root
 ref1=$(SOURCE_DATE_EPOCH=$EPOCH ob root build -q -t app:1 "$ctx/c1")
 ref2=$(SOURCE_DATE_EPOCH=$EPOCH ob root build -q -t multi:1 "$ctx/c2")
+ref4=$(SOURCE_DATE_EPOCH=$EPOCH ob root build -q -t run:1 "$ctx/c4")
 refbb=$(ob root images | awk '$1 == "busybox:latest" { print $2 }')
 
 # incont USER CMD...: CMD in a fresh job container with Docker's defaults as
@@ -155,7 +157,7 @@ for u in 0:0 1000:1000; do
   capeff=$(echo "$st_line" | awk '$1 == "CapEff:" { print $2 }')
   check_eq "[$m] ... under Docker's default seccomp filter" "$seccomp" 2
   # CAP_SYS_ADMIN is bit 21: without it, no mount and no unshare of mount namespaces
-  check_eq "[$m] ... without CAP_SYS_ADMIN" "$(( (0x${capeff:-0} >> 21) & 1 ))" 0
+  check_eq "[$m] ... without CAP_SYS_ADMIN" "$(( (0x${capeff:-ffffffffffffffff} >> 21) & 1 ))" 0
 
   # import needs no namespace
   check "[$m] obuild import of busybox in the job container" \
@@ -204,14 +206,25 @@ L
   check_eq "[$m] case 2 inside Docker has the digest of the build outside" "$d2" "$ref2"
 
   # 4. RUN needs a namespace: exit 7, one line, the store unchanged
-  snapshot >"$TESTDIR/before"
+  snapshot >"$TESTDIR/before" 2>&1
   # root lacks mount namespaces (no CAP_SYS_ADMIN), uid 1000 user namespaces
   case $u in 0:0) what="mount namespaces" ;; *) what="a user namespace" ;; esac
   check_fail 7 "Dockerfile:2: RUN: RUN needs $what.*; builds without RUN work here\$" \
     "[$m] RUN: exit 7, one line: Dockerfile:2, RUN needs $what, builds without RUN work" \
     incont "$u" obuild build -t run:1 /workspace/c4
-  snapshot >"$TESTDIR/after"
+  snapshot >"$TESTDIR/after" 2>&1
   check_files "[$m] ... the store is as it was" "$TESTDIR/after" "$TESTDIR/before"
+
+  # 4b. a RUN cached by a job that had namespaces (the store as a CI cache
+  # volume) needs none: a cache hit, the same image
+  st=$TESTDIR/cache-$tag
+  cp -a "$(store root)" "$st" && chown -R "$u" "$st"
+  d6=$(incont "$u" obuild build -q -t run:1 /workspace/c4 2>"$TESTDIR/.err")
+  rc=$?
+  check_eq "[$m] RUN cached in the store: exit 0" "$rc" 0
+  [ "$rc" -eq 0 ] || head -5 "$TESTDIR/.err" | diag
+  check_eq "[$m] ... the image built outside" "$d6" "$ref4"
+  st=$TESTDIR/store-$tag
 
   # 5. --push from the job container; Docker pulls and runs the image
   img=$R/ci/app-$tag:1
