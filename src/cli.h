@@ -41,6 +41,12 @@ extern volatile int cli_interrupted;
 struct ob_registry_opts;
 int cli_push_image (struct ob_store *store, const char *image, const char *dest,
                     const struct ob_registry_opts *ro, char pushed[72], ob_error_t *err);
+/* --isolation=container: copy obuild, its shared objects and the CA bundle
+ * under store_root and run again from there (never returns on success);
+ * in that second run, add the copy to *keep and remove it at exit. */
+int cli_relocate (const char *store_root, char ***keep, ob_error_t *err);
+/* main's argv, for cli_relocate */
+extern char **cli_main_argv;
 /* Parse SOURCE_DATE_EPOCH-style integer seconds. */
 int cli_parse_epoch (const char *s, int64_t *out, ob_error_t *err);
 

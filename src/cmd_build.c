@@ -45,6 +45,7 @@ enum
   OPT_SECRET,
   OPT_SSH,
   OPT_PUSH,
+  OPT_ISOLATION,
   OPT_HELP,
 };
 
@@ -81,6 +82,7 @@ static const struct option long_opts[] = {
   { "secret", required_argument, NULL, OPT_SECRET },
   { "ssh", required_argument, NULL, OPT_SSH },
   { "push", no_argument, NULL, OPT_PUSH },
+  { "isolation", required_argument, NULL, OPT_ISOLATION },
   { "help", no_argument, NULL, OPT_HELP },
   { NULL, 0, NULL, 0 },
 };
@@ -98,6 +100,78 @@ check_secret (const char *spec, ob_error_t *err)
   return r;
 }
 
+/* --isolation=container: only as root, only in a container; everything
+ * the build reads or writes outside the image is kept out of the root
+ * file system's replacement. */
+static int
+container_setup (struct cli_global *g, struct ob_build_opts *o, char **secrets, char ***keep, ob_error_t *err)
+{
+  const char *why = NULL;
+  const char *home = getenv ("HOME");
+  const char *docker_config = getenv ("DOCKER_CONFIG");
+  const char *auth = getenv ("REGISTRY_AUTH_FILE");
+  const char *xdg = getenv ("XDG_RUNTIME_DIR");
+  cleanup_free char *root = g->root ? ob_xstrdup (g->root) : ob_store_default_root ();
+
+  if (geteuid () != 0)
+    return ob_error_make (err, OB_ERR_USERNS, 0,
+                          "--isolation=container needs root in the container (it replaces the container's root file system)");
+  if (!ob_userns_in_container (&why))
+    return ob_error_make (err, OB_ERR_USERNS, 0,
+                          "refusing: `--isolation=container` would replace this machine's root filesystem "
+                          "(no sign of a container: /.dockerenv, /run/.containerenv, /proc/1/cgroup)");
+  if (o->dockerfile && strcmp (o->dockerfile, "-") == 0)
+    return ob_error_make (err, OB_ERR_USAGE, 0, "--isolation=container: give the Dockerfile as a file (-f FILE), not on standard input");
+  if (root[0] != '/')
+    {
+      cleanup_free char *cwd = getcwd (NULL, 0);
+      char *abs = ob_xasprintf ("%s/%s", cwd ? cwd : ".", root);
+      free (root);
+      root = abs;
+    }
+  ob_strv_add (keep, root);
+  ob_strv_add (keep, o->context_dir);
+  if (o->dockerfile && strcmp (o->dockerfile, "-") != 0)
+    ob_strv_add (keep, o->dockerfile);
+  if (o->output_dir)
+    ob_strv_add (keep, o->output_dir);
+  if (o->source.registry.auth_file)
+    ob_strv_add (keep, o->source.registry.auth_file);
+  if (o->source.registry.cert_dir)
+    ob_strv_add (keep, o->source.registry.cert_dir);
+  if (o->ssh_sock)
+    ob_strv_add (keep, o->ssh_sock);
+  for (size_t i = 0; secrets && secrets[i]; i++)
+    {
+      const char *src = strstr (secrets[i], "src=");
+      if (src == NULL)
+        src = strstr (secrets[i], "source=");
+      if (src)
+        {
+          cleanup_free char *v = ob_xstrdup (strchr (src, '=') + 1);
+          v[strcspn (v, ",")] = '\0';
+          ob_strv_add (keep, v);
+        }
+    }
+  if (home && *home)
+    ob_strv_take (keep, ob_xasprintf ("%s/.docker", home));
+  if (docker_config && *docker_config)
+    ob_strv_add (keep, docker_config);
+  if (auth && *auth)
+    ob_strv_add (keep, auth);
+  if (xdg && *xdg)
+    ob_strv_take (keep, ob_xasprintf ("%s/containers", xdg));
+  for (size_t i = 0; *keep && (*keep)[i]; i++)
+    {
+      cleanup_free char *r = realpath ((*keep)[i], NULL);
+      if ((r && strcmp (r, "/") == 0) || strcmp ((*keep)[i], "/") == 0)
+        return ob_error_make (err, OB_ERR_USAGE, 0, "--isolation=container: `%s` is the root file system, which the build replaces",
+                              (*keep)[i]);
+    }
+  (void) why;
+  return cli_relocate (root, keep, err);
+}
+
 static void
 build_usage (FILE *f)
 {
@@ -112,6 +186,8 @@ build_usage (FILE *f)
               "      --iidfile FILE         write the image digest to FILE\n"
               "      --target STAGE         build up to this stage\n"
               "      --userns MODE          auto, subuid, single or none\n"
+              "      --isolation MODE       auto (namespaces) or container (root in a container\n"
+              "                             without namespaces: RUN in the container's own root)\n"
               "      --source-date-epoch N  fix timestamps (also SOURCE_DATE_EPOCH)\n"
               "      --compression ALGO     gzip (default), zstd or none\n"
               "      --compression-level N  compressor level\n"
@@ -169,6 +245,8 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   cleanup_free char *stdin_text = NULL;
   const char *iidfile = NULL, *userns = NULL;
   bool push = false;
+  const char *isolation = getenv ("OBUILD_ISOLATION");
+  cleanup_strv char **keep = NULL;
   const char *env_epoch = getenv ("SOURCE_DATE_EPOCH");
   int c, r;
 
@@ -350,6 +428,9 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
         case OPT_PUSH:
           push = true;
           break;
+        case OPT_ISOLATION:
+          isolation = optarg;
+          break;
         case OPT_HELP:
           build_usage (stdout);
           return 0;
@@ -393,6 +474,15 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
 
   if (push && tags == NULL)
     return ob_error_make (err, OB_ERR_USAGE, 0, "--push needs at least one -t NAME[:TAG] to push to");
+  if (isolation && *isolation && strcmp (isolation, "auto") != 0)
+    {
+      if (strcmp (isolation, "container") != 0)
+        return ob_error_make (err, OB_ERR_USAGE, 0, "invalid --isolation `%s`: expected auto or container", isolation);
+      if (container_setup (g, &o, secrets, &keep, err) < 0)
+        return -1;
+      o.container = true;
+      o.container_keep = keep;
+    }
   cli_install_signals ();
   if (cli_open_store (g, userns, true, &store, err) < 0)
     return -1;

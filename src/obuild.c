@@ -125,12 +125,16 @@ cli_open_store (struct cli_global *g, const char *userns, bool enter, struct ob_
   return 0;
 }
 
+char **cli_main_argv;
+
 int
 main (int argc, char **argv)
 {
   struct cli_global g = { 0 };
   ob_error_t err = NULL;
   int i = 1, r;
+
+  cli_main_argv = argv;
 
   while (i < argc)
     {

@@ -50,6 +50,8 @@ struct ob_build_opts
   bool userns_single;   /* single-ID user namespace: emulate root in RUN */
   bool userns_root;     /* real root: each RUN in an identity-mapped user namespace */
   const char *no_isolation; /* RUN cannot be isolated here, and why (NULL: it can) */
+  bool container;           /* --isolation=container: RUN in the container's own root */
+  char **container_keep;    /* ... paths that must survive it (obuild, store, context, ...) */
   bool network_none;    /* --network=none for every RUN */
   int snapshotter;      /* OB_SNAPSHOTTER_* */
   struct ob_source_opts source; /* --pull, registry options */

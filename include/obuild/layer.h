@@ -113,6 +113,13 @@ int ob_layer_diff_id (int fd, char out[72], ob_error_t *err);
 int ob_layer_extract (int infd, int rootfd, const char *dest, bool whiteouts, bool same_owner,
                       ob_error_t *err);
 
+/* ob_layer_extract (whiteouts applied, owners kept) onto a live root file
+ * system: the paths in keep (NULL-terminated, absolute) and everything below
+ * them are never written, replaced or removed, and a directory on the way
+ * to one stays a directory (--isolation=container: mount points, obuild's
+ * own files). */
+int ob_layer_extract_keep (int infd, int rootfd, const char *const *keep, ob_error_t *err);
+
 /* Unpack one image layer into an empty directory rootfd so that it can be
  * an overlayfs lower directory: whiteouts become 0:0 character devices and
  * opaque markers the xattr user.overlay.opaque="y" (mount with userxattr).

@@ -64,6 +64,10 @@ struct ob_sandbox_opts
   const char *hostname; /* NULL: keep the inherited one */
   bool network_none;
   bool identity_userns; /* real root: a new user namespace, ids mapped 1:1 */
+  bool no_namespaces;   /* --isolation=container: no namespace and no mount at
+                         * all; the command runs in the caller's root (rootfs
+                         * must be "/", no mounts, no network_none); init is a
+                         * subreaper that kills only its own descendants */
   const struct ob_seccomp_prog *seccomp; /* may be NULL (no filter) */
   const struct ob_sandbox_mount *mounts; /* targets must not be /, or under
                                            * /proc or /dev (those are the

@@ -47,6 +47,11 @@ int ob_userns_enter (enum ob_userns_mode mode, enum ob_userns_mode *result, ob_e
  * why not (one line: what the environment refused, and what would work). */
 const char *ob_userns_no_isolation (void);
 
+/* Are we inside a container?  Evidence: /.dockerenv, /run/.containerenv,
+ * a container runtime in /proc/1/cgroup, or the `container` variable PID 1
+ * was started with.  *why (may be NULL) names the evidence found. */
+bool ob_userns_in_container (const char **why);
+
 /* Highest container uid that can own a file in the current mode (0 in
  * single mode, the range size in subuid mode, UINT_MAX as root). */
 uid_t ob_userns_max_id (void);

@@ -1789,6 +1789,7 @@ out:
       ob_error_free (&e);
     }
   ob_strv_free (b.cache_keys);
+  ob_strv_free (b.container_keep);
   ob_txn_free (b.txn);
   ob_strv_free (b.adopt_dirs);
   for (size_t i = 0; i < b.n_image_stages; i++)

@@ -48,6 +48,7 @@ struct diff
   struct build *b;
   struct stage *s;
   int rootfd, upperfd;
+  dev_t root_dev;
   char **dirs; /* directories made in upper: mtimes set at the end */
 };
 
@@ -122,6 +123,42 @@ ensure_parents (struct diff *d, const char *rel, ob_error_t *err)
 }
 
 static int
+copy_file (struct diff *d, const char *rel, const struct stat *st, ob_error_t *err)
+{
+  cleanup_close int in = openat (d->rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  cleanup_close int out = -1;
+  char buf[65536];
+  if (in < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "open `/%s`", rel);
+  out = openat (d->upperfd, rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st->st_mode & 0700);
+  if (out < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "create `%s`", rel);
+  for (;;)
+    {
+      ssize_t n = copy_file_range (in, NULL, out, NULL, 1 << 30, 0);
+      if (n == 0)
+        return 0;
+      if (n > 0)
+        continue;
+      if (errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP)
+        return ob_error_make (err, OB_ERR_STORE, errno, "copy `/%s`", rel);
+      break;
+    }
+  for (;;)
+    {
+      ssize_t n = read (in, buf, sizeof buf);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return ob_error_make (err, OB_ERR_STORE, errno, "read `/%s`", rel);
+      if (n == 0)
+        return 0;
+      if (ob_write_all (out, buf, (size_t) n, err) < 0)
+        return -1;
+    }
+}
+
+static int
 materialize (struct diff *d, const char *rel, const struct stat *st, ob_error_t *err)
 {
   if (ensure_parents (d, rel, err) < 0)
@@ -132,7 +169,13 @@ materialize (struct diff *d, const char *rel, const struct stat *st, ob_error_t 
       /* the content is final: share the inode (the layer writer only reads) */
       if (linkat (d->rootfd, rel, d->upperfd, rel, 0) == 0)
         return 0;
-      return ob_error_make (err, OB_ERR_STORE, errno, "link `%s`", rel);
+      if (errno != EXDEV)
+        return ob_error_make (err, OB_ERR_STORE, errno, "link `%s`", rel);
+      /* the root and the store on different file systems (a container's
+       * root, the store on a volume): copy */
+      if (copy_file (d, rel, st, err) < 0)
+        return -1;
+      break;
     case S_IFDIR:
       if (mkdirat (d->upperfd, rel, 0755) < 0 && errno != EEXIST)
         return ob_error_make (err, OB_ERR_STORE, errno, "mkdir `%s`", rel);
@@ -233,6 +276,19 @@ walk (struct diff *d, const char *rel, ob_error_t *err)
       cabs = ob_xasprintf ("/%s", crel);
       if (fstatat (d->rootfd, crel, &st, AT_SYMLINK_NOFOLLOW) < 0)
         continue;
+      if (d->b->o->container)
+        {
+          /* the container's own root: mount points, obuild's files and
+           * other file systems are not the step's */
+          int k = ob_build_container_kept (d->b, crel);
+          if (k == 1 || st.st_dev != d->root_dev)
+            continue;
+          if (k == 2)
+            {
+              r = S_ISDIR (st.st_mode) ? walk (d, crel, err) : 0;
+              continue;
+            }
+        }
       if (changed (d, crel, &st, ob_tree_lookup (d->s->tree, cabs)))
         r = materialize (d, crel, &st, err);
       if (r == 0 && S_ISDIR (st.st_mode))
@@ -255,8 +311,18 @@ walk (struct diff *d, const char *rel, ob_error_t *err)
         }
       if (mknodat (d->upperfd, crel, S_IFCHR | 0000, makedev (0, 0)) < 0)
         {
-          r = ob_error_make (err, OB_ERR_STORE, errno, "whiteout `%s`", crel);
-          break;
+          /* no device nodes here (a container's overlay root refuses
+           * them): an xattr whiteout, which the snapshot reads the same */
+          int wfd = errno == EPERM ? openat (d->upperfd, crel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0)
+                                   : -1;
+          if (wfd < 0 || fsetxattr (wfd, "user.overlay.whiteout", "y", 1, 0) < 0)
+            {
+              r = ob_error_make (err, OB_ERR_STORE, errno, "whiteout `%s`", crel);
+              if (wfd >= 0)
+                close (wfd);
+              break;
+            }
+          close (wfd);
         }
     }
   ob_strv_free (before.v);
@@ -275,7 +341,11 @@ ob_build_copyfs_diff (struct build *b, struct stage *s, const char *upper, ob_er
   if (d.rootfd < 0 || d.upperfd < 0)
     r = ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", d.rootfd < 0 ? s->copy_rootfs : upper);
   else
-    r = walk (&d, "", err);
+    {
+      struct stat rst;
+      d.root_dev = fstat (d.rootfd, &rst) == 0 ? rst.st_dev : 0;
+      r = walk (&d, "", err);
+    }
   /* directories got entries after their metadata was copied: set mtimes last */
   for (size_t i = 0; r == 0 && d.dirs && d.dirs[i]; i++)
     {

@@ -62,6 +62,8 @@ struct build
   struct stage **image_stages; /* images loaded for COPY --from=<image> */
   size_t n_image_stages;
   char **adopt_dirs; /* step upper dirs to keep as unpacked layers: "diffid\tpath" */
+  struct stage *container_stage; /* --isolation=container: whose image "/" holds */
+  char **container_keep;         /* ... and the paths never touched there */
 };
 
 struct lookup
@@ -162,5 +164,11 @@ int ob_build_fetch_url (struct build *b, const char *url, const char *checksum, 
 int ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err);
 int ob_build_workdir_mkdir (struct build *b, struct stage *s, const char *dir, ob_error_t *err);
 struct stage *ob_build_find_stage (struct build *b, const char *name, size_t before);
+
+/* --isolation=container (build_container.c): make "/" the stage's root
+ * (its layers applied, the kept paths untouched); whether a path
+ * (relative to "/") is kept (1), on the way to a kept path (2), or not (0). */
+int ob_build_container_prepare (struct build *b, struct stage *s, ob_error_t *err);
+int ob_build_container_kept (struct build *b, const char *path);
 
 #endif

@@ -611,7 +611,18 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
     layers_before = s->n_layers;
   }
   /* a step found in the cache needs no isolation; one that must run does */
-  if (b->o->no_isolation)
+  if (b->o->container)
+    {
+      /* what needs a namespace or mount(2) cannot be had in the container */
+      if (so.network_none)
+        return ob_build_instr_error (b, in, err, OB_ERR_USERNS,
+                                     "RUN --network=none needs a network namespace, which --isolation=container cannot create");
+      for (size_t k = 0; k < in->n_flags; k++)
+        if (strcmp (in->flags[k].name, "mount") == 0)
+          return ob_build_instr_error (b, in, err, OB_ERR_USERNS,
+                                       "RUN --mount needs mount(2), which --isolation=container cannot use");
+    }
+  else if (b->o->no_isolation)
     return ob_build_instr_error (b, in, err, OB_ERR_USERNS, "RUN: %s", b->o->no_isolation);
   if (b->seccomp == NULL && ob_seccomp_build (b->o->userns_single, &b->seccomp, err) < 0)
     return -1;
@@ -629,7 +640,7 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
       ob_error_make (err, OB_ERR_STORE, errno, "prepare `%s`", rc.rundir);
       goto out;
     }
-  copy = b->use_copy || b->o->snapshotter == OB_SNAPSHOTTER_COPY;
+  copy = b->use_copy || b->o->snapshotter == OB_SNAPSHOTTER_COPY || b->o->container;
   if (!copy)
     {
       if (ensure_lowers (b, s, err) < 0)
@@ -657,7 +668,7 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
       else
         goto out;
     }
-  if (copy && ob_build_copyfs_prepare (b, s, err) < 0)
+  if (copy && (b->o->container ? ob_build_container_prepare (b, s, err) : ob_build_copyfs_prepare (b, s, err)) < 0)
     goto out;
   root = copy ? s->copy_rootfs : rc.merged;
   if (ob_build_mounts_prepare (b, s, in, root, &bm, err) < 0)
@@ -711,9 +722,12 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   if (write_small (hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" RUN_HOSTNAME "\n", err) < 0
       || write_small (hostname, RUN_HOSTNAME "\n", err) < 0)
     goto out;
-  mounts[n_mounts++] = (struct ob_sandbox_mount){ hosts, "/etc/hosts", false };
-  mounts[n_mounts++] = (struct ob_sandbox_mount){ hostname, "/etc/hostname", false };
-  if (!so.network_none && access ("/etc/resolv.conf", R_OK) == 0)
+  if (!b->o->container)
+    {
+      mounts[n_mounts++] = (struct ob_sandbox_mount){ hosts, "/etc/hosts", false };
+      mounts[n_mounts++] = (struct ob_sandbox_mount){ hostname, "/etc/hostname", false };
+    }
+  if (!b->o->container && !so.network_none && access ("/etc/resolv.conf", R_OK) == 0)
     mounts[n_mounts++] = (struct ob_sandbox_mount){ "/etc/resolv.conf", "/etc/resolv.conf", true };
   if (b->o->userns_single)
     {
@@ -759,7 +773,8 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   so.uid = b->o->userns_single ? 0 : uid;
   so.gid = b->o->userns_single ? 0 : gid;
   so.set_groups = !b->o->userns_single;
-  so.identity_userns = b->o->userns_root;
+  so.identity_userns = b->o->userns_root && !b->o->container;
+  so.no_namespaces = b->o->container;
   so.groups = groups;
   so.n_groups = 0;
   if (so.set_groups && uid != 0 && passwd)
@@ -767,7 +782,7 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
       cleanup_free char *name = passwd_field (passwd, uid, 0);
       so.n_groups = supplementary_groups (group, name, groups, 64);
     }
-  so.hostname = RUN_HOSTNAME;
+  so.hostname = b->o->container ? NULL : RUN_HOSTNAME;
   so.seccomp = b->seccomp;
   all_mounts = ob_xmalloc ((n_mounts + bm.n) * sizeof *all_mounts);
   memcpy (all_mounts, mounts, n_mounts * sizeof *mounts);

@@ -112,6 +112,7 @@ struct extract
   bool whiteouts;
   bool overlay; /* keep whiteouts as overlayfs lower-dir markers */
   bool same_owner;
+  const char *const *keep; /* paths (relative to the root) never touched */
   struct archive *a;
   struct strset created;
   struct dir_fix *dirs; /* directory modes and mtimes, applied at the end */
@@ -151,6 +152,32 @@ join (const char *a, const char *b)
   if (*b == '\0')
     return ob_xstrdup (a);
   return ob_xasprintf ("%s/%s", a, b);
+}
+
+/* Is path (relative to the root, leading slashes ignored) one of ex->keep
+ * or below one (1), a directory on the way to one (2), or neither (0)? */
+static int
+kept (const struct extract *ex, const char *path)
+{
+  size_t n;
+  while (*path == '/')
+    path++;
+  n = strlen (path);
+  for (size_t i = 0; ex->keep && ex->keep[i]; i++)
+    {
+      const char *k = ex->keep[i];
+      size_t kn;
+      while (*k == '/')
+        k++;
+      kn = strlen (k);
+      if (kn == 0)
+        continue;
+      if (strncmp (path, k, kn) == 0 && (path[kn] == '\0' || path[kn] == '/'))
+        return 1;
+      if (n == 0 || (n < kn && strncmp (k, path, n) == 0 && k[n] == '/'))
+        return 2;
+    }
+  return 0;
 }
 
 /* Split "a/b/c" into "a/b" and "c" ("" and "c" for "c"). */
@@ -506,7 +533,10 @@ clear_dir (struct extract *ex, int dirfd, const char *dirpath, const char *entry
     {
       cleanup_free char *child = join (dirpath, names[i]);
       struct stat st;
-      if (!strset_has (&ex->created, child))
+      int k = kept (ex, child);
+      if (k == 1)
+        continue;
+      if (!strset_has (&ex->created, child) && k == 0)
         {
           if (ob_rm_rf_at (dirfd, names[i], err) < 0)
             return ob_error_wrap (err, "entry `%s`", entry);
@@ -559,6 +589,8 @@ apply_whiteout (struct extract *ex, const char *raw, const char *dir, const char
   vpath = join (dir, victim);
   if (strset_has (&ex->created, vpath))
     return 0;
+  if (kept (ex, vpath) != 0)
+    return 0; /* a path the caller keeps (or one on the way to it) */
   fd = open_in_root (ex->rootfd, dir);
   if (fd < 0)
     {
@@ -704,6 +736,12 @@ extract_entry (struct extract *ex, const char *dest, struct archive_entry *e, ob
     return 0; /* the root entry ("./"): leave the destination alone */
   full = join (dest, name);
   split_path (full, &dir, &base);
+  if (ex->keep)
+    {
+      int k = kept (ex, full);
+      if (k == 1 || (k == 2 && type != AE_IFDIR))
+        return 0; /* kept as it is; a directory on the way stays one */
+    }
 
   if (ex->whiteouts && ob_str_has_prefix (base, ".wh."))
     return apply_whiteout (ex, raw, dir, base, err);
@@ -883,6 +921,19 @@ ob_layer_extract (int infd, int rootfd, const char *dest, bool whiteouts, bool s
     .cache_fd = -1,
   };
   return extract_run (&ex, infd, dest, err);
+}
+
+int
+ob_layer_extract_keep (int infd, int rootfd, const char *const *keep, ob_error_t *err)
+{
+  struct extract ex = {
+    .rootfd = rootfd,
+    .whiteouts = true,
+    .same_owner = true,
+    .keep = keep,
+    .cache_fd = -1,
+  };
+  return extract_run (&ex, infd, "/", err);
 }
 
 int

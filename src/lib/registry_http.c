@@ -225,6 +225,13 @@ perform_once (struct ob_registry *r, CURL *easy, struct reg_req *q, const char *
    * UNRESTRICTED_AUTH stays 0). */
   curl_easy_setopt (easy, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt (easy, CURLOPT_MAXREDIRS, 10L);
+  {
+    /* --isolation=container: the system's CA bundle is copied before the
+     * root file system is replaced (src/cli_relocate.c) */
+    const char *ca = getenv ("OBUILD_CA_FILE");
+    if (ca && *ca)
+      curl_easy_setopt (easy, CURLOPT_CAINFO, ca);
+  }
 #if LIBCURL_VERSION_NUM >= 0x075500
   curl_easy_setopt (easy, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt (easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");

@@ -798,6 +798,8 @@ command_main (const struct sandbox_ctx *c)
   int in, out, errfd;
 
   reset_signals ();
+  if (o->no_namespaces)
+    prctl (PR_SET_PDEATHSIG, SIGKILL); /* no namespace to die with init */
 
   in = lift_fd (c, o->stdin_fd >= 0 ? o->stdin_fd : c->devnull_fd, "stdin");
   out = lift_fd (c, o->stdout_fd, "stdout");
@@ -859,6 +861,49 @@ init_signals (sigset_t *set)
   sigaddset (set, SIGUSR2);
 }
 
+/* Without a PID namespace: SIGKILL every descendant (a subreaper gets
+ * the orphans), until none is left.  Allocation-free. */
+static void
+kill_descendants (void)
+{
+  char path[64], buf[4096];
+  for (int round = 0; round < 1000; round++)
+    {
+      int fd, st;
+      ssize_t n;
+      bool any = false;
+      snprintf (path, sizeof path, "/proc/self/task/%d/children", (int) getpid ());
+      fd = open (path, O_RDONLY | O_CLOEXEC);
+      n = fd >= 0 ? read (fd, buf, sizeof buf - 1) : -1;
+      if (fd >= 0)
+        close (fd);
+      if (n > 0)
+        {
+          char *p = buf;
+          buf[n] = '\0';
+          while (*p)
+            {
+              char *end;
+              long pid = strtol (p, &end, 10);
+              if (end == p)
+                break;
+              if (pid > 0)
+                {
+                  kill ((pid_t) pid, SIGKILL);
+                  any = true;
+                }
+              p = end;
+              while (*p == ' ' || *p == '\n')
+                p++;
+            }
+        }
+      while (waitpid (-1, &st, any ? 0 : WNOHANG) > 0)
+        any = false; /* reaped one; look again */
+      if (waitpid (-1, &st, WNOHANG) < 0 && errno == ECHILD)
+        return;
+    }
+}
+
 /* PID 1: reap everything, forward signals, exit with the command's status. */
 static _Noreturn void
 init_loop (const struct sandbox_ctx *c, pid_t cmd)
@@ -892,8 +937,12 @@ init_loop (const struct sandbox_ctx *c, pid_t cmd)
             {
               int code = WIFSIGNALED (st) ? 128 + WTERMSIG (st) : WEXITSTATUS (st);
               /* Like Docker: the step ends with its command; what it left
-               * running in the background dies with the namespace. */
-              kill (-1, SIGKILL);
+               * running in the background dies with the namespace (without
+               * one: with us, its subreaper). */
+              if (c->opts->no_namespaces)
+                kill_descendants ();
+              else
+                kill (-1, SIGKILL);
               _exit (code);
             }
         }
@@ -933,6 +982,23 @@ init_main (const struct sandbox_ctx *c)
     close_fds_except (keep, sizeof keep / sizeof keep[0]);
   }
   prctl (PR_SET_DUMPABLE, 0, 0, 0, 0);
+  /* ob_sandbox_interrupt kills the whole group */
+  setpgid (0, 0);
+  if (o->no_namespaces)
+    {
+      /* --isolation=container: the container is the isolation; orphans of
+       * the step come back to us, to be killed with it */
+      if (prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+        child_fail (c, errno, "become a subreaper");
+      init_signals (&set);
+      sigprocmask (SIG_BLOCK, &set, NULL);
+      cmd = fork ();
+      if (cmd < 0)
+        child_fail (c, errno, "fork the command");
+      if (cmd == 0)
+        command_main (c);
+      init_loop (c, cmd);
+    }
 
   if (mount ("none", "/", "none", MS_SLAVE | MS_REC, NULL) < 0)
     child_fail (c, errno, "make `/` a recursive slave mount");
@@ -1174,6 +1240,8 @@ check_opts (const struct ob_sandbox_opts *o, ob_error_t *err)
     return ob_error_make (err, OB_ERR_GENERIC, EINVAL, "sandbox: no rootfs");
   if (o->argv == NULL || o->argv[0] == NULL || o->argv[0][0] == '\0')
     return ob_error_make (err, OB_ERR_STEP, 0, "empty command");
+  if (o->no_namespaces && (o->n_mounts > 0 || o->network_none || o->identity_userns || strcmp (o->rootfs, "/") != 0))
+    return ob_error_make (err, OB_ERR_GENERIC, EINVAL, "sandbox: no namespaces, but mounts, a network or a root asked for");
   for (size_t i = 0; i < o->n_mounts; i++)
     {
       const char *t = o->mounts[i].target;
@@ -1283,7 +1351,7 @@ ob_sandbox_run (const struct ob_sandbox_opts *opts, int *status, char ***created
   rootfd = open (opts->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0)
     return ob_error_make (err, OB_ERR_STEP, errno, "open rootfs `%s`", opts->rootfs);
-  ret = prepare_mount_points (opts, rootfd, &made, err);
+  ret = opts->no_namespaces ? 0 : prepare_mount_points (opts, rootfd, &made, err);
   /* Whatever was created belongs to the caller now, even on failure. */
   if (created)
     *created = steal_pointer (&made);
@@ -1306,6 +1374,8 @@ ob_sandbox_run (const struct ob_sandbox_opts *opts, int *status, char ***created
   ctx.sync_fd = -1;
 
   flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
+  if (opts->no_namespaces)
+    flags = SIGCHLD;
   if (opts->network_none)
     flags |= CLONE_NEWNET;
   if (opts->identity_userns)
@@ -1376,6 +1446,9 @@ ob_sandbox_interrupt (void)
   int saved = errno;
   interrupted = 1;
   if (pid > 0)
-    kill (pid, SIGKILL);
+    {
+      kill (-pid, SIGKILL); /* without a PID namespace: the step's process group */
+      kill (pid, SIGKILL);
+    }
   errno = saved;
 }

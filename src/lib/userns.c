@@ -25,6 +25,35 @@ ob_userns_no_isolation (void)
   return no_isolation;
 }
 
+bool
+ob_userns_in_container (const char **why)
+{
+  static const char *const runtimes[] = { "docker", "kubepods", "containerd", "libpod", "lxc", "crio" };
+  cleanup_free char *cg = NULL;
+  cleanup_free char *env = NULL;
+  size_t len = 0;
+  ob_error_t e = NULL;
+  const char *dummy;
+
+  if (why == NULL)
+    why = &dummy;
+  if (access ("/.dockerenv", F_OK) == 0)
+    return *why = "/.dockerenv", true;
+  if (access ("/run/.containerenv", F_OK) == 0)
+    return *why = "/run/.containerenv", true;
+  if (ob_read_file_at (AT_FDCWD, "/proc/1/cgroup", &cg, &len, &e) == 0)
+    for (size_t i = 0; i < sizeof runtimes / sizeof runtimes[0]; i++)
+      if (strstr (cg, runtimes[i]))
+        return *why = "/proc/1/cgroup", true;
+  ob_error_free (&e);
+  if (ob_read_file_at (AT_FDCWD, "/proc/1/environ", &env, &len, &e) == 0)
+    for (size_t i = 0; i < len; i += strlen (env + i) + 1)
+      if (ob_str_has_prefix (env + i, "container="))
+        return *why = "container= in PID 1's environment", true;
+  ob_error_free (&e);
+  return false;
+}
+
 /* No namespace: what works without one works; RUN reports why. */
 static void
 enter_none (const char *why, enum ob_userns_mode *result)
