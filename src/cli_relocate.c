@@ -54,9 +54,17 @@ cli_relocate (const char *store_root, char ***keep, ob_error_t *err)
   cleanup_strv char **seen = NULL;
   cleanup_strv char **args = NULL;
   const char *done = getenv ("OBUILD_RELOCATED");
+  const char *self = getenv ("OBUILD_SELF_CONTAINED");
   char *save = NULL;
   size_t len;
 
+  if (self && *self)
+    {
+      /* the executor image: obuild and all it needs live in this
+       * directory, which stays */
+      ob_strv_add (keep, self);
+      return 0;
+    }
   if (done && *done)
     {
       /* the second run: keep and, at exit, remove the copy */

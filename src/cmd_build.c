@@ -111,6 +111,7 @@ container_setup (struct cli_global *g, struct ob_build_opts *o, char **secrets, 
   const char *docker_config = getenv ("DOCKER_CONFIG");
   const char *auth = getenv ("REGISTRY_AUTH_FILE");
   const char *xdg = getenv ("XDG_RUNTIME_DIR");
+  const char *extra = getenv ("OBUILD_KEEP");
   cleanup_free char *root = g->root ? ob_xstrdup (g->root) : ob_store_default_root ();
 
   if (geteuid () != 0)
@@ -161,6 +162,15 @@ container_setup (struct cli_global *g, struct ob_build_opts *o, char **secrets, 
     ob_strv_add (keep, auth);
   if (xdg && *xdg)
     ob_strv_take (keep, ob_xasprintf ("%s/containers", xdg));
+  if (extra && *extra)
+    {
+      /* OBUILD_KEEP: more paths that must survive (a cache volume, tools) */
+      cleanup_free char *copy = ob_xstrdup (extra);
+      char *sv = NULL;
+      for (char *p = strtok_r (copy, ":", &sv); p; p = strtok_r (NULL, ":", &sv))
+        if (*p)
+          ob_strv_add (keep, p);
+    }
   for (size_t i = 0; *keep && (*keep)[i]; i++)
     {
       cleanup_free char *r = realpath ((*keep)[i], NULL);
