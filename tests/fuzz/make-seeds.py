@@ -138,6 +138,8 @@ def committed():
     write(d, "doublestar", "**\n!**/*.go\n**/vendor/**\n/abs/path\n./rel/../x\n\0a/b.go\nvendor/x/y\nabs/path/z\nx\n")
     write(d, "classes", "[a-c]*.txt\n[^x]?\n\\*literal\nfile[\\]]\n*/*/deep\n# comment\n  spaced  \n\0b.txt\nq1\n*literal\nfile]\na/b/deep\n")
     write(d, "exceptions", "*\n!Dockerfile\n!src\nsrc/**/*.tmp\n!src/keep.tmp\n\0Dockerfile\nsrc/a.tmp\nsrc/keep.tmp\nother\n")
+    write(d, "nested-globs", "**/build/**/*.o\nsrc/**/test*/**/*_test.go\n*.min.*\n!**/keep*/**\n\0"
+          "src/a/b/test1/c/d/x_test.go\nbuild/x/y/z/w.o\nlib/keep1/deep/er/file\napp.min.js\n")
     write(d, "bad", "ok\n[\n")
     write(d, "noseparator", "*.log\n!important.log\nbuild/\n")
 
