@@ -6,7 +6,8 @@
  *   root/       the extraction root, made and removed for every input;
  *               pre-populated with a small "lower layer" (files, and symlinks
  *               pointing at the canary by relative and absolute paths and at
- *               "..", so that a resolution that follows them escapes)
+ *               "..", so that a resolution that follows them escapes; the ADD
+ *               destination is reached through a symlink inside the root)
  *   canary/     an empty sibling that must stay empty and unchanged
  *   layer.out   the output of ob_layer_import
  * and nothing else.  Every input goes through every entry point, each on a
@@ -104,7 +105,7 @@ populate (int rootfd)
   put (rootfd, "dir/keep", "lower\n");
   if (symlinkat ("../canary", rootfd, "evil") < 0 || symlinkat (abs_canary, rootfd, "abs") < 0
       || symlinkat ("..", rootfd, "up") < 0 || symlinkat ("../../canary", rootfd, "dir/evil") < 0
-      || symlinkat ("../evil", rootfd, "sub/dest") < 0)
+      || symlinkat ("../dir", rootfd, "sub/dest") < 0)
     fuzz_fail ("populate: %s", strerror (errno));
 }
 

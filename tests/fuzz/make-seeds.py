@@ -91,11 +91,18 @@ def tar_seeds(d):
     write(d, "devices.tar", tar_bytes([ent("dev/", DIR), ent("dev/null", tarfile.CHRTYPE, dev=(1, 3)),
                                        ent("dev/sda", tarfile.BLKTYPE, dev=(8, 0)),
                                        ent("dev/fifo", tarfile.FIFOTYPE)]))
-    write(d, "hostile.tar", tar_bytes([ent("../escape", data=b"e"), ent("/abs/file", data=b"a"),
-                                       ent("lnk", SYM, link="/tmp"), ent("lnk/x", data=b"x"),
-                                       ent("evil/x", data=b"c"), ent("abs/x", data=b"c"), ent("up/x", data=b"c"),
-                                       ent("h", LNK, link="../../etc/passwd"), ent("h2", LNK, link="evil"),
-                                       ent("dir/evil/y", data=b"c"), ent("./", DIR, mode=0o777)]))
+    # the harness's lower layer has evil -> ../canary, abs -> <canary>, up -> ..,
+    # dir/evil -> ../../canary; extraction stops at the first bad entry, so
+    # those come last or alone
+    write(d, "links-up.tar", tar_bytes([ent("up/x", data=b"c"), ent("./", DIR, mode=0o777),
+                                        ent("up", SYM, link="/"), ent("up/etc/x", data=b"c"),
+                                        ent("/abs/file", data=b"a")]))
+    write(d, "links-canary.tar", tar_bytes([ent("dir/evil/y", data=b"c"), ent("evil/x", data=b"c"),
+                                            ent("abs/x", data=b"c")]))
+    write(d, "links-new.tar", tar_bytes([ent("lnk", SYM, link="/tmp"), ent("h2", LNK, link="evil"),
+                                         ent("lnk/x", data=b"x")]))
+    write(d, "dotdot.tar", tar_bytes([ent("ok", data=b"o"), ent("a/../../escape", data=b"e")]))
+    write(d, "hardlink-out.tar", tar_bytes([ent("h", LNK, link="../../etc/passwd")]))
     write(d, "replace.tar", tar_bytes([ent("a", data=b"file"), ent("a/", DIR), ent("a/b", data=b"b"),
                                        ent("a", data=b"again"), ent("s", SYM, link="a"), ent("s", LNK, link="a"),
                                        ent("etc/passwd/", DIR), ent("d/", DIR, mode=0), ent("d/f", data=b"x")]))
