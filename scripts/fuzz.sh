@@ -30,10 +30,11 @@ while [ $# -gt 0 ]; do
     --build-only) build_only=true; shift ;;
     -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
-    *) names="$names ${1%.c}"; shift ;;
+    *) n=${1##*/}; names="$names ${n%.c}"; shift ;;
   esac
 done
-case $time in ''|*[!0-9]*) echo "fuzz.sh: --time takes whole seconds" >&2; exit 2 ;; esac
+# (0 would mean "forever" to libFuzzer)
+case $time in ''|*[!0-9]*|0) echo "fuzz.sh: --time takes whole seconds (> 0)" >&2; exit 2 ;; esac
 all="fuzz_dockerfile fuzz_ignore fuzz_tar_extract fuzz_image_json"
 [ -n "$names" ] || names=$all
 for n in $names; do
@@ -68,6 +69,7 @@ for c in src/lib/*.c; do
   o=$out/obj/$(basename "$c" .c).o
   # the library is instrumented for coverage too (fuzzer-no-link); it is
   # not ours to hold to clang's warnings, hence no -Werror here
+  # shellcheck disable=SC3013 # -nt: dash and bash have it
   if [ ! -f "$o" ] || [ "$c" -nt "$o" ] || [ config.h -nt "$o" ] \
     || [ -n "$(find include src/lib -name '*.h' -newer "$o" 2>/dev/null | head -1)" ]; then
     # shellcheck disable=SC2086
