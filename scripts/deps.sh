@@ -6,7 +6,8 @@ PKGS="build-essential autoconf automake pkg-config libarchive-dev libjansson-dev
 libseccomp-dev libssl-dev libcurl4-openssl-dev zlib1g-dev libzstd-dev libdeflate-dev"
 if [ "${1:-}" = "--test" ]; then
   PKGS="$PKGS uidmap busybox-static skopeo umoci oci-image-tool docker-registry python3 \
-passwd util-linux valgrind curl xz-utils zstd mmdebstrap apache2-utils openssl python3-jwt python3-cryptography docker.io"
+passwd util-linux valgrind curl xz-utils zstd mmdebstrap apache2-utils openssl python3-jwt python3-cryptography docker.io \
+clang libclang-rt-14-dev"
 fi
 missing=""
 for p in $PKGS; do
