@@ -391,15 +391,18 @@ ob_layout_list (struct ob_layout *l, struct ob_layout_entry **out, size_t *n, ob
   json_t *idx = NULL, *e;
   size_t i;
   struct ob_layout_entry *r;
+  /* on failure: nothing to free (*out NULL, *n 0) */
+  *out = NULL;
+  *n = 0;
   if (read_index (l, &idx, err) < 0)
     return -1;
   r = ob_xmalloc0 (sizeof *r * (json_array_size (json_object_get (idx, "manifests")) + 1));
-  *n = 0;
   json_array_foreach (json_object_get (idx, "manifests"), i, e)
     {
       if (ob_descriptor_from_json (e, &r[*n].desc, err) < 0)
         {
           ob_layout_entries_free (r, *n);
+          *n = 0;
           json_decref (idx);
           return ob_error_wrap (err, "`%s/index.json`", l->path);
         }

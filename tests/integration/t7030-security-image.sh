@@ -147,6 +147,17 @@ EOF
     cp "$TESTDIR/index.json.$m" "$s/oci/index.json"
   done
 done
+# found by fuzz_image_json: an index whose second entry is broken, FROM
+# the layout without a tag (a NULL list freed: segmentation fault)
+bad=$TESTDIR/L-broken-entry
+mkdir -p "$bad/blobs/sha256"
+printf '{"imageLayoutVersion":"1.0.0"}' >"$bad/oci-layout"
+printf '{"schemaVersion":2,"manifests":[{"digest":"@1","size":1},{}]}' >"$bad/index.json"
+chmod -R a+rX "$bad"
+for m in $MODES; do
+  from 9 "Dockerfile:1: FROM oci:$bad: .*index.json" \
+    "an index.json with a broken entry, FROM oci:DIR without a tag: exit 9" 'FROM oci:%s\n' "$bad"
+done
 # a valid tarball is still imported
 m=${MODES%% *}
 check "[$m] import of a tarball with valid hardlinks" ob "$m" import -q "$TESTDIR/I-ok.tar" imp:ok
