@@ -152,7 +152,7 @@ done
 bad=$TESTDIR/L-broken-entry
 mkdir -p "$bad/blobs/sha256"
 printf '{"imageLayoutVersion":"1.0.0"}' >"$bad/oci-layout"
-printf '{"schemaVersion":2,"manifests":[{"digest":"@1","size":1},{}]}' >"$bad/index.json"
+printf '{"schemaVersion":2,"manifests":[{"digest":"sha256:2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881","size":1},{}]}' >"$bad/index.json"
 chmod -R a+rX "$bad"
 for m in $MODES; do
   from 9 "Dockerfile:1: FROM oci:$bad: .*index.json" \
