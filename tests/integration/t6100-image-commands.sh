@@ -134,6 +134,15 @@ print(all(hashlib.sha256(open(d + "/" + l, "rb").read()).hexdigest() == l[:-4] f
     "Loaded image: app:latest|Loaded image: busybox:latest|"
   check_eq "[$m] ... the very same manifest" "$(digest_of "$m" app:latest)" "$dg"
 
+  rm -f "$TESTDIR/sk-$m.tar"
+  skopeo copy -q "oci:$(store_oci "$m"):app:latest" "docker-archive:$TESTDIR/sk-$m.tar:team/app:v9"
+  gzip -c "$TESTDIR/sk-$m.tar" >"$out/sk.tar.gz"; [ "$m" != root ] && chown "$T_USER" "$out/sk.tar.gz"
+  check_eq "[$m] load skopeo's (classic, gzipped) docker-archive" "$(ob "$m" load -i "$out/sk.tar.gz")" \
+    "Loaded image: docker.io/team/app:v9"
+  check_eq "[$m] ... the same image id, found by its short name" "$(ob "$m" inspect team/app:v9 | json_get /dev/stdin 'j["Id"]')" "$id"
+  check "[$m] save is deterministic" sh -c "'$OB' --root '$(store "$m")' save -o '$TESTDIR/s1.tar' app busybox \
+    && '$OB' --root '$(store "$m")' save -o '$TESTDIR/s2.tar' app busybox && cmp '$TESTDIR/s1.tar' '$TESTDIR/s2.tar'"
+
   # hostile or broken archives: exit 9, store unchanged
   echo garbage >"$out/garbage.tar"
   mkdir -p "$out/evil" && (cd "$out/evil" && tar xf ../d.tar)
