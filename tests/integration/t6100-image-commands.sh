@@ -1,7 +1,7 @@
 #!/bin/sh
 # The image commands of docker/podman: inspect, history, tag, rmi, save,
-# load (checked against skopeo and umoci), logout; bad input exits with its
-# code and one line, and leaves the store as it was.
+# load (checked against skopeo and umoci), logout, and info; bad input exits
+# with its code and one line, and leaves the store as it was.
 . "$(dirname "$0")/lib.sh"
 
 ctx=$TESTDIR/ctx
@@ -167,6 +167,34 @@ l = m[0]["Layers"][-1]; open(d + "/" + l, "r+b").write(b"X")   # content no long
   snap "$m" >"$TESTDIR/after-$m"
   check_files "[$m] ... the store unchanged" "$TESTDIR/after-$m" "$TESTDIR/before-$m"
 done
+
+# ---- info ----
+for m in $MODES; do
+  ob "$m" info >"$TESTDIR/info-$m" 2>&1
+  check_eq "[$m] info: exit 0 where RUN works" "$?" 0
+  check_eq "[$m] info: the mode builds get, RUN possible" \
+    "$(grep -E '^(userns mode|namespaces for RUN|RUN):' "$TESTDIR/info-$m" | tr -s ' ' | tr '\n' '|')" \
+    "userns mode: $m|namespaces for RUN: ok|RUN: can run here|"
+  check "[$m] info: kernel, store, overlay, newuidmap" sh -c "grep -q '^kernel: *Linux ' '$TESTDIR/info-$m' \
+    && grep -q '^store: *$(store "$m") (' '$TESTDIR/info-$m' && grep -q '^overlay: ' '$TESTDIR/info-$m' \
+    && grep -q '^newuidmap: ' '$TESTDIR/info-$m'"
+  check_eq "[$m] info --json" "$(ob "$m" info --json | json_get /dev/stdin '[j["run"], j["userns mode"]]')" "[true, \"$m\"]"
+done
+if [ "$(id -u)" -eq 0 ]; then
+  nst=$(userdir nouserns-store single)
+  python3 "$FIXTURES/no-userns.py" "$(id -u "$T_USER")" env HOME="/home/$T_USER" OBUILD_ROOT="$nst" "$OB" info \
+    >"$TESTDIR/info-nouserns" 2>"$TESTDIR/info-nouserns.err"
+  check_eq "[info] user namespaces disabled: exit 7" "$?" 7
+  check "[info] ... names the sysctl and the fix" grep -q \
+    '^obuild: RUN steps cannot run here: RUN needs a user namespace: user namespaces are disabled (user.max_user_namespaces=0); enable them with `sysctl' \
+    "$TESTDIR/info-nouserns.err"
+  check "[info] ... and shows it" grep -q '^user.max_user_namespaces: *0$' "$TESTDIR/info-nouserns"
+  setpriv --bounding-set -sys_admin -- env OBUILD_ROOT="$TESTDIR/nocap-store" "$OB" info >/dev/null 2>"$TESTDIR/info-nocap.err"
+  check_eq "[info] root without CAP_SYS_ADMIN: exit 7" "$?" 7
+  check "[info] ... says why" grep -q '^obuild: RUN steps cannot run here: RUN needs mount namespaces' "$TESTDIR/info-nocap.err"
+else
+  skip "[info] refused namespaces need root to set up"
+fi
 
 # ---- logout (no store involved: once) ----
 auth=$TESTDIR/auth.json
