@@ -426,7 +426,7 @@ ob_archive_save (struct ob_store *s, char *const *images, size_t n, enum ob_arch
   fd = open (tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0)
     {
-      ob_error_make (err, OB_ERR_STORE, errno, "create `%s`", tmp);
+      ob_error_make (err, OB_ERR_STORE, errno, "create `%s` (a temporary file next to `%s`)", tmp, file);
       goto out;
     }
   a = archive_write_new ();
@@ -460,8 +460,8 @@ out:
       if (r < 0)
         unlink (tmp);
     }
-  for (size_t i = 0; i < loaded; i++)
-    saved_clear (&imgs[i]);
+  for (size_t i = 0; i < n; i++)
+    saved_clear (&imgs[i]); /* the ones not loaded are zeroed */
   free (imgs);
   return r;
 }
