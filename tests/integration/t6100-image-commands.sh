@@ -40,6 +40,7 @@ print(len(j["Layers"]), all(os.path.getsize(d + "/" + l["Digest"][7:]) == l["Siz
     '[j["Config"]["Labels"], j["Config"]["Env"][-1], [h["created_by"] for h in j["History"]][1:], j["History"][1].get("empty_layer")]')" \
     '[{"x": "y"}, "A=1", ["ENV A=1", "COPY f /f", "LABEL x=y"], true]'
   id=$(json_get "$TESTDIR/i-$m.json" 'j["Id"]')
+  [ "$m" = root ] && root_id=$id
   check_eq "[$m] inspect --raw: the manifest as stored" "sha256:$(ob "$m" inspect --raw app | sha256sum | cut -c1-64)" "$dg"
   check_eq "[$m] inspect --manifest: the same" "sha256:$(ob "$m" inspect --manifest app | sha256sum | cut -c1-64)" "$dg"
   check_eq "[$m] inspect --config: the config as stored (the image id)" \
@@ -167,6 +168,37 @@ l = m[0]["Layers"][-1]; open(d + "/" + l, "r+b").write(b"X")   # content no long
   snap "$m" >"$TESTDIR/after-$m"
   check_files "[$m] ... the store unchanged" "$TESTDIR/after-$m" "$TESTDIR/before-$m"
 done
+
+# ---- docker itself: its load takes our docker-archive, our load its save ----
+if [ "$(id -u)" -eq 0 ] && command -v dockerd >/dev/null && command -v docker >/dev/null && [ -n "${root_id:-}" ]; then
+  dk=/tmp/obd6100-$$   # short: unix socket paths are limited
+  mkdir -p "$dk"
+  dockerd --data-root "$dk/data" --exec-root "$dk/run" --pidfile "$dk/pid" -H "unix://$dk/sock" \
+    --containerd-namespace "obuild-$T_NAME" --containerd-plugins-namespace "obuild-$T_NAME-plugins" \
+    --iptables=false --ip6tables=false --ip-masq=false --bridge=none --storage-driver=vfs >"$TESTDIR/dockerd.log" 2>&1 &
+  DPID=$!
+  trap 'kill $DPID 2>/dev/null; wait $DPID 2>/dev/null; rm -rf "$dk"' EXIT
+  export DOCKER_HOST="unix://$dk/sock"
+  _i=0
+  until docker version >/dev/null 2>&1 || [ $_i -ge 100 ]; do sleep 0.1; _i=$((_i + 1)); done
+  if docker version >/dev/null 2>&1; then
+    check_eq "[docker] docker load takes obuild's docker-archive" "$(docker load -i "$TESTDIR/out-root/d.tar" 2>&1)" \
+      "Loaded image: app:latest"
+    check_eq "[docker] ... as the same image" "$(docker image inspect --format '{{.Id}}' app:latest)" "$root_id"
+    check_eq "[docker] ... and runs it" "$(timeout 60 docker run --rm --network none app:latest cat /f 2>&1)" hello
+    docker save -o "$TESTDIR/docker-save.tar" app:latest
+    dst=$TESTDIR/from-docker
+    check_eq "[docker] obuild load takes docker save's output" "$(OBUILD_ROOT=$dst "$OB" load -i "$TESTDIR/docker-save.tar")" \
+      "Loaded image: app:latest"
+    check_eq "[docker] ... as the same image" "$(OBUILD_ROOT=$dst "$OB" inspect app | json_get /dev/stdin 'j["Id"]')" "$root_id"
+  else
+    skip "[docker] dockerd did not start"; diag <"$TESTDIR/dockerd.log"
+  fi
+  kill $DPID 2>/dev/null; wait $DPID 2>/dev/null; rm -rf "$dk"; trap - EXIT
+  unset DOCKER_HOST
+else
+  skip "[docker] needs root, dockerd and docker"
+fi
 
 # ---- info ----
 for m in $MODES; do
