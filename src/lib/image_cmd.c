@@ -211,8 +211,9 @@ ob_imagecmd_inspect (struct ob_layout *l, const char *image, json_t **out, ob_er
   copy_field (o, "Architecture", x.cfg, "architecture");
   copy_field (o, "Os", x.cfg, "os");
   copy_field (o, "Variant", x.cfg, "variant");
-  json_object_set (o, "Config", json_is_object (json_object_get (x.cfg, "config")) ? json_object_get (x.cfg, "config")
-                                                                                  : json_object ());
+  json_object_set_new (o, "Config", json_is_object (json_object_get (x.cfg, "config"))
+                                        ? json_incref (json_object_get (x.cfg, "config"))
+                                        : json_object ());
   json_object_set_new (o, "ConfigDescriptor", ob_descriptor_to_json (&x.m->config));
   ids = json_object_get (json_object_get (x.cfg, "rootfs"), "diff_ids");
   layers = json_array ();
@@ -230,8 +231,9 @@ ob_imagecmd_inspect (struct ob_layout *l, const char *image, json_t **out, ob_er
     }
   json_object_set_new (o, "Layers", layers);
   json_object_set_new (o, "Size", json_integer (total));
-  json_object_set (o, "History", json_is_array (json_object_get (x.cfg, "history")) ? json_object_get (x.cfg, "history")
-                                                                                  : json_array ());
+  json_object_set_new (o, "History", json_is_array (json_object_get (x.cfg, "history"))
+                                         ? json_incref (json_object_get (x.cfg, "history"))
+                                         : json_array ());
   copy_field (o, "Annotations", mj, "annotations");
   json_decref (mj);
   ob_layout_entries_free (e, n);
