@@ -144,6 +144,28 @@ print(all(hashlib.sha256(open(d + "/" + l, "rb").read()).hexdigest() == l[:-4] f
   check "[$m] save is deterministic" sh -c "'$OB' --root '$(store "$m")' save -o '$TESTDIR/s1.tar' app busybox \
     && '$OB' --root '$(store "$m")' save -o '$TESTDIR/s2.tar' app busybox && cmp '$TESTDIR/s1.tar' '$TESTDIR/s2.tar'"
 
+  # a bare image: a config without history or runtime part (some tools write them)
+  py '
+import hashlib, io, json, sys, tarfile
+d = sys.argv[1]
+lt = io.BytesIO()
+with tarfile.open(fileobj=lt, mode="w", format=tarfile.PAX_FORMAT) as t:
+    i = tarfile.TarInfo("bare.txt"); i.size = 5; t.addfile(i, io.BytesIO(b"bare\n"))
+layer = lt.getvalue(); lid = hashlib.sha256(layer).hexdigest()
+cfg = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": ["sha256:" + lid]}}).encode()
+cid = hashlib.sha256(cfg).hexdigest()
+man = json.dumps([{"Config": cid + ".json", "RepoTags": ["bare:1"], "Layers": [lid + ".tar"]}]).encode()
+with tarfile.open(d + "/bare.tar", "w") as t:
+    for n, b in ((cid + ".json", cfg), (lid + ".tar", layer), ("manifest.json", man)):
+        i = tarfile.TarInfo(n); i.size = len(b); t.addfile(i, io.BytesIO(b))
+' "$out"
+  [ "$m" != root ] && chown "$T_USER" "$out/bare.tar"
+  check_eq "[$m] load a bare image" "$(ob "$m" load -i "$out/bare.tar")" "Loaded image: bare:1"
+  check_eq "[$m] ... inspect: empty Config and History" "$(ob "$m" inspect bare:1 | json_get /dev/stdin '[j["Config"], j["History"], len(j["Layers"])]')" \
+    "[{}, [], 1]"
+  check_eq "[$m] ... history: one row per layer" "$(ob "$m" history bare:1 | awk 'NR > 1 { print $1, $NF }')" \
+    "$(ob "$m" inspect --config bare:1 | sha256sum | cut -c1-12) $(ob "$m" inspect bare:1 | json_get /dev/stdin '"%.3gkB" % (j["Size"] / 1e3)')"
+
   # hostile or broken archives: exit 9, store unchanged
   echo garbage >"$out/garbage.tar"
   mkdir -p "$out/evil" && (cd "$out/evil" && tar xf ../d.tar)
