@@ -20,6 +20,14 @@ int cmd_pull (struct cli_global *g, int argc, char **argv, ob_error_t *err);
 int cmd_push (struct cli_global *g, int argc, char **argv, ob_error_t *err);
 int cmd_prune (struct cli_global *g, int argc, char **argv, ob_error_t *err);
 int cmd_login (struct cli_global *g, int argc, char **argv, ob_error_t *err);
+int cmd_inspect (struct cli_global *g, int argc, char **argv, ob_error_t *err);
+int cmd_history (struct cli_global *g, int argc, char **argv, ob_error_t *err);
+int cmd_tag (struct cli_global *g, int argc, char **argv, ob_error_t *err);
+int cmd_rmi (struct cli_global *g, int argc, char **argv, ob_error_t *err);
+int cmd_logout (struct cli_global *g, int argc, char **argv, ob_error_t *err);
+int cmd_save (struct cli_global *g, int argc, char **argv, ob_error_t *err);
+int cmd_load (struct cli_global *g, int argc, char **argv, ob_error_t *err);
+int cmd_info (struct cli_global *g, int argc, char **argv, ob_error_t *err);
 /* "true"/"false" (and 1/0, yes/no). */
 int cli_parse_bool (const char *s, bool *out, ob_error_t *err);
 

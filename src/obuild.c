@@ -26,6 +26,14 @@ static const struct
   { "push", cmd_push, "push an image of the store to a registry" },
   { "login", cmd_login, "store credentials for a registry" },
   { "prune", cmd_prune, "remove what no tag needs (and the cache with --all)" },
+  { "inspect", cmd_inspect, "show an image of the store as JSON (or its manifest, config)" },
+  { "history", cmd_history, "show the history of an image" },
+  { "tag", cmd_tag, "add tags to an image of the store" },
+  { "rmi", cmd_rmi, "remove tags, and the blobs nothing else needs" },
+  { "logout", cmd_logout, "remove the credentials login stored" },
+  { "save", cmd_save, "write images to an oci-archive or docker-archive" },
+  { "load", cmd_load, "read images from a docker-archive or oci-archive" },
+  { "info", cmd_info, "what this machine allows (user namespaces, overlay, ...)" },
 };
 
 static void

@@ -18,6 +18,10 @@ struct ob_prune_opts
   bool dry_run; /* report, remove nothing */
   void (*report) (void *data, const char *what, const char *name, int64_t bytes);
   void *report_data;
+  /* rmi: only blobs these manifests (or indexes) reach are candidates,
+   * without the grace period; unpacked layers and the cache are left to a
+   * plain prune.  NULL-terminated, or NULL for a whole prune. */
+  char *const *roots;
 };
 
 struct ob_prune_result

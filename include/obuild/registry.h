@@ -76,6 +76,9 @@ int ob_registry_push (struct ob_registry *r, struct ob_layout *src,
  * (401/403) or unreachable. */
 int ob_registry_check_login (const struct ob_registry_opts *opts, const char *registry,
                              const char *user, const char *password, ob_error_t *err);
+/* Remove the credentials for registry from the auth files (obuild logout):
+ * OB_ERR_REGISTRY `not logged into REGISTRY` when none has them. */
+int ob_registry_logout (const struct ob_registry_opts *opts, const char *registry, ob_error_t *err);
 /* Store credentials for a registry in the auth file (obuild login). */
 int ob_registry_login (const struct ob_registry_opts *opts, const char *registry,
                        const char *user, const char *password, ob_error_t *err);

@@ -51,6 +51,13 @@ int ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *r
                        const struct ob_source_opts *opts, struct ob_source *out, ob_error_t *err);
 void ob_source_clear (struct ob_source *s);
 
+/* One image of an archive file (docker: a docker-archive, else an
+ * oci-archive), selected by tag (a RepoTag, or a ref.name or manifest
+ * digest of the layout; NULL when the archive holds one image), staged in
+ * txn and verified as ob_source_resolve does (obuild load). */
+int ob_source_archive (struct ob_store *store, struct ob_txn *txn, const char *file, bool docker,
+                       const char *tag, struct ob_source *out, ob_error_t *err);
+
 /* Pull ref from its registry into the store and tag it with its canonical
  * name (and, when given, also `tag`). */
 int ob_source_pull (struct ob_store *store, const char *ref, const struct ob_source_opts *opts,

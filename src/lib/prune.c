@@ -122,7 +122,7 @@ int
 ob_prune (struct ob_store *st, const struct ob_prune_opts *o, struct ob_prune_result *res,
           ob_error_t *err)
 {
-  struct set blobs = { NULL }, diff_ids = { NULL };
+  struct set blobs = { NULL }, diff_ids = { NULL }, cand = { NULL }, cand_ids = { NULL };
   struct ob_layout_entry *e = NULL;
   size_t n = 0;
   cleanup_free char *blobdir = ob_xasprintf ("%s/blobs/sha256", ob_layout_path (st->oci));
@@ -142,6 +142,10 @@ ob_prune (struct ob_store *st, const struct ob_prune_opts *o, struct ob_prune_re
     if (ob_layout_has_blob (st->oci, e[i].desc.digest) && mark (st, e[i].desc.digest, &blobs, &diff_ids, 0, err) < 0)
       goto out;
 
+  for (size_t i = 0; o->roots && o->roots[i]; i++)
+    if (ob_layout_has_blob (st->oci, o->roots[i]) && mark (st, o->roots[i], &cand, &cand_ids, 0, err) < 0)
+      goto out;
+
   /* the build cache: kept (and what it names) unless --all */
   {
     cleanup_dir DIR *d = opendir (cachedir);
@@ -154,7 +158,7 @@ ob_prune (struct ob_store *st, const struct ob_prune_opts *o, struct ob_prune_re
         json_t *j;
         if (de->d_name[0] == '.')
           continue;
-        if (o->all)
+        if (o->all && o->roots == NULL)
           {
             if (remove_entry (o, dirfd (d), de->d_name, "cache entry", de->d_name, 0, err) < 0)
               goto out;
@@ -171,7 +175,7 @@ ob_prune (struct ob_store *st, const struct ob_prune_opts *o, struct ob_prune_re
         set_add (&diff_ids, json_string_value (json_object_get (j, "diff_id")));
         json_decref (j);
       }
-    if (o->all && !o->dry_run)
+    if (o->all && !o->dry_run && o->roots == NULL)
       {
         cleanup_free char *files = ob_xasprintf ("%s/cache/files", st->root);
         cleanup_free char *mounts = ob_xasprintf ("%s/cache-mounts", st->root);
@@ -189,8 +193,9 @@ ob_prune (struct ob_store *st, const struct ob_prune_opts *o, struct ob_prune_re
       {
         cleanup_free char *dg = ob_xasprintf ("sha256:%s", de->d_name);
         struct stat sb;
-        if (!ob_digest_valid (dg) || set_has (&blobs, dg) || fstatat (dirfd (d), de->d_name, &sb, 0) < 0
-            || now - sb.st_mtime < GRACE_SECONDS)
+        if (!ob_digest_valid (dg) || set_has (&blobs, dg) || fstatat (dirfd (d), de->d_name, &sb, 0) < 0)
+          continue;
+        if (o->roots ? !set_has (&cand, dg) : now - sb.st_mtime < GRACE_SECONDS)
           continue;
         if (remove_entry (o, dirfd (d), de->d_name, "blob", dg, sb.st_size, err) < 0)
           goto out;
@@ -199,6 +204,11 @@ ob_prune (struct ob_store *st, const struct ob_prune_opts *o, struct ob_prune_re
       }
   }
 
+  if (o->roots)
+    {
+      r = 0;
+      goto out;
+    }
   /* unpacked layers, for every user-namespace mode */
   {
     cleanup_dir DIR *modes = opendir (layersroot);
@@ -261,5 +271,7 @@ out:
   ob_layout_entries_free (e, n);
   ob_strv_free (blobs.v);
   ob_strv_free (diff_ids.v);
+  ob_strv_free (cand.v);
+  ob_strv_free (cand_ids.v);
   return r;
 }

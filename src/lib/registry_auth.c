@@ -594,6 +594,64 @@ ob_registry_login (const struct ob_registry_opts *opts, const char *registry, co
   return ob_error_make (err, OB_ERR_STORE, 0, "login %s: no writable auth file", registry);
 }
 
+/* Drop the credentials for registry from an auth file: 1 removed, 0 none. */
+static int
+logout_file (const char *path, const char *registry, ob_error_t *err)
+{
+  json_t *j, *auths;
+  const char *key;
+  json_t *v;
+  void *tmp;
+  cleanup_free char *text = NULL;
+  bool removed = false;
+  int ret;
+
+  if (load_auth_file (path, &j, err) < 0)
+    return -1;
+  auths = json_object_get (j, "auths");
+  json_object_foreach_safe (auths, tmp, key, v)
+    if (key_matches (key, registry))
+      {
+        json_object_del (auths, key);
+        removed = true;
+      }
+  if (!removed)
+    {
+      json_decref (j);
+      return 0;
+    }
+  text = json_dumps (j, JSON_INDENT (1) | JSON_SORT_KEYS);
+  json_decref (j);
+  if (text == NULL)
+    ob_oom ();
+  ret = ob_write_file_atomic_at (AT_FDCWD, path, text, strlen (text), 0600, err);
+  return ret < 0 ? -1 : 1;
+}
+
+int
+ob_registry_logout (const struct ob_registry_opts *opts, const char *registry, ob_error_t *err)
+{
+  cleanup_strv char **files = auth_file_candidates (opts);
+  bool any = false;
+
+  if (registry == NULL || *registry == '\0' || strchr (registry, '/'))
+    return ob_error_make (err, OB_ERR_USAGE, 0, "logout: need a registry host");
+  /* every file obuild would take the credentials from (only the explicit
+   * one with --authfile), so that none is used afterwards */
+  for (size_t i = 0; files[i]; i++)
+    {
+      int r = logout_file (files[i], registry, err);
+      if (r < 0)
+        return ob_error_wrap (err, "logout %s", registry);
+      any = any || r > 0;
+      if (opts && opts->auth_file && *opts->auth_file && i == 0)
+        break;
+    }
+  if (!any)
+    return ob_error_make (err, OB_ERR_REGISTRY, 0, "not logged into %s", registry);
+  return 0;
+}
+
 /* ---- tokens ---- */
 
 void

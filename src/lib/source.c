@@ -468,6 +468,30 @@ out:
   return ret;
 }
 
+static void
+set_verified_dir (struct ob_store *store)
+{
+  static char *vdir;
+  free (vdir);
+  vdir = ob_xasprintf ("%s/verified", store->root);
+  verified_dir = vdir;
+}
+
+int
+ob_source_archive (struct ob_store *store, struct ob_txn *txn, const char *file, bool docker, const char *tag,
+                   struct ob_source *out, ob_error_t *err)
+{
+  cleanup_free char *what = ob_xasprintf ("%s:%s", docker ? "docker-archive" : "oci-archive", file);
+  cleanup_free char *dir = NULL;
+  memset (out, 0, sizeof *out);
+  set_verified_dir (store);
+  if (docker)
+    return from_docker_archive (txn, file, tag, what, out, err);
+  if (unpack_archive (txn, file, &dir, err) < 0)
+    return ob_error_wrap (err, "%s", what);
+  return from_layout (txn, dir, tag, what, out, err);
+}
+
 int
 ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
                    const struct ob_source_opts *opts, struct ob_source *out, ob_error_t *err)
@@ -478,11 +502,8 @@ ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
   struct ob_ref *r = NULL;
   ob_error_t e = NULL;
 
-  static char *vdir;
   memset (out, 0, sizeof *out);
-  free (vdir);
-  vdir = ob_xasprintf ("%s/verified", store->root);
-  verified_dir = vdir;
+  set_verified_dir (store);
   if (ob_str_has_prefix (ref, "oci:"))
     {
       split_path_tag (ref + 4, &path, &tag);
