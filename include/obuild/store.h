@@ -115,9 +115,15 @@ struct ob_store
   char *tmp;     /* root/tmp */
   struct ob_layout *oci; /* root/oci */
   char *layers;  /* root/layers/<userns mode>: unpacked layers, see below */
+  int gcfd;      /* root/gc.lock, held shared while the store is open */
 };
 int ob_store_open (const char *root, struct ob_store **out, ob_error_t *err);
 void ob_store_close (struct ob_store *s);
+/* Every obuild process with the store open holds root/gc.lock shared (a
+ * build may reuse any blob it finds until it commits).  Returns true when
+ * this one could make it exclusive, i.e. no other obuild process has the
+ * store open: blob removal then needs no grace period. */
+bool ob_store_gc_exclusive (struct ob_store *s);
 
 /* Unpacked layers, used as overlayfs lower directories by RUN steps, live in
  * root/layers/<mode>/<hex of the diff_id> (one tree per user-namespace mode,

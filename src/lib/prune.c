@@ -130,6 +130,9 @@ ob_prune (struct ob_store *st, const struct ob_prune_opts *o, struct ob_prune_re
   cleanup_free char *layersroot = ob_xasprintf ("%s/layers", st->root);
   cleanup_close int lock = open (ob_layout_path (st->oci), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   time_t now = time (NULL);
+  /* no other obuild process has the store open: no build can be about to
+   * use a blob, so even fresh ones may go (rmi right after a build) */
+  bool alone = o->roots != NULL && ob_store_gc_exclusive (st);
   int r = -1;
 
   memset (res, 0, sizeof *res);
@@ -195,7 +198,9 @@ ob_prune (struct ob_store *st, const struct ob_prune_opts *o, struct ob_prune_re
         struct stat sb;
         if (!ob_digest_valid (dg) || set_has (&blobs, dg) || fstatat (dirfd (d), de->d_name, &sb, 0) < 0)
           continue;
-        if (o->roots ? !set_has (&cand, dg) : now - sb.st_mtime < GRACE_SECONDS)
+        /* a blob written (or found again by a build) in the last minute
+         * may belong to a build that has not tagged it yet */
+        if ((o->roots && !set_has (&cand, dg)) || (!alone && now - sb.st_mtime < GRACE_SECONDS))
           continue;
         if (remove_entry (o, dirfd (d), de->d_name, "blob", dg, sb.st_size, err) < 0)
           goto out;

@@ -686,7 +686,12 @@ ob_txn_publish (struct ob_txn *t, ob_error_t *err)
       const char *hex = t->staged[i].digest + 7;
       struct stat st;
       if (fstatat (t->l->blobs, hex, &st, AT_SYMLINK_NOFOLLOW) == 0)
-        continue; /* someone else stored the same content meanwhile */
+        {
+          /* someone else stored the same content meanwhile: it is in use
+           * again now, which prune's and rmi's grace period must see */
+          utimensat (t->l->blobs, hex, NULL, AT_SYMLINK_NOFOLLOW);
+          continue;
+        }
       if (renameat (t->stagefd, hex, t->l->blobs, hex) < 0)
         return ob_error_make (err, OB_ERR_STORE, errno, "store blob %s in `%s`", t->staged[i].digest,
                               t->l->path);
@@ -758,6 +763,7 @@ ob_store_open (const char *root, struct ob_store **out, ob_error_t *err)
 {
   struct ob_store *s = ob_xmalloc0 (sizeof *s);
   cleanup_free char *oci = NULL;
+  s->gcfd = -1;
   s->root = root ? ob_xstrdup (root) : ob_store_default_root ();
   s->tmp = ob_xasprintf ("%s/tmp", s->root);
   oci = ob_xasprintf ("%s/oci", s->root);
@@ -767,6 +773,13 @@ ob_store_open (const char *root, struct ob_store **out, ob_error_t *err)
       ob_error_set_kind (err, (*err)->kind == OB_ERR_IMAGE ? OB_ERR_IMAGE : OB_ERR_STORE);
       return ob_error_wrap (err, "store");
     }
+  {
+    cleanup_free char *gc = ob_xasprintf ("%s/gc.lock", s->root);
+    s->gcfd = open (gc, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->gcfd >= 0)
+      while (flock (s->gcfd, LOCK_SH) < 0 && errno == EINTR)
+        ;
+  }
   clean_stale_scratch (s->tmp);
   {
     cleanup_free char *lroot = ob_xasprintf ("%s/layers", s->root);
@@ -781,6 +794,12 @@ ob_store_open (const char *root, struct ob_store **out, ob_error_t *err)
   }
   *out = s;
   return 0;
+}
+
+bool
+ob_store_gc_exclusive (struct ob_store *s)
+{
+  return s->gcfd >= 0 && flock (s->gcfd, LOCK_EX | LOCK_NB) == 0;
 }
 
 /* ---- unpacked layers ----
@@ -998,6 +1017,8 @@ ob_store_close (struct ob_store *s)
     return;
   free (s->layers);
   ob_layout_close (s->oci);
+  if (s->gcfd >= 0)
+    close (s->gcfd);
   free (s->root);
   free (s->tmp);
   free (s);

@@ -124,6 +124,22 @@ print(all(hashlib.sha256(open(d + "/" + l, "rb").read()).hexdigest() == l[:-4] f
   check "[$m] ... its manifest and config deleted" sh -c "grep -q '^Deleted: $dg\$' '$TESTDIR/rmi-$m' && grep -q '^Deleted: $id\$' '$TESTDIR/rmi-$m'"
   check "[$m] ... the base's blobs kept" oci_validate "$(store_oci "$m")" busybox:latest
   check_eq "[$m] ... only busybox is left" "$(ob "$m" images -q)" busybox:latest
+  # while another obuild process has the store open (a build that may be
+  # about to reuse any blob), rmi keeps what was written in the last minute
+  printf 'FROM busybox\nCOPY a.txt /fresh.txt\n' >"$ctx/Dockerfile.fresh"
+  echo "fresh $m" >"$ctx/a.txt"; chmod a+r "$ctx/Dockerfile.fresh" "$ctx/a.txt"
+  ob "$m" build -q -t fresh:1 -f "$ctx/Dockerfile.fresh" "$ctx" >/dev/null
+  fdg=$(digest_of "$m" fresh:1)
+  as "$m" flock -s "$(store "$m")/gc.lock" sleep 3 &
+  sleep 0.5
+  ob "$m" rmi fresh:1 >"$TESTDIR/rmi-fresh-$m" 2>&1
+  check "[$m] rmi while another obuild has the store open: the fresh manifest is kept for a later prune" \
+    test -f "$(store_oci "$m")/blobs/sha256/${fdg#sha256:}"
+  wait
+  ob "$m" build -q -t fresh:1 -f "$ctx/Dockerfile.fresh" "$ctx" >/dev/null
+  ob "$m" rmi fresh:1 >"$TESTDIR/rmi-fresh-$m" 2>&1
+  check "[$m] ... alone with the store, rmi removes it at once" \
+    test ! -e "$(store_oci "$m")/blobs/sha256/${fdg#sha256:}"
 
   # ---- load ----
   ob "$m" load -i "$out/d.tar" >"$TESTDIR/load-$m" 2>&1
