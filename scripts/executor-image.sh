@@ -3,7 +3,8 @@
 #
 # Build, with obuild itself, the executor image: FROM scratch, obuild and
 # everything it needs at run time under /obuild (the binary, the shared
-# objects it loads, the dynamic loader, the CA bundle), working directory
+# objects it loads, the dynamic loader, the CA bundle, a busybox shell for
+# CI job scripts), working directory
 # /workspace, entrypoint obuild, OBUILD_ISOLATION=container.  Run it as
 #   docker run --rm -v "$PWD":/workspace IMAGE build -t REG/app:1 --push .
 # (see doc/ci.md).  The image goes into obuild's store under NAME (default
@@ -22,14 +23,24 @@ done
 [ -x "$bin" ] || sh scripts/build.sh
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
-mkdir -p "$ctx/obuild/bin" "$ctx/obuild/lib"
-cp "$bin" "$ctx/obuild/bin/obuild"
+mkdir -p "$ctx/obuild/bin" "$ctx/obuild/lib" "$ctx/obuild/libexec"
+cp "$bin" "$ctx/obuild/libexec/obuild"
 loader=""
 for lib in $(ldd "$bin" | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^[[:space:]]*\(\/[^ ]*\).*/\1/p'); do
   cp -L "$lib" "$ctx/obuild/lib/"
   case $(basename "$lib") in ld-linux*|ld64.so*|ld-musl*) loader=/obuild/lib/$(basename "$lib") ;; esac
 done
 [ -n "$loader" ] || { echo "executor-image.sh: no dynamic loader in ldd $bin" >&2; exit 1; }
+# a shell for CI systems that run job scripts (GitLab): busybox-static,
+# kept under /obuild like the rest, and obuild as a command of it
+bb=$(command -v busybox || echo /bin/busybox)
+[ -x "$bb" ] || { echo "executor-image.sh: busybox-static is needed (apt-get install busybox-static)" >&2; exit 1; }
+cp "$bb" "$ctx/obuild/bin/busybox"
+for a in sh ash cat echo printf mkdir ls env base64 test true false sed grep tr cut id; do
+  ln -s busybox "$ctx/obuild/bin/$a"
+done
+printf '#!/obuild/bin/sh\nexec %s --library-path /obuild/lib /obuild/libexec/obuild "$@"\n' "$loader" >"$ctx/obuild/bin/obuild"
+chmod 755 "$ctx/obuild/bin/obuild"
 if [ -r /etc/ssl/certs/ca-certificates.crt ]; then
   cp /etc/ssl/certs/ca-certificates.crt "$ctx/obuild/ca.crt"
 else
@@ -44,7 +55,7 @@ ENV PATH=/obuild/bin \\
     OBUILD_CA_FILE=/obuild/ca.crt \\
     SSL_CERT_FILE=/obuild/ca.crt
 WORKDIR /workspace
-ENTRYPOINT ["$loader", "--library-path", "/obuild/lib", "/obuild/bin/obuild"]
+ENTRYPOINT ["/obuild/bin/obuild"]
 LABEL org.opencontainers.image.title="obuild executor" \\
       org.opencontainers.image.description="obuild for CI job containers: docker run --rm -v \\\$PWD:/workspace IMAGE build -t REG/app:1 --push ."
 EOF

@@ -169,9 +169,12 @@ est=$TESTDIR/store-exec
 mkdir -p "$est"
 exrun() { dk run --rm --network host -v "$ctx/svc:/workspace" -v "$est:/var/lib/obuild" -v "$DEB:/debian.tar:ro" obuild-executor:test "$@"; }
 check "[executor] import the Debian base" exrun import --source-date-epoch $EPOCH /debian.tar debian:bookworm
-exrun build --push -t "$R/ci/svc-exec:1" . >"$TESTDIR/exec.out" 2>&1
+# as a GitLab job runs it: its own shell, a job script
+dk run --rm --network host --entrypoint "" -v "$ctx/svc:/workspace" -v "$est:/var/lib/obuild" obuild-executor:test \
+  sh -c "mkdir -p /root/.docker && echo '{}' > /root/.docker/config.json && obuild build --push -t $R/ci/svc-exec:1 /workspace" \
+  >"$TESTDIR/exec.out" 2>&1
 rc=$?
-check_eq "[executor] docker run IMAGE build --push . (exit 0)" "$rc" 0
+check_eq "[executor] a job script in its shell: obuild build --push (exit 0)" "$rc" 0
 [ "$rc" -eq 0 ] || tail -8 "$TESTDIR/exec.out" | diag
 svc_check executor "$R/ci/svc-exec:1"
 done_testing
