@@ -36,7 +36,7 @@ done
 bb=$(command -v busybox || echo /bin/busybox)
 [ -x "$bb" ] || { echo "executor-image.sh: busybox-static is needed (apt-get install busybox-static)" >&2; exit 1; }
 cp "$bb" "$ctx/obuild/bin/busybox"
-for a in sh ash cat echo printf mkdir ls env base64 test true false sed grep tr cut id; do
+for a in sh ash cat echo printf mkdir ls env base64 test true false sed grep tr cut id sleep; do
   ln -s busybox "$ctx/obuild/bin/$a"
 done
 printf '#!/obuild/bin/sh\nexec %s --library-path /obuild/lib /obuild/libexec/obuild "$@"\n' "$loader" >"$ctx/obuild/bin/obuild"

@@ -352,26 +352,32 @@ ob_build_commit_layer (struct build *b, struct stage *s, int upperfd, const char
                        const char *created_by, bool drop_empty, ob_error_t *err)
 {
   struct ob_changes *changes = NULL;
+  int r;
+
+  if (ob_snapshot_scan (upperfd, &changes, err) < 0)
+    return -1;
+  r = ob_build_commit_changes (b, s, upperfd, changes, upper_path, created_by, drop_empty, err);
+  ob_changes_free (changes);
+  return r;
+}
+
+int
+ob_build_commit_changes (struct build *b, struct stage *s, int upperfd, const struct ob_changes *changes,
+                         const char *upper_path, const char *created_by, bool drop_empty, ob_error_t *err)
+{
   struct ob_layer_result res;
   struct ob_descriptor d;
   int fd, r;
 
-  if (ob_snapshot_scan (upperfd, &changes, err) < 0)
-    return -1;
   if (drop_empty && changes->n == 0)
     {
-      ob_changes_free (changes);
       history (b, s, created_by, true);
       return 0;
     }
   if (ob_txn_blob_create (b->txn, &fd, err) < 0)
-    {
-      ob_changes_free (changes);
-      return -1;
-    }
+    return -1;
   memset (&res, 0, sizeof res);
   r = ob_layer_write (upperfd, changes, fd, &b->lopts, &res, err);
-  ob_changes_free (changes);
   if (r < 0)
     {
       close (fd);
@@ -1789,7 +1795,7 @@ out:
       ob_error_free (&e);
     }
   ob_strv_free (b.cache_keys);
-  ob_strv_free (b.container_keep);
+  ob_build_container_cleanup (&b);
   ob_txn_free (b.txn);
   ob_strv_free (b.adopt_dirs);
   for (size_t i = 0; i < b.n_image_stages; i++)

@@ -23,6 +23,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Which layers the container's root holds (their digests, one a line),
+ * for a later build in the same container. */
+#define MARKER "/.obuild-root"
+
 /* Decode mountinfo's octal escapes (\040 for a space). */
 static char *
 unescape (const char *s)
@@ -71,11 +75,14 @@ load_keep (struct build *b, ob_error_t *err)
       char *r = realpath (b->o->container_keep[i], NULL);
       ob_strv_take (&b->container_keep, r ? r : ob_xstrdup (b->o->container_keep[i]));
     }
+  ob_strv_add (&b->container_keep, MARKER);
   ob_strv_add (&b->container_keep, "/proc");
   ob_strv_add (&b->container_keep, "/sys");
   ob_strv_add (&b->container_keep, "/dev");
   return 0;
 }
+
+static bool holds (struct build *b, struct stage *s);
 
 int
 ob_build_container_kept (struct build *b, const char *path)
@@ -141,6 +148,13 @@ clear (struct build *b, int rootfd, dev_t dev, const char *rel, ob_error_t *err)
   return 0;
 }
 
+void
+ob_build_container_cleanup (struct build *b)
+{
+  ob_strv_free (b->container_keep);
+  b->container_keep = NULL;
+}
+
 int
 ob_build_container_prepare (struct build *b, struct stage *s, ob_error_t *err)
 {
@@ -151,6 +165,23 @@ ob_build_container_prepare (struct build *b, struct stage *s, ob_error_t *err)
     return ob_error_make (err, OB_ERR_STORE, errno, "open `/`");
   if (load_keep (b, err) < 0)
     return -1;
+  if (b->container_stage != s && holds (b, s))
+    {
+      /* an earlier build in this container left the root as this stage's
+       * image (checked by a stat walk: far cheaper than unpacking again) */
+      int same = ob_build_container_root_matches (b, s, err);
+      if (same < 0)
+        return -1;
+      if (same)
+        {
+          if (b->container_stage)
+            b->container_stage->copy_applied = 0;
+          b->container_stage = s;
+          free (s->copy_rootfs);
+          s->copy_rootfs = ob_xstrdup ("/");
+          s->copy_applied = s->n_layers;
+        }
+    }
   if (b->container_stage != s)
     {
       /* the root becomes this stage's image */
@@ -173,5 +204,52 @@ ob_build_container_prepare (struct build *b, struct stage *s, ob_error_t *err)
           || ob_layer_extract_keep (fd, rootfd, (const char *const *) b->container_keep, err) < 0)
         return ob_error_wrap (err, "unpack layer %s onto the container's root", dg);
     }
-  return 0;
+  return ob_build_container_mark (b, s, err);
+}
+
+/* The digests of the stage's layers, one a line. */
+static char *
+layer_list (struct stage *s)
+{
+  struct ob_buf o = { 0 };
+  for (size_t i = 0; i < s->n_layers; i++)
+    {
+      ob_buf_adds (&o, s->layers[i].digest);
+      ob_buf_addc (&o, '\n');
+    }
+  ob_buf_addc (&o, '\0');
+  return o.data;
+}
+
+static bool
+holds (struct build *b, struct stage *s)
+{
+  cleanup_free char *want = layer_list (s);
+  cleanup_free char *have = NULL;
+  size_t len;
+  ob_error_t e = NULL;
+  (void) b;
+  if (ob_read_file_at (AT_FDCWD, MARKER, &have, &len, &e) < 0)
+    {
+      ob_error_free (&e);
+      return false;
+    }
+  return strcmp (have, want) == 0;
+}
+
+int
+ob_build_container_root_matches (struct build *b, struct stage *s, ob_error_t *err)
+{
+  return ob_build_copyfs_unchanged (b, s, "/", err);
+}
+
+int
+ob_build_container_mark (struct build *b, struct stage *s, ob_error_t *err)
+{
+  cleanup_free char *list = layer_list (s);
+  (void) b;
+  /* the root holds these layers only when they are all applied */
+  if (s->copy_applied != s->n_layers)
+    return 0;
+  return ob_write_file_atomic_at (AT_FDCWD, MARKER, list, strlen (list), 0644, err);
 }

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "build_priv.h"
 #include <obuild/layer.h>
+#include <obuild/snapshot.h>
 #include <obuild/util.h>
 
 #include <errno.h>
@@ -49,6 +50,10 @@ struct diff
   struct stage *s;
   int rootfd, upperfd;
   dev_t root_dev;
+  bool dry;     /* only find out whether anything changed */
+  bool changed; /* dry: something did */
+  struct ob_changes *list; /* list mode: the changes, read from the root itself */
+  size_t list_cap;
   char **dirs; /* directories made in upper: mtimes set at the end */
 };
 
@@ -120,6 +125,46 @@ ensure_parents (struct diff *d, const char *rel, ob_error_t *err)
       *slash = '/';
     }
   return 0;
+}
+
+/* List mode: rel, and the directories leading to it (as the upper
+ * directory of the other modes would hold them); duplicates go when the
+ * list is sorted. */
+static void
+list_push (struct ob_changes *c, size_t *cap, char *path, enum ob_change_kind kind)
+{
+  if (c->n == *cap)
+    {
+      *cap = *cap ? *cap * 2 : 256;
+      c->items = ob_xrealloc (c->items, *cap * sizeof *c->items);
+    }
+  c->items[c->n].path = path;
+  c->items[c->n].kind = kind;
+  c->n++;
+}
+
+static void
+list_add (struct diff *d, const char *rel, enum ob_change_kind kind)
+{
+  const char *slash;
+  for (slash = strchr (rel, '/'); slash; slash = strchr (slash + 1, '/'))
+    list_push (d->list, &d->list_cap, ob_xstrndup (rel, (size_t) (slash - rel)), OB_CHANGE_ENTRY);
+  list_push (d->list, &d->list_cap, ob_xstrdup (rel), kind);
+}
+
+/* The tar's order: byte-wise by path components ('/' before any byte),
+ * so a directory comes right before its contents. */
+static int
+cmp_change (const void *a, const void *b)
+{
+  const unsigned char *p = (const unsigned char *) ((const struct ob_change *) a)->path;
+  const unsigned char *q = (const unsigned char *) ((const struct ob_change *) b)->path;
+  for (;; p++, q++)
+    {
+      unsigned x = *p == '/' ? 1 : *p, y = *q == '/' ? 1 : *q;
+      if (x != y || x == 0)
+        return (int) x - (int) y;
+    }
 }
 
 static int
@@ -290,9 +335,21 @@ walk (struct diff *d, const char *rel, ob_error_t *err)
             }
         }
       if (changed (d, crel, &st, ob_tree_lookup (d->s->tree, cabs)))
-        r = materialize (d, crel, &st, err);
+        {
+          if (d->dry)
+            {
+              d->changed = true;
+              return 0;
+            }
+          if (d->list)
+            list_add (d, crel, OB_CHANGE_ENTRY);
+          else
+            r = materialize (d, crel, &st, err);
+        }
       if (r == 0 && S_ISDIR (st.st_mode))
         r = walk (d, crel, err);
+      if (d->changed)
+        return r;
     }
   if (r < 0)
     return -1;
@@ -304,6 +361,16 @@ walk (struct diff *d, const char *rel, ob_error_t *err)
       struct stat st;
       if (fstatat (d->rootfd, crel, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
         continue;
+      if (d->dry)
+        {
+          d->changed = true;
+          break;
+        }
+      if (d->list)
+        {
+          list_add (d, crel, OB_CHANGE_WHITEOUT);
+          continue;
+        }
       if (ensure_parents (d, crel, err) < 0)
         {
           r = -1;
@@ -362,4 +429,56 @@ ob_build_copyfs_diff (struct build *b, struct stage *s, const char *upper, ob_er
   if (d.upperfd >= 0)
     close (d.upperfd);
   return r;
+}
+
+int
+ob_build_copyfs_unchanged (struct build *b, struct stage *s, const char *root, ob_error_t *err)
+{
+  struct diff d = { .b = b, .s = s, .rootfd = -1, .upperfd = -1, .dry = true };
+  struct stat rst;
+  int r;
+  if (ob_build_stage_tree (b, s, err) < 0)
+    return -1;
+  d.rootfd = open (root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d.rootfd < 0 || fstat (d.rootfd, &rst) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", root);
+  d.root_dev = rst.st_dev;
+  r = walk (&d, "", err);
+  close (d.rootfd);
+  ob_strv_free (d.dirs);
+  return r < 0 ? -1 : d.changed ? 0 : 1;
+}
+
+int
+ob_build_copyfs_changes (struct build *b, struct stage *s, int rootfd, struct ob_changes **out, ob_error_t *err)
+{
+  struct ob_changes *c = ob_xmalloc0 (sizeof *c);
+  struct diff d = { .b = b, .s = s, .rootfd = rootfd, .upperfd = -1, .list = c };
+  struct stat rst;
+  size_t w = 0;
+  int r;
+  *out = NULL;
+  if (ob_build_stage_tree (b, s, err) < 0 || fstat (rootfd, &rst) < 0)
+    {
+      ob_changes_free (c);
+      return *err ? -1 : ob_error_make (err, OB_ERR_STORE, errno, "stat the root");
+    }
+  d.root_dev = rst.st_dev;
+  r = walk (&d, "", err);
+  ob_strv_free (d.dirs);
+  if (r < 0)
+    {
+      ob_changes_free (c);
+      return -1;
+    }
+  if (c->n > 1)
+    qsort (c->items, c->n, sizeof *c->items, cmp_change);
+  for (size_t i = 0; i < c->n; i++)
+    if (w > 0 && strcmp (c->items[w - 1].path, c->items[i].path) == 0)
+      free (c->items[i].path);
+    else
+      c->items[w++] = c->items[i];
+  c->n = w;
+  *out = c;
+  return 0;
 }

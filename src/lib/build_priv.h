@@ -106,6 +106,16 @@ int ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *
 /* The copy snapshotter (build_copyfs.c). */
 int ob_build_copyfs_prepare (struct build *b, struct stage *s, ob_error_t *err);
 int ob_build_copyfs_diff (struct build *b, struct stage *s, const char *upper, ob_error_t *err);
+/* The step's change as a change list read straight from rootfd (no upper
+ * directory: --isolation=container, where the root is a container's
+ * overlay and building an upper would cost more than the layer). */
+struct ob_changes;
+int ob_build_copyfs_changes (struct build *b, struct stage *s, int rootfd, struct ob_changes **out, ob_error_t *err);
+/* ob_build_commit_layer for a change list (paths relative to upperfd). */
+int ob_build_commit_changes (struct build *b, struct stage *s, int upperfd, const struct ob_changes *changes,
+                             const char *upper_path, const char *created_by, bool drop_empty, ob_error_t *err);
+/* 1 when root holds exactly the stage's tree (stat-level), 0 when not. */
+int ob_build_copyfs_unchanged (struct build *b, struct stage *s, const char *root, ob_error_t *err);
 
 /* Load an image into a stage (FROM, COPY --from=<image>). */
 void ob_build_stage_clear (struct stage *s);
@@ -170,5 +180,11 @@ struct stage *ob_build_find_stage (struct build *b, const char *name, size_t bef
  * (relative to "/") is kept (1), on the way to a kept path (2), or not (0). */
 int ob_build_container_prepare (struct build *b, struct stage *s, ob_error_t *err);
 int ob_build_container_kept (struct build *b, const char *path);
+/* What the build kept for --isolation=container, freed at its end. */
+void ob_build_container_cleanup (struct build *b);
+/* Whether the root still equals the stage's image (1) or not (0); record
+ * that it holds the stage's layers (after a RUN step's commit too). */
+int ob_build_container_root_matches (struct build *b, struct stage *s, ob_error_t *err);
+int ob_build_container_mark (struct build *b, struct stage *s, ob_error_t *err);
 
 #endif

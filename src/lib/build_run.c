@@ -815,6 +815,26 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
                      in->original, status);
       goto out;
     }
+  if (b->o->container)
+    {
+      /* the change is read straight from the container's root */
+      struct ob_changes *ch = NULL;
+      upperfd = open ("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      created_by = history_of (argv);
+      r = upperfd < 0 ? ob_error_make (err, OB_ERR_STORE, errno, "open `/`") : ob_build_copyfs_changes (b, s, upperfd, &ch, err);
+      if (r == 0)
+        r = ob_build_commit_changes (b, s, upperfd, ch, NULL, created_by, true, err);
+      ob_changes_free (ch);
+      if (r == 0)
+        {
+          ob_build_cache_done (b, s, cache_key, layers_before);
+          s->copy_applied = s->n_layers; /* the root already holds this change */
+          r = ob_build_container_mark (b, s, err);
+        }
+      if (r < 0)
+        ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+      goto out;
+    }
   if (copy && ob_build_copyfs_diff (b, s, rc.upper, err) < 0)
     goto out;
   upperfd = open (rc.upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
