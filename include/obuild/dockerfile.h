@@ -145,6 +145,10 @@ const struct ob_flag *ob_instr_flag (const struct ob_instr *in, const char *name
 /* Variable lookup for expansion: return the value or NULL when unset. */
 typedef const char *(*ob_lookup_fn) (void *data, const char *name);
 
+/* Limits of the expansion, against hostile Dockerfiles (documented in
+ * obuild-build(1)): ${...} nested at most this deep... */
+#define OB_DOCKERFILE_MAX_NESTING 64
+
 /* Process one word as Docker's shell lexer does for WORKDIR, USER, ENV values
  * etc.: remove quotes, process the escape character, expand $v ${v}
  * ${v:-w} ${v:+w} ${v-w} ${v+w} (and report ${v?w} / ${v:?w} as errors when

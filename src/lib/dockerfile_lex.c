@@ -41,6 +41,7 @@ struct lex
   bool raw_quotes;   /* keep the quote characters in the result */
   bool raw_escapes;  /* keep the escape characters in the result */
   bool skip_unset;   /* leave unset variables as written */
+  unsigned depth;    /* ${...} being processed, for OB_DOCKERFILE_MAX_NESTING */
   ob_error_t *err;
 };
 
@@ -213,9 +214,11 @@ replace_pattern (struct ob_buf *out, const char *value, const char *pattern, con
     }
 }
 
-/* processDollar: the scanner is on '$'. */
+/* processDollar: the scanner is on '$'.  The only recursive path of the
+ * lexer (a ${...} word, in quotes or not, comes back here for each nested
+ * ${...}): lex_dollar() bounds its depth. */
 static int
-lex_dollar (struct lex *lx, struct ob_buf *out)
+lex_dollar_1 (struct lex *lx, struct ob_buf *out)
 {
   cleanup_free char *name = NULL;
   cleanup_buf struct ob_buf word = { 0 };
@@ -369,6 +372,20 @@ lex_dollar (struct lex *lx, struct ob_buf *out)
   }
 }
 
+static int
+lex_dollar (struct lex *lx, struct ob_buf *out)
+{
+  int r;
+  /* BuildKit recurses on Go's growable stack; a hostile Dockerfile of
+   * 30,000 nested ${a:-${a:-...}} would overflow ours */
+  if (lx->depth >= OB_DOCKERFILE_MAX_NESTING)
+    return lex_error (lx, "${...} nested more than %d levels", OB_DOCKERFILE_MAX_NESTING);
+  lx->depth++;
+  r = lex_dollar_1 (lx, out);
+  lx->depth--;
+  return r;
+}
+
 /* processSingleQuote: everything literal up to the next quote. */
 static int
 lex_squote (struct lex *lx, struct ob_buf *out)
@@ -507,6 +524,21 @@ lex_init (struct lex *lx, const char *raw, char escape, ob_lookup_fn lookup, voi
   lx->err = err;
 }
 
+/* "failed to process "<raw>"": a hostile raw word can be megabytes long, the
+ * message stays one readable line. */
+static int
+wrap_error (ob_error_t *err, const char *raw)
+{
+  size_t n = strlen (raw), k = 60;
+  if (n > 80)
+    {
+      while (k > 0 && ((unsigned char) raw[k] & 0xc0) == 0x80)
+        k--; /* not in the middle of a UTF-8 sequence */
+      return ob_error_wrap (err, "failed to process \"%.*s...\" (%zu bytes)", (int) k, raw, n);
+    }
+  return ob_error_wrap (err, "failed to process \"%s\"", raw);
+}
+
 int
 ob_dockerfile_word (const char *raw, char escape, ob_lookup_fn lookup, void *data, char **out,
                     ob_error_t *err)
@@ -516,7 +548,7 @@ ob_dockerfile_word (const char *raw, char escape, ob_lookup_fn lookup, void *dat
 
   lex_init (&lx, raw, escape, lookup, data, err);
   if (lex_until (&lx, LEX_EOF, false, &res, NULL) < 0)
-    return ob_error_wrap (err, "failed to process \"%s\"", raw);
+    return wrap_error (err, raw);
   *out = ob_buf_steal (&res);
   return 0;
 }
@@ -549,7 +581,7 @@ ob_dockerfile_words (const char *raw, char escape, ob_lookup_fn lookup, void *da
 
   lex_init (&lx, raw, escape, lookup, data, err);
   if (lex_words (&lx, out) < 0)
-    return ob_error_wrap (err, "failed to process \"%s\"", raw);
+    return wrap_error (err, raw);
   return 0;
 }
 

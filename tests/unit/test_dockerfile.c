@@ -1137,6 +1137,65 @@ TEST (word_nested)
   CHECK_WORD ("\"${unset:-x y}\"", "x y");
 }
 
+/* Nesting ${...} (also through double quotes and in heredoc words) is
+ * bounded: 64 levels expand, deeper is an error, never a stack overflow. */
+static char *
+nested (size_t depth, const char *open, const char *inner, const char *close)
+{
+  struct ob_buf b = { 0 };
+  for (size_t i = 0; i < depth; i++)
+    ob_buf_adds (&b, open);
+  ob_buf_adds (&b, inner);
+  for (size_t i = 0; i < depth; i++)
+    ob_buf_adds (&b, close);
+  return ob_buf_steal (&b);
+}
+
+TEST (word_nesting_limit)
+{
+  char *w = nested (64, "${unset:-", "deep", "}");
+  char *r = word_esc (w, '\\');
+  CHECK_STR (r, "deep");
+  free (r);
+  free (w);
+  w = nested (65, "${unset:-", "deep", "}");
+  r = word_esc (w, '\\');
+  CHECK_STR (r, "ERR: failed to process \"${unset:-${unset:-${unset:-${unset:-${unset:-${unset:-${unse...\" "
+                "(654 bytes): ${...} nested more than 64 levels");
+  free (r);
+  free (w);
+  w = nested (30000, "${a:-", "y", "}");
+  r = words_joined (w, '\\');
+  CHECK (strstr (r, "nested more than 64 levels") != NULL);
+  free (r);
+  free (w);
+  w = nested (30000, "\"${a:+", "y", "}\"");
+  r = word_esc (w, '\\');
+  CHECK (strstr (r, "nested more than 64 levels") != NULL);
+  free (r);
+  free (w);
+  /* a heredoc marker of deep nesting is simply no heredoc */
+  {
+    char *body = nested (30000, "${a:-", "y", "}");
+    char *mark = ob_xasprintf ("<<%s", body);
+    CHECK (!ob_dockerfile_heredoc_word (mark, NULL, NULL, NULL));
+    free (mark);
+    free (body);
+  }
+  /* JSON arrays nested 30,000 deep: jansson's depth limit makes it the
+   * shell form, as any invalid JSON */
+  {
+    char *json = nested (30000, "[", "\"x\"", "]");
+    char *text = ob_xasprintf ("FROM a\nCMD %s\n", json);
+    struct ob_dockerfile *df = parse_ok (text);
+    if (df)
+      CHECK (!df->instrs[1].json);
+    ob_dockerfile_free (df);
+    free (text);
+    free (json);
+  }
+}
+
 TEST (word_pattern_operators)
 {
   CHECK_WORD ("${file#*.}", "tar.gz");
@@ -1410,6 +1469,7 @@ main (void)
   RUN (word_alternate_operators);
   RUN (word_error_operators);
   RUN (word_nested);
+  RUN (word_nesting_limit);
   RUN (word_pattern_operators);
   RUN (word_syntax_errors);
   RUN (word_backtick_escape);
