@@ -148,6 +148,11 @@ typedef const char *(*ob_lookup_fn) (void *data, const char *name);
 /* Limits of the expansion, against hostile Dockerfiles (documented in
  * obuild-build(1)): ${...} nested at most this deep... */
 #define OB_DOCKERFILE_MAX_NESTING 64
+/* ...and one expanded word (or the words of one COPY line) at most 1 MiB. */
+#define OB_DOCKERFILE_MAX_WORD (1 << 20)
+/* ...and the pattern operators ${v#p} ${v%p} ${v/p/r} of one word take at
+ * most this many steps (a step: one byte against one pattern token). */
+#define OB_DOCKERFILE_MAX_WORK (1 << 26)
 
 /* Process one word as Docker's shell lexer does for WORKDIR, USER, ENV values
  * etc.: remove quotes, process the escape character, expand $v ${v}

@@ -120,12 +120,35 @@ ob_build_lookup (void *data, const char *name)
 }
 
 int
+ob_build_account (struct build *b, struct stage *s, const struct ob_instr *in, size_t n,
+                  ob_error_t *err)
+{
+  b->expanded += n;
+  if (s)
+    s->df_bytes += n;
+  if (b->expanded <= OB_BUILD_MAX_EXPANDED)
+    return 0;
+  /* ENV x=$x$x line after line, or many 1 MiB values, used to grow the
+   * build (and the image config) to gigabytes */
+  return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE,
+                               "expanded values and metadata of more than %d MiB in total "
+                               "(obuild's limit)",
+                               OB_BUILD_MAX_EXPANDED >> 20);
+}
+
+int
 ob_build_word (struct build *b, struct stage *s, const struct ob_instr *in, const char *raw,
                char **out, ob_error_t *err)
 {
   struct lookup l = { b, s };
   if (ob_dockerfile_word (raw, b->df->escape, ob_build_lookup, &l, out, err) < 0)
     return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+  if (ob_build_account (b, s, in, strlen (*out), err) < 0)
+    {
+      free (*out);
+      *out = NULL;
+      return -1;
+    }
   return 0;
 }
 
@@ -146,12 +169,28 @@ build_words (struct build *b, struct stage *s, const struct ob_instr *in, char *
               return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
             }
           ob_strv_take (&r, w);
+          if (ob_build_account (b, s, in, strlen (w), err) < 0)
+            {
+              ob_strv_free (r);
+              return -1;
+            }
         }
       *out = r;
       return 0;
     }
   if (ob_dockerfile_words (in->rest ? in->rest : "", b->df->escape, ob_build_lookup, &l, out, err) < 0)
     return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+  {
+    size_t n = 0;
+    for (size_t i = 0; (*out)[i]; i++)
+      n += strlen ((*out)[i]);
+    if (ob_build_account (b, s, in, n, err) < 0)
+      {
+        ob_strv_free (*out);
+        *out = NULL;
+        return -1;
+      }
+  }
   return 0;
 }
 
@@ -773,6 +812,9 @@ do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
     }
   else if (src)
     {
+      /* the copy holds again what the Dockerfile put in src */
+      if (ob_build_account (b, s, in, src->df_bytes, err) < 0)
+        return -1;
       s->config = json_deep_copy (src->config);
       for (size_t i = 0; i < src->n_layers; i++)
         {
@@ -942,6 +984,11 @@ declare_arg (struct build *b, struct stage *s, const struct ob_instr *in, const 
     return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "ARG names must not be empty");
   if (kv->value && ob_dockerfile_word (kv->value, b->df->escape, ob_build_lookup, &l, &val, err) < 0)
     return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+  if (ob_build_account (b, s, in, strlen (key) + (val ? strlen (val) : 0), err) < 0)
+    {
+      free (val);
+      return -1;
+    }
   given = build_arg (b, key, &found);
   if (found)
     {
@@ -1487,6 +1534,8 @@ build_stage (struct build *b, struct stage *s, ob_error_t *err)
       if (b->o->interrupted && *b->o->interrupted)
         return ob_error_make (err, OB_ERR_INTERRUPTED, 0, "interrupted");
       blog (b, "STEP %zu/%zu: %s", b->step, b->total_steps, in->original);
+      if (in->kind != OB_I_FROM && ob_build_account (b, s, in, strlen (in->original), err) < 0)
+        return -1;
       r = in->kind == OB_I_FROM ? do_from (b, s, in, err) : run_instr (b, s, in, err);
       if (r < 0)
         return -1;

@@ -320,6 +320,11 @@ expand_heredoc (struct build *b, struct stage *s, const struct ob_instr *in, con
                 return ob_error_wrap (err, "%s:%d: heredoc", b->dfname, in->line);
               }
             ob_buf_adds (&o, val);
+            if (ob_build_account (b, s, in, strlen (val), err) < 0)
+              {
+                ob_buf_free (&o);
+                return -1;
+              }
           }
           p = q + 1;
           continue;
@@ -333,6 +338,11 @@ expand_heredoc (struct build *b, struct stage *s, const struct ob_instr *in, con
             cleanup_free char *name = ob_xstrndup (p + 1, q - p - 1);
             const char *v = ob_build_lookup (&l, name);
             ob_buf_adds (&o, v ? v : "");
+            if (v && ob_build_account (b, s, in, strlen (v), err) < 0)
+              {
+                ob_buf_free (&o);
+                return -1;
+              }
           }
           p = q;
           continue;

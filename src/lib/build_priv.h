@@ -35,6 +35,7 @@ struct stage
   size_t n_hits, n_misses;
   char *hit_created;      /* latest `created` among the hits */
   size_t n_base_history;  /* history entries that came with FROM <image> */
+  size_t df_bytes;        /* what the Dockerfile put in it (ob_build_account) */
 };
 
 struct build
@@ -62,6 +63,7 @@ struct build
   struct stage **image_stages; /* images loaded for COPY --from=<image> */
   size_t n_image_stages;
   char **adopt_dirs; /* step upper dirs to keep as unpacked layers: "diffid\tpath" */
+  size_t expanded;   /* bytes counted by ob_build_account */
 };
 
 struct lookup
@@ -76,6 +78,14 @@ const char *ob_build_env_get (json_t *config, const char *name);
 /* Error helper: "<Dockerfile>:<line>: <message>" for the instruction. */
 int ob_build_instr_error (struct build *b, const struct ob_instr *in, ob_error_t *err, int kind,
                           const char *fmt, ...) __attribute__ ((format (printf, 5, 6)));
+/* A hostile Dockerfile must not make the build hold gigabytes: the bytes
+ * its expansions produce and its instructions add to image configurations
+ * (a FROM <stage> copy counted again) are at most this many, in total. */
+#define OB_BUILD_MAX_EXPANDED (16 << 20)
+/* Count n such bytes for in (s may be NULL); an error naming in's line
+ * once the total passes OB_BUILD_MAX_EXPANDED. */
+int ob_build_account (struct build *b, struct stage *s, const struct ob_instr *in, size_t n,
+                      ob_error_t *err);
 int ob_build_word (struct build *b, struct stage *s, const struct ob_instr *in, const char *raw,
                    char **out, ob_error_t *err);
 

@@ -1196,6 +1196,97 @@ TEST (word_nesting_limit)
   }
 }
 
+/* Variables of a given size for the limit tests: "big" is big_len bytes
+ * of 'A', "pat" is 'ab' repeated. */
+static size_t big_len;
+static char *big_value;
+
+static const char *
+big_lookup (void *data, const char *name)
+{
+  (void) data;
+  if (strcmp (name, "big") == 0)
+    {
+      if (big_value == NULL || strlen (big_value) != big_len)
+        {
+          free (big_value);
+          big_value = ob_xmalloc0 (big_len + 1);
+          memset (big_value, 'A', big_len);
+        }
+      return big_value;
+    }
+  return NULL;
+}
+
+static char *
+big_word (const char *raw, size_t len)
+{
+  char *out = NULL;
+  ob_error_t err = NULL;
+  big_len = len;
+  if (ob_dockerfile_word (raw, '\\', big_lookup, NULL, &out, &err) < 0)
+    {
+      out = ob_xasprintf ("ERR: %s", err->msg);
+      ob_error_free (&err);
+    }
+  return out;
+}
+
+/* One expanded word is at most 1 MiB (ENV x=$x$x doubling it line after
+ * line grew to gigabytes); the pattern operators are bounded in work. */
+TEST (word_size_limit)
+{
+  char *r = big_word ("$big", 1 << 20);
+  CHECK_INT (strlen (r), 1 << 20);
+  free (r);
+  r = big_word ("$big$big", 1 << 19);
+  CHECK_INT (strlen (r), 1 << 20);
+  free (r);
+  r = big_word ("${big}x", 1 << 20);
+  CHECK_STR (r, "ERR: failed to process \"${big}x\": expansion longer than 1 MiB");
+  free (r);
+  r = big_word ("\"$big$big\"", 1 << 20);
+  CHECK_STR (r, "ERR: failed to process \"\"$big$big\"\": expansion longer than 1 MiB");
+  free (r);
+  r = big_word ("${nope:-$big$big}", 1 << 20);
+  CHECK_STR (r, "ERR: failed to process \"${nope:-$big$big}\": expansion longer than 1 MiB");
+  free (r);
+  /* a replacement multiplying the value */
+  r = big_word ("${big//A/AAAAAAAAAAAAAAAA}", 1 << 17);
+  CHECK_STR (r, "ERR: failed to process \"${big//A/AAAAAAAAAAAAAAAA}\": expansion longer than 1 MiB");
+  free (r);
+  {
+    char **v = NULL;
+    ob_error_t err = NULL;
+    big_len = 1 << 20;
+    CHECK_INT (ob_dockerfile_words ("$big $big", '\\', big_lookup, NULL, &v, &err), -1);
+    CHECK (err && strstr (err->msg, "expansion longer than 1 MiB"));
+    ob_error_free (&err);
+    ob_strv_free (v);
+  }
+  /* trims of a 1 MiB value are linear */
+  r = big_word ("${big##*B}", 1 << 20);
+  CHECK_INT (strlen (r), 1 << 20);
+  free (r);
+  r = big_word ("${big%%A*}", 1 << 20);
+  CHECK_STR (r, "");
+  free (r);
+  r = big_word ("${big#*A}", 1 << 20);
+  CHECK_INT (strlen (r), (1 << 20) - 1);
+  free (r);
+  /* a replacement scanning the rest of the value from every position */
+  r = big_word ("${big//*a*a*a/x}", 1 << 20);
+  CHECK_STR (r, "ERR: failed to process \"${big//*a*a*a/x}\": pattern matching too expensive "
+                "(more than 67108864 steps)");
+  free (r);
+  r = big_word ("${big//A/b}", 1 << 16);
+  CHECK_INT (strlen (r), 1 << 16);
+  CHECK (r[0] == 'b' && r[(1 << 16) - 1] == 'b');
+  free (r);
+  free (big_value);
+  big_value = NULL;
+}
+
 TEST (word_pattern_operators)
 {
   CHECK_WORD ("${file#*.}", "tar.gz");
@@ -1206,6 +1297,20 @@ TEST (word_pattern_operators)
   CHECK_WORD ("${file//a/X}", "Xrchive.tXr.gz");
   CHECK_WORD ("${file/.t*/}", "archive");
   CHECK_WORD ("${unset#x}", "");
+  /* fnmatch(3) rules: brackets, classes, '?', escapes, '*' matching '/' */
+  CHECK_WORD ("${file#[a-c]}", "rchive.tar.gz");
+  CHECK_WORD ("${file%[!a]}", "archive.tar.g");
+  CHECK_WORD ("${file%[!z]}", "archive.tar.gz");
+  CHECK_WORD ("${file//[[:alpha:]]/x}", "xxxxxxx.xxx.xx");
+  CHECK_WORD ("${file/\\./_}", "archive_tar.gz");
+  CHECK_WORD ("${file#??}", "chive.tar.gz");
+  CHECK_WORD ("${path##*/}", "bin");
+  CHECK_WORD ("${path#*/}", "usr/local/bin");
+  CHECK_WORD ("${path%/*}", "/usr/local");
+  CHECK_WORD ("${file//[]a]/X}", "Xrchive.tXr.gz");
+  CHECK_WORD ("${file/[a/X}", "archive.tar.gz");
+  CHECK_WORD ("${file//*/X}", "X");
+  CHECK_WORD ("${file/r*a/X}", "aXr.gz");
   CHECK_WORD ("${a:#x}", "ERR: failed to process \"${a:#x}\": unsupported modifier (:#) in substitution");
 }
 
@@ -1470,6 +1575,7 @@ main (void)
   RUN (word_error_operators);
   RUN (word_nested);
   RUN (word_nesting_limit);
+  RUN (word_size_limit);
   RUN (word_pattern_operators);
   RUN (word_syntax_errors);
   RUN (word_backtick_escape);
