@@ -36,6 +36,10 @@ struct stage
   char *hit_created;      /* latest `created` among the hits */
   size_t n_base_history;  /* history entries that came with FROM <image> */
   size_t df_bytes;        /* what the Dockerfile put in it (ob_build_account) */
+  json_t *env_index;      /* "KEY" -> position in the config's Env (build.c) */
+  json_t *env_indexed;    /* the Env array env_index describes (borrowed) */
+  size_t env_indexed_n;   /* its size when env_index was last brought up to date */
+  json_t *arg_index;      /* "NAME" -> position of its last ARG in arg_keys */
 };
 
 struct build
@@ -64,6 +68,8 @@ struct build
   size_t n_image_stages;
   char **adopt_dirs; /* step upper dirs to keep as unpacked layers: "diffid\tpath" */
   size_t expanded;   /* bytes counted by ob_build_account */
+  json_t *meta_index;     /* "NAME" -> position of its last global ARG */
+  json_t *meta_set_index; /* "NAME" -> ... of its last global ARG with a value */
 };
 
 struct lookup
