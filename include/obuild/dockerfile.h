@@ -125,7 +125,10 @@ struct ob_dockerfile
 
 /* Parse a Dockerfile.  name is used in error messages, which always read
  * "<name>:<line>: <what>", e.g. `Dockerfile:7: unknown instruction "RUNN"`.
- * Errors are OB_ERR_DOCKERFILE. */
+ * Errors are OB_ERR_DOCKERFILE.  A NUL byte anywhere, or invalid UTF-8 in an
+ * instruction (its lines, continuations and heredoc bodies; comments may
+ * hold any bytes) is an error: C strings and JSON would silently cut or drop
+ * it.  A UTF-8 byte order mark at the start is skipped. */
 int ob_dockerfile_parse (const char *name, const char *text, size_t len,
                          struct ob_dockerfile **out, ob_error_t *err);
 void ob_dockerfile_free (struct ob_dockerfile *df);
@@ -175,6 +178,10 @@ int ob_dockerfile_words (const char *raw, char escape, ob_lookup_fn lookup, void
  * COPY/ADD (the words of rest) from paths; contents are in in->heredocs under
  * the same name.  Any pointer may be NULL. */
 bool ob_dockerfile_heredoc_word (const char *word, char **name, bool *expand, bool *chomp);
+
+/* Is s[0, n) valid UTF-8 as JSON strings need it (no overlong forms, no
+ * surrogates, nothing past U+10FFFF)? */
+bool ob_dockerfile_is_utf8 (const char *s, size_t n);
 
 /* Does the build expand variables in this instruction's arguments (as Docker
  * does: ADD COPY ENV EXPOSE FROM LABEL STOPSIGNAL USER VOLUME WORKDIR ARG

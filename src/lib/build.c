@@ -233,6 +233,16 @@ ob_build_account (struct build *b, struct stage *s, const struct ob_instr *in, s
                                OB_BUILD_MAX_EXPANDED >> 20);
 }
 
+/* An expansion of valid UTF-8 can still cut a character in two (${v#?}
+ * removes one byte); JSON would then silently drop the value. */
+static int
+check_expanded_utf8 (struct build *b, const struct ob_instr *in, const char *w, ob_error_t *err)
+{
+  if (ob_dockerfile_is_utf8 (w, strlen (w)))
+    return 0;
+  return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "invalid UTF-8 after expansion");
+}
+
 int
 ob_build_word (struct build *b, struct stage *s, const struct ob_instr *in, const char *raw,
                char **out, ob_error_t *err)
@@ -240,7 +250,8 @@ ob_build_word (struct build *b, struct stage *s, const struct ob_instr *in, cons
   struct lookup l = { b, s };
   if (ob_dockerfile_word (raw, b->df->escape, ob_build_lookup, &l, out, err) < 0)
     return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
-  if (ob_build_account (b, s, in, strlen (*out), err) < 0)
+  if (ob_build_account (b, s, in, strlen (*out), err) < 0
+      || check_expanded_utf8 (b, in, *out, err) < 0)
     {
       free (*out);
       *out = NULL;
@@ -266,7 +277,8 @@ build_words (struct build *b, struct stage *s, const struct ob_instr *in, char *
               return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
             }
           ob_strv_take (&r, w);
-          if (ob_build_account (b, s, in, strlen (w), err) < 0)
+          if (ob_build_account (b, s, in, strlen (w), err) < 0
+              || check_expanded_utf8 (b, in, w, err) < 0)
             {
               ob_strv_free (r);
               return -1;
@@ -279,9 +291,14 @@ build_words (struct build *b, struct stage *s, const struct ob_instr *in, char *
     return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
   {
     size_t n = 0;
+    int r = 0;
     for (size_t i = 0; (*out)[i]; i++)
-      n += strlen ((*out)[i]);
-    if (ob_build_account (b, s, in, n, err) < 0)
+      {
+        n += strlen ((*out)[i]);
+        if (r == 0)
+          r = check_expanded_utf8 (b, in, (*out)[i], err);
+      }
+    if (r < 0 || ob_build_account (b, s, in, n, err) < 0)
       {
         ob_strv_free (*out);
         *out = NULL;
@@ -1093,6 +1110,13 @@ declare_arg (struct build *b, struct stage *s, const struct ob_instr *in, const 
   if (found)
     {
       mark_used (b, key);
+      if (given && !ob_dockerfile_is_utf8 (given, strlen (given)))
+        {
+          free (val);
+          /* `--build-arg K` takes the value from the environment */
+          return ob_error_make (err, OB_ERR_USAGE, 0, "%s:%d: --build-arg %s: invalid UTF-8 in the value",
+                                b->dfname, in->line, key);
+        }
       if (given)
         {
           free (val);
@@ -1863,6 +1887,34 @@ write_image (struct build *b, struct stage *s, struct ob_build_result *res, ob_e
   return 0;
 }
 
+/* --build-arg, --label, --env, --annotation values end up in JSON (config,
+ * manifest), which has no place for invalid UTF-8: refuse them rather than
+ * have them dropped. */
+static int
+check_opts_utf8 (const struct ob_build_opts *o, ob_error_t *err)
+{
+  const struct
+  {
+    const char *flag;
+    char **v;
+  } lists[] = {
+    { "build-arg", o->build_args }, { "label", o->labels }, { "env", o->envs }, { "annotation", o->annotations },
+  };
+  for (size_t k = 0; k < sizeof lists / sizeof lists[0]; k++)
+    for (size_t i = 0; lists[k].v && lists[k].v[i]; i++)
+      {
+        const char *kv = lists[k].v[i];
+        size_t klen = strcspn (kv, "=");
+        if (ob_dockerfile_is_utf8 (kv, strlen (kv)))
+          continue;
+        if (!ob_dockerfile_is_utf8 (kv, klen))
+          return ob_error_make (err, OB_ERR_USAGE, 0, "--%s: invalid UTF-8 in the name", lists[k].flag);
+        return ob_error_make (err, OB_ERR_USAGE, 0, "--%s %.*s: invalid UTF-8 in the value", lists[k].flag,
+                              (int) klen, kv);
+      }
+  return 0;
+}
+
 int
 ob_build_run (const struct ob_build_opts *o, struct ob_build_result *res, ob_error_t *err)
 {
@@ -1872,6 +1924,8 @@ ob_build_run (const struct ob_build_opts *o, struct ob_build_result *res, ob_err
 
   memset (&b, 0, sizeof b);
   memset (res, 0, sizeof *res);
+  if (check_opts_utf8 (o, err) < 0)
+    return -1;
   b.o = o;
   b.lopts.compression = o->compression;
   b.lopts.level = o->compression_level;

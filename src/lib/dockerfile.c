@@ -110,6 +110,45 @@ df_error (ob_error_t *err, const char *name, int line, const char *fmt, ...)
   return ob_error_make (err, OB_ERR_DOCKERFILE, 0, "%s:%d: %s", name, line, msg);
 }
 
+bool
+ob_dockerfile_is_utf8 (const char *str, size_t n)
+{
+  const unsigned char *s = (const unsigned char *) str;
+  size_t i = 0;
+  while (i < n)
+    {
+      unsigned c = s[i];
+      size_t len;
+      unsigned cp;
+      if (c < 0x80)
+        {
+          i++;
+          continue;
+        }
+      if (c >= 0xc2 && c <= 0xdf)
+        len = 2, cp = c & 0x1f;
+      else if (c >= 0xe0 && c <= 0xef)
+        len = 3, cp = c & 0x0f;
+      else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, cp = c & 0x07;
+      else
+        return false;
+      if (n - i < len)
+        return false;
+      for (size_t k = 1; k < len; k++)
+        {
+          if ((s[i + k] & 0xc0) != 0x80)
+            return false;
+          cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+      if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+          || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return false;
+      i += len;
+    }
+  return true;
+}
+
 /* ------------------------------------------------------------------ */
 /* instruction kinds                                                   */
 
@@ -958,7 +997,7 @@ struct parser
 };
 
 /* Next physical line, without its "\n" and trailing "\r"s (trimNewline).
- * NULL at the end of the text. */
+ * NULL at the end of the text.  (ob_dockerfile_parse refused NUL bytes.) */
 static char *
 next_line (struct parser *p)
 {
@@ -973,11 +1012,20 @@ next_line (struct parser *p)
   n = nl ? (size_t) (nl - start) : p->len - p->off;
   p->off += nl ? n + 1 : n;
   p->lineno++;
-  r = ob_xstrndup (start, n); /* a NUL byte ends the line early */
+  r = ob_xstrndup (start, n);
   n = strlen (r);
   while (n > 0 && (r[n - 1] == '\r' || r[n - 1] == '\n'))
     r[--n] = '\0';
   return r;
+}
+
+/* A line that is part of an instruction (p->lineno) must be UTF-8. */
+static int
+check_utf8 (struct parser *p, const char *line)
+{
+  if (ob_dockerfile_is_utf8 (line, strlen (line)))
+    return 0;
+  return df_error (p->c.err, p->c.name, p->lineno, "invalid UTF-8 in the instruction");
 }
 
 static int
@@ -1115,6 +1163,8 @@ read_heredocs (struct parser *p, struct ob_instr *in, struct ob_instr *target, i
               terminated = true;
               break;
             }
+          if (check_utf8 (p, l) < 0)
+            return -1;
           ob_buf_adds (&body, l);
           ob_buf_addc (&body, '\n');
         }
@@ -1164,6 +1214,8 @@ next_instr (struct parser *p, struct ob_instr **out)
       if (*t == '#')
         continue;
       start = p->lineno;
+      if (check_utf8 (p, t) < 0)
+        return -1;
       ob_buf_adds (&line, t);
       eol = end_of_instr (line.data, p->c.escape);
       line.len = strlen (line.data);
@@ -1176,6 +1228,8 @@ next_instr (struct parser *p, struct ob_instr **out)
             break; /* escape at the end of the file: the instruction ends */
           if (is_comment (l) || *skip_ws (l) == '\0')
             continue;
+          if (check_utf8 (p, l) < 0)
+            return -1;
           eol = end_of_instr (l, p->c.escape);
           ob_buf_adds (&line, l);
         }
@@ -1210,6 +1264,19 @@ ob_dockerfile_parse (const char *name, const char *text, size_t len, struct ob_d
   if (len >= 3 && memcmp (text, "\xef\xbb\xbf", 3) == 0)
     p.off = 3;
   df->filename = ob_xstrdup (name);
+  {
+    /* the parser works on C strings: a NUL would cut a line short
+     * (RUN echo a\0b ran `echo a`) */
+    const char *nul = memchr (text, '\0', len);
+    if (nul)
+      {
+        int line = 1;
+        for (const char *c = text; c < nul; c++)
+          line += *c == '\n';
+        ob_dockerfile_free (df);
+        return df_error (err, name, line, "NUL byte in the Dockerfile");
+      }
+  }
   for (;;)
     {
       struct ob_instr *in = NULL;

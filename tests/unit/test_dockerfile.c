@@ -1447,24 +1447,57 @@ TEST (hostile_inputs_do_not_crash)
       w = words_joined (inputs[i], '`');
       free (w);
     }
-  /* embedded NUL bytes and a length shorter than the string */
+  /* embedded NUL bytes are an error (they cut the line short: RUN a\0b ran
+   * `a`), with the line they are on; a length shorter than the string */
   {
     static const char nul[] = "FROM a\nRUN a\0b\nUSER x\n";
+    static const char nul_comment[] = "FROM a\n\n# x\0\nUSER x\n";
     struct ob_dockerfile *df = NULL;
     ob_error_t err = NULL;
-    CHECK_INT (ob_dockerfile_parse ("D", nul, sizeof nul - 1, &df, &err), 0);
-    if (df)
-      {
-        CHECK_INT (df->n_instrs, 3);
-        CHECK_STR (df->instrs[1].args[0], "a");
-      }
-    ob_dockerfile_free (df);
+    CHECK_INT (ob_dockerfile_parse ("D", nul, sizeof nul - 1, &df, &err), -1);
+    CHECK (df == NULL);
+    CHECK_STR (err ? err->msg : NULL, "D:2: NUL byte in the Dockerfile");
+    CHECK_INT (err ? err->kind : 0, OB_ERR_DOCKERFILE);
+    ob_error_free (&err);
+    CHECK_INT (ob_dockerfile_parse ("D", nul_comment, sizeof nul_comment - 1, &df, &err), -1);
+    CHECK_STR (err ? err->msg : NULL, "D:3: NUL byte in the Dockerfile");
+    ob_error_free (&err);
     CHECK_INT (ob_dockerfile_parse ("D", "FROM abc", 6, &df, &err), 0);
     if (df)
       CHECK_STR (df->instrs[0].from_image, "a");
     ob_dockerfile_free (df);
     ob_error_free (&err);
   }
+}
+
+/* Invalid UTF-8 in an instruction is an error naming its line (JSON would
+ * drop it: LABEL k=\xff vanished, CMD ["\xff"] became the shell form);
+ * comments may hold anything. */
+TEST (invalid_utf8)
+{
+  CHECK_ERR ("FROM a\nLABEL k=\xff\n", "Dockerfile:2: invalid UTF-8 in the instruction");
+  CHECK_ERR ("FROM a\nCMD [\"\xff\"]\n", "Dockerfile:2: invalid UTF-8 in the instruction");
+  CHECK_ERR ("FROM a\nENV a=b \\\n  c=\xc3\x28\n", "Dockerfile:3: invalid UTF-8 in the instruction");
+  CHECK_ERR ("FROM a\nRUN <<EOF\nok\n\xed\xa0\x80\nEOF\n", "Dockerfile:4: invalid UTF-8 in the instruction");
+  CHECK_ERR ("FROM a\nONBUILD RUN <<EOF\n\xc0\xaf\nEOF\n", "Dockerfile:3: invalid UTF-8 in the instruction");
+  CHECK_ERR ("\xff\nFROM a\n", "Dockerfile:1: invalid UTF-8 in the instruction");
+  CHECK_ERR ("FROM a\nUSER \xf4\x90\x80\x80\n", "Dockerfile:2: invalid UTF-8 in the instruction");
+  {
+    struct ob_dockerfile *df = parse_ok ("\xef\xbb\xbf# \xe9t\xe9\nFROM a\n# \xff\nRUN a \\\n# \xfe\n  b\n"
+                                         "LABEL k=\xc3\xa9 e=\xf0\x9f\x90\xb3\n");
+    if (df)
+      {
+        CHECK_STR (df->instrs[1].args[0], "a   b");
+        CHECK_STR (df->instrs[2].kvs[0].value, "\xc3\xa9");
+        CHECK_STR (df->instrs[2].kvs[1].value, "\xf0\x9f\x90\xb3");
+      }
+    ob_dockerfile_free (df);
+  }
+  CHECK (ob_dockerfile_is_utf8 ("", 0));
+  CHECK (ob_dockerfile_is_utf8 ("a\xc3\xa9\xe2\x82\xac\xf0\x9f\x90\xb3", 10));
+  CHECK (!ob_dockerfile_is_utf8 ("\xc3", 1));
+  CHECK (!ob_dockerfile_is_utf8 ("\xe0\x80\x80", 3));
+  CHECK (!ob_dockerfile_is_utf8 ("\xf8\x88\x80\x80\x80", 5));
 }
 
 /* A realistic multi-stage file end to end. */
@@ -1584,6 +1617,7 @@ main (void)
   RUN (parse_instr_single);
   RUN (kind_names_and_expansion);
   RUN (hostile_inputs_do_not_crash);
+  RUN (invalid_utf8);
   RUN (multi_stage_file);
   TAP_DONE ();
 }
