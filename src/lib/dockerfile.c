@@ -1258,6 +1258,7 @@ ob_dockerfile_parse (const char *name, const char *text, size_t len, struct ob_d
 {
   struct parser p = { { name, '\\', err }, text, len, 0, 0, true, false, false, false, NULL };
   struct ob_dockerfile *df = ob_xmalloc0 (sizeof (*df));
+  size_t cap = 0;
   bool seen_from = false;
   int r;
 
@@ -1283,7 +1284,13 @@ ob_dockerfile_parse (const char *name, const char *text, size_t len, struct ob_d
       r = next_instr (&p, &in);
       if (r <= 0)
         break;
-      df->instrs = ob_xrealloc (df->instrs, (df->n_instrs + 1) * sizeof (*df->instrs));
+      if (df->n_instrs == cap)
+        {
+          /* doubling: one realloc per instruction copied the array each
+           * time for 100,000 instructions */
+          cap = cap ? cap * 2 : 16;
+          df->instrs = ob_xrealloc (df->instrs, cap * sizeof (*df->instrs));
+        }
       df->instrs[df->n_instrs++] = *in;
       free (in);
       if (df->instrs[df->n_instrs - 1].kind == OB_I_FROM)
