@@ -1142,6 +1142,11 @@ strip_leading_tabs (struct ob_buf *out, const char *body)
 static int
 read_heredocs (struct parser *p, struct ob_instr *in, struct ob_instr *target, int start)
 {
+  /* ONBUILD keeps the trigger text re-parsable, bodies included (built in
+   * one buffer: re-copying it for each heredoc was quadratic) */
+  cleanup_buf struct ob_buf text = { 0 };
+  if (in != target)
+    ob_buf_adds (&text, in->onbuild_text);
   for (size_t h = 0; h < target->n_heredocs; h++)
     {
       struct ob_heredoc *hd = &target->heredocs[h];
@@ -1172,11 +1177,10 @@ read_heredocs (struct parser *p, struct ob_instr *in, struct ob_instr *target, i
         return df_error (p->c.err, p->c.name, start, "unterminated heredoc \"%s\"", hd->name);
       if (in != target)
         {
-          /* ONBUILD keeps the trigger text re-parsable, bodies included */
-          char *t = ob_xasprintf ("%s\n%s%s", in->onbuild_text, body.data ? body.data : "",
-                                  hd->name);
-          free (in->onbuild_text);
-          in->onbuild_text = t;
+          ob_buf_addc (&text, '\n');
+          if (body.len > 0)
+            ob_buf_add (&text, body.data, body.len);
+          ob_buf_adds (&text, hd->name);
         }
       if (hd->chomp)
         {
@@ -1185,6 +1189,11 @@ read_heredocs (struct parser *p, struct ob_instr *in, struct ob_instr *target, i
         }
       else
         hd->content = ob_buf_steal (&body);
+    }
+  if (in != target)
+    {
+      free (in->onbuild_text);
+      in->onbuild_text = ob_buf_steal (&text);
     }
   target->end_line = p->lineno;
   in->end_line = p->lineno;
