@@ -1002,6 +1002,19 @@ do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
 
 /* ---- metadata instructions ---- */
 
+/* ob_strv_take() for building long vectors: it counts the vector at every
+ * call, so a line of 100,000 words took quadratic time.  *n is the count;
+ * the array doubles when n + 1 reaches a power of two. */
+static void
+strv_push (char ***v, size_t *n, char *s)
+{
+  size_t k = *n + 1;
+  if ((k & (k - 1)) == 0)
+    *v = ob_xrealloc (*v, 2 * k * sizeof (char *));
+  (*v)[(*n)++] = s;
+  (*v)[*n] = NULL;
+}
+
 static int
 do_kv (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err)
 {
@@ -1009,6 +1022,7 @@ do_kv (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *
   json_t *rt = ob_image_config_runtime (s->config);
   cleanup_strv char **keys = NULL;
   cleanup_strv char **vals = NULL;
+  size_t n_keys = 0, n_vals = 0;
   /* as Docker: every value is expanded with what was set before this
    * instruction (ENV A=1 B=$A gives B the previous A), then all are set */
   for (size_t i = 0; i < in->n_kvs; i++)
@@ -1021,8 +1035,8 @@ do_kv (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *
           free (k);
           return -1;
         }
-      ob_strv_take (&keys, k);
-      ob_strv_take (&vals, v);
+      strv_push (&keys, &n_keys, k);
+      strv_push (&vals, &n_vals, v);
       if (*k == '\0')
         return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "%s names must not be empty",
                                      ob_instr_kind_name (in->kind));

@@ -76,18 +76,32 @@ instr_freep (struct ob_instr **in)
 }
 #define cleanup_instr __attribute__ ((cleanup (instr_freep)))
 
+/* ob_strv_take() for building long vectors: it counts the vector at every
+ * call, so a line of 100,000 words took quadratic time.  *n is the count;
+ * the array doubles when n + 1 reaches a power of two. */
+static void
+strv_push (char ***v, size_t *n, char *s)
+{
+  size_t k = *n + 1;
+  if ((k & (k - 1)) == 0)
+    *v = ob_xrealloc (*v, 2 * k * sizeof (char *));
+  (*v)[(*n)++] = s;
+  (*v)[*n] = NULL;
+}
+
 /* Split on runs of whitespace (reWhitespace.Split of a trimmed string). */
 static char **
 split_ws (const char *s)
 {
   char **v = ob_xmalloc0 (sizeof (char *));
+  size_t n = 0;
   s = skip_ws (s);
   while (*s)
     {
       const char *e = s;
       while (*e && !is_ws ((unsigned char) *e))
         e++;
-      ob_strv_take (&v, ob_xstrndup (s, e - s));
+      strv_push (&v, &n, ob_xstrndup (s, e - s));
       s = skip_ws (e);
     }
   return v;
@@ -344,6 +358,7 @@ parse_words (const char *rest, char escape)
     IN_QUOTE
   } phase = IN_SPACES;
   char **words = ob_xmalloc0 (sizeof (char *));
+  size_t n_words = 0;
   cleanup_buf struct ob_buf word = { 0 };
   size_t len = strlen (rest);
   bool blank_ok = false;
@@ -363,7 +378,7 @@ parse_words (const char *rest, char escape)
       if (pos == len)
         {
           if (blank_ok || word.len > 0)
-            ob_strv_take (&words, ob_buf_steal (&word));
+            strv_push (&words, &n_words, ob_buf_steal (&word));
           break;
         }
       if (phase == IN_WORD)
@@ -372,7 +387,7 @@ parse_words (const char *rest, char escape)
             {
               phase = IN_SPACES;
               if (blank_ok || word.len > 0)
-                ob_strv_take (&words, ob_buf_steal (&word));
+                strv_push (&words, &n_words, ob_buf_steal (&word));
               word.len = 0;
               blank_ok = false;
               continue;
@@ -428,6 +443,8 @@ extract_flags (const char *line, char ***flags, char **rest)
   bool blank_ok = false;
   char quote = 0;
 
+  size_t n_flags = 0;
+
   *flags = ob_xmalloc0 (sizeof (char *));
   for (size_t pos = 0; pos <= len; pos++)
     {
@@ -449,7 +466,7 @@ extract_flags (const char *line, char ***flags, char **rest)
         {
           bool dashdash = word.len == 2 && memcmp (word.data, "--", 2) == 0;
           if (!dashdash && (blank_ok || word.len > 0))
-            ob_strv_take (flags, ob_buf_steal (&word));
+            strv_push (flags, &n_flags, ob_buf_steal (&word));
           break;
         }
       if (phase == IN_WORD)
@@ -463,7 +480,7 @@ extract_flags (const char *line, char ***flags, char **rest)
                   return;
                 }
               if (blank_ok || word.len > 0)
-                ob_strv_take (flags, ob_buf_steal (&word));
+                strv_push (flags, &n_flags, ob_buf_steal (&word));
               word.len = 0;
               blank_ok = false;
               continue;
@@ -513,7 +530,7 @@ parse_json (const char *rest, char ***args, size_t *n_args)
   json_auto_t *j = NULL;
   json_error_t jerr;
   char **v;
-  size_t i;
+  size_t i, n;
   json_t *e;
 
   rest = skip_ws (rest);
@@ -526,8 +543,9 @@ parse_json (const char *rest, char ***args, size_t *n_args)
     if (!json_is_string (e))
       return -1;
   v = ob_xmalloc0 (sizeof (char *));
+  n = 0;
   json_array_foreach (j, i, e)
-    ob_strv_add (&v, json_string_value (e));
+    strv_push (&v, &n, ob_xstrdup (json_string_value (e)));
   ob_strv_free (*args);
   *args = v;
   *n_args = json_array_size (j);
