@@ -55,6 +55,9 @@ struct build
   char **meta_keys; /* ARGs before the first FROM */
   char **meta_vals;
   size_t n_meta;
+  json_t *meta_index;     /* "NAME" -> position of its last global ARG */
+  json_t *meta_set_index; /* "NAME" -> ... of its last global ARG with a value */
+  size_t expanded;        /* bytes counted by ob_build_account */
   char **used_args;
   char *created;
   size_t step, total_steps;
@@ -67,9 +70,6 @@ struct build
   struct stage **image_stages; /* images loaded for COPY --from=<image> */
   size_t n_image_stages;
   char **adopt_dirs; /* step upper dirs to keep as unpacked layers: "diffid\tpath" */
-  size_t expanded;   /* bytes counted by ob_build_account */
-  json_t *meta_index;     /* "NAME" -> position of its last global ARG */
-  json_t *meta_set_index; /* "NAME" -> ... of its last global ARG with a value */
 };
 
 struct lookup
