@@ -125,7 +125,10 @@ struct ob_dockerfile
 
 /* Parse a Dockerfile.  name is used in error messages, which always read
  * "<name>:<line>: <what>", e.g. `Dockerfile:7: unknown instruction "RUNN"`.
- * Errors are OB_ERR_DOCKERFILE. */
+ * Errors are OB_ERR_DOCKERFILE.  A NUL byte anywhere, or invalid UTF-8 in an
+ * instruction (its lines, continuations and heredoc bodies; comments may
+ * hold any bytes) is an error: C strings and JSON would silently cut or drop
+ * it.  A UTF-8 byte order mark at the start is skipped. */
 int ob_dockerfile_parse (const char *name, const char *text, size_t len,
                          struct ob_dockerfile **out, ob_error_t *err);
 void ob_dockerfile_free (struct ob_dockerfile *df);
@@ -144,6 +147,15 @@ const struct ob_flag *ob_instr_flag (const struct ob_instr *in, const char *name
 
 /* Variable lookup for expansion: return the value or NULL when unset. */
 typedef const char *(*ob_lookup_fn) (void *data, const char *name);
+
+/* Limits of the expansion, against hostile Dockerfiles (documented in
+ * obuild-build(1)): ${...} nested at most this deep... */
+#define OB_DOCKERFILE_MAX_NESTING 64
+/* ...and one expanded word (or the words of one COPY line) at most 1 MiB. */
+#define OB_DOCKERFILE_MAX_WORD (1 << 20)
+/* ...and the pattern operators ${v#p} ${v%p} ${v/p/r} of one word take at
+ * most this many steps (a step: one byte against one pattern token). */
+#define OB_DOCKERFILE_MAX_WORK (1 << 26)
 
 /* Process one word as Docker's shell lexer does for WORKDIR, USER, ENV values
  * etc.: remove quotes, process the escape character, expand $v ${v}
@@ -166,6 +178,10 @@ int ob_dockerfile_words (const char *raw, char escape, ob_lookup_fn lookup, void
  * COPY/ADD (the words of rest) from paths; contents are in in->heredocs under
  * the same name.  Any pointer may be NULL. */
 bool ob_dockerfile_heredoc_word (const char *word, char **name, bool *expand, bool *chomp);
+
+/* Is s[0, n) valid UTF-8 as JSON strings need it (no overlong forms, no
+ * surrogates, nothing past U+10FFFF)? */
+bool ob_dockerfile_is_utf8 (const char *s, size_t n);
 
 /* Does the build expand variables in this instruction's arguments (as Docker
  * does: ADD COPY ENV EXPOSE FROM LABEL STOPSIGNAL USER VOLUME WORKDIR ARG

@@ -99,24 +99,148 @@ ob_build_env_get (json_t *config, const char *name)
   return NULL;
 }
 
+/* The stage's Env by name, in O(1): a linear search of the array on every
+ * ENV and every $variable made 100,000 ENV lines quadratic (20,000 took 9
+ * seconds).  The index is rebuilt when the Env array is not the one it
+ * describes (a new config) or changed size behind env_set()'s back. */
+static json_t *
+stage_env_array (struct stage *s)
+{
+  json_t *env = json_object_get (ob_image_config_runtime (s->config), "Env");
+  return json_is_array (env) ? env : NULL;
+}
+
+static void
+env_index_add (json_t *index, const char *entry, size_t i)
+{
+  const char *eq = entry ? strchr (entry, '=') : NULL;
+  cleanup_free char *key = NULL;
+  if (eq == NULL)
+    return;
+  key = ob_xstrndup (entry, eq - entry);
+  /* the first of duplicates wins, as the linear search found it */
+  if (json_object_get (index, key) == NULL)
+    json_object_set_new_nocheck (index, key, json_integer ((json_int_t) i));
+}
+
+static json_t *
+stage_env_index (struct stage *s)
+{
+  json_t *env = stage_env_array (s);
+  size_t n = env ? json_array_size (env) : 0;
+  if (s->env_index && s->env_indexed == env && s->env_indexed_n == n)
+    return s->env_index;
+  json_decref (s->env_index);
+  s->env_index = json_object ();
+  for (size_t i = 0; i < n; i++)
+    env_index_add (s->env_index, json_string_value (json_array_get (env, i)), i);
+  s->env_indexed = env;
+  s->env_indexed_n = n;
+  return s->env_index;
+}
+
+static void
+stage_env_forget (struct stage *s)
+{
+  json_decref (s->env_index);
+  s->env_index = NULL;
+  s->env_indexed = NULL;
+  s->env_indexed_n = 0;
+}
+
+/* Position of key in the Env array, or -1. */
+static long
+stage_env_find (struct stage *s, const char *key)
+{
+  json_t *index = stage_env_index (s);
+  json_t *pos = json_object_get (index, key);
+  json_t *env = s->env_indexed;
+  size_t n = strlen (key);
+  const char *e;
+  if (pos == NULL)
+    return -1;
+  e = json_string_value (json_array_get (env, (size_t) json_integer_value (pos)));
+  if (e && strncmp (e, key, n) == 0 && e[n] == '=')
+    return (long) json_integer_value (pos);
+  /* an entry was replaced behind our back: index afresh */
+  stage_env_forget (s);
+  index = stage_env_index (s);
+  pos = json_object_get (index, key);
+  return pos ? (long) json_integer_value (pos) : -1;
+}
+
+static const char *
+stage_env_get (struct stage *s, const char *key)
+{
+  long i = stage_env_find (s, key);
+  const char *e;
+  if (i < 0)
+    return NULL;
+  e = json_string_value (json_array_get (s->env_indexed, (size_t) i));
+  return e + strlen (key) + 1;
+}
+
+/* ARGs by name, in O(1) too: index (a JSON object, created when NULL)
+ * maps a name to the position of its last declaration. */
+static void
+index_put (json_t **index, const char *name, size_t i)
+{
+  if (*index == NULL)
+    *index = json_object ();
+  json_object_set_new_nocheck (*index, name, json_integer ((json_int_t) i));
+}
+
+static long
+index_get (json_t *index, const char *name)
+{
+  json_t *pos = index ? json_object_get (index, name) : NULL;
+  return pos ? (long) json_integer_value (pos) : -1;
+}
+
 const char *
 ob_build_lookup (void *data, const char *name)
 {
   struct lookup *l = data;
   if (l->s)
     {
-      const char *v = ob_build_env_get (l->s->config, name);
+      const char *v = stage_env_get (l->s, name);
+      long i;
       if (v)
         return v;
-      for (size_t i = l->s->n_args; i-- > 0;)
-        if (strcmp (l->s->arg_keys[i], name) == 0)
-          return l->s->arg_vals[i];
-      return NULL;
+      i = index_get (l->s->arg_index, name);
+      return i >= 0 ? l->s->arg_vals[i] : NULL;
     }
-  for (size_t i = l->b->n_meta; i-- > 0;)
-    if (strcmp (l->b->meta_keys[i], name) == 0)
-      return l->b->meta_vals[i];
-  return NULL;
+  {
+    long i = index_get (l->b->meta_index, name);
+    return i >= 0 ? l->b->meta_vals[i] : NULL;
+  }
+}
+
+int
+ob_build_account (struct build *b, struct stage *s, const struct ob_instr *in, size_t n,
+                  ob_error_t *err)
+{
+  b->expanded += n;
+  if (s)
+    s->df_bytes += n;
+  if (b->expanded <= OB_BUILD_MAX_EXPANDED)
+    return 0;
+  /* ENV x=$x$x line after line, or many 1 MiB values, used to grow the
+   * build (and the image config) to gigabytes */
+  return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE,
+                               "expanded values and metadata of more than %d MiB in total "
+                               "(obuild's limit)",
+                               OB_BUILD_MAX_EXPANDED >> 20);
+}
+
+/* An expansion of valid UTF-8 can still cut a character in two (${v#?}
+ * removes one byte); JSON would then silently drop the value. */
+static int
+check_expanded_utf8 (struct build *b, const struct ob_instr *in, const char *w, ob_error_t *err)
+{
+  if (ob_dockerfile_is_utf8 (w, strlen (w)))
+    return 0;
+  return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "invalid UTF-8 after expansion");
 }
 
 int
@@ -126,6 +250,13 @@ ob_build_word (struct build *b, struct stage *s, const struct ob_instr *in, cons
   struct lookup l = { b, s };
   if (ob_dockerfile_word (raw, b->df->escape, ob_build_lookup, &l, out, err) < 0)
     return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+  if (ob_build_account (b, s, in, strlen (*out), err) < 0
+      || check_expanded_utf8 (b, in, *out, err) < 0)
+    {
+      free (*out);
+      *out = NULL;
+      return -1;
+    }
   return 0;
 }
 
@@ -146,42 +277,64 @@ build_words (struct build *b, struct stage *s, const struct ob_instr *in, char *
               return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
             }
           ob_strv_take (&r, w);
+          if (ob_build_account (b, s, in, strlen (w), err) < 0
+              || check_expanded_utf8 (b, in, w, err) < 0)
+            {
+              ob_strv_free (r);
+              return -1;
+            }
         }
       *out = r;
       return 0;
     }
   if (ob_dockerfile_words (in->rest ? in->rest : "", b->df->escape, ob_build_lookup, &l, out, err) < 0)
     return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+  {
+    size_t n = 0;
+    int r = 0;
+    for (size_t i = 0; (*out)[i]; i++)
+      {
+        n += strlen ((*out)[i]);
+        if (r == 0)
+          r = check_expanded_utf8 (b, in, (*out)[i], err);
+      }
+    if (r < 0 || ob_build_account (b, s, in, n, err) < 0)
+      {
+        ob_strv_free (*out);
+        *out = NULL;
+        return -1;
+      }
+  }
   return 0;
 }
 
 /* ---- helpers on the config ---- */
 
 static void
-env_set (json_t *config, const char *key, const char *value)
+env_set (struct stage *s, const char *key, const char *value)
 {
-  json_t *rt = ob_image_config_runtime (config);
-  json_t *env = json_object_get (rt, "Env");
-  size_t i, n = strlen (key);
-  json_t *e;
-  char *kv = ob_xasprintf ("%s=%s", key, value);
-  if (!json_is_array (env))
+  json_t *rt = ob_image_config_runtime (s->config);
+  json_t *env = stage_env_array (s);
+  cleanup_free char *kv = ob_xasprintf ("%s=%s", key, value);
+  long i;
+  if (env == NULL)
     {
       env = json_array ();
       json_object_set_new (rt, "Env", env);
     }
-  json_array_foreach (env, i, e)
+  i = stage_env_find (s, key);
+  if (i >= 0)
     {
-      const char *s = json_string_value (e);
-      if (s && strncmp (s, key, n) == 0 && s[n] == '=')
-        {
-          json_array_set_new (env, i, json_string (kv));
-          free (kv);
-          return;
-        }
+      json_array_set_new (env, (size_t) i, json_string (kv));
+      return;
     }
   json_array_append_new (env, json_string (kv));
-  free (kv);
+  /* keep the index up to date instead of rebuilding it */
+  if (s->env_index && s->env_indexed == env && s->env_indexed_n + 1 == json_array_size (env))
+    {
+      env_index_add (s->env_index, kv, s->env_indexed_n);
+      s->env_indexed_n++;
+    }
 }
 
 static void
@@ -275,6 +428,8 @@ ob_build_stage_clear (struct stage *s)
   free (s->rootfs);
   free (s->copy_rootfs);
   free (s->hit_created);
+  json_decref (s->env_index);
+  json_decref (s->arg_index);
 }
 
 static void
@@ -779,6 +934,9 @@ do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
     }
   else if (src)
     {
+      /* the copy holds again what the Dockerfile put in src */
+      if (ob_build_account (b, s, in, src->df_bytes, err) < 0)
+        return -1;
       s->config = json_deep_copy (src->config);
       for (size_t i = 0; i < src->n_layers; i++)
         {
@@ -794,8 +952,9 @@ do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
   else if (ob_build_load_image (b, s, image, err) < 0)
     return ob_error_wrap (err, "%s:%d: FROM %s", b->dfname, in->line, image);
 
-  if (ob_build_env_get (s->config, "PATH") == NULL)
-    env_set (s->config, "PATH", DEFAULT_PATH + 5);
+  stage_env_forget (s); /* a new config */
+  if (stage_env_get (s, "PATH") == NULL)
+    env_set (s, "PATH", DEFAULT_PATH + 5);
 
   /* the layers this build did not make: FROM <stage> inherits its base's */
   s->n_base_layers = src ? src->n_base_layers : s->n_layers;
@@ -849,6 +1008,19 @@ do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
 
 /* ---- metadata instructions ---- */
 
+/* ob_strv_take() for building long vectors: it counts the vector at every
+ * call, so a line of 100,000 words took quadratic time.  *n is the count;
+ * the array doubles when n + 1 reaches a power of two. */
+static void
+strv_push (char ***v, size_t *n, char *s)
+{
+  size_t k = *n + 1;
+  if ((k & (k - 1)) == 0)
+    *v = ob_xrealloc (*v, 2 * k * sizeof (char *));
+  (*v)[(*n)++] = s;
+  (*v)[*n] = NULL;
+}
+
 static int
 do_kv (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err)
 {
@@ -856,6 +1028,7 @@ do_kv (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *
   json_t *rt = ob_image_config_runtime (s->config);
   cleanup_strv char **keys = NULL;
   cleanup_strv char **vals = NULL;
+  size_t n_keys = 0, n_vals = 0;
   /* as Docker: every value is expanded with what was set before this
    * instruction (ENV A=1 B=$A gives B the previous A), then all are set */
   for (size_t i = 0; i < in->n_kvs; i++)
@@ -868,8 +1041,8 @@ do_kv (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *
           free (k);
           return -1;
         }
-      ob_strv_take (&keys, k);
-      ob_strv_take (&vals, v);
+      strv_push (&keys, &n_keys, k);
+      strv_push (&vals, &n_vals, v);
       if (*k == '\0')
         return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "%s names must not be empty",
                                      ob_instr_kind_name (in->kind));
@@ -878,7 +1051,7 @@ do_kv (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *
   for (size_t i = 0; keys && keys[i]; i++)
     {
       if (in->kind == OB_I_ENV)
-        env_set (s->config, keys[i], vals[i]);
+        env_set (s, keys[i], vals[i]);
       else
         {
           json_t *labels = json_object_get (rt, "Labels");
@@ -932,6 +1105,15 @@ platform_arg (const char *name)
   return NULL;
 }
 
+/* Room for element n of an array of n: doubling at powers of two (one
+ * realloc per ARG copied the arrays each time for 100,000 ARGs). */
+static void
+grow_strs (char ***v, size_t n)
+{
+  if (n == 0 || (n & (n - 1)) == 0)
+    *v = ob_xrealloc (*v, (n ? 2 * n : 1) * sizeof (char *));
+}
+
 static int
 declare_arg (struct build *b, struct stage *s, const struct ob_instr *in, const struct ob_kv *kv,
              ob_error_t *err)
@@ -948,10 +1130,22 @@ declare_arg (struct build *b, struct stage *s, const struct ob_instr *in, const 
     return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "ARG names must not be empty");
   if (kv->value && ob_dockerfile_word (kv->value, b->df->escape, ob_build_lookup, &l, &val, err) < 0)
     return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+  if (ob_build_account (b, s, in, strlen (key) + (val ? strlen (val) : 0), err) < 0)
+    {
+      free (val);
+      return -1;
+    }
   given = build_arg (b, key, &found);
   if (found)
     {
       mark_used (b, key);
+      if (given && !ob_dockerfile_is_utf8 (given, strlen (given)))
+        {
+          free (val);
+          /* `--build-arg K` takes the value from the environment */
+          return ob_error_make (err, OB_ERR_USAGE, 0, "%s:%d: --build-arg %s: invalid UTF-8 in the value",
+                                b->dfname, in->line, key);
+        }
       if (given)
         {
           free (val);
@@ -966,27 +1160,28 @@ declare_arg (struct build *b, struct stage *s, const struct ob_instr *in, const 
   else if (val == NULL)
     {
       /* inside a stage, an ARG without default inherits the global value */
-      for (size_t i = b->n_meta; i-- > 0;)
-        if (strcmp (b->meta_keys[i], key) == 0 && b->meta_vals[i])
-          {
-            val = ob_xstrdup (b->meta_vals[i]);
-            break;
-          }
+      long i = index_get (b->meta_set_index, key);
+      if (i >= 0)
+        val = ob_xstrdup (b->meta_vals[i]);
       if (val == NULL)
         val = platform_arg (key);
     }
   if (s == NULL)
     {
-      b->meta_keys = ob_xrealloc (b->meta_keys, (b->n_meta + 1) * sizeof (char *));
-      b->meta_vals = ob_xrealloc (b->meta_vals, (b->n_meta + 1) * sizeof (char *));
+      grow_strs (&b->meta_keys, b->n_meta);
+      grow_strs (&b->meta_vals, b->n_meta);
+      index_put (&b->meta_index, key, b->n_meta);
+      if (val)
+        index_put (&b->meta_set_index, key, b->n_meta);
       b->meta_keys[b->n_meta] = steal_pointer (&key);
       b->meta_vals[b->n_meta] = val;
       b->n_meta++;
     }
   else
     {
-      s->arg_keys = ob_xrealloc (s->arg_keys, (s->n_args + 1) * sizeof (char *));
-      s->arg_vals = ob_xrealloc (s->arg_vals, (s->n_args + 1) * sizeof (char *));
+      grow_strs (&s->arg_keys, s->n_args);
+      grow_strs (&s->arg_vals, s->n_args);
+      index_put (&s->arg_index, key, s->n_args);
       s->arg_keys[s->n_args] = steal_pointer (&key);
       s->arg_vals[s->n_args] = val;
       s->n_args++;
@@ -1493,6 +1688,8 @@ build_stage (struct build *b, struct stage *s, ob_error_t *err)
       if (b->o->interrupted && *b->o->interrupted)
         return ob_error_make (err, OB_ERR_INTERRUPTED, 0, "interrupted");
       blog (b, "STEP %zu/%zu: %s", b->step, b->total_steps, in->original);
+      if (in->kind != OB_I_FROM && ob_build_account (b, s, in, strlen (in->original), err) < 0)
+        return -1;
       r = in->kind == OB_I_FROM ? do_from (b, s, in, err) : run_instr (b, s, in, err);
       if (r < 0)
         return -1;
@@ -1642,7 +1839,7 @@ write_image (struct build *b, struct stage *s, struct ob_build_result *res, ob_e
   for (size_t i = 0; b->o->envs && b->o->envs[i]; i++)
     {
       cleanup_free char *k = ob_xstrndup (b->o->envs[i], strcspn (b->o->envs[i], "="));
-      env_set (s->config, k, b->o->envs[i] + strlen (k) + 1);
+      env_set (s, k, b->o->envs[i] + strlen (k) + 1);
     }
   if (b->o->squash && ob_build_squash (b, s, err) < 0)
     {
@@ -1719,6 +1916,34 @@ write_image (struct build *b, struct stage *s, struct ob_build_result *res, ob_e
   return 0;
 }
 
+/* --build-arg, --label, --env, --annotation values end up in JSON (config,
+ * manifest), which has no place for invalid UTF-8: refuse them rather than
+ * have them dropped. */
+static int
+check_opts_utf8 (const struct ob_build_opts *o, ob_error_t *err)
+{
+  const struct
+  {
+    const char *flag;
+    char **v;
+  } lists[] = {
+    { "build-arg", o->build_args }, { "label", o->labels }, { "env", o->envs }, { "annotation", o->annotations },
+  };
+  for (size_t k = 0; k < sizeof lists / sizeof lists[0]; k++)
+    for (size_t i = 0; lists[k].v && lists[k].v[i]; i++)
+      {
+        const char *kv = lists[k].v[i];
+        size_t klen = strcspn (kv, "=");
+        if (ob_dockerfile_is_utf8 (kv, strlen (kv)))
+          continue;
+        if (!ob_dockerfile_is_utf8 (kv, klen))
+          return ob_error_make (err, OB_ERR_USAGE, 0, "--%s: invalid UTF-8 in the name", lists[k].flag);
+        return ob_error_make (err, OB_ERR_USAGE, 0, "--%s %.*s: invalid UTF-8 in the value", lists[k].flag,
+                              (int) klen, kv);
+      }
+  return 0;
+}
+
 int
 ob_build_run (const struct ob_build_opts *o, struct ob_build_result *res, ob_error_t *err)
 {
@@ -1728,6 +1953,8 @@ ob_build_run (const struct ob_build_opts *o, struct ob_build_result *res, ob_err
 
   memset (&b, 0, sizeof b);
   memset (res, 0, sizeof *res);
+  if (check_opts_utf8 (o, err) < 0)
+    return -1;
   b.o = o;
   b.lopts.compression = o->compression;
   b.lopts.level = o->compression_level;
@@ -1815,6 +2042,8 @@ out:
     }
   free (b.meta_keys);
   free (b.meta_vals);
+  json_decref (b.meta_index);
+  json_decref (b.meta_set_index);
   ob_strv_free (b.used_args);
   ob_dockerfile_free (b.df);
   ob_ignore_free (b.ig);

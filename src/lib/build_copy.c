@@ -44,10 +44,27 @@ all_digits (const char *s)
   return true;
 }
 
+/* A numeric user or group id: -1 when s is not one, -2 when it is out of
+ * range.  4294967295 is (uid_t) -1, "no id" for chown(2); larger numbers
+ * used to wrap (--chown=4294967296 wrote 0). */
+#define OB_MAX_ID 4294967294ULL
+static long long
+id_value (const char *s)
+{
+  unsigned long long v;
+  if (!all_digits (s))
+    return -1;
+  errno = 0;
+  v = strtoull (s, NULL, 10);
+  if (errno || v > OB_MAX_ID)
+    return -2;
+  return (long long) v;
+}
+
 /* Find `name` in a passwd/group text; returns field 3 (id) and, for
- * passwd, field 4 (primary gid). */
+ * passwd, field 4 (primary gid), as id_value() gives them. */
 static bool
-lookup_db (const char *db, const char *name, long *id, long *gid)
+lookup_db (const char *db, const char *name, long long *id, long long *gid)
 {
   const char *line = db;
   size_t nl = strlen (name);
@@ -69,9 +86,9 @@ lookup_db (const char *db, const char *name, long *id, long *gid)
             }
           if (f[2] && all_digits (f[2]))
             {
-              *id = strtol (f[2], NULL, 10);
+              *id = id_value (f[2]);
               if (gid)
-                *gid = f[3] && all_digits (f[3]) ? strtol (f[3], NULL, 10) : -1;
+                *gid = f[3] ? id_value (f[3]) : -1;
               return true;
             }
         }
@@ -86,25 +103,31 @@ ob_build_resolve_owner (const char *spec, const char *passwd, const char *group,
 {
   cleanup_free char *u = ob_xstrdup (spec);
   char *g = strchr (u, ':');
-  long id = -1, pgid = -1;
+  long long id = -1, pgid = -1;
   if (g)
     *g++ = '\0';
   if (*u == '\0')
     return ob_error_make (err, OB_ERR_DOCKERFILE, 0, "invalid owner `%s`: empty user", spec);
   if (all_digits (u))
     {
-      id = strtol (u, NULL, 10);
+      id = id_value (u);
       pgid = id; /* Docker: a UID without GID uses the same number as GID */
     }
   else if (!passwd || !lookup_db (passwd, u, &id, &pgid))
     return ob_error_make (err, OB_ERR_DOCKERFILE, 0, "unable to find user %s: no matching entries in the image's /etc/passwd", u);
+  if (id == -2)
+    return ob_error_make (err, OB_ERR_DOCKERFILE, 0, "invalid owner `%s`: user id out of range (0 to %llu)", spec,
+                          OB_MAX_ID);
   if (g && *g)
     {
       if (all_digits (g))
-        pgid = strtol (g, NULL, 10);
+        pgid = id_value (g);
       else if (!group || !lookup_db (group, g, &pgid, NULL))
         return ob_error_make (err, OB_ERR_DOCKERFILE, 0, "unable to find group %s: no matching entries in the image's /etc/group", g);
     }
+  if (pgid == -2)
+    return ob_error_make (err, OB_ERR_DOCKERFILE, 0, "invalid owner `%s`: group id out of range (0 to %llu)", spec,
+                          OB_MAX_ID);
   if (pgid < 0)
     pgid = id;
   *uid = (uid_t) id;
@@ -333,6 +356,11 @@ expand_heredoc (struct build *b, struct stage *s, const struct ob_instr *in, con
                 return ob_error_wrap (err, "%s:%d: heredoc", b->dfname, in->line);
               }
             ob_buf_adds (&o, val);
+            if (ob_build_account (b, s, in, strlen (val), err) < 0)
+              {
+                ob_buf_free (&o);
+                return -1;
+              }
           }
           p = q + 1;
           continue;
@@ -346,6 +374,11 @@ expand_heredoc (struct build *b, struct stage *s, const struct ob_instr *in, con
             cleanup_free char *name = ob_xstrndup (p + 1, q - p - 1);
             const char *v = ob_build_lookup (&l, name);
             ob_buf_adds (&o, v ? v : "");
+            if (v && ob_build_account (b, s, in, strlen (v), err) < 0)
+              {
+                ob_buf_free (&o);
+                return -1;
+              }
           }
           p = q;
           continue;

@@ -35,6 +35,11 @@ struct stage
   size_t n_hits, n_misses;
   char *hit_created;      /* latest `created` among the hits */
   size_t n_base_history;  /* history entries that came with FROM <image> */
+  size_t df_bytes;        /* what the Dockerfile put in it (ob_build_account) */
+  json_t *env_index;      /* "KEY" -> position in the config's Env (build.c) */
+  json_t *env_indexed;    /* the Env array env_index describes (borrowed) */
+  size_t env_indexed_n;   /* its size when env_index was last brought up to date */
+  json_t *arg_index;      /* "NAME" -> position of its last ARG in arg_keys */
 };
 
 struct build
@@ -50,6 +55,9 @@ struct build
   char **meta_keys; /* ARGs before the first FROM */
   char **meta_vals;
   size_t n_meta;
+  json_t *meta_index;     /* "NAME" -> position of its last global ARG */
+  json_t *meta_set_index; /* "NAME" -> ... of its last global ARG with a value */
+  size_t expanded;        /* bytes counted by ob_build_account */
   char **used_args;
   char *created;
   size_t step, total_steps;
@@ -78,6 +86,14 @@ const char *ob_build_env_get (json_t *config, const char *name);
 /* Error helper: "<Dockerfile>:<line>: <message>" for the instruction. */
 int ob_build_instr_error (struct build *b, const struct ob_instr *in, ob_error_t *err, int kind,
                           const char *fmt, ...) __attribute__ ((format (printf, 5, 6)));
+/* A hostile Dockerfile must not make the build hold gigabytes: the bytes
+ * its expansions produce and its instructions add to image configurations
+ * (a FROM <stage> copy counted again) are at most this many, in total. */
+#define OB_BUILD_MAX_EXPANDED (16 << 20)
+/* Count n such bytes for in (s may be NULL); an error naming in's line
+ * once the total passes OB_BUILD_MAX_EXPANDED. */
+int ob_build_account (struct build *b, struct stage *s, const struct ob_instr *in, size_t n,
+                      ob_error_t *err);
 int ob_build_word (struct build *b, struct stage *s, const struct ob_instr *in, const char *raw,
                    char **out, ob_error_t *err);
 

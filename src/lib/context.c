@@ -255,16 +255,27 @@ ob_ignore_load (int ctxfd, struct ob_ignore **out, ob_error_t *err)
     {
       cleanup_close int fd = openat2_fd (ctxfd, names[i], O_RDONLY, RESOLVE_BENEATH);
       cleanup_free char *text = NULL;
+      const char *nul;
+      size_t len = 0;
       if (fd < 0)
         {
           if (errno == ENOENT)
             continue;
           return ob_error_make (err, OB_ERR_CONTEXT, errno, "open `%s`", names[i]);
         }
-      if (ob_read_fd (fd, &text, NULL, err) < 0)
+      if (ob_read_fd (fd, &text, &len, err) < 0)
         {
           ob_error_set_kind (err, OB_ERR_CONTEXT);
           return ob_error_wrap (err, "`%s`", names[i]);
+        }
+      /* a NUL would end the text early: the patterns after it were
+       * silently ignored (and what they exclude sent) */
+      if ((nul = memchr (text, '\0', len)) != NULL)
+        {
+          int line = 1;
+          for (const char *c = text; c < nul; c++)
+            line += *c == '\n';
+          return ob_error_make (err, OB_ERR_CONTEXT, 0, "%s:%d: NUL byte", names[i], line);
         }
       return ob_ignore_parse (names[i], text, out, err);
     }

@@ -76,18 +76,32 @@ instr_freep (struct ob_instr **in)
 }
 #define cleanup_instr __attribute__ ((cleanup (instr_freep)))
 
+/* ob_strv_take() for building long vectors: it counts the vector at every
+ * call, so a line of 100,000 words took quadratic time.  *n is the count;
+ * the array doubles when n + 1 reaches a power of two. */
+static void
+strv_push (char ***v, size_t *n, char *s)
+{
+  size_t k = *n + 1;
+  if ((k & (k - 1)) == 0)
+    *v = ob_xrealloc (*v, 2 * k * sizeof (char *));
+  (*v)[(*n)++] = s;
+  (*v)[*n] = NULL;
+}
+
 /* Split on runs of whitespace (reWhitespace.Split of a trimmed string). */
 static char **
 split_ws (const char *s)
 {
   char **v = ob_xmalloc0 (sizeof (char *));
+  size_t n = 0;
   s = skip_ws (s);
   while (*s)
     {
       const char *e = s;
       while (*e && !is_ws ((unsigned char) *e))
         e++;
-      ob_strv_take (&v, ob_xstrndup (s, e - s));
+      strv_push (&v, &n, ob_xstrndup (s, e - s));
       s = skip_ws (e);
     }
   return v;
@@ -108,6 +122,45 @@ df_error (ob_error_t *err, const char *name, int line, const char *fmt, ...)
     ob_oom ();
   va_end (ap);
   return ob_error_make (err, OB_ERR_DOCKERFILE, 0, "%s:%d: %s", name, line, msg);
+}
+
+bool
+ob_dockerfile_is_utf8 (const char *str, size_t n)
+{
+  const unsigned char *s = (const unsigned char *) str;
+  size_t i = 0;
+  while (i < n)
+    {
+      unsigned c = s[i];
+      size_t len;
+      unsigned cp;
+      if (c < 0x80)
+        {
+          i++;
+          continue;
+        }
+      if (c >= 0xc2 && c <= 0xdf)
+        len = 2, cp = c & 0x1f;
+      else if (c >= 0xe0 && c <= 0xef)
+        len = 3, cp = c & 0x0f;
+      else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, cp = c & 0x07;
+      else
+        return false;
+      if (n - i < len)
+        return false;
+      for (size_t k = 1; k < len; k++)
+        {
+          if ((s[i + k] & 0xc0) != 0x80)
+            return false;
+          cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+      if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+          || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return false;
+      i += len;
+    }
+  return true;
 }
 
 /* ------------------------------------------------------------------ */
@@ -305,6 +358,7 @@ parse_words (const char *rest, char escape)
     IN_QUOTE
   } phase = IN_SPACES;
   char **words = ob_xmalloc0 (sizeof (char *));
+  size_t n_words = 0;
   cleanup_buf struct ob_buf word = { 0 };
   size_t len = strlen (rest);
   bool blank_ok = false;
@@ -324,7 +378,7 @@ parse_words (const char *rest, char escape)
       if (pos == len)
         {
           if (blank_ok || word.len > 0)
-            ob_strv_take (&words, ob_buf_steal (&word));
+            strv_push (&words, &n_words, ob_buf_steal (&word));
           break;
         }
       if (phase == IN_WORD)
@@ -333,7 +387,7 @@ parse_words (const char *rest, char escape)
             {
               phase = IN_SPACES;
               if (blank_ok || word.len > 0)
-                ob_strv_take (&words, ob_buf_steal (&word));
+                strv_push (&words, &n_words, ob_buf_steal (&word));
               word.len = 0;
               blank_ok = false;
               continue;
@@ -389,6 +443,8 @@ extract_flags (const char *line, char ***flags, char **rest)
   bool blank_ok = false;
   char quote = 0;
 
+  size_t n_flags = 0;
+
   *flags = ob_xmalloc0 (sizeof (char *));
   for (size_t pos = 0; pos <= len; pos++)
     {
@@ -410,7 +466,7 @@ extract_flags (const char *line, char ***flags, char **rest)
         {
           bool dashdash = word.len == 2 && memcmp (word.data, "--", 2) == 0;
           if (!dashdash && (blank_ok || word.len > 0))
-            ob_strv_take (flags, ob_buf_steal (&word));
+            strv_push (flags, &n_flags, ob_buf_steal (&word));
           break;
         }
       if (phase == IN_WORD)
@@ -424,7 +480,7 @@ extract_flags (const char *line, char ***flags, char **rest)
                   return;
                 }
               if (blank_ok || word.len > 0)
-                ob_strv_take (flags, ob_buf_steal (&word));
+                strv_push (flags, &n_flags, ob_buf_steal (&word));
               word.len = 0;
               blank_ok = false;
               continue;
@@ -474,7 +530,7 @@ parse_json (const char *rest, char ***args, size_t *n_args)
   json_auto_t *j = NULL;
   json_error_t jerr;
   char **v;
-  size_t i;
+  size_t i, n;
   json_t *e;
 
   rest = skip_ws (rest);
@@ -487,8 +543,9 @@ parse_json (const char *rest, char ***args, size_t *n_args)
     if (!json_is_string (e))
       return -1;
   v = ob_xmalloc0 (sizeof (char *));
+  n = 0;
   json_array_foreach (j, i, e)
-    ob_strv_add (&v, json_string_value (e));
+    strv_push (&v, &n, ob_xstrdup (json_string_value (e)));
   ob_strv_free (*args);
   *args = v;
   *n_args = json_array_size (j);
@@ -958,7 +1015,7 @@ struct parser
 };
 
 /* Next physical line, without its "\n" and trailing "\r"s (trimNewline).
- * NULL at the end of the text. */
+ * NULL at the end of the text.  (ob_dockerfile_parse refused NUL bytes.) */
 static char *
 next_line (struct parser *p)
 {
@@ -973,11 +1030,20 @@ next_line (struct parser *p)
   n = nl ? (size_t) (nl - start) : p->len - p->off;
   p->off += nl ? n + 1 : n;
   p->lineno++;
-  r = ob_xstrndup (start, n); /* a NUL byte ends the line early */
+  r = ob_xstrndup (start, n);
   n = strlen (r);
   while (n > 0 && (r[n - 1] == '\r' || r[n - 1] == '\n'))
     r[--n] = '\0';
   return r;
+}
+
+/* A line that is part of an instruction (p->lineno) must be UTF-8. */
+static int
+check_utf8 (struct parser *p, const char *line)
+{
+  if (ob_dockerfile_is_utf8 (line, strlen (line)))
+    return 0;
+  return df_error (p->c.err, p->c.name, p->lineno, "invalid UTF-8 in the instruction");
 }
 
 static int
@@ -1094,6 +1160,11 @@ strip_leading_tabs (struct ob_buf *out, const char *body)
 static int
 read_heredocs (struct parser *p, struct ob_instr *in, struct ob_instr *target, int start)
 {
+  /* ONBUILD keeps the trigger text re-parsable, bodies included (built in
+   * one buffer: re-copying it for each heredoc was quadratic) */
+  cleanup_buf struct ob_buf text = { 0 };
+  if (in != target)
+    ob_buf_adds (&text, in->onbuild_text);
   for (size_t h = 0; h < target->n_heredocs; h++)
     {
       struct ob_heredoc *hd = &target->heredocs[h];
@@ -1115,6 +1186,8 @@ read_heredocs (struct parser *p, struct ob_instr *in, struct ob_instr *target, i
               terminated = true;
               break;
             }
+          if (check_utf8 (p, l) < 0)
+            return -1;
           ob_buf_adds (&body, l);
           ob_buf_addc (&body, '\n');
         }
@@ -1122,11 +1195,10 @@ read_heredocs (struct parser *p, struct ob_instr *in, struct ob_instr *target, i
         return df_error (p->c.err, p->c.name, start, "unterminated heredoc \"%s\"", hd->name);
       if (in != target)
         {
-          /* ONBUILD keeps the trigger text re-parsable, bodies included */
-          char *t = ob_xasprintf ("%s\n%s%s", in->onbuild_text, body.data ? body.data : "",
-                                  hd->name);
-          free (in->onbuild_text);
-          in->onbuild_text = t;
+          ob_buf_addc (&text, '\n');
+          if (body.len > 0)
+            ob_buf_add (&text, body.data, body.len);
+          ob_buf_adds (&text, hd->name);
         }
       if (hd->chomp)
         {
@@ -1135,6 +1207,11 @@ read_heredocs (struct parser *p, struct ob_instr *in, struct ob_instr *target, i
         }
       else
         hd->content = ob_buf_steal (&body);
+    }
+  if (in != target)
+    {
+      free (in->onbuild_text);
+      in->onbuild_text = ob_buf_steal (&text);
     }
   target->end_line = p->lineno;
   in->end_line = p->lineno;
@@ -1164,6 +1241,8 @@ next_instr (struct parser *p, struct ob_instr **out)
       if (*t == '#')
         continue;
       start = p->lineno;
+      if (check_utf8 (p, t) < 0)
+        return -1;
       ob_buf_adds (&line, t);
       eol = end_of_instr (line.data, p->c.escape);
       line.len = strlen (line.data);
@@ -1176,6 +1255,8 @@ next_instr (struct parser *p, struct ob_instr **out)
             break; /* escape at the end of the file: the instruction ends */
           if (is_comment (l) || *skip_ws (l) == '\0')
             continue;
+          if (check_utf8 (p, l) < 0)
+            return -1;
           eol = end_of_instr (l, p->c.escape);
           ob_buf_adds (&line, l);
         }
@@ -1204,19 +1285,39 @@ ob_dockerfile_parse (const char *name, const char *text, size_t len, struct ob_d
 {
   struct parser p = { { name, '\\', err }, text, len, 0, 0, true, false, false, false, NULL };
   struct ob_dockerfile *df = ob_xmalloc0 (sizeof (*df));
+  size_t cap = 0;
   bool seen_from = false;
   int r;
 
   if (len >= 3 && memcmp (text, "\xef\xbb\xbf", 3) == 0)
     p.off = 3;
   df->filename = ob_xstrdup (name);
+  {
+    /* the parser works on C strings: a NUL would cut a line short
+     * (RUN echo a\0b ran `echo a`) */
+    const char *nul = memchr (text, '\0', len);
+    if (nul)
+      {
+        int line = 1;
+        for (const char *c = text; c < nul; c++)
+          line += *c == '\n';
+        ob_dockerfile_free (df);
+        return df_error (err, name, line, "NUL byte in the Dockerfile");
+      }
+  }
   for (;;)
     {
       struct ob_instr *in = NULL;
       r = next_instr (&p, &in);
       if (r <= 0)
         break;
-      df->instrs = ob_xrealloc (df->instrs, (df->n_instrs + 1) * sizeof (*df->instrs));
+      if (df->n_instrs == cap)
+        {
+          /* doubling: one realloc per instruction copied the array each
+           * time for 100,000 instructions */
+          cap = cap ? cap * 2 : 16;
+          df->instrs = ob_xrealloc (df->instrs, cap * sizeof (*df->instrs));
+        }
       df->instrs[df->n_instrs++] = *in;
       free (in);
       if (df->instrs[df->n_instrs - 1].kind == OB_I_FROM)

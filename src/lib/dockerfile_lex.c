@@ -41,8 +41,23 @@ struct lex
   bool raw_quotes;   /* keep the quote characters in the result */
   bool raw_escapes;  /* keep the escape characters in the result */
   bool skip_unset;   /* leave unset variables as written */
+  unsigned depth;    /* ${...} being processed, for OB_DOCKERFILE_MAX_NESTING */
+  size_t work;       /* pattern matching steps, for OB_DOCKERFILE_MAX_WORK */
   ob_error_t *err;
 };
+
+/* ob_strv_take() for building long vectors: it counts the vector at every
+ * call, so a line of 100,000 words took quadratic time.  *n is the count;
+ * the array doubles when n + 1 reaches a power of two. */
+static void
+strv_push (char ***v, size_t *n, char *s)
+{
+  size_t k = *n + 1;
+  if ((k & (k - 1)) == 0)
+    *v = ob_xrealloc (*v, 2 * k * sizeof (char *));
+  (*v)[(*n)++] = s;
+  (*v)[*n] = NULL;
+}
 
 /* Collects words for ob_dockerfile_words: unquoted literal whitespace
  * separates, quoted text and expansion results never do. */
@@ -51,12 +66,13 @@ struct words
   struct ob_buf word;
   bool in_word;
   char **v;
+  size_t n;
 };
 
 static void
 words_emit (struct words *w)
 {
-  ob_strv_take (&w->v, ob_buf_steal (&w->word));
+  strv_push (&w->v, &w->n, ob_buf_steal (&w->word));
   w->in_word = false;
 }
 
@@ -109,6 +125,16 @@ lex_error (struct lex *lx, const char *fmt, ...)
   return ob_error_make (lx->err, OB_ERR_DOCKERFILE, 0, "%s", msg);
 }
 
+/* A word growing past OB_DOCKERFILE_MAX_WORD (ENV x=$x$x doubles it at
+ * each line) is an error, before it exhausts the memory. */
+static int
+lex_check_len (struct lex *lx, const struct ob_buf *b)
+{
+  if (b->len <= OB_DOCKERFILE_MAX_WORD)
+    return 0;
+  return lex_error (lx, "expansion longer than %d MiB", OB_DOCKERFILE_MAX_WORD >> 20);
+}
+
 static const char *
 lex_getenv (struct lex *lx, const char *name)
 {
@@ -154,68 +180,302 @@ lex_name (struct lex *lx)
 static int lex_until (struct lex *lx, int stop, bool raw_escapes, struct ob_buf *res,
                       struct words *w);
 
-/* fnmatch() of pattern against value[from, to). */
-static bool
-match_range (const char *pattern, const char *value, size_t from, size_t to)
+/* Pattern operators ${v#p} ${v%p} ${v/p/r}.  They match as fnmatch(3)
+ * without flags does, but not by calling fnmatch() on every substring: that
+ * was O(n^3) on a value of n bytes (and fnmatch backtracks exponentially on
+ * many '*'), so a hostile pattern of many stars on a 1 MiB value never
+ * ended.  The pattern is compiled into single-character tokens and '*', run
+ * as an NFA over the value (O(n*m) per start position), and the work of one
+ * word is bounded by OB_DOCKERFILE_MAX_WORK. */
+
+enum ptok_kind
 {
-  cleanup_free char *sub = ob_xstrndup (value + from, to - from);
-  return fnmatch (pattern, sub, 0) == 0;
+  PT_LIT,   /* one byte */
+  PT_ANY,   /* '?' */
+  PT_STAR,  /* '*' */
+  PT_SET,   /* a bracket expression: the bytes it matches in set[] */
+  PT_NEVER, /* a trailing backslash: fnmatch() never matches */
+};
+
+struct ptok
+{
+  enum ptok_kind kind;
+  unsigned char c;
+  unsigned char *set; /* 256 entries, for PT_SET */
+};
+
+struct pattern
+{
+  struct ptok *t;
+  size_t n;
+};
+
+static void
+pattern_free (struct pattern *p)
+{
+  for (size_t i = 0; i < p->n; i++)
+    free (p->t[i].set);
+  free (p->t);
+  p->t = NULL;
+  p->n = 0;
+}
+
+/* Length of the bracket expression at s ('['), as fnmatch() delimits it,
+ * or 0 when it has no closing ']' (then '[' is an ordinary character). */
+static size_t
+bracket_len (const char *s)
+{
+  size_t i = 1;
+  if (s[i] == '!' || s[i] == '^')
+    i++;
+  if (s[i] == ']')
+    i++;
+  while (s[i] != ']')
+    {
+      if (s[i] == '\0')
+        return 0;
+      if (s[i] == '\\' && s[i + 1] != '\0')
+        i += 2;
+      else if (s[i] == '[' && (s[i + 1] == ':' || s[i + 1] == '.' || s[i + 1] == '='))
+        {
+          char kind = s[i + 1];
+          const char *e = s + i + 2;
+          while (*e && !(e[0] == kind && e[1] == ']'))
+            e++;
+          if (*e == '\0')
+            return 0;
+          i = (size_t) (e - s) + 2;
+        }
+      else
+        i++;
+    }
+  return i + 1;
+}
+
+static int
+pattern_charge (struct lex *lx, size_t work)
+{
+  lx->work += work;
+  if (lx->work <= OB_DOCKERFILE_MAX_WORK)
+    return 0;
+  return lex_error (lx, "pattern matching too expensive (more than %d steps)",
+                    OB_DOCKERFILE_MAX_WORK);
+}
+
+static int
+pattern_compile (struct lex *lx, const char *pat, struct pattern *p)
+{
+  size_t len = strlen (pat);
+  p->t = ob_xmalloc0 ((len + 1) * sizeof *p->t);
+  p->n = 0;
+  for (size_t i = 0; i < len;)
+    {
+      struct ptok *t = &p->t[p->n];
+      size_t bl;
+      if (pat[i] == '*')
+        {
+          i++;
+          if (p->n > 0 && p->t[p->n - 1].kind == PT_STAR)
+            continue; /* "**" is "*" */
+          t->kind = PT_STAR;
+        }
+      else if (pat[i] == '?')
+        {
+          t->kind = PT_ANY;
+          i++;
+        }
+      else if (pat[i] == '\\')
+        {
+          if (i + 1 == len)
+            t->kind = PT_NEVER;
+          else
+            {
+              t->kind = PT_LIT;
+              t->c = (unsigned char) pat[i + 1];
+            }
+          i += 2;
+        }
+      else if (pat[i] == '[' && (bl = bracket_len (pat + i)) > 0)
+        {
+          /* fnmatch() itself decides which bytes the expression matches
+           * (ranges, classes, negation: exactly its rules) */
+          cleanup_free char *expr = ob_xstrndup (pat + i, bl);
+          if (pattern_charge (lx, 256) < 0)
+            return -1;
+          t->kind = PT_SET;
+          t->set = ob_xmalloc0 (256);
+          for (int c = 1; c < 256; c++)
+            {
+              char one[2] = { (char) c, '\0' };
+              t->set[c] = fnmatch (expr, one, 0) == 0;
+            }
+          i += bl;
+        }
+      else
+        {
+          t->kind = PT_LIT;
+          t->c = (unsigned char) pat[i++];
+        }
+      p->n++;
+    }
+  return 0;
+}
+
+/* The same pattern matching the reversed string (for suffixes). */
+static void
+pattern_reverse (struct pattern *p)
+{
+  for (size_t i = 0, j = p->n; i + 1 < j; i++, j--)
+    {
+      struct ptok t = p->t[i];
+      p->t[i] = p->t[j - 1];
+      p->t[j - 1] = t;
+    }
+}
+
+/* Follow the '*' tokens that may match nothing. */
+static void
+nfa_close (const struct pattern *p, unsigned char *st)
+{
+  for (size_t j = 0; j < p->n; j++)
+    if (st[j] && p->t[j].kind == PT_STAR)
+      st[j + 1] = 1;
+}
+
+/* Match p against prefixes of s[0, n): *found gets whether one matched,
+ * *len the shortest (or with longest, the longest) such prefix length
+ * at least min_len. */
+static int
+pattern_prefix (struct lex *lx, const struct pattern *p, const char *s, size_t n, bool longest,
+                size_t min_len, bool *found, size_t *len)
+{
+  cleanup_free unsigned char *cur = ob_xmalloc0 (p->n + 1);
+  cleanup_free unsigned char *nxt = ob_xmalloc0 (p->n + 1);
+
+  *found = false;
+  cur[0] = 1;
+  nfa_close (p, cur);
+  for (size_t i = 0;; i++)
+    {
+      bool any = false;
+      unsigned char *tmp;
+      if (cur[p->n] && i >= min_len)
+        {
+          *found = true;
+          *len = i;
+          if (!longest)
+            return 0;
+        }
+      if (i == n)
+        return 0;
+      if (pattern_charge (lx, p->n + 1) < 0)
+        return -1;
+      memset (nxt, 0, p->n + 1);
+      for (size_t j = 0; j < p->n; j++)
+        {
+          const struct ptok *t = &p->t[j];
+          unsigned char c = (unsigned char) s[i];
+          if (!cur[j])
+            continue;
+          if (t->kind == PT_STAR)
+            nxt[j] = 1;
+          else if (t->kind == PT_ANY || (t->kind == PT_LIT && t->c == c)
+                   || (t->kind == PT_SET && t->set[c]))
+            nxt[j + 1] = 1;
+        }
+      nfa_close (p, nxt);
+      for (size_t j = 0; j <= p->n && !any; j++)
+        any = nxt[j];
+      if (!any)
+        return 0; /* nothing longer can match */
+      tmp = cur;
+      cur = nxt;
+      nxt = tmp;
+    }
 }
 
 /* ${v#p} ${v##p} ${v%p} ${v%%p}: shortest / longest prefix or suffix. */
-static void
-trim_pattern (struct ob_buf *out, const char *value, const char *pattern, bool suffix, bool greedy)
+static int
+trim_pattern (struct lex *lx, struct ob_buf *out, const char *value, const char *pattern,
+              bool suffix, bool greedy)
 {
-  size_t n = strlen (value);
-  for (size_t k = 0; k <= n; k++)
+  struct pattern p = { 0 };
+  cleanup_free char *rev = NULL;
+  size_t n = strlen (value), len = 0;
+  bool found;
+  int r;
+
+  if (pattern_compile (lx, pattern, &p) < 0)
     {
-      size_t len = greedy ? n - k : k;
-      if (suffix ? match_range (pattern, value, n - len, n) : match_range (pattern, value, 0, len))
-        {
-          if (suffix)
-            ob_buf_add (out, value, n - len);
-          else
-            ob_buf_adds (out, value + len);
-          return;
-        }
+      pattern_free (&p);
+      return -1;
     }
-  ob_buf_adds (out, value);
+  if (suffix)
+    {
+      rev = ob_xmalloc0 (n + 1);
+      for (size_t i = 0; i < n; i++)
+        rev[i] = value[n - 1 - i];
+      pattern_reverse (&p);
+    }
+  r = pattern_prefix (lx, &p, suffix ? rev : value, n, greedy, 0, &found, &len);
+  pattern_free (&p);
+  if (r < 0)
+    return -1;
+  if (!found)
+    ob_buf_adds (out, value);
+  else if (suffix)
+    ob_buf_add (out, value, n - len);
+  else
+    ob_buf_adds (out, value + len);
+  return 0;
 }
 
-/* ${v/p/r} ${v//p/r}: leftmost, longest match, replaced once or everywhere. */
-static void
-replace_pattern (struct ob_buf *out, const char *value, const char *pattern, const char *repl,
-                 bool all)
+/* ${v/p/r} ${v//p/r}: leftmost, longest non-empty match, replaced once or
+ * everywhere. */
+static int
+replace_pattern (struct lex *lx, struct ob_buf *out, const char *value, const char *pattern,
+                 const char *repl, bool all)
 {
+  struct pattern p = { 0 };
   size_t n = strlen (value), i = 0;
   bool done = false;
 
   if (*pattern == '\0')
     {
       ob_buf_adds (out, value);
-      return;
+      return 0;
     }
+  if (pattern_compile (lx, pattern, &p) < 0)
+    goto fail;
   while (i < n)
     {
-      size_t j = n + 1;
-      if (!done)
-        for (j = n; j > i; j--)
-          if (match_range (pattern, value, i, j))
-            break;
-      if (!done && j > i)
+      size_t len = 0;
+      bool found = false;
+      if (!done && pattern_prefix (lx, &p, value + i, n - i, true, 1, &found, &len) < 0)
+        goto fail;
+      if (found)
         {
           ob_buf_adds (out, repl);
-          i = j;
+          if (lex_check_len (lx, out) < 0)
+            goto fail;
+          i += len;
           done = !all;
           continue;
         }
       ob_buf_addc (out, value[i++]);
     }
+  pattern_free (&p);
+  return 0;
+fail:
+  pattern_free (&p);
+  return -1;
 }
 
-/* processDollar: the scanner is on '$'. */
+/* processDollar: the scanner is on '$'.  The only recursive path of the
+ * lexer (a ${...} word, in quotes or not, comes back here for each nested
+ * ${...}): lex_dollar() bounds its depth. */
 static int
-lex_dollar (struct lex *lx, struct ob_buf *out)
+lex_dollar_1 (struct lex *lx, struct ob_buf *out)
 {
   cleanup_free char *name = NULL;
   cleanup_buf struct ob_buf word = { 0 };
@@ -293,9 +553,8 @@ lex_dollar (struct lex *lx, struct ob_buf *out)
           ob_buf_addc (out, '}');
           return 0;
         }
-      replace_pattern (out, value ? value : "", pattern.data ? pattern.data : "",
-                       word.data ? word.data : "", all);
-      return 0;
+      return replace_pattern (lx, out, value ? value : "", pattern.data ? pattern.data : "",
+                              word.data ? word.data : "", all);
     }
 
   if (c == ':')
@@ -360,13 +619,27 @@ lex_dollar (struct lex *lx, struct ob_buf *out)
               ob_buf_adds (out, value ? value : "");
               return 0;
             }
-          trim_pattern (out, value ? value : "", greedy ? w + 1 : w, c == '%', greedy);
-          return 0;
+          return trim_pattern (lx, out, value ? value : "", greedy ? w + 1 : w, c == '%',
+                               greedy);
         }
       default:
         return lex_error (lx, "unsupported modifier (%s) in substitution", chs);
       }
   }
+}
+
+static int
+lex_dollar (struct lex *lx, struct ob_buf *out)
+{
+  int r;
+  /* BuildKit recurses on Go's growable stack; a hostile Dockerfile of
+   * 30,000 nested ${a:-${a:-...}} would overflow ours */
+  if (lx->depth >= OB_DOCKERFILE_MAX_NESTING)
+    return lex_error (lx, "${...} nested more than %d levels", OB_DOCKERFILE_MAX_NESTING);
+  lx->depth++;
+  r = lex_dollar_1 (lx, out);
+  lx->depth--;
+  return r;
 }
 
 /* processSingleQuote: everything literal up to the next quote. */
@@ -413,7 +686,7 @@ lex_dquote (struct lex *lx, struct ob_buf *out)
         }
       if (c == '$')
         {
-          if (lex_dollar (lx, out) < 0)
+          if (lex_dollar (lx, out) < 0 || lex_check_len (lx, out) < 0)
             return -1;
           continue;
         }
@@ -460,6 +733,11 @@ lex_until (struct lex *lx, int stop, bool raw_escapes, struct ob_buf *res, struc
               return -1;
             }
           ob_buf_add (res, tmp.data, tmp.len);
+          if (lex_check_len (lx, res) < 0)
+            {
+              lx->raw_escapes = saved;
+              return -1;
+            }
           /* an empty unquoted expansion makes no word; empty quotes do */
           if (w && (c != '$' || tmp.len > 0))
             words_add_raw (w, tmp.data, tmp.len);
@@ -489,6 +767,8 @@ lex_until (struct lex *lx, int stop, bool raw_escapes, struct ob_buf *res, struc
       ob_buf_addc (res, (char) c);
     }
   lx->raw_escapes = saved;
+  if (lex_check_len (lx, res) < 0)
+    return -1;
   if (stop != LEX_EOF)
     return lex_error (lx, "unexpected end of statement while looking for matching %c", stop);
   return 0;
@@ -507,6 +787,21 @@ lex_init (struct lex *lx, const char *raw, char escape, ob_lookup_fn lookup, voi
   lx->err = err;
 }
 
+/* "failed to process "<raw>"": a hostile raw word can be megabytes long, the
+ * message stays one readable line. */
+static int
+wrap_error (ob_error_t *err, const char *raw)
+{
+  size_t n = strlen (raw), k = 60;
+  if (n > 80)
+    {
+      while (k > 0 && ((unsigned char) raw[k] & 0xc0) == 0x80)
+        k--; /* not in the middle of a UTF-8 sequence */
+      return ob_error_wrap (err, "failed to process \"%.*s...\" (%zu bytes)", (int) k, raw, n);
+    }
+  return ob_error_wrap (err, "failed to process \"%s\"", raw);
+}
+
 int
 ob_dockerfile_word (const char *raw, char escape, ob_lookup_fn lookup, void *data, char **out,
                     ob_error_t *err)
@@ -516,7 +811,7 @@ ob_dockerfile_word (const char *raw, char escape, ob_lookup_fn lookup, void *dat
 
   lex_init (&lx, raw, escape, lookup, data, err);
   if (lex_until (&lx, LEX_EOF, false, &res, NULL) < 0)
-    return ob_error_wrap (err, "failed to process \"%s\"", raw);
+    return wrap_error (err, raw);
   *out = ob_buf_steal (&res);
   return 0;
 }
@@ -549,7 +844,7 @@ ob_dockerfile_words (const char *raw, char escape, ob_lookup_fn lookup, void *da
 
   lex_init (&lx, raw, escape, lookup, data, err);
   if (lex_words (&lx, out) < 0)
-    return ob_error_wrap (err, "failed to process \"%s\"", raw);
+    return wrap_error (err, raw);
   return 0;
 }
 

@@ -1137,6 +1137,156 @@ TEST (word_nested)
   CHECK_WORD ("\"${unset:-x y}\"", "x y");
 }
 
+/* Nesting ${...} (also through double quotes and in heredoc words) is
+ * bounded: 64 levels expand, deeper is an error, never a stack overflow. */
+static char *
+nested (size_t depth, const char *open, const char *inner, const char *close)
+{
+  struct ob_buf b = { 0 };
+  for (size_t i = 0; i < depth; i++)
+    ob_buf_adds (&b, open);
+  ob_buf_adds (&b, inner);
+  for (size_t i = 0; i < depth; i++)
+    ob_buf_adds (&b, close);
+  return ob_buf_steal (&b);
+}
+
+TEST (word_nesting_limit)
+{
+  char *w = nested (64, "${unset:-", "deep", "}");
+  char *r = word_esc (w, '\\');
+  CHECK_STR (r, "deep");
+  free (r);
+  free (w);
+  w = nested (65, "${unset:-", "deep", "}");
+  r = word_esc (w, '\\');
+  CHECK_STR (r, "ERR: failed to process \"${unset:-${unset:-${unset:-${unset:-${unset:-${unset:-${unse...\" "
+                "(654 bytes): ${...} nested more than 64 levels");
+  free (r);
+  free (w);
+  w = nested (30000, "${a:-", "y", "}");
+  r = words_joined (w, '\\');
+  CHECK (strstr (r, "nested more than 64 levels") != NULL);
+  free (r);
+  free (w);
+  w = nested (30000, "\"${a:+", "y", "}\"");
+  r = word_esc (w, '\\');
+  CHECK (strstr (r, "nested more than 64 levels") != NULL);
+  free (r);
+  free (w);
+  /* a heredoc marker of deep nesting is simply no heredoc */
+  {
+    char *body = nested (30000, "${a:-", "y", "}");
+    char *mark = ob_xasprintf ("<<%s", body);
+    CHECK (!ob_dockerfile_heredoc_word (mark, NULL, NULL, NULL));
+    free (mark);
+    free (body);
+  }
+  /* JSON arrays nested 30,000 deep: jansson's depth limit makes it the
+   * shell form, as any invalid JSON */
+  {
+    char *json = nested (30000, "[", "\"x\"", "]");
+    char *text = ob_xasprintf ("FROM a\nCMD %s\n", json);
+    struct ob_dockerfile *df = parse_ok (text);
+    if (df)
+      CHECK (!df->instrs[1].json);
+    ob_dockerfile_free (df);
+    free (text);
+    free (json);
+  }
+}
+
+/* Variables of a given size for the limit tests: "big" is big_len bytes
+ * of 'A', "pat" is 'ab' repeated. */
+static size_t big_len;
+static char *big_value;
+
+static const char *
+big_lookup (void *data, const char *name)
+{
+  (void) data;
+  if (strcmp (name, "big") == 0)
+    {
+      if (big_value == NULL || strlen (big_value) != big_len)
+        {
+          free (big_value);
+          big_value = ob_xmalloc0 (big_len + 1);
+          memset (big_value, 'A', big_len);
+        }
+      return big_value;
+    }
+  return NULL;
+}
+
+static char *
+big_word (const char *raw, size_t len)
+{
+  char *out = NULL;
+  ob_error_t err = NULL;
+  big_len = len;
+  if (ob_dockerfile_word (raw, '\\', big_lookup, NULL, &out, &err) < 0)
+    {
+      out = ob_xasprintf ("ERR: %s", err->msg);
+      ob_error_free (&err);
+    }
+  return out;
+}
+
+/* One expanded word is at most 1 MiB (ENV x=$x$x doubling it line after
+ * line grew to gigabytes); the pattern operators are bounded in work. */
+TEST (word_size_limit)
+{
+  char *r = big_word ("$big", 1 << 20);
+  CHECK_INT (strlen (r), 1 << 20);
+  free (r);
+  r = big_word ("$big$big", 1 << 19);
+  CHECK_INT (strlen (r), 1 << 20);
+  free (r);
+  r = big_word ("${big}x", 1 << 20);
+  CHECK_STR (r, "ERR: failed to process \"${big}x\": expansion longer than 1 MiB");
+  free (r);
+  r = big_word ("\"$big$big\"", 1 << 20);
+  CHECK_STR (r, "ERR: failed to process \"\"$big$big\"\": expansion longer than 1 MiB");
+  free (r);
+  r = big_word ("${nope:-$big$big}", 1 << 20);
+  CHECK_STR (r, "ERR: failed to process \"${nope:-$big$big}\": expansion longer than 1 MiB");
+  free (r);
+  /* a replacement multiplying the value */
+  r = big_word ("${big//A/AAAAAAAAAAAAAAAA}", 1 << 17);
+  CHECK_STR (r, "ERR: failed to process \"${big//A/AAAAAAAAAAAAAAAA}\": expansion longer than 1 MiB");
+  free (r);
+  {
+    char **v = NULL;
+    ob_error_t err = NULL;
+    big_len = 1 << 20;
+    CHECK_INT (ob_dockerfile_words ("$big $big", '\\', big_lookup, NULL, &v, &err), -1);
+    CHECK (err && strstr (err->msg, "expansion longer than 1 MiB"));
+    ob_error_free (&err);
+    ob_strv_free (v);
+  }
+  /* trims of a 1 MiB value are linear */
+  r = big_word ("${big##*B}", 1 << 20);
+  CHECK_INT (strlen (r), 1 << 20);
+  free (r);
+  r = big_word ("${big%%A*}", 1 << 20);
+  CHECK_STR (r, "");
+  free (r);
+  r = big_word ("${big#*A}", 1 << 20);
+  CHECK_INT (strlen (r), (1 << 20) - 1);
+  free (r);
+  /* a replacement scanning the rest of the value from every position */
+  r = big_word ("${big//*a*a*a/x}", 1 << 20);
+  CHECK_STR (r, "ERR: failed to process \"${big//*a*a*a/x}\": pattern matching too expensive "
+                "(more than 67108864 steps)");
+  free (r);
+  r = big_word ("${big//A/b}", 1 << 16);
+  CHECK_INT (strlen (r), 1 << 16);
+  CHECK (r[0] == 'b' && r[(1 << 16) - 1] == 'b');
+  free (r);
+  free (big_value);
+  big_value = NULL;
+}
+
 TEST (word_pattern_operators)
 {
   CHECK_WORD ("${file#*.}", "tar.gz");
@@ -1147,6 +1297,20 @@ TEST (word_pattern_operators)
   CHECK_WORD ("${file//a/X}", "Xrchive.tXr.gz");
   CHECK_WORD ("${file/.t*/}", "archive");
   CHECK_WORD ("${unset#x}", "");
+  /* fnmatch(3) rules: brackets, classes, '?', escapes, '*' matching '/' */
+  CHECK_WORD ("${file#[a-c]}", "rchive.tar.gz");
+  CHECK_WORD ("${file%[!a]}", "archive.tar.g");
+  CHECK_WORD ("${file%[!z]}", "archive.tar.gz");
+  CHECK_WORD ("${file//[[:alpha:]]/x}", "xxxxxxx.xxx.xx");
+  CHECK_WORD ("${file/\\./_}", "archive_tar.gz");
+  CHECK_WORD ("${file#??}", "chive.tar.gz");
+  CHECK_WORD ("${path##*/}", "bin");
+  CHECK_WORD ("${path#*/}", "usr/local/bin");
+  CHECK_WORD ("${path%/*}", "/usr/local");
+  CHECK_WORD ("${file//[]a]/X}", "Xrchive.tXr.gz");
+  CHECK_WORD ("${file/[a/X}", "archive.tar.gz");
+  CHECK_WORD ("${file//*/X}", "X");
+  CHECK_WORD ("${file/r*a/X}", "aXr.gz");
   CHECK_WORD ("${a:#x}", "ERR: failed to process \"${a:#x}\": unsupported modifier (:#) in substitution");
 }
 
@@ -1283,24 +1447,57 @@ TEST (hostile_inputs_do_not_crash)
       w = words_joined (inputs[i], '`');
       free (w);
     }
-  /* embedded NUL bytes and a length shorter than the string */
+  /* embedded NUL bytes are an error (they cut the line short: RUN a\0b ran
+   * `a`), with the line they are on; a length shorter than the string */
   {
     static const char nul[] = "FROM a\nRUN a\0b\nUSER x\n";
+    static const char nul_comment[] = "FROM a\n\n# x\0\nUSER x\n";
     struct ob_dockerfile *df = NULL;
     ob_error_t err = NULL;
-    CHECK_INT (ob_dockerfile_parse ("D", nul, sizeof nul - 1, &df, &err), 0);
-    if (df)
-      {
-        CHECK_INT (df->n_instrs, 3);
-        CHECK_STR (df->instrs[1].args[0], "a");
-      }
-    ob_dockerfile_free (df);
+    CHECK_INT (ob_dockerfile_parse ("D", nul, sizeof nul - 1, &df, &err), -1);
+    CHECK (df == NULL);
+    CHECK_STR (err ? err->msg : NULL, "D:2: NUL byte in the Dockerfile");
+    CHECK_INT (err ? err->kind : 0, OB_ERR_DOCKERFILE);
+    ob_error_free (&err);
+    CHECK_INT (ob_dockerfile_parse ("D", nul_comment, sizeof nul_comment - 1, &df, &err), -1);
+    CHECK_STR (err ? err->msg : NULL, "D:3: NUL byte in the Dockerfile");
+    ob_error_free (&err);
     CHECK_INT (ob_dockerfile_parse ("D", "FROM abc", 6, &df, &err), 0);
     if (df)
       CHECK_STR (df->instrs[0].from_image, "a");
     ob_dockerfile_free (df);
     ob_error_free (&err);
   }
+}
+
+/* Invalid UTF-8 in an instruction is an error naming its line (JSON would
+ * drop it: LABEL k=\xff vanished, CMD ["\xff"] became the shell form);
+ * comments may hold anything. */
+TEST (invalid_utf8)
+{
+  CHECK_ERR ("FROM a\nLABEL k=\xff\n", "Dockerfile:2: invalid UTF-8 in the instruction");
+  CHECK_ERR ("FROM a\nCMD [\"\xff\"]\n", "Dockerfile:2: invalid UTF-8 in the instruction");
+  CHECK_ERR ("FROM a\nENV a=b \\\n  c=\xc3\x28\n", "Dockerfile:3: invalid UTF-8 in the instruction");
+  CHECK_ERR ("FROM a\nRUN <<EOF\nok\n\xed\xa0\x80\nEOF\n", "Dockerfile:4: invalid UTF-8 in the instruction");
+  CHECK_ERR ("FROM a\nONBUILD RUN <<EOF\n\xc0\xaf\nEOF\n", "Dockerfile:3: invalid UTF-8 in the instruction");
+  CHECK_ERR ("\xff\nFROM a\n", "Dockerfile:1: invalid UTF-8 in the instruction");
+  CHECK_ERR ("FROM a\nUSER \xf4\x90\x80\x80\n", "Dockerfile:2: invalid UTF-8 in the instruction");
+  {
+    struct ob_dockerfile *df = parse_ok ("\xef\xbb\xbf# \xe9t\xe9\nFROM a\n# \xff\nRUN a \\\n# \xfe\n  b\n"
+                                         "LABEL k=\xc3\xa9 e=\xf0\x9f\x90\xb3\n");
+    if (df)
+      {
+        CHECK_STR (df->instrs[1].args[0], "a   b");
+        CHECK_STR (df->instrs[2].kvs[0].value, "\xc3\xa9");
+        CHECK_STR (df->instrs[2].kvs[1].value, "\xf0\x9f\x90\xb3");
+      }
+    ob_dockerfile_free (df);
+  }
+  CHECK (ob_dockerfile_is_utf8 ("", 0));
+  CHECK (ob_dockerfile_is_utf8 ("a\xc3\xa9\xe2\x82\xac\xf0\x9f\x90\xb3", 10));
+  CHECK (!ob_dockerfile_is_utf8 ("\xc3", 1));
+  CHECK (!ob_dockerfile_is_utf8 ("\xe0\x80\x80", 3));
+  CHECK (!ob_dockerfile_is_utf8 ("\xf8\x88\x80\x80\x80", 5));
 }
 
 /* A realistic multi-stage file end to end. */
@@ -1410,6 +1607,8 @@ main (void)
   RUN (word_alternate_operators);
   RUN (word_error_operators);
   RUN (word_nested);
+  RUN (word_nesting_limit);
+  RUN (word_size_limit);
   RUN (word_pattern_operators);
   RUN (word_syntax_errors);
   RUN (word_backtick_escape);
@@ -1418,6 +1617,7 @@ main (void)
   RUN (parse_instr_single);
   RUN (kind_names_and_expansion);
   RUN (hostile_inputs_do_not_crash);
+  RUN (invalid_utf8);
   RUN (multi_stage_file);
   TAP_DONE ();
 }

@@ -1,0 +1,152 @@
+#!/bin/sh
+# Hostile Dockerfiles: deep nesting, exponential expansion, huge numbers of
+# instructions, NUL bytes and invalid UTF-8, out-of-range ids.  Each one
+# ends with the documented exit code and one line naming file:line (never a
+# crash, a hang, an exhausted memory or a silently changed instruction), and
+# the store is left as it was.
+. "$(dirname "$0")/lib.sh"
+
+ctx=$TESTDIR/ctx
+mkdir -p "$ctx"
+echo x >"$ctx/a"
+python3 - "$ctx" <<'PY'
+import sys
+d = sys.argv[1]
+def w(name, data):
+    open(d + "/df." + name, "wb").write(data if isinstance(data, bytes) else data.encode())
+# ${a:-${a:-...}} 30,000 deep: overflowed the lexer's stack
+w("nest", "FROM scratch\nENV x=" + "${a:-" * 30000 + "y" + "}" * 30000 + "\n")
+# the same in double quotes inside the nesting
+w("nestq", "FROM scratch\nLABEL x=" + "\"${a:-" * 20000 + "y" + "}\"" * 20000 + "\n")
+# 64 levels are fine
+w("nest64", "FROM scratch\nENV x=" + "${a:-" * 64 + "deep" + "}" * 64 + "\n")
+# 1 KiB doubled 40 times: the 11th doubling passes 1 MiB
+w("double", "FROM scratch\nENV x=" + "A" * 1024 + "\n" + "ENV x=$x$x\n" * 40)
+# many 1 MiB values under different names: the configuration passes 16 MiB
+w("total", "FROM scratch\nENV a=" + "A" * 1024 + "\nENV b=" + "$a" * 1024 + "\n"
+  + "".join("ENV c%d=$b\n" % i for i in range(40)))
+# a stage copied by FROM <stage> again and again
+w("chain", "FROM scratch AS s0\nENV a=" + "A" * 1024 + "\nENV b=" + "$a" * 1024 + "\n"
+  + "ENV c=$b d=$b\n" + "".join("FROM s%d AS s%d\n" % (i, i + 1) for i in range(40)))
+# pattern operators on a 1 MiB value: a trim is linear, a replacement
+# scanning the rest from every position is bounded
+w("pattern", "FROM scratch\nENV a=" + "A" * 1024 + "\nENV b=" + "$a" * 1024 + "\n"
+  + "ENV c=${b##*B}\nENV d=${b//*a*a*a/x}\n")
+# 100,000 ENV instructions (quadratic before)
+w("manyenv", "FROM scratch\n" + "".join("ENV v%d=%d\n" % (i, i) for i in range(100000))
+  + "ENV last=$v5-$v99999\n")
+# NUL bytes and invalid UTF-8
+w("nul", b"FROM scratch\nRUN echo a\0b\n")
+w("nulcomment", b"FROM scratch\n# a\0b\nENV a=b\n")
+w("label", b"FROM scratch\nLABEL k=\xff\n")
+w("cmd", b"FROM scratch\nCMD [\"\xff\"]\n")
+w("cont", b"FROM scratch\nENV a=b \\\n  c=\xc3\x28\n")
+w("heredoc", b"FROM scratch\nCOPY <<EOF /x\nab\xffc\nEOF\n")
+w("bom", b"\xef\xbb\xbfFROM scratch\n# latin-1 in a comment: \xe9\nLABEL k=\xc3\xa9\n")
+w("arg", "FROM scratch\nARG v\nLABEL k=$v\n")
+# ${x#?} takes one byte, half of the character
+w("split", "FROM scratch\nENV x=\u00e9\nLABEL k=${x#?}\n")
+# ids beyond 32 bits, and -1 (4294967295) which is no id
+w("chown", "FROM scratch\nCOPY --chown=4294967295:4294967296 a /x\n")
+w("chown2", "FROM scratch\nCOPY --chown=1:99999999999999999999 a /x\n")
+w("chown3", "FROM scratch\nCOPY --chown=4294967296 a /x\n")
+w("user", "FROM busybox:latest\nUSER 4294967296\nRUN true\n")
+w("chownok", "FROM scratch\nCOPY --chown=4294967294:7 a /x\n")
+PY
+# a NUL in .dockerignore cut it short: what the patterns after it exclude
+# was sent
+ictx=$TESTDIR/ictx
+mkdir -p "$ictx"
+echo secret >"$ictx/secret"
+printf 'FROM scratch\nCOPY . /\n' >"$ictx/Dockerfile"
+printf 'Dockerfile\n\0\nsecret\n' >"$ictx/.dockerignore"
+chmod -R a+rX "$ctx" "$ictx"
+# config_of MODE TAG: the image config, read from the layout (skopeo refuses
+# configs over 4 MiB)
+config_of() {
+  python3 - "$(store_oci "$1")" "$2" <<'PY'
+import json, os, sys
+layout, tag = sys.argv[1], sys.argv[2]
+idx = json.load(open(os.path.join(layout, "index.json")))
+desc = [m for m in idx["manifests"]
+        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag][-1]
+def blob(d):
+    return open(os.path.join(layout, "blobs", *d.split(":"))).read()
+print(blob(json.loads(blob(desc["digest"]))["config"]["digest"]))
+PY
+}
+
+snapshot() { (cd "$(store "$1")" && find oci -printf '%p %s\n' | sort && sha256sum oci/index.json; ls tmp); }
+for m in $MODES; do
+  import_busybox "$m"
+  check "[$m] a good build first" ob "$m" build -q -t good -f "$ctx/df.nest64" "$ctx"
+  snapshot "$m" >"$TESTDIR/before-$m"
+
+  check_fail 3 '/df\.nest:2: .*nested more than 64 levels' "[$m] \${a:-\${a:-...}} 30,000 deep: exit 3, no crash" \
+    ob "$m" build -f "$ctx/df.nest" -t x "$ctx"
+  check_fail 3 '/df\.nestq:2: .*nested more than 64 levels' "[$m] nesting through double quotes: exit 3" \
+    ob "$m" build -f "$ctx/df.nestq" -t x "$ctx"
+  check_fail 3 '/df\.double:13: .*longer than 1 MiB' "[$m] ENV x=\$x\$x doubling: exit 3 at the line passing 1 MiB" \
+    ob "$m" build -f "$ctx/df.double" -t x "$ctx"
+  check_fail 3 '/df\.total:18: .*more than 16 MiB' "[$m] values of many ENVs: exit 3 at the line passing 16 MiB" \
+    ob "$m" build -f "$ctx/df.total" -t x "$ctx"
+  check_fail 3 '/df\.chain:9: .*more than 16 MiB' "[$m] a stage copied by FROM again and again: exit 3" \
+    ob "$m" build -f "$ctx/df.chain" -t x "$ctx"
+  check_fail 3 '/df\.pattern:5: .*pattern matching too expensive' "[$m] \${b//*a*a*a/x} of a 1 MiB value: exit 3, no hang" \
+    ob "$m" build -f "$ctx/df.pattern" -t x "$ctx"
+
+  check_fail 3 '/df\.nul:2: NUL byte' "[$m] NUL in RUN: exit 3, not run as \`echo a\`" \
+    ob "$m" build -f "$ctx/df.nul" -t x "$ctx"
+  check_fail 3 '/df\.nulcomment:2: NUL byte' "[$m] NUL in a comment: exit 3" \
+    ob "$m" build -f "$ctx/df.nulcomment" -t x "$ctx"
+  check_fail 3 '/df\.label:2: invalid UTF-8' "[$m] LABEL k=\\xff: exit 3, not dropped" \
+    ob "$m" build -f "$ctx/df.label" -t x "$ctx"
+  check_fail 3 '/df\.cmd:2: invalid UTF-8' "[$m] CMD [\"\\xff\"]: exit 3" \
+    ob "$m" build -f "$ctx/df.cmd" -t x "$ctx"
+  check_fail 3 '/df\.cont:3: invalid UTF-8' "[$m] invalid UTF-8 on a continuation line: exit 3 naming that line" \
+    ob "$m" build -f "$ctx/df.cont" -t x "$ctx"
+  check_fail 3 '/df\.heredoc:3: invalid UTF-8' "[$m] invalid UTF-8 in a heredoc body: exit 3" \
+    ob "$m" build -f "$ctx/df.heredoc" -t x "$ctx"
+  check_fail 3 '/df\.split:3: invalid UTF-8 after expansion' "[$m] \${x#?} cutting a character in two: exit 3" \
+    ob "$m" build -f "$ctx/df.split" -t x "$ctx"
+  check_fail 2 'build-arg v: .*invalid UTF-8' "[$m] --build-arg with invalid UTF-8: exit 2" \
+    ob "$m" build -f "$ctx/df.arg" --build-arg "v=$(printf 'a\377')" -t x "$ctx"
+  check_fail 2 'label k: .*invalid UTF-8' "[$m] --label with invalid UTF-8: exit 2" \
+    ob "$m" build -f "$ctx/df.nest64" --label "k=$(printf 'a\377')" -t x "$ctx"
+  check_fail 2 'env k: .*invalid UTF-8' "[$m] --env with invalid UTF-8: exit 2" \
+    ob "$m" build -f "$ctx/df.nest64" --env "k=$(printf '\300\200')" -t x "$ctx"
+
+  check_fail 4 '\.dockerignore:2: NUL byte' "[$m] NUL in .dockerignore: exit 4" \
+    ob "$m" build -t x "$ictx"
+
+  check_fail 3 '/df\.chown:2: COPY --chown.*4294967295' "[$m] --chown=4294967295:4294967296: exit 3" \
+    ob "$m" build -f "$ctx/df.chown" -t x "$ctx"
+  check_fail 3 '/df\.chown2:2: COPY --chown.*99999999999999999999' "[$m] --chown gid past 64 bits: exit 3" \
+    ob "$m" build -f "$ctx/df.chown2" -t x "$ctx"
+  check_fail 3 '/df\.chown3:2: COPY --chown.*4294967296' "[$m] --chown=4294967296: exit 3" \
+    ob "$m" build -f "$ctx/df.chown3" -t x "$ctx"
+  check_fail 3 '/df\.user:3: .*user id out of range' "[$m] USER 4294967296 for RUN: exit 3" \
+    ob "$m" build -f "$ctx/df.user" -t x "$ctx"
+
+  snapshot "$m" >"$TESTDIR/after-$m"
+  check_files "[$m] failed builds left the store as it was" "$TESTDIR/after-$m" "$TESTDIR/before-$m"
+
+  # what must keep working
+  check "[$m] UTF-8 BOM, latin-1 in a comment and UTF-8 in a LABEL build" \
+    ob "$m" build -q -t bom -f "$ctx/df.bom" "$ctx"
+  c=$TESTDIR/config-$m.json
+  skopeo_config "$(store_oci "$m")" bom:latest >"$c"
+  check_eq "[$m] the LABEL keeps its UTF-8 value" "$(json_get "$c" 'j["config"]["Labels"]["k"] == "\u00e9"')" true
+  skopeo_config "$(store_oci "$m")" good:latest >"$c"
+  check_eq "[$m] 64 nested levels expand to the innermost default" "$(json_get "$c" '[e for e in j["config"]["Env"] if e.startswith("x=")]')" '["x=deep"]'
+  check "[$m] --chown=4294967294:7 (the largest id) is accepted" \
+    ob "$m" build -q -t chownok -f "$ctx/df.chownok" "$ctx"
+  layer_listing "$(store_oci "$m")" chownok:latest >"$TESTDIR/ls-$m"
+  check_eq "[$m] ... and recorded in the layer" "$(grep ' x$' "$TESTDIR/ls-$m" | cut -d' ' -f3)" 4294967294:7
+  check "[$m] 100,000 ENV instructions build" ob "$m" build -q -t manyenv -f "$ctx/df.manyenv" "$ctx"
+  config_of "$m" manyenv:latest >"$c"
+  check_eq "[$m] ... every one in the config, in order" \
+    "$(json_get "$c" '[len(j["config"]["Env"]), j["config"]["Env"][1], j["config"]["Env"][100000], j["config"]["Env"][-1]]')" \
+    '[100002, "v0=0", "v99999=99999", "last=5-99999"]'
+done
+done_testing
