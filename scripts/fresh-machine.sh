@@ -115,8 +115,10 @@ step() {
     _res=FAILED; status=1; failed_logs="$failed_logs $_log"
   fi
   results="$results
-$_res: $_name: exit $_rc after $(( _secs / 60 ))m$(( _secs % 60 ))s
-$(grep -v '^[[:space:]]*$' "$_log" | tail -n 3 | sed 's/^/    /')"
+$_res: $_name: exit $_rc after $(( _secs / 60 ))m$(( _secs % 60 ))s"
+  _tail=$(grep -v '^[[:space:]]*$' "$_log" | tail -n 3 | sed 's/^/    /')
+  [ -z "$_tail" ] || results="$results
+$_tail"
   [ "$_res" = ok ]
 }
 
@@ -135,17 +137,24 @@ step mmdebstrap "mmdebstrap a Debian 12 root filesystem" 0 \
   mmdebstrap --mode=root --variant=important --include=git bookworm "$root" "$@" || exit 1
 [ -s "$root/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
 echo "fresh" >"$root/etc/hostname"
-# the commit under test, as the branch a clone checks out
-git clone -q --bare "$repo" "$root/srv/obuild.git"
-git --git-dir="$root/srv/obuild.git" update-ref refs/heads/fresh-machine "$rev"
-git --git-dir="$root/srv/obuild.git" symbolic-ref HEAD refs/heads/fresh-machine
 step useradd "create the ordinary user $USERNAME" 0 enter useradd -m -s /bin/bash "$USERNAME" || exit 1
+# what each of them clones: the commit under test, as the branch a clone
+# checks out, in a bare repository of their own (git refuses to clone from
+# a repository another user owns)
+bare() { # DIR OWNER
+  git clone -q --bare "$repo" "$1"
+  git --git-dir="$1" update-ref refs/heads/fresh-machine "$rev"
+  git --git-dir="$1" symbolic-ref HEAD refs/heads/fresh-machine
+  [ "$2" = root ] || chown -R "$(grep "^$2:" "$root/etc/passwd" | cut -d: -f3,4)" "$1"
+}
+bare "$root/root/obuild.git" root
+bare "$root/home/$USERNAME/obuild.git" "$USERNAME"
 
 as_user() { enter runuser -l "$USERNAME" -c "$1"; }
 
 # ---- 1. before anything is installed, as the user: the hint ----
 step user-hint "user: sh scripts/example.sh on the bare machine (must stop, naming the apt-get line)" nonzero \
-  as_user 'git clone -q /srv/obuild.git obuild && cd obuild && sh scripts/example.sh' || true
+  as_user 'git clone -q ~/obuild.git obuild && cd obuild && sh scripts/example.sh' || true
 if ! grep -q '^  sudo apt-get update && sudo apt-get install -y --no-install-recommends ' \
      "$logs/user-hint.log"; then
   status=1
@@ -155,7 +164,7 @@ fi
 
 # ---- 2, 3: the README's two commands as root ----
 step root-example "root: sh scripts/example.sh" 0 \
-  enter sh -c 'git clone -q /srv/obuild.git /root/obuild && cd /root/obuild && sh scripts/example.sh' || true
+  enter sh -c 'git clone -q /root/obuild.git /root/obuild && cd /root/obuild && sh scripts/example.sh' || true
 if [ "$example_only" = 0 ]; then
   step root-test "root: sh scripts/test.sh" 0 enter sh -c 'cd /root/obuild && sh scripts/test.sh' || true
 fi
