@@ -12,9 +12,10 @@ case ${1:-} in
     # busybox-static: the tests' base image; uidmap: subuid mode; buildah:
     # t5000-compat and bench/run.sh (t9000), which also needs time (/usr/bin/time);
     # mmdebstrap: t3100-debian's base (from the Debian mirror)
+    # openssh-client: ssh-agent, for t3200-run-mount's RUN --mount=type=ssh
     PKGS="$PKGS uidmap busybox-static skopeo umoci oci-image-tool docker-registry python3 \
 passwd util-linux valgrind curl xz-utils zstd mmdebstrap apache2-utils openssl python3-jwt python3-cryptography \
-buildah time e2fsprogs" ;;
+buildah time e2fsprogs openssh-client" ;;
   "") ;;
   *) echo "usage: deps.sh [--example|--test]" >&2; exit 2 ;;
 esac
