@@ -167,6 +167,12 @@ step root-example "root: sh scripts/example.sh" 0 \
   enter sh -c 'git clone -q /root/obuild.git /root/obuild && cd /root/obuild && sh scripts/example.sh' || true
 if [ "$example_only" = 0 ]; then
   step root-test "root: sh scripts/test.sh" 0 enter sh -c 'cd /root/obuild && sh scripts/test.sh' || true
+  # as root with every test dependency installed nothing may be skipped
+  if ! tail -n 1 "$logs/root-test.log" | grep -Eq '^[0-9]+ passed, 0 failed, 0 skipped$'; then
+    status=1; failed_logs="$failed_logs $logs/root-test.log"
+    results="$results
+FAILED: ... the suite did not end with '0 failed, 0 skipped'"
+  fi
 fi
 
 # ---- 4. the first command as the user, now that root installed the packages ----
