@@ -16,8 +16,8 @@
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BENCH_REPO=$(cd "$BENCH_DIR/.." && pwd)
-BENCH_CACHE=/tmp/bench-cache
-BENCH_BIN=/tmp/bench-bin
+BENCH_CACHE=${BENCH_CACHE:-/tmp/bench-cache}
+BENCH_BIN=${BENCH_BIN:-/tmp/bench-bin}
 : "${BENCH_QUICK:=0}"
 if [ "$BENCH_QUICK" = 1 ]; then : "${BENCH_RUNS:=1}"; else : "${BENCH_RUNS:=3}"; fi
 if [ "$BENCH_QUICK" = 1 ]; then : "${BENCH_BASE:=busybox}"; else : "${BENCH_BASE:=debian}"; fi

@@ -1,14 +1,26 @@
 #!/bin/sh
-# Install what obuild needs to build and to run its tests on Debian 12.
-# Installs only missing packages; as non-root, prints the command instead.
+# deps.sh [--example|--test]: install the Debian 12 packages obuild needs to
+# build (with --example: and to build examples/hello; with --test: and to run
+# the whole test suite).  Installs only what is missing; as another user than
+# root, prints the command to run instead.
 set -eu
 PKGS="build-essential autoconf automake pkg-config libarchive-dev libjansson-dev \
 libseccomp-dev libssl-dev libcurl4-openssl-dev zlib1g-dev libzstd-dev libdeflate-dev"
-if [ "${1:-}" = "--test" ]; then
-  PKGS="$PKGS uidmap busybox-static skopeo umoci oci-image-tool docker-registry python3 \
-passwd util-linux valgrind curl xz-utils zstd mmdebstrap apache2-utils openssl python3-jwt python3-cryptography docker.io \
-clang libclang-rt-14-dev"
-fi
+case ${1:-} in
+  --example) PKGS="$PKGS busybox-static" ;;   # the example's base image
+  --test)
+    # busybox-static: the tests' base image; uidmap: subuid mode; buildah:
+    # t5000-compat and bench/run.sh (t9000), which also needs time (/usr/bin/time);
+    # mmdebstrap: t3100-debian's base (from the Debian mirror)
+    # openssh-client: ssh-agent, for t3200-run-mount's RUN --mount=type=ssh
+    # docker.io: t8000/t8010 start a private Docker engine (CI job containers)
+    # clang, libclang-rt-14-dev: the libFuzzer harnesses (t7900-fuzz-smoke)
+    PKGS="$PKGS uidmap busybox-static skopeo umoci oci-image-tool docker-registry python3 \
+passwd util-linux valgrind curl xz-utils zstd mmdebstrap apache2-utils openssl python3-jwt python3-cryptography \
+buildah time e2fsprogs openssh-client docker.io clang libclang-rt-14-dev" ;;
+  "") ;;
+  *) echo "usage: deps.sh [--example|--test]" >&2; exit 2 ;;
+esac
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -16,11 +28,13 @@ done
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "obuild needs these Debian packages:$missing" >&2
-  echo "install them with: sudo apt-get install -y$missing" >&2
+  echo "install them with:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends$missing" >&2
   exit 1
 fi
-echo "installing:$missing" >&2
+echo "deps.sh: installing:$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null
+# apt's own output stays visible: its errors are what to read when this fails
+apt-get update
 # shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $missing >/dev/null
+apt-get install -y --no-install-recommends $missing

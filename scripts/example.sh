@@ -1,7 +1,18 @@
 #!/bin/sh
-# Quick start: install what is missing, build obuild, build the example image.
+# Quick start: install what building needs, build obuild, build the example
+# image (examples/hello) with it.
 set -eu
 cd "$(dirname "$0")/.."
-sh scripts/deps.sh --test
+top=$(pwd)
+sh scripts/deps.sh --example
 sh scripts/build.sh
-exec sh examples/build-example.sh
+sh examples/build-example.sh
+# obuild is not installed anywhere: say exactly how to call it
+cat <<MSG
+
+obuild is built at $top/obuild (not installed). Call it as
+  $top/obuild images
+or put it on your PATH for this shell:
+  export PATH="$top:\$PATH"
+(or install it: make install, as root, into /usr/local/bin)
+MSG

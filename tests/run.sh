@@ -6,8 +6,36 @@ set -u
 : "${OBUILD_UNIT_DIR:=$OBUILD_SRCDIR/tests/unit}"
 : "${OBUILD_BIN:=$OBUILD_SRCDIR/obuild}"
 export OBUILD_SRCDIR OBUILD_BIN
-results=${OBUILD_RESULTS:-$(mktemp -d /tmp/obuild-results.XXXXXX)}
+# Logs go to OBUILD_RESULTS, or to a directory of our own of which only the
+# failures' logs are kept (and nothing at all when everything passed).
+if [ -n "${OBUILD_RESULTS:-}" ]; then
+  results=$OBUILD_RESULTS own_results=
+else
+  results=$(mktemp -d /tmp/obuild-results.XXXXXX) own_results=1
+fi
 mkdir -p "$results"
+# The integration tests' scratch directory (lib.sh): removed before the run,
+# so nothing an earlier run left (a half-made base tarball, a store) is
+# trusted, and after it (it holds hundreds of MB); OBUILD_KEEP=1 keeps it.
+IT_ROOT=${OBUILD_IT_ROOT:-/tmp/obuild-it}
+export OBUILD_IT_ROOT=$IT_ROOT
+# bench/run.sh (t9000) keeps its generated inputs there too
+export BENCH_CACHE=$IT_ROOT/bench-cache BENCH_BIN=$IT_ROOT/bench-bin
+it_clean() {
+  [ -d "$IT_ROOT" ] || return 0
+  # unmount whatever a killed test left mounted there, deepest first, and
+  # never follow a mount point out of it
+  awk -v p="$IT_ROOT/" 'index($2, p) == 1 { print $2 }' /proc/self/mounts 2>/dev/null | sort -r |
+    while read -r _m; do umount -l "$_m" 2>/dev/null; done
+  rm -rf --one-file-system "$IT_ROOT" 2>/dev/null && return 0
+  # as a user, a subuid-mode store holds files of the user's subordinate
+  # ids: remove them from a user namespace that maps those ids
+  command -v unshare >/dev/null && unshare --map-root-user --map-auto \
+    rm -rf --one-file-system "$IT_ROOT" 2>/dev/null && return 0
+  echo "run.sh: could not remove all of $IT_ROOT" >&2
+  return 1
+}
+it_clean || exit 1
 pass=0 fail=0 skip=0
 failed_list=""
 
@@ -30,6 +58,8 @@ run_one() { # name command...
   if [ "$f" -ne 0 ]; then
     failed_list="$failed_list $name"
     grep -E '^not ok|^#' "$log" | head -40 | sed 's/^/    /'
+  elif [ -n "$own_results" ]; then
+    rm -f "$log"
   fi
 }
 
@@ -68,6 +98,11 @@ if [ -n "${OBUILD_ASAN_BIN:-}" ] && [ -x "$OBUILD_ASAN_BIN" ]; then
       ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 sh "$t"
   done
 fi
-[ -n "$failed_list" ] && echo "failed:$failed_list (logs in $results)"
+[ "${OBUILD_KEEP:-0}" = 1 ] || it_clean
+if [ -n "$failed_list" ]; then
+  echo "failed:$failed_list (logs in $results)"
+elif [ -n "$own_results" ]; then
+  rm -rf "$results"
+fi
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
