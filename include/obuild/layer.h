@@ -119,6 +119,9 @@ int ob_layer_extract (int infd, int rootfd, const char *dest, bool whiteouts, bo
  * to one stays a directory (--isolation=container: mount points, obuild's
  * own files). */
 int ob_layer_extract_keep (int infd, int rootfd, const char *const *keep, ob_error_t *err);
+/* Is path (relative to the root; leading slashes ignored) one of keep or
+ * below one (1), a directory on the way to one (2), or neither (0)? */
+int ob_layer_path_kept (const char *const *keep, const char *path);
 
 /* Unpack one image layer into an empty directory rootfd so that it can be
  * an overlayfs lower directory: whiteouts become 0:0 character devices and

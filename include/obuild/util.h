@@ -57,6 +57,9 @@ size_t ob_strv_len (char *const *v);
 void ob_strv_add (char ***v, const char *s);
 /* Append s itself (takes ownership). */
 void ob_strv_take (char ***v, char *s);
+/* ob_strv_take for long vectors: *n is the count, kept by the caller (the
+ * array doubles when n + 1 reaches a power of two), so appending is O(1). */
+void ob_strv_push (char ***v, size_t *n, char *s);
 char **ob_strv_dup (char *const *v);
 void ob_strv_free (char **v);
 bool ob_str_has_prefix (const char *s, const char *prefix);
@@ -82,6 +85,10 @@ void ob_buf_free (struct ob_buf *b);
 int ob_read_file_at (int dirfd, const char *path, char **out, size_t *len, ob_error_t *err);
 int ob_read_fd (int fd, char **out, size_t *len, ob_error_t *err);
 int ob_write_all (int fd, const void *buf, size_t n, ob_error_t *err);
+/* Copy everything from in (at its offset) to out: copy_file_range where
+ * the file systems allow it, read/write otherwise.  Errors (OB_ERR_STORE)
+ * name `what`. */
+int ob_copy_fd (int in, int out, const char *what, ob_error_t *err);
 /* Write data to dirfd/path atomically: temp file in the same directory,
  * fsync, rename. */
 int ob_write_file_atomic_at (int dirfd, const char *path, const void *data, size_t len,

@@ -1008,18 +1008,6 @@ do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
 
 /* ---- metadata instructions ---- */
 
-/* ob_strv_take() for building long vectors: it counts the vector at every
- * call, so a line of 100,000 words took quadratic time.  *n is the count;
- * the array doubles when n + 1 reaches a power of two. */
-static void
-strv_push (char ***v, size_t *n, char *s)
-{
-  size_t k = *n + 1;
-  if ((k & (k - 1)) == 0)
-    *v = ob_xrealloc (*v, 2 * k * sizeof (char *));
-  (*v)[(*n)++] = s;
-  (*v)[*n] = NULL;
-}
 
 static int
 do_kv (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err)
@@ -1041,8 +1029,8 @@ do_kv (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *
           free (k);
           return -1;
         }
-      strv_push (&keys, &n_keys, k);
-      strv_push (&vals, &n_vals, v);
+      ob_strv_push (&keys, &n_keys, k);
+      ob_strv_push (&vals, &n_vals, v);
       if (*k == '\0')
         return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "%s names must not be empty",
                                      ob_instr_kind_name (in->kind));

@@ -87,25 +87,7 @@ static bool holds (struct build *b, struct stage *s);
 int
 ob_build_container_kept (struct build *b, const char *path)
 {
-  size_t n;
-  while (*path == '/')
-    path++;
-  n = strlen (path);
-  for (size_t i = 0; b->container_keep && b->container_keep[i]; i++)
-    {
-      const char *k = b->container_keep[i];
-      size_t kn;
-      while (*k == '/')
-        k++;
-      kn = strlen (k);
-      if (kn == 0)
-        continue;
-      if (strncmp (path, k, kn) == 0 && (path[kn] == '\0' || path[kn] == '/'))
-        return 1;
-      if (n == 0 || (n < kn && strncmp (k, path, n) == 0 && k[n] == '/'))
-        return 2;
-    }
-  return 0;
+  return ob_layer_path_kept ((const char *const *) b->container_keep, path);
 }
 
 /* Remove everything below rel ("" for "/") that is not kept, staying on

@@ -172,35 +172,12 @@ copy_file (struct diff *d, const char *rel, const struct stat *st, ob_error_t *e
 {
   cleanup_close int in = openat (d->rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   cleanup_close int out = -1;
-  char buf[65536];
   if (in < 0)
     return ob_error_make (err, OB_ERR_STORE, errno, "open `/%s`", rel);
   out = openat (d->upperfd, rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st->st_mode & 0700);
   if (out < 0)
     return ob_error_make (err, OB_ERR_STORE, errno, "create `%s`", rel);
-  for (;;)
-    {
-      ssize_t n = copy_file_range (in, NULL, out, NULL, 1 << 30, 0);
-      if (n == 0)
-        return 0;
-      if (n > 0)
-        continue;
-      if (errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP)
-        return ob_error_make (err, OB_ERR_STORE, errno, "copy `/%s`", rel);
-      break;
-    }
-  for (;;)
-    {
-      ssize_t n = read (in, buf, sizeof buf);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return ob_error_make (err, OB_ERR_STORE, errno, "read `/%s`", rel);
-      if (n == 0)
-        return 0;
-      if (ob_write_all (out, buf, (size_t) n, err) < 0)
-        return -1;
-    }
+  return ob_copy_fd (in, out, rel, err);
 }
 
 static int

@@ -76,18 +76,6 @@ instr_freep (struct ob_instr **in)
 }
 #define cleanup_instr __attribute__ ((cleanup (instr_freep)))
 
-/* ob_strv_take() for building long vectors: it counts the vector at every
- * call, so a line of 100,000 words took quadratic time.  *n is the count;
- * the array doubles when n + 1 reaches a power of two. */
-static void
-strv_push (char ***v, size_t *n, char *s)
-{
-  size_t k = *n + 1;
-  if ((k & (k - 1)) == 0)
-    *v = ob_xrealloc (*v, 2 * k * sizeof (char *));
-  (*v)[(*n)++] = s;
-  (*v)[*n] = NULL;
-}
 
 /* Split on runs of whitespace (reWhitespace.Split of a trimmed string). */
 static char **
@@ -101,7 +89,7 @@ split_ws (const char *s)
       const char *e = s;
       while (*e && !is_ws ((unsigned char) *e))
         e++;
-      strv_push (&v, &n, ob_xstrndup (s, e - s));
+      ob_strv_push (&v, &n, ob_xstrndup (s, e - s));
       s = skip_ws (e);
     }
   return v;
@@ -378,7 +366,7 @@ parse_words (const char *rest, char escape)
       if (pos == len)
         {
           if (blank_ok || word.len > 0)
-            strv_push (&words, &n_words, ob_buf_steal (&word));
+            ob_strv_push (&words, &n_words, ob_buf_steal (&word));
           break;
         }
       if (phase == IN_WORD)
@@ -387,7 +375,7 @@ parse_words (const char *rest, char escape)
             {
               phase = IN_SPACES;
               if (blank_ok || word.len > 0)
-                strv_push (&words, &n_words, ob_buf_steal (&word));
+                ob_strv_push (&words, &n_words, ob_buf_steal (&word));
               word.len = 0;
               blank_ok = false;
               continue;
@@ -466,7 +454,7 @@ extract_flags (const char *line, char ***flags, char **rest)
         {
           bool dashdash = word.len == 2 && memcmp (word.data, "--", 2) == 0;
           if (!dashdash && (blank_ok || word.len > 0))
-            strv_push (flags, &n_flags, ob_buf_steal (&word));
+            ob_strv_push (flags, &n_flags, ob_buf_steal (&word));
           break;
         }
       if (phase == IN_WORD)
@@ -480,7 +468,7 @@ extract_flags (const char *line, char ***flags, char **rest)
                   return;
                 }
               if (blank_ok || word.len > 0)
-                strv_push (flags, &n_flags, ob_buf_steal (&word));
+                ob_strv_push (flags, &n_flags, ob_buf_steal (&word));
               word.len = 0;
               blank_ok = false;
               continue;
@@ -545,7 +533,7 @@ parse_json (const char *rest, char ***args, size_t *n_args)
   v = ob_xmalloc0 (sizeof (char *));
   n = 0;
   json_array_foreach (j, i, e)
-    strv_push (&v, &n, ob_xstrdup (json_string_value (e)));
+    ob_strv_push (&v, &n, ob_xstrdup (json_string_value (e)));
   ob_strv_free (*args);
   *args = v;
   *n_args = json_array_size (j);

@@ -46,18 +46,6 @@ struct lex
   ob_error_t *err;
 };
 
-/* ob_strv_take() for building long vectors: it counts the vector at every
- * call, so a line of 100,000 words took quadratic time.  *n is the count;
- * the array doubles when n + 1 reaches a power of two. */
-static void
-strv_push (char ***v, size_t *n, char *s)
-{
-  size_t k = *n + 1;
-  if ((k & (k - 1)) == 0)
-    *v = ob_xrealloc (*v, 2 * k * sizeof (char *));
-  (*v)[(*n)++] = s;
-  (*v)[*n] = NULL;
-}
 
 /* Collects words for ob_dockerfile_words: unquoted literal whitespace
  * separates, quoted text and expansion results never do. */
@@ -72,7 +60,7 @@ struct words
 static void
 words_emit (struct words *w)
 {
-  strv_push (&w->v, &w->n, ob_buf_steal (&w->word));
+  ob_strv_push (&w->v, &w->n, ob_buf_steal (&w->word));
   w->in_word = false;
 }
 

@@ -154,30 +154,10 @@ join (const char *a, const char *b)
   return ob_xasprintf ("%s/%s", a, b);
 }
 
-/* Is path (relative to the root, leading slashes ignored) one of ex->keep
- * or below one (1), a directory on the way to one (2), or neither (0)? */
 static int
 kept (const struct extract *ex, const char *path)
 {
-  size_t n;
-  while (*path == '/')
-    path++;
-  n = strlen (path);
-  for (size_t i = 0; ex->keep && ex->keep[i]; i++)
-    {
-      const char *k = ex->keep[i];
-      size_t kn;
-      while (*k == '/')
-        k++;
-      kn = strlen (k);
-      if (kn == 0)
-        continue;
-      if (strncmp (path, k, kn) == 0 && (path[kn] == '\0' || path[kn] == '/'))
-        return 1;
-      if (n == 0 || (n < kn && strncmp (k, path, n) == 0 && k[n] == '/'))
-        return 2;
-    }
-  return 0;
+  return ob_layer_path_kept ((const char *const *) ex->keep, path);
 }
 
 /* Split "a/b/c" into "a/b" and "c" ("" and "c" for "c"). */
@@ -1049,4 +1029,28 @@ ob_layer_check_hardlinks (int infd, ob_error_t *err)
   strset_free (&files);
   archive_read_free (a);
   return ret;
+}
+
+int
+ob_layer_path_kept (const char *const *keep, const char *path)
+{
+  size_t n;
+  while (*path == '/')
+    path++;
+  n = strlen (path);
+  for (size_t i = 0; keep && keep[i]; i++)
+    {
+      const char *k = keep[i];
+      size_t kn;
+      while (*k == '/')
+        k++;
+      kn = strlen (k);
+      if (kn == 0)
+        continue;
+      if (strncmp (path, k, kn) == 0 && (path[kn] == '\0' || path[kn] == '/'))
+        return 1;
+      if (n == 0 || (n < kn && strncmp (k, path, n) == 0 && k[n] == '/'))
+        return 2;
+    }
+  return 0;
 }

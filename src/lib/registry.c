@@ -688,35 +688,6 @@ pool_run (struct pool *p, ob_error_t *err)
   return 0;
 }
 
-static int
-copy_fd (int in, int out, ob_error_t *err)
-{
-  char buf[65536];
-  for (;;)
-    {
-      ssize_t n = copy_file_range (in, NULL, out, NULL, 1 << 30, 0);
-      if (n == 0)
-        return 0;
-      if (n > 0)
-        continue;
-      if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-        return ob_error_make (err, OB_ERR_STORE, errno, "copy blob");
-      break;
-    }
-  for (;;)
-    {
-      ssize_t n = read (in, buf, sizeof buf);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return ob_error_make (err, OB_ERR_STORE, errno, "copy blob");
-      if (n == 0)
-        return 0;
-      if (ob_write_all (out, buf, n, err) < 0)
-        return -1;
-    }
-}
-
 static char *
 human_size (int64_t n)
 {
@@ -781,7 +752,7 @@ pull_blob (struct pool *p, CURL *easy, const struct ob_descriptor *d, ob_error_t
   ret = ob_txn_blob_create (p->t, &out, err);
   if (ret == 0)
     {
-      ret = copy_fd (fd, out, err);
+      ret = ob_copy_fd (fd, out, "blob", err);
       if (ret < 0)
         close (out);
       else

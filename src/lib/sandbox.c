@@ -949,13 +949,29 @@ init_loop (const struct sandbox_ctx *c, pid_t cmd)
     }
 }
 
+/* Fork the command and stay its PID 1 until it exits. */
+static _Noreturn void
+run_command (const struct sandbox_ctx *c)
+{
+  sigset_t set;
+  pid_t cmd;
+
+  /* Block before forking: no SIGCHLD can be missed. */
+  init_signals (&set);
+  sigprocmask (SIG_BLOCK, &set, NULL);
+  cmd = fork ();
+  if (cmd < 0)
+    child_fail (c, errno, "fork the command");
+  if (cmd == 0)
+    command_main (c);
+  init_loop (c, cmd);
+}
+
 static _Noreturn void
 init_main (const struct sandbox_ctx *c)
 {
   const struct ob_sandbox_opts *o = c->opts;
-  sigset_t set;
   int rootfd;
-  pid_t cmd;
 
   /* The step must not outlive obuild. */
   prctl (PR_SET_PDEATHSIG, SIGKILL);
@@ -990,14 +1006,7 @@ init_main (const struct sandbox_ctx *c)
        * the step come back to us, to be killed with it */
       if (prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
         child_fail (c, errno, "become a subreaper");
-      init_signals (&set);
-      sigprocmask (SIG_BLOCK, &set, NULL);
-      cmd = fork ();
-      if (cmd < 0)
-        child_fail (c, errno, "fork the command");
-      if (cmd == 0)
-        command_main (c);
-      init_loop (c, cmd);
+      run_command (c);
     }
 
   if (mount ("none", "/", "none", MS_SLAVE | MS_REC, NULL) < 0)
@@ -1038,16 +1047,7 @@ init_main (const struct sandbox_ctx *c)
   if (o->network_none)
     bring_up_loopback (c);
 
-  /* Block before forking: no SIGCHLD can be missed. */
-  init_signals (&set);
-  sigprocmask (SIG_BLOCK, &set, NULL);
-
-  cmd = fork ();
-  if (cmd < 0)
-    child_fail (c, errno, "fork the command");
-  if (cmd == 0)
-    command_main (c);
-  init_loop (c, cmd);
+  run_command (c);
 }
 
 /* ---- parent side ---- */

@@ -451,3 +451,42 @@ ob_digest_valid (const char *s)
       return false;
   return s[OB_SHA256_HEX_LEN] == '\0';
 }
+
+void
+ob_strv_push (char ***v, size_t *n, char *s)
+{
+  size_t k = *n + 1;
+  if ((k & (k - 1)) == 0)
+    *v = ob_xrealloc (*v, 2 * k * sizeof (char *));
+  (*v)[(*n)++] = s;
+  (*v)[*n] = NULL;
+}
+
+int
+ob_copy_fd (int in, int out, const char *what, ob_error_t *err)
+{
+  char buf[65536];
+  for (;;)
+    {
+      ssize_t n = copy_file_range (in, NULL, out, NULL, 1 << 30, 0);
+      if (n == 0)
+        return 0;
+      if (n > 0)
+        continue;
+      if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+        return ob_error_make (err, OB_ERR_STORE, errno, "copy %s", what);
+      break;
+    }
+  for (;;)
+    {
+      ssize_t n = read (in, buf, sizeof buf);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return ob_error_make (err, OB_ERR_STORE, errno, "read %s", what);
+      if (n == 0)
+        return 0;
+      if (ob_write_all (out, buf, (size_t) n, err) < 0)
+        return -1;
+    }
+}

@@ -33,3 +33,14 @@ else
   done_testing
 fi
 ok "a private dockerd answers (storage driver $driver)"
+
+# job_image: the CI job image obuild-ci:test (obuild, its libraries and
+# busybox, nothing downloaded), or the test ends here
+job_image() {
+  if sh "$FIXTURES/docker/make-ci-rootfs.sh" "$OB" "$TESTDIR/rootfs" >"$TESTDIR/.out" 2>&1 &&
+     tar -C "$TESTDIR/rootfs" -c . | dk import - obuild-ci:test >>"$TESTDIR/.out" 2>&1; then
+    ok "job image obuild-ci:test imported"
+  else
+    not_ok "job image obuild-ci:test imported"; diag <"$TESTDIR/.out"; done_testing
+  fi
+}

@@ -15,12 +15,7 @@ start_registry
 trap cleanup EXIT   # start_registry set its own: ours also stops the registry
 
 # The job image: obuild, its libraries and busybox, nothing downloaded.
-if sh "$FIXTURES/docker/make-ci-rootfs.sh" "$OB" "$TESTDIR/rootfs" >"$TESTDIR/.out" 2>&1 &&
-   tar -C "$TESTDIR/rootfs" -c . | dk import - obuild-ci:test >>"$TESTDIR/.out" 2>&1; then
-  ok "job image obuild-ci:test imported"
-else
-  not_ok "job image obuild-ci:test imported"; diag <"$TESTDIR/.out"; done_testing
-fi
+job_image
 
 ctx=$TESTDIR/ctx
 mkdir -p "$ctx/c1" "$ctx/c2" "$ctx/c4"
