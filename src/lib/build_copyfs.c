@@ -60,10 +60,14 @@ struct diff
 /* The owner an entry stands for: its xattr when the user namespace could
  * not represent it, else the inode's. */
 static void
-effective_owner (int dfd, const char *rel, const struct stat *st, uid_t *uid, gid_t *gid)
+effective_owner (int dfd, bool d_is_root, const char *rel, const struct stat *st, uid_t *uid, gid_t *gid)
 {
   *uid = st->st_uid;
   *gid = st->st_gid;
+  /* as root every owner is a real one: no xattr to look for (a path walk
+   * per file on a container's overlay root) */
+  if (d_is_root)
+    return;
   if (S_ISREG (st->st_mode) || S_ISDIR (st->st_mode))
     {
       char v[64];
@@ -88,7 +92,7 @@ copy_meta (struct diff *d, const char *rel, const struct stat *st, ob_error_t *e
   struct timespec ts[2] = { st->st_mtim, st->st_mtim };
   uid_t uid;
   gid_t gid;
-  effective_owner (d->rootfd, rel, st, &uid, &gid);
+  effective_owner (d->rootfd, d->b->o->userns_root || d->b->o->container, rel, st, &uid, &gid);
   if (fchownat (d->upperfd, rel, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
     {
       if (errno != EPERM && errno != EINVAL)
@@ -236,7 +240,7 @@ changed (struct diff *d, const char *rel, const struct stat *st, const struct ob
   gid_t gid;
   if (ts == NULL || (st->st_mode & S_IFMT) != (ts->mode & S_IFMT) || (st->st_mode & 07777) != (ts->mode & 07777))
     return true;
-  effective_owner (d->rootfd, rel, st, &uid, &gid);
+  effective_owner (d->rootfd, d->b->o->userns_root || d->b->o->container, rel, st, &uid, &gid);
   if (uid != ts->uid || gid != ts->gid)
     return true;
   if (S_ISDIR (st->st_mode))

@@ -72,6 +72,8 @@ struct layer_writer
   unsigned char *dbuf; /* CHUNK bytes for entry data */
   ob_error_t cb_err;   /* error raised inside write_cb */
   bool discard;        /* failed: let libarchive close without writing */
+  char *dir;           /* the directory of the last entry, and its fd: */
+  int dirfd;           /* entries come sorted, so most share it */
 };
 
 static int
@@ -172,6 +174,11 @@ lw_fail (struct layer_writer *lw, const char *what, ob_error_t *err)
 static void
 lw_free (struct layer_writer *lw)
 {
+  if (lw->dirfd >= 0)
+    close (lw->dirfd);
+  lw->dirfd = -1;
+  free (lw->dir);
+  lw->dir = NULL;
   if (lw->a)
     {
       lw->discard = true;
@@ -198,6 +205,7 @@ static int
 lw_open (struct layer_writer *lw, int outfd, const struct ob_layer_opts *opts, ob_error_t *err)
 {
   memset (lw, 0, sizeof *lw);
+  lw->dirfd = -1;
   lw->outfd = outfd;
   lw->compression = opts->compression;
   lw->h_tar = ob_sha256_new ();
@@ -616,16 +624,27 @@ write_fs_entry (struct layer_writer *lw, int upperfd, const char *path, struct i
   cleanup_free char *name = NULL;
   const char *slash = strrchr (path, '/');
   cleanup_free char *dir = slash ? ob_xstrndup (path, slash - path) : ob_xstrdup (".");
-  cleanup_close int dirfd = -1;
+  int dirfd;
   const char *base = slash ? slash + 1 : path;
   const char *link_to = NULL;
   struct stat st;
 
   if (e == NULL)
     ob_oom ();
-  dirfd = openat (upperfd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (dirfd < 0)
-    return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", dir);
+  if (lw->dirfd < 0 || strcmp (lw->dir, dir) != 0)
+    {
+      /* a path walk per entry is what the layer costs on an overlay (the
+       * container's root with --isolation=container): once a directory */
+      if (lw->dirfd >= 0)
+        close (lw->dirfd);
+      free (lw->dir);
+      lw->dir = NULL;
+      lw->dirfd = openat (upperfd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (lw->dirfd < 0)
+        return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", dir);
+      lw->dir = ob_xstrdup (dir);
+    }
+  dirfd = lw->dirfd;
   if (fstatat (dirfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
     return ob_error_make (err, OB_ERR_STORE, errno, "stat `%s`", path);
 
