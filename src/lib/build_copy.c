@@ -751,8 +751,10 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
       {
         char *followed = ob_tree_resolve (s->tree, dest_abs, true);
         const struct ob_tree_stat *st2 = ob_tree_lookup (s->tree, followed);
-        if (st2 && S_ISDIR (st2->mode))
+        if ((st2 && S_ISDIR (st2->mode)) || (st2 == NULL && dest_is_dir))
           {
+            /* a directory, or (as BuildKit) a dangling link to one that
+             * the copy creates: written through, the link kept */
             free (canon);
             canon = followed;
             st = st2;
@@ -884,6 +886,17 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
           rr = ob_context_copy (srcfd, own ? own : ig, one, upperfd, sub ? sub : dest_upper, &opts, err);
           ob_ignore_free (own);
           if (rr < 0)
+            return ob_error_wrap (err, "%s:%d: %s", b->dfname, in->line, what);
+        }
+    }
+  else if (copy_srcs && copy_srcs[1] && !dest_is_dir)
+    {
+      /* a wildcard matching several files, to a destination that is not a
+       * directory: BuildKit copies each to that name, the last one stays */
+      for (size_t i = 0; copy_srcs[i]; i++)
+        {
+          char *one[2] = { copy_srcs[i], NULL };
+          if (ob_context_copy (srcfd, ig, one, upperfd, dest_upper, &opts, err) < 0)
             return ob_error_wrap (err, "%s:%d: %s", b->dfname, in->line, what);
         }
     }

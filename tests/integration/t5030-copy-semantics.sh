@@ -9,6 +9,7 @@ ctx=$TESTDIR/ctx
 mkdir -p "$ctx/dir" "$TESTDIR/own/out" "$TESTDIR/own/tree/sub"
 echo real >"$ctx/real.txt"; ln -s real.txt "$ctx/link.txt"
 echo a >"$ctx/a"; echo b >"$ctx/b"
+echo one >"$ctx/n1.txt"; echo two >"$ctx/n2.txt"
 echo d >"$ctx/dir/f"; ln -s f "$ctx/dir/inner"
 mkdir "$TESTDIR/arc"; echo in-tar >"$TESTDIR/arc/member"
 tar -C "$TESTDIR/arc" -czf "$ctx/arc.tar.gz" member; ln -s arc.tar.gz "$ctx/arclink"
@@ -22,6 +23,9 @@ FROM busybox AS base
 RUN mkdir /target && echo t >/target/f && ln -s f /target/lnk && ln -s /target /data && ln -s /target/f /abs
 FROM own:latest AS owned
 FROM busybox
+RUN ln -s /symlink /src && ln -s /gone/deeper /src2
+COPY a /src/
+COPY b /src2/
 WORKDIR /w
 COPY --from=base /bin/ls /test/
 COPY --from=base /data /data
@@ -31,6 +35,7 @@ COPY dir /cdir/
 ADD arclink /added/
 COPY a b .
 COPY a b /w
+COPY n*.txt /testdir
 COPY --from=owned /owned /owned
 COPY --from=owned --chown=7:8 /owned /owned2
 COPY --from=owned /tree /tree
@@ -53,6 +58,9 @@ for m in $MODES; do
   check_eq "[$m] COPY of a context symlink copies its target under the link's name" "$(stat -c %F "$r/ctx/link.txt"):$(cat "$r/ctx/link.txt")" "regular file:real"
   check_eq "[$m] a symlink inside a copied context directory stays a link" "$(readlink "$r/cdir/inner")" f
   check_eq "[$m] ADD of a context symlink to an archive extracts it" "$(cat "$r/added/member")" in-tar
+  check_eq "[$m] COPY to a dangling symlink writes through it" "$(readlink "$r/src"):$(cat "$r/symlink/a")" "/symlink:a"
+  check_eq "[$m] ... creating the missing directories" "$(readlink "$r/src2"):$(cat "$r/gone/deeper/b")" "/gone/deeper:b"
+  check_eq "[$m] COPY n*.txt /testdir with several matches: a file, the last match" "$(stat -c %F "$r/testdir"):$(cat "$r/testdir")" "regular file:two"
   check_eq "[$m] COPY a b . (WORKDIR) and COPY a b /w (existing directory)" "$(cat "$r/w/a" "$r/w/b")" "a
 b"
   check_eq "[$m] COPY --from keeps the owner of a file" "$(layer_listing "$(store_oci "$m")" sem:latest -5 | awk '$NF=="owned"{print $3}')" 100:200
