@@ -59,6 +59,9 @@ int ob_context_real_path (int ctxfd, const struct ob_ignore *ig, const char *rel
 /* The same for COPY --from: rootfd is another stage's root file system, so
  * symlinks (absolute ones too, e.g. /usr/bin/x -> /etc/alternatives/x) are
  * followed as if rootfd were "/" instead of being rejected. */
+/* The real path of rel inside rootfd taken as "/" (COPY --from): symlinks,
+ * absolute ones too, resolved within it; "." for the root. */
+int ob_context_real_path_in_root (int rootfd, const char *rel, char **out, ob_error_t *err);
 int ob_context_resolve_in_root (int rootfd, const struct ob_ignore *ig, const char *src,
                                 bool allow_empty_glob, char ***out, ob_error_t *err);
 
@@ -66,6 +69,9 @@ int ob_context_resolve_in_root (int rootfd, const struct ob_ignore *ig, const ch
 struct ob_copy_opts
 {
   bool chown; /* apply uid/gid to every copied entry (and created parents) */
+  bool keep_owner; /* without chown: every entry keeps its source's owner (its
+                    * owner xattr, see layer.h, else the inode's; COPY --from)
+                    * instead of 0:0; created parents are 0:0 */
   uid_t uid;
   gid_t gid;
   bool chmod; /* apply mode (permission bits, incl. setuid etc.) to every copied entry */
@@ -85,7 +91,7 @@ struct ob_copy_opts
  *   - symlinks are copied as symlinks (never followed inside copied trees);
  *     hardlinks among copied files stay hardlinks; modes (incl. setuid/setgid/
  *     sticky) and mtimes kept; xattrs in the user.* namespace kept; owner
- *     0:0 unless opts->chown (Docker's default);
+ *     0:0 unless opts->chown or opts->keep_owner;
  *   - excluded paths (ig, may be NULL) inside copied directories are skipped
  *     (paths are matched relative to srcfd);
  *   - dest is resolved inside rootfd and never escapes it (a symlink in the

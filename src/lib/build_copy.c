@@ -299,13 +299,15 @@ ob_build_digest_source (struct build *b, int dfd, const struct ob_ignore *ig, co
 
 /* A source of the context by its real path: the copy follows a symlinked
  * directory and leaves out what .dockerignore excludes there, so its
- * ignored files must not count either (nor be read). */
+ * ignored files must not count either (nor be read).  A source of another
+ * stage (in_root) is followed inside that root, never on the host. */
 static int
-digest_context_source (struct build *b, int srcfd, const struct ob_ignore *ig, const char *rel,
-                       struct ob_sha256 *h, ob_error_t *err)
+digest_context_source (struct build *b, int srcfd, const struct ob_ignore *ig, bool in_root,
+                       const char *rel, struct ob_sha256 *h, ob_error_t *err)
 {
   cleanup_free char *real = NULL;
-  if (ig && ob_context_real_path (srcfd, ig, rel, &real, err) < 0)
+  if (in_root ? ob_context_real_path_in_root (srcfd, rel, &real, err) < 0
+              : ig && ob_context_real_path (srcfd, ig, rel, &real, err) < 0)
     return -1;
   return ob_build_digest_source (b, srcfd, ig, real ? real : rel, true, h, err);
 }
@@ -586,6 +588,8 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
     }
   else
     {
+      /* as BuildKit: the context's files become 0:0, another stage's or
+       * image's keep their owners (set below, once --from is known) */
       opts.chown = true;
       opts.uid = 0;
       opts.gid = 0;
@@ -639,6 +643,11 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
         return ob_error_wrap (err, "%s:%d: %s --from=%s", b->dfname, in->line, what, from_name);
       srcfd = open (from->rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       ig = NULL;
+      if (!(f_chown && f_chown->value))
+        {
+          opts.chown = false;
+          opts.keep_owner = true;
+        }
     }
   else
     srcfd = dup (b->ctxfd);
@@ -714,22 +723,25 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
                 }
             }
           if (archive)
-            ob_strv_add (&archives, matches[k]);
+            {
+              /* by its real path: a symlink to an archive is followed (as
+               * BuildKit), inside the context, for the digest too */
+              char *real = NULL;
+              if (ob_context_real_path (srcfd, ig, matches[k], &real, err) < 0)
+                return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+              ob_strv_take (&archives, real);
+            }
           else
             ob_strv_add (&copy_srcs, matches[k]);
         }
     }
-  if (n > 2 && !ob_str_has_suffix (words[n - 1], "/"))
-    return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE,
-                                 "When using %s with more than one source file, the destination must be a directory and end with a /",
-                                 what);
-
   /* destination, resolved through the image's symlinks */
   {
     const char *dest = words[n - 1];
     const struct ob_tree_stat *st;
+    const char *wd = json_string_value (json_object_get (ob_image_config_runtime (s->config), "WorkingDir"));
     dest_is_dir = ob_str_has_suffix (dest, "/") || strcmp (dest, ".") == 0 || ob_str_has_suffix (dest, "/.")
-                  || archives != NULL || n > 2;
+                  || archives != NULL;
     dest_abs = ob_build_abs_path (s, dest);
     if (ob_build_stage_tree (b, s, err) < 0)
       return -1;
@@ -739,8 +751,10 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
       {
         char *followed = ob_tree_resolve (s->tree, dest_abs, true);
         const struct ob_tree_stat *st2 = ob_tree_lookup (s->tree, followed);
-        if (st2 && S_ISDIR (st2->mode))
+        if ((st2 && S_ISDIR (st2->mode)) || (st2 == NULL && dest_is_dir))
           {
+            /* a directory, or (as BuildKit) a dangling link to one that
+             * the copy creates: written through, the link kept */
             free (canon);
             canon = followed;
             st = st2;
@@ -748,8 +762,15 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
         else
           free (followed);
       }
-    if (st && S_ISDIR (st->mode))
+    /* As BuildKit: an existing directory or the WORKDIR is a directory
+     * destination without the trailing "/" */
+    if ((st && S_ISDIR (st->mode)) || (wd && *wd && strcmp (canon, wd) == 0))
       dest_is_dir = true;
+    if (n > 2 && !dest_is_dir)
+      return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE,
+                                   "When using %s with more than one source file, the destination must be a directory and end with a /",
+                                   what);
+    dest_is_dir |= n > 2;
     dest_upper = dest_is_dir ? ob_xasprintf ("%s%s", canon, strcmp (canon, "/") == 0 ? "" : "/") : ob_xstrdup (canon);
   }
 
@@ -766,13 +787,14 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
         ob_build_cache_add (h, in->flags[i].name);
         ob_build_cache_add (h, in->flags[i].value);
       }
-    snprintf (buf, sizeof buf, "%u:%u %o %d", (unsigned) opts.uid, (unsigned) opts.gid, (unsigned) opts.mode, opts.chmod);
+    snprintf (buf, sizeof buf, "%u:%u %o %d%s", (unsigned) opts.uid, (unsigned) opts.gid, (unsigned) opts.mode,
+              opts.chmod, opts.chown ? "" : " keep-owners");
     ob_build_cache_add (h, buf);
     ob_build_cache_add (h, from ? from->cache_key : "context");
     ob_build_cache_add (h, dest_upper);
     for (size_t i = 0; copy_srcs && copy_srcs[i]; i++)
       if (i < n_here ? ob_build_digest_source (b, herefd, NULL, copy_srcs[i], true, h, err) < 0
-                     : digest_context_source (b, srcfd, ig, copy_srcs[i], h, err) < 0)
+                     : digest_context_source (b, srcfd, ig, from != NULL, copy_srcs[i], h, err) < 0)
         {
           ob_sha256_free (h);
           return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
@@ -864,6 +886,17 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
           rr = ob_context_copy (srcfd, own ? own : ig, one, upperfd, sub ? sub : dest_upper, &opts, err);
           ob_ignore_free (own);
           if (rr < 0)
+            return ob_error_wrap (err, "%s:%d: %s", b->dfname, in->line, what);
+        }
+    }
+  else if (copy_srcs && copy_srcs[1] && !dest_is_dir)
+    {
+      /* a wildcard matching several files, to a destination that is not a
+       * directory: BuildKit copies each to that name, the last one stays */
+      for (size_t i = 0; copy_srcs[i]; i++)
+        {
+          char *one[2] = { copy_srcs[i], NULL };
+          if (ob_context_copy (srcfd, ig, one, upperfd, dest_upper, &opts, err) < 0)
             return ob_error_wrap (err, "%s:%d: %s", b->dfname, in->line, what);
         }
     }

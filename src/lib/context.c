@@ -525,6 +525,28 @@ ob_context_real_path (int ctxfd, const struct ob_ignore *ig, const char *rel, ch
 }
 
 int
+ob_context_real_path_in_root (int rootfd, const char *rel, char **out, ob_error_t *err)
+{
+  cleanup_close int fd = -1;
+  char *real = NULL;
+
+  fd = walk_path (rootfd, rel, O_PATH, true, NULL, &real);
+  if (fd < 0)
+    {
+      if (errno == ENOENT || errno == ENOTDIR)
+        return not_found (rel, err);
+      return escape_error (rel, errno, err);
+    }
+  if (real[0] == '\0')
+    {
+      free (real);
+      real = ob_xstrdup (".");
+    }
+  *out = real;
+  return 0;
+}
+
+int
 ob_context_resolve_in_root (int rootfd, const struct ob_ignore *ig, const char *src,
                             bool allow_empty_glob, char ***out, ob_error_t *err)
 {
@@ -549,6 +571,7 @@ struct copier
   int rootfd;
   uid_t uid;
   gid_t gid;
+  bool keep_owner; /* no chown: every entry keeps its source's owner */
   bool chmod;
   mode_t mode;
   struct link_entry *links; /* open addressing, cap is a power of 2 */
@@ -655,7 +678,8 @@ copy_xattrs (int sfd, int dfd, const char *src, const char *dst, ob_error_t *err
     {
       cleanup_free char *val = NULL;
       ssize_t vlen;
-      if (!ob_str_has_prefix (name, "user."))
+      /* the owner xattr is set by apply_owner, never copied */
+      if (!ob_str_has_prefix (name, "user.") || strcmp (name, OB_LAYER_OWNER_XATTR) == 0)
         continue;
       vlen = fgetxattr (sfd, name, NULL, 0);
       if (vlen < 0)
@@ -671,14 +695,73 @@ copy_xattrs (int sfd, int dfd, const char *src, const char *dst, ob_error_t *err
   return 0;
 }
 
+/* The owner an entry gets: the chown owner, or (keep_owner, COPY --from)
+ * the source's, which is its owner xattr when the user namespace that
+ * unpacked it could not represent it (single-ID mode), else the inode's.
+ * sfd: the open source (-1 for symlinks and special files). */
+static void
+entry_owner (struct copier *c, int sfd, const struct stat *st, uid_t *uid, gid_t *gid)
+{
+  char v[64];
+  ssize_t n;
+  unsigned long u, g;
+  /* with unmapped owners (no user namespace) every inode is the invoking
+   * user's and stands for 0:0 */
+  bool inode = c->keep_owner && !ob_layer_owners_unmapped ();
+  *uid = inode ? st->st_uid : c->keep_owner ? 0 : c->uid;
+  *gid = inode ? st->st_gid : c->keep_owner ? 0 : c->gid;
+  if (!c->keep_owner || sfd < 0)
+    return;
+  n = fgetxattr (sfd, OB_LAYER_OWNER_XATTR, v, sizeof v - 1);
+  if (n <= 0)
+    return;
+  v[n] = '\0';
+  if (sscanf (v, "%lu:%lu", &u, &g) == 2)
+    {
+      *uid = (uid_t) u;
+      *gid = (gid_t) g;
+    }
+}
+
+/* chown fd (or ddir/name when fd < 0) to uid:gid; an owner this process
+ * cannot set (single-ID mode, no user namespace) is recorded in the owner
+ * xattr for the layer writer (not possible on symlinks and special files,
+ * which then stay 0:0). */
+static int
+apply_owner (int fd, int ddir, const char *name, uid_t uid, gid_t gid, const char *src,
+             const char *dst, ob_error_t *err)
+{
+  char v[64];
+  int r = fd >= 0 ? ob_layer_chown_at (fd, "", uid, gid, AT_EMPTY_PATH)
+                  : ob_layer_chown_at (ddir, name, uid, gid, AT_SYMLINK_NOFOLLOW);
+  if (r == 0)
+    {
+      if (fd >= 0)
+        fremovexattr (fd, OB_LAYER_OWNER_XATTR);
+      return 0;
+    }
+  if (!chown_ignorable (errno))
+    return copy_fail_dst (src, dst, errno, err);
+  if (fd < 0 || (uid == 0 && gid == 0))
+    return 0;
+  snprintf (v, sizeof v, "%u:%u", (unsigned) uid, (unsigned) gid);
+  if (fsetxattr (fd, OB_LAYER_OWNER_XATTR, v, strlen (v), 0) < 0 && errno != ENOTSUP
+      && errno != EOPNOTSUPP)
+    return copy_fail_dst (src, dst, errno, err);
+  return 0;
+}
+
 /* Owner, mode (after chown: chown clears setuid), then times. */
 static int
-apply_meta_fd (struct copier *c, int fd, const struct stat *st, const char *src, const char *dst,
-               ob_error_t *err)
+apply_meta_fd (struct copier *c, int sfd, int fd, const struct stat *st, const char *src,
+               const char *dst, ob_error_t *err)
 {
   struct timespec ts[2] = { st->st_atim, st->st_mtim };
-  if (ob_layer_chown_at (fd, "", c->uid, c->gid, AT_EMPTY_PATH) < 0 && !chown_ignorable (errno))
-    return copy_fail_dst (src, dst, errno, err);
+  uid_t uid;
+  gid_t gid;
+  entry_owner (c, sfd, st, &uid, &gid);
+  if (apply_owner (fd, -1, NULL, uid, gid, src, dst, err) < 0)
+    return -1;
   if (fchmod (fd, c->chmod ? (c->mode & 07777) : (st->st_mode & 07777)) < 0)
     return copy_fail_dst (src, dst, errno, err);
   if (futimens (fd, ts) < 0)
@@ -779,9 +862,11 @@ copy_leaf (struct copier *c, int sdir, const char *sname, int sfd_in, const stru
       target[n] = '\0';
       if (symlinkat (target, ddir, name) < 0)
         return copy_fail_dst (src, dst, errno, err);
-      if (ob_layer_chown_at (ddir, name, c->uid, c->gid, AT_SYMLINK_NOFOLLOW) < 0
-          && !chown_ignorable (errno))
-        return copy_fail_dst (src, dst, errno, err);
+      uid_t uid;
+      gid_t gid;
+      entry_owner (c, -1, st, &uid, &gid);
+      if (apply_owner (-1, ddir, name, uid, gid, src, dst, err) < 0)
+        return -1;
       if (utimensat (ddir, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
         return copy_fail_dst (src, dst, errno, err);
       return 1;
@@ -794,9 +879,11 @@ copy_leaf (struct copier *c, int sdir, const char *sname, int sfd_in, const stru
         return 0; /* as tar: sockets are not copied */
       if (mknodat (ddir, name, (st->st_mode & S_IFMT) | 0600, st->st_rdev) < 0)
         return copy_fail_dst (src, dst, errno, err);
-      if (ob_layer_chown_at (ddir, name, c->uid, c->gid, AT_SYMLINK_NOFOLLOW) < 0
-          && !chown_ignorable (errno))
-        return copy_fail_dst (src, dst, errno, err);
+      uid_t uid;
+      gid_t gid;
+      entry_owner (c, -1, st, &uid, &gid);
+      if (apply_owner (-1, ddir, name, uid, gid, src, dst, err) < 0)
+        return -1;
       if (fchmodat (ddir, name, c->chmod ? (c->mode & 07777) : (st->st_mode & 07777), 0) < 0
           || utimensat (ddir, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
         return copy_fail_dst (src, dst, errno, err);
@@ -823,7 +910,7 @@ copy_leaf (struct copier *c, int sdir, const char *sname, int sfd_in, const stru
     return -1;
   if (copy_xattrs (sfd, dfd, src, dst, err) < 0)
     return -1;
-  if (apply_meta_fd (c, dfd, st, src, dst, err) < 0)
+  if (apply_meta_fd (c, sfd, dfd, st, src, dst, err) < 0)
     return -1;
   if (st->st_nlink > 1 && link_find (c, st->st_dev, st->st_ino) == NULL)
     link_add (c, st->st_dev, st->st_ino, dst);
@@ -840,7 +927,7 @@ finish_dir (struct copier *c, int sfd, int dfd, const struct stat *st, const cha
 {
   if (copy_xattrs (sfd, dfd, src, dst, err) < 0)
     return -1;
-  return apply_meta_fd (c, dfd, st, src, dst, err);
+  return apply_meta_fd (c, sfd, dfd, st, src, dst, err);
 }
 
 /* Copy the directory sdir/sname to ddir/name (merging with a directory
@@ -1148,6 +1235,7 @@ ob_context_copy (int srcfd, const struct ob_ignore *ig, char *const *srcs, int r
   c.rootfd = rootfd;
   c.uid = (opts && opts->chown) ? opts->uid : 0;
   c.gid = (opts && opts->chown) ? opts->gid : 0;
+  c.keep_owner = opts && !opts->chown && opts->keep_owner;
   c.chmod = opts && opts->chmod;
   c.mode = opts ? opts->mode : 0;
 

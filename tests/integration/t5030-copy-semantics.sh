@@ -1,0 +1,89 @@
+#!/bin/sh
+# COPY/ADD semantics that follow BuildKit (issue 12): a symlink named as a
+# source is followed, "." or an existing directory is a directory
+# destination, COPY --from keeps the source's owners, and the directory
+# COPY creates for a directory source takes that directory's mode.
+. "$(dirname "$0")/lib.sh"
+
+ctx=$TESTDIR/ctx
+mkdir -p "$ctx/dir" "$TESTDIR/own/out" "$TESTDIR/own/tree/sub"
+echo real >"$ctx/real.txt"; ln -s real.txt "$ctx/link.txt"
+echo a >"$ctx/a"; echo b >"$ctx/b"
+echo one >"$ctx/n1.txt"; echo two >"$ctx/n2.txt"
+echo d >"$ctx/dir/f"; ln -s f "$ctx/dir/inner"
+mkdir "$TESTDIR/arc"; echo in-tar >"$TESTDIR/arc/member"
+tar -C "$TESTDIR/arc" -czf "$ctx/arc.tar.gz" member; ln -s arc.tar.gz "$ctx/arclink"
+# a base image whose files have owners other than root
+echo o >"$TESTDIR/own/owned"; echo x >"$TESTDIR/own/out/x"; echo t >"$TESTDIR/own/tree/sub/t"
+chmod 0750 "$TESTDIR/own/out"; chmod 0711 "$TESTDIR/own/tree/sub"
+tar -C "$TESTDIR/own" --numeric-owner --owner=100 --group=200 -cf "$TESTDIR/own.tar" .
+chmod -R a+rX "$ctx"; chmod a+r "$TESTDIR/own.tar"
+cat >"$ctx/Dockerfile" <<'DF'
+FROM busybox AS base
+RUN mkdir /target && echo t >/target/f && ln -s f /target/lnk && ln -s /target /data && ln -s /target/f /abs
+FROM own:latest AS owned
+FROM busybox
+RUN ln -s /symlink /src && ln -s /gone/deeper /src2
+COPY a /src/
+COPY b /src2/
+WORKDIR /w
+COPY --from=base /bin/ls /test/
+COPY --from=base /data /data
+COPY --from=base /abs /abs
+COPY link.txt /ctx/
+COPY dir /cdir/
+ADD arclink /added/
+COPY a b .
+COPY a b /w
+COPY n*.txt /testdir
+COPY --from=owned /owned /owned
+COPY --from=owned --chown=7:8 /owned /owned2
+COPY --from=owned /tree /tree
+COPY --from=owned /out/ /app/out/
+COPY --from=owned --chown=7:8 /out /app/out2
+DF
+printf 'FROM scratch\nCOPY a b /nodir\n' >"$ctx/Dockerfile.nodir"
+printf 'FROM own:latest AS o\nFROM scratch\nCOPY --from=o /owned /tree /\n' >"$ctx/Dockerfile.norun"
+for m in $MODES; do
+  import_busybox "$m"
+  check "[$m] import a base image with owners 100:200" ob "$m" import "$TESTDIR/own.tar" own:latest
+  check "[$m] build" ob "$m" build -q -t sem "$ctx"
+  check "[$m] ... unpacks" umoci_unpack "$(store_oci "$m")" sem:latest "$TESTDIR/u-$m"
+  r=$TESTDIR/u-$m/rootfs
+  check_eq "[$m] COPY of a symlink to busybox copies the file" "$(stat -c %F "$r/test/ls")" "regular file"
+  check_eq "[$m] ... its content" "$(cmp -s "$r/test/ls" "$r/bin/busybox" && echo same)" same
+  check_eq "[$m] COPY of an absolute symlink to a directory copies the directory" "$(stat -c %F "$r/data"):$(cat "$r/data/f")" "directory:t"
+  check_eq "[$m] ... a symlink inside it stays a link" "$(readlink "$r/data/lnk")" f
+  check_eq "[$m] COPY of an absolute symlink to a file copies the file" "$(stat -c %F "$r/abs"):$(cat "$r/abs")" "regular file:t"
+  check_eq "[$m] COPY of a context symlink copies its target under the link's name" "$(stat -c %F "$r/ctx/link.txt"):$(cat "$r/ctx/link.txt")" "regular file:real"
+  check_eq "[$m] a symlink inside a copied context directory stays a link" "$(readlink "$r/cdir/inner")" f
+  check_eq "[$m] ADD of a context symlink to an archive extracts it" "$(cat "$r/added/member")" in-tar
+  check_eq "[$m] COPY to a dangling symlink writes through it" "$(readlink "$r/src"):$(cat "$r/symlink/a")" "/symlink:a"
+  check_eq "[$m] ... creating the missing directories" "$(readlink "$r/src2"):$(cat "$r/gone/deeper/b")" "/gone/deeper:b"
+  check_eq "[$m] COPY n*.txt /testdir with several matches: a file, the last match" "$(stat -c %F "$r/testdir"):$(cat "$r/testdir")" "regular file:two"
+  check_eq "[$m] COPY a b . (WORKDIR) and COPY a b /w (existing directory)" "$(cat "$r/w/a" "$r/w/b")" "a
+b"
+  check_eq "[$m] COPY --from keeps the owner of a file" "$(layer_listing "$(store_oci "$m")" sem:latest -5 | awk '$NF=="owned"{print $3}')" 100:200
+  check_eq "[$m] COPY --from --chown overrides it" "$(layer_listing "$(store_oci "$m")" sem:latest -4 | awk '$NF=="owned2"{print $3}')" 7:8
+  check_eq "[$m] COPY --from keeps owners and modes in a directory" \
+    "$(layer_listing "$(store_oci "$m")" sem:latest -3 | awk '{print $1, $2, $3, $NF}' | sort | tr '\n' ' ')" \
+    "d 0711 100:200 tree/sub d 0755 100:200 tree f 0644 100:200 tree/sub/t "
+  check_eq "[$m] the directory COPY creates takes the source directory's mode and owner" \
+    "$(layer_listing "$(store_oci "$m")" sem:latest -2 | awk '$NF=="app/out"{print $2, $3}')" "0750 100:200"
+  check_eq "[$m] ... but --chown's owner" \
+    "$(layer_listing "$(store_oci "$m")" sem:latest -1 | awk '$NF=="app/out2"{print $2, $3}')" "0750 7:8"
+  check_fail 3 'Dockerfile.nodir:2: When using COPY with more than one source file, the destination must be a directory and end with a /' \
+    "[$m] several sources to a destination that is not a directory: exit 3" ob "$m" build -f "$ctx/Dockerfile.nodir" "$ctx"
+done
+# without any user namespace (--userns=none) the owners are kept too
+if [ "$(id -u)" -eq 0 ]; then
+  none() { runuser -u "$T_USER" -- env HOME="/home/$T_USER" OBUILD_USERNS=none OBUILD_ROOT="$(store none)" "$OB" "$@"; }
+  check "[none] import" none import "$TESTDIR/own.tar" own:latest
+  check "[none] COPY --from without a namespace" none build -q -t norun -f "$ctx/Dockerfile.norun" "$ctx"
+  check_eq "[none] ... keeps the owners" \
+    "$(layer_listing "$(store_oci none)" norun:latest | awk '{print $1, $3, $NF}' | sort | tr '\n' ' ')" \
+    "d 100:200 sub f 100:200 owned f 100:200 sub/t "
+else
+  skip "[none] needs root to run as the unprivileged user"
+fi
+done_testing
