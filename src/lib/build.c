@@ -1081,29 +1081,6 @@ is_proxy_arg (const char *k)
   return false;
 }
 
-static char *
-platform_arg (const char *name)
-{
-  const char *arch = ob_image_host_arch ();
-  const char *var = ob_image_host_variant ();
-  const char *prefixes[] = { "TARGET", "BUILD" };
-  for (size_t i = 0; i < 2; i++)
-    {
-      size_t pl = strlen (prefixes[i]);
-      if (strncmp (name, prefixes[i], pl) != 0)
-        continue;
-      const char *rest = name + pl;
-      if (strcmp (rest, "PLATFORM") == 0)
-        return var ? ob_xasprintf ("linux/%s/%s", arch, var) : ob_xasprintf ("linux/%s", arch);
-      if (strcmp (rest, "OS") == 0)
-        return ob_xstrdup ("linux");
-      if (strcmp (rest, "ARCH") == 0)
-        return ob_xstrdup (arch);
-      if (strcmp (rest, "VARIANT") == 0)
-        return ob_xstrdup (var ? var : "");
-    }
-  return NULL;
-}
 
 /* Room for element n of an array of n: doubling at powers of two (one
  * realloc per ARG copied the arrays each time for 100,000 ARGs). */
@@ -1112,6 +1089,65 @@ grow_strs (char ***v, size_t n)
 {
   if (n == 0 || (n & (n - 1)) == 0)
     *v = ob_xrealloc (*v, (n ? 2 * n : 1) * sizeof (char *));
+}
+
+/* The automatic platform ARGs: BUILD* describe this machine, TARGET* the
+ * --platform of the build (this machine without it), as in BuildKit. */
+static char *
+platform_arg (struct build *b, const char *name)
+{
+  const char *prefixes[] = { "TARGET", "BUILD" };
+  for (size_t i = 0; i < 2; i++)
+    {
+      const char *os = "linux", *arch = ob_image_host_arch (), *var = ob_image_host_variant ();
+      cleanup_free char *pos = NULL, *parch = NULL, *pvar = NULL;
+      const char *want = b->o->source.registry.platform;
+      size_t pl = strlen (prefixes[i]);
+      if (strncmp (name, prefixes[i], pl) != 0)
+        continue;
+      const char *rest = name + pl;
+      if (i == 0 && want)
+        {
+          ob_error_t perr = NULL;
+          if (parse_platform (want, &pos, &parch, &pvar, &perr) == 0)
+            {
+              os = pos;
+              arch = parch;
+              var = pvar;
+            }
+          ob_error_free (&perr);
+        }
+      if (strcmp (rest, "PLATFORM") == 0)
+        return var ? ob_xasprintf ("%s/%s/%s", os, arch, var) : ob_xasprintf ("%s/%s", os, arch);
+      if (strcmp (rest, "OS") == 0)
+        return ob_xstrdup (os);
+      if (strcmp (rest, "ARCH") == 0)
+        return ob_xstrdup (arch);
+      if (strcmp (rest, "VARIANT") == 0)
+        return ob_xstrdup (var ? var : "");
+    }
+  return NULL;
+}
+
+/* BuildKit predefines the platform ARGs in the global scope: FROM lines
+ * use them undeclared (FROM --platform=$BUILDPLATFORM, FROM s-$TARGETOS);
+ * a stage still sees them only after `ARG NAME`. */
+static void
+predefine_platform_args (struct build *b)
+{
+  static const char *const names[]
+      = { "BUILDPLATFORM",  "BUILDOS",  "BUILDARCH",  "BUILDVARIANT",
+          "TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT" };
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    {
+      grow_strs (&b->meta_keys, b->n_meta);
+      grow_strs (&b->meta_vals, b->n_meta);
+      index_put (&b->meta_index, names[i], b->n_meta);
+      index_put (&b->meta_set_index, names[i], b->n_meta);
+      b->meta_keys[b->n_meta] = ob_xstrdup (names[i]);
+      b->meta_vals[b->n_meta] = platform_arg (b, names[i]);
+      b->n_meta++;
+    }
 }
 
 static int
@@ -1155,7 +1191,7 @@ declare_arg (struct build *b, struct stage *s, const struct ob_instr *in, const 
   if (val == NULL && s == NULL)
     {
       /* global scope: automatic platform args have values */
-      val = platform_arg (key);
+      val = platform_arg (b, key);
     }
   else if (val == NULL)
     {
@@ -1164,7 +1200,7 @@ declare_arg (struct build *b, struct stage *s, const struct ob_instr *in, const 
       if (i >= 0)
         val = ob_xstrdup (b->meta_vals[i]);
       if (val == NULL)
-        val = platform_arg (key);
+        val = platform_arg (b, key);
     }
   if (s == NULL)
     {
@@ -1625,6 +1661,7 @@ plan (struct build *b, size_t *target, ob_error_t *err)
 {
   struct ob_dockerfile *df = b->df;
   size_t i = 0;
+  predefine_platform_args (b);
   /* ARGs before the first FROM */
   for (; i < df->n_instrs && df->instrs[i].kind != OB_I_FROM; i++)
     {
