@@ -12,6 +12,9 @@ arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
 
 # 1. platform ARGs: predefined for FROM lines, visible in a stage after `ARG NAME`
 df platform 'FROM --platform=$BUILDPLATFORM scratch AS base-linux\nFROM base-$TARGETOS\nARG TARGETOS\nARG BUILDARCH\nARG TARGETPLATFORM\nLABEL os=$TARGETOS arch=$BUILDARCH tp=$TARGETPLATFORM undeclared=${TARGETARCH:-unset}\n'
+# 2. USER: the primary group and the memberships from the image's /etc/group
+# (busybox fixture: app is 1000:1000 and a member of staff, 50)
+df groups 'FROM busybox\nUSER app\nRUN id > /tmp/id-app\nUSER 2001:3001\nRUN id > /tmp/id-num\nUSER app:staff\nRUN id > /tmp/id-grp\n'
 chmod -R a+rX "$ctx"
 
 for m in $MODES; do
@@ -33,6 +36,26 @@ for m in $MODES; do
       "{\"arch\": \"$arch\", \"os\": \"linux\", \"tp\": \"linux/arm64/v8\", \"undeclared\": \"unset\"}"
   else
     not_ok "[$m] --platform sets the TARGET* ARGs"; diag <"$TESTDIR/out"
+  fi
+
+  import_busybox "$m"
+  out=$(userdir "out-$m" "$m")
+  if ob "$m" build -q -f "$ctx/df.groups" -t groups -o "$out" "$ctx" >"$TESTDIR/out" 2>&1 \
+     && umoci_unpack "$out" groups:latest "$TESTDIR/u-$m" >"$TESTDIR/out" 2>&1; then
+    ok "[$m] RUN id after USER"
+    r=$TESTDIR/u-$m/rootfs/tmp
+    if [ "$m" = single ]; then
+      # setgroups is denied in a user namespace with one ID: every step runs
+      # as root with the groups it has (man/obuild-build.1, USER)
+      check_eq "[$m] USER app: root in single-ID mode" "$(cat "$r/id-app")" "uid=0(root) gid=0(root) groups=0(root)"
+    else
+      check_eq "[$m] USER app: primary group and memberships" "$(cat "$r/id-app")" \
+        "uid=1000(app) gid=1000(app) groups=50(staff),1000(app)"
+      check_eq "[$m] USER 2001:3001: the primary group" "$(cat "$r/id-num")" "uid=2001 gid=3001 groups=3001"
+      check_eq "[$m] USER app:staff: only the given group" "$(cat "$r/id-grp")" "uid=1000(app) gid=50(staff) groups=50(staff)"
+    fi
+  else
+    not_ok "[$m] RUN id after USER"; diag <"$TESTDIR/out"
   fi
 done
 done_testing
