@@ -1128,14 +1128,16 @@ is_comment (const char *line)
 }
 
 /* Remove a trailing escape character (plus blanks after it) from s;
- * true when the line ends the instruction. */
+ * true when the line ends the instruction.  As BuildKit's
+ * lineContinuationRegex, an escape preceded by another one is no
+ * continuation (`ENV C trailing\\` ends there), whatever the count. */
 static bool
 end_of_instr (char *s, char escape)
 {
   size_t n = strlen (s);
   while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
     n--;
-  if (n > 0 && s[n - 1] == escape)
+  if (n > 0 && s[n - 1] == escape && (n == 1 || s[n - 2] != escape))
     {
       s[n - 1] = '\0';
       return false;

@@ -15,6 +15,8 @@ df platform 'FROM --platform=$BUILDPLATFORM scratch AS base-linux\nFROM base-$TA
 # 2. USER: the primary group and the memberships from the image's /etc/group
 # (busybox fixture: app is 1000:1000 and a member of staff, 50)
 df groups 'FROM busybox\nUSER app\nRUN id > /tmp/id-app\nUSER 2001:3001\nRUN id > /tmp/id-num\nUSER app:staff\nRUN id > /tmp/id-grp\n'
+# 3. an escaped escape at the end of a line is no continuation
+df escesc 'FROM scratch\nENV C trailing\\\\\nLABEL a=x\\\\\nLABEL b=y\n'
 chmod -R a+rX "$ctx"
 
 for m in $MODES; do
@@ -36,6 +38,13 @@ for m in $MODES; do
       "{\"arch\": \"$arch\", \"os\": \"linux\", \"tp\": \"linux/arm64/v8\", \"undeclared\": \"unset\"}"
   else
     not_ok "[$m] --platform sets the TARGET* ARGs"; diag <"$TESTDIR/out"
+  fi
+  if ob "$m" build -q -f "$ctx/df.escesc" -t escesc "$ctx" >"$TESTDIR/out" 2>&1; then
+    skopeo_config "$(store_oci "$m")" escesc:latest >"$c"
+    check_eq "[$m] ENV ending in two escapes ends the instruction" "$(json_get "$c" 'j["config"]["Env"][-1]')" 'C=trailing\'
+    check_eq "[$m] LABEL a=x + two escapes, then LABEL b=y" "$(json_get "$c" 'j["config"]["Labels"]')" '{"a": "x\\", "b": "y"}'
+  else
+    not_ok "[$m] escaped escape at the end of a line"; diag <"$TESTDIR/out"
   fi
 
   import_busybox "$m"

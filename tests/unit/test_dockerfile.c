@@ -865,6 +865,45 @@ TEST (escape_at_eof)
   ob_dockerfile_free (df);
 }
 
+/* BuildKit: an escape preceded by an escape ends the line (its regex
+ * ([^\\])\\[ \t]*$), so `trailing\\` does not swallow the next line. */
+TEST (escaped_escape_at_end_of_line)
+{
+  struct ob_dockerfile *df = parse_ok ("FROM a\nENV C trailing\\\\\nLABEL a=x\\\\  \nLABEL b=y\n"
+                                       "RUN echo \\\\\\\nUSER app\n");
+  if (!df)
+    return;
+  CHECK_INT (df->n_instrs, 6);
+  if (df->n_instrs != 6)
+    {
+      ob_dockerfile_free (df);
+      return;
+    }
+  CHECK_STR (df->instrs[1].kvs[0].value, "trailing\\\\");
+  CHECK_INT (df->instrs[2].kind, OB_I_LABEL);
+  CHECK_STR (df->instrs[2].kvs[0].value, "x\\\\");
+  CHECK_INT (df->instrs[3].kind, OB_I_LABEL);
+  CHECK_STR (df->instrs[3].kvs[0].key, "b");
+  /* three escapes: not a continuation in BuildKit either */
+  CHECK_STR (df->instrs[4].original, "RUN echo \\\\\\");
+  CHECK_INT (df->instrs[5].kind, OB_I_USER);
+  ob_dockerfile_free (df);
+  /* with `# escape=\``, the same for backticks */
+  df = parse_ok ("# escape=`\nFROM a\nENV C x``\nUSER app\nRUN a `\n b\n");
+  if (!df)
+    return;
+  CHECK_INT (df->n_instrs, 4);
+  if (df->n_instrs != 4)
+    {
+      ob_dockerfile_free (df);
+      return;
+    }
+  CHECK_STR (df->instrs[1].kvs[0].value, "x``");
+  CHECK_INT (df->instrs[2].kind, OB_I_USER);
+  CHECK_STR (df->instrs[3].args[0], "a  b");
+  ob_dockerfile_free (df);
+}
+
 TEST (crlf_line_endings)
 {
   struct ob_dockerfile *df = parse_ok ("FROM a\r\nRUN echo a \\\r\n  b\r\nENV x=1\r\n"
@@ -1585,6 +1624,7 @@ main (void)
   RUN (comments);
   RUN (continuation_with_comments_and_empty_lines);
   RUN (continuation_trailing_whitespace);
+  RUN (escaped_escape_at_end_of_line);
   RUN (escape_at_eof);
   RUN (crlf_line_endings);
   RUN (utf8_bom_skipped);
