@@ -260,8 +260,10 @@ ob_build_word (struct build *b, struct stage *s, const struct ob_instr *in, cons
   return 0;
 }
 
+/* The words of in (exec form: its expanded args); split: the results of
+ * unquoted expansions are split too (EXPOSE, as BuildKit's ProcessWords). */
 static int
-build_words (struct build *b, struct stage *s, const struct ob_instr *in, char ***out,
+build_words (struct build *b, struct stage *s, const struct ob_instr *in, bool split, char ***out,
              ob_error_t *err)
 {
   struct lookup l = { b, s };
@@ -287,7 +289,9 @@ build_words (struct build *b, struct stage *s, const struct ob_instr *in, char *
       *out = r;
       return 0;
     }
-  if (ob_dockerfile_words (in->rest ? in->rest : "", b->df->escape, ob_build_lookup, &l, out, err) < 0)
+  if ((split ? ob_dockerfile_words_split : ob_dockerfile_words) (in->rest ? in->rest : "", b->df->escape,
+                                                                ob_build_lookup, &l, out, err)
+      < 0)
     return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
   {
     size_t n = 0;
@@ -1488,7 +1492,7 @@ do_meta (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
         const char *key = in->kind == OB_I_EXPOSE ? "ExposedPorts" : "Volumes";
         json_t *obj = json_object_get (rt, key);
         struct ob_buf h = { 0 };
-        if (build_words (b, s, in, &words, err) < 0)
+        if (build_words (b, s, in, in->kind == OB_I_EXPOSE, &words, err) < 0)
           return -1;
         if (ob_strv_len (words) == 0)
           return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "%s requires at least one argument",

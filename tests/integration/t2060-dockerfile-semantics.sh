@@ -17,6 +17,8 @@ df platform 'FROM --platform=$BUILDPLATFORM scratch AS base-linux\nFROM base-$TA
 df groups 'FROM busybox\nUSER app\nRUN id > /tmp/id-app\nUSER 2001:3001\nRUN id > /tmp/id-num\nUSER app:staff\nRUN id > /tmp/id-grp\n'
 # 3. an escaped escape at the end of a line is no continuation
 df escesc 'FROM scratch\nENV C trailing\\\\\nLABEL a=x\\\\\nLABEL b=y\n'
+# 4. EXPOSE splits what an unquoted variable expands to (BuildKit's ProcessWords)
+df expose 'FROM scratch\nARG PORTS="3000 4000/udp"\nEXPOSE $PORTS 80\n'
 chmod -R a+rX "$ctx"
 
 for m in $MODES; do
@@ -45,6 +47,13 @@ for m in $MODES; do
     check_eq "[$m] LABEL a=x + two escapes, then LABEL b=y" "$(json_get "$c" 'j["config"]["Labels"]')" '{"a": "x\\", "b": "y"}'
   else
     not_ok "[$m] escaped escape at the end of a line"; diag <"$TESTDIR/out"
+  fi
+  if ob "$m" build -q -f "$ctx/df.expose" -t expose "$ctx" >"$TESTDIR/out" 2>&1; then
+    skopeo_config "$(store_oci "$m")" expose:latest >"$c"
+    check_eq "[$m] EXPOSE \$PORTS: one port per word of the value" \
+      "$(json_get "$c" 'sorted(j["config"]["ExposedPorts"])')" '["3000/tcp", "4000/udp", "80/tcp"]'
+  else
+    not_ok "[$m] EXPOSE \$PORTS with PORTS=\"3000 4000/udp\""; diag <"$TESTDIR/out"
   fi
 
   import_busybox "$m"

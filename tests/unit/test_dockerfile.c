@@ -93,13 +93,14 @@ word_esc (const char *raw, char escape)
 
 /* Words joined with "|" (or "ERR: message"). */
 static char *
-words_joined (const char *raw, char escape)
+words_joined_fn (int (*fn) (const char *, char, ob_lookup_fn, void *, char ***, ob_error_t *),
+                 const char *raw, char escape)
 {
   char **v = NULL;
   ob_error_t err = NULL;
   struct ob_buf b = { 0 };
 
-  if (ob_dockerfile_words (raw, escape, lookup, env_table, &v, &err) < 0)
+  if (fn (raw, escape, lookup, env_table, &v, &err) < 0)
     {
       char *r = ob_xasprintf ("ERR: %s", err->msg);
       ob_error_free (&err);
@@ -115,10 +116,25 @@ words_joined (const char *raw, char escape)
   return ob_buf_steal (&b);
 }
 
+static char *
+words_joined (const char *raw, char escape)
+{
+  return words_joined_fn (ob_dockerfile_words, raw, escape);
+}
+
 #define CHECK_WORDS(raw, expected)                                                  \
   do                                                                               \
     {                                                                              \
       char *_w = words_joined (raw, '\\');                                         \
+      CHECK_STR (_w, expected);                                                    \
+      free (_w);                                                                   \
+    }                                                                              \
+  while (0)
+
+#define CHECK_WORDS_SPLIT(raw, expected)                                            \
+  do                                                                               \
+    {                                                                              \
+      char *_w = words_joined_fn (ob_dockerfile_words_split, raw, '\\');           \
       CHECK_STR (_w, expected);                                                    \
       free (_w);                                                                   \
     }                                                                              \
@@ -1395,6 +1411,16 @@ TEST (words_split)
                      "for matching single-quote");
 }
 
+/* BuildKit's ProcessWords (EXPOSE): unquoted expansions split too */
+TEST (words_split_expansions)
+{
+  CHECK_WORDS_SPLIT ("$sp /dst", "x|y|/dst");
+  CHECK_WORDS_SPLIT ("pre$sp post", "prex|y|post");
+  CHECK_WORDS_SPLIT ("\"$sp\" '$sp'", "x y|$sp");
+  CHECK_WORDS_SPLIT ("$unset ${unset:-d e}/", "d|e/");
+  CHECK_WORDS_SPLIT ("${empty}x", "x");
+}
+
 TEST (words_backtick)
 {
   char *w = words_joined ("c:\\a` b `$a", '`');
@@ -1653,6 +1679,7 @@ main (void)
   RUN (word_syntax_errors);
   RUN (word_backtick_escape);
   RUN (words_split);
+  RUN (words_split_expansions);
   RUN (words_backtick);
   RUN (parse_instr_single);
   RUN (kind_names_and_expansion);
