@@ -19,6 +19,8 @@ df groups 'FROM busybox\nUSER app\nRUN id > /tmp/id-app\nUSER 2001:3001\nRUN id 
 df escesc 'FROM scratch\nENV C trailing\\\\\nLABEL a=x\\\\\nLABEL b=y\n'
 # 4. EXPOSE splits what an unquoted variable expands to (BuildKit's ProcessWords)
 df expose 'FROM scratch\nARG PORTS="3000 4000/udp"\nEXPOSE $PORTS 80\n'
+# 5. a JSON array followed by text is the shell form (the line is not JSON)
+df jsontail 'FROM scratch\nCMD ["a"] x\nENTRYPOINT ["b"]  \n'
 chmod -R a+rX "$ctx"
 
 for m in $MODES; do
@@ -54,6 +56,13 @@ for m in $MODES; do
       "$(json_get "$c" 'sorted(j["config"]["ExposedPorts"])')" '["3000/tcp", "4000/udp", "80/tcp"]'
   else
     not_ok "[$m] EXPOSE \$PORTS with PORTS=\"3000 4000/udp\""; diag <"$TESTDIR/out"
+  fi
+  if ob "$m" build -q -f "$ctx/df.jsontail" -t jsontail "$ctx" >"$TESTDIR/out" 2>&1; then
+    skopeo_config "$(store_oci "$m")" jsontail:latest >"$c"
+    check_eq "[$m] CMD [\"a\"] x is the shell form" "$(json_get "$c" 'j["config"]["Cmd"]')" '["/bin/sh", "-c", "[\"a\"] x"]'
+    check_eq "[$m] blanks after the array keep the exec form" "$(json_get "$c" 'j["config"]["Entrypoint"]')" '["b"]'
+  else
+    not_ok "[$m] JSON form followed by text"; diag <"$TESTDIR/out"
   fi
 
   import_busybox "$m"

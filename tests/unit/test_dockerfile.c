@@ -273,14 +273,29 @@ TEST (json_non_string_is_error)
              "only");
 }
 
-/* Like Go's json.Decoder used by BuildKit: text after the array is ignored. */
-TEST (json_trailing_text_ignored)
+/* Current BuildKit (json.Unmarshal): the whole line must be the array, so
+ * text after it makes the shell form; blanks after it do not. */
+TEST (json_trailing_text_is_shell_form)
 {
-  struct ob_dockerfile *df = parse_ok ("FROM a\nCMD [\"a\"] # note\n");
+  struct ob_dockerfile *df
+      = parse_ok ("FROM a\nCMD [\"a\"] # note\nRUN [\"echo\",\"hello\"]this is invalid\n"
+                  "ENTRYPOINT [\"b\"]  \t\nCMD [\"a\", 1] x\n");
   if (!df)
     return;
-  CHECK (df->instrs[1].json);
-  CHECK_INT (df->instrs[1].n_args, 1);
+  CHECK_INT (df->n_instrs, 5);
+  if (df->n_instrs != 5)
+    {
+      ob_dockerfile_free (df);
+      return;
+    }
+  CHECK (!df->instrs[1].json);
+  CHECK_STR (df->instrs[1].args[0], "[\"a\"] # note");
+  CHECK (!df->instrs[2].json);
+  CHECK_STR (df->instrs[2].args[0], "[\"echo\",\"hello\"]this is invalid");
+  CHECK (df->instrs[3].json);
+  CHECK_INT (df->instrs[3].n_args, 1);
+  /* not JSON at all, so not "arrays must be comprised of strings" */
+  CHECK (!df->instrs[4].json);
   ob_dockerfile_free (df);
 }
 
@@ -1609,7 +1624,7 @@ main (void)
   RUN (run_exec_form);
   RUN (invalid_json_is_shell_form);
   RUN (json_non_string_is_error);
-  RUN (json_trailing_text_ignored);
+  RUN (json_trailing_text_is_shell_form);
   RUN (cmd_entrypoint_empty_allowed);
   RUN (run_empty_is_error);
   RUN (entrypoint_exec_form);
