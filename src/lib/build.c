@@ -954,7 +954,16 @@ do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
       s->hit_created = src->hit_created ? ob_xstrdup (src->hit_created) : NULL;
     }
   else if (ob_build_load_image (b, s, image, err) < 0)
-    return ob_error_wrap (err, "%s:%d: FROM %s", b->dfname, in->line, image);
+    {
+      cleanup_free char *norm = NULL;
+      ob_error_t nerr = NULL;
+      /* an invalid reference written in the Dockerfile is a Dockerfile
+       * error (3), not a usage error of the command line */
+      if ((*err)->kind == OB_ERR_USAGE && ob_image_ref_normalize (image, &norm, &nerr) < 0)
+        ob_error_set_kind (err, OB_ERR_DOCKERFILE);
+      ob_error_free (&nerr);
+      return ob_error_wrap (err, "%s:%d: FROM %s", b->dfname, in->line, image);
+    }
 
   stage_env_forget (s); /* a new config */
   if (stage_env_get (s, "PATH") == NULL)

@@ -21,7 +21,11 @@ df escesc 'FROM scratch\nENV C trailing\\\\\nLABEL a=x\\\\\nLABEL b=y\n'
 df expose 'FROM scratch\nARG PORTS="3000 4000/udp"\nEXPOSE $PORTS 80\n'
 # 5. a JSON array followed by text is the shell form (the line is not JSON)
 df jsontail 'FROM scratch\nCMD ["a"] x\nENTRYPOINT ["b"]  \n'
+# 6. an invalid image reference in FROM is a Dockerfile error (exit 3, file:line)
+df badref 'ARG V=x@@\nFROM scratch\nFROM Bad:Ref\n'
+df badref2 'ARG V=x@@\nFROM a$V\n'
 chmod -R a+rX "$ctx"
+snapshot() { (cd "$(store "$1")" && find oci -printf '%p %s\n' | sort && sha256sum oci/index.json; ls tmp); }
 
 for m in $MODES; do
   c=$TESTDIR/cfg-$m.json
@@ -64,6 +68,13 @@ for m in $MODES; do
   else
     not_ok "[$m] JSON form followed by text"; diag <"$TESTDIR/out"
   fi
+  snapshot "$m" >"$TESTDIR/before-$m"
+  check_fail 3 '/df\.badref:3: FROM Bad:Ref: invalid tag "Bad:Ref": name components must be lower-case' \
+    "[$m] FROM Bad:Ref: exit 3 naming file:line" ob "$m" build --pull=never -f "$ctx/df.badref" -t x "$ctx"
+  check_fail 3 '/df\.badref2:2: FROM ax@@: invalid tag "ax@@"' \
+    "[$m] an expanded invalid reference: exit 3 naming file:line" ob "$m" build -f "$ctx/df.badref2" -t x "$ctx"
+  snapshot "$m" >"$TESTDIR/after-$m"
+  check_files "[$m] the failed builds left the store as it was" "$TESTDIR/after-$m" "$TESTDIR/before-$m"
 
   import_busybox "$m"
   out=$(userdir "out-$m" "$m")
