@@ -1417,8 +1417,18 @@ do_healthcheck (struct build *b, struct stage *s, const struct ob_instr *in, ob_
 static int
 expose_word (struct build *b, const struct ob_instr *in, const char *w, json_t *ports, ob_error_t *err)
 {
-  cleanup_free char *c = ob_xstrdup (w);
-  char *proto = strchr (c, '/');
+  const char *colon = strrchr (w, ':');
+  cleanup_free char *c = ob_xstrdup (colon ? colon + 1 : w);
+  char *proto;
+  if (colon)
+    {
+      /* ip:host:container or host:container: BuildKit exposes the
+       * container port and warns (lint rule ExposeInvalidFormat) */
+      ob_strv_take (&b->warnings, ob_xasprintf ("%s:%d: EXPOSE instruction should not define an IP address or "
+                                                "host-port mapping, found '%s'",
+                                                b->dfname, in->line, w));
+    }
+  proto = strchr (c, '/');
   char *dash, *end;
   long lo, hi;
   if (proto)
@@ -2037,6 +2047,8 @@ ob_build_run (const struct ob_build_opts *o, struct ob_build_result *res, ob_err
   blog (&b, "COMMIT %s", o->tags && o->tags[0] ? o->tags[0] : "");
   if (write_image (&b, &b.stages[target], res, err) < 0)
     goto out;
+  for (size_t i = 0; b.warnings && b.warnings[i]; i++)
+    ob_strv_add (&res->warnings, b.warnings[i]);
   for (size_t i = 0; o->build_args && o->build_args[i]; i++)
     {
       cleanup_free char *k = ob_xstrndup (o->build_args[i], strcspn (o->build_args[i], "="));
@@ -2095,6 +2107,7 @@ out:
   json_decref (b.meta_index);
   json_decref (b.meta_set_index);
   ob_strv_free (b.used_args);
+  ob_strv_free (b.warnings);
   ob_dockerfile_free (b.df);
   ob_ignore_free (b.ig);
   free (b.dfname);

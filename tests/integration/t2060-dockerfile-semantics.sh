@@ -24,6 +24,8 @@ df jsontail 'FROM scratch\nCMD ["a"] x\nENTRYPOINT ["b"]  \n'
 # 6. an invalid image reference in FROM is a Dockerfile error (exit 3, file:line)
 df badref 'ARG V=x@@\nFROM scratch\nFROM Bad:Ref\n'
 df badref2 'ARG V=x@@\nFROM a$V\n'
+# 6. EXPOSE ip:host:container: a warning, the container port is exposed
+df exposemap 'FROM scratch\nEXPOSE 127.0.0.1:8080:80/udp 9000:90 443\n'
 chmod -R a+rX "$ctx"
 snapshot() { (cd "$(store "$1")" && find oci -printf '%p %s\n' | sort && sha256sum oci/index.json; ls tmp); }
 
@@ -75,6 +77,14 @@ for m in $MODES; do
     "[$m] an expanded invalid reference: exit 3 naming file:line" ob "$m" build -f "$ctx/df.badref2" -t x "$ctx"
   snapshot "$m" >"$TESTDIR/after-$m"
   check_files "[$m] the failed builds left the store as it was" "$TESTDIR/after-$m" "$TESTDIR/before-$m"
+  if ob "$m" build -q -f "$ctx/df.exposemap" -t exposemap "$ctx" >"$TESTDIR/out" 2>"$TESTDIR/err"; then
+    skopeo_config "$(store_oci "$m")" exposemap:latest >"$c"
+    check_eq "[$m] EXPOSE ip:host:container exposes the container port" \
+      "$(json_get "$c" 'sorted(j["config"]["ExposedPorts"])')" '["443/tcp", "80/udp", "90/tcp"]'
+    check_eq "[$m] ... with one warning per mapping, naming file:line" "$(grep -c "warning: .*/df\.exposemap:2: EXPOSE instruction should not define an IP address or host-port mapping, found '\(127.0.0.1:8080:80/udp\|9000:90\)'" "$TESTDIR/err")" 2
+  else
+    not_ok "[$m] EXPOSE ip:host:container"; diag <"$TESTDIR/err"
+  fi
 
   import_busybox "$m"
   out=$(userdir "out-$m" "$m")
