@@ -398,7 +398,9 @@ ob_build_find_stage (struct build *b, const char *name, size_t before)
 {
   char *end;
   long idx;
-  for (size_t i = 0; i < before && i < b->n_stages; i++)
+  /* the latest stage of that name: names may repeat (a warning), and
+   * BuildKit's name map then holds the last one declared */
+  for (size_t i = before < b->n_stages ? before : b->n_stages; i-- > 0;)
     if (b->stages[i].name && strcasecmp (b->stages[i].name, name) == 0)
       return &b->stages[i];
   idx = strtol (name, &end, 10);
@@ -1712,7 +1714,13 @@ plan (struct build *b, size_t *target, ob_error_t *err)
           s->name = in->from_stage ? ob_xstrdup (in->from_stage) : NULL;
           for (size_t k = 0; k + 1 < b->n_stages; k++)
             if (s->name && b->stages[k].name && strcasecmp (b->stages[k].name, s->name) == 0)
-              return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "duplicate stage name `%s`", s->name);
+              {
+                /* BuildKit's lint rule DuplicateStageName: a warning; the
+                 * name then means the latest such stage */
+                ob_strv_take (&b->warnings, ob_xasprintf ("%s:%d: Duplicate stage name \"%s\", stage names should be unique",
+                                                          b->dfname, in->line, s->name));
+                break;
+              }
         }
       b->stages[b->n_stages - 1].end = i + 1;
     }

@@ -26,6 +26,8 @@ df badref 'ARG V=x@@\nFROM scratch\nFROM Bad:Ref\n'
 df badref2 'ARG V=x@@\nFROM a$V\n'
 # 6. EXPOSE ip:host:container: a warning, the container port is exposed
 df exposemap 'FROM scratch\nEXPOSE 127.0.0.1:8080:80/udp 9000:90 443\n'
+# 6. duplicate stage names: a warning, the name means the latest such stage
+df dupstage 'FROM scratch AS a\nLABEL which=first\nFROM scratch AS A\nLABEL which=second\nFROM a\n'
 chmod -R a+rX "$ctx"
 snapshot() { (cd "$(store "$1")" && find oci -printf '%p %s\n' | sort && sha256sum oci/index.json; ls tmp); }
 
@@ -84,6 +86,14 @@ for m in $MODES; do
     check_eq "[$m] ... with one warning per mapping, naming file:line" "$(grep -c "warning: .*/df\.exposemap:2: EXPOSE instruction should not define an IP address or host-port mapping, found '\(127.0.0.1:8080:80/udp\|9000:90\)'" "$TESTDIR/err")" 2
   else
     not_ok "[$m] EXPOSE ip:host:container"; diag <"$TESTDIR/err"
+  fi
+  if ob "$m" build -q -f "$ctx/df.dupstage" -t dupstage "$ctx" >"$TESTDIR/out" 2>"$TESTDIR/err"; then
+    skopeo_config "$(store_oci "$m")" dupstage:latest >"$c"
+    check_eq "[$m] FROM a after two stages named a: the latest" "$(json_get "$c" 'j["config"]["Labels"]')" '{"which": "second"}'
+    check "[$m] ... with a warning naming file:line" \
+      grep -q 'warning: .*/df\.dupstage:3: Duplicate stage name "a", stage names should be unique' "$TESTDIR/err"
+  else
+    not_ok "[$m] duplicate stage names"; diag <"$TESTDIR/err"
   fi
 
   import_busybox "$m"
