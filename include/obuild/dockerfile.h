@@ -170,6 +170,12 @@ int ob_dockerfile_word (const char *raw, char escape, ob_lookup_fn lookup, void 
 int ob_dockerfile_words (const char *raw, char escape, ob_lookup_fn lookup, void *data,
                          char ***out, ob_error_t *err);
 
+/* Like ob_dockerfile_words, but the results of unquoted expansions are split
+ * on whitespace too, as BuildKit's ProcessWords (which EXPOSE uses:
+ * PORTS="80 53/udp" then `EXPOSE $PORTS` gives two ports). */
+int ob_dockerfile_words_split (const char *raw, char escape, ob_lookup_fn lookup, void *data,
+                               char ***out, ob_error_t *err);
+
 /* Is word a heredoc marker, as BuildKit's ParseHeredoc sees it: "[n]<<[-]NAME"
  * with NAME one shell word, possibly quoted ("<<EOF", "<<-'EOF'", "3<<X")?
  * If so, *name (when name is not NULL) gets the delimiter with its quotes

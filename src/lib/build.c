@@ -260,8 +260,10 @@ ob_build_word (struct build *b, struct stage *s, const struct ob_instr *in, cons
   return 0;
 }
 
+/* The words of in (exec form: its expanded args); split: the results of
+ * unquoted expansions are split too (EXPOSE, as BuildKit's ProcessWords). */
 static int
-build_words (struct build *b, struct stage *s, const struct ob_instr *in, char ***out,
+build_words (struct build *b, struct stage *s, const struct ob_instr *in, bool split, char ***out,
              ob_error_t *err)
 {
   struct lookup l = { b, s };
@@ -287,7 +289,9 @@ build_words (struct build *b, struct stage *s, const struct ob_instr *in, char *
       *out = r;
       return 0;
     }
-  if (ob_dockerfile_words (in->rest ? in->rest : "", b->df->escape, ob_build_lookup, &l, out, err) < 0)
+  if ((split ? ob_dockerfile_words_split : ob_dockerfile_words) (in->rest ? in->rest : "", b->df->escape,
+                                                                ob_build_lookup, &l, out, err)
+      < 0)
     return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
   {
     size_t n = 0;
@@ -394,7 +398,9 @@ ob_build_find_stage (struct build *b, const char *name, size_t before)
 {
   char *end;
   long idx;
-  for (size_t i = 0; i < before && i < b->n_stages; i++)
+  /* the latest stage of that name: names may repeat (a warning), and
+   * BuildKit's name map then holds the last one declared */
+  for (size_t i = before < b->n_stages ? before : b->n_stages; i-- > 0;)
     if (b->stages[i].name && strcasecmp (b->stages[i].name, name) == 0)
       return &b->stages[i];
   idx = strtol (name, &end, 10);
@@ -950,7 +956,16 @@ do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
       s->hit_created = src->hit_created ? ob_xstrdup (src->hit_created) : NULL;
     }
   else if (ob_build_load_image (b, s, image, err) < 0)
-    return ob_error_wrap (err, "%s:%d: FROM %s", b->dfname, in->line, image);
+    {
+      cleanup_free char *norm = NULL;
+      ob_error_t nerr = NULL;
+      /* an invalid reference written in the Dockerfile is a Dockerfile
+       * error (3), not a usage error of the command line */
+      if ((*err)->kind == OB_ERR_USAGE && ob_image_ref_normalize (image, &norm, &nerr) < 0)
+        ob_error_set_kind (err, OB_ERR_DOCKERFILE);
+      ob_error_free (&nerr);
+      return ob_error_wrap (err, "%s:%d: FROM %s", b->dfname, in->line, image);
+    }
 
   stage_env_forget (s); /* a new config */
   if (stage_env_get (s, "PATH") == NULL)
@@ -1069,29 +1084,6 @@ is_proxy_arg (const char *k)
   return false;
 }
 
-static char *
-platform_arg (const char *name)
-{
-  const char *arch = ob_image_host_arch ();
-  const char *var = ob_image_host_variant ();
-  const char *prefixes[] = { "TARGET", "BUILD" };
-  for (size_t i = 0; i < 2; i++)
-    {
-      size_t pl = strlen (prefixes[i]);
-      if (strncmp (name, prefixes[i], pl) != 0)
-        continue;
-      const char *rest = name + pl;
-      if (strcmp (rest, "PLATFORM") == 0)
-        return var ? ob_xasprintf ("linux/%s/%s", arch, var) : ob_xasprintf ("linux/%s", arch);
-      if (strcmp (rest, "OS") == 0)
-        return ob_xstrdup ("linux");
-      if (strcmp (rest, "ARCH") == 0)
-        return ob_xstrdup (arch);
-      if (strcmp (rest, "VARIANT") == 0)
-        return ob_xstrdup (var ? var : "");
-    }
-  return NULL;
-}
 
 /* Room for element n of an array of n: doubling at powers of two (one
  * realloc per ARG copied the arrays each time for 100,000 ARGs). */
@@ -1100,6 +1092,65 @@ grow_strs (char ***v, size_t n)
 {
   if (n == 0 || (n & (n - 1)) == 0)
     *v = ob_xrealloc (*v, (n ? 2 * n : 1) * sizeof (char *));
+}
+
+/* The automatic platform ARGs: BUILD* describe this machine, TARGET* the
+ * --platform of the build (this machine without it), as in BuildKit. */
+static char *
+platform_arg (struct build *b, const char *name)
+{
+  const char *prefixes[] = { "TARGET", "BUILD" };
+  for (size_t i = 0; i < 2; i++)
+    {
+      const char *os = "linux", *arch = ob_image_host_arch (), *var = ob_image_host_variant ();
+      cleanup_free char *pos = NULL, *parch = NULL, *pvar = NULL;
+      const char *want = b->o->source.registry.platform;
+      size_t pl = strlen (prefixes[i]);
+      if (strncmp (name, prefixes[i], pl) != 0)
+        continue;
+      const char *rest = name + pl;
+      if (i == 0 && want)
+        {
+          ob_error_t perr = NULL;
+          if (parse_platform (want, &pos, &parch, &pvar, &perr) == 0)
+            {
+              os = pos;
+              arch = parch;
+              var = pvar;
+            }
+          ob_error_free (&perr);
+        }
+      if (strcmp (rest, "PLATFORM") == 0)
+        return var ? ob_xasprintf ("%s/%s/%s", os, arch, var) : ob_xasprintf ("%s/%s", os, arch);
+      if (strcmp (rest, "OS") == 0)
+        return ob_xstrdup (os);
+      if (strcmp (rest, "ARCH") == 0)
+        return ob_xstrdup (arch);
+      if (strcmp (rest, "VARIANT") == 0)
+        return ob_xstrdup (var ? var : "");
+    }
+  return NULL;
+}
+
+/* BuildKit predefines the platform ARGs in the global scope: FROM lines
+ * use them undeclared (FROM --platform=$BUILDPLATFORM, FROM s-$TARGETOS);
+ * a stage still sees them only after `ARG NAME`. */
+static void
+predefine_platform_args (struct build *b)
+{
+  static const char *const names[]
+      = { "BUILDPLATFORM",  "BUILDOS",  "BUILDARCH",  "BUILDVARIANT",
+          "TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT" };
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    {
+      grow_strs (&b->meta_keys, b->n_meta);
+      grow_strs (&b->meta_vals, b->n_meta);
+      index_put (&b->meta_index, names[i], b->n_meta);
+      index_put (&b->meta_set_index, names[i], b->n_meta);
+      b->meta_keys[b->n_meta] = ob_xstrdup (names[i]);
+      b->meta_vals[b->n_meta] = platform_arg (b, names[i]);
+      b->n_meta++;
+    }
 }
 
 static int
@@ -1143,7 +1194,7 @@ declare_arg (struct build *b, struct stage *s, const struct ob_instr *in, const 
   if (val == NULL && s == NULL)
     {
       /* global scope: automatic platform args have values */
-      val = platform_arg (key);
+      val = platform_arg (b, key);
     }
   else if (val == NULL)
     {
@@ -1152,7 +1203,7 @@ declare_arg (struct build *b, struct stage *s, const struct ob_instr *in, const 
       if (i >= 0)
         val = ob_xstrdup (b->meta_vals[i]);
       if (val == NULL)
-        val = platform_arg (key);
+        val = platform_arg (b, key);
     }
   if (s == NULL)
     {
@@ -1356,8 +1407,18 @@ do_healthcheck (struct build *b, struct stage *s, const struct ob_instr *in, ob_
 static int
 expose_word (struct build *b, const struct ob_instr *in, const char *w, json_t *ports, ob_error_t *err)
 {
-  cleanup_free char *c = ob_xstrdup (w);
-  char *proto = strchr (c, '/');
+  const char *colon = strrchr (w, ':');
+  cleanup_free char *c = ob_xstrdup (colon ? colon + 1 : w);
+  char *proto;
+  if (colon)
+    {
+      /* ip:host:container or host:container: BuildKit exposes the
+       * container port and warns (lint rule ExposeInvalidFormat) */
+      ob_strv_take (&b->warnings, ob_xasprintf ("%s:%d: EXPOSE instruction should not define an IP address or "
+                                                "host-port mapping, found '%s'",
+                                                b->dfname, in->line, w));
+    }
+  proto = strchr (c, '/');
   char *dash, *end;
   long lo, hi;
   if (proto)
@@ -1440,7 +1501,7 @@ do_meta (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
         const char *key = in->kind == OB_I_EXPOSE ? "ExposedPorts" : "Volumes";
         json_t *obj = json_object_get (rt, key);
         struct ob_buf h = { 0 };
-        if (build_words (b, s, in, &words, err) < 0)
+        if (build_words (b, s, in, in->kind == OB_I_EXPOSE, &words, err) < 0)
           return -1;
         if (ob_strv_len (words) == 0)
           return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "%s requires at least one argument",
@@ -1613,6 +1674,7 @@ plan (struct build *b, size_t *target, ob_error_t *err)
 {
   struct ob_dockerfile *df = b->df;
   size_t i = 0;
+  predefine_platform_args (b);
   /* ARGs before the first FROM */
   for (; i < df->n_instrs && df->instrs[i].kind != OB_I_FROM; i++)
     {
@@ -1640,7 +1702,13 @@ plan (struct build *b, size_t *target, ob_error_t *err)
           s->name = in->from_stage ? ob_xstrdup (in->from_stage) : NULL;
           for (size_t k = 0; k + 1 < b->n_stages; k++)
             if (s->name && b->stages[k].name && strcasecmp (b->stages[k].name, s->name) == 0)
-              return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "duplicate stage name `%s`", s->name);
+              {
+                /* BuildKit's lint rule DuplicateStageName: a warning; the
+                 * name then means the latest such stage */
+                ob_strv_take (&b->warnings, ob_xasprintf ("%s:%d: Duplicate stage name \"%s\", stage names should be unique",
+                                                          b->dfname, in->line, s->name));
+                break;
+              }
         }
       b->stages[b->n_stages - 1].end = i + 1;
     }
@@ -1975,6 +2043,8 @@ ob_build_run (const struct ob_build_opts *o, struct ob_build_result *res, ob_err
   blog (&b, "COMMIT %s", o->tags && o->tags[0] ? o->tags[0] : "");
   if (write_image (&b, &b.stages[target], res, err) < 0)
     goto out;
+  for (size_t i = 0; b.warnings && b.warnings[i]; i++)
+    ob_strv_add (&res->warnings, b.warnings[i]);
   for (size_t i = 0; o->build_args && o->build_args[i]; i++)
     {
       cleanup_free char *k = ob_xstrndup (o->build_args[i], strcspn (o->build_args[i], "="));
@@ -2033,6 +2103,7 @@ out:
   json_decref (b.meta_index);
   json_decref (b.meta_set_index);
   ob_strv_free (b.used_args);
+  ob_strv_free (b.warnings);
   ob_dockerfile_free (b.df);
   ob_ignore_free (b.ig);
   free (b.dfname);

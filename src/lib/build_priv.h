@@ -55,6 +55,7 @@ struct build
   char **meta_keys; /* ARGs before the first FROM */
   char **meta_vals;
   size_t n_meta;
+  char **warnings; /* about the Dockerfile, handed to the result on success */
   json_t *meta_index;     /* "NAME" -> position of its last global ARG */
   json_t *meta_set_index; /* "NAME" -> ... of its last global ARG with a value */
   size_t expanded;        /* bytes counted by ob_build_account */

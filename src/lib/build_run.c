@@ -784,10 +784,26 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   so.no_namespaces = b->o->container;
   so.groups = groups;
   so.n_groups = 0;
-  if (so.set_groups && uid != 0 && passwd)
+  if (so.set_groups && user && *user)
     {
-      cleanup_free char *name = passwd_field (passwd, uid, 0);
-      so.n_groups = supplementary_groups (group, name, groups, 64);
+      /* as BuildKit (executor/oci/user.go) and Docker: the primary group
+       * first, then, when USER names no group, the user's memberships in
+       * the image's /etc/group */
+      groups[so.n_groups++] = gid;
+      if (strchr (user, ':') == NULL && passwd)
+        {
+          cleanup_free char *name = passwd_field (passwd, uid, 0);
+          gid_t more[63];
+          size_t n = supplementary_groups (group, name, more, 63);
+          for (size_t i = 0; i < n; i++)
+            {
+              bool dup = false;
+              for (size_t k = 0; k < so.n_groups && !dup; k++)
+                dup = groups[k] == more[i];
+              if (!dup)
+                groups[so.n_groups++] = more[i];
+            }
+        }
     }
   so.hostname = b->o->container ? NULL : RUN_HOSTNAME;
   so.seccomp = b->seccomp;

@@ -511,7 +511,8 @@ extract_flags (const char *line, char ***flags, char **rest)
 
 /* parseJSON: 1 when rest is a JSON array of strings (decoded into *args),
  * 0 when it is not JSON (shell form), -1 for an array holding non-strings.
- * Like Go's json.Decoder, text after the array is ignored. */
+ * As current BuildKit (json.Unmarshal), the whole rest must be the array:
+ * `CMD ["a"] x` is shell form, not exec form with the tail dropped. */
 static int
 parse_json (const char *rest, char ***args, size_t *n_args)
 {
@@ -524,7 +525,7 @@ parse_json (const char *rest, char ***args, size_t *n_args)
   rest = skip_ws (rest);
   if (*rest != '[')
     return 0;
-  j = json_loads (rest, JSON_DISABLE_EOF_CHECK, &jerr);
+  j = json_loads (rest, 0, &jerr);
   if (j == NULL || !json_is_array (j))
     return 0;
   json_array_foreach (j, i, e)
@@ -1116,14 +1117,16 @@ is_comment (const char *line)
 }
 
 /* Remove a trailing escape character (plus blanks after it) from s;
- * true when the line ends the instruction. */
+ * true when the line ends the instruction.  As BuildKit's
+ * lineContinuationRegex, an escape preceded by another one is no
+ * continuation (`ENV C trailing\\` ends there), whatever the count. */
 static bool
 end_of_instr (char *s, char escape)
 {
   size_t n = strlen (s);
   while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
     n--;
-  if (n > 0 && s[n - 1] == escape)
+  if (n > 0 && s[n - 1] == escape && (n == 1 || s[n - 2] != escape))
     {
       s[n - 1] = '\0';
       return false;

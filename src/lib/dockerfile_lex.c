@@ -41,6 +41,7 @@ struct lex
   bool raw_quotes;   /* keep the quote characters in the result */
   bool raw_escapes;  /* keep the escape characters in the result */
   bool skip_unset;   /* leave unset variables as written */
+  bool split_dollar; /* unquoted expansion results split on whitespace too */
   unsigned depth;    /* ${...} being processed, for OB_DOCKERFILE_MAX_NESTING */
   size_t work;       /* pattern matching steps, for OB_DOCKERFILE_MAX_WORK */
   ob_error_t *err;
@@ -727,7 +728,10 @@ lex_until (struct lex *lx, int stop, bool raw_escapes, struct ob_buf *res, struc
               return -1;
             }
           /* an empty unquoted expansion makes no word; empty quotes do */
-          if (w && (c != '$' || tmp.len > 0))
+          if (w && c == '$' && lx->split_dollar)
+            for (size_t k = 0; k < tmp.len; k++)
+              words_add_char (w, tmp.data[k]);
+          else if (w && (c != '$' || tmp.len > 0))
             words_add_raw (w, tmp.data, tmp.len);
           continue;
         }
@@ -831,6 +835,19 @@ ob_dockerfile_words (const char *raw, char escape, ob_lookup_fn lookup, void *da
   struct lex lx;
 
   lex_init (&lx, raw, escape, lookup, data, err);
+  if (lex_words (&lx, out) < 0)
+    return wrap_error (err, raw);
+  return 0;
+}
+
+int
+ob_dockerfile_words_split (const char *raw, char escape, ob_lookup_fn lookup, void *data,
+                           char ***out, ob_error_t *err)
+{
+  struct lex lx;
+
+  lex_init (&lx, raw, escape, lookup, data, err);
+  lx.split_dollar = true;
   if (lex_words (&lx, out) < 0)
     return wrap_error (err, raw);
   return 0;

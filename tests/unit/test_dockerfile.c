@@ -93,13 +93,14 @@ word_esc (const char *raw, char escape)
 
 /* Words joined with "|" (or "ERR: message"). */
 static char *
-words_joined (const char *raw, char escape)
+words_joined_fn (int (*fn) (const char *, char, ob_lookup_fn, void *, char ***, ob_error_t *),
+                 const char *raw, char escape)
 {
   char **v = NULL;
   ob_error_t err = NULL;
   struct ob_buf b = { 0 };
 
-  if (ob_dockerfile_words (raw, escape, lookup, env_table, &v, &err) < 0)
+  if (fn (raw, escape, lookup, env_table, &v, &err) < 0)
     {
       char *r = ob_xasprintf ("ERR: %s", err->msg);
       ob_error_free (&err);
@@ -115,10 +116,25 @@ words_joined (const char *raw, char escape)
   return ob_buf_steal (&b);
 }
 
+static char *
+words_joined (const char *raw, char escape)
+{
+  return words_joined_fn (ob_dockerfile_words, raw, escape);
+}
+
 #define CHECK_WORDS(raw, expected)                                                  \
   do                                                                               \
     {                                                                              \
       char *_w = words_joined (raw, '\\');                                         \
+      CHECK_STR (_w, expected);                                                    \
+      free (_w);                                                                   \
+    }                                                                              \
+  while (0)
+
+#define CHECK_WORDS_SPLIT(raw, expected)                                            \
+  do                                                                               \
+    {                                                                              \
+      char *_w = words_joined_fn (ob_dockerfile_words_split, raw, '\\');           \
       CHECK_STR (_w, expected);                                                    \
       free (_w);                                                                   \
     }                                                                              \
@@ -257,14 +273,29 @@ TEST (json_non_string_is_error)
              "only");
 }
 
-/* Like Go's json.Decoder used by BuildKit: text after the array is ignored. */
-TEST (json_trailing_text_ignored)
+/* Current BuildKit (json.Unmarshal): the whole line must be the array, so
+ * text after it makes the shell form; blanks after it do not. */
+TEST (json_trailing_text_is_shell_form)
 {
-  struct ob_dockerfile *df = parse_ok ("FROM a\nCMD [\"a\"] # note\n");
+  struct ob_dockerfile *df
+      = parse_ok ("FROM a\nCMD [\"a\"] # note\nRUN [\"echo\",\"hello\"]this is invalid\n"
+                  "ENTRYPOINT [\"b\"]  \t\nCMD [\"a\", 1] x\n");
   if (!df)
     return;
-  CHECK (df->instrs[1].json);
-  CHECK_INT (df->instrs[1].n_args, 1);
+  CHECK_INT (df->n_instrs, 5);
+  if (df->n_instrs != 5)
+    {
+      ob_dockerfile_free (df);
+      return;
+    }
+  CHECK (!df->instrs[1].json);
+  CHECK_STR (df->instrs[1].args[0], "[\"a\"] # note");
+  CHECK (!df->instrs[2].json);
+  CHECK_STR (df->instrs[2].args[0], "[\"echo\",\"hello\"]this is invalid");
+  CHECK (df->instrs[3].json);
+  CHECK_INT (df->instrs[3].n_args, 1);
+  /* not JSON at all, so not "arrays must be comprised of strings" */
+  CHECK (!df->instrs[4].json);
   ob_dockerfile_free (df);
 }
 
@@ -865,6 +896,45 @@ TEST (escape_at_eof)
   ob_dockerfile_free (df);
 }
 
+/* BuildKit: an escape preceded by an escape ends the line (its regex
+ * ([^\\])\\[ \t]*$), so `trailing\\` does not swallow the next line. */
+TEST (escaped_escape_at_end_of_line)
+{
+  struct ob_dockerfile *df = parse_ok ("FROM a\nENV C trailing\\\\\nLABEL a=x\\\\  \nLABEL b=y\n"
+                                       "RUN echo \\\\\\\nUSER app\n");
+  if (!df)
+    return;
+  CHECK_INT (df->n_instrs, 6);
+  if (df->n_instrs != 6)
+    {
+      ob_dockerfile_free (df);
+      return;
+    }
+  CHECK_STR (df->instrs[1].kvs[0].value, "trailing\\\\");
+  CHECK_INT (df->instrs[2].kind, OB_I_LABEL);
+  CHECK_STR (df->instrs[2].kvs[0].value, "x\\\\");
+  CHECK_INT (df->instrs[3].kind, OB_I_LABEL);
+  CHECK_STR (df->instrs[3].kvs[0].key, "b");
+  /* three escapes: not a continuation in BuildKit either */
+  CHECK_STR (df->instrs[4].original, "RUN echo \\\\\\");
+  CHECK_INT (df->instrs[5].kind, OB_I_USER);
+  ob_dockerfile_free (df);
+  /* with `# escape=\``, the same for backticks */
+  df = parse_ok ("# escape=`\nFROM a\nENV C x``\nUSER app\nRUN a `\n b\n");
+  if (!df)
+    return;
+  CHECK_INT (df->n_instrs, 4);
+  if (df->n_instrs != 4)
+    {
+      ob_dockerfile_free (df);
+      return;
+    }
+  CHECK_STR (df->instrs[1].kvs[0].value, "x``");
+  CHECK_INT (df->instrs[2].kind, OB_I_USER);
+  CHECK_STR (df->instrs[3].args[0], "a  b");
+  ob_dockerfile_free (df);
+}
+
 TEST (crlf_line_endings)
 {
   struct ob_dockerfile *df = parse_ok ("FROM a\r\nRUN echo a \\\r\n  b\r\nENV x=1\r\n"
@@ -1356,6 +1426,16 @@ TEST (words_split)
                      "for matching single-quote");
 }
 
+/* BuildKit's ProcessWords (EXPOSE): unquoted expansions split too */
+TEST (words_split_expansions)
+{
+  CHECK_WORDS_SPLIT ("$sp /dst", "x|y|/dst");
+  CHECK_WORDS_SPLIT ("pre$sp post", "prex|y|post");
+  CHECK_WORDS_SPLIT ("\"$sp\" '$sp'", "x y|$sp");
+  CHECK_WORDS_SPLIT ("$unset ${unset:-d e}/", "d|e/");
+  CHECK_WORDS_SPLIT ("${empty}x", "x");
+}
+
 TEST (words_backtick)
 {
   char *w = words_joined ("c:\\a` b `$a", '`');
@@ -1544,7 +1624,7 @@ main (void)
   RUN (run_exec_form);
   RUN (invalid_json_is_shell_form);
   RUN (json_non_string_is_error);
-  RUN (json_trailing_text_ignored);
+  RUN (json_trailing_text_is_shell_form);
   RUN (cmd_entrypoint_empty_allowed);
   RUN (run_empty_is_error);
   RUN (entrypoint_exec_form);
@@ -1585,6 +1665,7 @@ main (void)
   RUN (comments);
   RUN (continuation_with_comments_and_empty_lines);
   RUN (continuation_trailing_whitespace);
+  RUN (escaped_escape_at_end_of_line);
   RUN (escape_at_eof);
   RUN (crlf_line_endings);
   RUN (utf8_bom_skipped);
@@ -1613,6 +1694,7 @@ main (void)
   RUN (word_syntax_errors);
   RUN (word_backtick_escape);
   RUN (words_split);
+  RUN (words_split_expansions);
   RUN (words_backtick);
   RUN (parse_instr_single);
   RUN (kind_names_and_expansion);
