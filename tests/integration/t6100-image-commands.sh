@@ -208,34 +208,29 @@ l = m[0]["Layers"][-1]; open(d + "/" + l, "r+b").write(b"X")   # content no long
 done
 
 # ---- docker itself: its load takes our docker-archive, our load its save ----
-if [ "$(id -u)" -eq 0 ] && command -v dockerd >/dev/null && command -v docker >/dev/null && [ -n "${root_id:-}" ]; then
-  dk=/tmp/obd6100-$$   # short: unix socket paths are limited
-  mkdir -p "$dk"
-  dockerd --data-root "$dk/data" --exec-root "$dk/run" --pidfile "$dk/pid" -H "unix://$dk/sock" \
-    --containerd-namespace "obuild-$T_NAME" --containerd-plugins-namespace "obuild-$T_NAME-plugins" \
-    --iptables=false --ip6tables=false --ip-masq=false --bridge=none --storage-driver=vfs >"$TESTDIR/dockerd.log" 2>&1 &
-  DPID=$!
-  trap 'kill $DPID 2>/dev/null; wait $DPID 2>/dev/null; rm -rf "$dk"' EXIT
-  export DOCKER_HOST="unix://$dk/sock"
-  _i=0
-  until docker version >/dev/null 2>&1 || [ $_i -ge 100 ]; do sleep 0.1; _i=$((_i + 1)); done
-  if docker version >/dev/null 2>&1; then
-    check_eq "[docker] docker load takes obuild's docker-archive" "$(docker load -i "$TESTDIR/out-root/d.tar" 2>&1)" \
+if [ "$(id -u)" -eq 0 ] && command -v dockerd >/dev/null && [ -n "${root_id:-}" ]; then
+  # a private daemon (tests/fixtures/docker/dockerd.sh), stopped with all it
+  # made (containers, mounts, its directory) whatever happens
+  DTOP=/tmp/obd6100-$$ SOCK=/tmp/obd6100-$$.sock DCONF=$TESTDIR DNAME=$T_NAME
+  . "$FIXTURES/docker/dockerd.sh"
+  trap 'stop_dockerd' EXIT
+  if start_dockerd vfs; then
+    check_eq "[docker] docker load takes obuild's docker-archive" "$(dk load -i "$TESTDIR/out-root/d.tar" 2>&1)" \
       "Loaded image: app:latest"
-    check_eq "[docker] ... as the same image" "$(docker image inspect --format '{{.Id}}' app:latest)" "$root_id"
-    check_eq "[docker] ... and runs it" "$(timeout 60 docker run --rm --network none app:latest cat /f 2>&1)" hello
-    docker save -o "$TESTDIR/docker-save.tar" app:latest
+    check_eq "[docker] ... as the same image" "$(dk image inspect --format '{{.Id}}' app:latest)" "$root_id"
+    check_eq "[docker] ... and runs it" "$(timeout 60 "$DOCKER" -H "unix://$SOCK" run --rm --network none app:latest cat /f 2>&1)" hello
+    dk save -o "$TESTDIR/docker-save.tar" app:latest
     dst=$TESTDIR/from-docker
     check_eq "[docker] obuild load takes docker save's output" "$(OBUILD_ROOT=$dst "$OB" load -i "$TESTDIR/docker-save.tar")" \
       "Loaded image: app:latest"
     check_eq "[docker] ... as the same image" "$(OBUILD_ROOT=$dst "$OB" inspect app | json_get /dev/stdin 'j["Id"]')" "$root_id"
   else
-    skip "[docker] dockerd did not start"; diag <"$TESTDIR/dockerd.log"
+    skip "[docker] dockerd did not start"; diag <"$TESTDIR/dockerd-vfs.log"
   fi
-  kill $DPID 2>/dev/null; wait $DPID 2>/dev/null; rm -rf "$dk"; trap - EXIT
-  unset DOCKER_HOST
+  stop_dockerd; trap - EXIT
+  check "[docker] ... and the daemon left nothing behind" test ! -e "$DTOP"
 else
-  skip "[docker] needs root, dockerd and docker"
+  skip "[docker] needs root and dockerd"
 fi
 
 # ---- info ----
