@@ -43,7 +43,7 @@ b_container_run_layer() {
     # becomes the base first
     d=$(fresh_dir ct-run); mkdir -p "$d/store" "$d/out"
     OBUILD_ROOT=$d/store "$OBUILD" import -q "$tar" "$OB_BASE" >/dev/null || { stop_dockerd; return 1; }
-    cid=$(dk run -d --network host --entrypoint "" -v "$w/ctx:/workspace" -v "$d/store:/var/lib/obuild" \
+    cid=$(dk run -d --network host --entrypoint "" -v "$w/ctx:/workspace" -v "$d/store:/obuild/store" \
       -v "$d/out:/out" obuild-executor:bench sleep 100000) || { stop_dockerd; return 1; }
     measure "$r.cold" dk exec "$cid" obuild build -q -t bench-img -o /out/cold /workspace || { stop_dockerd; return 1; }
     # warm, as the big-run-layer benchmark: the base already in place

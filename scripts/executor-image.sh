@@ -4,7 +4,8 @@
 # Build, with obuild itself, the executor image: FROM scratch, obuild and
 # everything it needs at run time under /obuild (the binary, the shared
 # objects it loads, the dynamic loader, the CA bundle, a busybox shell for
-# CI job scripts), working directory
+# CI job scripts; its store in /obuild/store, out of the way of RUN steps,
+# which see the container's whole root), working directory
 # /workspace, entrypoint obuild, OBUILD_ISOLATION=container.  Run it as
 #   docker run --rm -v "$PWD":/workspace IMAGE build -t REG/app:1 --push .
 # (see doc/ci.md).  The image goes into obuild's store under NAME (default
@@ -50,6 +51,7 @@ cat >"$ctx/Dockerfile" <<EOF
 FROM scratch
 COPY obuild/ /obuild/
 ENV PATH=/obuild/bin \\
+    OBUILD_ROOT=/obuild/store \\
     OBUILD_ISOLATION=container \\
     OBUILD_SELF_CONTAINED=/obuild \\
     OBUILD_CA_FILE=/obuild/ca.crt \\

@@ -162,10 +162,10 @@ else
 fi
 est=$TESTDIR/store-exec
 mkdir -p "$est"
-exrun() { dk run --rm --network host -v "$ctx/svc:/workspace" -v "$est:/var/lib/obuild" -v "$DEB:/debian.tar:ro" obuild-executor:test "$@"; }
+exrun() { dk run --rm --network host -v "$ctx/svc:/workspace" -v "$est:/obuild/store" -v "$DEB:/debian.tar:ro" obuild-executor:test "$@"; }
 check "[executor] import the Debian base" exrun import --source-date-epoch $EPOCH /debian.tar debian:bookworm
 # as a GitLab job runs it: its own shell, a job script
-dk run --rm --network host --entrypoint "" -v "$ctx/svc:/workspace" -v "$est:/var/lib/obuild" obuild-executor:test \
+dk run --rm --network host --entrypoint "" -v "$ctx/svc:/workspace" -v "$est:/obuild/store" obuild-executor:test \
   sh -c "mkdir -p /root/.docker && echo '{}' > /root/.docker/config.json && obuild build --push -t $R/ci/svc-exec:1 /workspace" \
   >"$TESTDIR/exec.out" 2>&1
 rc=$?
