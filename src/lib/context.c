@@ -501,14 +501,16 @@ ob_context_resolve (int ctxfd, const struct ob_ignore *ig, const char *src, bool
   return resolve_impl (ctxfd, ig, src, allow_empty_glob, RESOLVE_BENEATH, out, err);
 }
 
-int
-ob_context_real_path (int ctxfd, const struct ob_ignore *ig, const char *rel, char **out,
-                      ob_error_t *err)
+/* The real path of rel below dirfd (symlinks resolved, "." for the top):
+ * in_root follows absolute links as if dirfd were "/", ig hides ignored
+ * paths. */
+static int
+real_path (int dirfd, const struct ob_ignore *ig, bool in_root, const char *rel, char **out, ob_error_t *err)
 {
   cleanup_close int fd = -1;
   char *real = NULL;
 
-  fd = walk_path (ctxfd, rel, O_PATH, false, ig, &real);
+  fd = walk_path (dirfd, rel, O_PATH, in_root, ig, &real);
   if (fd < 0)
     {
       if (errno == ENOENT || errno == ENOTDIR)
@@ -525,25 +527,16 @@ ob_context_real_path (int ctxfd, const struct ob_ignore *ig, const char *rel, ch
 }
 
 int
+ob_context_real_path (int ctxfd, const struct ob_ignore *ig, const char *rel, char **out,
+                      ob_error_t *err)
+{
+  return real_path (ctxfd, ig, false, rel, out, err);
+}
+
+int
 ob_context_real_path_in_root (int rootfd, const char *rel, char **out, ob_error_t *err)
 {
-  cleanup_close int fd = -1;
-  char *real = NULL;
-
-  fd = walk_path (rootfd, rel, O_PATH, true, NULL, &real);
-  if (fd < 0)
-    {
-      if (errno == ENOENT || errno == ENOTDIR)
-        return not_found (rel, err);
-      return escape_error (rel, errno, err);
-    }
-  if (real[0] == '\0')
-    {
-      free (real);
-      real = ob_xstrdup (".");
-    }
-  *out = real;
-  return 0;
+  return real_path (rootfd, NULL, true, rel, out, err);
 }
 
 int

@@ -85,6 +85,12 @@ check_eq "[root] ... USER 1000's RUN ran as 1000" "$(cat "$TESTDIR/u-iso/rootfs/
 check_eq "[root] ... /home/app deleted, /bin/vi deleted" \
   "$(ls -d "$TESTDIR/u-iso/rootfs/home/app" "$TESTDIR/u-iso/rootfs/bin/vi" 2>/dev/null | wc -l)" 0
 
+# OBUILD_KEEP: what it names survives, the rest of the old root does not
+got=$(incont 0:0 "$st" sh -c 'mkdir /keepme /dropme && echo kept > /keepme/x && echo gone > /dropme/x &&
+  OBUILD_KEEP=/keepme obuild build -q --no-cache --isolation=container -t iso:2 /workspace/iso >/dev/null 2>&1 &&
+  cat /keepme/x && ls -d /dropme 2>/dev/null; echo "rc=$?"' 2>&1 | tr '\n' ' ')
+check_eq "[root] OBUILD_KEEP=/keepme survives the root's replacement, /dropme does not" "$got" "kept rc=1 "
+
 # 2. what cannot work there, and where it must not run
 check_fail 7 "Dockerfile:2: RUN --network=none needs a network namespace, which --isolation=container cannot create" \
   "[root] RUN --network=none: exit 7" incont 0:0 "$st" obuild build --isolation=container /workspace/net
