@@ -433,6 +433,8 @@ ob_build_stage_clear (struct stage *s)
   free (s->arg_vals);
   free (s->rootfs);
   free (s->copy_rootfs);
+  ob_statmap_free (s->copy_seen);
+  ob_strv_free (s->copy_linked);
   free (s->hit_created);
   json_decref (s->env_index);
   json_decref (s->arg_index);

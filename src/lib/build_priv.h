@@ -8,6 +8,7 @@
 #include <obuild/cache.h>
 #include <obuild/seccomp.h>
 #include <obuild/tree.h>
+#include <obuild/statmap.h>
 
 struct stage
 {
@@ -29,6 +30,10 @@ struct stage
   char *copy_rootfs;    /* copy snapshotter: the stage's root, changed in place */
   char cache_key[72];   /* key of the stage's last filesystem state */
   size_t copy_applied;  /* layers already applied to copy_rootfs */
+  /* inode and ctime of each entry of copy_rootfs when it last equalled the
+   * stage's tree, or NULL (statmap.h): what the next diff compares with */
+  struct ob_statmap *copy_seen;
+  char **copy_linked; /* files the last diff linked into its upper dir */
   char *rootfs; /* the stage unpacked, for COPY --from (lazily) */
   /* steps that changed the filesystem, found in the cache or executed;
    * a stage made only of hits keeps the time of its cached steps */
@@ -131,6 +136,14 @@ int ob_build_copyfs_changes (struct build *b, struct stage *s, int rootfd, struc
 /* ob_build_commit_layer for a change list (paths relative to upperfd). */
 int ob_build_commit_changes (struct build *b, struct stage *s, int upperfd, const struct ob_changes *changes,
                              const char *upper_path, const char *created_by, bool drop_empty, ob_error_t *err);
+/* The copy snapshotter's reference for the next diff (statmap.h):
+ * recorded by a stat walk when there is none (the root must equal the
+ * tree), forgotten when layers are extracted onto the root. */
+int ob_build_copyfs_record (struct build *b, struct stage *s, ob_error_t *err);
+void ob_build_copyfs_forget (struct stage *s);
+/* After the diff's upper directory is gone: record the files it had linked
+ * (their ctime moved with the link and the unlink). */
+void ob_build_copyfs_settle (struct stage *s);
 /* 1 when root holds exactly the stage's tree (stat-level), 0 when not. */
 int ob_build_copyfs_unchanged (struct build *b, struct stage *s, const char *root, ob_error_t *err);
 

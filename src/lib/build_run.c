@@ -877,6 +877,7 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
       s->copy_applied = s->n_layers; /* the root already holds this change */
       ob_rm_rf_at (AT_FDCWD, rc.upper, &e);
       ob_error_free (&e);
+      ob_build_copyfs_settle (s);
     }
   run_ctx_unmount_wait (&rc);
   {
