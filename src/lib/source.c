@@ -173,9 +173,48 @@ split_path_tag (const char *s, char **path, char **tag)
     }
 }
 
+/* Is the image whose manifest is md (in layout l) for platform want
+ * ("os/arch[/variant]")?  0 when it is, 1 (err filled, OB_ERR_IMAGE) when
+ * its config names another platform, -1 on a read error.  A base of the
+ * wrong architecture would make RUN execute other binaries than the
+ * platform's, and its steps' cache keys those of another platform. */
 static int
-from_layout (struct ob_txn *t, const char *dir, const char *tag, const char *what, struct ob_source *out,
-             ob_error_t *err)
+check_platform (struct ob_layout *l, const struct ob_descriptor *md, const char *want, const char *what,
+                ob_error_t *err)
+{
+  cleanup_free char *mdata = NULL, *cdata = NULL;
+  cleanup_free char *os = NULL, *arch = NULL, *variant = NULL;
+  struct ob_manifest *m = NULL;
+  size_t mlen, clen;
+  json_t *cfg = NULL;
+  const char *co, *ca, *cv;
+  int r = -1;
+  if (ob_image_platform_parse (want, &os, &arch, &variant, err) < 0)
+    return -1;
+  if (ob_layout_blob_read_desc (l, md, &mdata, &mlen, err) < 0 || ob_image_manifest_parse (mdata, mlen, &m, err) < 0
+      || ob_layout_blob_read_desc (l, &m->config, &cdata, &clen, err) < 0
+      || ob_image_config_parse (cdata, clen, &cfg, err) < 0)
+    goto out;
+  co = json_string_value (json_object_get (cfg, "os"));
+  ca = json_string_value (json_object_get (cfg, "architecture"));
+  cv = json_string_value (json_object_get (cfg, "variant"));
+  if (co && ca && strcmp (co, os) == 0 && strcmp (ca, arch) == 0 && (variant == NULL || cv == NULL || strcmp (cv, variant) == 0))
+    r = 0;
+  else
+    {
+      ob_error_make (err, OB_ERR_IMAGE, 0, "%s is an image for %s/%s%s%s, not for %s", what, co ? co : "?",
+                     ca ? ca : "?", cv ? "/" : "", cv ? cv : "", want);
+      r = 1;
+    }
+out:
+  json_decref (cfg);
+  ob_manifest_free (m);
+  return r;
+}
+
+static int
+from_layout (struct ob_txn *t, const char *dir, const char *tag, const char *what, const char *platform,
+             struct ob_source *out, ob_error_t *err)
 {
   struct ob_layout *l = NULL;
   struct ob_descriptor d = { 0 };
@@ -187,7 +226,7 @@ from_layout (struct ob_txn *t, const char *dir, const char *tag, const char *wha
   if (ob_layout_open (dir, false, &l, err) < 0)
     return ob_error_wrap (err, "%s", what);
   if (tag)
-    r = ob_layout_resolve (l, tag, &d, err);
+    r = ob_layout_resolve_platform (l, tag, platform, &d, err);
   else
     {
       struct ob_layout_entry *e = NULL;
@@ -198,12 +237,17 @@ from_layout (struct ob_txn *t, const char *dir, const char *tag, const char *wha
       else if (r == 0)
         {
           cleanup_free char *ref = ob_xstrdup (e[0].desc.digest);
-          r = ob_layout_resolve (l, ref, &d, err);
+          r = ob_layout_resolve_platform (l, ref, platform, &d, err);
         }
       ob_layout_entries_free (e, n);
     }
   if (r < 0)
     goto out;
+  if (platform && check_platform (l, &d, platform, what, err) != 0)
+    {
+      r = -1;
+      goto out;
+    }
   r = -1;
   if (ob_layout_blob_read_desc (l, &d, &mdata, &mlen, err) < 0 || ob_image_manifest_parse (mdata, mlen, &m, err) < 0)
     goto out;
@@ -415,11 +459,22 @@ out:
 /* 1: found, 0: not in the store, -1: the store's index is broken (an
  * error, not a reason to look elsewhere). */
 static int
-from_store (struct ob_store *store, const char *name, struct ob_source *out, ob_error_t *err)
+from_store (struct ob_store *store, const char *name, const char *platform, struct ob_source *out,
+            ob_error_t *err)
 {
-  int r = ob_layout_lookup (store->oci, name, &out->manifest, err);
+  int r = ob_layout_lookup_platform (store->oci, name, platform, &out->manifest, err);
   if (r == 0)
     return 0;
+  if (r > 0 && platform)
+    {
+      cleanup_free char *what = ob_xasprintf ("`%s`", name);
+      int c = check_platform (store->oci, &out->manifest, platform, what, err);
+      if (c != 0)
+        {
+          ob_descriptor_clear (&out->manifest);
+          return c < 0 ? ob_error_wrap (err, "store `%s`: %s", ob_layout_path (store->oci), name) : 2;
+        }
+    }
   if (r > 0 && check_sizes (store->oci, &out->manifest, err) < 0)
     {
       ob_descriptor_clear (&out->manifest);
@@ -489,7 +544,7 @@ ob_source_archive (struct ob_store *store, struct ob_txn *txn, const char *file,
     return from_docker_archive (txn, file, tag, what, out, err);
   if (unpack_archive (txn, file, &dir, err) < 0)
     return ob_error_wrap (err, "%s", what);
-  return from_layout (txn, dir, tag, what, out, err);
+  return from_layout (txn, dir, tag, what, NULL, out, err);
 }
 
 int
@@ -501,13 +556,14 @@ ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
   cleanup_free char *local = NULL;
   struct ob_ref *r = NULL;
   ob_error_t e = NULL;
+  const char *platform = opts->registry.platform;
 
   memset (out, 0, sizeof *out);
   set_verified_dir (store);
   if (ob_str_has_prefix (ref, "oci:"))
     {
       split_path_tag (ref + 4, &path, &tag);
-      return from_layout (txn, path, tag, ref, out, err);
+      return from_layout (txn, path, tag, ref, platform, out, err);
     }
   if (ob_str_has_prefix (ref, "oci-archive:"))
     {
@@ -515,7 +571,7 @@ ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
       split_path_tag (ref + 12, &path, &tag);
       if (unpack_archive (txn, path, &dir, err) < 0)
         return ob_error_wrap (err, "%s", ref);
-      return from_layout (txn, dir, tag, ref, out, err);
+      return from_layout (txn, dir, tag, ref, platform, out, err);
     }
   if (ob_str_has_prefix (ref, "docker-archive:"))
     {
@@ -524,9 +580,9 @@ ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
     }
   if (ob_digest_valid (ref))
     {
-      int found = from_store (store, ref, out, err);
+      int found = from_store (store, ref, platform, out, err);
       if (found != 0)
-        return found > 0 ? 0 : -1;
+        return found == 1 ? 0 : -1;
       return ob_error_make (err, OB_ERR_IMAGE, 0, "image %s not found in the store", ref);
     }
 
@@ -542,10 +598,18 @@ ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
     {
       if (local == NULL && ob_image_ref_normalize (ref, &local, &e) < 0)
         ob_error_free (&e);
-      int found = local ? from_store (store, local, out, err) : 0;
+      int found = local ? from_store (store, local, platform, out, err) : 0;
       if (found == 0 && r)
-        found = from_store (store, r->canonical, out, err);
-      if (found != 0)
+        found = from_store (store, r->canonical, platform, out, err);
+      if (found == 2 && (opts->pull == OB_PULL_NEVER || r == NULL))
+        {
+          /* there, but for another platform, and nothing to pull */
+          ob_ref_free (r);
+          return -1;
+        }
+      if (found == 2)
+        ob_error_free (err);
+      else if (found != 0)
         {
           ob_ref_free (r);
           return found > 0 ? 0 : -1;
