@@ -58,6 +58,9 @@ int ob_layout_resolve_platform (struct ob_layout *l, const char *ref, const char
  * not one) stays an error. */
 int ob_layout_lookup (struct ob_layout *l, const char *ref, struct ob_descriptor *d,
                       ob_error_t *err);
+/* The entry itself, an index not followed (obuild push sends a
+ * multi-platform image whole). */
+int ob_layout_resolve_entry (struct ob_layout *l, const char *ref, struct ob_descriptor *d, ob_error_t *err);
 int ob_layout_lookup_platform (struct ob_layout *l, const char *ref, const char *platform,
                                struct ob_descriptor *d, ob_error_t *err);
 /* Indexes listing indexes: followed this deep at most (OB_ERR_IMAGE beyond). */
@@ -110,6 +113,9 @@ int ob_txn_commit (struct ob_txn *t, const struct ob_descriptor *manifest, char 
  * build committed untagged, now reached through the index. */
 int ob_txn_commit_replacing (struct ob_txn *t, const struct ob_descriptor *manifest, char *const *tags,
                              char *const *replaces, ob_error_t *err);
+/* Remove the untagged index entries for these digests (NULL-terminated):
+ * a failed multi-platform build's platforms built so far. */
+int ob_layout_drop_untagged (struct ob_layout *l, char *const *digests, ob_error_t *err);
 /* Move the staged blobs into the layout without touching index.json
  * (blobs a push needs; unreferenced ones go at the next prune).  The
  * transaction stays usable. */

@@ -333,9 +333,28 @@ ob_layout_lookup (struct ob_layout *l, const char *ref, struct ob_descriptor *d,
   return ob_layout_lookup_platform (l, ref, NULL, d, err);
 }
 
+static int lookup (struct ob_layout *l, const char *ref, const char *platform, bool follow,
+                   struct ob_descriptor *d, ob_error_t *err);
+
 int
 ob_layout_lookup_platform (struct ob_layout *l, const char *ref, const char *platform,
                            struct ob_descriptor *d, ob_error_t *err)
+{
+  return lookup (l, ref, platform, true, d, err);
+}
+
+int
+ob_layout_resolve_entry (struct ob_layout *l, const char *ref, struct ob_descriptor *d, ob_error_t *err)
+{
+  int r = lookup (l, ref, NULL, false, d, err);
+  if (r == 0)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "image not found in `%s`: %s", l->path, ref);
+  return r < 0 ? -1 : 0;
+}
+
+static int
+lookup (struct ob_layout *l, const char *ref, const char *platform, bool follow, struct ob_descriptor *d,
+        ob_error_t *err)
 {
   cleanup_free char *os = NULL, *arch = NULL, *variant = NULL;
   json_t *idx = NULL;
@@ -379,7 +398,7 @@ ob_layout_lookup_platform (struct ob_layout *l, const char *ref, const char *pla
     return ob_error_wrap (err, "`%s/index.json`", l->path);
   /* Iterative, and bounded: an index may list an index, but a hostile
    * layout could chain them without end. */
-  for (int depth = 0; is_index_type (d->media_type); depth++)
+  for (int depth = 0; follow && is_index_type (d->media_type); depth++)
     {
       struct ob_descriptor idxd = *d;
       if (depth >= OB_MAX_INDEX_DEPTH)
@@ -724,6 +743,41 @@ ob_txn_commit_replacing (struct ob_txn *t, const struct ob_descriptor *manifest,
   flock (t->l->dfd, LOCK_UN);
   if (r == 0)
     t->committed = true;
+  return r;
+}
+
+int
+ob_layout_drop_untagged (struct ob_layout *l, char *const *digests, ob_error_t *err)
+{
+  json_t *idx = NULL, *kept, *e;
+  cleanup_free char *text = NULL;
+  size_t i;
+  int r = -1;
+  if (flock (l->dfd, LOCK_EX) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "lock `%s`", l->path);
+  if (read_index (l, &idx, err) < 0)
+    goto out;
+  kept = json_array ();
+  json_array_foreach (json_object_get (idx, "manifests"), i, e)
+    {
+      const char *dg = json_string_value (json_object_get (e, "digest"));
+      bool drop = false;
+      for (size_t k = 0; entry_tag (e) == NULL && dg && digests && digests[k]; k++)
+        drop = drop || strcmp (dg, digests[k]) == 0;
+      if (!drop)
+        json_array_append (kept, e);
+    }
+  json_object_set_new (idx, "manifests", kept);
+  text = ob_json_canonical (idx);
+  if (ob_write_file_atomic_at (l->dfd, "index.json", text, strlen (text), 0644, err) < 0)
+    {
+      ob_error_wrap (err, "layout `%s`", l->path);
+      goto out;
+    }
+  r = 0;
+out:
+  json_decref (idx);
+  flock (l->dfd, LOCK_UN);
   return r;
 }
 
