@@ -557,6 +557,7 @@ ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
   struct ob_ref *r = NULL;
   ob_error_t e = NULL;
   const char *platform = opts->registry.platform;
+  cleanup_free char *mismatch = NULL;
 
   memset (out, 0, sizeof *out);
   set_verified_dir (store);
@@ -608,7 +609,10 @@ ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
           return -1;
         }
       if (found == 2)
-        ob_error_free (err);
+        {
+          mismatch = ob_xstrdup ((*err)->msg);
+          ob_error_free (err);
+        }
       else if (found != 0)
         {
           ob_ref_free (r);
@@ -624,5 +628,15 @@ ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
       return -1;
     }
   ob_ref_free (r);
-  return ob_source_pull (store, ref, opts, out, err);
+  if (ob_source_pull (store, ref, opts, out, err) < 0)
+    {
+      /* what the store has is the first thing to know */
+      if (mismatch)
+        {
+          cleanup_free char *why = ob_xstrdup ((*err)->msg);
+          ob_error_make (err, OB_ERR_IMAGE, 0, "%s (pulling one for %s failed: %s)", mismatch, platform, why);
+        }
+      return -1;
+    }
+  return 0;
 }
