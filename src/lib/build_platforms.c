@@ -136,6 +136,11 @@ ob_build_run_platforms (const struct ob_build_opts *o, char *const *platforms, s
   memset (res, 0, sizeof *res);
   while (platforms[n])
     n++;
+  /* each platform's build would replace the entries the one before
+   * exported: refused rather than half done */
+  if (o->cache_to)
+    return ob_error_make (err, OB_ERR_USAGE, 0,
+                          "--cache-to with several platforms is not supported: build each --platform with its own --cache-to");
   mans = ob_xmalloc0 (sizeof *mans * (n ? n : 1));
   index = json_object ();
   list = json_array ();

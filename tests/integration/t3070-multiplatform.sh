@@ -121,6 +121,8 @@ for m in $MODES; do
     ob "$m" build --platform linux/amd64,arm64 -t x "$ctx"
   check_fail 2 '^obuild: --platform: invalid platform "linux"' "[$m] import --platform linux: exit 2" \
     ob "$m" import --platform linux "$(busybox_tar)" y
+  check_fail 2 '^obuild: --cache-to with several platforms is not supported' "[$m] --cache-to with two platforms: exit 2" \
+    ob "$m" build --platform linux/amd64,linux/arm64 --cache-to "oci:$TESTDIR/cache-$m" -t x "$ctx"
   check_eq "[$m] ... and the store's index is unchanged" "$(sha256sum "$s/index.json")" "$before"
 
   # ---- no interpreter for the platform: exit 7 saying what to do ----
