@@ -20,7 +20,8 @@ const char *ob_binfmt_qemu_arch (const char *arch);
 bool ob_binfmt_native (const char *arch);
 
 /* Can a RUN of platform os/arch execute here?  0 when natively, or when
- * binfmt_misc has qemu-<arch> enabled with the F flag.  Otherwise
+ * binfmt_misc has qemu-<arch> enabled with the F flag, or when arch is no
+ * architecture obuild knows (the kernel then decides).  Otherwise
  * OB_ERR_USERNS, one line saying what to install or enable.  The directory
  * read is /proc/sys/fs/binfmt_misc, or $OBUILD_TEST_BINFMT_DIR when set (a
  * hook for the test suite only: a directory laid out as binfmt_misc). */

@@ -27,10 +27,25 @@ ob_binfmt_qemu_arch (const char *arch)
   return NULL;
 }
 
+/* Names some hand-made configs use for the OCI ones. */
+static const char *
+oci_arch (const char *arch)
+{
+  static const char *const alias[][2] = {
+    { "x86_64", "amd64" }, { "x86-64", "amd64" }, { "aarch64", "arm64" }, { "i386", "386" },
+    { "i686", "386" },     { "armhf", "arm" },    { "armel", "arm" },     { "armv7l", "arm" },
+  };
+  for (size_t i = 0; arch && i < sizeof alias / sizeof *alias; i++)
+    if (strcmp (arch, alias[i][0]) == 0)
+      return alias[i][1];
+  return arch;
+}
+
 bool
 ob_binfmt_native (const char *arch)
 {
   const char *host = ob_image_host_arch ();
+  arch = oci_arch (arch);
   if (arch == NULL || strcmp (arch, host) == 0)
     return true;
   /* x86_64 kernels run i386 programs themselves (IA32 emulation) */
@@ -77,11 +92,12 @@ ob_binfmt_check (const char *os, const char *arch, ob_error_t *err)
     os = "linux";
   if (strcmp (os, "linux") != 0)
     return ob_error_make (err, OB_ERR_USERNS, 0, "RUN for %s/%s: only linux programs can run here", os, arch);
+  arch = oci_arch (arch);
   q = ob_binfmt_qemu_arch (arch);
+  /* a name obuild does not know (a config saying "unknown"): the kernel
+   * decides, as before platforms were looked at */
   if (q == NULL)
-    return ob_error_make (err, OB_ERR_USERNS, 0,
-                          "RUN for linux/%s: this machine is %s and obuild knows no qemu-user for %s", arch,
-                          ob_image_host_arch (), arch);
+    return 0;
   if (dir == NULL || *dir == '\0')
     dir = "/proc/sys/fs/binfmt_misc";
   status = ob_xasprintf ("%s/status", dir);
