@@ -173,28 +173,21 @@ split_path_tag (const char *s, char **path, char **tag)
     }
 }
 
-/* Is the image whose manifest is md (in layout l) for platform want
- * ("os/arch[/variant]")?  0 when it is, 1 (err filled, OB_ERR_IMAGE) when
- * its config names another platform, -1 on a read error.  A base of the
- * wrong architecture would make RUN execute other binaries than the
- * platform's, and its steps' cache keys those of another platform. */
+/* Is the image of config cdata for platform want ("os/arch[/variant]")?
+ * 0 when it is, 1 (err filled, OB_ERR_IMAGE) when it names another
+ * platform, -1 on a bad config.  A base of the wrong architecture would
+ * make RUN execute other binaries than the platform's, and its steps'
+ * cache keys those of another platform. */
 static int
-check_platform (struct ob_layout *l, const struct ob_descriptor *md, const char *want, const char *what,
-                ob_error_t *err)
+config_platform_check (const char *cdata, size_t clen, const char *want, const char *what, ob_error_t *err)
 {
-  cleanup_free char *mdata = NULL, *cdata = NULL;
   cleanup_free char *os = NULL, *arch = NULL, *variant = NULL;
-  struct ob_manifest *m = NULL;
-  size_t mlen, clen;
   json_t *cfg = NULL;
   const char *co, *ca, *cv;
-  int r = -1;
-  if (ob_image_platform_parse (want, &os, &arch, &variant, err) < 0)
-    return -1;
-  if (ob_layout_blob_read_desc (l, md, &mdata, &mlen, err) < 0 || ob_image_manifest_parse (mdata, mlen, &m, err) < 0
-      || ob_layout_blob_read_desc (l, &m->config, &cdata, &clen, err) < 0
+  int r;
+  if (ob_image_platform_parse (want, &os, &arch, &variant, err) < 0
       || ob_image_config_parse (cdata, clen, &cfg, err) < 0)
-    goto out;
+    return -1;
   co = json_string_value (json_object_get (cfg, "os"));
   ca = json_string_value (json_object_get (cfg, "architecture"));
   cv = json_string_value (json_object_get (cfg, "variant"));
@@ -206,8 +199,22 @@ check_platform (struct ob_layout *l, const struct ob_descriptor *md, const char 
                      ca ? ca : "?", cv ? "/" : "", cv ? cv : "", want);
       r = 1;
     }
-out:
   json_decref (cfg);
+  return r;
+}
+
+/* The same for the image whose manifest is md in layout l. */
+static int
+check_platform (struct ob_layout *l, const struct ob_descriptor *md, const char *want, const char *what,
+                ob_error_t *err)
+{
+  cleanup_free char *mdata = NULL, *cdata = NULL;
+  struct ob_manifest *m = NULL;
+  size_t mlen, clen;
+  int r = -1;
+  if (ob_layout_blob_read_desc (l, md, &mdata, &mlen, err) == 0 && ob_image_manifest_parse (mdata, mlen, &m, err) == 0
+      && ob_layout_blob_read_desc (l, &m->config, &cdata, &clen, err) == 0)
+    r = config_platform_check (cdata, clen, want, what, err);
   ob_manifest_free (m);
   return r;
 }
@@ -340,7 +347,7 @@ put_file_blob (struct ob_txn *t, int dfd, const char *name, int64_t max, char di
 }
 
 static int
-from_docker_archive (struct ob_txn *t, const char *file, const char *tag, const char *what,
+from_docker_archive (struct ob_txn *t, const char *file, const char *tag, const char *what, const char *platform,
                      struct ob_source *out, ob_error_t *err)
 {
   cleanup_free char *dir = NULL;
@@ -394,6 +401,13 @@ from_docker_archive (struct ob_txn *t, const char *file, const char *tag, const 
   if (put_file_blob (t, dfd, json_string_value (json_object_get (entry, "Config")) ? json_string_value (json_object_get (entry, "Config")) : "",
                      OB_MAX_JSON_BLOB, cfg.digest, &cfg.size, err) < 0)
     goto out;
+  if (platform)
+    {
+      cleanup_free char *cdata = NULL;
+      size_t clen;
+      if (read_txn_blob (t, &cfg, &cdata, &clen, err) < 0 || config_platform_check (cdata, clen, platform, what, err) != 0)
+        goto out;
+    }
   layers_j = json_object_get (entry, "Layers");
   layers = ob_xmalloc0 ((json_array_size (layers_j) + 1) * sizeof *layers);
   json_array_foreach (layers_j, i, x)
@@ -541,7 +555,7 @@ ob_source_archive (struct ob_store *store, struct ob_txn *txn, const char *file,
   memset (out, 0, sizeof *out);
   set_verified_dir (store);
   if (docker)
-    return from_docker_archive (txn, file, tag, what, out, err);
+    return from_docker_archive (txn, file, tag, what, NULL, out, err);
   if (unpack_archive (txn, file, &dir, err) < 0)
     return ob_error_wrap (err, "%s", what);
   return from_layout (txn, dir, tag, what, NULL, out, err);
@@ -577,7 +591,7 @@ ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
   if (ob_str_has_prefix (ref, "docker-archive:"))
     {
       split_path_tag (ref + 15, &path, &tag);
-      return from_docker_archive (txn, path, tag, ref, out, err);
+      return from_docker_archive (txn, path, tag, ref, platform, out, err);
     }
   if (ob_digest_valid (ref))
     {

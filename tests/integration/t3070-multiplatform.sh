@@ -52,8 +52,17 @@ COPY --from=build /out /out
 RUN uname -m > /arch
 EOF
 printf 'FROM scratch\nCOPY hi.txt /hi.txt\n' >"$ctx/Dockerfile.scratch"
+printf 'FROM busybox-amd64\n' >"$ctx/Dockerfile.amd64"
 printf 'FROM busybox-$TARGETARCH\nRUN true\n' >"$ctx/Dockerfile.s390x"
 chmod -R a+rX "$ctx"
+
+# sources other than the store: an OCI layout with an index (amd64 and
+# arm64, a file /arch and ENV ARCH each), the same as an oci-archive
+python3 "$FIXTURES/make-multiplatform-layout.py" "$TESTDIR/multi" >/dev/null
+tar -C "$TESTDIR/multi" -cf "$TESTDIR/multi.tar" .
+chmod -R a+rX "$TESTDIR/multi" "$TESTDIR/multi.tar"
+printf 'FROM oci:%s:multi\n' "$TESTDIR/multi" >"$ctx/Dockerfile.layout"
+printf 'FROM oci-archive:%s:multi\n' "$TESTDIR/multi.tar" >"$ctx/Dockerfile.archive"
 
 # a binfmt_misc directory without qemu-s390x, and one where it lacks F
 nob=$TESTDIR/binfmt-none nof=$TESTDIR/binfmt-nof
@@ -147,6 +156,29 @@ for m in $MODES; do
   check "[$m] a COPY cached for amd64 is not reused for arm64" sh -c "! grep -q CACHED '$TESTDIR/sc.out'"
   check_eq "[$m] ... FROM scratch for arm64 is an arm64 image" \
     "$(skopeo_config "$s" sc-arm:1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["architecture"])')" arm64
+
+  # ---- bases taken for the platform from layouts, archives, the store ----
+  for src in layout archive; do
+    check "[$m] FROM an index in an oci${src#layout}: two platforms" \
+      ob "$m" build --platform linux/amd64,linux/arm64 -t from-$src:1 -f "$ctx/Dockerfile.$src" "$ctx"
+    for a in amd64 arm64; do
+      check_eq "[$m] ... the $a image has the $a base" \
+        "$(skopeo --override-arch $a inspect --config "oci:$s:from-$src:1" | python3 -c 'import json,sys; print([e for e in json.load(sys.stdin)["config"]["Env"] if e.startswith("ARCH=")])')" "['ARCH=$a']"
+    done
+  done
+  ob "$m" save --format docker-archive -o "$(userdir save-$m "$m")/amd64.tar" busybox-amd64:latest
+  printf 'FROM docker-archive:%s\n' "$TESTDIR/save-$m/amd64.tar" >"$ctx/Dockerfile.docker-$m"
+  before=$(sha256sum "$s/index.json")
+  check_fail 9 "docker-archive:.* is an image for linux/amd64, not for linux/arm64" \
+    "[$m] --platform linux/arm64 FROM a docker-archive of amd64: exit 9 saying so" \
+    ob "$m" build --platform linux/arm64 -t x -f "$ctx/Dockerfile.docker-$m" "$ctx"
+  check_fail 9 '`busybox-amd64:latest` is an image for linux/amd64, not for linux/arm64' \
+    "[$m] --platform linux/arm64 FROM an amd64 image of the store, --pull=never: exit 9 saying so" \
+    ob "$m" build --pull=never --platform linux/arm64 -t x -f "$ctx/Dockerfile.amd64" "$ctx"
+  check_fail 9 'oci:.*multi:multi: index sha256:[0-9a-f]* has no image for linux/s390x' \
+    "[$m] --platform linux/s390x FROM an index without it: exit 9 naming the platform" \
+    ob "$m" build --platform linux/s390x -t x -f "$ctx/Dockerfile.layout" "$ctx"
+  check_eq "[$m] ... and the store's index is unchanged" "$(sha256sum "$s/index.json")" "$before"
 
   if [ ! -f "$arm_tar" ]; then
     skip "[$m] two-platform build: no arm64 busybox ($(head -1 "$TESTDIR/fixture.err"))"
