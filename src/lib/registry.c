@@ -1059,6 +1059,7 @@ push_manifest (struct ob_registry *r, struct ob_layout *src, const struct ob_des
         goto out;
       if (!h->probed && reg_probe (r, easy, h, err) < 0)
         goto out;
+      progress (r, "Pushing index %s", ref->canonical);
       goto put;
     }
   if (ob_image_manifest_parse (data, len, &m, err) < 0)

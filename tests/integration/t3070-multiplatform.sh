@@ -248,6 +248,10 @@ for m in $MODES; do
   check "[$m] push the index" ob "$m" push app:1 "$reg/multi/$m:1"
   skopeo inspect --raw --tls-verify=false "docker://$reg/multi/$m:1" >"$TESTDIR/pushed-$m.json"
   check_files "[$m] the registry serves the same index" "$TESTDIR/pushed-$m.json" "$TESTDIR/app-$m.json"
+  d3=$(ob "$m" build -q --platform linux/amd64,linux/arm64 --push -t "$reg/multi/$m:2" "$ctx" 2>/dev/null)
+  check_eq "[$m] build --push of two platforms: the index digest" "$d3" "$d"
+  skopeo inspect --raw --tls-verify=false "docker://$reg/multi/$m:2" >"$TESTDIR/pushed2-$m.json"
+  check_files "[$m] ... is what the registry serves" "$TESTDIR/pushed2-$m.json" "$TESTDIR/app-$m.json"
   for a in amd64 arm64; do
     want=$(index_lines "$TESTDIR/app-$m.json" | sed -n "s|^linux/$a=||p")
     check "[$m] pull --platform linux/$a" ob "$m" pull -q --platform "linux/$a" "$reg/multi/$m:1"
