@@ -204,7 +204,7 @@ build_usage (FILE *f)
               "      --network MODE         RUN network: host (default) or none\n"
               "      --snapshotter NAME     auto (default), overlay or copy\n"
               "      --pull[=POLICY]        missing (default), always or never\n"
-              "      --platform OS/ARCH     platform of base images pulled from an index\n"
+              "      --platform OS/ARCH[,...]  the image's platform (several: an image index)\n"
               "      --tls-verify BOOL      verify registries' TLS certificates (default true)\n"
               "      --cert-dir DIR         CA and client certificates for registries\n"
               "      --authfile FILE        registry credentials (auth.json)\n"
@@ -252,6 +252,7 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   cleanup_strv char **no_cache_filter = NULL;
   cleanup_strv char **annotations = NULL;
   cleanup_strv char **envs = NULL;
+  cleanup_strv char **platforms = NULL; /* --platform: one, or several (an index) */
   cleanup_free char *stdin_text = NULL;
   const char *iidfile = NULL, *userns = NULL;
   bool push = false;
@@ -349,7 +350,10 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
             return -1;
           break;
         case OPT_PLATFORM:
-          o.source.registry.platform = optarg;
+          ob_strv_free (platforms);
+          if (ob_build_platforms_parse (optarg, &platforms, err) < 0)
+            return -1;
+          o.source.registry.platform = platforms[0];
           break;
         case OPT_TLS_VERIFY:
           if (cli_parse_bool (optarg, &o.source.registry.tls_verify, err) < 0)
@@ -501,7 +505,10 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   o.userns_root = cli_userns_mode () && strcmp (cli_userns_mode (), "root") == 0;
   o.no_isolation = ob_userns_no_isolation ();
   o.interrupted = &cli_interrupted;
-  r = ob_build_run (&o, &res, err);
+  if (platforms && platforms[1])
+    r = ob_build_run_platforms (&o, platforms, &res, err);
+  else
+    r = ob_build_run (&o, &res, err);
   if (r < 0)
     {
       ob_store_close (store);

@@ -31,7 +31,7 @@ cli_push_image (struct ob_store *store, const char *image, const char *dest, con
     dest += 9;
   if (ob_ref_parse (dest, &ref, err) < 0)
     return -1;
-  if (ob_image_ref_normalize (image, &local, err) < 0 || ob_layout_resolve (store->oci, local, &md, err) < 0
+  if (ob_image_ref_normalize (image, &local, err) < 0 || ob_layout_resolve_entry (store->oci, local, &md, err) < 0
       || ob_registry_new (ro, &reg, err) < 0 || ob_registry_push (reg, store->oci, &md, ref, pushed, err) < 0)
     goto out;
   if (ro->progress)

@@ -89,6 +89,18 @@ int ob_build_secret_parse (const char *spec, struct ob_secret_spec *out, ob_erro
 int ob_build_run (const struct ob_build_opts *opts, struct ob_build_result *res, ob_error_t *err);
 void ob_build_result_clear (struct ob_build_result *res);
 
+/* --platform with several platforms (build_platforms.c): split the list
+ * "os/arch[/variant],..." (OB_ERR_USAGE for a malformed or repeated one). */
+int ob_build_platforms_parse (const char *list, char ***out, ob_error_t *err);
+/* Build the Dockerfile once per platform (ob_build_run with
+ * source.registry.platform set to it), then write an OCI image index listing
+ * each manifest with its platform (from its config), tagged with o->tags
+ * and written to o->output_dir.  res->manifest_digest is the index's;
+ * res->config_digest the first platform's config.  On failure the
+ * platforms built so far are not left in the store's index. */
+int ob_build_run_platforms (const struct ob_build_opts *o, char *const *platforms, struct ob_build_result *res,
+                            ob_error_t *err);
+
 /* Parse "--chmod" values: octal 0-07777.  OB_ERR_DOCKERFILE otherwise. */
 int ob_build_parse_chmod (const char *s, mode_t *out, ob_error_t *err);
 /* Parse Go durations as HEALTHCHECK takes them ("30s", "1m30s", "500ms"),

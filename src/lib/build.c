@@ -834,9 +834,20 @@ parse_platform (const char *p, char **os, char **arch, char **variant, ob_error_
 
 /* Load an image (config and layers) into stage s; ref is resolved by the
  * source module: the store, oci:/oci-archive:/docker-archive:, a registry. */
+static int load_image_platform (struct build *b, struct stage *s, const char *ref, const char *platform,
+                                ob_error_t *err);
+
 int
 ob_build_load_image (struct build *b, struct stage *s, const char *ref, ob_error_t *err)
 {
+  return load_image_platform (b, s, ref, b->o->source.registry.platform, err);
+}
+
+/* ... for platform (FROM --platform, else the build's; NULL: the host's) */
+static int
+load_image_platform (struct build *b, struct stage *s, const char *ref, const char *platform, ob_error_t *err)
+{
+  struct ob_source_opts so = b->o->source;
   struct ob_source src;
   struct ob_manifest *m = NULL;
   cleanup_free char *mdata = NULL;
@@ -845,7 +856,8 @@ ob_build_load_image (struct build *b, struct stage *s, const char *ref, ob_error
   json_t *ids;
   int r = -1;
 
-  if (ob_source_resolve (b->o->store, b->txn, ref, &b->o->source, &src, err) < 0)
+  so.registry.platform = platform;
+  if (ob_source_resolve (b->o->store, b->txn, ref, &so, &src, err) < 0)
     {
       if ((*err)->kind == OB_ERR_REGISTRY)
         return ob_error_wrap (err, "image `%s` is not in the local store (%s), and pulling it failed",
@@ -916,6 +928,8 @@ do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
   struct lookup l = { b, NULL };
   cleanup_free char *image = NULL;
   const struct ob_flag *pf = ob_instr_flag (in, "platform");
+  cleanup_free char *fplat = NULL;
+  const char *platform;
   struct stage *src;
   json_t *onbuild;
 
@@ -927,16 +941,21 @@ do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
   src = ob_build_find_stage (b, image, s->index);
   if (src && (src->name == NULL || strcasecmp (src->name, image) != 0))
     src = NULL; /* FROM takes stage names, not indexes */
+  /* the stage's platform: FROM --platform (FROM --platform=$BUILDPLATFORM
+   * runs natively in a cross build), else the build's */
+  if (pf && pf->value)
+    {
+      cleanup_free char *os = NULL, *arch = NULL, *variant = NULL;
+      if (ob_dockerfile_word (pf->value, b->df->escape, ob_build_lookup, &l, &fplat, err) < 0
+          || parse_platform (fplat, &os, &arch, &variant, err) < 0)
+        return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+    }
+  platform = fplat ? fplat : b->o->source.registry.platform;
   if (strcmp (image, "scratch") == 0)
     {
       cleanup_free char *os = NULL, *arch = NULL, *variant = NULL;
-      if (pf && pf->value)
-        {
-          cleanup_free char *pv = NULL;
-          if (ob_dockerfile_word (pf->value, b->df->escape, ob_build_lookup, &l, &pv, err) < 0
-              || parse_platform (pv, &os, &arch, &variant, err) < 0)
-            return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
-        }
+      if (platform && parse_platform (platform, &os, &arch, &variant, err) < 0)
+        return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
       s->config = ob_image_config_new (os ? os : "linux", arch ? arch : ob_image_host_arch (),
                                        arch ? variant : ob_image_host_variant ());
     }
@@ -957,7 +976,7 @@ do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
       s->n_misses = src->n_misses;
       s->hit_created = src->hit_created ? ob_xstrdup (src->hit_created) : NULL;
     }
-  else if (ob_build_load_image (b, s, image, err) < 0)
+  else if (load_image_platform (b, s, image, platform, err) < 0)
     {
       cleanup_free char *norm = NULL;
       ob_error_t nerr = NULL;
@@ -981,6 +1000,10 @@ do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
   {
     struct ob_sha256 *h = ob_sha256_new ();
     ob_build_cache_add (h, "FROM");
+    /* a step cached for one platform is never another's, whatever the
+     * base (an image without an index is the same bytes for both) */
+    if (platform)
+      ob_build_cache_add (h, platform);
     if (src)
       ob_build_cache_add (h, src->cache_key);
     else if (s->base_digest)

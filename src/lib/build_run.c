@@ -3,6 +3,7 @@
  * sandbox, and turns the upper directory into the step's layer. */
 #include "config.h"
 #include "build_priv.h"
+#include <obuild/binfmt.h>
 #include <obuild/sandbox.h>
 #include <obuild/util.h>
 
@@ -631,6 +632,11 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
     }
   else if (b->o->no_isolation)
     return ob_build_instr_error (b, in, err, OB_ERR_USERNS, "RUN: %s", b->o->no_isolation);
+  /* the stage's programs are of its image's architecture: a foreign one
+   * runs through qemu-user, which must be registered to work in here */
+  if (ob_binfmt_check (json_string_value (json_object_get (s->config, "os")),
+                       json_string_value (json_object_get (s->config, "architecture")), err) < 0)
+    return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
   if (b->seccomp == NULL && ob_seccomp_build (b->o->userns_single, &b->seccomp, err) < 0)
     return -1;
 

@@ -968,9 +968,62 @@ push_blob (struct pool *p, CURL *easy, const struct ob_descriptor *d, ob_error_t
   return 0;
 }
 
+static int push_manifest (struct ob_registry *r, struct ob_layout *src, const struct ob_descriptor *manifest,
+                          const struct ob_ref *ref, char pushed_digest[72], int depth, ob_error_t *err);
+
 int
 ob_registry_push (struct ob_registry *r, struct ob_layout *src, const struct ob_descriptor *manifest,
                   const struct ob_ref *ref, char pushed_digest[72], ob_error_t *err)
+{
+  return push_manifest (r, src, manifest, ref, pushed_digest, 0, err);
+}
+
+/* An index: every manifest it lists first, each by its digest (a registry
+ * refuses an index naming manifests it does not have), then the index. */
+static int
+push_index_children (struct ob_registry *r, struct ob_layout *src, const char *data, size_t len,
+                     const struct ob_ref *ref, int depth, ob_error_t *err)
+{
+  json_t *j = json_loadb (data, len, 0, NULL), *ms = json_object_get (j, "manifests"), *e;
+  size_t i;
+  int ret = 0;
+  if (!json_is_array (ms))
+    {
+      json_decref (j);
+      return ob_error_make (err, OB_ERR_IMAGE, 0, "%s: index without a manifests list", ref->canonical);
+    }
+  if (depth >= OB_MAX_INDEX_DEPTH)
+    {
+      json_decref (j);
+      return ob_error_make (err, OB_ERR_IMAGE, 0, "%s: indexes nested more than %d deep", ref->canonical,
+                            OB_MAX_INDEX_DEPTH);
+    }
+  json_array_foreach (ms, i, e)
+    {
+      struct ob_descriptor d = { 0 };
+      struct ob_ref child = *ref;
+      char got[72];
+      if (ob_descriptor_from_json (e, &d, err) < 0)
+        {
+          ret = ob_error_wrap (err, "%s: index", ref->canonical);
+          break;
+        }
+      child.tag = NULL;
+      child.digest = d.digest;
+      child.canonical = ob_xasprintf ("%s@%s", ref->canonical, d.digest);
+      ret = push_manifest (r, src, &d, &child, got, depth + 1, err);
+      free (child.canonical);
+      ob_descriptor_clear (&d);
+      if (ret < 0)
+        break;
+    }
+  json_decref (j);
+  return ret;
+}
+
+static int
+push_manifest (struct ob_registry *r, struct ob_layout *src, const struct ob_descriptor *manifest,
+               const struct ob_ref *ref, char pushed_digest[72], int depth, ob_error_t *err)
 {
   CURL *easy = curl_easy_init ();
   struct reg_host *h = reg_host_get (r, ref->registry);
@@ -1002,8 +1055,12 @@ ob_registry_push (struct ob_registry *r, struct ob_layout *src, const struct ob_
   }
   if (is_index_type (mt))
     {
-      ob_error_make (err, OB_ERR_USAGE, 0, "%s: pushing an index is not supported", ref->canonical);
-      goto out;
+      if (push_index_children (r, src, data, len, ref, depth, err) < 0)
+        goto out;
+      if (!h->probed && reg_probe (r, easy, h, err) < 0)
+        goto out;
+      progress (r, "Pushing index %s", ref->canonical);
+      goto put;
     }
   if (ob_image_manifest_parse (data, len, &m, err) < 0)
     goto out;
@@ -1047,6 +1104,7 @@ ob_registry_push (struct ob_registry *r, struct ob_layout *src, const struct ob_
   if (pool_run (&p, err) < 0)
     goto out;
 
+put:
   path = ob_xasprintf ("/v2/%s/manifests/%s", ref->repository, ref->tag ? ref->tag : ref->digest);
   q.method = "PUT";
   q.host = h;
