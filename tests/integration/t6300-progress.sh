@@ -60,6 +60,10 @@ elif what == "error":
     e = evs[-1]
     failed = [s["step"] for s in steps("step_end") if s["failed"]]
     print("%s %s %s" % (e["event"], e.get("exit_code"), failed) if "status 3" in e.get("message", "") else "bad: %r" % e)
+elif what == "warning":
+    print(" ".join(e["message"] for e in steps("warning")))
+elif what == "stages":
+    print(" ".join("%s:%s" % (e["stage"], e["stage_name"]) for e in steps("step_end")))
 elif what == "xfer":
     # transfer events: the states seen for action args[0]; each done has done == total
     x = [e for e in steps("transfer") if e["action"] == args[0]]
@@ -96,6 +100,9 @@ for m in $MODES; do
 done
 
 m=$(echo $MODES | awk '{print $1}')
+check_eq "[$m] json: the failing build's steps carry their stage index and name" "$(jc "$TESTDIR/j3-$m" stages)" "0:base 0:base"
+ob "$m" build --progress=json --build-arg UNUSED=1 -t p "$ctx" >/dev/null 2>"$TESTDIR/jw"
+check_eq "[$m] json: a warning is an event" "$(jc "$TESTDIR/jw" warning)" 'build argument `UNUSED` was not consumed by any ARG'
 # plain: today's lines, each step's end with its duration
 ob "$m" build --progress=plain --no-cache -t p "$ctx" >"$TESTDIR/plainout" 2>"$TESTDIR/plain"
 check_eq "[$m] plain: every step ends with its duration" "$(grep -cE '^--> DONE [0-9]+\.[0-9]{2}s$' "$TESTDIR/plain")" 4
