@@ -76,6 +76,8 @@ cli_progress_mode (const char *opt, bool quiet, int *mode, ob_error_t *err)
 {
   static const char *const names[] = { "auto", "plain", "tty", "quiet", "json" };
   const char *v = opt, *from = "--progress";
+  if (opt && *opt == '\0')
+    return ob_error_make (err, OB_ERR_USAGE, 0, "--progress ``: expected auto, plain, tty, quiet or json");
   if (v == NULL && quiet)
     v = "quiet";
   if (v == NULL && (v = getenv ("OBUILD_PROGRESS")) && *v)
@@ -84,12 +86,10 @@ cli_progress_mode (const char *opt, bool quiet, int *mode, ob_error_t *err)
     {
       v = getenv ("BUILDKIT_PROGRESS");
       from = "BUILDKIT_PROGRESS";
-      /* BuildKit's rawjson is another format: not taken for ours */
-      if (v && (strcmp (v, "json") == 0 || strcmp (v, "rawjson") == 0))
-        v = NULL;
+      /* BuildKit's json and rawjson are other formats: not taken for ours */
+      if (v == NULL || *v == '\0' || strcmp (v, "json") == 0 || strcmp (v, "rawjson") == 0)
+        v = "auto";
     }
-  if (v == NULL || *v == '\0')
-    v = "auto";
   *mode = -1;
   for (int i = 0; i < 5; i++)
     if (strcmp (v, names[i]) == 0)
@@ -368,7 +368,7 @@ timed_line (struct ob_buf *out, const char *left, double secs, int width)
   char t[32];
   cleanup_free char *l = NULL;
   int tl = snprintf (t, sizeof t, "%.1fs", secs);
-  int room = width - tl - 1;
+  int room = width - tl - 2; /* never the last column: no pending wrap */
   int cols = 0;
   l = screen_text (left, strlen (left), room > 10 ? room : 10);
   for (const char *c = l; *c; c++)
@@ -600,7 +600,7 @@ tty_redraw (struct cli_progress *p, bool final)
           for (size_t j = s->n_lines - k; j < s->n_lines; j++)
             {
               const char *t = s->tail[j % TAIL_LINES];
-              cleanup_free char *line = screen_text (t, strlen (t), width - 6);
+              cleanup_free char *line = screen_text (t, strlen (t), width - 7);
               ob_buf_adds (&out, p->color ? "\033[2m => # " : " => # ");
               ob_buf_adds (&out, line);
               ob_buf_adds (&out, p->color ? "\033[0m\n" : "\n");

@@ -147,12 +147,14 @@ if [ $have_root = 0 ]; then
 elif command -v tmux >/dev/null; then
   printf 'FROM busybox\nRUN for i in 1 2 3 4 5 6 7; do echo TTY-LINE-$i; done; sleep 2; echo TTY-LAST\nCOPY a /a\n' >"$ctx/Dockerfile.tty"
   chmod a+r "$ctx/Dockerfile.tty"
-  sock=obuild-t6300-$$
-  tx() { tmux -L "$sock" "$@"; }
-  pane() { tx capture-pane -p -J -S -200 -t t6300 | sed '/^$/d'; }
-  # the build, then its exit code, in a fresh 100x40 terminal
+  # each run in a fresh 100x40 terminal of its own tmux server
+  runs=0
+  tx() { tmux -L "obuild-t6300-$$-$runs" "$@"; }
+  pane() { tx capture-pane -p -J -S -200 -t t6300 2>/dev/null | sed '/^$/d'; }
+  # the build, then its exit code
   tty_run() {
     tx kill-server 2>/dev/null
+    runs=$((runs + 1))
     tx new-session -d -s t6300 -x 100 -y 40 \
       "env TERM=${2:-xterm} OBUILD_ROOT='$(store root)' '$OB' build $1 '$ctx'; echo RC=\$?; sleep 60"
   }
