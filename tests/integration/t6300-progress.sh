@@ -149,6 +149,7 @@ elif command -v tmux >/dev/null; then
   chmod a+r "$ctx/Dockerfile.tty"
   # each run in a fresh 100x40 terminal of its own tmux server
   runs=0
+  TMUX_TMPDIR=$TESTDIR; export TMUX_TMPDIR   # the servers' sockets go with the test
   tx() { tmux -L "obuild-t6300-$$-$runs" "$@"; }
   pane() { tx capture-pane -p -J -S -200 -t t6300 2>/dev/null | sed '/^$/d'; }
   # the build, then its exit code
