@@ -219,6 +219,11 @@ elif command -v docker-registry >/dev/null; then
   rm -rf "$TESTDIR/pullstore"
   "$OB" --root "$TESTDIR/pullstore" pull --progress=plain "$R/prog/p:1" >/dev/null 2>"$TESTDIR/plp"
   check "pull --progress=plain: today's lines" grep -q '^Copied blob sha256:' "$TESTDIR/plp"
+  rm -rf "$TESTDIR/pullstore"
+  "$OB" --root "$TESTDIR/pullstore" pull --progress=tty "$R/prog/p:1" >/dev/null 2>"$TESTDIR/plt"
+  check_eq "pull --progress=tty: a line per blob pulled, with its size and time" \
+    "$(grep -cE '^=> pulled sha256:[0-9a-f]{12} [0-9.]+ [kMG]?B +[0-9]+\.[0-9]s$' "$TESTDIR/plt")" \
+    "$(manifest_blobs "$(store_oci "$m")" "$pd" | wc -w)"
   "$OB" --root "$TESTDIR/pullstore" pull -q "$R/prog/p:1" >"$TESTDIR/pqo" 2>"$TESTDIR/pqe"
   check_eq "pull -q: nothing on stderr, the digest on stdout" "$(wc -c <"$TESTDIR/pqe"):$(cat "$TESTDIR/pqo")" "0:$pd"
   check_fail 8 "127.0.0.1" "pull from a missing repository: exit 8" "$OB" --root "$TESTDIR/pullstore" pull "$R/prog/none:1"
