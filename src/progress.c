@@ -739,6 +739,7 @@ cli_progress_finish (struct cli_progress *p, const char *digest)
         if (p->steps[i].running)
           {
             p->steps[i].running = false;
+            p->steps[i].failed = digest == NULL;
             p->steps[i].duration = ob_progress_now () - p->steps[i].start;
             step_done_lines (p, &p->steps[i]);
           }
