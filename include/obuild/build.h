@@ -8,6 +8,7 @@
 #include <obuild/error.h>
 #include <obuild/image.h>
 #include <obuild/layer.h>
+#include <obuild/progress.h>
 #include <obuild/source.h>
 #include <obuild/store.h>
 
@@ -46,6 +47,14 @@ struct ob_build_opts
   int compression_level;
   void (*log) (void *data, const char *line);
   void *log_data;
+  /* Structured progress (include/obuild/progress.h): when set, the build
+   * reports through it instead of log (log still gets the few lines other
+   * modules write directly).  With capture_output, each RUN's standard
+   * output and error go through a pipe and arrive as OB_EV_OUTPUT events
+   * of their step; without it they are the build's own. */
+  ob_event_fn event;
+  void *event_data;
+  bool capture_output;
   /* RUN */
   bool userns_single;   /* single-ID user namespace: emulate root in RUN */
   bool userns_root;     /* real root: each RUN in an identity-mapped user namespace */

@@ -10,6 +10,7 @@
 
 #include <obuild/error.h>
 #include <obuild/image.h>
+#include <obuild/progress.h>
 #include <obuild/store.h>
 
 #include <stdbool.h>
@@ -38,6 +39,11 @@ struct ob_registry_opts
   const char *platform;   /* "os/arch[/variant]", NULL: the host's */
   void (*progress) (void *data, const char *line);
   void *progress_data;
+  /* Structured events (OB_EV_LOG lines and OB_EV_TRANSFER per blob); when
+   * set, used instead of progress.  Called from the transfer threads, one
+   * call at a time. */
+  ob_event_fn event;
+  void *event_data;
 };
 
 /* Fill opts with the defaults (tls_verify true, everything else unset). */

@@ -29,13 +29,16 @@ blog (struct build *b, const char *fmt, ...)
 {
   va_list ap;
   char *line;
-  if (b->o->log == NULL)
+  if (b->o->log == NULL && b->o->event == NULL)
     return;
   va_start (ap, fmt);
   if (vasprintf (&line, fmt, ap) < 0)
     ob_oom ();
   va_end (ap);
-  b->o->log (b->o->log_data, line);
+  if (b->o->event)
+    ob_build_emit_text (b, OB_EV_LOG, line);
+  else
+    b->o->log (b->o->log_data, line);
   free (line);
 }
 
@@ -648,7 +651,9 @@ ob_build_cache_try (struct build *b, struct stage *s, struct ob_sha256 *h, char 
       s->hit_created = ob_xstrdup (e.created);
     }
   strcpy (s->cache_key, key);
-  blog (b, "--> CACHED");
+  s->step_cached = true;
+  if (b->o->event == NULL) /* with events: the step's end says it */
+    blog (b, "--> CACHED");
   ob_cache_entry_clear (&e);
   return 1;
 }
@@ -1768,10 +1773,19 @@ build_stage (struct build *b, struct stage *s, ob_error_t *err)
       b->step++;
       if (b->o->interrupted && *b->o->interrupted)
         return ob_error_make (err, OB_ERR_INTERRUPTED, 0, "interrupted");
-      blog (b, "STEP %zu/%zu: %s", b->step, b->total_steps, in->original);
+      int64_t t0 = ob_progress_now ();
+      size_t layers_before = s->n_layers;
+      b->cur_stage = s;
+      s->step_cached = false;
+      if (b->o->event)
+        ob_build_emit_step (b, s, in, OB_EV_STEP_START, t0, 0, false);
+      else
+        blog (b, "STEP %zu/%zu: %s", b->step, b->total_steps, in->original);
       if (in->kind != OB_I_FROM && ob_build_account (b, s, in, strlen (in->original), err) < 0)
-        return -1;
-      r = in->kind == OB_I_FROM ? do_from (b, s, in, err) : run_instr (b, s, in, err);
+        r = -1;
+      else
+        r = in->kind == OB_I_FROM ? do_from (b, s, in, err) : run_instr (b, s, in, err);
+      ob_build_emit_step (b, s, in, OB_EV_STEP_END, t0, layers_before, r < 0);
       if (r < 0)
         return -1;
     }
@@ -2079,6 +2093,9 @@ ob_build_run (const struct ob_build_opts *o, struct ob_build_result *res, ob_err
       if (!used)
         ob_strv_take (&res->warnings, ob_xasprintf ("build argument `%s` was not consumed by any ARG", k));
     }
+  b.cur_stage = NULL;
+  for (size_t i = 0; o->event && res->warnings && res->warnings[i]; i++)
+    ob_build_emit_text (&b, OB_EV_WARNING, res->warnings[i]);
   if (o->cache_to && ob_build_cache_export (&b, o->cache_to, err) < 0)
     goto out;
   if (ob_cache_close (b.cache, true, err) < 0)

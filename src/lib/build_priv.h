@@ -45,6 +45,7 @@ struct stage
   json_t *env_indexed;    /* the Env array env_index describes (borrowed) */
   size_t env_indexed_n;   /* its size when env_index was last brought up to date */
   json_t *arg_index;      /* "NAME" -> position of its last ARG in arg_keys */
+  bool step_cached;       /* the running step was found in the cache (events) */
 };
 
 struct build
@@ -78,6 +79,7 @@ struct build
   char **adopt_dirs; /* step upper dirs to keep as unpacked layers: "diffid\tpath" */
   struct stage *container_stage; /* --isolation=container: whose image "/" holds */
   char **container_keep;         /* ... and the paths never touched there */
+  struct stage *cur_stage;       /* the stage being built, for events */
 };
 
 struct lookup
@@ -216,5 +218,17 @@ void ob_build_container_cleanup (struct build *b);
  * that it holds the stage's layers (after a RUN step's commit too). */
 int ob_build_container_root_matches (struct build *b, struct stage *s, ob_error_t *err);
 int ob_build_container_mark (struct build *b, struct stage *s, ob_error_t *err);
+
+/* Progress events (build_events.c); only when o->event is set. */
+void ob_build_emit_text (struct build *b, int type, const char *text);
+void ob_build_emit_step (struct build *b, struct stage *s, const struct ob_instr *in, int type, int64_t t0,
+                         size_t layers_before, bool failed);
+/* With o->capture_output: a pipe for the RUN's stdout and stderr (*wfd,
+ * -1 without capture) whose lines become OB_EV_OUTPUT events of the step;
+ * finish closes *wfd and waits for the reader. */
+struct ob_build_output;
+int ob_build_output_start (struct build *b, struct stage *s, const struct ob_instr *in,
+                           struct ob_build_output **out, int *wfd, ob_error_t *err);
+void ob_build_output_finish (struct ob_build_output **c, int *wfd);
 
 #endif

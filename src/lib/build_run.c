@@ -515,6 +515,8 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   gid_t gid = 0;
   int status = 0, r = -1;
   int stdin_pipe[2] = { -1, -1 };
+  struct ob_build_output *capture = NULL;
+  int out_fd = -1;
   bool copy;
   const char *root;
   char cache_key[72];
@@ -820,13 +822,17 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   so.mounts = all_mounts;
   so.n_mounts = n_mounts + bm.n;
   so.stdin_fd = stdin_pipe[0];
-  so.stdout_fd = -1;
-  so.stderr_fd = -1;
-  if (ob_sandbox_run (&so, &status, &created, err) < 0)
+  if (ob_build_output_start (b, s, in, &capture, &out_fd, err) < 0)
+    goto out;
+  so.stdout_fd = so.stderr_fd = out_fd;
+  r = ob_sandbox_run (&so, &status, &created, err);
+  ob_build_output_finish (&capture, &out_fd);
+  if (r < 0)
     {
       ob_error_wrap (err, "%s:%d: RUN", b->dfname, in->line);
       goto out;
     }
+  r = -1;
   run_ctx_unmount_start (&rc);
   if (created && ob_build_stage_tree (b, s, err) < 0)
     goto out;
