@@ -84,12 +84,6 @@ load_keep (struct build *b, ob_error_t *err)
 
 static bool holds (struct build *b, struct stage *s);
 
-int
-ob_build_container_kept (struct build *b, const char *path)
-{
-  return ob_layer_path_kept ((const char *const *) b->container_keep, path);
-}
-
 /* Remove everything below rel ("" for "/") that is not kept, staying on
  * the root's file system. */
 static int

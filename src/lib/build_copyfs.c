@@ -24,6 +24,14 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+/* --isolation=container walks the container's own root: what it keeps
+ * there (build_container.c fills the list) is not the step's */
+int
+ob_build_container_kept (struct build *b, const char *path)
+{
+  return ob_layer_path_kept ((const char *const *) b->container_keep, path);
+}
+
 int
 ob_build_copyfs_prepare (struct build *b, struct stage *s, ob_error_t *err)
 {

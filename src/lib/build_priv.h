@@ -231,4 +231,41 @@ int ob_build_output_start (struct build *b, struct stage *s, const struct ob_ins
                            struct ob_build_output **out, int *wfd, ob_error_t *err);
 void ob_build_output_finish (struct ob_build_output **c, int *wfd);
 
+/* ---- the module's layers (doc/architecture.md): the scheduler (build.c)
+ * calls the step executors, which call the shared state; never upwards ---- */
+
+/* Step executors of FROM and the metadata instructions (build_meta.c). */
+int ob_build_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err);
+/* The base image's ONBUILD triggers (a JSON array, or NULL), removed from
+ * the stage's config: the scheduler runs them after FROM. */
+json_t *ob_build_take_onbuild (struct stage *s);
+int ob_build_kv (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err);
+int ob_build_arg (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err);
+int ob_build_healthcheck (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err);
+int ob_build_meta (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err);
+void ob_build_predefine_platform_args (struct build *b);
+int ob_build_declare_arg (struct build *b, struct stage *s, const struct ob_instr *in, const struct ob_kv *kv,
+                          ob_error_t *err);
+bool ob_build_is_proxy_arg (const char *k);
+
+/* The final image (build_image.c). */
+int ob_build_write_image (struct build *b, struct stage *s, struct ob_build_result *res, ob_error_t *err);
+
+/* Shared state (build_state.c). */
+void ob_build_log (struct build *b, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+void ob_build_env_forget (struct stage *s);
+const char *ob_build_env_lookup (struct stage *s, const char *key);
+void ob_build_env_set (struct stage *s, const char *key, const char *value);
+void ob_build_history (struct build *b, struct stage *s, const char *created_by, bool empty);
+void ob_build_index_put (json_t **index, const char *name, size_t i);
+long ob_build_index_get (json_t *index, const char *name);
+const char *ob_build_arg_value (struct build *b, const char *name, bool *found);
+void ob_build_arg_mark_used (struct build *b, const char *name);
+int ob_build_words (struct build *b, struct stage *s, const struct ob_instr *in, bool split, char ***out,
+                    ob_error_t *err);
+char *ob_build_clean_abs (const char *p);
+void ob_build_stage_add_layer (struct stage *s, const struct ob_descriptor *d);
+int ob_build_load_image_platform (struct build *b, struct stage *s, const char *ref, const char *platform,
+                                  ob_error_t *err);
+
 #endif
