@@ -11,39 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 
-int
-cli_push_image (struct ob_store *store, const char *image, const char *dest, const struct ob_registry_opts *ro,
-                char pushed[72], ob_error_t *err)
-{
-  struct ob_registry *reg = NULL;
-  struct ob_ref *ref = NULL;
-  struct ob_descriptor md = { 0 };
-  cleanup_free char *local = NULL;
-  int r = -1;
-
-  if (ob_str_has_prefix (dest, "docker://"))
-    dest += 9;
-  if (ob_ref_parse (dest, &ref, err) < 0)
-    return -1;
-  if (ob_image_ref_normalize (image, &local, err) < 0 || ob_layout_resolve_entry (store->oci, local, &md, err) < 0
-      || ob_registry_new (ro, &reg, err) < 0 || ob_registry_push (reg, store->oci, &md, ref, pushed, err) < 0)
-    goto out;
-  if (ro->event)
-    {
-      cleanup_free char *line = ob_xasprintf ("pushed %s to %s", local, ref->canonical);
-      struct ob_event ev = { .type = OB_EV_LOG, .text = line, .stage = -1 };
-      ro->event (ro->event_data, &ev);
-    }
-  else if (ro->progress)
-    fprintf (stderr, "pushed %s to %s\n", local, ref->canonical);
-  r = 0;
-out:
-  ob_descriptor_clear (&md);
-  ob_registry_free (reg);
-  ob_ref_free (ref);
-  return r;
-}
-
 enum
 {
   P_TLS = 256,

@@ -1,4 +1,5 @@
-/* obuild: command table, global options, printing of errors. */
+/* obuild: command table, global options, printing of errors.  What the
+ * commands share lives in cli_common.c, beneath them. */
 #include "config.h"
 #include "cli.h"
 #include "progress.h"
@@ -46,92 +47,6 @@ usage (FILE *f)
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     fprintf (f, "  %-8s %s\n", commands[i].name, commands[i].help);
   fprintf (f, "\nRun `obuild COMMAND --help` for a command's options; see obuild(1).\n");
-}
-
-int
-cli_parse_bool (const char *s, bool *out, ob_error_t *err)
-{
-  if (strcmp (s, "true") == 0 || strcmp (s, "1") == 0 || strcmp (s, "yes") == 0)
-    *out = true;
-  else if (strcmp (s, "false") == 0 || strcmp (s, "0") == 0 || strcmp (s, "no") == 0)
-    *out = false;
-  else
-    return ob_error_make (err, OB_ERR_USAGE, 0, "`%s`: expected true or false", s);
-  return 0;
-}
-
-int
-cli_parse_epoch (const char *s, int64_t *out, ob_error_t *err)
-{
-  char *end;
-  long long v;
-  errno = 0;
-  v = strtoll (s, &end, 10);
-  if (*s == '\0' || *end || errno || v < 0)
-    return ob_error_make (err, OB_ERR_USAGE, 0, "invalid timestamp `%s`: expected seconds since the epoch", s);
-  *out = v;
-  return 0;
-}
-
-static const char *entered_mode;
-volatile int cli_interrupted;
-
-const char *
-cli_userns_mode (void)
-{
-  return entered_mode;
-}
-
-static void
-on_signal (int sig)
-{
-  (void) sig;
-  cli_interrupted = 1;
-  ob_sandbox_interrupt ();
-}
-
-void
-cli_install_signals (void)
-{
-  struct sigaction sa;
-  memset (&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigemptyset (&sa.sa_mask);
-  sigaction (SIGINT, &sa, NULL);
-  sigaction (SIGTERM, &sa, NULL);
-  sigaction (SIGHUP, &sa, NULL);
-}
-
-int
-cli_open_store (struct cli_global *g, const char *userns, bool enter, struct ob_store **out,
-                ob_error_t *err)
-{
-  cleanup_free char *root = g->root ? ob_xstrdup (g->root) : ob_store_default_root ();
-  enum ob_userns_mode mode = OB_USERNS_AUTO, got;
-  if (userns == NULL)
-    userns = getenv ("OBUILD_USERNS");
-  if (userns && *userns && ob_userns_parse_mode (userns, &mode, err) < 0)
-    return -1;
-  /* The store path is resolved before entering the namespace: inside it we
-   * are uid 0 and the default would change. */
-  if (root[0] != '/')
-    {
-      cleanup_free char *cwd = getcwd (NULL, 0);
-      char *abs = ob_xasprintf ("%s/%s", cwd ? cwd : ".", root);
-      free (root);
-      root = abs;
-    }
-  if (enter)
-    {
-      if (ob_userns_enter (mode, &got, err) < 0)
-        return -1;
-      entered_mode = ob_userns_mode_name (got);
-    }
-  if (ob_store_open (root, out, err) < 0)
-    return -1;
-  if (entered_mode)
-    ob_store_set_layer_mode (*out, entered_mode);
-  return 0;
 }
 
 char **cli_main_argv;

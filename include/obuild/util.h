@@ -4,6 +4,7 @@
 #define OBUILD_UTIL_H
 
 #include <obuild/error.h>
+#include <obuild/xalloc.h>
 
 #include <dirent.h>
 #include <stdbool.h>
@@ -12,14 +13,6 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-/* ---- allocation: abort on OOM, never return NULL ---- */
-_Noreturn void ob_oom (void);
-void *ob_xmalloc (size_t n);
-void *ob_xmalloc0 (size_t n);
-void *ob_xrealloc (void *p, size_t n);
-char *ob_xstrdup (const char *s);
-char *ob_xstrndup (const char *s, size_t n);
-char *ob_xasprintf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 
 /* ---- scoped cleanup ---- */
 void ob_cleanup_freep (void *p);

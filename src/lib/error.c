@@ -1,6 +1,6 @@
 #include "config.h"
 #include <obuild/error.h>
-#include <obuild/util.h>
+#include <obuild/xalloc.h>
 
 #include <stdio.h>
 #include <stdlib.h>
