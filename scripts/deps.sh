@@ -15,9 +15,10 @@ case ${1:-} in
     # openssh-client: ssh-agent, for t3200-run-mount's RUN --mount=type=ssh
     # docker.io: t8000/t8010 start a private Docker engine (CI job containers)
     # clang, libclang-rt-14-dev: the libFuzzer harnesses (t7900-fuzz-smoke)
+    # zsh, fish: t0010-install checks their completions
     PKGS="$PKGS uidmap busybox-static skopeo umoci oci-image-tool docker-registry python3 \
 passwd util-linux valgrind curl xz-utils zstd mmdebstrap apache2-utils openssl python3-jwt python3-cryptography \
-buildah time e2fsprogs openssh-client docker.io clang libclang-rt-14-dev" ;;
+buildah time e2fsprogs openssh-client docker.io clang libclang-rt-14-dev zsh fish" ;;
   "") ;;
   *) echo "usage: deps.sh [--example|--test]" >&2; exit 2 ;;
 esac

@@ -35,12 +35,6 @@ chmod -R a+rX "$ctx"
 printf '# comment\n\nFILE1=from-file\nFOO=file\n' >"$TESTDIR/env.list"
 chmod 644 "$TESTDIR/env.list"
 
-# ob_bg MODE PIDFILE ARGS...: obuild as MODE in the background; PIDFILE
-# receives obuild's own pid (not runuser's), for signals.
-ob_bg() {
-  _m=$1 _pf=$2; shift 2
-  as "$_m" sh -c 'echo $$ >"$0"; exec "$@"' "$_pf" env OBUILD_ROOT="$(store "$_m")" "$OB" "$@"
-}
 # wait_for CMD...: up to 10 s for CMD to succeed
 wait_for() {
   _i=0
