@@ -130,8 +130,9 @@ install_signals (void)
 
 struct relay
 {
-  int master;
+  int master; /* -t: the pseudo-terminal, or -1 */
   int in;  /* obuild's stdin, or -1 */
+  int inpipe; /* -i on a terminal without -t: where stdin goes, or -1 */
   int out; /* obuild's stdout */
   int winfd; /* a terminal of obuild's whose size the command's follows, or -1 */
   pthread_t thread;
@@ -168,7 +169,8 @@ relay_main (void *arg)
   struct relay *r = arg;
   char buf[8192];
   int in = r->in;
-  bool out_ok = true, master_open = true;
+  int to = r->master >= 0 ? r->master : r->inpipe;
+  bool out_ok = true, master_open = r->master >= 0;
   for (;;)
     {
       /* the control pipe first: poll skips entries with a negative fd */
@@ -207,9 +209,16 @@ relay_main (void *arg)
         {
           n = read (in, buf, sizeof buf);
           if (n > 0)
-            (void) write_all_fd (r->master, buf, (size_t) n);
+            (void) write_all_fd (to, buf, (size_t) n);
           else if (n == 0 || errno != EINTR)
-            in = -1; /* end of input: the command sees nothing more */
+            {
+              in = -1; /* end of input: the command sees nothing more */
+              if (r->inpipe >= 0)
+                {
+                  close (r->inpipe);
+                  r->inpipe = -1;
+                }
+            }
         }
     }
 }
@@ -297,7 +306,8 @@ cmd_run (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   struct ob_run_opts o = { 0 };
   struct ob_store *store = NULL;
   struct ob_run *run = NULL;
-  struct relay relay = { .master = -1, .in = -1, .out = 1, .winfd = -1 };
+  struct relay relay = { .master = -1, .in = -1, .inpipe = -1, .out = 1, .winfd = -1 };
+  int inpipe_r = -1;
   cleanup_strv char **env = NULL;
   cleanup_strv char **env_files = NULL;
   cleanup_strv char **env_specs = NULL;
@@ -411,17 +421,32 @@ cmd_run (struct cli_global *g, int argc, char **argv, ob_error_t *err)
           relay.winfd = fd;
       copy_winsize (&relay);
     }
+  else if (interactive && isatty (0))
+    {
+      /* A terminal as is would be read by the container's process group,
+       * which is not the terminal's foreground one (SIGTTIN): give the
+       * command a pipe, as Docker's -i without -t does. */
+      int fds[2];
+      if (pipe2 (fds, O_CLOEXEC) < 0)
+        {
+          ob_error_make (err, OB_ERR_GENERIC, errno, "pipe");
+          goto out;
+        }
+      inpipe_r = o.stdin_fd = fds[0];
+      relay.inpipe = fds[1];
+      relay.in = 0;
+    }
   if (ob_run_prepare (&o, &run, err) < 0)
     goto out;
   stop_signal = ob_run_stop_signal (run);
-  if (tty)
+  if (tty || relay.inpipe >= 0)
     {
       if (pipe2 (ctl_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
         {
           ob_error_make (err, OB_ERR_GENERIC, errno, "pipe");
           goto out;
         }
-      if (interactive && isatty (0) && tcgetattr (0, &saved_tio) == 0)
+      if (tty && interactive && isatty (0) && tcgetattr (0, &saved_tio) == 0)
         {
           /* keys go to the command's terminal as typed: ^C is its business */
           struct termios t = saved_tio;
@@ -448,8 +473,12 @@ cmd_run (struct cli_global *g, int argc, char **argv, ob_error_t *err)
     }
   r = status;
 out:
+  /* the command's ends first: the relay's writes to them fail, and the
+   * terminal answers EIO once drained */
   if (slave >= 0)
     close (slave);
+  if (inpipe_r >= 0)
+    close (inpipe_r);
   if (relay.started)
     {
       if (write (ctl_pipe[1], "q", 1) != 1)
@@ -462,6 +491,8 @@ out:
     tcsetattr (0, TCSADRAIN, &saved_tio);
   if (relay.master >= 0)
     close (relay.master);
+  if (relay.inpipe >= 0)
+    close (relay.inpipe);
   for (int i = 0; i < 2; i++)
     if (ctl_pipe[i] >= 0)
       {

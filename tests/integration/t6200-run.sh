@@ -129,6 +129,13 @@ written"
     >"$TESTDIR/tty2-$m.out" 2>&1
   check_eq "[$m] -it: an interactive shell, exit status kept" "$?" 6
   check "[$m] -it: typed input reaches the shell" grep -q "in-42" "$TESTDIR/tty2-$m.out"
+  # -i from a terminal without -t: a pipe (the terminal would stop the
+  # command, whose process group is not its foreground one)
+  printf 'shout\n' | as "$m" script -qec "env OBUILD_ROOT=$(store "$m") $OB run -i busybox sh -c 'test -t 0 || echo pipe; tr a-z A-Z; exit 8'" /dev/null \
+    >"$TESTDIR/tty3-$m.out" 2>&1
+  check_eq "[$m] -i on a terminal: exit status kept" "$?" 8
+  check_eq "[$m] -i on a terminal: stdin through a pipe" "$(tr -d '\r' <"$TESTDIR/tty3-$m.out" | grep -v '^shout$')" "pipe
+SHOUT"
 
   # a service in the background: httpd, stopped with SIGTERM
   p=$((port + 1))
