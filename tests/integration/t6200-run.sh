@@ -62,6 +62,9 @@ for m in $MODES; do
   d=$(userdir "d-$m" "$m")
 
   check_eq "[$m] echo" "$(ob "$m" run busybox echo hello 2>&1)" hello
+  dg=$(ob "$m" images | awk '$1 == "busybox:latest" { print $2 }')
+  check_eq "[$m] by manifest digest" "$(ob "$m" run "$dg" echo by-digest 2>&1)" by-digest
+  check_eq "[$m] by a digest prefix, --rm accepted" "$(ob "$m" run --rm "$(echo "$dg" | cut -c8-20)" echo by-prefix 2>&1)" by-prefix
   ob "$m" run busybox sh -c 'exit 3' >/dev/null 2>&1
   check_eq "[$m] the exit status passes through" "$?" 3
   ob "$m" run busybox sh -c 'kill -KILL $$' >/dev/null 2>&1
