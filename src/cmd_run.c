@@ -243,7 +243,6 @@ env_file (char ***env, const char *file, ob_error_t *err)
 {
   cleanup_free char *data = NULL;
   size_t len, line = 0;
-  char *save = NULL;
   if (ob_read_file_at (AT_FDCWD, file, &data, &len, err) < 0)
     {
       ob_error_set_kind (err, OB_ERR_CONTEXT);
@@ -270,7 +269,6 @@ env_file (char ***env, const char *file, ob_error_t *err)
         }
       l = eol ? eol + 1 : NULL;
     }
-  (void) save;
   return 0;
 }
 
