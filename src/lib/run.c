@@ -380,7 +380,8 @@ ob_run_prepare (const struct ob_run_opts *o, struct ob_run **out, ob_error_t *er
   r->cwd = ob_xstrdup (wd && *wd ? wd : "/");
   if (r->cwd[0] != '/')
     {
-      ob_error_make (err, OB_ERR_USAGE, 0, "-w `%s`: not an absolute path", r->cwd);
+      ob_error_make (err, o->workdir ? OB_ERR_USAGE : OB_ERR_IMAGE, 0, "%s `%s`: not an absolute path",
+                     o->workdir ? "-w" : "the image's WorkingDir", r->cwd);
       goto fail;
     }
   if (mkdir_in_root (r->merged, r->cwd, err) < 0)

@@ -186,6 +186,7 @@ SHOUT"
   check_fail 9 "image .nosuch. not found" "[$m] missing image: exit 9" ob "$m" run nosuch
   check_fail 2 "no command: image .busybox. sets no Entrypoint or Cmd" "[$m] no command: exit 2" ob "$m" run busybox
   check_fail 127 "exec .nosuchcmd.: No such file or directory" "[$m] command not found: exit 127" ob "$m" run busybox nosuchcmd
+  check_fail 2 "-w .rel.: not an absolute path" "[$m] relative -w: exit 2" ob "$m" run -w rel busybox true
   check_fail 2 "unknown option .--bogus." "[$m] unknown option: exit 2" ob "$m" run --bogus busybox true
   check_fail 2 "--network .bridge.: expected host or none" "[$m] bad --network: exit 2" ob "$m" run --network bridge busybox true
   check_fail 2 "usage: obuild run" "[$m] no image: exit 2" ob "$m" run
