@@ -106,9 +106,8 @@ void ob_sandbox_interrupt (void);
 /* Async-signal-safe: send sig to the running step's init, which forwards
  * SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGPWR,
  * SIGURG and the real-time signals to the command (SIGKILL kills the whole
- * step).  False when no step runs.  A signal that arrives while init is
- * still setting up (before it waits for signals) is lost: the kernel drops
- * what a namespace's init has no handler for. */
+ * step).  False when no step runs.  A signal sent while init still sets
+ * up the step is forwarded once the command started. */
 bool ob_sandbox_signal (int sig);
 
 #endif

@@ -987,6 +987,13 @@ init_main (const struct sandbox_ctx *c)
   /* The step must not outlive obuild. */
   prctl (PR_SET_PDEATHSIG, SIGKILL);
   reset_signals ();
+  /* Signals to forward stay pending until init waits for them: the kernel
+   * drops what a namespace's init neither handles nor blocks. */
+  {
+    sigset_t fwd;
+    init_signals (&fwd);
+    sigprocmask (SIG_BLOCK, &fwd, NULL);
+  }
 
   if (c->sync_fd >= 0)
     {
