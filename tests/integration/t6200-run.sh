@@ -21,6 +21,7 @@ DF
 cat >"$ctx/svc/Dockerfile" <<'DF'
 FROM busybox
 COPY index.html /www/index.html
+RUN ln -s ../../../../obuild-t6200-escape /esc
 ARG PORT
 ENV PORT=$PORT
 CMD httpd -f -p 127.0.0.1:$PORT -h /www
@@ -115,6 +116,9 @@ written"
   check_eq "[$m] -v :ro: a write fails (status 1)" "$?" 1
   check "[$m] ... with a read-only file system" grep -q "Read-only file system" "$TESTDIR/ro.out"
   check "[$m] ... and nothing written" test ! -e "$d/ro.txt"
+  check_eq "[$m] -v target through a symlink: resolved inside the root" \
+    "$(ob "$m" run -v "$d:/esc/sub:ro" --entrypoint cat svc /obuild-t6200-escape/sub/in.txt 2>&1)" data
+  check "[$m] ... nothing made on the host" test ! -e /obuild-t6200-escape
   check_fail 4 "-v: source .*/nonexistent.*No such file" "[$m] -v missing source: exit 4" \
     ob "$m" run -v "$d/nonexistent:/x" busybox true
   check_fail 2 "-v: the target .rel. is not an absolute path" "[$m] -v relative target: exit 2" \
