@@ -28,6 +28,7 @@ int cmd_logout (struct cli_global *g, int argc, char **argv, ob_error_t *err);
 int cmd_save (struct cli_global *g, int argc, char **argv, ob_error_t *err);
 int cmd_load (struct cli_global *g, int argc, char **argv, ob_error_t *err);
 int cmd_info (struct cli_global *g, int argc, char **argv, ob_error_t *err);
+int cmd_run (struct cli_global *g, int argc, char **argv, ob_error_t *err);
 /* "true"/"false" (and 1/0, yes/no). */
 int cli_parse_bool (const char *s, bool *out, ob_error_t *err);
 

@@ -35,6 +35,7 @@ static const struct
   { "logout", cmd_logout, "remove the credentials login stored" },
   { "save", cmd_save, "write images to an oci-archive or docker-archive" },
   { "load", cmd_load, "read images from a docker-archive or oci-archive" },
+  { "run", cmd_run, "run a command from an image of the store (in the RUN sandbox)" },
   { "info", cmd_info, "what this machine allows (user namespaces, overlay, ...)" },
 };
 

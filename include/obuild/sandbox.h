@@ -76,6 +76,8 @@ struct ob_sandbox_opts
   int stdin_fd;  /* -1: /dev/null */
   int stdout_fd; /* -1: inherit */
   int stderr_fd; /* -1: inherit */
+  bool tty;      /* stdin_fd is a terminal: the command gets a session of its
+                  * own with it as controlling terminal */
 };
 
 /* Run the step.  Returns 0 when the command ran (whatever its status) and
@@ -100,5 +102,12 @@ int ob_sandbox_run (const struct ob_sandbox_opts *opts, int *status, char ***cre
  * makes the next ob_sandbox_run return OB_ERR_INTERRUPTED at once; the
  * pending interrupt is consumed by the run that reports it. */
 void ob_sandbox_interrupt (void);
+
+/* Async-signal-safe: send sig to the running step's init, which forwards
+ * SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGPWR,
+ * SIGURG and the real-time signals to the command (SIGKILL kills the whole
+ * step).  False when no step runs.  A signal sent while init still sets
+ * up the step is forwarded once the command started. */
+bool ob_sandbox_signal (int sig);
 
 #endif

@@ -4,218 +4,21 @@
 #include "config.h"
 #include "build_priv.h"
 #include <obuild/binfmt.h>
+#include <obuild/rootfs.h>
 #include <obuild/sandbox.h>
 #include <obuild/util.h>
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/mount.h>
-#include <linux/openat2.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #define RUN_HOSTNAME "obuild"
-
-/* ---- overlay ---- */
-
-static int
-sys_fsopen (const char *fs, unsigned flags)
-{
-  return (int) syscall (SYS_fsopen, fs, flags);
-}
-
-static int
-sys_fsconfig (int fd, unsigned cmd, const char *key, const void *val, int aux)
-{
-  return (int) syscall (SYS_fsconfig, fd, cmd, key, val, aux);
-}
-
-static int
-sys_fsmount (int fd, unsigned flags, unsigned attr)
-{
-  return (int) syscall (SYS_fsmount, fd, flags, attr);
-}
-
-static int
-sys_move_mount (int from_dfd, const char *from, int to_dfd, const char *to, unsigned flags)
-{
-  return (int) syscall (SYS_move_mount, from_dfd, from, to_dfd, to, flags);
-}
-
-/* The new mount API takes lower directories one by one ("lowerdir+", Linux
- * 6.8), so 150 layers do not hit the one-page limit of mount options.
- * "volatile" (Linux 5.10): the overlay neither passes the step's fsyncs on
- * (dpkg's) nor syncs the upper file system when unmounted; a crash loses the
- * build anyway, and the store re-unpacks layers written in an earlier boot
- * (store.h). */
-static int
-mount_overlay_fsconfig (char *const *lowers, size_t n, const char *upper, const char *work,
-                        const char *target, bool vol)
-{
-  cleanup_close int fsfd = sys_fsopen ("overlay", FSOPEN_CLOEXEC);
-  cleanup_close int mfd = -1;
-  if (fsfd < 0)
-    return -1;
-  for (size_t i = n; i-- > 0;)
-    if (sys_fsconfig (fsfd, FSCONFIG_SET_STRING, "lowerdir+", lowers[i], 0) < 0)
-      return -1;
-  if (sys_fsconfig (fsfd, FSCONFIG_SET_STRING, "upperdir", upper, 0) < 0
-      || sys_fsconfig (fsfd, FSCONFIG_SET_STRING, "workdir", work, 0) < 0
-      || sys_fsconfig (fsfd, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0
-      || (vol && sys_fsconfig (fsfd, FSCONFIG_SET_FLAG, "volatile", NULL, 0) < 0)
-      || sys_fsconfig (fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-    return -1;
-  mfd = sys_fsmount (fsfd, FSMOUNT_CLOEXEC, 0);
-  if (mfd < 0)
-    return -1;
-  return sys_move_mount (mfd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
-}
-
-/* Classic mount(2): lower paths are short symlinks ("0", "1", ...) in
- * linkdir, resolved relative to it, to stay under the page limit. */
-static int
-mount_overlay_classic (size_t n, const char *linkdir, const char *upper, const char *work,
-                       const char *target, bool vol)
-{
-  struct ob_buf o = { 0 };
-  cleanup_close int cwd = open (".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int r, e;
-  ob_buf_adds (&o, vol ? "userxattr,volatile,lowerdir=" : "userxattr,lowerdir=");
-  for (size_t i = n; i-- > 0;)
-    {
-      char num[24];
-      snprintf (num, sizeof num, "%zu%s", i, i ? ":" : "");
-      ob_buf_adds (&o, num);
-    }
-  ob_buf_adds (&o, ",upperdir=");
-  ob_buf_adds (&o, upper);
-  ob_buf_adds (&o, ",workdir=");
-  ob_buf_adds (&o, work);
-  if (chdir (linkdir) < 0)
-    {
-      ob_buf_free (&o);
-      return -1;
-    }
-  r = mount ("overlay", target, "overlay", 0, o.data);
-  e = errno;
-  if (cwd >= 0 && fchdir (cwd) < 0)
-    {
-      /* nothing to do: paths used later are absolute */
-    }
-  ob_buf_free (&o);
-  errno = e;
-  return r;
-}
-
-static int
-mount_overlay (struct build *b, char *const *lowers, size_t n, const char *rundir, const char *upper,
-               const char *work, const char *target, ob_error_t *err)
-{
-  cleanup_free char *linkdir = ob_xasprintf ("%s/l", rundir);
-  bool vol = ob_store_boot_id () != NULL;
-  if (mount_overlay_fsconfig (lowers, n, upper, work, target, vol) == 0
-      || (vol && mount_overlay_fsconfig (lowers, n, upper, work, target, false) == 0))
-    return 0;
-  if (mkdir (linkdir, 0700) < 0)
-    return ob_error_make (err, OB_ERR_STORE, errno, "mkdir `%s`", linkdir);
-  for (size_t i = 0; i < n; i++)
-    {
-      char num[24];
-      snprintf (num, sizeof num, "%zu", i);
-      cleanup_close int dfd = open (linkdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (dfd < 0 || symlinkat (lowers[i], dfd, num) < 0)
-        return ob_error_make (err, OB_ERR_STORE, errno, "symlink in `%s`", linkdir);
-    }
-  if (mount_overlay_classic (n, linkdir, upper, work, target, vol) < 0
-      && (!vol || mount_overlay_classic (n, linkdir, upper, work, target, false) < 0))
-    return ob_error_make (err, OB_ERR_STEP, errno,
-                          "mount the overlay root filesystem for RUN on `%s` (unprivileged "
-                          "overlayfs needs Linux 5.11 or later)",
-                          target);
-  return 0;
-}
-
-/* ---- the step's user ---- */
-
-/* Read a file of the step's root, resolving symlinks inside it. */
-static char *
-read_in_root (const char *root, const char *path)
-{
-  struct open_how how = { .flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-  cleanup_close int rfd = open (root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  cleanup_close int fd = -1;
-  char *data = NULL;
-  size_t len;
-  ob_error_t e = NULL;
-  if (rfd < 0)
-    return NULL;
-  fd = (int) syscall (SYS_openat2, rfd, path, &how, sizeof how);
-  if (fd < 0 || ob_read_fd (fd, &data, &len, &e) < 0)
-    {
-      ob_error_free (&e);
-      return NULL;
-    }
-  return data;
-}
-
-static char *
-passwd_field (const char *passwd, uid_t uid, int field)
-{
-  const char *line = passwd;
-  while (line && *line)
-    {
-      const char *eol = strchr (line, '\n');
-      cleanup_free char *l = eol ? ob_xstrndup (line, eol - line) : ob_xstrdup (line);
-      char *f[7] = { 0 }, *p = l;
-      for (int i = 0; i < 7 && p; i++)
-        {
-          f[i] = p;
-          p = strchr (p, ':');
-          if (p)
-            *p++ = '\0';
-        }
-      if (f[2] && f[field] && (uid_t) strtoul (f[2], NULL, 10) == uid && *f[2])
-        return ob_xstrdup (f[field]);
-      line = eol ? eol + 1 : NULL;
-    }
-  return NULL;
-}
-
-/* Supplementary groups of user `name` from an /etc/group text. */
-static size_t
-supplementary_groups (const char *group, const char *name, gid_t *out, size_t max)
-{
-  const char *line = group;
-  size_t n = 0;
-  while (name && line && *line && n < max)
-    {
-      const char *eol = strchr (line, '\n');
-      cleanup_free char *l = eol ? ob_xstrndup (line, eol - line) : ob_xstrdup (line);
-      char *f[4] = { 0 }, *p = l;
-      for (int i = 0; i < 4 && p; i++)
-        {
-          f[i] = p;
-          p = strchr (p, ':');
-          if (p)
-            *p++ = '\0';
-        }
-      if (f[2] && f[3])
-        {
-          char *save = NULL;
-          for (char *m = strtok_r (f[3], ",", &save); m; m = strtok_r (NULL, ",", &save))
-            if (strcmp (m, name) == 0)
-              out[n++] = (gid_t) strtoul (f[2], NULL, 10);
-        }
-      line = eol ? eol + 1 : NULL;
-    }
-  return n;
-}
 
 /* ---- helpers ---- */
 
@@ -667,7 +470,7 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
         ob_strv_add (&lowers, s->layer_dirs[i]);
       if (lowers == NULL)
         ob_strv_add (&lowers, empty); /* FROM scratch: overlay needs a lower */
-      if (mount_overlay (b, lowers, ob_strv_len (lowers), rc.rundir, rc.upper, rc.work, rc.merged, err) == 0)
+      if (ob_rootfs_mount_overlay (lowers, ob_strv_len (lowers), rc.rundir, rc.upper, rc.work, rc.merged, err) == 0)
         rc.mounted = true;
       else if (b->o->snapshotter == OB_SNAPSHOTTER_AUTO)
         {
@@ -690,8 +493,8 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
     goto out;
 
   /* user, environment, files of the step */
-  passwd = read_in_root (root, "/etc/passwd");
-  group = read_in_root (root, "/etc/group");
+  passwd = ob_rootfs_read (root, "/etc/passwd");
+  group = ob_rootfs_read (root, "/etc/group");
   if (user && *user)
     {
       if (ob_build_resolve_owner (user, passwd, group, &uid, &gid, err) < 0)
@@ -713,7 +516,7 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
     ob_strv_add (&env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
   if (!env_has (env, "HOME"))
     {
-      cleanup_free char *home = passwd ? passwd_field (passwd, uid, 5) : NULL;
+      cleanup_free char *home = passwd ? ob_rootfs_passwd_field (passwd, uid, 5) : NULL;
       ob_strv_take (&env, ob_xasprintf ("HOME=%s", home && *home ? home : uid == 0 ? "/root" : "/"));
     }
   if (!env_has (env, "HOSTNAME"))
@@ -793,26 +596,7 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   so.groups = groups;
   so.n_groups = 0;
   if (so.set_groups && user && *user)
-    {
-      /* as BuildKit (executor/oci/user.go) and Docker: the primary group
-       * first, then, when USER names no group, the user's memberships in
-       * the image's /etc/group */
-      groups[so.n_groups++] = gid;
-      if (strchr (user, ':') == NULL && passwd)
-        {
-          cleanup_free char *name = passwd_field (passwd, uid, 0);
-          gid_t more[63];
-          size_t n = supplementary_groups (group, name, more, 63);
-          for (size_t i = 0; i < n; i++)
-            {
-              bool dup = false;
-              for (size_t k = 0; k < so.n_groups && !dup; k++)
-                dup = groups[k] == more[i];
-              if (!dup)
-                groups[so.n_groups++] = more[i];
-            }
-        }
-    }
+    so.n_groups = ob_rootfs_groups (user, passwd, group, uid, gid, groups, 64);
   so.hostname = b->o->container ? NULL : RUN_HOSTNAME;
   so.seccomp = b->seccomp;
   all_mounts = ob_xmalloc ((n_mounts + bm.n) * sizeof *all_mounts);

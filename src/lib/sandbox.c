@@ -806,6 +806,10 @@ command_main (const struct sandbox_ctx *c)
   errfd = lift_fd (c, o->stderr_fd, "stderr");
   if (dup2 (in, 0) < 0)
     child_fail (c, errno, "redirect stdin");
+  /* a terminal on stdin becomes the command's controlling terminal, in a
+   * session of its own: ^C typed there signals the command's group */
+  if (o->tty && (setsid () < 0 || ioctl (0, TIOCSCTTY, 0) < 0))
+    child_fail (c, errno, "make stdin the controlling terminal");
   if (out >= 0 && dup2 (out, 1) < 0)
     child_fail (c, errno, "redirect stdout");
   if (errfd >= 0 && dup2 (errfd, 2) < 0)
@@ -859,6 +863,13 @@ init_signals (sigset_t *set)
   sigaddset (set, SIGQUIT);
   sigaddset (set, SIGUSR1);
   sigaddset (set, SIGUSR2);
+  /* and what an image's StopSignal may name (`obuild run` forwards it);
+   * glibc refuses its own real-time signals */
+  sigaddset (set, SIGWINCH);
+  sigaddset (set, SIGPWR);
+  sigaddset (set, SIGURG);
+  for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+    sigaddset (set, sig);
 }
 
 /* Without a PID namespace: SIGKILL every descendant (a subreaper gets
@@ -976,6 +987,13 @@ init_main (const struct sandbox_ctx *c)
   /* The step must not outlive obuild. */
   prctl (PR_SET_PDEATHSIG, SIGKILL);
   reset_signals ();
+  /* Signals to forward stay pending until init waits for them: the kernel
+   * drops what a namespace's init neither handles nor blocks. */
+  {
+    sigset_t fwd;
+    init_signals (&fwd);
+    sigprocmask (SIG_BLOCK, &fwd, NULL);
+  }
 
   if (c->sync_fd >= 0)
     {
@@ -1451,4 +1469,14 @@ ob_sandbox_interrupt (void)
       kill (pid, SIGKILL);
     }
   errno = saved;
+}
+
+bool
+ob_sandbox_signal (int sig)
+{
+  pid_t pid = running_pid;
+  int saved = errno;
+  bool sent = pid > 0 && kill (pid, sig) == 0;
+  errno = saved;
+  return sent;
 }

@@ -116,6 +116,13 @@ ob() {
   _m=$1; shift
   as "$_m" env OBUILD_ROOT="$(store "$_m")" "$OB" "$@"
 }
+# ob_bg MODE PIDFILE ARGS...: `ob MODE ARGS...` meant for the background
+# (`ob_bg ... &`); PIDFILE (writable by MODE's user) receives obuild's own
+# pid, not runuser's, to signal it.
+ob_bg() {
+  _m=$1 _pf=$2; shift 2
+  as "$_m" sh -c 'echo $$ >"$0"; exec "$@"' "$_pf" env OBUILD_ROOT="$(store "$_m")" "$OB" "$@"
+}
 # A directory the MODE's user can write.
 userdir() {
   _u=$TESTDIR/$1; mkdir -p "$_u"

@@ -1,7 +1,8 @@
 #!/bin/sh
 # A real distribution: a Debian bookworm minbase made with mmdebstrap and
 # imported, then apt-get, useradd/groupadd, chown and dpkg -i inside RUN,
-# in every mode; the image, unpacked, runs python3 and answers HTTP.
+# in every mode; the image, unpacked, runs python3 and answers HTTP, and
+# so does `obuild run` of it in the background, until SIGTERM stops it.
 # Needs the Debian mirror (the only network this project has); slow.
 . "$(dirname "$0")/lib.sh"
 
@@ -88,5 +89,17 @@ for m in $MODES; do
     check_eq "[$m] the image runs python3 /app.py and answers HTTP" "$(curl -sf "http://127.0.0.1:$port/")" "hello from obuild"
     kill "$app" 2>/dev/null; wait "$app" 2>/dev/null
   fi
+  # the user story's end: run it, ask it, stop it
+  port=$((port + 1))
+  d=$(userdir "run-$m" "$m")
+  ob_bg "$m" "$d/pid" run pyapp python3 /app.py "$port" >"$TESTDIR/run-$m.out" 2>&1 &
+  bg=$!
+  i=0; until curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1 || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
+  check_eq "[$m] obuild run pyapp: python3 answers HTTP on the host's port" "$(curl -sf "http://127.0.0.1:$port/")" "hello from obuild"
+  kill -TERM "$(cat "$d/pid")"
+  wait "$bg"
+  check_eq "[$m] SIGTERM stops it: obuild exits 143" "$?" 143
+  check "[$m] ... leaving no process and no scratch directory" \
+    sh -c "! ps -eo args | grep -qx 'python3 /app.py $port' && [ -z \"\$(ls -A '$(store "$m")/tmp')\" ]"
 done
 done_testing
