@@ -28,6 +28,9 @@ df badref2 'ARG V=x@@\nFROM a$V\n'
 df exposemap 'FROM scratch\nEXPOSE 127.0.0.1:8080:80/udp 9000:90 443\n'
 # 6. duplicate stage names: a warning, the name means the latest such stage
 df dupstage 'FROM scratch AS a\nLABEL which=first\nFROM scratch AS A\nLABEL which=second\nFROM a\n'
+# 7. a RUN heredoc starting with #! is a file run by its path (BuildKit): the
+# interpreter gets the script as a file argument, so `awk -f` works
+df shebang 'FROM busybox\nRUN <<EOT\n#!/bin/awk -f\nBEGIN { print "awk ran" > "/awk.out" }\nEOT\nRUN <<-EOT\n\t#!/bin/sh -e\n\ttest -x "$0" && test -r "$0" && echo "$0" > /sh.out\n\tEOT\n'
 chmod -R a+rX "$ctx"
 snapshot() { (cd "$(store "$1")" && find oci -printf '%p %s\n' | sort && sha256sum oci/index.json; ls tmp); }
 
@@ -114,6 +117,13 @@ for m in $MODES; do
     fi
   else
     not_ok "[$m] RUN id after USER"; diag <"$TESTDIR/out"
+  fi
+  if ob "$m" build -q -f "$ctx/df.shebang" -t shebang -o "$out" "$ctx" >"$TESTDIR/out" 2>&1 \
+     && umoci_unpack "$out" shebang:latest "$TESTDIR/s-$m" >"$TESTDIR/out" 2>&1; then
+    check_eq "[$m] RUN <<EOT with #!/bin/awk -f runs awk on the script file" "$(cat "$TESTDIR/s-$m/rootfs/awk.out")" "awk ran"
+    check_eq "[$m] ... and <<- with #!/bin/sh -e: \$0 is an executable file" "$(cat "$TESTDIR/s-$m/rootfs/sh.out")" "/dev/stdin"
+  else
+    not_ok "[$m] RUN heredoc with a #! line"; diag <"$TESTDIR/out"
   fi
 done
 done_testing
