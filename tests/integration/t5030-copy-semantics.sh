@@ -36,6 +36,8 @@ ADD arclink /added/
 COPY a b .
 COPY a b /w
 COPY n*.txt /testdir
+COPY ../a ../../dir/../b /up/
+# (new steps above: the checks below read the last five layers)
 COPY --from=owned /owned /owned
 COPY --from=owned --chown=7:8 /owned /owned2
 COPY --from=owned /tree /tree
@@ -72,6 +74,8 @@ b"
     "$(layer_listing "$(store_oci "$m")" sem:latest -2 | awk '$NF=="app/out"{print $2, $3}')" "0750 100:200"
   check_eq "[$m] ... but --chown's owner" \
     "$(layer_listing "$(store_oci "$m")" sem:latest -1 | awk '$NF=="app/out2"{print $2, $3}')" "0750 7:8"
+  check_eq "[$m] COPY ../a at the context's root is COPY a (BuildKit)" "$(cat "$r/up/a" "$r/up/b")" "a
+b"
   check_fail 3 'Dockerfile.nodir:2: When using COPY with more than one source file, the destination must be a directory and end with a /' \
     "[$m] several sources to a destination that is not a directory: exit 3" ob "$m" build -f "$ctx/Dockerfile.nodir" "$ctx"
 done
