@@ -185,6 +185,45 @@ record_owner_walk (int dfd, const char *path, uid_t uid, gid_t gid, ob_error_t *
   return 0;
 }
 
+/* ADD --chown of a local archive: as BuildKit (its untar with ChownOpts),
+ * every extracted entry takes the owner.  path and what is below it in the
+ * step's upper directory (only this step's output); owners this namespace
+ * cannot represent are recorded as the COPY code does. */
+static int
+chown_walk (int dfd, const char *path, uid_t uid, gid_t gid, ob_error_t *err)
+{
+  struct stat st;
+  if (fstatat (dfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "stat `%s`", path);
+  if (ob_layer_chown_at (dfd, path, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+    {
+      if (errno != EPERM && errno != EINVAL)
+        return ob_error_make (err, OB_ERR_STORE, errno, "chown `%s`", path);
+      if (!S_ISLNK (st.st_mode) && ob_build_record_owner (dfd, path, uid, gid, err) < 0)
+        return -1;
+    }
+  if (S_ISDIR (st.st_mode))
+    {
+      int fd = openat (dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      cleanup_dir DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
+      struct dirent *de;
+      if (d == NULL)
+        {
+          if (fd >= 0)
+            close (fd);
+          return ob_error_make (err, OB_ERR_STORE, errno, "opendir `%s`", path);
+        }
+      while ((de = readdir (d)))
+        {
+          if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+            continue;
+          if (chown_walk (dirfd (d), de->d_name, uid, gid, err) < 0)
+            return ob_error_wrap (err, "%s", path);
+        }
+    }
+  return 0;
+}
+
 /* Unpack a stage (its layers, whiteouts applied) for COPY --from. */
 static int
 stage_rootfs (struct build *b, struct stage *s, ob_error_t *err)
@@ -920,6 +959,14 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
             ob_error_set_kind (err, OB_ERR_CONTEXT);
           return ob_error_wrap (err, "%s:%d: ADD `%s`", b->dfname, in->line, archives[i]);
         }
+    }
+  if (archives && f_chown && f_chown->value)
+    {
+      /* the destination's directories this step creates take the owner
+       * too (ob_build_fix_ancestors puts back those the image has) */
+      if (ob_build_own_tree (upperfd, canon, opts.uid, opts.gid, err) < 0
+          || chown_walk (upperfd, strcmp (canon, "/") == 0 ? "." : canon + 1, opts.uid, opts.gid, err) < 0)
+        return ob_error_wrap (err, "%s:%d: ADD --chown", b->dfname, in->line);
     }
   if (opts.chown && (opts.uid > ob_userns_max_id () || opts.gid > ob_userns_max_id ()))
     if (record_owner_walk (upperfd, ".", opts.uid, opts.gid, err) < 0)

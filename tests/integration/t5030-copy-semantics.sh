@@ -17,6 +17,9 @@ tar -C "$TESTDIR/arc" -czf "$ctx/arc.tar.gz" member; ln -s arc.tar.gz "$ctx/arcl
 echo o >"$TESTDIR/own/owned"; echo x >"$TESTDIR/own/out/x"; echo t >"$TESTDIR/own/tree/sub/t"
 chmod 0750 "$TESTDIR/own/out"; chmod 0711 "$TESTDIR/own/tree/sub"
 tar -C "$TESTDIR/own" --numeric-owner --owner=100 --group=200 -cf "$TESTDIR/own.tar" .
+# an archive whose entries have owners 100:200, for ADD --chown
+mkdir -p "$TESTDIR/arcown/d"; echo f >"$TESTDIR/arcown/d/f"; ln -s f "$TESTDIR/arcown/d/l"
+tar -C "$TESTDIR/arcown" --numeric-owner --owner=100 --group=200 -cf "$ctx/arcown.tar" d
 chmod -R a+rX "$ctx"; chmod a+r "$TESTDIR/own.tar"
 cat >"$ctx/Dockerfile" <<'DF'
 FROM busybox AS base
@@ -43,6 +46,12 @@ COPY --from=owned --chown=7:8 /owned /owned2
 COPY --from=owned /tree /tree
 COPY --from=owned /out/ /app/out/
 COPY --from=owned --chown=7:8 /out /app/out2
+DF
+# more cases, one step a layer (layer 0 is busybox's), checked by index
+cat >"$ctx/Dockerfile.more" <<'DF'
+FROM busybox
+ADD --chown=7:8 arcown.tar /tarown/
+ADD arcown.tar /tarkeep/
 DF
 printf 'FROM scratch\nCOPY a b /nodir\n' >"$ctx/Dockerfile.nodir"
 printf 'FROM own:latest AS o\nFROM scratch\nCOPY --from=o /owned /tree /\n' >"$ctx/Dockerfile.norun"
@@ -76,6 +85,22 @@ b"
     "$(layer_listing "$(store_oci "$m")" sem:latest -1 | awk '$NF=="app/out2"{print $2, $3}')" "0750 7:8"
   check_eq "[$m] COPY ../a at the context's root is COPY a (BuildKit)" "$(cat "$r/up/a" "$r/up/b")" "a
 b"
+  if ob "$m" build -q -t more -f "$ctx/Dockerfile.more" "$ctx" >"$TESTDIR/out" 2>&1; then
+    ok "[$m] build Dockerfile.more"
+    # single mode records owners in an xattr, which a symlink cannot hold:
+    # its links stay 0:0 (as for COPY --chown)
+    want="d 7:8 tarown d 7:8 tarown/d f 7:8 tarown/d/f l 7:8 tarown/d/l "
+    [ "$m" = single ] && want="d 7:8 tarown d 7:8 tarown/d f 7:8 tarown/d/f l 0:0 tarown/d/l "
+    check_eq "[$m] ADD --chown of a local archive: every extracted entry and the created directory take the owner" \
+      "$(layer_listing "$(store_oci "$m")" more:latest 1 | awk '{print $1, $3, $NF}' | sort | tr '\n' ' ')" "$want"
+    if [ "$m" != single ]; then
+      check_eq "[$m] ADD of an archive without --chown keeps its owners" \
+        "$(layer_listing "$(store_oci "$m")" more:latest 2 | awk '$NF ~ /tarkeep\/d/ {print $1, $3, $NF}' | sort | tr '\n' ' ')" \
+        "d 100:200 tarkeep/d f 100:200 tarkeep/d/f l 100:200 tarkeep/d/l "
+    fi
+  else
+    not_ok "[$m] build Dockerfile.more"; diag <"$TESTDIR/out"
+  fi
   check_fail 3 'Dockerfile.nodir:2: When using COPY with more than one source file, the destination must be a directory and end with a /' \
     "[$m] several sources to a destination that is not a directory: exit 3" ob "$m" build -f "$ctx/Dockerfile.nodir" "$ctx"
 done
