@@ -359,8 +359,7 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   char cache_key[72];
   size_t layers_before = 0;
 
-  if (ob_instr_flag (in, "security"))
-    return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "RUN --security is not supported");
+  /* --security: the parser lets only sandbox (the default) through */
   so.network_none = b->o->network_none;
   if (f_net && f_net->value)
     {

@@ -30,7 +30,13 @@ df exposemap 'FROM scratch\nEXPOSE 127.0.0.1:8080:80/udp 9000:90 443\n'
 df dupstage 'FROM scratch AS a\nLABEL which=first\nFROM scratch AS A\nLABEL which=second\nFROM a\n'
 # 7. a RUN heredoc starting with #! is a file run by its path (BuildKit): the
 # interpreter gets the script as a file argument, so `awk -f` works
-df shebang 'FROM busybox\nRUN <<EOT\n#!/bin/awk -f\nBEGIN { print "awk ran" > "/awk.out" }\nEOT\nRUN <<-EOT\n\t#!/bin/sh -e\n\ttest -x "$0" && test -r "$0" && echo "$0" > /sh.out\n\tEOT\n'
+df shebang 'FROM busybox\nRUN <<EOT\n#!/bin/awk -f\nBEGIN { print "awk ran" > "/awk.out" }\nEOT\nRUN <<-EOT\n\t#!/bin/sh -e\n\ttest -x "$0" && test -r "$0" && echo "$0" > /sh.out\n\tEOT\nRUN --security=sandbox echo ok > /sec.out\n'
+# 9. RUN flags obuild does not have: exit 3 naming file:line
+df insecure 'FROM scratch\nRUN --security=insecure true\n'
+df device 'FROM scratch\nRUN --device=/dev/fuse true\n'
+df mountvar 'FROM scratch AS a\nFROM scratch\nARG X=a\nRUN --mount=from=$X,target=/x true\n'
+# 8. COPY --from takes no variables (BuildKit): exit 3 with its message
+df fromvar 'FROM scratch AS a\nFROM scratch\nARG X=a\nCOPY --from=$X /f /g\n'
 chmod -R a+rX "$ctx"
 snapshot() { (cd "$(store "$1")" && find oci -printf '%p %s\n' | sort && sha256sum oci/index.json; ls tmp); }
 
@@ -80,6 +86,14 @@ for m in $MODES; do
     "[$m] FROM Bad:Ref: exit 3 naming file:line" ob "$m" build --pull=never -f "$ctx/df.badref" -t x "$ctx"
   check_fail 3 '/df\.badref2:2: FROM ax@@: invalid tag "ax@@"' \
     "[$m] an expanded invalid reference: exit 3 naming file:line" ob "$m" build -f "$ctx/df.badref2" -t x "$ctx"
+  check_fail 3 '/df\.fromvar:4: variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround$' \
+    "[$m] COPY --from=\$X: exit 3 naming file:line" ob "$m" build -f "$ctx/df.fromvar" -t x "$ctx"
+  check_fail 3 '/df\.insecure:2: RUN --security=insecure is not supported: every step runs in the sandbox$' \
+    "[$m] RUN --security=insecure: exit 3" ob "$m" build -f "$ctx/df.insecure" -t x "$ctx"
+  check_fail 3 '/df\.device:2: RUN --device is not supported$' \
+    "[$m] RUN --device: exit 3" ob "$m" build -f "$ctx/df.device" -t x "$ctx"
+  check_fail 3 "/df\\.mountvar:4: 'from' doesn't support variable expansion, define alias stage instead\$" \
+    "[$m] RUN --mount=from=\$X: exit 3" ob "$m" build -f "$ctx/df.mountvar" -t x "$ctx"
   snapshot "$m" >"$TESTDIR/after-$m"
   check_files "[$m] the failed builds left the store as it was" "$TESTDIR/after-$m" "$TESTDIR/before-$m"
   if ob "$m" build -q -f "$ctx/df.exposemap" -t exposemap "$ctx" >"$TESTDIR/out" 2>"$TESTDIR/err"; then
@@ -122,6 +136,7 @@ for m in $MODES; do
      && umoci_unpack "$out" shebang:latest "$TESTDIR/s-$m" >"$TESTDIR/out" 2>&1; then
     check_eq "[$m] RUN <<EOT with #!/bin/awk -f runs awk on the script file" "$(cat "$TESTDIR/s-$m/rootfs/awk.out")" "awk ran"
     check_eq "[$m] ... and <<- with #!/bin/sh -e: \$0 is an executable file" "$(cat "$TESTDIR/s-$m/rootfs/sh.out")" "/dev/stdin"
+    check_eq "[$m] RUN --security=sandbox: the default, accepted" "$(cat "$TESTDIR/s-$m/rootfs/sec.out")" "ok"
   else
     not_ok "[$m] RUN heredoc with a #! line"; diag <"$TESTDIR/out"
   fi
