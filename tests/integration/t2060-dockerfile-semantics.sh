@@ -24,6 +24,9 @@ df jsontail 'FROM scratch\nCMD ["a"] x\nENTRYPOINT ["b"]  \n'
 # 6. an invalid image reference in FROM is a Dockerfile error (exit 3, file:line)
 df badref 'ARG V=x@@\nFROM scratch\nFROM Bad:Ref\n'
 df badref2 'ARG V=x@@\nFROM a$V\n'
+# ... and in COPY --from and RUN --mount from=
+df badref3 'FROM scratch\nCOPY --from=Bad:Ref /f /g\n'
+df badref4 'FROM scratch\nRUN --mount=from=x@@,target=/x true\n'
 # 6. EXPOSE ip:host:container: a warning, the container port is exposed
 df exposemap 'FROM scratch\nEXPOSE 127.0.0.1:8080:80/udp 9000:90 443\n'
 # 6. duplicate stage names: a warning, the name means the latest such stage
@@ -94,6 +97,10 @@ for m in $MODES; do
     "[$m] RUN --device: exit 3" ob "$m" build -f "$ctx/df.device" -t x "$ctx"
   check_fail 3 "/df\\.mountvar:4: 'from' doesn't support variable expansion, define alias stage instead\$" \
     "[$m] RUN --mount=from=\$X: exit 3" ob "$m" build -f "$ctx/df.mountvar" -t x "$ctx"
+  check_fail 3 '/df\.badref3:2: COPY --from=Bad:Ref: invalid tag "Bad:Ref": name components must be lower-case' \
+    "[$m] COPY --from=Bad:Ref: exit 3 naming file:line" ob "$m" build --pull=never -f "$ctx/df.badref3" -t x "$ctx"
+  check_fail 3 '/df\.badref4:2: RUN --mount from=x@@: invalid tag "x@@"' \
+    "[$m] RUN --mount=from=x@@: exit 3 naming file:line" ob "$m" build --pull=never -f "$ctx/df.badref4" -t x "$ctx"
   snapshot "$m" >"$TESTDIR/after-$m"
   check_files "[$m] the failed builds left the store as it was" "$TESTDIR/after-$m" "$TESTDIR/before-$m"
   if ob "$m" build -q -f "$ctx/df.exposemap" -t exposemap "$ctx" >"$TESTDIR/out" 2>"$TESTDIR/err"; then
