@@ -253,13 +253,16 @@ ob_ignore_load (int ctxfd, struct ob_ignore **out, ob_error_t *err)
 
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     {
-      cleanup_close int fd = openat2_fd (ctxfd, names[i], O_RDONLY, RESOLVE_BENEATH);
+      /* a symlink is followed inside the context, as BuildKit's transfer
+       * of the context does (its root is "/", ".." stops there): one that
+       * leads outside names a file of the context, absent as a rule */
+      cleanup_close int fd = openat2_fd (ctxfd, names[i], O_RDONLY, RESOLVE_IN_ROOT);
       cleanup_free char *text = NULL;
       const char *nul;
       size_t len = 0;
       if (fd < 0)
         {
-          if (errno == ENOENT)
+          if (errno == ENOENT || errno == ENOTDIR)
             continue;
           return ob_error_make (err, OB_ERR_CONTEXT, errno, "open `%s`", names[i]);
         }

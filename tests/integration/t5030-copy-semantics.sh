@@ -20,6 +20,14 @@ tar -C "$TESTDIR/own" --numeric-owner --owner=100 --group=200 -cf "$TESTDIR/own.
 # an archive whose entries have owners 100:200, for ADD --chown
 mkdir -p "$TESTDIR/arcown/d"; echo f >"$TESTDIR/arcown/d/f"; ln -s f "$TESTDIR/arcown/d/l"
 tar -C "$TESTDIR/arcown" --numeric-owner --owner=100 --group=200 -cf "$ctx/arcown.tar" d
+# .dockerignore as a symlink: followed inside the context only (BuildKit)
+mkdir -p "$TESTDIR/ign-out" "$TESTDIR/ign-in"
+echo a >"$TESTDIR/ign-rules"
+for d in ign-out ign-in; do echo a >"$TESTDIR/$d/a"; echo b >"$TESTDIR/$d/b"; done
+ln -s "$TESTDIR/ign-rules" "$TESTDIR/ign-out/.dockerignore"
+echo b >"$TESTDIR/ign-in/rules"; ln -s /rules "$TESTDIR/ign-in/.dockerignore"
+printf 'FROM scratch\nCOPY a* b* /c/\n' >"$TESTDIR/Dockerfile.ign"
+chmod -R a+rX "$TESTDIR/ign-out" "$TESTDIR/ign-in" "$TESTDIR/ign-rules" "$TESTDIR/Dockerfile.ign"
 chmod -R a+rX "$ctx"; chmod a+r "$TESTDIR/own.tar"
 cat >"$ctx/Dockerfile" <<'DF'
 FROM busybox AS base
@@ -100,6 +108,18 @@ b"
     fi
   else
     not_ok "[$m] build Dockerfile.more"; diag <"$TESTDIR/out"
+  fi
+  if ob "$m" build -q -t ign -f "$TESTDIR/Dockerfile.ign" "$TESTDIR/ign-out" >"$TESTDIR/out" 2>&1; then
+    check_eq "[$m] a .dockerignore symlink leading outside the context is no .dockerignore" \
+      "$(layer_listing "$(store_oci "$m")" ign:latest | awk '{print $NF}' | sort | tr '\n' ' ')" "c c/a c/b "
+  else
+    not_ok "[$m] a .dockerignore symlink leading outside the context"; diag <"$TESTDIR/out"
+  fi
+  if ob "$m" build -q -t ign2 -f "$TESTDIR/Dockerfile.ign" "$TESTDIR/ign-in" >"$TESTDIR/out" 2>&1; then
+    check_eq "[$m] a .dockerignore symlink to /rules reads the context's rules" \
+      "$(layer_listing "$(store_oci "$m")" ign2:latest | awk '{print $NF}' | sort | tr '\n' ' ')" "c c/a "
+  else
+    not_ok "[$m] a .dockerignore symlink to /rules"; diag <"$TESTDIR/out"
   fi
   check_fail 3 'Dockerfile.nodir:2: When using COPY with more than one source file, the destination must be a directory and end with a /' \
     "[$m] several sources to a destination that is not a directory: exit 3" ob "$m" build -f "$ctx/Dockerfile.nodir" "$ctx"
