@@ -603,7 +603,30 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
   else
     {
       struct lookup l = { b, s };
-      if (ob_dockerfile_words (in->rest ? in->rest : "", b->df->escape, ob_build_lookup, &l, &words, err) < 0)
+      if (in->n_heredocs > 0)
+        {
+          /* as BuildKit (parseSourcesAndDest): a heredoc is told by the
+           * word as written, before any expansion (`<<$EOF` is the heredoc
+           * "$EOF", not "<<" once $EOF expands to nothing); the other
+           * words are expanded one by one */
+          cleanup_free char *raw = ob_xstrdup (in->rest ? in->rest : "");
+          char *save = NULL;
+          words = ob_xmalloc0 (sizeof (char *));
+          for (char *t = strtok_r (raw, " \t", &save); t; t = strtok_r (NULL, " \t", &save))
+            {
+              char *name = NULL, *w = NULL;
+              if (ob_dockerfile_heredoc_word (t, &name, NULL, NULL))
+                {
+                  ob_strv_take (&words, ob_xasprintf ("<<%s", name));
+                  free (name);
+                  continue;
+                }
+              if (ob_build_word (b, s, in, t, &w, err) < 0)
+                return -1;
+              ob_strv_take (&words, w);
+            }
+        }
+      else if (ob_dockerfile_words (in->rest ? in->rest : "", b->df->escape, ob_build_lookup, &l, &words, err) < 0)
         return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
     }
   n = ob_strv_len (words);

@@ -60,6 +60,11 @@ cat >"$ctx/Dockerfile.more" <<'DF'
 FROM busybox
 ADD --chown=7:8 arcown.tar /tarown/
 ADD arcown.tar /tarkeep/
+COPY <<$EOF <<"Q" /hd/
+dollar
+$EOF
+quoted $HOME
+Q
 DF
 printf 'FROM scratch\nCOPY a b /nodir\n' >"$ctx/Dockerfile.nodir"
 printf 'FROM own:latest AS o\nFROM scratch\nCOPY --from=o /owned /tree /\n' >"$ctx/Dockerfile.norun"
@@ -106,6 +111,12 @@ b"
         "$(layer_listing "$(store_oci "$m")" more:latest 2 | awk '$NF ~ /tarkeep\/d/ {print $1, $3, $NF}' | sort | tr '\n' ' ')" \
         "d 100:200 tarkeep/d f 100:200 tarkeep/d/f l 100:200 tarkeep/d/l "
     fi
+    umoci_unpack "$(store_oci "$m")" more:latest "$TESTDIR/m-$m"
+    check_eq "[$m] COPY <<\$EOF: the heredoc named \$EOF (BuildKit), and <<\"Q\" not expanded" \
+      "$(cd "$TESTDIR/m-$m/rootfs/hd" && ls -A && cat ./\$EOF Q)" "\$EOF
+Q
+dollar
+quoted \$HOME"
   else
     not_ok "[$m] build Dockerfile.more"; diag <"$TESTDIR/out"
   fi

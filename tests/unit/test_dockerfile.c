@@ -1101,6 +1101,22 @@ TEST (heredoc_copy)
              "Dockerfile:2: COPY cannot accept a heredoc as a destination");
 }
 
+/* "<<" followed by blanks is no heredoc (BuildKit splits the line into
+ * words first: "<<" alone has no name), so its body lines are instructions;
+ * "<<$EOF" is the heredoc "$EOF" (unset variables are kept in the name). */
+TEST (heredoc_blank_after_marker_and_dollar_name)
+{
+  CHECK_ERR ("FROM a\nCOPY <<  EOF /f\nhello\nEOF\n", "Dockerfile:3: unknown instruction \"hello\"");
+  struct ob_dockerfile *df = parse_ok ("FROM a\nCOPY <<$EOF /o\nhello\n$EOF\n");
+  if (!df)
+    return;
+  CHECK_INT (df->n_instrs, 2);
+  CHECK_INT (df->instrs[1].n_heredocs, 1);
+  CHECK_STR (df->instrs[1].heredocs[0].name, "$EOF");
+  CHECK_STR (df->instrs[1].heredocs[0].content, "hello\n");
+  ob_dockerfile_free (df);
+}
+
 /* Heredocs are recognised on RUN/COPY/ADD shell form only. */
 TEST (heredoc_only_where_allowed)
 {
@@ -1674,6 +1690,7 @@ main (void)
   RUN (copy_flags);
   RUN (copy_needs_two_args);
   RUN (copy_from_no_variables);
+  RUN (heredoc_blank_after_marker_and_dollar_name);
   RUN (run_flags_checked);
   RUN (unknown_flags);
   RUN (flag_value_errors);
