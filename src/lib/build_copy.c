@@ -517,6 +517,141 @@ ob_build_fetch_url (struct build *b, const char *url, const char *checksum, int 
   return 0;
 }
 
+/* COPY --parents as BuildKit: a source "parent/./pattern" copies what
+ * matches pattern (patternmatcher rules: `**` any depth, a matching
+ * directory with all below it) under parent, keeping the path from parent
+ * on; without "/./" the parent is the root.  The walk starts at the
+ * pattern's literal leading directories and never follows a symlink. */
+struct pwalk
+{
+  const struct ob_ignore *ig; /* .dockerignore (context sources) */
+  struct ob_ignore *pat;       /* the pattern, as a one-line ignore file */
+  const char *root;            /* the parent's real path ("." for the root) */
+  char ***srcs;                /* matches, paths from srcfd */
+  char ***keeps;               /* their directory under the destination */
+  size_t found;
+};
+
+static int
+pwalk_dir (struct pwalk *w, int dfd, const char *rel, int depth, ob_error_t *err)
+{
+  int fd = openat (dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  cleanup_dir DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
+  struct dirent *de;
+  if (d == NULL)
+    {
+      if (fd >= 0)
+        close (fd);
+      return ob_error_make (err, OB_ERR_CONTEXT, errno, "open `%s`", *rel ? rel : w->root);
+    }
+  if (depth > 4096)
+    return ob_error_make (err, OB_ERR_CONTEXT, ELOOP, "`%s`: too deep", rel);
+  while ((de = readdir (d)))
+    {
+      struct stat st;
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      cleanup_free char *r = *rel ? ob_xasprintf ("%s/%s", rel, de->d_name) : ob_xstrdup (de->d_name);
+      cleanup_free char *full = strcmp (w->root, ".") == 0 ? ob_xstrdup (r) : ob_xasprintf ("%s/%s", w->root, r);
+      if (fstatat (dirfd (d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return ob_error_make (err, OB_ERR_CONTEXT, errno, "stat `%s`", full);
+      if (w->ig && ob_ignore_match (w->ig, full))
+        continue;
+      if (ob_ignore_match (w->pat, r))
+        {
+          char *sl = strrchr (r, '/');
+          ob_strv_add (w->srcs, full);
+          if (S_ISDIR (st.st_mode))
+            ob_strv_add (w->keeps, r);
+          else
+            ob_strv_take (w->keeps, sl ? ob_xstrndup (r, sl - r) : ob_xstrdup ("."));
+          w->found++;
+          continue;
+        }
+      if (S_ISDIR (st.st_mode))
+        {
+          cleanup_close int sub = openat (dirfd (d), de->d_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          if (sub < 0)
+            return ob_error_make (err, OB_ERR_CONTEXT, errno, "open `%s`", full);
+          if (pwalk_dir (w, sub, r, depth + 1, err) < 0)
+            return -1;
+        }
+    }
+  return 0;
+}
+
+static int
+parents_sources (int srcfd, const struct ob_ignore *ig, bool in_root, const char *word, char ***srcs,
+                 char ***keeps, ob_error_t *err)
+{
+  const char *pivot = strstr (word, "/./");
+  cleanup_free char *parent = pivot ? ob_xstrndup (word, pivot - word) : ob_xstrdup ("/");
+  cleanup_free char *rooted = ob_xasprintf ("/%s", pivot ? pivot + 3 : word);
+  cleanup_free char *pattern = ob_path_clean (rooted);
+  cleanup_free char *start = NULL;
+  cleanup_strv char **parents = NULL;
+  const char *p = pattern;
+  struct pwalk w = { .ig = ig, .srcs = srcs, .keeps = keeps };
+  int r = -1;
+
+  while (*p == '/')
+    p++;
+  /* the literal leading directories of the pattern: where the walk starts */
+  {
+    const char *lit = p, *q = p;
+    while (*q)
+      {
+        size_t n = strcspn (q, "/");
+        if (q[n] == '\0' || strcspn (q, "*?[\\") < n)
+          break;
+        q += n + 1;
+      }
+    start = ob_xstrndup (lit, q > lit ? (size_t) (q - lit - 1) : 0);
+  }
+  if (ob_ignore_parse ("--parents", p, &w.pat, err) < 0)
+    return -1;
+  if ((in_root ? ob_context_resolve_in_root (srcfd, NULL, parent, has_wildcard (parent), &parents, err)
+               : ob_context_resolve (srcfd, ig, parent, has_wildcard (parent), &parents, err))
+      < 0)
+    goto out;
+  for (size_t i = 0; parents && parents[i]; i++)
+    {
+      cleanup_free char *real = NULL;
+      cleanup_free char *tmp = ob_xstrdup (start);
+      char *save = NULL;
+      int fd;
+      if ((in_root ? ob_context_real_path_in_root (srcfd, parents[i], &real, err)
+                   : ob_context_real_path (srcfd, ig, parents[i], &real, err))
+          < 0)
+        goto out;
+      /* the start, below the real parent: directories, no link */
+      fd = openat (srcfd, real, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      for (char *c = strtok_r (tmp, "/", &save); fd >= 0 && c; c = strtok_r (NULL, "/", &save))
+        {
+          int nfd = openat (fd, c, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          close (fd);
+          fd = nfd;
+        }
+      if (fd < 0)
+        continue; /* nothing there: nothing matches */
+      w.root = real;
+      r = pwalk_dir (&w, fd, start, 0, err);
+      close (fd);
+      if (r < 0)
+        goto out;
+      r = -1;
+    }
+  if (w.found == 0 && !has_wildcard (word))
+    {
+      ob_error_make (err, OB_ERR_CONTEXT, 0, "COPY source not found in build context: %s", word);
+      goto out;
+    }
+  r = 0;
+out:
+  ob_ignore_free (w.pat);
+  return r;
+}
+
 /* The scratch directory that holds a COPY's heredocs and an ADD's
  * downloads, made on first use. */
 static int
@@ -566,6 +701,8 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
     return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "COPY does not take --checksum (ADD does)");
 
   bool parents = ob_instr_flag (in, "parents") != NULL;
+  cleanup_strv char **keeps = NULL;
+  size_t keep_off = 0;
   cleanup_strv char **excludes = NULL;
   cleanup_free char *ig_text = NULL;
   for (size_t k = 0; k < in->n_flags; k++)
@@ -776,6 +913,17 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
       cleanup_strv char **matches = NULL;
       if (ob_str_has_prefix (words[i], "<<") || (add && is_url (words[i])))
         continue;
+      if (parents && (strstr (words[i], "/./") || strstr (words[i], "**")))
+        {
+          /* BuildKit's pivot and patterns; keeps[] says where each match
+           * goes (the other sources' entries are "\1": their own path) */
+          size_t before = ob_strv_len (copy_srcs);
+          for (size_t k = ob_strv_len (keeps); k < before; k++)
+            ob_strv_add (&keeps, "\1");
+          if (parents_sources (srcfd, from ? NULL : ig, from != NULL, words[i], &copy_srcs, &keeps, err) < 0)
+            return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+          continue;
+        }
       r = from ? ob_context_resolve_in_root (srcfd, NULL, words[i], has_wildcard (words[i]), &matches, err)
                : ob_context_resolve (srcfd, ig, words[i], has_wildcard (words[i]), &matches, err);
       if (r < 0)
@@ -901,6 +1049,7 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
         return ob_error_wrap (err, "%s:%d: %s", b->dfname, in->line, what);
       ob_strv_free (copy_srcs);
       copy_srcs = steal_pointer (&rest);
+      keep_off = n_here;
     }
   if (copy_srcs && (parents || excludes))
     {
@@ -948,7 +1097,11 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
                   continue;
                 }
             }
-          if (parents && strcmp (copy_srcs[i], ".") != 0)
+          const char *pk = i + keep_off < ob_strv_len (keeps) ? keeps[i + keep_off] : NULL;
+          if (parents && pk && pk[0] != '\1')
+            sub = strcmp (pk, ".") == 0 ? ob_xstrdup (dest_upper)
+                                        : ob_xasprintf ("%s%s%s/", dest_upper, ob_str_has_suffix (dest_upper, "/") ? "" : "/", pk);
+          else if (parents && strcmp (copy_srcs[i], ".") != 0)
             {
               const char *keep = dir ? copy_srcs[i] : base;
               sub = strcmp (keep, ".") == 0 ? ob_xstrdup (dest_upper)

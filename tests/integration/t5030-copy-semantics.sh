@@ -17,6 +17,9 @@ tar -C "$TESTDIR/arc" -czf "$ctx/arc.tar.gz" member; ln -s arc.tar.gz "$ctx/arcl
 echo o >"$TESTDIR/own/owned"; echo x >"$TESTDIR/own/out/x"; echo t >"$TESTDIR/own/tree/sub/t"
 chmod 0750 "$TESTDIR/own/out"; chmod 0711 "$TESTDIR/own/tree/sub"
 tar -C "$TESTDIR/own" --numeric-owner --owner=100 --group=200 -cf "$TESTDIR/own.tar" .
+# COPY --parents with a /./ pivot and ** (BuildKit)
+mkdir -p "$ctx/px/y/z" "$ctx/px/w"
+echo 1 >"$ctx/px/y/a.txt"; echo 2 >"$ctx/px/y/z/b.txt"; echo 3 >"$ctx/px/w/c.md"
 # an archive whose entries have owners 100:200, for ADD --chown
 mkdir -p "$TESTDIR/arcown/d"; echo f >"$TESTDIR/arcown/d/f"; ln -s f "$TESTDIR/arcown/d/l"
 tar -C "$TESTDIR/arcown" --numeric-owner --owner=100 --group=200 -cf "$ctx/arcown.tar" d
@@ -60,6 +63,8 @@ cat >"$ctx/Dockerfile.more" <<'DF'
 FROM busybox
 ADD --chown=7:8 arcown.tar /tarown/
 ADD arcown.tar /tarkeep/
+COPY --parents px/./**/*.txt /par/
+COPY --parents px/./y **/*.md /par2/
 COPY <<$EOF <<"Q" /hd/
 dollar
 $EOF
@@ -112,6 +117,10 @@ b"
         "d 100:200 tarkeep/d f 100:200 tarkeep/d/f l 100:200 tarkeep/d/l "
     fi
     umoci_unpack "$(store_oci "$m")" more:latest "$TESTDIR/m-$m"
+    check_eq "[$m] COPY --parents px/./**/*.txt: paths from the pivot, ** at any depth" \
+      "$(cd "$TESTDIR/m-$m/rootfs/par" && find . -type f | sort | tr '\n' ' ')" "./y/a.txt ./y/z/b.txt "
+    check_eq "[$m] COPY --parents px/./y **/*.md: a directory from the pivot, ** from the root" \
+      "$(cd "$TESTDIR/m-$m/rootfs/par2" && find . -type f | sort | tr '\n' ' ')" "./px/w/c.md ./y/a.txt ./y/z/b.txt "
     check_eq "[$m] COPY <<\$EOF: the heredoc named \$EOF (BuildKit), and <<\"Q\" not expanded" \
       "$(cd "$TESTDIR/m-$m/rootfs/hd" && ls -A && cat ./\$EOF Q)" "\$EOF
 Q
