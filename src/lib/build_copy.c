@@ -701,6 +701,11 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
     return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "COPY does not take --checksum (ADD does)");
 
   bool parents = ob_instr_flag (in, "parents") != NULL;
+  /* ADD --unpack (BuildKit): a local archive is extracted unless
+   * --unpack=false, a downloaded one only with --unpack[=true] */
+  const struct ob_flag *f_unpack = ob_instr_flag (in, "unpack");
+  int unpack = f_unpack == NULL ? -1 : f_unpack->value == NULL || strcasecmp (f_unpack->value, "true") == 0;
+  cleanup_strv char **url_archives = NULL;
   cleanup_strv char **keeps = NULL;
   size_t keep_off = 0;
   cleanup_strv char **excludes = NULL;
@@ -903,6 +908,15 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
           return -1;
         if (ob_build_fetch_url (b, words[i], sum, herefd, &name, err) < 0)
           return ob_error_wrap (err, "%s:%d: ADD %s", b->dfname, in->line, words[i]);
+        if (unpack == 1)
+          {
+            cleanup_close int afd = openat (herefd, name, O_RDONLY | O_CLOEXEC);
+            if (afd >= 0 && ob_layer_is_archive (afd))
+              {
+                ob_strv_take (&url_archives, steal_pointer (&name));
+                continue;
+              }
+          }
         ob_strv_take (&copy_srcs, steal_pointer (&name));
         n_here++;
       }
@@ -931,7 +945,7 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
       for (size_t k = 0; matches && matches[k]; k++)
         {
           bool archive = false;
-          if (add && from == NULL)
+          if (add && from == NULL && unpack != 0)
             {
               struct stat st;
               cleanup_close int fd = -1;
@@ -960,7 +974,7 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
     const struct ob_tree_stat *st;
     const char *wd = json_string_value (json_object_get (ob_image_config_runtime (s->config), "WorkingDir"));
     dest_is_dir = ob_str_has_suffix (dest, "/") || strcmp (dest, ".") == 0 || ob_str_has_suffix (dest, "/.")
-                  || archives != NULL;
+                  || archives != NULL || url_archives != NULL;
     dest_abs = ob_build_abs_path (s, dest);
     if (ob_build_stage_tree (b, s, err) < 0)
       return -1;
@@ -1021,6 +1035,12 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
     ob_build_cache_add (h, "\1archives");
     for (size_t i = 0; archives && archives[i]; i++)
       if (ob_build_digest_source (b, srcfd, NULL, archives[i], true, h, err) < 0)
+        {
+          ob_sha256_free (h);
+          return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+        }
+    for (size_t i = 0; url_archives && url_archives[i]; i++)
+      if (ob_build_digest_source (b, herefd, NULL, url_archives[i], true, h, err) < 0)
         {
           ob_sha256_free (h);
           return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
@@ -1126,26 +1146,28 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
     }
   else if (copy_srcs && ob_context_copy (srcfd, ig, copy_srcs, upperfd, dest_upper, &opts, err) < 0)
     return ob_error_wrap (err, "%s:%d: %s", b->dfname, in->line, what);
-  if (copy_srcs == NULL && archives == NULL && heredocs == NULL)
+  if (copy_srcs == NULL && archives == NULL && url_archives == NULL && heredocs == NULL)
     {
       /* e.g. a wildcard that matched nothing: the destination still exists */
       if (ob_mkdir_p_at (upperfd, strcmp (canon, "/") == 0 ? "." : canon + 1, 0755, err) < 0)
         return -1;
     }
-  for (size_t i = 0; archives && archives[i]; i++)
-    {
-      cleanup_close int fd = openat (srcfd, archives[i], O_RDONLY | O_CLOEXEC);
-      if (fd < 0)
-        return ob_error_make (err, OB_ERR_CONTEXT, errno, "%s:%d: ADD `%s`", b->dfname, in->line, archives[i]);
-      if (ob_layer_extract (fd, upperfd, canon, false, true, err) < 0)
-        {
-          /* a hostile or broken archive is a file of the context (exit 4) */
-          if ((*err)->kind == OB_ERR_IMAGE)
-            ob_error_set_kind (err, OB_ERR_CONTEXT);
-          return ob_error_wrap (err, "%s:%d: ADD `%s`", b->dfname, in->line, archives[i]);
-        }
-    }
-  if (archives && f_chown && f_chown->value)
+  for (size_t i = 0, k = 0; i < 2; i++, k = 0)
+    for (char **list = i == 0 ? archives : url_archives; list && list[k]; k++)
+      {
+        /* the context's archives, then the downloaded ones (--unpack) */
+        cleanup_close int fd = openat (i == 0 ? srcfd : herefd, list[k], O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+          return ob_error_make (err, OB_ERR_CONTEXT, errno, "%s:%d: ADD `%s`", b->dfname, in->line, list[k]);
+        if (ob_layer_extract (fd, upperfd, canon, false, true, err) < 0)
+          {
+            /* a hostile or broken archive is a file of the context (exit 4) */
+            if ((*err)->kind == OB_ERR_IMAGE)
+              ob_error_set_kind (err, OB_ERR_CONTEXT);
+            return ob_error_wrap (err, "%s:%d: ADD `%s`", b->dfname, in->line, list[k]);
+          }
+      }
+  if ((archives || url_archives) && f_chown && f_chown->value)
     {
       /* the destination's directories this step creates take the owner
        * too (ob_build_fix_ancestors puts back those the image has) */

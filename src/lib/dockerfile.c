@@ -591,7 +591,7 @@ static const struct flag_spec copy_flags[] = {
 static const struct flag_spec add_flags[] = {
   { "chown", FT_STRING },   { "chmod", FT_STRING },      { "link", FT_BOOL },
   { "checksum", FT_STRING }, { "keep-git-dir", FT_BOOL }, { "exclude", FT_STRINGS },
-  { NULL, FT_STRING },
+  { "unpack", FT_BOOL },    { NULL, FT_STRING },
 };
 static const struct flag_spec healthcheck_flags[] = {
   { "interval", FT_STRING },       { "timeout", FT_STRING }, { "start-period", FT_STRING },

@@ -58,6 +58,19 @@ COPY --from=owned /tree /tree
 COPY --from=owned /out/ /app/out/
 COPY --from=owned --chown=7:8 /out /app/out2
 DF
+# ADD --unpack of a local and a downloaded archive: a local web server
+mkdir -p "$TESTDIR/www"; cp "$ctx/arcown.tar" "$TESTDIR/www/"
+port=$((33000 + $$ % 20000))
+python3 -m http.server "$port" --bind 127.0.0.1 --directory "$TESTDIR/www" >/dev/null 2>&1 &
+srv=$!
+trap 'kill $srv 2>/dev/null' EXIT
+i=0; until curl -sf "http://127.0.0.1:$port/arcown.tar" >/dev/null 2>&1 || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
+cat >"$ctx/Dockerfile.unpack" <<DF
+FROM scratch
+ADD --unpack=false arcown.tar /raw/
+ADD --unpack http://127.0.0.1:$port/arcown.tar /urlx/
+ADD http://127.0.0.1:$port/arcown.tar /urlraw/
+DF
 # more cases, one step a layer (layer 0 is busybox's), checked by index
 cat >"$ctx/Dockerfile.more" <<'DF'
 FROM busybox
@@ -140,6 +153,14 @@ quoted \$HOME"
       "$(layer_listing "$(store_oci "$m")" ign2:latest | awk '{print $NF}' | sort | tr '\n' ' ')" "c c/a "
   else
     not_ok "[$m] a .dockerignore symlink to /rules"; diag <"$TESTDIR/out"
+  fi
+  if ob "$m" build -q -t unpack -f "$ctx/Dockerfile.unpack" "$ctx" >"$TESTDIR/out" 2>&1; then
+    l=$(store_oci "$m")
+    check_eq "[$m] ADD --unpack=false of a local archive copies the file" "$(layer_listing "$l" unpack:latest 0 | awk '{print $1, $NF}' | tr '\n' ' ')" "d raw f raw/arcown.tar "
+    check_eq "[$m] ADD --unpack of a downloaded archive extracts it" "$(layer_listing "$l" unpack:latest 1 | awk '{print $1, $NF}' | sort | tr '\n' ' ')" "d urlx d urlx/d f urlx/d/f l urlx/d/l "
+    check_eq "[$m] ADD of a downloaded archive without --unpack copies the file" "$(layer_listing "$l" unpack:latest 2 | awk '{print $1, $NF}' | tr '\n' ' ')" "d urlraw f urlraw/arcown.tar "
+  else
+    not_ok "[$m] ADD --unpack"; diag <"$TESTDIR/out"
   fi
   check_fail 3 'Dockerfile.nodir:2: When using COPY with more than one source file, the destination must be a directory and end with a /' \
     "[$m] several sources to a destination that is not a directory: exit 3" ob "$m" build -f "$ctx/Dockerfile.nodir" "$ctx"

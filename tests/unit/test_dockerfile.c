@@ -516,6 +516,22 @@ TEST (run_flags_checked)
   ob_dockerfile_free (df);
 }
 
+/* ADD --unpack is BuildKit's boolean flag; COPY has none. */
+TEST (add_unpack_flag)
+{
+  struct ob_dockerfile *df = parse_ok ("FROM a\nADD --unpack=false x.tar /d/\nADD --unpack http://h/x.tar /d/\n");
+  if (!df)
+    return;
+  CHECK_STR (flag_value (&df->instrs[1], "unpack"), "false");
+  CHECK_INT (df->instrs[2].n_flags, 1);
+  CHECK_STR (df->instrs[2].flags[0].name, "unpack");
+  CHECK_STR (flag_value (&df->instrs[2], "unpack"), NULL);
+  ob_dockerfile_free (df);
+  CHECK_ERR ("FROM a\nADD --unpack=maybe x /d/\n",
+             "Dockerfile:2: expecting boolean value for flag --unpack, not: maybe");
+  CHECK_ERR ("FROM a\nCOPY --unpack x /d/\n", "Dockerfile:2: unknown flag --unpack for COPY");
+}
+
 TEST (unknown_flags)
 {
   CHECK_ERR ("FROM a\nCOPY --foo=1 a b\n", "Dockerfile:2: unknown flag --foo for COPY");
@@ -1692,6 +1708,7 @@ main (void)
   RUN (copy_from_no_variables);
   RUN (heredoc_blank_after_marker_and_dollar_name);
   RUN (run_flags_checked);
+  RUN (add_unpack_flag);
   RUN (unknown_flags);
   RUN (flag_value_errors);
   RUN (run_flags_mount_repeated);
