@@ -40,6 +40,12 @@ df device 'FROM scratch\nRUN --device=/dev/fuse true\n'
 df mountvar 'FROM scratch AS a\nFROM scratch\nARG X=a\nRUN --mount=from=$X,target=/x true\n'
 # 8. COPY --from takes no variables (BuildKit): exit 3 with its message
 df fromvar 'FROM scratch AS a\nFROM scratch\nARG X=a\nCOPY --from=$X /f /g\n'
+unset SOURCE_DATE_EPOCH # (it would win over the Dockerfile's)
+# 10. ARG SOURCE_DATE_EPOCH=N before FROM: the build's epoch, as BuildKit
+# (the same image as --source-date-epoch N); a value that is no number: exit 3
+df epoch 'ARG SOURCE_DATE_EPOCH=1600000000\nFROM scratch\nCOPY df.epoch /f\n'
+df noepoch 'FROM scratch\nCOPY df.epoch /f\n'
+df badepoch 'ARG SOURCE_DATE_EPOCH=yesterday\nFROM scratch\nCOPY df.epoch /f\n'
 chmod -R a+rX "$ctx"
 snapshot() { (cd "$(store "$1")" && find oci -printf '%p %s\n' | sort && sha256sum oci/index.json; ls tmp); }
 
@@ -101,6 +107,10 @@ for m in $MODES; do
     "[$m] COPY --from=Bad:Ref: exit 3 naming file:line" ob "$m" build --pull=never -f "$ctx/df.badref3" -t x "$ctx"
   check_fail 3 '/df\.badref4:2: RUN --mount from=x@@: invalid tag "x@@"' \
     "[$m] RUN --mount=from=x@@: exit 3 naming file:line" ob "$m" build --pull=never -f "$ctx/df.badref4" -t x "$ctx"
+  check_fail 3 '/df\.badepoch:1: invalid SOURCE_DATE_EPOCH: yesterday$' \
+    "[$m] ARG SOURCE_DATE_EPOCH=yesterday: exit 3" ob "$m" build -f "$ctx/df.badepoch" -t x "$ctx"
+  check_fail 2 '^obuild: --build-arg SOURCE_DATE_EPOCH: invalid SOURCE_DATE_EPOCH: x1$' \
+    "[$m] --build-arg SOURCE_DATE_EPOCH=x1: exit 2" ob "$m" build --build-arg SOURCE_DATE_EPOCH=x1 -f "$ctx/df.noepoch" -t x "$ctx"
   snapshot "$m" >"$TESTDIR/after-$m"
   check_files "[$m] the failed builds left the store as it was" "$TESTDIR/after-$m" "$TESTDIR/before-$m"
   if ob "$m" build -q -f "$ctx/df.exposemap" -t exposemap "$ctx" >"$TESTDIR/out" 2>"$TESTDIR/err"; then
@@ -120,6 +130,11 @@ for m in $MODES; do
     not_ok "[$m] duplicate stage names"; diag <"$TESTDIR/err"
   fi
 
+  id1=$(ob "$m" build -q --no-cache -f "$ctx/df.epoch" -t epoch1 "$ctx" 2>"$TESTDIR/err")
+  id2=$(ob "$m" build -q --no-cache --source-date-epoch 1600000000 -f "$ctx/df.noepoch" -t epoch2 "$ctx" 2>>"$TESTDIR/err")
+  check_eq "[$m] ARG SOURCE_DATE_EPOCH=N gives the image --source-date-epoch N gives" "${id1:-none}" "${id2:-none2}"
+  skopeo_config "$(store_oci "$m")" epoch1:latest >"$c"
+  check_eq "[$m] ... created at N" "$(json_get "$c" 'j["created"]')" "2020-09-13T12:26:40Z"
   import_busybox "$m"
   out=$(userdir "out-$m" "$m")
   if ob "$m" build -q -f "$ctx/df.groups" -t groups -o "$out" "$ctx" >"$TESTDIR/out" 2>&1 \
