@@ -984,10 +984,27 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
       {
         char *followed = ob_tree_resolve (s->tree, dest_abs, true);
         const struct ob_tree_stat *st2 = ob_tree_lookup (s->tree, followed);
-        if ((st2 && S_ISDIR (st2->mode)) || (st2 == NULL && dest_is_dir))
+        if (st2 == NULL && !dest_is_dir)
           {
-            /* a directory, or (as BuildKit) a dangling link to one that
-             * the copy creates: written through, the link kept */
+            /* a dangling link without "/": BuildKit resolves the
+             * destination through it (fs.RootPath) and writes the source
+             * at its target, but creates only the link's own directory:
+             * the target's must exist */
+            cleanup_free char *dir = ob_xstrndup (followed, strrchr (followed, '/') - followed);
+            const struct ob_tree_stat *pd = *dir ? ob_tree_lookup (s->tree, dir) : NULL;
+            if (*dir && !(pd && S_ISDIR (pd->mode)))
+              {
+                ob_build_instr_error (b, in, err, OB_ERR_CONTEXT,
+                                      "%s to %s: the symlink leads to %s, in a directory that does not exist", what,
+                                      dest, followed);
+                free (followed);
+                return -1;
+              }
+          }
+        if ((st2 && S_ISDIR (st2->mode)) || st2 == NULL)
+          {
+            /* a directory, or (as BuildKit) a dangling link: written
+             * through, the link kept (with "/": its target is created) */
             free (canon);
             canon = followed;
             st = st2;

@@ -37,9 +37,10 @@ FROM busybox AS base
 RUN mkdir /target && echo t >/target/f && ln -s f /target/lnk && ln -s /target /data && ln -s /target/f /abs
 FROM own:latest AS owned
 FROM busybox
-RUN ln -s /symlink /src && ln -s /gone/deeper /src2
+RUN ln -s /symlink /src && ln -s /gone/deeper /src2 && ln -s /filetarget /src3
 COPY a /src/
 COPY b /src2/
+COPY a /src3
 WORKDIR /w
 COPY --from=base /bin/ls /test/
 COPY --from=base /data /data
@@ -85,6 +86,7 @@ quoted $HOME
 Q
 DF
 printf 'FROM scratch\nCOPY a b /nodir\n' >"$ctx/Dockerfile.nodir"
+printf 'FROM busybox\nRUN ln -s /gone/x /src4\nCOPY a /src4\n' >"$ctx/Dockerfile.dangle"
 printf 'FROM own:latest AS o\nFROM scratch\nCOPY --from=o /owned /tree /\n' >"$ctx/Dockerfile.norun"
 for m in $MODES; do
   import_busybox "$m"
@@ -101,6 +103,8 @@ for m in $MODES; do
   check_eq "[$m] a symlink inside a copied context directory stays a link" "$(readlink "$r/cdir/inner")" f
   check_eq "[$m] ADD of a context symlink to an archive extracts it" "$(cat "$r/added/member")" in-tar
   check_eq "[$m] COPY to a dangling symlink writes through it" "$(readlink "$r/src"):$(cat "$r/symlink/a")" "/symlink:a"
+  check_eq "[$m] COPY a /src3 to a dangling symlink without /: the file at its target, the link kept (BuildKit)" \
+    "$(readlink "$r/src3"):$(stat -c %F "$r/filetarget"):$(cat "$r/filetarget")" "/filetarget:regular file:a"
   check_eq "[$m] ... creating the missing directories" "$(readlink "$r/src2"):$(cat "$r/gone/deeper/b")" "/gone/deeper:b"
   check_eq "[$m] COPY n*.txt /testdir with several matches: a file, the last match" "$(stat -c %F "$r/testdir"):$(cat "$r/testdir")" "regular file:two"
   check_eq "[$m] COPY a b . (WORKDIR) and COPY a b /w (existing directory)" "$(cat "$r/w/a" "$r/w/b")" "a
@@ -162,6 +166,9 @@ quoted \$HOME"
   else
     not_ok "[$m] ADD --unpack"; diag <"$TESTDIR/out"
   fi
+  check_fail 4 'Dockerfile.dangle:3: COPY to /src4: the symlink leads to /gone/x, in a directory that does not exist$' \
+    "[$m] COPY to a dangling symlink whose target's directory is missing: exit 4 (BuildKit fails too)" \
+    ob "$m" build -f "$ctx/Dockerfile.dangle" "$ctx"
   check_fail 3 'Dockerfile.nodir:2: When using COPY with more than one source file, the destination must be a directory and end with a /' \
     "[$m] several sources to a destination that is not a directory: exit 3" ob "$m" build -f "$ctx/Dockerfile.nodir" "$ctx"
 done
