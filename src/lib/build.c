@@ -309,9 +309,62 @@ check_opts_utf8 (const struct ob_build_opts *o, ob_error_t *err)
   return 0;
 }
 
+/* SOURCE_DATE_EPOCH given as a build argument or as the default of a global
+ * ARG: as BuildKit (getBuildArgValue), the build's epoch when neither
+ * --source-date-epoch nor the environment set one.  BuildKit also takes a
+ * stage's or the context's time (a non-number); obuild does not. */
+static int
+dockerfile_epoch (struct build *b, struct ob_build_opts *o2, ob_error_t *err)
+{
+  static const char key[] = "SOURCE_DATE_EPOCH";
+  bool found;
+  const char *v = ob_build_arg_value (b, key, &found);
+  char *end;
+  long long n;
+  int line = 0;
+  if (found)
+    ob_build_arg_mark_used (b, key);
+  else
+    {
+      long i = ob_build_index_get (b->meta_index, key);
+      v = i >= 0 ? b->meta_vals[i] : NULL;
+      for (size_t k = 0; k < b->df->n_instrs && b->df->instrs[k].kind != OB_I_FROM; k++)
+        for (size_t j = 0; b->df->instrs[k].kind == OB_I_ARG && j < b->df->instrs[k].n_kvs; j++)
+          if (strcmp (b->df->instrs[k].kvs[j].key, key) == 0)
+            line = b->df->instrs[k].line;
+    }
+  if (v == NULL || *v == '\0')
+    return 0;
+  errno = 0;
+  n = strtoll (v, &end, 10);
+  if (*end || errno || n < 0 || !(isdigit ((unsigned char) *v) || *v == '+'))
+    {
+      bool named = strcmp (v, "context") == 0;
+      for (size_t i = 0; i < b->n_stages && !named; i++)
+        named = b->stages[i].name && strcasecmp (b->stages[i].name, v) == 0;
+      if (named)
+        return line > 0 ? ob_error_make (err, OB_ERR_DOCKERFILE, 0,
+                                         "%s:%d: SOURCE_DATE_EPOCH=%s: the time of a stage or of the context is not supported",
+                                         b->dfname, line, v)
+                        : ob_error_make (err, OB_ERR_USAGE, 0,
+                                         "--build-arg SOURCE_DATE_EPOCH=%s: the time of a stage or of the context is not supported", v);
+      return line > 0 ? ob_error_make (err, OB_ERR_DOCKERFILE, 0, "%s:%d: invalid SOURCE_DATE_EPOCH: %s", b->dfname, line, v)
+                      : ob_error_make (err, OB_ERR_USAGE, 0, "--build-arg SOURCE_DATE_EPOCH: invalid SOURCE_DATE_EPOCH: %s", v);
+    }
+  o2->have_epoch = true;
+  o2->epoch = n;
+  b->o = o2;
+  b->lopts.clamp_mtime = true;
+  b->lopts.mtime_max = n;
+  free (b->created);
+  b->created = ob_image_timestamp (n);
+  return 0;
+}
+
 int
 ob_build_run (const struct ob_build_opts *o, struct ob_build_result *res, ob_error_t *err)
 {
+  struct ob_build_opts o2 = *o; /* with the Dockerfile's SOURCE_DATE_EPOCH */
   struct build b;
   size_t target = 0;
   int r = -1;
@@ -338,7 +391,7 @@ ob_build_run (const struct ob_build_opts *o, struct ob_build_result *res, ob_err
     }
   if (load_dockerfile (&b, err) < 0 || ob_ignore_load (b.ctxfd, &b.ig, err) < 0)
     goto out;
-  if (plan (&b, &target, err) < 0)
+  if (plan (&b, &target, err) < 0 || (!o->have_epoch && dockerfile_epoch (&b, &o2, err) < 0))
     goto out;
   if (ob_txn_begin (o->store->oci, o->store->tmp, &b.txn, err) < 0)
     goto out;

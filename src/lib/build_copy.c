@@ -185,6 +185,45 @@ record_owner_walk (int dfd, const char *path, uid_t uid, gid_t gid, ob_error_t *
   return 0;
 }
 
+/* ADD --chown of a local archive: as BuildKit (its untar with ChownOpts),
+ * every extracted entry takes the owner.  path and what is below it in the
+ * step's upper directory (only this step's output); owners this namespace
+ * cannot represent are recorded as the COPY code does. */
+static int
+chown_walk (int dfd, const char *path, uid_t uid, gid_t gid, ob_error_t *err)
+{
+  struct stat st;
+  if (fstatat (dfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "stat `%s`", path);
+  if (ob_layer_chown_at (dfd, path, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+    {
+      if (errno != EPERM && errno != EINVAL)
+        return ob_error_make (err, OB_ERR_STORE, errno, "chown `%s`", path);
+      if (!S_ISLNK (st.st_mode) && ob_build_record_owner (dfd, path, uid, gid, err) < 0)
+        return -1;
+    }
+  if (S_ISDIR (st.st_mode))
+    {
+      int fd = openat (dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      cleanup_dir DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
+      struct dirent *de;
+      if (d == NULL)
+        {
+          if (fd >= 0)
+            close (fd);
+          return ob_error_make (err, OB_ERR_STORE, errno, "opendir `%s`", path);
+        }
+      while ((de = readdir (d)))
+        {
+          if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+            continue;
+          if (chown_walk (dirfd (d), de->d_name, uid, gid, err) < 0)
+            return ob_error_wrap (err, "%s", path);
+        }
+    }
+  return 0;
+}
+
 /* Unpack a stage (its layers, whiteouts applied) for COPY --from. */
 static int
 stage_rootfs (struct build *b, struct stage *s, ob_error_t *err)
@@ -478,6 +517,141 @@ ob_build_fetch_url (struct build *b, const char *url, const char *checksum, int 
   return 0;
 }
 
+/* COPY --parents as BuildKit: a source "parent/./pattern" copies what
+ * matches pattern (patternmatcher rules: `**` any depth, a matching
+ * directory with all below it) under parent, keeping the path from parent
+ * on; without "/./" the parent is the root.  The walk starts at the
+ * pattern's literal leading directories and never follows a symlink. */
+struct pwalk
+{
+  const struct ob_ignore *ig; /* .dockerignore (context sources) */
+  struct ob_ignore *pat;       /* the pattern, as a one-line ignore file */
+  const char *root;            /* the parent's real path ("." for the root) */
+  char ***srcs;                /* matches, paths from srcfd */
+  char ***keeps;               /* their directory under the destination */
+  size_t found;
+};
+
+static int
+pwalk_dir (struct pwalk *w, int dfd, const char *rel, int depth, ob_error_t *err)
+{
+  int fd = openat (dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  cleanup_dir DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
+  struct dirent *de;
+  if (d == NULL)
+    {
+      if (fd >= 0)
+        close (fd);
+      return ob_error_make (err, OB_ERR_CONTEXT, errno, "open `%s`", *rel ? rel : w->root);
+    }
+  if (depth > 4096)
+    return ob_error_make (err, OB_ERR_CONTEXT, ELOOP, "`%s`: too deep", rel);
+  while ((de = readdir (d)))
+    {
+      struct stat st;
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      cleanup_free char *r = *rel ? ob_xasprintf ("%s/%s", rel, de->d_name) : ob_xstrdup (de->d_name);
+      cleanup_free char *full = strcmp (w->root, ".") == 0 ? ob_xstrdup (r) : ob_xasprintf ("%s/%s", w->root, r);
+      if (fstatat (dirfd (d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return ob_error_make (err, OB_ERR_CONTEXT, errno, "stat `%s`", full);
+      if (w->ig && ob_ignore_match (w->ig, full))
+        continue;
+      if (ob_ignore_match (w->pat, r))
+        {
+          char *sl = strrchr (r, '/');
+          ob_strv_add (w->srcs, full);
+          if (S_ISDIR (st.st_mode))
+            ob_strv_add (w->keeps, r);
+          else
+            ob_strv_take (w->keeps, sl ? ob_xstrndup (r, sl - r) : ob_xstrdup ("."));
+          w->found++;
+          continue;
+        }
+      if (S_ISDIR (st.st_mode))
+        {
+          cleanup_close int sub = openat (dirfd (d), de->d_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          if (sub < 0)
+            return ob_error_make (err, OB_ERR_CONTEXT, errno, "open `%s`", full);
+          if (pwalk_dir (w, sub, r, depth + 1, err) < 0)
+            return -1;
+        }
+    }
+  return 0;
+}
+
+static int
+parents_sources (int srcfd, const struct ob_ignore *ig, bool in_root, const char *word, char ***srcs,
+                 char ***keeps, ob_error_t *err)
+{
+  const char *pivot = strstr (word, "/./");
+  cleanup_free char *parent = pivot ? ob_xstrndup (word, pivot - word) : ob_xstrdup ("/");
+  cleanup_free char *rooted = ob_xasprintf ("/%s", pivot ? pivot + 3 : word);
+  cleanup_free char *pattern = ob_path_clean (rooted);
+  cleanup_free char *start = NULL;
+  cleanup_strv char **parents = NULL;
+  const char *p = pattern;
+  struct pwalk w = { .ig = ig, .srcs = srcs, .keeps = keeps };
+  int r = -1;
+
+  while (*p == '/')
+    p++;
+  /* the literal leading directories of the pattern: where the walk starts */
+  {
+    const char *lit = p, *q = p;
+    while (*q)
+      {
+        size_t n = strcspn (q, "/");
+        if (q[n] == '\0' || strcspn (q, "*?[\\") < n)
+          break;
+        q += n + 1;
+      }
+    start = ob_xstrndup (lit, q > lit ? (size_t) (q - lit - 1) : 0);
+  }
+  if (ob_ignore_parse ("--parents", p, &w.pat, err) < 0)
+    return -1;
+  if ((in_root ? ob_context_resolve_in_root (srcfd, NULL, parent, has_wildcard (parent), &parents, err)
+               : ob_context_resolve (srcfd, ig, parent, has_wildcard (parent), &parents, err))
+      < 0)
+    goto out;
+  for (size_t i = 0; parents && parents[i]; i++)
+    {
+      cleanup_free char *real = NULL;
+      cleanup_free char *tmp = ob_xstrdup (start);
+      char *save = NULL;
+      int fd;
+      if ((in_root ? ob_context_real_path_in_root (srcfd, parents[i], &real, err)
+                   : ob_context_real_path (srcfd, ig, parents[i], &real, err))
+          < 0)
+        goto out;
+      /* the start, below the real parent: directories, no link */
+      fd = openat (srcfd, real, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      for (char *c = strtok_r (tmp, "/", &save); fd >= 0 && c; c = strtok_r (NULL, "/", &save))
+        {
+          int nfd = openat (fd, c, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          close (fd);
+          fd = nfd;
+        }
+      if (fd < 0)
+        continue; /* nothing there: nothing matches */
+      w.root = real;
+      r = pwalk_dir (&w, fd, start, 0, err);
+      close (fd);
+      if (r < 0)
+        goto out;
+      r = -1;
+    }
+  if (w.found == 0 && !has_wildcard (word))
+    {
+      ob_error_make (err, OB_ERR_CONTEXT, 0, "COPY source not found in build context: %s", word);
+      goto out;
+    }
+  r = 0;
+out:
+  ob_ignore_free (w.pat);
+  return r;
+}
+
 /* The scratch directory that holds a COPY's heredocs and an ADD's
  * downloads, made on first use. */
 static int
@@ -527,6 +701,13 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
     return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "COPY does not take --checksum (ADD does)");
 
   bool parents = ob_instr_flag (in, "parents") != NULL;
+  /* ADD --unpack (BuildKit): a local archive is extracted unless
+   * --unpack=false, a downloaded one only with --unpack[=true] */
+  const struct ob_flag *f_unpack = ob_instr_flag (in, "unpack");
+  int unpack = f_unpack == NULL ? -1 : f_unpack->value == NULL || strcasecmp (f_unpack->value, "true") == 0;
+  cleanup_strv char **url_archives = NULL;
+  cleanup_strv char **keeps = NULL;
+  size_t keep_off = 0;
   cleanup_strv char **excludes = NULL;
   cleanup_free char *ig_text = NULL;
   for (size_t k = 0; k < in->n_flags; k++)
@@ -564,7 +745,30 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
   else
     {
       struct lookup l = { b, s };
-      if (ob_dockerfile_words (in->rest ? in->rest : "", b->df->escape, ob_build_lookup, &l, &words, err) < 0)
+      if (in->n_heredocs > 0)
+        {
+          /* as BuildKit (parseSourcesAndDest): a heredoc is told by the
+           * word as written, before any expansion (`<<$EOF` is the heredoc
+           * "$EOF", not "<<" once $EOF expands to nothing); the other
+           * words are expanded one by one */
+          cleanup_free char *raw = ob_xstrdup (in->rest ? in->rest : "");
+          char *save = NULL;
+          words = ob_xmalloc0 (sizeof (char *));
+          for (char *t = strtok_r (raw, " \t", &save); t; t = strtok_r (NULL, " \t", &save))
+            {
+              char *name = NULL, *w = NULL;
+              if (ob_dockerfile_heredoc_word (t, &name, NULL, NULL))
+                {
+                  ob_strv_take (&words, ob_xasprintf ("<<%s", name));
+                  free (name);
+                  continue;
+                }
+              if (ob_build_word (b, s, in, t, &w, err) < 0)
+                return -1;
+              ob_strv_take (&words, w);
+            }
+        }
+      else if (ob_dockerfile_words (in->rest ? in->rest : "", b->df->escape, ob_build_lookup, &l, &words, err) < 0)
         return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
     }
   n = ob_strv_len (words);
@@ -625,7 +829,16 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
               b->image_stages = ob_xrealloc (b->image_stages, (b->n_image_stages + 1) * sizeof *b->image_stages);
               b->image_stages[b->n_image_stages++] = img;
               if (ob_build_load_image (b, img, from_name, err) < 0)
-                return ob_error_wrap (err, "%s:%d: %s --from=%s", b->dfname, in->line, what, from_name);
+                {
+                  cleanup_free char *norm = NULL;
+                  ob_error_t nerr = NULL;
+                  /* an invalid reference written in the Dockerfile is a Dockerfile
+                   * error (3), as for FROM, not a usage error of the command line */
+                  if ((*err)->kind == OB_ERR_USAGE && ob_image_ref_normalize (from_name, &norm, &nerr) < 0)
+                    ob_error_set_kind (err, OB_ERR_DOCKERFILE);
+                  ob_error_free (&nerr);
+                  return ob_error_wrap (err, "%s:%d: %s --from=%s", b->dfname, in->line, what, from_name);
+                }
               img->built = true;
               {
                 /* its identity for cache keys: the manifest it resolved to */
@@ -695,6 +908,15 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
           return -1;
         if (ob_build_fetch_url (b, words[i], sum, herefd, &name, err) < 0)
           return ob_error_wrap (err, "%s:%d: ADD %s", b->dfname, in->line, words[i]);
+        if (unpack == 1)
+          {
+            cleanup_close int afd = openat (herefd, name, O_RDONLY | O_CLOEXEC);
+            if (afd >= 0 && ob_layer_is_archive (afd))
+              {
+                ob_strv_take (&url_archives, steal_pointer (&name));
+                continue;
+              }
+          }
         ob_strv_take (&copy_srcs, steal_pointer (&name));
         n_here++;
       }
@@ -705,6 +927,17 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
       cleanup_strv char **matches = NULL;
       if (ob_str_has_prefix (words[i], "<<") || (add && is_url (words[i])))
         continue;
+      if (parents && (strstr (words[i], "/./") || strstr (words[i], "**")))
+        {
+          /* BuildKit's pivot and patterns; keeps[] says where each match
+           * goes (the other sources' entries are "\1": their own path) */
+          size_t before = ob_strv_len (copy_srcs);
+          for (size_t k = ob_strv_len (keeps); k < before; k++)
+            ob_strv_add (&keeps, "\1");
+          if (parents_sources (srcfd, from ? NULL : ig, from != NULL, words[i], &copy_srcs, &keeps, err) < 0)
+            return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+          continue;
+        }
       r = from ? ob_context_resolve_in_root (srcfd, NULL, words[i], has_wildcard (words[i]), &matches, err)
                : ob_context_resolve (srcfd, ig, words[i], has_wildcard (words[i]), &matches, err);
       if (r < 0)
@@ -712,7 +945,7 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
       for (size_t k = 0; matches && matches[k]; k++)
         {
           bool archive = false;
-          if (add && from == NULL)
+          if (add && from == NULL && unpack != 0)
             {
               struct stat st;
               cleanup_close int fd = -1;
@@ -741,7 +974,7 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
     const struct ob_tree_stat *st;
     const char *wd = json_string_value (json_object_get (ob_image_config_runtime (s->config), "WorkingDir"));
     dest_is_dir = ob_str_has_suffix (dest, "/") || strcmp (dest, ".") == 0 || ob_str_has_suffix (dest, "/.")
-                  || archives != NULL;
+                  || archives != NULL || url_archives != NULL;
     dest_abs = ob_build_abs_path (s, dest);
     if (ob_build_stage_tree (b, s, err) < 0)
       return -1;
@@ -751,10 +984,27 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
       {
         char *followed = ob_tree_resolve (s->tree, dest_abs, true);
         const struct ob_tree_stat *st2 = ob_tree_lookup (s->tree, followed);
-        if ((st2 && S_ISDIR (st2->mode)) || (st2 == NULL && dest_is_dir))
+        if (st2 == NULL && !dest_is_dir)
           {
-            /* a directory, or (as BuildKit) a dangling link to one that
-             * the copy creates: written through, the link kept */
+            /* a dangling link without "/": BuildKit resolves the
+             * destination through it (fs.RootPath) and writes the source
+             * at its target, but creates only the link's own directory:
+             * the target's must exist */
+            cleanup_free char *dir = ob_xstrndup (followed, strrchr (followed, '/') - followed);
+            const struct ob_tree_stat *pd = *dir ? ob_tree_lookup (s->tree, dir) : NULL;
+            if (*dir && !(pd && S_ISDIR (pd->mode)))
+              {
+                ob_build_instr_error (b, in, err, OB_ERR_CONTEXT,
+                                      "%s to %s: the symlink leads to %s, in a directory that does not exist", what,
+                                      dest, followed);
+                free (followed);
+                return -1;
+              }
+          }
+        if ((st2 && S_ISDIR (st2->mode)) || st2 == NULL)
+          {
+            /* a directory, or (as BuildKit) a dangling link: written
+             * through, the link kept (with "/": its target is created) */
             free (canon);
             canon = followed;
             st = st2;
@@ -806,6 +1056,12 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
           ob_sha256_free (h);
           return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
         }
+    for (size_t i = 0; url_archives && url_archives[i]; i++)
+      if (ob_build_digest_source (b, herefd, NULL, url_archives[i], true, h, err) < 0)
+        {
+          ob_sha256_free (h);
+          return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+        }
     hit = ob_build_cache_try (b, s, h, cache_key, err);
     if (hit != 0)
       return hit < 0 ? -1 : 0;
@@ -830,6 +1086,7 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
         return ob_error_wrap (err, "%s:%d: %s", b->dfname, in->line, what);
       ob_strv_free (copy_srcs);
       copy_srcs = steal_pointer (&rest);
+      keep_off = n_here;
     }
   if (copy_srcs && (parents || excludes))
     {
@@ -877,7 +1134,11 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
                   continue;
                 }
             }
-          if (parents && strcmp (copy_srcs[i], ".") != 0)
+          const char *pk = i + keep_off < ob_strv_len (keeps) ? keeps[i + keep_off] : NULL;
+          if (parents && pk && pk[0] != '\1')
+            sub = strcmp (pk, ".") == 0 ? ob_xstrdup (dest_upper)
+                                        : ob_xasprintf ("%s%s%s/", dest_upper, ob_str_has_suffix (dest_upper, "/") ? "" : "/", pk);
+          else if (parents && strcmp (copy_srcs[i], ".") != 0)
             {
               const char *keep = dir ? copy_srcs[i] : base;
               sub = strcmp (keep, ".") == 0 ? ob_xstrdup (dest_upper)
@@ -902,24 +1163,34 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
     }
   else if (copy_srcs && ob_context_copy (srcfd, ig, copy_srcs, upperfd, dest_upper, &opts, err) < 0)
     return ob_error_wrap (err, "%s:%d: %s", b->dfname, in->line, what);
-  if (copy_srcs == NULL && archives == NULL && heredocs == NULL)
+  if (copy_srcs == NULL && archives == NULL && url_archives == NULL && heredocs == NULL)
     {
       /* e.g. a wildcard that matched nothing: the destination still exists */
       if (ob_mkdir_p_at (upperfd, strcmp (canon, "/") == 0 ? "." : canon + 1, 0755, err) < 0)
         return -1;
     }
-  for (size_t i = 0; archives && archives[i]; i++)
+  for (size_t i = 0, k = 0; i < 2; i++, k = 0)
+    for (char **list = i == 0 ? archives : url_archives; list && list[k]; k++)
+      {
+        /* the context's archives, then the downloaded ones (--unpack) */
+        cleanup_close int fd = openat (i == 0 ? srcfd : herefd, list[k], O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+          return ob_error_make (err, OB_ERR_CONTEXT, errno, "%s:%d: ADD `%s`", b->dfname, in->line, list[k]);
+        if (ob_layer_extract (fd, upperfd, canon, false, true, err) < 0)
+          {
+            /* a hostile or broken archive is a file of the context (exit 4) */
+            if ((*err)->kind == OB_ERR_IMAGE)
+              ob_error_set_kind (err, OB_ERR_CONTEXT);
+            return ob_error_wrap (err, "%s:%d: ADD `%s`", b->dfname, in->line, list[k]);
+          }
+      }
+  if ((archives || url_archives) && f_chown && f_chown->value)
     {
-      cleanup_close int fd = openat (srcfd, archives[i], O_RDONLY | O_CLOEXEC);
-      if (fd < 0)
-        return ob_error_make (err, OB_ERR_CONTEXT, errno, "%s:%d: ADD `%s`", b->dfname, in->line, archives[i]);
-      if (ob_layer_extract (fd, upperfd, canon, false, true, err) < 0)
-        {
-          /* a hostile or broken archive is a file of the context (exit 4) */
-          if ((*err)->kind == OB_ERR_IMAGE)
-            ob_error_set_kind (err, OB_ERR_CONTEXT);
-          return ob_error_wrap (err, "%s:%d: ADD `%s`", b->dfname, in->line, archives[i]);
-        }
+      /* the destination's directories this step creates take the owner
+       * too (ob_build_fix_ancestors puts back those the image has) */
+      if (ob_build_own_tree (upperfd, canon, opts.uid, opts.gid, err) < 0
+          || chown_walk (upperfd, strcmp (canon, "/") == 0 ? "." : canon + 1, opts.uid, opts.gid, err) < 0)
+        return ob_error_wrap (err, "%s:%d: ADD --chown", b->dfname, in->line);
     }
   if (opts.chown && (opts.uid > ob_userns_max_id () || opts.gid > ob_userns_max_id ()))
     if (record_owner_walk (upperfd, ".", opts.uid, opts.gid, err) < 0)

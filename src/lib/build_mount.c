@@ -340,7 +340,16 @@ from_stage (struct build *b, struct stage *s, const struct ob_instr *in, const c
           b->image_stages = ob_xrealloc (b->image_stages, (b->n_image_stages + 1) * sizeof *b->image_stages);
           b->image_stages[b->n_image_stages++] = img;
           if (ob_build_load_image (b, img, name, err) < 0)
-            return ob_error_wrap (err, "%s:%d: RUN --mount from=%s", b->dfname, in->line, name);
+            {
+              cleanup_free char *norm = NULL;
+              ob_error_t nerr = NULL;
+              /* an invalid reference written in the Dockerfile is a Dockerfile
+               * error (3), as for FROM, not a usage error of the command line */
+              if ((*err)->kind == OB_ERR_USAGE && ob_image_ref_normalize (name, &norm, &nerr) < 0)
+                ob_error_set_kind (err, OB_ERR_DOCKERFILE);
+              ob_error_free (&nerr);
+              return ob_error_wrap (err, "%s:%d: RUN --mount from=%s", b->dfname, in->line, name);
+            }
           img->built = true;
           from = img;
         }

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -110,17 +111,48 @@ own_new_entries (struct build *b, struct stage *s, int dfd, const char *rel, uid
   return 0;
 }
 
+/* The heredoc script of a `#!` RUN as an executable, read-only file in
+ * *fd: a memfd (no file in the store or the root), reopened read-only so
+ * that no writer is left (execve refuses a file open for writing). */
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+
+static int
+script_memfd (const char *data, int *fd, ob_error_t *err)
+{
+  cleanup_close int w = -1;
+  char self[64];
+  /* MFD_EXEC: where vm.memfd_noexec=1 a memfd is otherwise sealed
+   * noexec; kernels before 6.3 do not know the flag (EINVAL) */
+  w = memfd_create ("obuild-heredoc", MFD_CLOEXEC | MFD_EXEC);
+  if (w < 0 && errno == EINVAL)
+    w = memfd_create ("obuild-heredoc", MFD_CLOEXEC);
+  if (w < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "memfd_create");
+  if (ob_write_all (w, data, strlen (data), err) < 0)
+    return -1;
+  if (fchmod (w, 0755) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "chmod memfd");
+  snprintf (self, sizeof self, "/proc/self/fd/%d", w);
+  *fd = open (self, O_RDONLY | O_CLOEXEC);
+  if (*fd < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "reopen memfd");
+  return 0;
+}
+
 /* argv for the step: exec form as is; shell form through SHELL; heredocs
  * either as the script itself or appended for the shell to read. */
 static int
 step_argv (struct build *b, struct stage *s, const struct ob_instr *in, char ***argv, char **stdin_data,
-           ob_error_t *err)
+           bool *script_file, ob_error_t *err)
 {
   json_t *sh = json_object_get (ob_image_config_runtime (s->config), "Shell");
   char **v = ob_xmalloc0 (sizeof (char *));
   size_t i;
   json_t *e;
   *stdin_data = NULL;
+  *script_file = false;
   if (in->json)
     {
       for (size_t k = 0; k < in->n_args; k++)
@@ -154,13 +186,15 @@ step_argv (struct build *b, struct stage *s, const struct ob_instr *in, char ***
           free (name);
           if (ob_str_has_prefix (body, "#!"))
             {
-              /* an interpreter line: run it, the script on standard input */
-              cleanup_free char *line = ob_xstrndup (body + 2, strcspn (body + 2, "\n"));
-              char *save = NULL;
-              ob_strv_free (v);
-              v = ob_xmalloc0 (sizeof (char *));
-              for (char *w = strtok_r (line, " \t", &save); w; w = strtok_r (NULL, " \t", &save))
-                ob_strv_add (&v, w);
+              /* an interpreter line: as BuildKit, the heredoc is a file of
+               * mode 0755 that SHELL runs by its path, so the kernel reads
+               * the #! line and gives the interpreter the script's path
+               * (`#!/usr/bin/awk -f` works).  BuildKit mounts it under
+               * /dev/pipes, which the sandbox keeps as its own: here the
+               * file is a read-only memfd on standard input, run as
+               * /dev/stdin. */
+              ob_strv_add (&v, "/dev/stdin");
+              *script_file = true;
             }
           else
             {
@@ -320,13 +354,12 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   int stdin_pipe[2] = { -1, -1 };
   struct ob_build_output *capture = NULL;
   int out_fd = -1;
-  bool copy;
+  bool copy, script_file = false;
   const char *root;
   char cache_key[72];
   size_t layers_before = 0;
 
-  if (ob_instr_flag (in, "security"))
-    return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "RUN --security is not supported");
+  /* --security: the parser lets only sandbox (the default) through */
   so.network_none = b->o->network_none;
   if (f_net && f_net->value)
     {
@@ -338,7 +371,7 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
         return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE,
                                      "RUN --network=%s: expected none, host or default", f_net->value);
     }
-  if (step_argv (b, s, in, &argv, &stdin_data, err) < 0)
+  if (step_argv (b, s, in, &argv, &stdin_data, &script_file, err) < 0)
     return -1;
   /* the image's metadata tree (a read of every layer) is built only when
    * a RUN needs it (mount points to clean up, owners to record, the copy
@@ -564,7 +597,15 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
         }
     }
 
-  if (stdin_data)
+  if (stdin_data && script_file)
+    {
+      if (script_memfd (stdin_data, &stdin_pipe[0], err) < 0)
+        {
+          ob_error_wrap (err, "%s:%d: RUN heredoc", b->dfname, in->line);
+          goto out;
+        }
+    }
+  else if (stdin_data)
     {
       /* the script on standard input: a pipe, fed before waiting */
       if (pipe2 (stdin_pipe, O_CLOEXEC) < 0)

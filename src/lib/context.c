@@ -253,13 +253,16 @@ ob_ignore_load (int ctxfd, struct ob_ignore **out, ob_error_t *err)
 
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     {
-      cleanup_close int fd = openat2_fd (ctxfd, names[i], O_RDONLY, RESOLVE_BENEATH);
+      /* a symlink is followed inside the context, as BuildKit's transfer
+       * of the context does (its root is "/", ".." stops there): one that
+       * leads outside names a file of the context, absent as a rule */
+      cleanup_close int fd = openat2_fd (ctxfd, names[i], O_RDONLY, RESOLVE_IN_ROOT);
       cleanup_free char *text = NULL;
       const char *nul;
       size_t len = 0;
       if (fd < 0)
         {
-          if (errno == ENOENT)
+          if (errno == ENOENT || errno == ENOTDIR)
             continue;
           return ob_error_make (err, OB_ERR_CONTEXT, errno, "open `%s`", names[i]);
         }
@@ -382,7 +385,11 @@ static int
 resolve_impl (int ctxfd, const struct ob_ignore *ig, const char *src, bool allow_empty_glob,
               uint64_t how, char ***out, ob_error_t *err)
 {
-  cleanup_free char *clean = ob_path_clean (src);
+  /* as BuildKit (path.Join("/", src), then a root-bounded walk): a
+   * source is a path under the root, ".." above it stays at it, so
+   * "../x" is "x" and nothing names what is outside */
+  cleanup_free char *rooted = ob_xasprintf ("/%s", src);
+  cleanup_free char *clean = ob_path_clean (rooted);
   cleanup_strv char **cands = NULL;
   cleanup_strv char **result = ob_xmalloc0 (sizeof (char *));
   const char *rel = clean;
@@ -393,9 +400,6 @@ resolve_impl (int ctxfd, const struct ob_ignore *ig, const char *src, bool allow
     rel++;
   if (*rel == '\0')
     rel = ".";
-  if (strcmp (rel, "..") == 0 || ob_str_has_prefix (rel, "../"))
-    return ob_error_make (err, OB_ERR_CONTEXT, 0, "forbidden path outside the build context: %s",
-                          src);
   if (strcmp (rel, ".") == 0)
     {
       ob_strv_add (&result, ".");

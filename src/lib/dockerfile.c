@@ -580,6 +580,7 @@ static const struct flag_spec run_flags[] = {
   { "mount", FT_STRINGS },
   { "network", FT_STRING },
   { "security", FT_STRING },
+  { "device", FT_STRINGS },
   { NULL, FT_STRING },
 };
 static const struct flag_spec copy_flags[] = {
@@ -590,7 +591,7 @@ static const struct flag_spec copy_flags[] = {
 static const struct flag_spec add_flags[] = {
   { "chown", FT_STRING },   { "chmod", FT_STRING },      { "link", FT_BOOL },
   { "checksum", FT_STRING }, { "keep-git-dir", FT_BOOL }, { "exclude", FT_STRINGS },
-  { NULL, FT_STRING },
+  { "unpack", FT_BOOL },    { NULL, FT_STRING },
 };
 static const struct flag_spec healthcheck_flags[] = {
   { "interval", FT_STRING },       { "timeout", FT_STRING }, { "start-period", FT_STRING },
@@ -680,6 +681,83 @@ struct pctx
   char escape;
   ob_error_t *err;
 };
+
+/* RUN flags checked when parsing, as BuildKit's pre-hooks do: a mount's
+ * from= takes no variables; --security=sandbox is the default (a no-op),
+ * insecure is not available; --device is not supported. */
+static int
+check_run_flags (const struct pctx *c, const struct ob_instr *in, int line)
+{
+  for (size_t i = 0; i < in->n_flags; i++)
+    {
+      const struct ob_flag *f = &in->flags[i];
+      if (strcmp (f->name, "device") == 0)
+        return df_error (c->err, c->name, line, "RUN --device is not supported");
+      if (strcmp (f->name, "security") == 0 && f->value)
+        {
+          if (strcmp (f->value, "insecure") == 0)
+            return df_error (c->err, c->name, line,
+                             "RUN --security=insecure is not supported: every step runs in the sandbox");
+          if (strcmp (f->value, "sandbox") != 0)
+            return df_error (c->err, c->name, line, "security \"%s\" is not valid", f->value);
+        }
+      if (strcmp (f->name, "mount") == 0 && f->value)
+        {
+          /* its fields, comma-separated; from= with a "$" before the end
+           * is refused (BuildKit: the stage must be named literally) */
+          const char *p = f->value;
+          while (*p)
+            {
+              size_t n = strcspn (p, ",");
+              const char *eq = memchr (p, '=', n);
+              if (eq && eq - p == 4 && strncasecmp (p, "from", 4) == 0)
+                {
+                  const char *d = memchr (eq + 1, '$', n - (size_t) (eq + 1 - p));
+                  if (d && d != p + n - 1)
+                    return df_error (c->err, c->name, line,
+                                     "'from' doesn't support variable expansion, define alias stage instead");
+                }
+              p += n;
+              if (*p == ',')
+                p++;
+            }
+        }
+    }
+  return 0;
+}
+
+static const char *
+no_variables (void *data, const char *name)
+{
+  (void) name;
+  (void) data;
+  return NULL;
+}
+
+/* COPY --from takes no variables (BuildKit's toCommand: the word processed
+ * with no variables set must be the word itself, so `$V`, quotes and
+ * escapes are refused; a stage defined with FROM is the workaround). */
+static int
+check_copy_from (const struct pctx *c, const struct ob_instr *in, int line)
+{
+  const struct ob_flag *f = ob_instr_flag (in, "from");
+  cleanup_free char *w = NULL;
+  ob_error_t e = NULL;
+  if (in->kind != OB_I_COPY || f == NULL || f->value == NULL)
+    return 0;
+  if (ob_dockerfile_word (f->value, c->escape, no_variables, NULL, &w, &e) < 0)
+    {
+      int r = df_error (c->err, c->name, line, "%s", e->msg);
+      ob_error_free (&e);
+      return r;
+    }
+  if (strcmp (w, f->value) != 0)
+    return df_error (c->err, c->name, line,
+                     "variable expansion is not supported for --from, define a new stage with FROM "
+                     "using ARG from global scope as a workaround");
+  return 0;
+}
+
 
 static void
 add_kv (struct ob_instr *in, char *key, char *value)
@@ -888,7 +966,7 @@ parse_args (const struct pctx *c, struct ob_instr *in, int line)
         return -1;
       if (!in->json && in->n_args == 0)
         return df_error (c->err, c->name, line, "RUN requires at least one argument");
-      return 0;
+      return check_run_flags (c, in, line);
     case OB_I_CMD:
     case OB_I_ENTRYPOINT:
       return maybe_json (c, in, in->rest, line);
@@ -954,7 +1032,7 @@ parse_args (const struct pctx *c, struct ob_instr *in, int line)
       if (ob_dockerfile_heredoc_word (last, NULL, NULL, NULL))
         return df_error (c->err, c->name, line, "%s cannot accept a heredoc as a destination",
                          kname);
-      return 0;
+      return check_copy_from (c, in, line);
     case OB_I_HEALTHCHECK:
       return parse_healthcheck (c, in, line);
     case OB_I_ONBUILD:

@@ -24,10 +24,28 @@ df jsontail 'FROM scratch\nCMD ["a"] x\nENTRYPOINT ["b"]  \n'
 # 6. an invalid image reference in FROM is a Dockerfile error (exit 3, file:line)
 df badref 'ARG V=x@@\nFROM scratch\nFROM Bad:Ref\n'
 df badref2 'ARG V=x@@\nFROM a$V\n'
+# ... and in COPY --from and RUN --mount from=
+df badref3 'FROM scratch\nCOPY --from=Bad:Ref /f /g\n'
+df badref4 'FROM scratch\nRUN --mount=from=x@@,target=/x true\n'
 # 6. EXPOSE ip:host:container: a warning, the container port is exposed
 df exposemap 'FROM scratch\nEXPOSE 127.0.0.1:8080:80/udp 9000:90 443\n'
 # 6. duplicate stage names: a warning, the name means the latest such stage
 df dupstage 'FROM scratch AS a\nLABEL which=first\nFROM scratch AS A\nLABEL which=second\nFROM a\n'
+# 7. a RUN heredoc starting with #! is a file run by its path (BuildKit): the
+# interpreter gets the script as a file argument, so `awk -f` works
+df shebang 'FROM busybox\nRUN <<EOT\n#!/bin/awk -f\nBEGIN { print "awk ran" > "/awk.out" }\nEOT\nRUN <<-EOT\n\t#!/bin/sh -e\n\ttest -x "$0" && test -r "$0" && echo "$0" > /sh.out\n\tEOT\nRUN --security=sandbox echo ok > /sec.out\n'
+# 9. RUN flags obuild does not have: exit 3 naming file:line
+df insecure 'FROM scratch\nRUN --security=insecure true\n'
+df device 'FROM scratch\nRUN --device=/dev/fuse true\n'
+df mountvar 'FROM scratch AS a\nFROM scratch\nARG X=a\nRUN --mount=from=$X,target=/x true\n'
+# 8. COPY --from takes no variables (BuildKit): exit 3 with its message
+df fromvar 'FROM scratch AS a\nFROM scratch\nARG X=a\nCOPY --from=$X /f /g\n'
+unset SOURCE_DATE_EPOCH # (it would win over the Dockerfile's)
+# 10. ARG SOURCE_DATE_EPOCH=N before FROM: the build's epoch, as BuildKit
+# (the same image as --source-date-epoch N); a value that is no number: exit 3
+df epoch 'ARG SOURCE_DATE_EPOCH=1600000000\nFROM scratch\nCOPY df.epoch /f\n'
+df noepoch 'FROM scratch\nCOPY df.epoch /f\n'
+df badepoch 'ARG SOURCE_DATE_EPOCH=yesterday\nFROM scratch\nCOPY df.epoch /f\n'
 chmod -R a+rX "$ctx"
 snapshot() { (cd "$(store "$1")" && find oci -printf '%p %s\n' | sort && sha256sum oci/index.json; ls tmp); }
 
@@ -77,6 +95,22 @@ for m in $MODES; do
     "[$m] FROM Bad:Ref: exit 3 naming file:line" ob "$m" build --pull=never -f "$ctx/df.badref" -t x "$ctx"
   check_fail 3 '/df\.badref2:2: FROM ax@@: invalid tag "ax@@"' \
     "[$m] an expanded invalid reference: exit 3 naming file:line" ob "$m" build -f "$ctx/df.badref2" -t x "$ctx"
+  check_fail 3 '/df\.fromvar:4: variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround$' \
+    "[$m] COPY --from=\$X: exit 3 naming file:line" ob "$m" build -f "$ctx/df.fromvar" -t x "$ctx"
+  check_fail 3 '/df\.insecure:2: RUN --security=insecure is not supported: every step runs in the sandbox$' \
+    "[$m] RUN --security=insecure: exit 3" ob "$m" build -f "$ctx/df.insecure" -t x "$ctx"
+  check_fail 3 '/df\.device:2: RUN --device is not supported$' \
+    "[$m] RUN --device: exit 3" ob "$m" build -f "$ctx/df.device" -t x "$ctx"
+  check_fail 3 "/df\\.mountvar:4: 'from' doesn't support variable expansion, define alias stage instead\$" \
+    "[$m] RUN --mount=from=\$X: exit 3" ob "$m" build -f "$ctx/df.mountvar" -t x "$ctx"
+  check_fail 3 '/df\.badref3:2: COPY --from=Bad:Ref: invalid tag "Bad:Ref": name components must be lower-case' \
+    "[$m] COPY --from=Bad:Ref: exit 3 naming file:line" ob "$m" build --pull=never -f "$ctx/df.badref3" -t x "$ctx"
+  check_fail 3 '/df\.badref4:2: RUN --mount from=x@@: invalid tag "x@@"' \
+    "[$m] RUN --mount=from=x@@: exit 3 naming file:line" ob "$m" build --pull=never -f "$ctx/df.badref4" -t x "$ctx"
+  check_fail 3 '/df\.badepoch:1: invalid SOURCE_DATE_EPOCH: yesterday$' \
+    "[$m] ARG SOURCE_DATE_EPOCH=yesterday: exit 3" ob "$m" build -f "$ctx/df.badepoch" -t x "$ctx"
+  check_fail 2 '^obuild: --build-arg SOURCE_DATE_EPOCH: invalid SOURCE_DATE_EPOCH: x1$' \
+    "[$m] --build-arg SOURCE_DATE_EPOCH=x1: exit 2" ob "$m" build --build-arg SOURCE_DATE_EPOCH=x1 -f "$ctx/df.noepoch" -t x "$ctx"
   snapshot "$m" >"$TESTDIR/after-$m"
   check_files "[$m] the failed builds left the store as it was" "$TESTDIR/after-$m" "$TESTDIR/before-$m"
   if ob "$m" build -q -f "$ctx/df.exposemap" -t exposemap "$ctx" >"$TESTDIR/out" 2>"$TESTDIR/err"; then
@@ -96,6 +130,11 @@ for m in $MODES; do
     not_ok "[$m] duplicate stage names"; diag <"$TESTDIR/err"
   fi
 
+  id1=$(ob "$m" build -q --no-cache -f "$ctx/df.epoch" -t epoch1 "$ctx" 2>"$TESTDIR/err")
+  id2=$(ob "$m" build -q --no-cache --source-date-epoch 1600000000 -f "$ctx/df.noepoch" -t epoch2 "$ctx" 2>>"$TESTDIR/err")
+  check_eq "[$m] ARG SOURCE_DATE_EPOCH=N gives the image --source-date-epoch N gives" "${id1:-none}" "${id2:-none2}"
+  skopeo_config "$(store_oci "$m")" epoch1:latest >"$c"
+  check_eq "[$m] ... created at N" "$(json_get "$c" 'j["created"]')" "2020-09-13T12:26:40Z"
   import_busybox "$m"
   out=$(userdir "out-$m" "$m")
   if ob "$m" build -q -f "$ctx/df.groups" -t groups -o "$out" "$ctx" >"$TESTDIR/out" 2>&1 \
@@ -114,6 +153,14 @@ for m in $MODES; do
     fi
   else
     not_ok "[$m] RUN id after USER"; diag <"$TESTDIR/out"
+  fi
+  if ob "$m" build -q -f "$ctx/df.shebang" -t shebang -o "$out" "$ctx" >"$TESTDIR/out" 2>&1 \
+     && umoci_unpack "$out" shebang:latest "$TESTDIR/s-$m" >"$TESTDIR/out" 2>&1; then
+    check_eq "[$m] RUN <<EOT with #!/bin/awk -f runs awk on the script file" "$(cat "$TESTDIR/s-$m/rootfs/awk.out")" "awk ran"
+    check_eq "[$m] ... and <<- with #!/bin/sh -e: \$0 is an executable file" "$(cat "$TESTDIR/s-$m/rootfs/sh.out")" "/dev/stdin"
+    check_eq "[$m] RUN --security=sandbox: the default, accepted" "$(cat "$TESTDIR/s-$m/rootfs/sec.out")" "ok"
+  else
+    not_ok "[$m] RUN heredoc with a #! line"; diag <"$TESTDIR/out"
   fi
 done
 done_testing

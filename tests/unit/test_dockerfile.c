@@ -481,6 +481,57 @@ TEST (copy_needs_two_args)
   CHECK_ERR ("FROM a\nCOPY --from=x\n", "Dockerfile:2: COPY requires at least two arguments");
 }
 
+/* COPY --from takes no variables: BuildKit refuses the word when it differs
+ * once processed without variables. */
+TEST (copy_from_no_variables)
+{
+  const char *msg = "variable expansion is not supported for --from, define a new stage with FROM "
+                    "using ARG from global scope as a workaround";
+  cleanup_free char *m1 = ob_xasprintf ("Dockerfile:3: %s", msg);
+  cleanup_free char *m2 = ob_xasprintf ("Dockerfile:2: %s", msg);
+  CHECK_ERR ("FROM a\nARG X=a\nCOPY --from=$X /f /g\n", m1);
+  CHECK_ERR ("FROM a\nCOPY --from=${X:-a} /f /g\n", m2);
+  CHECK_ERR ("FROM a\nCOPY --from=st$X /f /g\n", m2);
+  /* ADD has no --from; a literal name, an index, an image are fine */
+  struct ob_dockerfile *df = parse_ok ("FROM a\nCOPY --from=build /f /g\nCOPY --from=0 /f /g\n"
+                                       "COPY --from=docker.io/library/x:1@sha256:" 
+                                       "0000000000000000000000000000000000000000000000000000000000000000 /f /g\n");
+  ob_dockerfile_free (df);
+}
+
+/* RUN flags BuildKit checks when parsing: mount from= without variables,
+ * --security values, --device (not supported by obuild). */
+TEST (run_flags_checked)
+{
+  CHECK_ERR ("FROM a\nRUN --mount=type=bind,from=$X,target=/x true\n",
+             "Dockerfile:2: 'from' doesn't support variable expansion, define alias stage instead");
+  CHECK_ERR ("FROM a\nRUN --mount=from=s${X}t,target=/x true\n",
+             "Dockerfile:2: 'from' doesn't support variable expansion, define alias stage instead");
+  CHECK_ERR ("FROM a\nRUN --security=insecure true\n",
+             "Dockerfile:2: RUN --security=insecure is not supported: every step runs in the sandbox");
+  CHECK_ERR ("FROM a\nRUN --security=other true\n", "Dockerfile:2: security \"other\" is not valid");
+  CHECK_ERR ("FROM a\nRUN --device=/dev/fuse true\n", "Dockerfile:2: RUN --device is not supported");
+  struct ob_dockerfile *df = parse_ok ("FROM a\nRUN --security=sandbox --mount=type=bind,from=st$,target=/x "
+                                       "--mount=type=cache,target=$DIR true\n");
+  ob_dockerfile_free (df);
+}
+
+/* ADD --unpack is BuildKit's boolean flag; COPY has none. */
+TEST (add_unpack_flag)
+{
+  struct ob_dockerfile *df = parse_ok ("FROM a\nADD --unpack=false x.tar /d/\nADD --unpack http://h/x.tar /d/\n");
+  if (!df)
+    return;
+  CHECK_STR (flag_value (&df->instrs[1], "unpack"), "false");
+  CHECK_INT (df->instrs[2].n_flags, 1);
+  CHECK_STR (df->instrs[2].flags[0].name, "unpack");
+  CHECK_STR (flag_value (&df->instrs[2], "unpack"), NULL);
+  ob_dockerfile_free (df);
+  CHECK_ERR ("FROM a\nADD --unpack=maybe x /d/\n",
+             "Dockerfile:2: expecting boolean value for flag --unpack, not: maybe");
+  CHECK_ERR ("FROM a\nCOPY --unpack x /d/\n", "Dockerfile:2: unknown flag --unpack for COPY");
+}
+
 TEST (unknown_flags)
 {
   CHECK_ERR ("FROM a\nCOPY --foo=1 a b\n", "Dockerfile:2: unknown flag --foo for COPY");
@@ -508,7 +559,7 @@ TEST (run_flags_mount_repeated)
 {
   struct ob_dockerfile *df
       = parse_ok ("FROM a\nRUN --mount=type=cache,target=/root/.cache "
-                  "--network=none --mount=type=secret,id=tok --security=insecure make\n");
+                  "--network=none --mount=type=secret,id=tok --security=sandbox make\n");
   if (!df)
     return;
   struct ob_instr *in = &df->instrs[1];
@@ -518,7 +569,7 @@ TEST (run_flags_mount_repeated)
   CHECK_STR (in->flags[1].value, "none");
   CHECK_STR (in->flags[2].name, "mount");
   CHECK_STR (in->flags[2].value, "type=secret,id=tok");
-  CHECK_STR (flag_value (in, "security"), "insecure");
+  CHECK_STR (flag_value (in, "security"), "sandbox");
   CHECK_STR (in->args[0], "make");
   ob_dockerfile_free (df);
 }
@@ -1064,6 +1115,22 @@ TEST (heredoc_copy)
   ob_dockerfile_free (df);
   CHECK_ERR ("FROM a\nCOPY a <<EOF\nx\nEOF\n",
              "Dockerfile:2: COPY cannot accept a heredoc as a destination");
+}
+
+/* "<<" followed by blanks is no heredoc (BuildKit splits the line into
+ * words first: "<<" alone has no name), so its body lines are instructions;
+ * "<<$EOF" is the heredoc "$EOF" (unset variables are kept in the name). */
+TEST (heredoc_blank_after_marker_and_dollar_name)
+{
+  CHECK_ERR ("FROM a\nCOPY <<  EOF /f\nhello\nEOF\n", "Dockerfile:3: unknown instruction \"hello\"");
+  struct ob_dockerfile *df = parse_ok ("FROM a\nCOPY <<$EOF /o\nhello\n$EOF\n");
+  if (!df)
+    return;
+  CHECK_INT (df->n_instrs, 2);
+  CHECK_INT (df->instrs[1].n_heredocs, 1);
+  CHECK_STR (df->instrs[1].heredocs[0].name, "$EOF");
+  CHECK_STR (df->instrs[1].heredocs[0].content, "hello\n");
+  ob_dockerfile_free (df);
 }
 
 /* Heredocs are recognised on RUN/COPY/ADD shell form only. */
@@ -1638,6 +1705,10 @@ main (void)
   RUN (copy_exec_form);
   RUN (copy_flags);
   RUN (copy_needs_two_args);
+  RUN (copy_from_no_variables);
+  RUN (heredoc_blank_after_marker_and_dollar_name);
+  RUN (run_flags_checked);
+  RUN (add_unpack_flag);
   RUN (unknown_flags);
   RUN (flag_value_errors);
   RUN (run_flags_mount_repeated);
