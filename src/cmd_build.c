@@ -35,6 +35,7 @@ enum
   OPT_CERT_DIR,
   OPT_AUTHFILE,
   OPT_NO_CACHE,
+  OPT_JOBS,
   OPT_NO_CACHE_FILTER,
   OPT_CACHE_TTL,
   OPT_CACHE_FROM,
@@ -73,6 +74,7 @@ static const struct option long_opts[] = {
   { "cert-dir", required_argument, NULL, OPT_CERT_DIR },
   { "authfile", required_argument, NULL, OPT_AUTHFILE },
   { "no-cache", no_argument, NULL, OPT_NO_CACHE },
+  { "jobs", required_argument, NULL, OPT_JOBS },
   { "no-cache-filter", required_argument, NULL, OPT_NO_CACHE_FILTER },
   { "cache-ttl", required_argument, NULL, OPT_CACHE_TTL },
   { "cache-from", required_argument, NULL, OPT_CACHE_FROM },
@@ -197,6 +199,7 @@ build_usage (FILE *f)
               "      --push                 push every -t to its registry after the build\n"
               "  -q, --quiet                print only the image digest (and --progress=quiet)\n"
               "      --progress MODE        auto (default), plain, tty, quiet or json\n"
+              "      --jobs N               build up to N independent stages at once (default: CPUs)\n"
               "      --iidfile FILE         write the image digest to FILE\n"
               "      --target STAGE         build up to this stage\n"
               "      --userns MODE          auto, subuid, single or none\n"
@@ -231,6 +234,7 @@ int
 cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
 {
   struct ob_build_opts o = { 0 };
+  long ncpu = sysconf (_SC_NPROCESSORS_ONLN);
   struct ob_build_result res;
   struct ob_store *store = NULL;
   bool quiet = false;
@@ -361,6 +365,17 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
         case OPT_NO_CACHE:
           o.no_cache = true;
           break;
+        case OPT_JOBS:
+          {
+            char *end;
+            unsigned long v;
+            errno = 0;
+            v = strtoul (optarg, &end, 10);
+            if (*optarg == '\0' || *optarg == '-' || *end || errno || v < 1 || v > 64)
+              return ob_error_make (err, OB_ERR_USAGE, 0, "--jobs `%s`: expected a number from 1 to 64", optarg);
+            o.jobs = v;
+            break;
+          }
         case OPT_NO_CACHE_FILTER:
           ob_strv_add (&no_cache_filter, optarg);
           break;
@@ -479,6 +494,9 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   o.secrets = secrets;
   o.ssh_sock = ssh_sock;
   o.no_cache_filter = no_cache_filter;
+  /* --jobs defaults to the CPUs (at most 64) */
+  if (o.jobs == 0)
+    o.jobs = ncpu < 1 ? 1 : ncpu > 64 ? 64 : (size_t) ncpu;
   o.annotations = annotations;
   o.envs = envs;
 

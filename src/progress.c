@@ -645,20 +645,30 @@ ticker (void *u)
 static void
 plain_event (const struct ob_event *ev)
 {
+  /* stages built side by side (--jobs): each line says whose it is */
+  char pre[96] = "";
+  if (ev->concurrent && ev->stage >= 0)
+    {
+      if (ev->stage_name)
+        snprintf (pre, sizeof pre, "[%.80s] ", ev->stage_name);
+      else
+        snprintf (pre, sizeof pre, "[#%d] ", ev->stage);
+    }
   switch (ev->type)
     {
     case OB_EV_WARNING:
       fprintf (stderr, "obuild: warning: %s\n", ev->text);
       break;
     case OB_EV_STEP_END:
-      fprintf (stderr, "--> %s %.2fs\n", ev->failed ? "ERROR" : ev->cached ? "CACHED" : "DONE", ev->duration_ns / 1e9);
+      fprintf (stderr, "%s--> %s %.2fs\n", pre, ev->failed ? "ERROR" : ev->cached ? "CACHED" : "DONE",
+               ev->duration_ns / 1e9);
       break;
     case OB_EV_OUTPUT:
-      fprintf (stderr, "%.*s\n", (int) ev->len, ev->data);
+      fprintf (stderr, "%s%.*s\n", pre, (int) ev->len, ev->data);
       break;
     default:
       if (ev->text)
-        fprintf (stderr, "%s\n", ev->text);
+        fprintf (stderr, "%s%s\n", pre, ev->text);
       break;
     }
 }

@@ -66,6 +66,10 @@ struct ob_build_opts
   struct ob_source_opts source; /* --pull, registry options */
   char **secrets;       /* --secret "id=ID[,src=FILE|,env=VAR]" */
   bool no_cache;         /* --no-cache: run every step (results still cached) */
+  /* --jobs: stages the target needs that do not need each other are built
+   * side by side, up to this many at once, each by a child process
+   * (build_jobs.c); 0 or 1: one after another */
+  size_t jobs;
   char **no_cache_filter; /* --no-cache-filter=STAGE */
   int64_t cache_ttl;     /* --cache-ttl, seconds; 0 = forever */
   const char *cache_from; /* --cache-from: OCI layout (oci:DIR[:TAG] or DIR) or registry ref */

@@ -45,6 +45,14 @@ int ob_cache_close (struct ob_cache *c, bool flush, ob_error_t *err);
  * consulted after the local ones. */
 int ob_cache_lookup (struct ob_cache *c, const char *key, int64_t ttl, struct ob_cache_entry *out);
 void ob_cache_entry_clear (struct ob_cache_entry *e);
+/* The entries remembered so far, as "key<TAB>json" lines (to free). */
+char **ob_cache_pending (struct ob_cache *c);
+/* Take an entry ("key<TAB>json", from ob_cache_pending) that another
+ * process of this build recorded (a stage built side by side): written
+ * with this cache's, and found by lookups before the store's entries. */
+int ob_cache_adopt (struct ob_cache *c, const char *line, ob_error_t *err);
+/* Was key adopted from another process of this build? */
+bool ob_cache_in_session (struct ob_cache *c, const char *key);
 /* Remember an entry, written by ob_cache_close (flush). */
 void ob_cache_record (struct ob_cache *c, const char *key, const struct ob_cache_entry *e);
 

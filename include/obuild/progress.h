@@ -42,6 +42,7 @@ struct ob_event
   const char *stage_name; /* AS name, or NULL */
   size_t step, total_steps; /* 1-based over the whole build, as "STEP n/m" */
   const char *instruction;  /* the instruction as written */
+  bool concurrent;          /* stages were being built side by side (--jobs) */
   bool cached;              /* STEP_END: found in the build cache */
   bool failed;              /* STEP_END: the step failed (the error follows) */
   const char *layer_digest; /* STEP_END: the layer it added, or NULL */

@@ -100,6 +100,12 @@ int ob_txn_blob_link_from (struct ob_txn *t, struct ob_layout *src, const char *
                            ob_error_t *err);
 /* Is the blob in the layout itself (not only staged by this transaction)? */
 bool ob_txn_blob_in_layout (struct ob_txn *t, const char *digest);
+/* The digests this transaction has staged (NULL-terminated, to free). */
+char **ob_txn_staged (struct ob_txn *t);
+/* Take a blob that another process sharing this transaction's staging area
+ * (a fork of this one: a stage built side by side, build_jobs.c) staged
+ * there under its digest. */
+int ob_txn_adopt (struct ob_txn *t, const char *digest, ob_error_t *err);
 /* Open a blob staged in this transaction or already in the layout. */
 int ob_txn_blob_open (struct ob_txn *t, const char *digest, int *fd, ob_error_t *err);
 /* Scratch directory private to this transaction (removed at the end). */

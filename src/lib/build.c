@@ -56,6 +56,20 @@ run_instr (struct build *b, struct stage *s, const struct ob_instr *in, ob_error
 
 /* ---- planning ---- */
 
+/* s needs stage idx (always an earlier one): recorded for the scheduler
+ * (--jobs), and idx is needed too. */
+static void mark_needed (struct build *b, size_t idx);
+static void
+add_dep (struct build *b, struct stage *s, size_t idx)
+{
+  for (size_t i = 0; i < s->n_deps; i++)
+    if (s->deps[i] == idx)
+      return;
+  s->deps = ob_xrealloc (s->deps, (s->n_deps + 1) * sizeof *s->deps);
+  s->deps[s->n_deps++] = idx;
+  mark_needed (b, idx);
+}
+
 /* Names of stages an instruction depends on (FROM <stage>, COPY --from). */
 static void
 mark_needed (struct build *b, size_t idx)
@@ -88,7 +102,7 @@ mark_needed (struct build *b, size_t idx)
                 }
               d = ob_build_find_stage (b, x, idx);
               if (d)
-                mark_needed (b, d->index);
+                add_dep (b, s, d->index);
             }
           continue;
         }
@@ -108,7 +122,7 @@ mark_needed (struct build *b, size_t idx)
         }
       struct stage *dep = ob_build_find_stage (b, exp, idx);
       if (dep && (in->kind != OB_I_FROM || (dep->name && strcasecmp (dep->name, exp) == 0)))
-        mark_needed (b, dep->index);
+        add_dep (b, s, dep->index);
     }
 }
 
@@ -204,8 +218,8 @@ from_step (struct build *b, struct stage *s, const struct ob_instr *in, ob_error
   return r;
 }
 
-static int
-build_stage (struct build *b, struct stage *s, ob_error_t *err)
+int
+ob_build_build_stage (struct build *b, struct stage *s, ob_error_t *err)
 {
   for (size_t i = s->first; i < s->end; i++)
     {
@@ -399,9 +413,16 @@ ob_build_run (const struct ob_build_opts *o, struct ob_build_result *res, ob_err
     goto out;
   if (o->cache_from && ob_build_cache_import (&b, o->cache_from, err) < 0)
     goto out;
+  if (ob_build_jobs_prebuild (&b, target, err) < 0)
+    goto out;
   for (size_t i = 0; i <= target; i++)
-    if (b.stages[i].needed && build_stage (&b, &b.stages[i], err) < 0)
-      goto out;
+    {
+      /* a stage a child process built: every step is in the cache */
+      b.quiet = b.stages[i].prebuilt;
+      if (b.stages[i].needed && ob_build_build_stage (&b, &b.stages[i], err) < 0)
+        goto out;
+    }
+  b.quiet = false;
   ob_build_log (&b, "COMMIT %s", o->tags && o->tags[0] ? o->tags[0] : "");
   if (ob_build_write_image (&b, &b.stages[target], res, err) < 0)
     goto out;

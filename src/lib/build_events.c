@@ -32,7 +32,9 @@ fill_stage (struct ob_event *ev, const struct stage *s)
 void
 ob_build_emit_text (struct build *b, int type, const char *text)
 {
-  struct ob_event ev = { .type = type, .text = text };
+  struct ob_event ev = { .type = type, .text = text, .concurrent = b->concurrent };
+  if (b->quiet)
+    return;
   fill_stage (&ev, b->cur_stage);
   b->o->event (b->o->event_data, &ev);
 }
@@ -41,9 +43,9 @@ void
 ob_build_emit_step (struct build *b, struct stage *s, const struct ob_instr *in, int type, int64_t t0,
                     size_t layers_before, bool failed)
 {
-  struct ob_event ev = { .type = type };
+  struct ob_event ev = { .type = type, .concurrent = b->concurrent };
   cleanup_free char *text = NULL;
-  if (b->o->event == NULL)
+  if (b->o->event == NULL || b->quiet)
     return;
   fill_stage (&ev, s);
   ev.step = b->step;
@@ -84,7 +86,7 @@ struct ob_build_output
 static void
 flush_line (struct ob_build_output *c)
 {
-  struct ob_event ev = { .type = OB_EV_OUTPUT };
+  struct ob_event ev = { .type = OB_EV_OUTPUT, .concurrent = c->b->concurrent };
   fill_stage (&ev, c->s);
   ev.step = c->step;
   ev.total_steps = c->b->total_steps;

@@ -46,6 +46,9 @@ struct stage
   size_t env_indexed_n;   /* its size when env_index was last brought up to date */
   json_t *arg_index;      /* "NAME" -> position of its last ARG in arg_keys */
   bool step_cached;       /* the running step was found in the cache (events) */
+  size_t *deps;           /* stages it needs (FROM, COPY --from, RUN --mount from) */
+  size_t n_deps;
+  bool prebuilt;          /* built by a child process (build_jobs.c): replayed quietly */
 };
 
 struct build
@@ -80,6 +83,8 @@ struct build
   struct stage *container_stage; /* --isolation=container: whose image "/" holds */
   char **container_keep;         /* ... and the paths never touched there */
   struct stage *cur_stage;       /* the stage being built, for events */
+  bool quiet;      /* no events or log lines (a prebuilt stage's replay) */
+  bool concurrent; /* a child process building a stage beside others */
 };
 
 struct lookup
@@ -247,6 +252,14 @@ void ob_build_predefine_platform_args (struct build *b);
 int ob_build_declare_arg (struct build *b, struct stage *s, const struct ob_instr *in, const struct ob_kv *kv,
                           ob_error_t *err);
 bool ob_build_is_proxy_arg (const char *k);
+
+/* The scheduler (build.c, build_jobs.c). */
+int ob_build_build_stage (struct build *b, struct stage *s, ob_error_t *err);
+/* --jobs: build the stages the target needs, except the target, in child
+ * processes, side by side as their dependencies allow; each comes back as
+ * staged blobs and cache entries, so that the build's own pass over them
+ * finds every step done.  0 when done (or nothing to do side by side). */
+int ob_build_jobs_prebuild (struct build *b, size_t target, ob_error_t *err);
 
 /* The final image (build_image.c). */
 int ob_build_write_image (struct build *b, struct stage *s, struct ob_build_result *res, ob_error_t *err);

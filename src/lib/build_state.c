@@ -25,7 +25,7 @@ ob_build_log (struct build *b, const char *fmt, ...)
 {
   va_list ap;
   char *line;
-  if (b->o->log == NULL && b->o->event == NULL)
+  if ((b->o->log == NULL && b->o->event == NULL) || b->quiet)
     return;
   va_start (ap, fmt);
   if (vasprintf (&line, fmt, ap) < 0)
@@ -412,6 +412,7 @@ void
 ob_build_stage_clear (struct stage *s)
 {
   free (s->name);
+  free (s->deps);
   json_decref (s->config);
   for (size_t i = 0; i < s->n_layers; i++)
     {
@@ -499,7 +500,8 @@ ob_build_read_image_file (struct build *b, struct stage *s, const char *path, ch
 char *
 ob_build_scratch_dir (struct build *b, const char *what, ob_error_t *err)
 {
-  char *p = ob_xasprintf ("%s/%s-%u", ob_txn_scratch (b->txn), what, ++b->scratch_counter);
+  /* the process id too: stages built side by side share the scratch area */
+  char *p = ob_xasprintf ("%s/%s-%d-%u", ob_txn_scratch (b->txn), what, (int) getpid (), ++b->scratch_counter);
   if (mkdir (p, 0755) < 0)
     {
       ob_error_make (err, OB_ERR_STORE, errno, "mkdir `%s`", p);
@@ -613,9 +615,13 @@ int
 ob_build_cache_try (struct build *b, struct stage *s, struct ob_sha256 *h, char key[72], ob_error_t *err)
 {
   struct ob_cache_entry e;
+  bool session;
   ob_sha256_final (h, key);
   ob_strv_add (&b->cache_keys, key);
-  if (cache_disabled (b, s) || ob_cache_lookup (b->cache, key, b->o->cache_ttl, &e) != 1)
+  /* a step a child process of this build ran (--jobs) counts as run here,
+   * --no-cache or not */
+  session = b->cache && ob_cache_in_session (b->cache, key);
+  if ((cache_disabled (b, s) && !session) || ob_cache_lookup (b->cache, key, b->o->cache_ttl, &e) != 1)
     return 0;
   if (!e.empty)
     {
@@ -640,13 +646,19 @@ ob_build_cache_try (struct build *b, struct stage *s, struct ob_sha256 *h, char 
     }
   ob_image_config_add_history (s->config, b->o->have_epoch || e.created == NULL ? b->created : e.created,
                                e.created_by, NULL, e.empty);
+  strcpy (s->cache_key, key);
+  if (session)
+    {
+      s->n_misses++;
+      ob_cache_entry_clear (&e);
+      return 1;
+    }
   s->n_hits++;
   if (e.created && (s->hit_created == NULL || strcmp (e.created, s->hit_created) > 0))
     {
       free (s->hit_created);
       s->hit_created = ob_xstrdup (e.created);
     }
-  strcpy (s->cache_key, key);
   s->step_cached = true;
   if (b->o->event == NULL) /* with events: the step's end says it */
     ob_build_log (b, "--> CACHED");

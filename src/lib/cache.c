@@ -25,6 +25,7 @@ struct ob_cache
   char *dir;
   json_t *pending;  /* key -> entry */
   json_t *imported; /* key -> entry (from --cache-from) */
+  json_t *session;  /* key -> entry (recorded by this build's other processes) */
   struct file_ent *files;
   size_t n_files, cap_files;
   size_t *slots;   /* open-addressing index into files by (dev, ino): +1, 0 = empty */
@@ -107,6 +108,7 @@ ob_cache_open (const char *root, struct ob_cache **out, ob_error_t *err)
     }
   c->pending = json_object ();
   c->imported = json_object ();
+  c->session = json_object ();
   idx = ob_xasprintf ("%s/files", c->dir);
   f = fopen (idx, "re");
   while (f && fgets (line, sizeof line, f))
@@ -199,7 +201,8 @@ ob_cache_lookup (struct ob_cache *c, const char *key, int64_t ttl, struct ob_cac
   if (!ob_digest_valid (key))
     return 0;
   path = ob_xasprintf ("%s/entries/%s", c->dir, key + 7);
-  if (ob_read_file_at (AT_FDCWD, path, &data, &len, &e) == 0)
+  j = json_incref (json_object_get (c->session, key));
+  if (j == NULL && ob_read_file_at (AT_FDCWD, path, &data, &len, &e) == 0)
     j = json_loadb (data, len, 0, NULL);
   ob_error_free (&e);
   if (j == NULL)
@@ -230,6 +233,46 @@ ob_cache_record (struct ob_cache *c, const char *key, const struct ob_cache_entr
   json_t *j = entry_json (e);
   json_object_set_new (j, "key", json_string (key));
   json_object_set_new (c->pending, key, j);
+}
+
+char **
+ob_cache_pending (struct ob_cache *c)
+{
+  char **v = NULL;
+  const char *key;
+  json_t *j;
+  json_object_foreach (c->pending, key, j)
+    {
+      cleanup_free char *text = json_dumps (j, JSON_SORT_KEYS | JSON_COMPACT);
+      if (text == NULL)
+        ob_oom ();
+      ob_strv_take (&v, ob_xasprintf ("%s\t%s", key, text));
+    }
+  return v;
+}
+
+int
+ob_cache_adopt (struct ob_cache *c, const char *line, ob_error_t *err)
+{
+  const char *tab = strchr (line, '\t');
+  cleanup_free char *key = tab ? ob_xstrndup (line, (size_t) (tab - line)) : NULL;
+  struct ob_cache_entry e;
+  json_t *j = tab ? json_loads (tab + 1, 0, NULL) : NULL;
+  if (key == NULL || !ob_digest_valid (key) || j == NULL || !entry_from_json (j, &e))
+    {
+      json_decref (j);
+      return ob_error_make (err, OB_ERR_GENERIC, 0, "invalid cache entry from a stage's build process");
+    }
+  ob_cache_entry_clear (&e);
+  json_object_set (c->pending, key, j);
+  json_object_set_new (c->session, key, j);
+  return 0;
+}
+
+bool
+ob_cache_in_session (struct ob_cache *c, const char *key)
+{
+  return json_object_get (c->session, key) != NULL;
 }
 
 static int
@@ -273,6 +316,7 @@ ob_cache_close (struct ob_cache *c, bool flush, ob_error_t *err)
     }
   json_decref (c->pending);
   json_decref (c->imported);
+  json_decref (c->session);
   free (c->files);
   free (c->slots);
   free (c->dir);

@@ -519,7 +519,9 @@ int
 ob_txn_blob_create (struct ob_txn *t, int *fd, ob_error_t *err)
 {
   char name[32];
-  snprintf (name, sizeof name, "tmp-%u", ++t->tmp_counter);
+  /* the process id too: a build's stages built side by side by child
+   * processes stage into one directory (build_jobs.c) */
+  snprintf (name, sizeof name, "tmp-%d-%u", (int) getpid (), ++t->tmp_counter);
   *fd = openat (t->stagefd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (*fd < 0)
     return ob_error_make (err, OB_ERR_STORE, errno, "create blob in `%s`", t->scratch);
@@ -546,7 +548,7 @@ int
 ob_txn_blob_commit (struct ob_txn *t, int fd, const char *digest, ob_error_t *err)
 {
   char name[32];
-  snprintf (name, sizeof name, "tmp-%u", t->tmp_counter);
+  snprintf (name, sizeof name, "tmp-%d-%u", (int) getpid (), t->tmp_counter);
   if (!ob_digest_valid (digest))
     {
       close (fd);
@@ -641,6 +643,29 @@ ob_txn_blob_in_layout (struct ob_txn *t, const char *digest)
   return ob_digest_valid (digest) && !is_staged (t, digest) && ob_layout_has_blob (t->l, digest);
 }
 
+char **
+ob_txn_staged (struct ob_txn *t)
+{
+  char **v = NULL;
+  for (size_t i = 0; i < t->n_staged; i++)
+    ob_strv_add (&v, t->staged[i].digest);
+  return v;
+}
+
+int
+ob_txn_adopt (struct ob_txn *t, const char *digest, ob_error_t *err)
+{
+  struct stat st;
+  if (!ob_digest_valid (digest))
+    return ob_error_make (err, OB_ERR_GENERIC, 0, "invalid digest `%s`", digest);
+  if (is_staged (t, digest))
+    return 0;
+  if (fstatat (t->stagefd, digest + 7, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG (st.st_mode))
+    return ob_error_make (err, OB_ERR_STORE, errno ? errno : EINVAL, "staged blob %s", digest);
+  add_staged (t, digest);
+  return 0;
+}
+
 int
 ob_txn_blob_link_from (struct ob_txn *t, struct ob_layout *src, const char *digest, ob_error_t *err)
 {
@@ -649,7 +674,7 @@ ob_txn_blob_link_from (struct ob_txn *t, struct ob_layout *src, const char *dige
     return ob_error_make (err, OB_ERR_IMAGE, 0, "invalid digest `%s`", digest);
   if (is_staged (t, digest) || ob_layout_has_blob (t->l, digest))
     return 0;
-  snprintf (name, sizeof name, "link-%u", ++t->tmp_counter);
+  snprintf (name, sizeof name, "link-%d-%u", (int) getpid (), ++t->tmp_counter);
   /* same file system: share the (immutable) blob instead of copying it */
   if (linkat (src->blobs, digest + 7, t->stagefd, digest + 7, 0) == 0)
     {
