@@ -1,14 +1,14 @@
 #!/bin/bash
 # bench/run.sh [--quick] [NAME...]: obuild vs buildah benchmarks, side by side.
 #   NAME: copy-small-files big-run-layer first-build unpack-base
-#         cached-rebuild rebuild-change ci-runner container-run-layer (default: all)
+#         cached-rebuild rebuild-change ci-runner parallel-stages container-run-layer (default: all)
 #   --quick  smoke test (CI): 1 run each, smallest inputs, busybox base; never
 #            judges times.  Exit status is non-zero only if a tool fails.
 # Environment: BENCH_RUNS (default 3), BENCH_USER (run both tools as that
 # unprivileged user), BENCH_BASE (debian|busybox), BENCH_FS (loop|tmpfs|tmp),
 # BENCH_OBUILD (binary to copy).  See bench/README.md.
 set -u
-ALL="copy-small-files big-run-layer first-build unpack-base cached-rebuild rebuild-change ci-runner container-run-layer"
+ALL="copy-small-files big-run-layer first-build unpack-base cached-rebuild rebuild-change ci-runner parallel-stages container-run-layer"
 names=
 while [ $# -gt 0 ]; do
   case $1 in
