@@ -278,7 +278,7 @@ static int
 decode (const struct seccomp_notif *req, struct chown_req *c)
 {
   char *name = seccomp_syscall_resolve_num_arch (req->data.arch, req->data.nr);
-  const uint64_t *a = req->data.args;
+  const __u64 *a = req->data.args;
   bool ids16 = false;
   int ret = 0;
 
