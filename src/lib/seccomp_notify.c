@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -212,50 +213,82 @@ open_in_root (int rootfd, const char *path, bool nofollow)
   return -EAGAIN;
 }
 
-static uint64_t
-mount_id (int fd, struct stat *st)
+/* The file's type, device and mount, with one statx. */
+struct file_id
+{
+  mode_t mode;
+  dev_t dev;
+  uint64_t mnt; /* the mount id, or (Linux < 5.8) the device */
+};
+
+static int
+file_id (int fd, struct file_id *id)
 {
   struct statx sx;
-  if (fstat (fd, st) < 0)
-    return 0;
-  if (statx (fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &sx) == 0
-      && (sx.stx_mask & STATX_MNT_ID))
-    return sx.stx_mnt_id;
-  return (uint64_t) st->st_dev; /* Linux < 5.8: the device stands for the mount */
+  if (statx (fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MODE | STATX_MNT_ID,
+             &sx) < 0)
+    return -errno;
+  id->mode = sx.stx_mode;
+  id->dev = makedev (sx.stx_dev_major, sx.stx_dev_minor);
+  id->mnt = (sx.stx_mask & STATX_MNT_ID) ? sx.stx_mnt_id : (uint64_t) id->dev;
+  return 0;
+}
+
+/* Whether the NUL-separated list holds name. */
+static bool
+has_name (const char *list, ssize_t len, const char *name)
+{
+  for (const char *p = list; p < list + len; p += strlen (p) + 1)
+    if (strcmp (p, name) == 0)
+      return true;
+  return false;
 }
 
 /* Record owner (uid, gid; -1 keeps the recorded one) on the file fd names. */
 static int
-record (int fd, const struct stat *st, uint32_t uid, uint32_t gid)
+record (int fd, mode_t mode, uint32_t uid, uint32_t gid)
 {
-  char p[64], v[64];
+  char p[64], v[64], list[4096];
   unsigned long cu = 0, cg = 0;
-  ssize_t n;
+  ssize_t n, ln;
 
   snprintf (p, sizeof p, "/proc/self/fd/%d", fd);
+  /* one listxattr says which of the xattrs below exist: most files have
+   * none, and a chown to root of such a file costs nothing more */
+  ln = listxattr (p, list, sizeof list);
+  if (ln < 0 && errno != ERANGE && errno != ENOTSUP)
+    return -errno;
+  if (ln < 0)
+    ln = errno == ERANGE ? -1 : 0; /* -1: too many to list, ask for each */
   /* a real chown, even root's, drops set-user-ID, set-group-ID (with group
    * execute) and file capabilities: as subuid mode's layers do */
-  if (S_ISREG (st->st_mode))
+  if (S_ISREG (mode))
     {
-      mode_t m = st->st_mode & 07777;
+      mode_t m = mode & 07777;
       mode_t nm = m & ~(mode_t) S_ISUID;
       if ((m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
         nm &= ~(mode_t) S_ISGID;
       if (nm != m && chmod (p, nm) < 0)
         return -errno;
-      if (removexattr (p, "security.capability") < 0 && errno != ENODATA && errno != ENOTSUP)
+      if ((ln < 0 || has_name (list, ln, "security.capability"))
+          && removexattr (p, "security.capability") < 0 && errno != ENODATA && errno != ENOTSUP)
         return -errno;
     }
-  if (!S_ISREG (st->st_mode) && !S_ISDIR (st->st_mode))
+  if (!S_ISREG (mode) && !S_ISDIR (mode))
     return 0; /* no user.* xattr there: as before, without effect */
 
-  n = getxattr (p, OB_LAYER_OWNER_XATTR, v, sizeof v - 1);
-  if (n > 0)
+  if (ln < 0 || has_name (list, ln, OB_LAYER_OWNER_XATTR))
     {
-      v[n] = '\0';
-      if (sscanf (v, "%lu:%lu", &cu, &cg) != 2)
-        cu = cg = 0;
+      n = getxattr (p, OB_LAYER_OWNER_XATTR, v, sizeof v - 1);
+      if (n > 0)
+        {
+          v[n] = '\0';
+          if (sscanf (v, "%lu:%lu", &cu, &cg) != 2)
+            cu = cg = 0;
+        }
     }
+  else
+    n = 0;
   if (uid != UINT32_MAX)
     cu = uid;
   if (gid != UINT32_MAX)
@@ -263,7 +296,8 @@ record (int fd, const struct stat *st, uint32_t uid, uint32_t gid)
   if (cu == 0 && cg == 0)
     {
       /* root: what a file without the xattr stands for */
-      if (removexattr (p, OB_LAYER_OWNER_XATTR) < 0 && errno != ENODATA && errno != ENOTSUP)
+      if (n > 0 && removexattr (p, OB_LAYER_OWNER_XATTR) < 0 && errno != ENODATA
+          && errno != ENOTSUP)
         return -errno;
       return 0;
     }
@@ -273,15 +307,41 @@ record (int fd, const struct stat *st, uint32_t uid, uint32_t gid)
   return 0;
 }
 
+/* The native numbers of the chown family, looked up once per thread:
+ * libseccomp's number-to-name lookup allocates and scans a table, which a
+ * cp -a of 25,000 files would pay 25,000 times. */
+static const char *const family[] = { "chown", "lchown", "fchown", "fchownat",
+                                      "chown32", "lchown32", "fchown32" };
+struct native
+{
+  uint32_t arch;
+  int nr[sizeof family / sizeof family[0]];
+};
+
+static void
+native_init (struct native *n)
+{
+  n->arch = seccomp_arch_native ();
+  for (size_t i = 0; i < sizeof family / sizeof family[0]; i++)
+    n->nr[i] = seccomp_syscall_resolve_name_arch (n->arch, family[i]);
+}
+
 /* Decode the call.  0, or a negative errno for the step. */
 static int
-decode (const struct seccomp_notif *req, struct chown_req *c)
+decode (const struct native *nat, const struct seccomp_notif *req, struct chown_req *c)
 {
-  char *name = seccomp_syscall_resolve_num_arch (req->data.arch, req->data.nr);
+  const char *name = NULL;
+  char *owned = NULL;
   const __u64 *a = req->data.args;
   bool ids16 = false;
   int ret = 0;
 
+  if (req->data.arch == nat->arch)
+    for (size_t i = 0; i < sizeof family / sizeof family[0] && name == NULL; i++)
+      if (nat->nr[i] >= 0 && nat->nr[i] == req->data.nr)
+        name = family[i];
+  if (name == NULL)
+    name = owned = seccomp_syscall_resolve_num_arch (req->data.arch, req->data.nr);
   if (name == NULL)
     return -ENOSYS;
   memset (c, 0, sizeof *c);
@@ -334,26 +394,25 @@ decode (const struct seccomp_notif *req, struct chown_req *c)
       else
         c->gid &= 0xffff;
     }
-  free (name);
+  free (owned);
   return ret;
 }
 
 /* Handle one call: 0 (answer success), a negative errno (answer it), or 1
  * when the call is gone (the process died or was interrupted). */
 static int
-handle (int listener, const struct seccomp_notif *req)
+handle (const struct native *nat, int listener, const struct seccomp_notif *req)
 {
   char path[PATH_MAX], full[2 * PATH_MAX + 2], p[64];
   cleanup_close int rootfd = -1;
   cleanup_close int fd = -1;
   struct chown_req c;
-  struct stat rst, st;
+  struct file_id rid, id;
   struct statfs sfs;
-  uint64_t rmnt, mnt;
   pid_t pid = (pid_t) req->pid;
   int r;
 
-  r = decode (req, &c);
+  r = decode (nat, req, &c);
   if (r < 0)
     return r;
   if (c.path != 0 || !c.by_fd)
@@ -405,24 +464,27 @@ handle (int listener, const struct seccomp_notif *req)
   if (seccomp_notify_id_valid (listener, req->id) != 0)
     return 1;
 
-  rmnt = mount_id (rootfd, &rst);
-  mnt = mount_id (fd, &st);
-  if (rmnt == 0 || mnt == 0)
-    return -EIO;
-  if (fstatfs (fd, &sfs) < 0)
-    return -errno;
-  if (sfs.f_flags & ST_RDONLY)
-    return -EROFS;
-  if (mnt != rmnt || st.st_dev != rst.st_dev)
+  r = file_id (rootfd, &rid);
+  if (r == 0)
+    r = file_id (fd, &id);
+  if (r < 0)
+    return r;
+  if (id.mnt != rid.mnt || id.dev != rid.dev)
     {
-      /* not the layer's: /proc and /sys are the kernel's (EPERM, as for a
-       * real chown of them in a user namespace); a tmpfs, a cache mount:
-       * nothing to record, success as before */
+      /* not the layer's: a read-only mount gives EROFS, as a real chown
+       * there; /proc and /sys are the kernel's (EPERM, as a real chown of
+       * them in a user namespace); a tmpfs, a cache mount: nothing to
+       * record, success as before.  (The root mount is writable: what
+       * cannot be written there fails in record with the kernel's error.) */
+      if (fstatfs (fd, &sfs) < 0)
+        return -errno;
+      if (sfs.f_flags & ST_RDONLY)
+        return -EROFS;
       if (sfs.f_type == PROC_SUPER_MAGIC || sfs.f_type == SYSFS_MAGIC)
         return -EPERM;
       return 0;
     }
-  return record (fd, &st, c.uid, c.gid);
+  return record (fd, id.mode, c.uid, c.gid);
 }
 
 static int
@@ -471,6 +533,7 @@ supervise (void *arg)
   struct ob_seccomp_notify *n = arg;
   struct seccomp_notif *req = NULL;
   struct seccomp_notif_resp *resp = NULL;
+  struct native nat;
   int listener = recv_listener (n);
 
   if (listener < 0)
@@ -482,6 +545,7 @@ supervise (void *arg)
       close (listener);
       return NULL;
     }
+  native_init (&nat);
   for (;;)
     {
       struct pollfd pfd[2] = { { .fd = listener, .events = POLLIN }, { .fd = n->stop_r, .events = POLLIN } };
@@ -509,7 +573,7 @@ supervise (void *arg)
             continue; /* the caller was killed or interrupted meanwhile */
           break;
         }
-      r = handle (listener, req);
+      r = handle (&nat, listener, req);
       if (r == 1)
         continue; /* the call is gone: no one to answer */
       memset (resp, 0, sizeof *resp);
