@@ -24,7 +24,11 @@ b_container_run_layer() {
   printf 'FROM %s\nRUN %s\n' "$OB_BASE" "$cmd" >"$w/ctx/Dockerfile"
   chmod -R a+rX "$w"
   tar=$(base_tar "$BENCH_BASE") || return 1
-  DTOP=/tmp/obb-$$ SOCK=$w/docker.sock DCONF=$w/conf DNAME=bench
+  # the daemon's data root (the job container's root file system, where
+  # the RUN writes) on the benchmark's file system, as the namespace side's
+  # store: the same disk for both (plain /tmp costs ~1 ms per new inode
+  # after mass deletions, see README.md)
+  DTOP=/tmp/obb-$$ DROOT=$BENCH_WORK/docker-data SOCK=$w/docker.sock DCONF=$w/conf DNAME=bench
   . "$BENCH_REPO/tests/fixtures/docker/dockerd.sh"
   export -f dk; export DOCKER DCONF SOCK   # measure runs its command in bash -c
   if ! start_dockerd overlay2 && ! start_dockerd vfs; then

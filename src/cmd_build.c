@@ -1,6 +1,7 @@
 /* obuild build: fill ob_build_opts from the command line, run, print. */
 #include "config.h"
 #include "cli.h"
+#include "progress.h"
 #include <obuild/build.h>
 #include <obuild/image.h>
 #include <obuild/registry.h>
@@ -46,6 +47,7 @@ enum
   OPT_SSH,
   OPT_PUSH,
   OPT_ISOLATION,
+  OPT_PROGRESS,
   OPT_HELP,
 };
 
@@ -83,6 +85,7 @@ static const struct option long_opts[] = {
   { "ssh", required_argument, NULL, OPT_SSH },
   { "push", no_argument, NULL, OPT_PUSH },
   { "isolation", required_argument, NULL, OPT_ISOLATION },
+  { "progress", required_argument, NULL, OPT_PROGRESS },
   { "help", no_argument, NULL, OPT_HELP },
   { NULL, 0, NULL, 0 },
 };
@@ -192,7 +195,8 @@ build_usage (FILE *f)
               "      --label K=V            add a label to the image (repeatable)\n"
               "  -o, --output DIR           also write the image into the OCI layout DIR\n"
               "      --push                 push every -t to its registry after the build\n"
-              "  -q, --quiet                print only the image digest\n"
+              "  -q, --quiet                print only the image digest (and --progress=quiet)\n"
+              "      --progress MODE        auto (default), plain, tty, quiet or json\n"
               "      --iidfile FILE         write the image digest to FILE\n"
               "      --target STAGE         build up to this stage\n"
               "      --userns MODE          auto, subuid, single or none\n"
@@ -204,7 +208,7 @@ build_usage (FILE *f)
               "      --network MODE         RUN network: host (default) or none\n"
               "      --snapshotter NAME     auto (default), overlay or copy\n"
               "      --pull[=POLICY]        missing (default), always or never\n"
-              "      --platform OS/ARCH     platform of base images pulled from an index\n"
+              "      --platform OS/ARCH[,...]  the image's platform (several: an image index)\n"
               "      --tls-verify BOOL      verify registries' TLS certificates (default true)\n"
               "      --cert-dir DIR         CA and client certificates for registries\n"
               "      --authfile FILE        registry credentials (auth.json)\n"
@@ -223,27 +227,16 @@ build_usage (FILE *f)
               "                             (default socket: $SSH_AUTH_SOCK)\n");
 }
 
-struct printer
-{
-  bool quiet;
-};
-
-static void
-print_line (void *data, const char *line)
-{
-  struct printer *p = data;
-  if (p->quiet)
-    return;
-  fprintf (stderr, "%s\n", line);
-}
-
 int
 cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
 {
   struct ob_build_opts o = { 0 };
   struct ob_build_result res;
   struct ob_store *store = NULL;
-  struct printer pr = { false };
+  bool quiet = false;
+  const char *progress_opt = NULL;
+  struct cli_progress *pr = NULL;
+  int mode;
   cleanup_strv char **tags = NULL;
   cleanup_strv char **args = NULL;
   cleanup_strv char **labels = NULL;
@@ -252,6 +245,7 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   cleanup_strv char **no_cache_filter = NULL;
   cleanup_strv char **annotations = NULL;
   cleanup_strv char **envs = NULL;
+  cleanup_strv char **platforms = NULL; /* --platform: one, or several (an index) */
   cleanup_free char *stdin_text = NULL;
   const char *iidfile = NULL, *userns = NULL;
   bool push = false;
@@ -283,7 +277,7 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
           o.output_dir = optarg;
           break;
         case 'q':
-          pr.quiet = true;
+          quiet = true;
           break;
         case OPT_BUILD_ARG:
           ob_strv_add (&args, optarg);
@@ -349,7 +343,10 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
             return -1;
           break;
         case OPT_PLATFORM:
-          o.source.registry.platform = optarg;
+          ob_strv_free (platforms);
+          if (ob_build_platforms_parse (optarg, &platforms, err) < 0)
+            return -1;
+          o.source.registry.platform = platforms[0];
           break;
         case OPT_TLS_VERIFY:
           if (cli_parse_bool (optarg, &o.source.registry.tls_verify, err) < 0)
@@ -441,6 +438,9 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
         case OPT_ISOLATION:
           isolation = optarg;
           break;
+        case OPT_PROGRESS:
+          progress_opt = optarg;
+          break;
         case OPT_HELP:
           build_usage (stdout);
           return 0;
@@ -451,6 +451,10 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
                                 argv[optind - 1]);
         }
     }
+  if (cli_progress_mode (progress_opt, quiet, &mode, err) < 0)
+    return -1;
+  if (mode == CLI_PROGRESS_QUIET)
+    quiet = true; /* an alias of -q: only the digest on standard output */
   if (optind != argc - 1)
     return ob_error_make (err, OB_ERR_USAGE, 0, optind >= argc ? "missing CONTEXT directory (see `obuild build --help`)"
                                                                : "too many arguments: expected one CONTEXT directory");
@@ -477,10 +481,6 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   o.no_cache_filter = no_cache_filter;
   o.annotations = annotations;
   o.envs = envs;
-  o.log = print_line;
-  o.log_data = &pr;
-  o.source.registry.progress = print_line;
-  o.source.registry.progress_data = &pr;
 
   if (push && tags == NULL)
     return ob_error_make (err, OB_ERR_USAGE, 0, "--push needs at least one -t NAME[:TAG] to push to");
@@ -501,43 +501,56 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   o.userns_root = cli_userns_mode () && strcmp (cli_userns_mode (), "root") == 0;
   o.no_isolation = ob_userns_no_isolation ();
   o.interrupted = &cli_interrupted;
-  r = ob_build_run (&o, &res, err);
+  /* the library reports events; the renderer of --progress prints them */
+  pr = cli_progress_new (mode);
+  o.event = o.source.registry.event = cli_progress_event;
+  o.event_data = o.source.registry.event_data = pr;
+  o.log = cli_progress_line;
+  o.log_data = pr;
+  o.capture_output = cli_progress_captures (pr);
+  if (platforms && platforms[1])
+    r = ob_build_run_platforms (&o, platforms, &res, err);
+  else
+    r = ob_build_run (&o, &res, err);
   if (r < 0)
     {
+      cli_progress_finish (pr, NULL);
       ob_store_close (store);
       return -1;
     }
-  for (size_t i = 0; res.warnings && res.warnings[i]; i++)
-    fprintf (stderr, "obuild: warning: %s\n", res.warnings[i]);
   if (iidfile)
     {
       cleanup_free char *line = ob_xasprintf ("%s", res.manifest_digest);
       if (ob_write_file_atomic_at (AT_FDCWD, iidfile, line, strlen (line), 0644, err) < 0)
         {
+          cli_progress_finish (pr, NULL);
           ob_build_result_clear (&res);
           ob_store_close (store);
           return ob_error_wrap (err, "--iidfile");
         }
     }
+  cli_progress_pause (pr);
   printf ("%s\n", res.manifest_digest);
-  if (!pr.quiet)
+  if (!quiet)
     for (size_t i = 0; tags && tags[i]; i++)
       printf ("oci:%s:%s\n", ob_layout_path (store->oci), tags[i]);
-  fflush (stdout);
-  ob_build_result_clear (&res);
+  cli_progress_resume (pr);
   /* --push: each tag to the registry it names; the image stays in the
    * store whatever happens here */
   for (size_t i = 0; push && tags && tags[i]; i++)
     {
       struct ob_registry_opts ro = o.source.registry;
       char pushed[72];
-      ro.progress = pr.quiet ? NULL : ro.progress;
       if (cli_push_image (store, tags[i], tags[i], &ro, pushed, err) < 0)
         {
+          cli_progress_finish (pr, NULL);
+          ob_build_result_clear (&res);
           ob_store_close (store);
           return ob_error_wrap (err, "--push %s", tags[i]);
         }
     }
+  cli_progress_finish (pr, res.manifest_digest);
+  ob_build_result_clear (&res);
   ob_store_close (store);
   return 0;
 }

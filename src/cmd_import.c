@@ -19,6 +19,7 @@
 static const struct option import_opts[] = {
   { "source-date-epoch", required_argument, NULL, 'e' },
   { "timestamp", required_argument, NULL, 'e' },
+  { "platform", required_argument, NULL, 'p' },
   { "quiet", no_argument, NULL, 'q' },
   { "help", no_argument, NULL, 'h' },
   { NULL, 0, NULL, 0 },
@@ -38,6 +39,7 @@ cmd_import (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   cleanup_free char *mantext = NULL;
   cleanup_free char *hist = NULL;
   cleanup_free char *base = NULL;
+  cleanup_free char *os = NULL, *arch = NULL, *variant = NULL;
   cleanup_close int in = -1;
   const char *env_epoch = getenv ("SOURCE_DATE_EPOCH");
   bool quiet = false;
@@ -55,12 +57,19 @@ cmd_import (struct cli_global *g, int argc, char **argv, ob_error_t *err)
           return -1;
         lo.clamp_mtime = true;
         break;
+      case 'p':
+        /* the image's platform: the tarball's programs say nothing of it */
+        free (os), free (arch), free (variant);
+        if (ob_image_platform_parse (optarg, &os, &arch, &variant, err) < 0)
+          return ob_error_wrap (err, "--platform");
+        break;
       case 'q':
         quiet = true;
         break;
       case 'h':
-        printf ("Usage: obuild import [--source-date-epoch N] [-q] ROOTFS.tar[.gz|.xz|.zst] NAME[:TAG]\n\n"
-                "Make a one-layer base image from a root filesystem tarball (`-` reads standard input).\n");
+        printf ("Usage: obuild import [--platform OS/ARCH[/VARIANT]] [--source-date-epoch N] [-q] ROOTFS.tar[.gz|.xz|.zst] NAME[:TAG]\n\n"
+                "Make a one-layer base image from a root filesystem tarball (`-` reads standard input).\n"
+                "--platform: the image's platform (default: this machine's).\n");
         return 0;
       case ':':
         return ob_error_make (err, OB_ERR_USAGE, 0, "option `%s` needs a value", argv[optind - 1]);
@@ -116,7 +125,10 @@ cmd_import (struct cli_global *g, int argc, char **argv, ob_error_t *err)
     goto out;
 
   created = ob_image_timestamp (lo.clamp_mtime ? lo.mtime_max : (int64_t) time (NULL));
-  cfg = ob_image_config_new ("linux", ob_image_host_arch (), ob_image_host_variant ());
+  if (arch)
+    cfg = ob_image_config_new (os, arch, variant);
+  else
+    cfg = ob_image_config_new ("linux", ob_image_host_arch (), ob_image_host_variant ());
   json_object_set_new (ob_image_config_runtime (cfg), "Env",
                        json_pack ("[s]", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
   ob_image_config_add_diff_id (cfg, lr.diff_id);

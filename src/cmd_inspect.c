@@ -14,6 +14,7 @@ cmd_inspect (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   struct ob_store *store = NULL;
   const char *image = NULL;
   bool config = false, manifest = false;
+  const char *platform = NULL;
   int r = -1;
 
   for (int i = 1; i < argc; i++)
@@ -22,12 +23,23 @@ cmd_inspect (struct cli_global *g, int argc, char **argv, ob_error_t *err)
         config = true;
       else if (strcmp (argv[i], "--manifest") == 0 || strcmp (argv[i], "--raw") == 0)
         manifest = true;
+      else if (strcmp (argv[i], "--platform") == 0 || ob_str_has_prefix (argv[i], "--platform="))
+        {
+          cleanup_free char *os = NULL, *arch = NULL, *variant = NULL;
+          platform = argv[i][10] == '=' ? argv[i] + 11 : i + 1 < argc ? argv[++i] : NULL;
+          if (platform == NULL)
+            return ob_error_make (err, OB_ERR_USAGE, 0, "option `--platform` needs a value");
+          if (ob_image_platform_parse (platform, &os, &arch, &variant, err) < 0)
+            return ob_error_wrap (err, "--platform");
+          ob_imagecmd_set_platform (platform);
+        }
       else if (strcmp (argv[i], "--help") == 0)
         {
-          printf ("Usage: obuild inspect [--config | --manifest | --raw] IMAGE\n\n"
+          printf ("Usage: obuild inspect [--platform OS/ARCH[/VARIANT]] [--config | --manifest | --raw] IMAGE\n\n"
                   "Print IMAGE (a tag of the store or a manifest digest) as JSON: its manifest digest and\n"
                   "media type, tags, config, layers with sizes, history.  --config prints the config blob,\n"
-                  "--manifest (or --raw) the manifest, byte for byte.\n");
+                  "--manifest (or --raw) the manifest, byte for byte.  Of a multi-platform image (an index)\n"
+                  "the manifest for this machine's platform, or for --platform.\n");
           return 0;
         }
       else if (argv[i][0] == '-' && argv[i][1])

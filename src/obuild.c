@@ -1,6 +1,7 @@
 /* obuild: command table, global options, printing of errors. */
 #include "config.h"
 #include "cli.h"
+#include "progress.h"
 #include <obuild/sandbox.h>
 #include <obuild/store.h>
 #include <obuild/userns.h>
@@ -189,7 +190,10 @@ done:
   if (r < 0)
     {
       int code = err ? err->kind : OB_ERR_GENERIC;
-      fprintf (stderr, "obuild: %s\n", err ? err->msg : "unknown error");
+      if (cli_error_reporter) /* --progress=json: the error as an event */
+        cli_error_reporter (err ? err->msg : "unknown error", code);
+      else
+        fprintf (stderr, "obuild: %s\n", err ? err->msg : "unknown error");
       ob_error_free (&err);
       return code;
     }

@@ -8,6 +8,7 @@
 #include <obuild/error.h>
 #include <obuild/image.h>
 #include <obuild/layer.h>
+#include <obuild/progress.h>
 #include <obuild/source.h>
 #include <obuild/store.h>
 
@@ -46,6 +47,14 @@ struct ob_build_opts
   int compression_level;
   void (*log) (void *data, const char *line);
   void *log_data;
+  /* Structured progress (include/obuild/progress.h): when set, the build
+   * reports through it instead of log (log still gets the few lines other
+   * modules write directly).  With capture_output, each RUN's standard
+   * output and error go through a pipe and arrive as OB_EV_OUTPUT events
+   * of their step; without it they are the build's own. */
+  ob_event_fn event;
+  void *event_data;
+  bool capture_output;
   /* RUN */
   bool userns_single;   /* single-ID user namespace: emulate root in RUN */
   bool userns_root;     /* real root: each RUN in an identity-mapped user namespace */
@@ -88,6 +97,18 @@ int ob_build_secret_parse (const char *spec, struct ob_secret_spec *out, ob_erro
 
 int ob_build_run (const struct ob_build_opts *opts, struct ob_build_result *res, ob_error_t *err);
 void ob_build_result_clear (struct ob_build_result *res);
+
+/* --platform with several platforms (build_platforms.c): split the list
+ * "os/arch[/variant],..." (OB_ERR_USAGE for a malformed or repeated one). */
+int ob_build_platforms_parse (const char *list, char ***out, ob_error_t *err);
+/* Build the Dockerfile once per platform (ob_build_run with
+ * source.registry.platform set to it), then write an OCI image index listing
+ * each manifest with its platform (from its config), tagged with o->tags
+ * and written to o->output_dir.  res->manifest_digest is the index's;
+ * res->config_digest the first platform's config.  On failure the
+ * platforms built so far are not left in the store's index. */
+int ob_build_run_platforms (const struct ob_build_opts *o, char *const *platforms, struct ob_build_result *res,
+                            ob_error_t *err);
 
 /* Parse "--chmod" values: octal 0-07777.  OB_ERR_DOCKERFILE otherwise. */
 int ob_build_parse_chmod (const char *s, mode_t *out, ob_error_t *err);

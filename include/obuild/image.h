@@ -44,6 +44,10 @@ char *ob_json_canonical (json_t *j);
 const char *ob_image_host_arch (void);
 const char *ob_image_host_variant (void); /* NULL when none */
 
+/* Split a platform "os/arch[/variant]" (caller frees; *variant NULL when
+ * none).  OB_ERR_USAGE `invalid platform "P": expected os/arch[/variant]`. */
+int ob_image_platform_parse (const char *p, char **os, char **arch, char **variant, ob_error_t *err);
+
 /* A fresh config for `FROM scratch`. */
 json_t *ob_image_config_new (const char *os, const char *arch, const char *variant);
 /* Parse and sanity-check a config blob (OB_ERR_IMAGE on failure). */

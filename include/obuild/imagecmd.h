@@ -22,6 +22,11 @@
  * (NULL when named by digest; caller frees). */
 int ob_imagecmd_find (struct ob_layout *l, const char *image, char digest[72], char **tag, ob_error_t *err);
 
+/* inspect and history: the platform whose manifest a multi-platform
+ * image (an index) shows, "os/arch[/variant]"; NULL (the default): this
+ * machine's.  The string must outlive the calls. */
+void ob_imagecmd_set_platform (const char *platform);
+
 /* `obuild inspect`: one JSON object (Name, Digest, MediaType, RepoTags, Id,
  * Created, Architecture, Os, Config, RootFS, Layers, Size, History, ...). */
 int ob_imagecmd_inspect (struct ob_layout *l, const char *image, json_t **out, ob_error_t *err);

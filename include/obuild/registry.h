@@ -10,6 +10,7 @@
 
 #include <obuild/error.h>
 #include <obuild/image.h>
+#include <obuild/progress.h>
 #include <obuild/store.h>
 
 #include <stdbool.h>
@@ -38,6 +39,11 @@ struct ob_registry_opts
   const char *platform;   /* "os/arch[/variant]", NULL: the host's */
   void (*progress) (void *data, const char *line);
   void *progress_data;
+  /* Structured events (OB_EV_LOG lines and OB_EV_TRANSFER per blob); when
+   * set, used instead of progress.  Called from the transfer threads, one
+   * call at a time. */
+  ob_event_fn event;
+  void *event_data;
 };
 
 /* Fill opts with the defaults (tls_verify true, everything else unset). */
@@ -65,8 +71,9 @@ int ob_registry_pull (struct ob_registry *r, const struct ob_ref *ref, struct ob
  * the base image's repository when it is on the same registry),
  * up to 3 at a time, then the manifest PUT by tag (by digest when ref has
  * no tag) with its mediaType as Content-Type.  Fills the digest the
- * registry reports (must equal manifest->digest).  Indexes are refused
- * (OB_ERR_USAGE). */
+ * registry reports (must equal manifest->digest).  An index is pushed
+ * whole: each manifest it lists (by digest, with its blobs), then the
+ * index by tag. */
 int ob_registry_push (struct ob_registry *r, struct ob_layout *src,
                       const struct ob_descriptor *manifest, const struct ob_ref *ref,
                       char pushed_digest[72], ob_error_t *err);

@@ -48,11 +48,21 @@ int ob_blob_check_size (int fd, const struct ob_descriptor *d, bool json, ob_err
  * the host platform (through nested indexes, OB_MAX_INDEX_DEPTH deep). */
 int ob_layout_resolve (struct ob_layout *l, const char *ref, struct ob_descriptor *d,
                        ob_error_t *err);
+/* The same for platform "os/arch[/variant]" (NULL: the host's): a tag
+ * pointing at an index gives that platform's entry (OB_ERR_IMAGE `index
+ * DIGEST has no image for OS/ARCH` when it has none). */
+int ob_layout_resolve_platform (struct ob_layout *l, const char *ref, const char *platform,
+                                struct ob_descriptor *d, ob_error_t *err);
 /* Like ob_layout_resolve, but 0 (d empty) when ref is not there, 1 when
  * found: every other failure (a broken index.json, an index blob that is
  * not one) stays an error. */
 int ob_layout_lookup (struct ob_layout *l, const char *ref, struct ob_descriptor *d,
                       ob_error_t *err);
+/* The entry itself, an index not followed (obuild push sends a
+ * multi-platform image whole). */
+int ob_layout_resolve_entry (struct ob_layout *l, const char *ref, struct ob_descriptor *d, ob_error_t *err);
+int ob_layout_lookup_platform (struct ob_layout *l, const char *ref, const char *platform,
+                               struct ob_descriptor *d, ob_error_t *err);
 /* Indexes listing indexes: followed this deep at most (OB_ERR_IMAGE beyond). */
 #define OB_MAX_INDEX_DEPTH 8
 
@@ -98,6 +108,14 @@ const char *ob_txn_scratch (struct ob_txn *t);
  * normalised; may be empty, then an untagged entry is added) at manifest. */
 int ob_txn_commit (struct ob_txn *t, const struct ob_descriptor *manifest, char *const *tags,
                    ob_error_t *err);
+/* Like ob_txn_commit, and untagged entries for the digests in replaces
+ * (NULL-terminated) go: the per-platform manifests a multi-platform
+ * build committed untagged, now reached through the index. */
+int ob_txn_commit_replacing (struct ob_txn *t, const struct ob_descriptor *manifest, char *const *tags,
+                             char *const *replaces, ob_error_t *err);
+/* Remove the untagged index entries for these digests (NULL-terminated):
+ * a failed multi-platform build's platforms built so far. */
+int ob_layout_drop_untagged (struct ob_layout *l, char *const *digests, ob_error_t *err);
 /* Move the staged blobs into the layout without touching index.json
  * (blobs a push needs; unreferenced ones go at the next prune).  The
  * transaction stays usable. */

@@ -29,13 +29,16 @@ blog (struct build *b, const char *fmt, ...)
 {
   va_list ap;
   char *line;
-  if (b->o->log == NULL)
+  if (b->o->log == NULL && b->o->event == NULL)
     return;
   va_start (ap, fmt);
   if (vasprintf (&line, fmt, ap) < 0)
     ob_oom ();
   va_end (ap);
-  b->o->log (b->o->log_data, line);
+  if (b->o->event)
+    ob_build_emit_text (b, OB_EV_LOG, line);
+  else
+    b->o->log (b->o->log_data, line);
   free (line);
 }
 
@@ -433,6 +436,8 @@ ob_build_stage_clear (struct stage *s)
   free (s->arg_vals);
   free (s->rootfs);
   free (s->copy_rootfs);
+  ob_statmap_free (s->copy_seen);
+  ob_strv_free (s->copy_linked);
   free (s->hit_created);
   json_decref (s->env_index);
   json_decref (s->arg_index);
@@ -646,7 +651,9 @@ ob_build_cache_try (struct build *b, struct stage *s, struct ob_sha256 *h, char 
       s->hit_created = ob_xstrdup (e.created);
     }
   strcpy (s->cache_key, key);
-  blog (b, "--> CACHED");
+  s->step_cached = true;
+  if (b->o->event == NULL) /* with events: the step's end says it */
+    blog (b, "--> CACHED");
   ob_cache_entry_clear (&e);
   return 1;
 }
@@ -832,9 +839,20 @@ parse_platform (const char *p, char **os, char **arch, char **variant, ob_error_
 
 /* Load an image (config and layers) into stage s; ref is resolved by the
  * source module: the store, oci:/oci-archive:/docker-archive:, a registry. */
+static int load_image_platform (struct build *b, struct stage *s, const char *ref, const char *platform,
+                                ob_error_t *err);
+
 int
 ob_build_load_image (struct build *b, struct stage *s, const char *ref, ob_error_t *err)
 {
+  return load_image_platform (b, s, ref, b->o->source.registry.platform, err);
+}
+
+/* ... for platform (FROM --platform, else the build's; NULL: the host's) */
+static int
+load_image_platform (struct build *b, struct stage *s, const char *ref, const char *platform, ob_error_t *err)
+{
+  struct ob_source_opts so = b->o->source;
   struct ob_source src;
   struct ob_manifest *m = NULL;
   cleanup_free char *mdata = NULL;
@@ -843,7 +861,8 @@ ob_build_load_image (struct build *b, struct stage *s, const char *ref, ob_error
   json_t *ids;
   int r = -1;
 
-  if (ob_source_resolve (b->o->store, b->txn, ref, &b->o->source, &src, err) < 0)
+  so.registry.platform = platform;
+  if (ob_source_resolve (b->o->store, b->txn, ref, &so, &src, err) < 0)
     {
       if ((*err)->kind == OB_ERR_REGISTRY)
         return ob_error_wrap (err, "image `%s` is not in the local store (%s), and pulling it failed",
@@ -914,6 +933,8 @@ do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
   struct lookup l = { b, NULL };
   cleanup_free char *image = NULL;
   const struct ob_flag *pf = ob_instr_flag (in, "platform");
+  cleanup_free char *fplat = NULL;
+  const char *platform;
   struct stage *src;
   json_t *onbuild;
 
@@ -925,16 +946,21 @@ do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
   src = ob_build_find_stage (b, image, s->index);
   if (src && (src->name == NULL || strcasecmp (src->name, image) != 0))
     src = NULL; /* FROM takes stage names, not indexes */
+  /* the stage's platform: FROM --platform (FROM --platform=$BUILDPLATFORM
+   * runs natively in a cross build), else the build's */
+  if (pf && pf->value)
+    {
+      cleanup_free char *os = NULL, *arch = NULL, *variant = NULL;
+      if (ob_dockerfile_word (pf->value, b->df->escape, ob_build_lookup, &l, &fplat, err) < 0
+          || parse_platform (fplat, &os, &arch, &variant, err) < 0)
+        return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+    }
+  platform = fplat ? fplat : b->o->source.registry.platform;
   if (strcmp (image, "scratch") == 0)
     {
       cleanup_free char *os = NULL, *arch = NULL, *variant = NULL;
-      if (pf && pf->value)
-        {
-          cleanup_free char *pv = NULL;
-          if (ob_dockerfile_word (pf->value, b->df->escape, ob_build_lookup, &l, &pv, err) < 0
-              || parse_platform (pv, &os, &arch, &variant, err) < 0)
-            return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
-        }
+      if (platform && parse_platform (platform, &os, &arch, &variant, err) < 0)
+        return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
       s->config = ob_image_config_new (os ? os : "linux", arch ? arch : ob_image_host_arch (),
                                        arch ? variant : ob_image_host_variant ());
     }
@@ -955,7 +981,7 @@ do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
       s->n_misses = src->n_misses;
       s->hit_created = src->hit_created ? ob_xstrdup (src->hit_created) : NULL;
     }
-  else if (ob_build_load_image (b, s, image, err) < 0)
+  else if (load_image_platform (b, s, image, platform, err) < 0)
     {
       cleanup_free char *norm = NULL;
       ob_error_t nerr = NULL;
@@ -979,6 +1005,10 @@ do_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t
   {
     struct ob_sha256 *h = ob_sha256_new ();
     ob_build_cache_add (h, "FROM");
+    /* a step cached for one platform is never another's, whatever the
+     * base (an image without an index is the same bytes for both) */
+    if (platform)
+      ob_build_cache_add (h, platform);
     if (src)
       ob_build_cache_add (h, src->cache_key);
     else if (s->base_digest)
@@ -1743,10 +1773,19 @@ build_stage (struct build *b, struct stage *s, ob_error_t *err)
       b->step++;
       if (b->o->interrupted && *b->o->interrupted)
         return ob_error_make (err, OB_ERR_INTERRUPTED, 0, "interrupted");
-      blog (b, "STEP %zu/%zu: %s", b->step, b->total_steps, in->original);
+      int64_t t0 = ob_progress_now ();
+      size_t layers_before = s->n_layers;
+      b->cur_stage = s;
+      s->step_cached = false;
+      if (b->o->event)
+        ob_build_emit_step (b, s, in, OB_EV_STEP_START, t0, 0, false);
+      else
+        blog (b, "STEP %zu/%zu: %s", b->step, b->total_steps, in->original);
       if (in->kind != OB_I_FROM && ob_build_account (b, s, in, strlen (in->original), err) < 0)
-        return -1;
-      r = in->kind == OB_I_FROM ? do_from (b, s, in, err) : run_instr (b, s, in, err);
+        r = -1;
+      else
+        r = in->kind == OB_I_FROM ? do_from (b, s, in, err) : run_instr (b, s, in, err);
+      ob_build_emit_step (b, s, in, OB_EV_STEP_END, t0, layers_before, r < 0);
       if (r < 0)
         return -1;
     }
@@ -2054,6 +2093,9 @@ ob_build_run (const struct ob_build_opts *o, struct ob_build_result *res, ob_err
       if (!used)
         ob_strv_take (&res->warnings, ob_xasprintf ("build argument `%s` was not consumed by any ARG", k));
     }
+  b.cur_stage = NULL;
+  for (size_t i = 0; o->event && res->warnings && res->warnings[i]; i++)
+    ob_build_emit_text (&b, OB_EV_WARNING, res->warnings[i]);
   if (o->cache_to && ob_build_cache_export (&b, o->cache_to, err) < 0)
     goto out;
   if (ob_cache_close (b.cache, true, err) < 0)

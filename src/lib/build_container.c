@@ -157,7 +157,10 @@ ob_build_container_prepare (struct build *b, struct stage *s, ob_error_t *err)
       if (same)
         {
           if (b->container_stage)
-            b->container_stage->copy_applied = 0;
+            {
+              b->container_stage->copy_applied = 0;
+              ob_build_copyfs_forget (b->container_stage);
+            }
           b->container_stage = s;
           free (s->copy_rootfs);
           s->copy_rootfs = ob_xstrdup ("/");
@@ -172,7 +175,11 @@ ob_build_container_prepare (struct build *b, struct stage *s, ob_error_t *err)
       if (clear (b, rootfd, st.st_dev, "", err) < 0)
         return -1;
       if (b->container_stage)
-        b->container_stage->copy_applied = 0;
+        {
+          b->container_stage->copy_applied = 0;
+          ob_build_copyfs_forget (b->container_stage);
+        }
+      ob_build_copyfs_forget (s);
       b->container_stage = s;
       free (s->copy_rootfs);
       s->copy_rootfs = ob_xstrdup ("/");
@@ -182,10 +189,13 @@ ob_build_container_prepare (struct build *b, struct stage *s, ob_error_t *err)
     {
       cleanup_close int fd = -1;
       const char *dg = s->layers[s->copy_applied].digest;
+      ob_build_copyfs_forget (s);
       if (ob_txn_blob_open (b->txn, dg, &fd, err) < 0
           || ob_layer_extract_keep (fd, rootfd, (const char *const *) b->container_keep, err) < 0)
         return ob_error_wrap (err, "unpack layer %s onto the container's root", dg);
     }
+  if (ob_build_copyfs_record (b, s, err) < 0)
+    return -1;
   return ob_build_container_mark (b, s, err);
 }
 

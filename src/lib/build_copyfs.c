@@ -1,8 +1,12 @@
 /* build: the "copy" snapshotter, used when overlayfs cannot be mounted (or
  * with --snapshotter=copy).  The stage's root filesystem is a private
  * directory that RUN steps change in place; a step's change is found by
- * comparing that directory with the image's metadata before the step (the
- * tree module, read from the layers' tar headers): a stat-based walk diff.
+ * comparing that directory with what it was before the step: an entry is
+ * unchanged when its inode and ctime are those the last walk saw while the
+ * root equalled the stage's tree (statmap.h; nothing a process does leaves
+ * ctime as it was), and without such a record its type, mode, owner, size,
+ * mtime and link target are compared with the image's metadata (the tree
+ * module, read from the layers' tar headers).
  * The change is written as an overlay-style upper directory (whiteouts as
  * 0:0 character devices), so the rest of the pipeline is the same. */
 #include "config.h"
@@ -38,10 +42,18 @@ ob_build_copyfs_prepare (struct build *b, struct stage *s, ob_error_t *err)
     {
       cleanup_close int fd = -1;
       const char *dg = s->layers[s->copy_applied].digest;
+      ob_build_copyfs_forget (s);
       if (ob_txn_blob_open (b->txn, dg, &fd, err) < 0 || ob_layer_extract (fd, rootfd, "/", true, true, err) < 0)
         return ob_error_wrap (err, "unpack layer %s", dg);
     }
-  return 0;
+  return ob_build_copyfs_record (b, s, err);
+}
+
+void
+ob_build_copyfs_forget (struct stage *s)
+{
+  ob_statmap_free (s->copy_seen);
+  s->copy_seen = NULL;
 }
 
 struct diff
@@ -50,11 +62,14 @@ struct diff
   struct stage *s;
   int rootfd, upperfd;
   dev_t root_dev;
+  const struct ob_statmap *seen; /* the root as it equalled the tree, or NULL */
+  struct ob_statmap *record;     /* what this walk sees, or NULL */
   bool dry;     /* only find out whether anything changed */
   bool changed; /* dry: something did */
   struct ob_changes *list; /* list mode: the changes, read from the root itself */
   size_t list_cap;
   char **dirs; /* directories made in upper: mtimes set at the end */
+  char **linked; /* files linked into upper (their ctime moves twice) */
 };
 
 /* The owner an entry stands for: its xattr when the user namespace could
@@ -194,7 +209,10 @@ materialize (struct diff *d, const char *rel, const struct stat *st, ob_error_t 
     case S_IFREG:
       /* the content is final: share the inode (the layer writer only reads) */
       if (linkat (d->rootfd, rel, d->upperfd, rel, 0) == 0)
-        return 0;
+        {
+          ob_strv_add (&d->linked, rel);
+          return 0;
+        }
       if (errno != EXDEV)
         return ob_error_make (err, OB_ERR_STORE, errno, "link `%s`", rel);
       /* the root and the store on different file systems (a container's
@@ -240,6 +258,15 @@ changed (struct diff *d, const char *rel, const struct stat *st, const struct ob
   gid_t gid;
   if (ts == NULL || (st->st_mode & S_IFMT) != (ts->mode & S_IFMT) || (st->st_mode & 07777) != (ts->mode & 07777))
     return true;
+  /* the same inode with the same ctime: nothing wrote, renamed, chmod'ed,
+   * chown'ed or touched it since the root equalled the tree (a directory's
+   * ctime moves with its entries, which are compared on their own) */
+  if (d->seen && !S_ISDIR (st->st_mode))
+    {
+      int same = ob_statmap_same (d->seen, rel, st);
+      if (same >= 0)
+        return same == 0;
+    }
   effective_owner (d->rootfd, d->b->o->userns_root || d->b->o->container, rel, st, &uid, &gid);
   if (uid != ts->uid || gid != ts->gid)
     return true;
@@ -315,7 +342,13 @@ walk (struct diff *d, const char *rel, ob_error_t *err)
               continue;
             }
         }
-      if (changed (d, crel, &st, ob_tree_lookup (d->s->tree, cabs)))
+      bool ch = changed (d, crel, &st, ob_tree_lookup (d->s->tree, cabs));
+      /* the next walk's reference: every entry this one leaves as it is
+       * (a changed file linked into the upper directory gets another
+       * ctime; in list mode nothing touches it) */
+      if (d->record && !S_ISDIR (st.st_mode) && (!ch || d->list))
+        ob_statmap_put (d->record, crel, &st);
+      if (ch)
         {
           if (d->dry)
             {
@@ -380,10 +413,11 @@ walk (struct diff *d, const char *rel, ob_error_t *err)
 int
 ob_build_copyfs_diff (struct build *b, struct stage *s, const char *upper, ob_error_t *err)
 {
-  struct diff d = { .b = b, .s = s, .rootfd = -1, .upperfd = -1 };
+  struct diff d = { .b = b, .s = s, .rootfd = -1, .upperfd = -1, .seen = s->copy_seen };
   int r;
   if (ob_build_stage_tree (b, s, err) < 0)
     return -1;
+  d.record = ob_statmap_new ();
   d.rootfd = open (s->copy_rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   d.upperfd = open (upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (d.rootfd < 0 || d.upperfd < 0)
@@ -409,12 +443,39 @@ ob_build_copyfs_diff (struct build *b, struct stage *s, const char *upper, ob_er
     close (d.rootfd);
   if (d.upperfd >= 0)
     close (d.upperfd);
+  /* the root now equals the tree with this change: the next step's
+   * reference */
+  ob_build_copyfs_forget (s);
+  ob_strv_free (s->copy_linked);
+  s->copy_linked = d.linked;
+  if (r == 0)
+    s->copy_seen = d.record;
+  else
+    ob_statmap_free (d.record);
   return r;
+}
+
+void
+ob_build_copyfs_settle (struct stage *s)
+{
+  cleanup_close int rootfd = -1;
+  if (s->copy_seen && s->copy_linked && s->copy_rootfs)
+    rootfd = open (s->copy_rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  for (size_t i = 0; rootfd >= 0 && s->copy_linked[i]; i++)
+    {
+      struct stat st;
+      if (fstatat (rootfd, s->copy_linked[i], &st, AT_SYMLINK_NOFOLLOW) == 0)
+        ob_statmap_put (s->copy_seen, s->copy_linked[i], &st);
+    }
+  ob_strv_free (s->copy_linked);
+  s->copy_linked = NULL;
 }
 
 int
 ob_build_copyfs_unchanged (struct build *b, struct stage *s, const char *root, ob_error_t *err)
 {
+  /* compared with the tree alone; what it sees becomes the stage's
+   * reference when the root equals the tree */
   struct diff d = { .b = b, .s = s, .rootfd = -1, .upperfd = -1, .dry = true };
   struct stat rst;
   int r;
@@ -422,19 +483,39 @@ ob_build_copyfs_unchanged (struct build *b, struct stage *s, const char *root, o
     return -1;
   d.rootfd = open (root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (d.rootfd < 0 || fstat (d.rootfd, &rst) < 0)
-    return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", root);
+    {
+      if (d.rootfd >= 0)
+        close (d.rootfd);
+      return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", root);
+    }
   d.root_dev = rst.st_dev;
+  d.record = ob_statmap_new ();
   r = walk (&d, "", err);
   close (d.rootfd);
   ob_strv_free (d.dirs);
+  ob_build_copyfs_forget (s);
+  if (r == 0 && !d.changed)
+    s->copy_seen = d.record;
+  else
+    ob_statmap_free (d.record);
   return r < 0 ? -1 : d.changed ? 0 : 1;
+}
+
+int
+ob_build_copyfs_record (struct build *b, struct stage *s, ob_error_t *err)
+{
+  /* a root that differs from the tree (a device node the layer had and
+   * this process could not make) keeps the comparison with the tree */
+  if (s->copy_seen)
+    return 0;
+  return ob_build_copyfs_unchanged (b, s, s->copy_rootfs, err) < 0 ? -1 : 0;
 }
 
 int
 ob_build_copyfs_changes (struct build *b, struct stage *s, int rootfd, struct ob_changes **out, ob_error_t *err)
 {
   struct ob_changes *c = ob_xmalloc0 (sizeof *c);
-  struct diff d = { .b = b, .s = s, .rootfd = rootfd, .upperfd = -1, .list = c };
+  struct diff d = { .b = b, .s = s, .rootfd = rootfd, .upperfd = -1, .list = c, .seen = s->copy_seen };
   struct stat rst;
   size_t w = 0;
   int r;
@@ -445,13 +526,17 @@ ob_build_copyfs_changes (struct build *b, struct stage *s, int rootfd, struct ob
       return *err ? -1 : ob_error_make (err, OB_ERR_STORE, errno, "stat the root");
     }
   d.root_dev = rst.st_dev;
+  d.record = ob_statmap_new ();
   r = walk (&d, "", err);
   ob_strv_free (d.dirs);
+  ob_build_copyfs_forget (s);
   if (r < 0)
     {
+      ob_statmap_free (d.record);
       ob_changes_free (c);
       return -1;
     }
+  s->copy_seen = d.record;
   if (c->n > 1)
     qsort (c->items, c->n, sizeof *c->items, cmp_change);
   for (size_t i = 0; i < c->n; i++)

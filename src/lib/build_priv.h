@@ -8,6 +8,7 @@
 #include <obuild/cache.h>
 #include <obuild/seccomp.h>
 #include <obuild/tree.h>
+#include <obuild/statmap.h>
 
 struct stage
 {
@@ -29,6 +30,10 @@ struct stage
   char *copy_rootfs;    /* copy snapshotter: the stage's root, changed in place */
   char cache_key[72];   /* key of the stage's last filesystem state */
   size_t copy_applied;  /* layers already applied to copy_rootfs */
+  /* inode and ctime of each entry of copy_rootfs when it last equalled the
+   * stage's tree, or NULL (statmap.h): what the next diff compares with */
+  struct ob_statmap *copy_seen;
+  char **copy_linked; /* files the last diff linked into its upper dir */
   char *rootfs; /* the stage unpacked, for COPY --from (lazily) */
   /* steps that changed the filesystem, found in the cache or executed;
    * a stage made only of hits keeps the time of its cached steps */
@@ -40,6 +45,7 @@ struct stage
   json_t *env_indexed;    /* the Env array env_index describes (borrowed) */
   size_t env_indexed_n;   /* its size when env_index was last brought up to date */
   json_t *arg_index;      /* "NAME" -> position of its last ARG in arg_keys */
+  bool step_cached;       /* the running step was found in the cache (events) */
 };
 
 struct build
@@ -73,6 +79,7 @@ struct build
   char **adopt_dirs; /* step upper dirs to keep as unpacked layers: "diffid\tpath" */
   struct stage *container_stage; /* --isolation=container: whose image "/" holds */
   char **container_keep;         /* ... and the paths never touched there */
+  struct stage *cur_stage;       /* the stage being built, for events */
 };
 
 struct lookup
@@ -131,6 +138,14 @@ int ob_build_copyfs_changes (struct build *b, struct stage *s, int rootfd, struc
 /* ob_build_commit_layer for a change list (paths relative to upperfd). */
 int ob_build_commit_changes (struct build *b, struct stage *s, int upperfd, const struct ob_changes *changes,
                              const char *upper_path, const char *created_by, bool drop_empty, ob_error_t *err);
+/* The copy snapshotter's reference for the next diff (statmap.h):
+ * recorded by a stat walk when there is none (the root must equal the
+ * tree), forgotten when layers are extracted onto the root. */
+int ob_build_copyfs_record (struct build *b, struct stage *s, ob_error_t *err);
+void ob_build_copyfs_forget (struct stage *s);
+/* After the diff's upper directory is gone: record the files it had linked
+ * (their ctime moved with the link and the unlink). */
+void ob_build_copyfs_settle (struct stage *s);
 /* 1 when root holds exactly the stage's tree (stat-level), 0 when not. */
 int ob_build_copyfs_unchanged (struct build *b, struct stage *s, const char *root, ob_error_t *err);
 
@@ -203,5 +218,17 @@ void ob_build_container_cleanup (struct build *b);
  * that it holds the stage's layers (after a RUN step's commit too). */
 int ob_build_container_root_matches (struct build *b, struct stage *s, ob_error_t *err);
 int ob_build_container_mark (struct build *b, struct stage *s, ob_error_t *err);
+
+/* Progress events (build_events.c); only when o->event is set. */
+void ob_build_emit_text (struct build *b, int type, const char *text);
+void ob_build_emit_step (struct build *b, struct stage *s, const struct ob_instr *in, int type, int64_t t0,
+                         size_t layers_before, bool failed);
+/* With o->capture_output: a pipe for the RUN's stdout and stderr (*wfd,
+ * -1 without capture) whose lines become OB_EV_OUTPUT events of the step;
+ * finish closes *wfd and waits for the reader. */
+struct ob_build_output;
+int ob_build_output_start (struct build *b, struct stage *s, const struct ob_instr *in,
+                           struct ob_build_output **out, int *wfd, ob_error_t *err);
+void ob_build_output_finish (struct ob_build_output **c, int *wfd);
 
 #endif

@@ -3,6 +3,7 @@
  * sandbox, and turns the upper directory into the step's layer. */
 #include "config.h"
 #include "build_priv.h"
+#include <obuild/binfmt.h>
 #include <obuild/sandbox.h>
 #include <obuild/seccomp_notify.h>
 #include <obuild/util.h>
@@ -515,6 +516,8 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   gid_t gid = 0;
   int status = 0, r = -1;
   int stdin_pipe[2] = { -1, -1 };
+  struct ob_build_output *capture = NULL;
+  int out_fd = -1;
   bool copy;
   const char *root;
   char cache_key[72];
@@ -636,6 +639,11 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
     }
   else if (b->o->no_isolation)
     return ob_build_instr_error (b, in, err, OB_ERR_USERNS, "RUN: %s", b->o->no_isolation);
+  /* the stage's programs are of its image's architecture: a foreign one
+   * runs through qemu-user, which must be registered to work in here */
+  if (ob_binfmt_check (json_string_value (json_object_get (s->config, "os")),
+                       json_string_value (json_object_get (s->config, "architecture")), err) < 0)
+    return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
   if (b->seccomp == NULL && b->o->userns_single && ob_seccomp_notify_available ())
     {
       if (ob_seccomp_build_owners (&b->seccomp, err) < 0)
@@ -832,13 +840,17 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   so.mounts = all_mounts;
   so.n_mounts = n_mounts + bm.n;
   so.stdin_fd = stdin_pipe[0];
-  so.stdout_fd = -1;
-  so.stderr_fd = -1;
-  if (ob_sandbox_run (&so, &status, &created, err) < 0)
+  if (ob_build_output_start (b, s, in, &capture, &out_fd, err) < 0)
+    goto out;
+  so.stdout_fd = so.stderr_fd = out_fd;
+  r = ob_sandbox_run (&so, &status, &created, err);
+  ob_build_output_finish (&capture, &out_fd);
+  if (r < 0)
     {
       ob_error_wrap (err, "%s:%d: RUN", b->dfname, in->line);
       goto out;
     }
+  r = -1;
   run_ctx_unmount_start (&rc);
   if (created && ob_build_stage_tree (b, s, err) < 0)
     goto out;
@@ -895,6 +907,7 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
       s->copy_applied = s->n_layers; /* the root already holds this change */
       ob_rm_rf_at (AT_FDCWD, rc.upper, &e);
       ob_error_free (&e);
+      ob_build_copyfs_settle (s);
     }
   run_ctx_unmount_wait (&rc);
   {

@@ -50,6 +50,20 @@ ob_image_host_variant (void)
 #endif
 }
 
+int
+ob_image_platform_parse (const char *p, char **os, char **arch, char **variant, ob_error_t *err)
+{
+  const char *a = strchr (p, '/');
+  const char *v = a ? strchr (a + 1, '/') : NULL;
+  *os = *arch = *variant = NULL;
+  if (a == NULL || a == p || a[1] == '\0' || a[1] == '/' || (v && (v[1] == '\0' || strchr (v + 1, '/'))))
+    return ob_error_make (err, OB_ERR_USAGE, 0, "invalid platform \"%s\": expected os/arch[/variant]", p);
+  *os = ob_xstrndup (p, a - p);
+  *arch = v ? ob_xstrndup (a + 1, v - a - 1) : ob_xstrdup (a + 1);
+  *variant = v ? ob_xstrdup (v + 1) : NULL;
+  return 0;
+}
+
 json_t *
 ob_image_config_new (const char *os, const char *arch, const char *variant)
 {

@@ -125,13 +125,23 @@ loaded_clear (struct loaded *x)
   memset (x, 0, sizeof *x);
 }
 
+/* The platform taken from an index (ob_imagecmd_set_platform); NULL: the
+ * host's. */
+static const char *img_platform;
+
+void
+ob_imagecmd_set_platform (const char *platform)
+{
+  img_platform = platform;
+}
+
 static int
 load_image (struct ob_layout *l, const char *image, bool config, struct loaded *x, ob_error_t *err)
 {
   memset (x, 0, sizeof *x);
   if (ob_imagecmd_find (l, image, x->top, &x->tag, err) < 0)
     return -1;
-  if (ob_layout_resolve (l, x->top, &x->md, err) < 0
+  if (ob_layout_resolve_platform (l, x->top, img_platform, &x->md, err) < 0
       || ob_layout_blob_read_desc (l, &x->md, &x->mdata, &x->mlen, err) < 0
       || ob_image_manifest_parse (x->mdata, x->mlen, &x->m, err) < 0)
     goto fail;

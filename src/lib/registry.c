@@ -338,16 +338,67 @@ progress (struct ob_registry *r, const char *fmt, ...)
 {
   va_list ap;
   char *line;
-  if (r->opts.progress == NULL)
+  if (r->opts.progress == NULL && r->opts.event == NULL)
     return;
   va_start (ap, fmt);
   if (vasprintf (&line, fmt, ap) < 0)
     ob_oom ();
   va_end (ap);
   pthread_mutex_lock (&r->progress_lock);
-  r->opts.progress (r->opts.progress_data, line);
+  if (r->opts.event)
+    {
+      struct ob_event ev = { .type = OB_EV_LOG, .text = line, .stage = -1 };
+      r->opts.event (r->opts.event_data, &ev);
+    }
+  else
+    r->opts.progress (r->opts.progress_data, line);
   pthread_mutex_unlock (&r->progress_lock);
   free (line);
+}
+
+/* A blob transfer event; text is the plain line (NULL: none).  Also the
+ * curl progress hook of reg_req (reg_xfer), throttled there. */
+static void
+xfer_event (struct ob_registry *r, int state, bool push, const char *ref, const struct ob_descriptor *d,
+            int64_t done, const char *text)
+{
+  struct ob_event ev = { .type = OB_EV_TRANSFER, .stage = -1 };
+  if (r->opts.event == NULL)
+    {
+      if (text)
+        progress (r, "%s", text);
+      return;
+    }
+  ev.text = text;
+  ev.xfer = state;
+  ev.push = push;
+  ev.ref = ref;
+  ev.digest = d->digest;
+  ev.done = done;
+  ev.total = d->size;
+  pthread_mutex_lock (&r->progress_lock);
+  r->opts.event (r->opts.event_data, &ev);
+  pthread_mutex_unlock (&r->progress_lock);
+}
+
+struct xfer_hook
+{
+  struct ob_registry *r;
+  bool push;
+  const char *ref;
+  const struct ob_descriptor *d;
+  int64_t last; /* ob_progress_now of the last event */
+};
+
+static void
+xfer_hook (void *u, int64_t done)
+{
+  struct xfer_hook *x = u;
+  int64_t now = ob_progress_now ();
+  if (now - x->last < 100000000 || done <= 0 || done >= x->d->size)
+    return;
+  x->last = now;
+  xfer_event (x->r, OB_XFER_PROGRESS, x->push, x->ref, x->d, done, NULL);
 }
 
 static bool
@@ -620,6 +671,7 @@ struct pool
   const struct ob_descriptor *descs;
   size_t n, next;
   pool_fn fn;
+  const char *ref;         /* for transfer events */
   pthread_mutex_t mu;      /* next, err, cancel */
   pthread_mutex_t txn_mu;  /* ob_txn_blob_create .. commit is one sequence */
   volatile int cancel;
@@ -708,6 +760,7 @@ pull_blob (struct pool *p, CURL *easy, const struct ob_descriptor *d, ob_error_t
   cleanup_free char *sz = human_size (d->size);
   cleanup_close int fd = -1;
   struct reg_req q = { 0 };
+  struct xfer_hook hook = { p->r, false, p->ref, d, 0 };
   char got[OB_DIGEST_LEN];
   int out, ret;
 
@@ -723,6 +776,9 @@ pull_blob (struct pool *p, CURL *easy, const struct ob_descriptor *d, ob_error_t
   q.hash = ob_sha256_new ();
   q.max_size = d->size;
   q.cancel = &p->cancel;
+  q.on_bytes = xfer_hook;
+  q.on_bytes_data = &hook;
+  xfer_event (p->r, OB_XFER_START, false, p->ref, d, 0, NULL);
   ret = reg_do (p->r, easy, &q, err);
   if (ret < 0)
     ob_error_wrap (err, "blob %s", d->digest);
@@ -762,7 +818,10 @@ pull_blob (struct pool *p, CURL *easy, const struct ob_descriptor *d, ob_error_t
   unlink (path);
   if (ret < 0)
     return ob_error_wrap (err, "blob %s", d->digest);
-  progress (p->r, "Copied blob %.19s (%s)", d->digest, sz);
+  {
+    cleanup_free char *line = ob_xasprintf ("Copied blob %.19s (%s)", d->digest, sz);
+    xfer_event (p->r, OB_XFER_DONE, false, p->ref, d, d->size, line);
+  }
   return 0;
 }
 
@@ -853,6 +912,7 @@ ob_registry_pull (struct ob_registry *r, const struct ob_ref *ref, struct ob_txn
   p.descs = todo;
   p.n = n_todo;
   p.fn = pull_blob;
+  p.ref = ref->canonical;
   if (pool_run (&p, err) < 0)
     goto out;
   manifest->media_type = steal_pointer (&mt);
@@ -880,6 +940,7 @@ push_blob (struct pool *p, CURL *easy, const struct ob_descriptor *d, ob_error_t
   cleanup_free char *sz = human_size (d->size);
   cleanup_close int fd = -1;
   struct reg_req q = { 0 };
+  struct xfer_hook hook = { p->r, true, p->ref, d, 0 };
   struct stat st;
   int ret;
 
@@ -898,7 +959,8 @@ push_blob (struct pool *p, CURL *easy, const struct ob_descriptor *d, ob_error_t
   if (q.code == 200)
     {
       reg_req_clear (&q);
-      progress (p->r, "Blob %.19s already there", d->digest);
+      cleanup_free char *line = ob_xasprintf ("Blob %.19s already there", d->digest);
+      xfer_event (p->r, OB_XFER_EXISTS, true, p->ref, d, d->size, line);
       return 0;
     }
   if (q.code != 404)
@@ -931,7 +993,8 @@ push_blob (struct pool *p, CURL *easy, const struct ob_descriptor *d, ob_error_t
     {
       /* cross-repository mount: the registry linked the blob, no upload */
       reg_req_clear (&q);
-      progress (p->r, "Blob %.19s mounted from %s", d->digest, p->mount_from);
+      cleanup_free char *line = ob_xasprintf ("Blob %.19s mounted from %s", d->digest, p->mount_from);
+      xfer_event (p->r, OB_XFER_MOUNTED, true, p->ref, d, d->size, line);
       return 0;
     }
   if (q.code != 202 || q.location == NULL)
@@ -956,6 +1019,9 @@ push_blob (struct pool *p, CURL *easy, const struct ob_descriptor *d, ob_error_t
   q.body_fd = fd;
   q.body_size = d->size;
   q.content_type = "application/octet-stream";
+  q.on_bytes = xfer_hook;
+  q.on_bytes_data = &hook;
+  xfer_event (p->r, OB_XFER_START, true, p->ref, d, 0, NULL);
   ret = reg_do (p->r, easy, &q, err);
   if (ret < 0)
     ob_error_wrap (err, "blob %s", d->digest);
@@ -964,13 +1030,69 @@ push_blob (struct pool *p, CURL *easy, const struct ob_descriptor *d, ob_error_t
   reg_req_clear (&q);
   if (ret < 0)
     return -1;
-  progress (p->r, "Copied blob %.19s (%s)", d->digest, sz);
+  {
+    cleanup_free char *line = ob_xasprintf ("Copied blob %.19s (%s)", d->digest, sz);
+    xfer_event (p->r, OB_XFER_DONE, true, p->ref, d, d->size, line);
+  }
   return 0;
 }
+
+static int push_manifest (struct ob_registry *r, struct ob_layout *src, const struct ob_descriptor *manifest,
+                          const struct ob_ref *ref, char pushed_digest[72], int depth, ob_error_t *err);
 
 int
 ob_registry_push (struct ob_registry *r, struct ob_layout *src, const struct ob_descriptor *manifest,
                   const struct ob_ref *ref, char pushed_digest[72], ob_error_t *err)
+{
+  return push_manifest (r, src, manifest, ref, pushed_digest, 0, err);
+}
+
+/* An index: every manifest it lists first, each by its digest (a registry
+ * refuses an index naming manifests it does not have), then the index. */
+static int
+push_index_children (struct ob_registry *r, struct ob_layout *src, const char *data, size_t len,
+                     const struct ob_ref *ref, int depth, ob_error_t *err)
+{
+  json_t *j = json_loadb (data, len, 0, NULL), *ms = json_object_get (j, "manifests"), *e;
+  size_t i;
+  int ret = 0;
+  if (!json_is_array (ms))
+    {
+      json_decref (j);
+      return ob_error_make (err, OB_ERR_IMAGE, 0, "%s: index without a manifests list", ref->canonical);
+    }
+  if (depth >= OB_MAX_INDEX_DEPTH)
+    {
+      json_decref (j);
+      return ob_error_make (err, OB_ERR_IMAGE, 0, "%s: indexes nested more than %d deep", ref->canonical,
+                            OB_MAX_INDEX_DEPTH);
+    }
+  json_array_foreach (ms, i, e)
+    {
+      struct ob_descriptor d = { 0 };
+      struct ob_ref child = *ref;
+      char got[72];
+      if (ob_descriptor_from_json (e, &d, err) < 0)
+        {
+          ret = ob_error_wrap (err, "%s: index", ref->canonical);
+          break;
+        }
+      child.tag = NULL;
+      child.digest = d.digest;
+      child.canonical = ob_xasprintf ("%s@%s", ref->canonical, d.digest);
+      ret = push_manifest (r, src, &d, &child, got, depth + 1, err);
+      free (child.canonical);
+      ob_descriptor_clear (&d);
+      if (ret < 0)
+        break;
+    }
+  json_decref (j);
+  return ret;
+}
+
+static int
+push_manifest (struct ob_registry *r, struct ob_layout *src, const struct ob_descriptor *manifest,
+               const struct ob_ref *ref, char pushed_digest[72], int depth, ob_error_t *err)
 {
   CURL *easy = curl_easy_init ();
   struct reg_host *h = reg_host_get (r, ref->registry);
@@ -1002,8 +1124,12 @@ ob_registry_push (struct ob_registry *r, struct ob_layout *src, const struct ob_
   }
   if (is_index_type (mt))
     {
-      ob_error_make (err, OB_ERR_USAGE, 0, "%s: pushing an index is not supported", ref->canonical);
-      goto out;
+      if (push_index_children (r, src, data, len, ref, depth, err) < 0)
+        goto out;
+      if (!h->probed && reg_probe (r, easy, h, err) < 0)
+        goto out;
+      progress (r, "Pushing index %s", ref->canonical);
+      goto put;
     }
   if (ob_image_manifest_parse (data, len, &m, err) < 0)
     goto out;
@@ -1044,9 +1170,11 @@ ob_registry_push (struct ob_registry *r, struct ob_layout *src, const struct ob_
   p.descs = todo;
   p.n = n_todo;
   p.fn = push_blob;
+  p.ref = ref->canonical;
   if (pool_run (&p, err) < 0)
     goto out;
 
+put:
   path = ob_xasprintf ("/v2/%s/manifests/%s", ref->repository, ref->tag ? ref->tag : ref->digest);
   q.method = "PUT";
   q.host = h;

@@ -147,6 +147,10 @@ static int
 xferinfo_cb (void *u, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
   struct reg_req *q = u;
+  if (q->on_bytes && q->code / 100 == 2 && dn > 0)
+    q->on_bytes (q->on_bytes_data, (int64_t) dn);
+  else if (q->on_bytes && ut > 0 && un > 0)
+    q->on_bytes (q->on_bytes_data, (int64_t) un);
   return q->cancel && *q->cancel ? 1 : 0;
 }
 

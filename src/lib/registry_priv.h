@@ -63,6 +63,8 @@ struct reg_req
   int64_t max_size;         /* abort beyond this many body bytes (-1: none) */
   volatile int *cancel;     /* abort when *cancel becomes non-zero */
   bool learn_only;          /* a 401 only records the challenge (the probe) */
+  void (*on_bytes) (void *data, int64_t done); /* body bytes so far (progress) */
+  void *on_bytes_data;
   /* results */
   long code;
   struct ob_buf resp;       /* body (non-2xx, or 2xx when out_fd < 0) */

@@ -173,9 +173,55 @@ split_path_tag (const char *s, char **path, char **tag)
     }
 }
 
+/* Is the image of config cdata for platform want ("os/arch[/variant]")?
+ * 0 when it is, 1 (err filled, OB_ERR_IMAGE) when it names another
+ * platform, -1 on a bad config.  A base of the wrong architecture would
+ * make RUN execute other binaries than the platform's, and its steps'
+ * cache keys those of another platform. */
 static int
-from_layout (struct ob_txn *t, const char *dir, const char *tag, const char *what, struct ob_source *out,
-             ob_error_t *err)
+config_platform_check (const char *cdata, size_t clen, const char *want, const char *what, ob_error_t *err)
+{
+  cleanup_free char *os = NULL, *arch = NULL, *variant = NULL;
+  json_t *cfg = NULL;
+  const char *co, *ca, *cv;
+  int r;
+  if (ob_image_platform_parse (want, &os, &arch, &variant, err) < 0
+      || ob_image_config_parse (cdata, clen, &cfg, err) < 0)
+    return -1;
+  co = json_string_value (json_object_get (cfg, "os"));
+  ca = json_string_value (json_object_get (cfg, "architecture"));
+  cv = json_string_value (json_object_get (cfg, "variant"));
+  if (co && ca && strcmp (co, os) == 0 && strcmp (ca, arch) == 0 && (variant == NULL || cv == NULL || strcmp (cv, variant) == 0))
+    r = 0;
+  else
+    {
+      ob_error_make (err, OB_ERR_IMAGE, 0, "%s is an image for %s/%s%s%s, not for %s", what, co ? co : "?",
+                     ca ? ca : "?", cv ? "/" : "", cv ? cv : "", want);
+      r = 1;
+    }
+  json_decref (cfg);
+  return r;
+}
+
+/* The same for the image whose manifest is md in layout l. */
+static int
+check_platform (struct ob_layout *l, const struct ob_descriptor *md, const char *want, const char *what,
+                ob_error_t *err)
+{
+  cleanup_free char *mdata = NULL, *cdata = NULL;
+  struct ob_manifest *m = NULL;
+  size_t mlen, clen;
+  int r = -1;
+  if (ob_layout_blob_read_desc (l, md, &mdata, &mlen, err) == 0 && ob_image_manifest_parse (mdata, mlen, &m, err) == 0
+      && ob_layout_blob_read_desc (l, &m->config, &cdata, &clen, err) == 0)
+    r = config_platform_check (cdata, clen, want, what, err);
+  ob_manifest_free (m);
+  return r;
+}
+
+static int
+from_layout (struct ob_txn *t, const char *dir, const char *tag, const char *what, const char *platform,
+             struct ob_source *out, ob_error_t *err)
 {
   struct ob_layout *l = NULL;
   struct ob_descriptor d = { 0 };
@@ -187,7 +233,7 @@ from_layout (struct ob_txn *t, const char *dir, const char *tag, const char *wha
   if (ob_layout_open (dir, false, &l, err) < 0)
     return ob_error_wrap (err, "%s", what);
   if (tag)
-    r = ob_layout_resolve (l, tag, &d, err);
+    r = ob_layout_resolve_platform (l, tag, platform, &d, err);
   else
     {
       struct ob_layout_entry *e = NULL;
@@ -198,12 +244,17 @@ from_layout (struct ob_txn *t, const char *dir, const char *tag, const char *wha
       else if (r == 0)
         {
           cleanup_free char *ref = ob_xstrdup (e[0].desc.digest);
-          r = ob_layout_resolve (l, ref, &d, err);
+          r = ob_layout_resolve_platform (l, ref, platform, &d, err);
         }
       ob_layout_entries_free (e, n);
     }
   if (r < 0)
     goto out;
+  if (platform && check_platform (l, &d, platform, what, err) != 0)
+    {
+      r = -1;
+      goto out;
+    }
   r = -1;
   if (ob_layout_blob_read_desc (l, &d, &mdata, &mlen, err) < 0 || ob_image_manifest_parse (mdata, mlen, &m, err) < 0)
     goto out;
@@ -296,7 +347,7 @@ put_file_blob (struct ob_txn *t, int dfd, const char *name, int64_t max, char di
 }
 
 static int
-from_docker_archive (struct ob_txn *t, const char *file, const char *tag, const char *what,
+from_docker_archive (struct ob_txn *t, const char *file, const char *tag, const char *what, const char *platform,
                      struct ob_source *out, ob_error_t *err)
 {
   cleanup_free char *dir = NULL;
@@ -350,6 +401,13 @@ from_docker_archive (struct ob_txn *t, const char *file, const char *tag, const 
   if (put_file_blob (t, dfd, json_string_value (json_object_get (entry, "Config")) ? json_string_value (json_object_get (entry, "Config")) : "",
                      OB_MAX_JSON_BLOB, cfg.digest, &cfg.size, err) < 0)
     goto out;
+  if (platform)
+    {
+      cleanup_free char *cdata = NULL;
+      size_t clen;
+      if (read_txn_blob (t, &cfg, &cdata, &clen, err) < 0 || config_platform_check (cdata, clen, platform, what, err) != 0)
+        goto out;
+    }
   layers_j = json_object_get (entry, "Layers");
   layers = ob_xmalloc0 ((json_array_size (layers_j) + 1) * sizeof *layers);
   json_array_foreach (layers_j, i, x)
@@ -415,11 +473,22 @@ out:
 /* 1: found, 0: not in the store, -1: the store's index is broken (an
  * error, not a reason to look elsewhere). */
 static int
-from_store (struct ob_store *store, const char *name, struct ob_source *out, ob_error_t *err)
+from_store (struct ob_store *store, const char *name, const char *platform, struct ob_source *out,
+            ob_error_t *err)
 {
-  int r = ob_layout_lookup (store->oci, name, &out->manifest, err);
+  int r = ob_layout_lookup_platform (store->oci, name, platform, &out->manifest, err);
   if (r == 0)
     return 0;
+  if (r > 0 && platform)
+    {
+      cleanup_free char *what = ob_xasprintf ("`%s`", name);
+      int c = check_platform (store->oci, &out->manifest, platform, what, err);
+      if (c != 0)
+        {
+          ob_descriptor_clear (&out->manifest);
+          return c < 0 ? ob_error_wrap (err, "store `%s`: %s", ob_layout_path (store->oci), name) : 2;
+        }
+    }
   if (r > 0 && check_sizes (store->oci, &out->manifest, err) < 0)
     {
       ob_descriptor_clear (&out->manifest);
@@ -486,10 +555,10 @@ ob_source_archive (struct ob_store *store, struct ob_txn *txn, const char *file,
   memset (out, 0, sizeof *out);
   set_verified_dir (store);
   if (docker)
-    return from_docker_archive (txn, file, tag, what, out, err);
+    return from_docker_archive (txn, file, tag, what, NULL, out, err);
   if (unpack_archive (txn, file, &dir, err) < 0)
     return ob_error_wrap (err, "%s", what);
-  return from_layout (txn, dir, tag, what, out, err);
+  return from_layout (txn, dir, tag, what, NULL, out, err);
 }
 
 int
@@ -501,13 +570,15 @@ ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
   cleanup_free char *local = NULL;
   struct ob_ref *r = NULL;
   ob_error_t e = NULL;
+  const char *platform = opts->registry.platform;
+  cleanup_free char *mismatch = NULL;
 
   memset (out, 0, sizeof *out);
   set_verified_dir (store);
   if (ob_str_has_prefix (ref, "oci:"))
     {
       split_path_tag (ref + 4, &path, &tag);
-      return from_layout (txn, path, tag, ref, out, err);
+      return from_layout (txn, path, tag, ref, platform, out, err);
     }
   if (ob_str_has_prefix (ref, "oci-archive:"))
     {
@@ -515,18 +586,18 @@ ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
       split_path_tag (ref + 12, &path, &tag);
       if (unpack_archive (txn, path, &dir, err) < 0)
         return ob_error_wrap (err, "%s", ref);
-      return from_layout (txn, dir, tag, ref, out, err);
+      return from_layout (txn, dir, tag, ref, platform, out, err);
     }
   if (ob_str_has_prefix (ref, "docker-archive:"))
     {
       split_path_tag (ref + 15, &path, &tag);
-      return from_docker_archive (txn, path, tag, ref, out, err);
+      return from_docker_archive (txn, path, tag, ref, platform, out, err);
     }
   if (ob_digest_valid (ref))
     {
-      int found = from_store (store, ref, out, err);
+      int found = from_store (store, ref, platform, out, err);
       if (found != 0)
-        return found > 0 ? 0 : -1;
+        return found == 1 ? 0 : -1;
       return ob_error_make (err, OB_ERR_IMAGE, 0, "image %s not found in the store", ref);
     }
 
@@ -542,10 +613,21 @@ ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
     {
       if (local == NULL && ob_image_ref_normalize (ref, &local, &e) < 0)
         ob_error_free (&e);
-      int found = local ? from_store (store, local, out, err) : 0;
+      int found = local ? from_store (store, local, platform, out, err) : 0;
       if (found == 0 && r)
-        found = from_store (store, r->canonical, out, err);
-      if (found != 0)
+        found = from_store (store, r->canonical, platform, out, err);
+      if (found == 2 && (opts->pull == OB_PULL_NEVER || r == NULL))
+        {
+          /* there, but for another platform, and nothing to pull */
+          ob_ref_free (r);
+          return -1;
+        }
+      if (found == 2)
+        {
+          mismatch = ob_xstrdup ((*err)->msg);
+          ob_error_free (err);
+        }
+      else if (found != 0)
         {
           ob_ref_free (r);
           return found > 0 ? 0 : -1;
@@ -560,5 +642,15 @@ ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
       return -1;
     }
   ob_ref_free (r);
-  return ob_source_pull (store, ref, opts, out, err);
+  if (ob_source_pull (store, ref, opts, out, err) < 0)
+    {
+      /* what the store has is the first thing to know */
+      if (mismatch)
+        {
+          cleanup_free char *why = ob_xstrdup ((*err)->msg);
+          ob_error_make (err, OB_ERR_IMAGE, 0, "%s (pulling one for %s failed: %s)", mismatch, platform, why);
+        }
+      return -1;
+    }
+  return 0;
 }

@@ -273,11 +273,27 @@ is_index_type (const char *mt)
   return mt && (strcmp (mt, OB_MT_OCI_INDEX) == 0 || strcmp (mt, OB_MT_DOCKER_LIST) == 0);
 }
 
-/* Pick the host platform's manifest out of an index document.  d is only
- * written on success. */
+/* Does an index entry's platform object match the wanted one?  No
+ * platform at all matches anything (an index of one image); a variant is
+ * compared only when both sides name one. */
+static bool
+platform_matches (json_t *p, const char *os, const char *arch, const char *variant)
+{
+  const char *pa = json_string_value (json_object_get (p, "architecture"));
+  const char *po = json_string_value (json_object_get (p, "os"));
+  const char *pv = json_string_value (json_object_get (p, "variant"));
+  if (p == NULL)
+    return true;
+  if (pa == NULL || po == NULL || strcmp (pa, arch) != 0 || strcmp (po, os) != 0)
+    return false;
+  return variant == NULL || pv == NULL || strcmp (pv, variant) == 0;
+}
+
+/* Pick the manifest for platform os/arch[/variant] out of an index
+ * document.  d is only written on success. */
 static int
-pick_platform (struct ob_layout *l, const struct ob_descriptor *idx, struct ob_descriptor *d,
-               ob_error_t *err)
+pick_platform (struct ob_layout *l, const struct ob_descriptor *idx, const char *os, const char *arch,
+               const char *variant, struct ob_descriptor *d, ob_error_t *err)
 {
   cleanup_free char *data = NULL;
   size_t len, i;
@@ -297,10 +313,7 @@ pick_platform (struct ob_layout *l, const struct ob_descriptor *idx, struct ob_d
     }
   json_array_foreach (ms, i, e)
     {
-      json_t *p = json_object_get (e, "platform");
-      const char *arch = json_string_value (json_object_get (p, "architecture"));
-      const char *os = json_string_value (json_object_get (p, "os"));
-      if (p == NULL || (arch && os && strcmp (arch, ob_image_host_arch ()) == 0 && strcmp (os, "linux") == 0))
+      if (platform_matches (json_object_get (e, "platform"), os, arch, variant))
         {
           int r = ob_descriptor_from_json (e, d, err);
           json_decref (j);
@@ -310,13 +323,40 @@ pick_platform (struct ob_layout *l, const struct ob_descriptor *idx, struct ob_d
         }
     }
   json_decref (j);
-  return ob_error_make (err, OB_ERR_IMAGE, 0, "index %s has no image for linux/%s", idx->digest,
-                        ob_image_host_arch ());
+  return ob_error_make (err, OB_ERR_IMAGE, 0, "index %s has no image for %s/%s%s%s", idx->digest, os, arch,
+                        variant ? "/" : "", variant ? variant : "");
 }
 
 int
 ob_layout_lookup (struct ob_layout *l, const char *ref, struct ob_descriptor *d, ob_error_t *err)
 {
+  return ob_layout_lookup_platform (l, ref, NULL, d, err);
+}
+
+static int lookup (struct ob_layout *l, const char *ref, const char *platform, bool follow,
+                   struct ob_descriptor *d, ob_error_t *err);
+
+int
+ob_layout_lookup_platform (struct ob_layout *l, const char *ref, const char *platform,
+                           struct ob_descriptor *d, ob_error_t *err)
+{
+  return lookup (l, ref, platform, true, d, err);
+}
+
+int
+ob_layout_resolve_entry (struct ob_layout *l, const char *ref, struct ob_descriptor *d, ob_error_t *err)
+{
+  int r = lookup (l, ref, NULL, false, d, err);
+  if (r == 0)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "image not found in `%s`: %s", l->path, ref);
+  return r < 0 ? -1 : 0;
+}
+
+static int
+lookup (struct ob_layout *l, const char *ref, const char *platform, bool follow, struct ob_descriptor *d,
+        ob_error_t *err)
+{
+  cleanup_free char *os = NULL, *arch = NULL, *variant = NULL;
   json_t *idx = NULL;
   json_t *e, *found = NULL;
   size_t i;
@@ -324,6 +364,17 @@ ob_layout_lookup (struct ob_layout *l, const char *ref, struct ob_descriptor *d,
   int r;
 
   memset (d, 0, sizeof *d);
+  if (platform)
+    {
+      if (ob_image_platform_parse (platform, &os, &arch, &variant, err) < 0)
+        return -1;
+    }
+  else
+    {
+      os = ob_xstrdup ("linux");
+      arch = ob_xstrdup (ob_image_host_arch ());
+      /* the host's variant is not required: an arm64 entry without one fits */
+    }
   if (read_index (l, &idx, err) < 0)
     return -1;
   if (strchr (ref, ':') == NULL || strrchr (ref, '/') > strrchr (ref, ':'))
@@ -347,7 +398,7 @@ ob_layout_lookup (struct ob_layout *l, const char *ref, struct ob_descriptor *d,
     return ob_error_wrap (err, "`%s/index.json`", l->path);
   /* Iterative, and bounded: an index may list an index, but a hostile
    * layout could chain them without end. */
-  for (int depth = 0; is_index_type (d->media_type); depth++)
+  for (int depth = 0; follow && is_index_type (d->media_type); depth++)
     {
       struct ob_descriptor idxd = *d;
       if (depth >= OB_MAX_INDEX_DEPTH)
@@ -358,7 +409,7 @@ ob_layout_lookup (struct ob_layout *l, const char *ref, struct ob_descriptor *d,
         }
       /* idxd takes the string; d gets its own from pick_platform, or none */
       d->media_type = NULL;
-      r = pick_platform (l, &idxd, d, err);
+      r = pick_platform (l, &idxd, os, arch, variant, d, err);
       ob_descriptor_clear (&idxd);
       if (r < 0)
         return -1;
@@ -379,7 +430,14 @@ ob_layout_lookup (struct ob_layout *l, const char *ref, struct ob_descriptor *d,
 int
 ob_layout_resolve (struct ob_layout *l, const char *ref, struct ob_descriptor *d, ob_error_t *err)
 {
-  int r = ob_layout_lookup (l, ref, d, err);
+  return ob_layout_resolve_platform (l, ref, NULL, d, err);
+}
+
+int
+ob_layout_resolve_platform (struct ob_layout *l, const char *ref, const char *platform,
+                            struct ob_descriptor *d, ob_error_t *err)
+{
+  int r = ob_layout_lookup_platform (l, ref, platform, d, err);
   if (r == 0)
     return ob_error_make (err, OB_ERR_IMAGE, 0, "image not found in `%s`: %s", l->path, ref);
   return r < 0 ? -1 : 0;
@@ -616,7 +674,7 @@ ob_txn_blob_open (struct ob_txn *t, const char *digest, int *fd, ob_error_t *err
 
 static int
 update_index (struct ob_layout *l, const struct ob_descriptor *manifest, char *const *tags,
-              ob_error_t *err)
+              char *const *replaces, ob_error_t *err)
 {
   json_t *idx = NULL, *mans, *kept, *e;
   size_t i;
@@ -637,6 +695,9 @@ update_index (struct ob_layout *l, const struct ob_descriptor *manifest, char *c
       /* an untagged entry for the same manifest is replaced too */
       if (tag == NULL && dg && strcmp (dg, manifest->digest) == 0)
         drop = true;
+      for (size_t k = 0; tag == NULL && dg && replaces && replaces[k]; k++)
+        if (strcmp (dg, replaces[k]) == 0)
+          drop = true;
       if (!drop)
         json_array_append (kept, e);
     }
@@ -664,6 +725,13 @@ int
 ob_txn_commit (struct ob_txn *t, const struct ob_descriptor *manifest, char *const *tags,
                ob_error_t *err)
 {
+  return ob_txn_commit_replacing (t, manifest, tags, NULL, err);
+}
+
+int
+ob_txn_commit_replacing (struct ob_txn *t, const struct ob_descriptor *manifest, char *const *tags,
+                         char *const *replaces, ob_error_t *err)
+{
   int r;
   if (ob_txn_publish (t, err) < 0)
     return -1;
@@ -671,10 +739,45 @@ ob_txn_commit (struct ob_txn *t, const struct ob_descriptor *manifest, char *con
    * exclusive lock on the layout directory so no tag is lost. */
   if (flock (t->l->dfd, LOCK_EX) < 0)
     return ob_error_make (err, OB_ERR_STORE, errno, "lock `%s`", t->l->path);
-  r = update_index (t->l, manifest, tags, err);
+  r = update_index (t->l, manifest, tags, replaces, err);
   flock (t->l->dfd, LOCK_UN);
   if (r == 0)
     t->committed = true;
+  return r;
+}
+
+int
+ob_layout_drop_untagged (struct ob_layout *l, char *const *digests, ob_error_t *err)
+{
+  json_t *idx = NULL, *kept, *e;
+  cleanup_free char *text = NULL;
+  size_t i;
+  int r = -1;
+  if (flock (l->dfd, LOCK_EX) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "lock `%s`", l->path);
+  if (read_index (l, &idx, err) < 0)
+    goto out;
+  kept = json_array ();
+  json_array_foreach (json_object_get (idx, "manifests"), i, e)
+    {
+      const char *dg = json_string_value (json_object_get (e, "digest"));
+      bool drop = false;
+      for (size_t k = 0; entry_tag (e) == NULL && dg && digests && digests[k]; k++)
+        drop = drop || strcmp (dg, digests[k]) == 0;
+      if (!drop)
+        json_array_append (kept, e);
+    }
+  json_object_set_new (idx, "manifests", kept);
+  text = ob_json_canonical (idx);
+  if (ob_write_file_atomic_at (l->dfd, "index.json", text, strlen (text), 0644, err) < 0)
+    {
+      ob_error_wrap (err, "layout `%s`", l->path);
+      goto out;
+    }
+  r = 0;
+out:
+  json_decref (idx);
+  flock (l->dfd, LOCK_UN);
   return r;
 }
 

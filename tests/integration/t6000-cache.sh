@@ -64,16 +64,16 @@ RUN echo "SECOND-$((0+1))-RAN" >&2 && echo b > /b
 DF
 chmod -R a+rX "$TESTDIR/fctx"
 ob "$m" build -q -t f "$TESTDIR/fctx" >/dev/null 2>&1
-ob "$m" build -q -t f --no-cache-filter second "$TESTDIR/fctx" >/dev/null 2>"$TESTDIR/ef"
+ob "$m" build -q --progress=plain -t f --no-cache-filter second "$TESTDIR/fctx" >/dev/null 2>"$TESTDIR/ef"
 check_eq "[$m] --no-cache-filter=second reruns that stage only" \
   "$(grep -c 'FIRST-1-RAN' "$TESTDIR/ef"):$(grep -c 'SECOND-1-RAN' "$TESTDIR/ef")" "0:1"
 # entries carry the time they were written: make them two hours old
 for f in "$(store "$m")"/cache/entries/*; do
   python3 -c "import json,sys,time; p=sys.argv[1]; j=json.load(open(p)); j['stamp']=int(time.time())-7200; json.dump(j,open(p,'w'))" "$f"
 done
-ob "$m" build -q -t f --cache-ttl 1h "$TESTDIR/fctx" >/dev/null 2>"$TESTDIR/et"
+ob "$m" build -q --progress=plain -t f --cache-ttl 1h "$TESTDIR/fctx" >/dev/null 2>"$TESTDIR/et"
 check_eq "[$m] --cache-ttl 1h: two-hour-old entries are not used" "$(grep -c -- '-1-RAN' "$TESTDIR/et")" 2
-ob "$m" build -q -t f --cache-ttl 24h "$TESTDIR/fctx" >/dev/null 2>"$TESTDIR/et2"
+ob "$m" build -q --progress=plain -t f --cache-ttl 24h "$TESTDIR/fctx" >/dev/null 2>"$TESTDIR/et2"
 check_eq "[$m] --cache-ttl 24h: fresh entries are used" "$(grep -c -- '-1-RAN' "$TESTDIR/et2")" 0
 check_fail 2 "cache-ttl" "[$m] a bad --cache-ttl: exit 2" ob "$m" build --cache-ttl soon "$TESTDIR/fctx"
 
@@ -86,7 +86,7 @@ printf 'FROM busybox\nRUN echo "T-$((0+1))-RAN" >&2 && echo t > /t\nLABEL after=
 chmod -R a+rX "$TESTDIR/tctx"
 t1=$(ob "$m" build -q -t t "$TESTDIR/tctx" 2>/dev/null)
 sleep 1.1
-t2=$(ob "$m" build -q -t t "$TESTDIR/tctx" 2>"$TESTDIR/et3")
+t2=$(ob "$m" build -q --progress=plain -t t "$TESTDIR/tctx" 2>"$TESTDIR/et3")
 check_eq "[$m] no SOURCE_DATE_EPOCH: a fully cached rebuild a second later gives the same digest" \
   "$(grep -c -- '-1-RAN' "$TESTDIR/et3"):$t2" "0:$t1"
 c1=$(skopeo_config "$(store_oci "$m")" t:latest | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["created"], len({h["created"] for h in j["history"][1:]}))')
@@ -100,9 +100,9 @@ export SOURCE_DATE_EPOCH=1700000000
 # layers made with one SOURCE_DATE_EPOCH (file times clamped to it) do not
 # serve a build with another
 ob "$m" build -q -t t "$TESTDIR/tctx" >/dev/null 2>&1
-SOURCE_DATE_EPOCH=1600000000 ob "$m" build -q -t t "$TESTDIR/tctx" >/dev/null 2>"$TESTDIR/et4"
+SOURCE_DATE_EPOCH=1600000000 ob "$m" build -q --progress=plain -t t "$TESTDIR/tctx" >/dev/null 2>"$TESTDIR/et4"
 check_eq "[$m] another SOURCE_DATE_EPOCH misses the cache" "$(grep -c -- '-1-RAN' "$TESTDIR/et4")" 1
-SOURCE_DATE_EPOCH=1700000000 ob "$m" build -q -t t "$TESTDIR/tctx" >/dev/null 2>"$TESTDIR/et5"
+SOURCE_DATE_EPOCH=1700000000 ob "$m" build -q --progress=plain -t t "$TESTDIR/tctx" >/dev/null 2>"$TESTDIR/et5"
 check_eq "[$m] ... and the first one still hits" "$(grep -c -- '-1-RAN' "$TESTDIR/et5")" 0
 
 # kill -9 in the middle of a build: no entry for the unfinished step

@@ -26,10 +26,10 @@ for m in $MODES; do
   check "[$m] ... and the base" oci_validate "$(store_oci "$m")" busybox:latest
   check "[$m] ... and unpack" umoci_unpack "$(store_oci "$m")" app:latest "$TESTDIR/u-$m"
   check_eq "[$m] ... with the latest content" "$(cat "$TESTDIR/u-$m/rootfs/f")" two
-  ob "$m" build -q -t app "$ctx" >/dev/null 2>"$TESTDIR/e1"
+  ob "$m" build -q --progress=plain -t app "$ctx" >/dev/null 2>"$TESTDIR/e1"
   check_eq "[$m] the cache survives a plain prune" "$(grep -c -- '-1-RAN' "$TESTDIR/e1")" 0
   check "[$m] prune --all" ob "$m" prune --all
-  ob "$m" build -q -t app "$ctx" >/dev/null 2>"$TESTDIR/e2"
+  ob "$m" build -q --progress=plain -t app "$ctx" >/dev/null 2>"$TESTDIR/e2"
   check_eq "[$m] after prune --all the steps run again" "$(grep -c -- '-1-RAN' "$TESTDIR/e2")" 1
   check "[$m] a build after prune --all validates" oci_validate "$(store_oci "$m")" app:latest
   echo one >"$ctx/f"

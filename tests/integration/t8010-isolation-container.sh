@@ -18,9 +18,9 @@ mkdir -p "$ctx/iso" "$ctx/net" "$ctx/mnt" "$ctx/svc"
 echo content >"$ctx/iso/app.txt"
 cat >"$ctx/iso/Dockerfile" <<'D'
 FROM busybox
-RUN echo hi > /hello && mkdir -p /srv/data && echo x > /srv/data/x && rm -rf /home/app && ln -s /srv/data /data
+RUN echo hi > /hello && mkdir -p /srv/data && echo x > /srv/data/x && rm -rf /home/app && ln -s /srv/data /data && cp -p /etc/passwd /keep && tr x y </keep >/etc/passwd && touch -r /keep /etc/passwd /hello
 COPY app.txt /app/
-RUN cat /app/app.txt > /copied && chmod 600 /copied && mkdir -p /var/empty && rm /bin/vi
+RUN cat /app/app.txt > /copied && chmod 600 /copied && mkdir -p /var/empty && rm /bin/vi && echo ho > /hello && touch -r /keep /hello
 USER 1000
 RUN touch /tmp/user-file && id -u > /tmp/uid
 USER root
@@ -82,6 +82,8 @@ check_files "[root] ... its layers equal those of the same build in a namespace 
 check "[root] ... oci-image-tool validates it" oci_validate "$out/iso" iso:1
 check "[root] ... umoci unpacks it" umoci_unpack "$out/iso" iso:1 "$TESTDIR/u-iso"
 check_eq "[root] ... USER 1000's RUN ran as 1000" "$(cat "$TESTDIR/u-iso/rootfs/tmp/uid" 2>&1)" 1000
+check_eq "[root] ... files rewritten in place with size and mtime kept are in the layers (base's and an earlier RUN's)" \
+  "$(head -n 1 "$TESTDIR/u-iso/rootfs/etc/passwd" | cut -d: -f1,2) $(cat "$TESTDIR/u-iso/rootfs/hello" 2>&1)" "root:y ho"
 check_eq "[root] ... /home/app deleted, /bin/vi deleted" \
   "$(ls -d "$TESTDIR/u-iso/rootfs/home/app" "$TESTDIR/u-iso/rootfs/bin/vi" 2>/dev/null | wc -l)" 0
 

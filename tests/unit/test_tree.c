@@ -1,6 +1,7 @@
 #include "config.h"
 #include "tap.h"
 #include <obuild/tree.h>
+#include <obuild/statmap.h>
 #include <obuild/util.h>
 
 #include <archive.h>
@@ -126,6 +127,40 @@ TEST (test_tree_from_layers_and_index)
   free (idx);
 }
 
+TEST (test_statmap)
+{
+  struct ob_statmap *m = ob_statmap_new ();
+  struct stat st;
+  char name[32];
+  memset (&st, 0, sizeof st);
+  /* enough paths to grow the table several times */
+  for (int i = 0; i < 5000; i++)
+    {
+      snprintf (name, sizeof name, "d/%d", i);
+      st.st_ino = (ino_t) i + 1;
+      st.st_ctim.tv_sec = i;
+      st.st_ctim.tv_nsec = i * 7;
+      ob_statmap_put (m, name, &st);
+    }
+  CHECK_INT (ob_statmap_size (m), 5000);
+  st.st_ino = 4001;
+  st.st_ctim.tv_sec = 4000;
+  st.st_ctim.tv_nsec = 28000;
+  CHECK_INT (ob_statmap_same (m, "d/4000", &st), 1);
+  st.st_ctim.tv_nsec++; /* touched: ctime moved */
+  CHECK_INT (ob_statmap_same (m, "d/4000", &st), 0);
+  st.st_ctim.tv_nsec--;
+  st.st_ino = 9; /* replaced by another inode */
+  CHECK_INT (ob_statmap_same (m, "d/4000", &st), 0);
+  CHECK_INT (ob_statmap_same (m, "d/5000", &st), -1);
+  CHECK_INT (ob_statmap_same (m, "", &st), -1);
+  /* a second put replaces */
+  ob_statmap_put (m, "d/4000", &st);
+  CHECK_INT (ob_statmap_size (m), 5000);
+  CHECK_INT (ob_statmap_same (m, "d/4000", &st), 1);
+  ob_statmap_free (m);
+}
+
 int
 main (void)
 {
@@ -133,6 +168,7 @@ main (void)
   if (mkdtemp (dir) == NULL)
     return 1;
   RUN (test_tree_from_layers_and_index);
+  RUN (test_statmap);
   ob_rm_rf_at (AT_FDCWD, dir, &e);
   ob_error_free (&e);
   TAP_DONE ();
