@@ -72,6 +72,14 @@ for m in subuid single; do
   check_files "[$m] layer 2: chown of files of lower layers (copied up, xattr owner replaced)" \
     "$TESTDIR/l2-$m" "$TESTDIR/want2"
 done
+# the copy snapshotter (no overlayfs): the step's root is a plain directory
+out=$(userdir "out-copy" single)
+if ob single build --no-cache --snapshotter=copy -t owners-copy -o "$out" "$ctx" >"$TESTDIR/c.out" 2>"$TESTDIR/c.err"; then
+  layer_listing "$out" owners-copy:latest 1 | awk '$1 == "f" && $NF ~ /^etc\// { $4 = "-" } { print }' >"$TESTDIR/l1-copy"
+  check_files "[single] --snapshotter=copy: the same owners" "$TESTDIR/l1-copy" "$TESTDIR/want1-single"
+else
+  not_ok "[single] --snapshotter=copy: the same owners"; diag <"$TESTDIR/c.err"
+fi
 if [ -f "$TESTDIR/l1-subuid" ] && [ -f "$TESTDIR/l1-single" ]; then
   grep -v '^l ' "$TESTDIR/l1-subuid" >"$TESTDIR/c-subuid"
   grep -v '^l ' "$TESTDIR/l1-single" >"$TESTDIR/c-single"
