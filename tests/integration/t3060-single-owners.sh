@@ -27,7 +27,7 @@ RUN echo 'svc:x:1500:1500::/srv/svc:/bin/sh' >>/etc/passwd && echo 'svc:x:1500:'
  && cd /srv/svc && touch rel && chown 77:88 ../svc/./rel \
  && touch /srv/back && chown 5:5 /srv/back && chown 0:0 /srv/back \
  && ln -s /srv/tree/a /srv/abs && chown 99:98 /srv/abs
-RUN chown 2:3 /srv/f && chown 4:5 /bin/busybox
+RUN chown 2:3 /srv/f && chown 4:5 /bin/busybox && chown 0:0 /etc/group && chown -h 0:0 /lib
 DF
 chmod -R a+rX "$ctx"
 
@@ -68,8 +68,8 @@ for m in subuid single; do
   check_files "[$m] layer 1: the owners chown asked for (set-user-ID dropped by chown)" \
     "$TESTDIR/l1-$m" "$TESTDIR/want1-$m"
   layer_listing "$out" owners:latest 2 | awk '$1 != "d" { print $1, $3, $NF }' >"$TESTDIR/l2-$m"
-  printf 'f 4:5 bin/busybox\nf 2:3 srv/f\n' >"$TESTDIR/want2"
-  check_files "[$m] layer 2: chown of files of lower layers (copied up, xattr owner replaced)" \
+  printf 'f 4:5 bin/busybox\nf 0:0 etc/group\nl 0:0 lib\nf 2:3 srv/f\n' >"$TESTDIR/want2"
+  check_files "[$m] layer 2: chown of files of lower layers (copied up, even to the same owner; xattr owner replaced)" \
     "$TESTDIR/l2-$m" "$TESTDIR/want2"
 done
 # the copy snapshotter (no overlayfs): the step's root is a plain directory
