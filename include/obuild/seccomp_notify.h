@@ -30,7 +30,9 @@
 struct ob_seccomp_notify;
 
 /* Whether this kernel (and libseccomp) can send calls to a listener
- * (Linux >= 5.0; openat2 is needed too, Linux >= 5.6).  Probed once.
+ * (Linux >= 5.0; openat2 is needed too, Linux >= 5.6) and a filter with a
+ * listener can be loaded here (not under a container manager's own
+ * listener).  Probed once, in a child process.
  * OBUILD_TEST_NO_SECCOMP_NOTIFY in the environment makes it false. */
 bool ob_seccomp_notify_available (void);
 

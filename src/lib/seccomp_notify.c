@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
+#include <linux/filter.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -26,6 +28,7 @@
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -54,6 +57,33 @@ struct chown_req
   uint32_t uid, gid; /* (uint32_t) -1: unchanged */
 };
 
+/* Whether a filter with a listener can be loaded here: not where a filter
+ * of whoever runs obuild (a container manager intercepting calls) has one
+ * already (EBUSY), or where seccomp(2) itself is refused.  Tried in a child:
+ * a filter cannot be taken off again. */
+static int
+listener_allowed (void)
+{
+  struct sock_filter allow = BPF_STMT (BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+  struct sock_fprog prog = { .len = 1, .filter = &allow };
+  int st;
+  pid_t pid = fork ();
+
+  if (pid < 0)
+    return 0;
+  if (pid == 0)
+    {
+      if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0
+          || syscall (SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog) < 0)
+        _exit (1);
+      _exit (0);
+    }
+  while (waitpid (pid, &st, 0) < 0)
+    if (errno != EINTR)
+      return 0;
+  return WIFEXITED (st) && WEXITSTATUS (st) == 0;
+}
+
 bool
 ob_seccomp_notify_available (void)
 {
@@ -75,6 +105,8 @@ ob_seccomp_notify_available (void)
           else
             close ((int) r);
         }
+      if (avail)
+        avail = listener_allowed ();
     }
   return avail == 1;
 }
