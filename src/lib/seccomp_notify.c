@@ -430,6 +430,15 @@ decode (const struct native *nat, const struct seccomp_notif *req, struct chown_
   return ret;
 }
 
+/* A failure that may mean the caller is gone: 1 (nothing to answer) when
+ * it is, else e for it, never silence (a call left unanswered would hang
+ * the step). */
+static int
+gone_or (int listener, const struct seccomp_notif *req, int e)
+{
+  return seccomp_notify_id_valid (listener, req->id) != 0 ? 1 : e;
+}
+
 /* Handle one call: 0 (answer success), a negative errno (answer it), or 1
  * when the call is gone (the process died or was interrupted). */
 static int
@@ -451,7 +460,7 @@ handle (const struct native *nat, int listener, const struct seccomp_notif *req)
     {
       r = read_path (pid, c.path, path);
       if (r < 0)
-        return r == -ESRCH ? 1 : r;
+        return r == -ESRCH ? gone_or (listener, req, -EFAULT) : r;
       if (path[0] != '\0')
         c.by_fd = false; /* AT_EMPTY_PATH matters only with "" */
       else if (!c.by_fd)
@@ -461,7 +470,7 @@ handle (const struct native *nat, int listener, const struct seccomp_notif *req)
   snprintf (p, sizeof p, "/proc/%d/root", (int) pid);
   rootfd = open (p, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0)
-    return 1;
+    return gone_or (listener, req, -EPERM);
   if (c.by_fd)
     {
       /* the process's own descriptor: whatever it is, the process holds it
@@ -484,7 +493,7 @@ handle (const struct native *nat, int listener, const struct seccomp_notif *req)
           char dir[PATH_MAX];
           r = start_dir (pid, c.dirfd, dir, sizeof dir);
           if (r < 0)
-            return r == -ESRCH ? 1 : r;
+            return r == -ESRCH ? gone_or (listener, req, -ENOENT) : r;
           snprintf (full, sizeof full, "%s/%s", dir, path);
         }
       fd = open_in_root (rootfd, full, c.nofollow);
