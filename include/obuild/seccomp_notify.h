@@ -16,8 +16,10 @@
  * /proc/PID/root, the last component not followed for lchown and
  * AT_SYMLINK_NOFOLLOW; only files on the step's root mount are recorded
  * (another read-only mount: EROFS; /proc and /sys: EPERM; any other mount,
- * e.g. a tmpfs: success without effect, as before).  Symlinks and special
- * files cannot carry a user.* xattr: their chown succeeds without effect.
+ * e.g. a tmpfs: success without effect, as before).  A real
+ * fchownat(-1, -1) on the file first does what chown does besides the ids
+ * (overlayfs copies a lower file up).  Symlinks and special files cannot
+ * carry a user.* xattr: their owner stays root (the call succeeds).
  * Every request is answered before the next one is read: a flood of calls
  * costs time, not memory. */
 #ifndef OBUILD_SECCOMP_NOTIFY_H
