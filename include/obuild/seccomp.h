@@ -10,7 +10,10 @@
  * (so libc falls back to clone, whose flags BPF can see).
  * With emulate_root (single-ID user namespace): the chown family, the set*id
  * family, setgroups, capset and mknod/mknodat of character or block devices
- * succeed without effect, so package managers work. */
+ * succeed without effect, so package managers work.
+ * ob_seccomp_build_owners: the same, but the chown family goes to a user
+ * notification listener (SECCOMP_RET_USER_NOTIF) whose supervisor
+ * (seccomp_notify.h) records the owners asked for. */
 #ifndef OBUILD_SECCOMP_H
 #define OBUILD_SECCOMP_H
 
@@ -23,16 +26,20 @@ struct ob_seccomp_prog
 {
   void *filter;        /* struct sock_filter[len] */
   unsigned short len;  /* number of instructions */
+  bool notify;         /* loading returns a user notification listener */
 };
 
 /* Compile the filter for the host architecture (and its compat
  * architectures, e.g. x86 and x32 on x86_64).  OB_ERR_GENERIC on failure. */
 int ob_seccomp_build (bool emulate_root, struct ob_seccomp_prog **out, ob_error_t *err);
+/* emulate_root with the chown family sent to a listener; only for kernels
+ * where ob_seccomp_notify_available () holds. */
+int ob_seccomp_build_owners (struct ob_seccomp_prog **out, ob_error_t *err);
 void ob_seccomp_free (struct ob_seccomp_prog *p);
 
 /* Load the program into the calling thread: sets no_new_privs first.
- * Only raw syscalls: usable in a child after fork/clone.  Returns 0 or a
- * negative errno. */
+ * Only raw syscalls: usable in a child after fork/clone.  Returns 0 (for a
+ * notify program: the listener descriptor, >= 0) or a negative errno. */
 int ob_seccomp_load (const struct ob_seccomp_prog *p);
 
 #endif

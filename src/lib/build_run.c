@@ -6,6 +6,7 @@
 #include <obuild/binfmt.h>
 #include <obuild/rootfs.h>
 #include <obuild/sandbox.h>
+#include <obuild/seccomp_notify.h>
 #include <obuild/util.h>
 
 #include <errno.h>
@@ -399,7 +400,11 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
     ob_build_cache_add (h, user);
     ob_build_cache_add (h, wd);
     ob_build_cache_add (h, so.network_none ? "net=none" : "net=host");
-    ob_build_cache_add (h, b->o->userns_single ? "userns=single" : "userns=mapped");
+    /* single-ID layers record chown's owners where the kernel lets the
+     * supervisor see the calls: not the same layers as without */
+    ob_build_cache_add (h, !b->o->userns_single ? "userns=mapped"
+                           : ob_seccomp_notify_available () ? "userns=single,owners"
+                                                            : "userns=single");
     for (k = 0; k < in->n_flags; k++)
       if (strcmp (in->flags[k].name, "mount") == 0)
         {
@@ -475,8 +480,21 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   if (ob_binfmt_check (json_string_value (json_object_get (s->config, "os")),
                        json_string_value (json_object_get (s->config, "architecture")), err) < 0)
     return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
-  if (b->seccomp == NULL && ob_seccomp_build (b->o->userns_single, &b->seccomp, err) < 0)
-    return -1;
+  if (b->seccomp == NULL && b->o->userns_single && ob_seccomp_notify_available ())
+    {
+      if (ob_seccomp_build_owners (&b->seccomp, err) < 0)
+        return -1;
+    }
+  else if (b->seccomp == NULL)
+    {
+      if (ob_seccomp_build (b->o->userns_single, &b->seccomp, err) < 0)
+        return -1;
+      /* once per build: the filter is compiled once */
+      if (b->o->userns_single && b->o->log)
+        b->o->log (b->o->log_data, "warning: this kernel cannot pass chown calls to obuild "
+                                   "(seccomp user notification): in single-ID mode, files a RUN step "
+                                   "chowns keep root as their owner in the layer");
+    }
 
   rc.rundir = ob_build_scratch_dir (b, "run", err);
   if (rc.rundir == NULL)

@@ -28,6 +28,7 @@
 #include "config.h"
 #include <obuild/sandbox.h>
 #include <obuild/seccomp.h>
+#include <obuild/seccomp_notify.h>
 #include <obuild/util.h>
 
 #include <errno.h>
@@ -101,6 +102,7 @@ struct sandbox_ctx
   int err_fd;     /* write end of the error pipe */
   int devnull_fd; /* host /dev/null, the default stdin */
   int sync_fd;    /* identity_userns: read end, readable once the maps are written */
+  int notify_fd;  /* a notify seccomp program: where the command sends its listener */
 };
 
 /* The record a failing child writes to the error pipe. */
@@ -251,16 +253,16 @@ close_span (unsigned int lo, unsigned int hi)
     (void) close ((int) fd);
 }
 
-/* Close every descriptor but those in keep (at most 8; negative entries
+/* Close every descriptor but those in keep (at most 10; negative entries
  * are ignored).  Allocation-free: runs after clone. */
 static void
 close_fds_except (const int *keep, size_t n)
 {
-  int k[8];
+  int k[10];
   size_t m = 0;
   unsigned int lo = 0;
 
-  for (size_t i = 0; i < n && m < 8; i++)
+  for (size_t i = 0; i < n && m < 10; i++)
     if (keep[i] >= 0)
       {
         size_t j = m++;
@@ -820,7 +822,7 @@ command_main (const struct sandbox_ctx *c)
    * obuild's would be a way out through /proc/self/fd.  The error pipe
    * stays usable until exec. */
   {
-    const int keep[] = { 0, 1, 2, c->err_fd };
+    const int keep[] = { 0, 1, 2, c->err_fd, c->notify_fd };
     close_fds_except (keep, sizeof keep / sizeof keep[0]);
   }
 
@@ -839,6 +841,15 @@ command_main (const struct sandbox_ctx *c)
       int r = ob_seccomp_load (o->seccomp);
       if (r < 0)
         child_fail (c, -r, "load seccomp filter");
+      if (o->seccomp->notify)
+        {
+          /* the listener goes to obuild's supervisor, never to the step */
+          int s = ob_seccomp_notify_send (c->notify_fd, r);
+          if (s < 0)
+            child_fail (c, -s, "send the seccomp listener");
+          close (r);
+          close (c->notify_fd);
+        }
     }
 
   /* execvp looks argv[0] up in the step's PATH, not obuild's. */
@@ -1012,7 +1023,8 @@ init_main (const struct sandbox_ctx *c)
    * /proc/N/fd.  Non-dumpable, so the step cannot read our /proc/1/fd
    * during the short time before init closes the rest. */
   {
-    const int keep[] = { 0, 1, 2, c->err_fd, c->devnull_fd, o->stdin_fd, o->stdout_fd, o->stderr_fd };
+    const int keep[] = { 0, 1, 2, c->err_fd, c->devnull_fd, o->stdin_fd, o->stdout_fd, o->stderr_fd,
+                         c->notify_fd };
     close_fds_except (keep, sizeof keep / sizeof keep[0]);
   }
   prctl (PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -1347,6 +1359,9 @@ ob_sandbox_run (const struct ob_sandbox_opts *opts, int *status, char ***created
   cleanup_close int wpipe = -1;
   cleanup_close int sync_r = -1;
   cleanup_close int sync_w = -1;
+  cleanup_close int notify_child = -1;
+  int notify_parent = -1;
+  struct ob_seccomp_notify *supervisor = NULL;
   struct sandbox_ctx ctx;
   struct child_error rec;
   unsigned long flags;
@@ -1390,6 +1405,16 @@ ob_sandbox_run (const struct ob_sandbox_opts *opts, int *status, char ***created
   ctx.err_fd = wpipe;
   ctx.devnull_fd = devnull;
   ctx.sync_fd = -1;
+  ctx.notify_fd = -1;
+  if (opts->seccomp != NULL && opts->seccomp->notify)
+    {
+      /* the command sends its seccomp listener through this pair to the
+       * supervisor thread (seccomp_notify.c), which records chown owners */
+      if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0)
+        return ob_error_make (err, OB_ERR_STEP, errno, "socketpair");
+      notify_parent = fds[0];
+      ctx.notify_fd = notify_child = fds[1];
+    }
 
   flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
   if (opts->no_namespaces)
@@ -1407,20 +1432,37 @@ ob_sandbox_run (const struct ob_sandbox_opts *opts, int *status, char ***created
     }
   pid = (pid_t) raw_clone (flags);
   if (pid < 0)
-    return ob_error_make (err, OB_ERR_STEP, errno,
-                          "clone the step's namespaces (%spid, mount, uts, ipc%s)",
-                          opts->identity_userns ? "user, " : "", opts->network_none ? ", net" : "");
+    {
+      if (notify_parent >= 0)
+        close (notify_parent);
+      return ob_error_make (err, OB_ERR_STEP, errno,
+                            "clone the step's namespaces (%spid, mount, uts, ipc%s)",
+                            opts->identity_userns ? "user, " : "", opts->network_none ? ", net" : "");
+    }
   if (pid == 0)
     {
       close (rpipe);
       if (sync_w >= 0)
         close (sync_w);
+      if (notify_parent >= 0)
+        close (notify_parent);
       init_main (&ctx);
+    }
+  if (notify_parent >= 0)
+    {
+      close (ob_steal_fd (&notify_child));
+      if (ob_seccomp_notify_start (notify_parent, &supervisor, err) < 0)
+        {
+          kill (pid, SIGKILL);
+          (void) wait_init (pid, &wstatus);
+          return -1;
+        }
     }
   if (opts->identity_userns && map_identity (pid, sync_w, err) < 0)
     {
       kill (pid, SIGKILL);
       (void) wait_init (pid, &wstatus);
+      ob_seccomp_notify_stop (supervisor);
       return -1;
     }
 
@@ -1431,6 +1473,8 @@ ob_sandbox_run (const struct ob_sandbox_opts *opts, int *status, char ***created
 
   ret = wait_init (pid, &wstatus);
   running_pid = 0;
+  /* the step's PID namespace died with its init: no call is left to answer */
+  ob_seccomp_notify_stop (supervisor);
   if (ret < 0)
     return ob_error_make (err, OB_ERR_STEP, errno, "wait for the step");
 

@@ -59,9 +59,15 @@ static const char *const deny_always[] = {
   "iopl", "ioperm", "vm86", "vm86old",
 };
 
+/* With emulate_root: the chown family succeeds without effect, or, with
+ * owners recorded (ob_seccomp_build_owners), goes to the supervisor in
+ * seccomp_notify.c, which records the owner asked for. */
+static const char *const chown_family[] = {
+  "chown", "fchown", "lchown", "fchownat", "chown32", "fchown32", "lchown32",
+};
+
 /* With emulate_root: succeed without effect (SCMP_ACT_ERRNO(0) returns 0). */
 static const char *const fake_always[] = {
-  "chown", "fchown", "lchown", "fchownat", "chown32", "fchown32", "lchown32",
   "setuid", "setuid32", "setgid", "setgid32", "setreuid", "setreuid32", "setregid",
   "setregid32", "setresuid", "setresuid32", "setresgid", "setresgid32", "setfsuid",
   "setfsuid32", "setfsgid", "setfsgid32", "setgroups", "setgroups32", "capset",
@@ -230,10 +236,14 @@ add_namespace_rules (scmp_filter_ctx ctx, ob_error_t *err)
 }
 
 static int
-add_emulate_root_rules (scmp_filter_ctx ctx, ob_error_t *err)
+add_emulate_root_rules (scmp_filter_ctx ctx, bool notify, ob_error_t *err)
 {
-  int ret = add_rules (ctx, SCMP_ACT_ERRNO (0), fake_always,
-                       sizeof fake_always / sizeof fake_always[0], err);
+  int ret = add_rules (ctx, notify ? SCMP_ACT_NOTIFY : SCMP_ACT_ERRNO (0), chown_family,
+                       sizeof chown_family / sizeof chown_family[0], err);
+  if (ret < 0)
+    return ret;
+  ret = add_rules (ctx, SCMP_ACT_ERRNO (0), fake_always,
+                   sizeof fake_always / sizeof fake_always[0], err);
   if (ret < 0)
     return ret;
 
@@ -295,8 +305,8 @@ export_program (scmp_filter_ctx ctx, struct ob_seccomp_prog **out, ob_error_t *e
   return 0;
 }
 
-int
-ob_seccomp_build (bool emulate_root, struct ob_seccomp_prog **out, ob_error_t *err)
+static int
+build (bool emulate_root, bool notify, struct ob_seccomp_prog **out, ob_error_t *err)
 {
   __attribute__ ((cleanup (ctx_releasep))) scmp_filter_ctx ctx = NULL;
   int ret;
@@ -321,11 +331,26 @@ ob_seccomp_build (bool emulate_root, struct ob_seccomp_prog **out, ob_error_t *e
     return ret;
   if (emulate_root)
     {
-      ret = add_emulate_root_rules (ctx, err);
+      ret = add_emulate_root_rules (ctx, notify, err);
       if (ret < 0)
         return ret;
     }
-  return export_program (ctx, out, err);
+  ret = export_program (ctx, out, err);
+  if (ret == 0)
+    (*out)->notify = notify;
+  return ret;
+}
+
+int
+ob_seccomp_build (bool emulate_root, struct ob_seccomp_prog **out, ob_error_t *err)
+{
+  return build (emulate_root, false, out, err);
+}
+
+int
+ob_seccomp_build_owners (struct ob_seccomp_prog **out, ob_error_t *err)
+{
+  return build (true, true, out, err);
 }
 
 void
@@ -350,10 +375,20 @@ ob_seccomp_load (const struct ob_seccomp_prog *p)
   if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return -errno;
 #ifdef SYS_seccomp
+  if (p->notify)
+    {
+      /* the listener: only seccomp(2) hands it out */
+      long fd = syscall (SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                         SECCOMP_FILTER_FLAG_NEW_LISTENER, &fprog);
+      return fd >= 0 ? (int) fd : -errno;
+    }
   if (syscall (SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) == 0)
     return 0;
   if (errno != ENOSYS)
     return -errno;
+#else
+  if (p->notify)
+    return -ENOSYS;
 #endif
   if (prctl (PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog, 0, 0) < 0)
     return -errno;

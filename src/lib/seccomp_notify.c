@@ -1,0 +1,697 @@
+/* seccomp_notify: the supervisor that records the owners a single-ID step's
+ * chown calls ask for.  See include/obuild/seccomp_notify.h. */
+#include "config.h"
+#include <obuild/layer.h>
+#include <obuild/seccomp_notify.h>
+#include <obuild/util.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/magic.h>
+#include <linux/filter.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#ifndef SYSFS_MAGIC
+#define SYSFS_MAGIC 0x62656572
+#endif
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW (4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+#ifndef STATX_MNT_ID
+#define STATX_MNT_ID 0x00001000U
+#endif
+
+struct ob_seccomp_notify
+{
+  pthread_t thread;
+  int sock;      /* receives the listener */
+  int stop_r;    /* readable once ob_seccomp_notify_stop is called */
+  int stop_w;
+};
+
+/* What a call asks for, whatever its architecture's form. */
+struct chown_req
+{
+  bool by_fd;      /* fchown, or fchownat (fd, "", AT_EMPTY_PATH) */
+  bool nofollow;   /* lchown, AT_SYMLINK_NOFOLLOW */
+  int dirfd;       /* AT_FDCWD or the process's descriptor */
+  uint64_t path;   /* address in the process */
+  uint32_t uid, gid; /* (uint32_t) -1: unchanged */
+};
+
+/* Whether a filter with a listener can be loaded here: not where a filter
+ * of whoever runs obuild (a container manager intercepting calls) has one
+ * already (EBUSY), or where seccomp(2) itself is refused.  Tried in a child:
+ * a filter cannot be taken off again. */
+static int
+listener_allowed (void)
+{
+  struct sock_filter allow = BPF_STMT (BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+  struct sock_fprog prog = { .len = 1, .filter = &allow };
+  int st;
+  pid_t pid = fork ();
+
+  if (pid < 0)
+    return 0;
+  if (pid == 0)
+    {
+      if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0
+          || syscall (SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog) < 0)
+        _exit (1);
+      _exit (0);
+    }
+  while (waitpid (pid, &st, 0) < 0)
+    if (errno != EINTR)
+      return 0;
+  return WIFEXITED (st) && WEXITSTATUS (st) == 0;
+}
+
+bool
+ob_seccomp_notify_available (void)
+{
+  static int avail = -1; /* probed once; the answer does not change */
+  if (avail < 0)
+    {
+      long r;
+      unsigned int action = SECCOMP_RET_USER_NOTIF;
+      /* API level 5: libseccomp and the kernel both speak user
+       * notification; openat2 is what resolves paths safely */
+      avail = getenv ("OBUILD_TEST_NO_SECCOMP_NOTIFY") == NULL && seccomp_api_get () >= 5
+              && syscall (SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) == 0;
+      if (avail)
+        {
+          struct open_how how = { .flags = O_PATH | O_CLOEXEC };
+          r = syscall (SYS_openat2, AT_FDCWD, "/", &how, sizeof how);
+          if (r < 0)
+            avail = 0;
+          else
+            close ((int) r);
+        }
+      if (avail)
+        avail = listener_allowed ();
+    }
+  return avail == 1;
+}
+
+/* ---- the command's side ---- */
+
+int
+ob_seccomp_notify_send (int sock, int listener)
+{
+  union
+  {
+    char buf[CMSG_SPACE (sizeof (int))];
+    struct cmsghdr align;
+  } u;
+  char byte = 'L';
+  struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                        .msg_controllen = sizeof u.buf };
+  struct cmsghdr *c;
+  ssize_t n;
+
+  memset (&u, 0, sizeof u);
+  c = CMSG_FIRSTHDR (&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN (sizeof (int));
+  memcpy (CMSG_DATA (c), &listener, sizeof (int));
+  do
+    n = sendmsg (sock, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return n == 1 ? 0 : -errno;
+}
+
+/* ---- the supervisor ---- */
+
+/* Read the NUL-terminated path at addr in pid into buf (PATH_MAX bytes). */
+static int
+read_path (pid_t pid, uint64_t addr, char *buf)
+{
+  size_t done = 0;
+
+  if (addr == 0)
+    return -EFAULT;
+  /* page by page: a path near the end of a mapping must not fail because
+   * the bytes after it are unmapped */
+  while (done < PATH_MAX)
+    {
+      uint64_t at = addr + done;
+      size_t chunk = 4096 - (size_t) (at % 4096);
+      struct iovec local, remote;
+      ssize_t n;
+
+      if (chunk > PATH_MAX - done)
+        chunk = PATH_MAX - done;
+      local.iov_base = buf + done;
+      local.iov_len = chunk;
+      remote.iov_base = (void *) (uintptr_t) at;
+      remote.iov_len = chunk;
+      n = process_vm_readv (pid, &local, 1, &remote, 1, 0);
+      if (n <= 0)
+        return n < 0 && errno == ESRCH ? -ESRCH : -EFAULT;
+      if (memchr (buf + done, '\0', (size_t) n) != NULL)
+        return 0;
+      done += (size_t) n;
+    }
+  return -ENAMETOOLONG;
+}
+
+/* readlink of /proc/PID/<what>: a path as the process sees it, from the
+ * root of its mount namespace. */
+static int
+proc_link (pid_t pid, const char *what, char *buf, size_t size)
+{
+  char p[64];
+  ssize_t n;
+  snprintf (p, sizeof p, "/proc/%d/%s", (int) pid, what);
+  n = readlink (p, buf, size - 1);
+  if (n < 0)
+    return errno == ENOENT ? -ESRCH : -errno;
+  if ((size_t) n >= size - 1)
+    return -ENAMETOOLONG;
+  buf[n] = '\0';
+  return 0;
+}
+
+/* The directory a relative path starts from (the cwd or the process's
+ * descriptor dirfd), as a path inside the process's root: openat2 resolves
+ * it again there, so whatever the link says, nothing outside is reached. */
+static int
+start_dir (pid_t pid, int dirfd, char *out, size_t size)
+{
+  char root[PATH_MAX], what[32];
+  size_t rl;
+  int r;
+
+  if (dirfd == AT_FDCWD)
+    snprintf (what, sizeof what, "cwd");
+  else if (dirfd < 0)
+    return -EBADF;
+  else
+    snprintf (what, sizeof what, "fd/%d", dirfd);
+  r = proc_link (pid, what, out, size);
+  if (r < 0)
+    return r == -ESRCH && dirfd != AT_FDCWD ? -EBADF : r;
+  if (out[0] != '/')
+    return -ENOTDIR; /* a pipe, socket, anon inode */
+  r = proc_link (pid, "root", root, sizeof root);
+  if (r < 0)
+    return r;
+  /* a chrooted process: its paths are below its root */
+  rl = strlen (root);
+  if (strcmp (root, "/") != 0)
+    {
+      if (strncmp (out, root, rl) != 0 || (out[rl] != '/' && out[rl] != '\0'))
+        return -ENOENT;
+      memmove (out, out + rl, strlen (out + rl) + 1);
+      if (out[0] == '\0')
+        snprintf (out, size, "/");
+    }
+  return 0;
+}
+
+static int
+open_in_root (int rootfd, const char *path, bool nofollow)
+{
+  struct open_how how = { .flags = O_PATH | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0),
+                          .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+  for (int tries = 0; tries < 8; tries++)
+    {
+      long fd = syscall (SYS_openat2, rootfd, path, &how, sizeof how);
+      if (fd >= 0)
+        return (int) fd;
+      if (errno != EAGAIN) /* EAGAIN: a rename raced with "..", try again */
+        return -errno;
+    }
+  return -EAGAIN;
+}
+
+/* The file's type, device and mount, with one statx. */
+struct file_id
+{
+  mode_t mode;
+  dev_t dev;
+  uint64_t mnt; /* the mount id, or (Linux < 5.8) the device */
+};
+
+static int
+file_id (int fd, struct file_id *id)
+{
+  struct statx sx;
+  if (statx (fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MODE | STATX_MNT_ID,
+             &sx) < 0)
+    return -errno;
+  id->mode = sx.stx_mode;
+  id->dev = makedev (sx.stx_dev_major, sx.stx_dev_minor);
+  id->mnt = (sx.stx_mask & STATX_MNT_ID) ? sx.stx_mnt_id : (uint64_t) id->dev;
+  return 0;
+}
+
+/* Whether the NUL-separated list holds name. */
+static bool
+has_name (const char *list, ssize_t len, const char *name)
+{
+  for (const char *p = list; p < list + len; p += strlen (p) + 1)
+    if (strcmp (p, name) == 0)
+      return true;
+  return false;
+}
+
+/* Record owner (uid, gid; -1 keeps the recorded one) on the file fd names. */
+static int
+record (int fd, mode_t mode, uint32_t uid, uint32_t gid)
+{
+  char p[64], v[64], list[4096];
+  unsigned long cu = 0, cg = 0;
+  ssize_t n, ln;
+
+  snprintf (p, sizeof p, "/proc/self/fd/%d", fd);
+  /* one listxattr says which of the xattrs below exist: most files have
+   * none, and a chown to root of such a file costs nothing more */
+  ln = listxattr (p, list, sizeof list);
+  if (ln < 0 && errno != ERANGE && errno != ENOTSUP)
+    return -errno;
+  if (ln < 0)
+    ln = errno == ERANGE ? -1 : 0; /* -1: too many to list, ask for each */
+  /* a real chown, even root's, drops set-user-ID, set-group-ID (with group
+   * execute) and file capabilities: as subuid mode's layers do */
+  if (S_ISREG (mode))
+    {
+      mode_t m = mode & 07777;
+      mode_t nm = m & ~(mode_t) S_ISUID;
+      if ((m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+        nm &= ~(mode_t) S_ISGID;
+      if (nm != m && chmod (p, nm) < 0)
+        return -errno;
+      if ((ln < 0 || has_name (list, ln, "security.capability"))
+          && removexattr (p, "security.capability") < 0 && errno != ENODATA && errno != ENOTSUP)
+        return -errno;
+    }
+  if (!S_ISREG (mode) && !S_ISDIR (mode))
+    return 0; /* no user.* xattr there: as before, without effect */
+
+  if (ln < 0 || has_name (list, ln, OB_LAYER_OWNER_XATTR))
+    {
+      n = getxattr (p, OB_LAYER_OWNER_XATTR, v, sizeof v - 1);
+      if (n > 0)
+        {
+          v[n] = '\0';
+          if (sscanf (v, "%lu:%lu", &cu, &cg) != 2)
+            cu = cg = 0;
+        }
+    }
+  else
+    n = 0;
+  if (uid != UINT32_MAX)
+    cu = uid;
+  if (gid != UINT32_MAX)
+    cg = gid;
+  if (cu == 0 && cg == 0)
+    {
+      /* root: what a file without the xattr stands for */
+      if (n > 0 && removexattr (p, OB_LAYER_OWNER_XATTR) < 0 && errno != ENODATA
+          && errno != ENOTSUP)
+        return -errno;
+      return 0;
+    }
+  snprintf (v, sizeof v, "%lu:%lu", cu, cg);
+  if (setxattr (p, OB_LAYER_OWNER_XATTR, v, strlen (v), 0) < 0)
+    return errno == ENOTSUP ? 0 : -errno;
+  return 0;
+}
+
+/* The native numbers of the chown family, looked up once per thread:
+ * libseccomp's number-to-name lookup allocates and scans a table, which a
+ * cp -a of 25,000 files would pay 25,000 times. */
+static const char *const family[] = { "chown", "lchown", "fchown", "fchownat",
+                                      "chown32", "lchown32", "fchown32" };
+struct native
+{
+  uint32_t arch;
+  int nr[sizeof family / sizeof family[0]];
+};
+
+static void
+native_init (struct native *n)
+{
+  n->arch = seccomp_arch_native ();
+  for (size_t i = 0; i < sizeof family / sizeof family[0]; i++)
+    n->nr[i] = seccomp_syscall_resolve_name_arch (n->arch, family[i]);
+}
+
+/* Decode the call.  0, or a negative errno for the step. */
+static int
+decode (const struct native *nat, const struct seccomp_notif *req, struct chown_req *c)
+{
+  const char *name = NULL;
+  char *owned = NULL;
+  const __u64 *a = req->data.args;
+  bool ids16 = false;
+  int ret = 0;
+
+  if (req->data.arch == nat->arch)
+    for (size_t i = 0; i < sizeof family / sizeof family[0] && name == NULL; i++)
+      if (nat->nr[i] >= 0 && nat->nr[i] == req->data.nr)
+        name = family[i];
+  if (name == NULL)
+    name = owned = seccomp_syscall_resolve_num_arch (req->data.arch, req->data.nr);
+  if (name == NULL)
+    return -ENOSYS;
+  memset (c, 0, sizeof *c);
+  c->dirfd = AT_FDCWD;
+  /* i386 and arm: chown, lchown and fchown take 16-bit ids (the *32 forms
+   * take full ones) */
+  if ((req->data.arch == SCMP_ARCH_X86 || req->data.arch == SCMP_ARCH_ARM)
+      && (strcmp (name, "chown") == 0 || strcmp (name, "lchown") == 0
+          || strcmp (name, "fchown") == 0))
+    ids16 = true;
+  if (strcmp (name, "chown") == 0 || strcmp (name, "chown32") == 0
+      || strcmp (name, "lchown") == 0 || strcmp (name, "lchown32") == 0)
+    {
+      c->nofollow = name[0] == 'l';
+      c->path = a[0];
+      c->uid = (uint32_t) a[1];
+      c->gid = (uint32_t) a[2];
+    }
+  else if (strcmp (name, "fchown") == 0 || strcmp (name, "fchown32") == 0)
+    {
+      c->by_fd = true;
+      c->dirfd = (int) a[0];
+      c->uid = (uint32_t) a[1];
+      c->gid = (uint32_t) a[2];
+      if (c->dirfd < 0)
+        ret = -EBADF;
+    }
+  else if (strcmp (name, "fchownat") == 0)
+    {
+      int flags = (int) a[4];
+      c->dirfd = (int) a[0];
+      c->path = a[1];
+      c->uid = (uint32_t) a[2];
+      c->gid = (uint32_t) a[3];
+      if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+        ret = -EINVAL;
+      c->nofollow = (flags & AT_SYMLINK_NOFOLLOW) != 0;
+      c->by_fd = (flags & AT_EMPTY_PATH) != 0; /* if the path is empty: below */
+    }
+  else
+    ret = -ENOSYS;
+  if (ids16)
+    {
+      if ((c->uid & 0xffff) == 0xffff)
+        c->uid = UINT32_MAX;
+      else
+        c->uid &= 0xffff;
+      if ((c->gid & 0xffff) == 0xffff)
+        c->gid = UINT32_MAX;
+      else
+        c->gid &= 0xffff;
+    }
+  free (owned);
+  return ret;
+}
+
+/* A failure that may mean the caller is gone: 1 (nothing to answer) when
+ * it is, else e for it, never silence (a call left unanswered would hang
+ * the step). */
+static int
+gone_or (int listener, const struct seccomp_notif *req, int e)
+{
+  return seccomp_notify_id_valid (listener, req->id) != 0 ? 1 : e;
+}
+
+/* Handle one call: 0 (answer success), a negative errno (answer it), or 1
+ * when the call is gone (the process died or was interrupted). */
+static int
+handle (const struct native *nat, int listener, const struct seccomp_notif *req)
+{
+  char path[PATH_MAX], full[2 * PATH_MAX + 2], p[64];
+  cleanup_close int rootfd = -1;
+  cleanup_close int fd = -1;
+  struct chown_req c;
+  struct file_id rid, id;
+  struct statfs sfs;
+  pid_t pid = (pid_t) req->pid;
+  int r;
+
+  r = decode (nat, req, &c);
+  if (r < 0)
+    return r;
+  if (c.path != 0 || !c.by_fd)
+    {
+      r = read_path (pid, c.path, path);
+      if (r < 0)
+        return r == -ESRCH ? gone_or (listener, req, -EFAULT) : r;
+      if (path[0] != '\0')
+        c.by_fd = false; /* AT_EMPTY_PATH matters only with "" */
+      else if (!c.by_fd)
+        return -ENOENT;
+    }
+
+  snprintf (p, sizeof p, "/proc/%d/root", (int) pid);
+  rootfd = open (p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    return gone_or (listener, req, -EPERM);
+  if (c.by_fd)
+    {
+      /* the process's own descriptor: whatever it is, the process holds it
+       * (nothing of obuild's is open in the sandbox); the mount check below
+       * decides */
+      if (c.dirfd == AT_FDCWD)
+        snprintf (p, sizeof p, "/proc/%d/cwd", (int) pid);
+      else
+        snprintf (p, sizeof p, "/proc/%d/fd/%d", (int) pid, c.dirfd);
+      fd = open (p, O_PATH | O_CLOEXEC);
+      if (fd < 0)
+        return errno == ENOENT ? -EBADF : -errno;
+    }
+  else
+    {
+      if (path[0] == '/')
+        snprintf (full, sizeof full, "%s", path);
+      else
+        {
+          char dir[PATH_MAX];
+          r = start_dir (pid, c.dirfd, dir, sizeof dir);
+          if (r < 0)
+            return r == -ESRCH ? gone_or (listener, req, -ENOENT) : r;
+          snprintf (full, sizeof full, "%s/%s", dir, path);
+        }
+      fd = open_in_root (rootfd, full, c.nofollow);
+      if (fd < 0)
+        return fd;
+    }
+  /* the pid may have been reused between the call and now: from here on
+   * the files are known to be the caller's */
+  if (seccomp_notify_id_valid (listener, req->id) != 0)
+    return 1;
+
+  r = file_id (rootfd, &rid);
+  if (r == 0)
+    r = file_id (fd, &id);
+  if (r < 0)
+    return r;
+  if (id.mnt != rid.mnt || id.dev != rid.dev)
+    {
+      /* not the layer's: a read-only mount gives EROFS, as a real chown
+       * there; /proc and /sys are the kernel's (EPERM, as a real chown of
+       * them in a user namespace); a tmpfs, a cache mount: nothing to
+       * record, success as before.  (The root mount is writable: what
+       * cannot be written there fails in record with the kernel's error.) */
+      if (fstatfs (fd, &sfs) < 0)
+        return -errno;
+      if (sfs.f_flags & ST_RDONLY)
+        return -EROFS;
+      if (sfs.f_type == PROC_SUPER_MAGIC || sfs.f_type == SYSFS_MAGIC)
+        return -EPERM;
+      return 0;
+    }
+  /* a real chown that changes no id (ours own every file): what a chown
+   * does besides the ids happens as for real, above all overlayfs copies
+   * a file of a lower layer up, so the step's layer holds it, symlinks
+   * included, as in subuid mode */
+  if (fchownat (fd, "", (uid_t) -1, (gid_t) -1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+    return -errno;
+  return record (fd, id.mode, c.uid, c.gid);
+}
+
+static int
+recv_listener (struct ob_seccomp_notify *n)
+{
+  union
+  {
+    char buf[CMSG_SPACE (sizeof (int))];
+    struct cmsghdr align;
+  } u;
+  char byte;
+  struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                        .msg_controllen = sizeof u.buf };
+  struct pollfd pfd[2] = { { .fd = n->sock, .events = POLLIN }, { .fd = n->stop_r, .events = POLLIN } };
+  struct cmsghdr *c;
+  ssize_t r;
+  int fd = -1;
+
+  for (;;)
+    {
+      if (poll (pfd, 2, -1) < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          return -1;
+        }
+      if (pfd[1].revents)
+        return -1;
+      if (pfd[0].revents)
+        break;
+    }
+  r = recvmsg (n->sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  if (r != 1)
+    return -1; /* the command failed before sending: nothing to supervise */
+  for (c = CMSG_FIRSTHDR (&msg); c != NULL; c = CMSG_NXTHDR (&msg, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS
+        && c->cmsg_len == CMSG_LEN (sizeof (int)))
+      memcpy (&fd, CMSG_DATA (c), sizeof fd);
+  return fd;
+}
+
+static void *
+supervise (void *arg)
+{
+  struct ob_seccomp_notify *n = arg;
+  struct seccomp_notif *req = NULL;
+  struct seccomp_notif_resp *resp = NULL;
+  struct native nat;
+  int listener = recv_listener (n);
+
+  if (listener < 0)
+    return NULL;
+  if (seccomp_notify_alloc (&req, &resp) != 0)
+    {
+      /* closing the listener fails the step's pending and later calls
+       * (ENOSYS) rather than leaving them blocked */
+      close (listener);
+      return NULL;
+    }
+  native_init (&nat);
+  /* Linux >= 6.6: the step's thread hands its CPU to us and back, which
+   * cuts the round trip of each call (a cp -a makes one per file); older
+   * kernels refuse it, nothing else changes */
+  (void) ioctl (listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
+  for (;;)
+    {
+      struct pollfd pfd[2] = { { .fd = listener, .events = POLLIN }, { .fd = n->stop_r, .events = POLLIN } };
+      int r;
+      if (poll (pfd, 2, -1) < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          break;
+        }
+      if (pfd[1].revents)
+        break;
+      if (!(pfd[0].revents & POLLIN))
+        {
+          if (pfd[0].revents & (POLLHUP | POLLERR | POLLNVAL))
+            break; /* every process of the step is gone */
+          continue;
+        }
+      /* the kernel wants a zeroed request */
+      memset (req, 0, sizeof *req);
+      r = seccomp_notify_receive (listener, req);
+      if (r != 0)
+        {
+          if (r == -ENOENT || r == -EINTR)
+            continue; /* the caller was killed or interrupted meanwhile */
+          break;
+        }
+      r = handle (&nat, listener, req);
+      if (r == 1)
+        continue; /* the call is gone: no one to answer */
+      memset (resp, 0, sizeof *resp);
+      resp->id = req->id;
+      resp->error = r;
+      resp->val = 0;
+      (void) seccomp_notify_respond (listener, resp); /* ENOENT: the caller died */
+    }
+  seccomp_notify_free (req, resp);
+  close (listener);
+  return NULL;
+}
+
+int
+ob_seccomp_notify_start (int sock, struct ob_seccomp_notify **out, ob_error_t *err)
+{
+  struct ob_seccomp_notify *n = ob_xmalloc0 (sizeof *n);
+  sigset_t all, old;
+  int fds[2], r;
+
+  *out = NULL;
+  n->sock = sock;
+  if (pipe2 (fds, O_CLOEXEC) < 0)
+    {
+      int e = errno;
+      close (sock);
+      free (n);
+      return ob_error_make (err, OB_ERR_GENERIC, e, "pipe");
+    }
+  n->stop_r = fds[0];
+  n->stop_w = fds[1];
+  /* signals (SIGINT, SIGCHLD) are the main thread's business */
+  sigfillset (&all);
+  pthread_sigmask (SIG_SETMASK, &all, &old);
+  r = pthread_create (&n->thread, NULL, supervise, n);
+  pthread_sigmask (SIG_SETMASK, &old, NULL);
+  if (r != 0)
+    {
+      close (n->stop_r);
+      close (n->stop_w);
+      close (sock);
+      free (n);
+      return ob_error_make (err, OB_ERR_GENERIC, r, "start the chown supervisor");
+    }
+  *out = n;
+  return 0;
+}
+
+void
+ob_seccomp_notify_stop (struct ob_seccomp_notify *n)
+{
+  if (n == NULL)
+    return;
+  if (write (n->stop_w, "x", 1) < 0)
+    {
+      /* a pipe with a reader and room for one byte: cannot fail */
+    }
+  pthread_join (n->thread, NULL);
+  close (n->stop_r);
+  close (n->stop_w);
+  close (n->sock);
+  free (n);
+}
