@@ -30,6 +30,7 @@
 #include <obuild/seccomp.h>
 #include <obuild/seccomp_notify.h>
 #include <obuild/util.h>
+#include "sandbox_priv.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -113,118 +114,6 @@ struct child_error
 };
 
 /* ---- small helpers usable on both sides ---- */
-
-/* Resolve path inside the tree at rootfd by hand, like RESOLVE_IN_ROOT:
- * symlinks are expanded relative to the root, ".." stops at it.  For
- * kernels without openat2 (or a seccomp profile that refuses it, or
- * valgrind).  Allocation-free: used after clone. */
-static int
-resolve_in_root (int rootfd, const char *path, int flags)
-{
-  char rest[PATH_MAX], tmp[PATH_MAX];
-  struct stat root_st, st;
-  int cur, links = 0;
-  char *p;
-
-  if (fstat (rootfd, &root_st) < 0)
-    return -1;
-  if (strlen (path) >= sizeof rest)
-    {
-      errno = ENAMETOOLONG;
-      return -1;
-    }
-  strcpy (rest, path);
-  cur = openat (rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-  p = rest;
-  while (cur >= 0)
-    {
-      char *comp, *end;
-      int next, saved;
-      bool last;
-
-      while (*p == '/')
-        p++;
-      if (*p == '\0')
-        break;
-      comp = p;
-      end = strchr (p, '/');
-      if (end)
-        *end = '\0';
-      p = end ? end + 1 : comp + strlen (comp);
-      last = end == NULL || p[strspn (p, "/")] == '\0';
-
-      if (strcmp (comp, ".") == 0)
-        continue;
-      if (strcmp (comp, "..") == 0)
-        {
-          if (fstat (cur, &st) == 0 && st.st_dev == root_st.st_dev && st.st_ino == root_st.st_ino)
-            continue;
-          next = openat (cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
-        }
-      else
-        next = openat (cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-      saved = errno;
-      if (next < 0)
-        {
-          close (cur);
-          errno = saved;
-          return -1;
-        }
-      if (fstat (next, &st) == 0 && S_ISLNK (st.st_mode) && !(last && (flags & O_NOFOLLOW)))
-        {
-          char target[PATH_MAX];
-          ssize_t n = readlinkat (next, "", target, sizeof target - 1);
-          close (next);
-          if (n < 0 || ++links > 40
-              || snprintf (tmp, sizeof tmp, "%.*s/%s", (int) n, target, p) >= (int) sizeof tmp)
-            {
-              close (cur);
-              errno = n < 0 ? errno : links > 40 ? ELOOP : ENAMETOOLONG;
-              return -1;
-            }
-          strcpy (rest, tmp);
-          p = rest;
-          if (target[0] == '/')
-            {
-              close (cur);
-              cur = openat (rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-            }
-          continue;
-        }
-      close (cur);
-      cur = next;
-    }
-  if (cur >= 0 && (flags & O_DIRECTORY) && fstat (cur, &st) == 0 && !S_ISDIR (st.st_mode))
-    {
-      close (cur);
-      errno = ENOTDIR;
-      return -1;
-    }
-  return cur;
-}
-
-/* Resolve path (absolute or relative to the root) inside the tree at rootfd:
- * symlinks and ".." never leave it.  Returns an O_PATH fd (flags may add
- * O_DIRECTORY, O_NOFOLLOW) or -1 with errno. */
-static int
-open_in_root (int rootfd, const char *path, int flags)
-{
-  struct open_how how = { 0 };
-  int fd;
-
-  how.flags = (unsigned long long) (flags | O_PATH | O_CLOEXEC);
-  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-  fd = (int) syscall (SYS_openat2, rootfd, path, &how, sizeof how);
-  if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
-    return fd;
-  return resolve_in_root (rootfd, path, flags);
-}
-
-static void
-fd_path (char *buf, size_t size, int fd)
-{
-  snprintf (buf, size, "/proc/self/fd/%d", fd);
-}
 
 static long
 raw_clone (unsigned long flags)
@@ -363,7 +252,7 @@ child_make_mount_point (int rootfd, const char *dest, enum mount_point_kind kind
     }
   memcpy (parent, dest, plen);
   parent[plen] = '\0';
-  pfd = open_in_root (rootfd, plen ? parent : "/", O_PATH | O_DIRECTORY);
+  pfd = ob_sandbox_open_in_root (rootfd, plen ? parent : "/", O_PATH | O_DIRECTORY);
   if (pfd < 0)
     return -1;
   if (kind == MP_DIR)
@@ -491,7 +380,7 @@ bind_mount (int rootfd, const char *source, const char *dest, bool recursive, bo
   int tfd, sfd, fd, saved, ret;
 
   *what = "open mount point";
-  tfd = open_in_root (rootfd, dest, O_PATH);
+  tfd = ob_sandbox_open_in_root (rootfd, dest, O_PATH);
   if (tfd < 0)
     return -1;
 
@@ -527,7 +416,7 @@ bind_mount (int rootfd, const char *source, const char *dest, bool recursive, bo
 
   /* Classic mount (2): bind, then remount the top mount read-only. */
   *what = "bind";
-  fd_path (path, sizeof path, tfd);
+  ob_sandbox_fd_path (path, sizeof path, tfd);
   ret = mount (source, path, "none", MS_BIND | (recursive ? MS_REC : 0), NULL);
   saved = errno;
   close (tfd);
@@ -541,10 +430,10 @@ bind_mount (int rootfd, const char *source, const char *dest, bool recursive, bo
 
   /* Reopen: the old fd is the covered mount point, not the new mount. */
   *what = "remount";
-  fd = open_in_root (rootfd, dest, O_PATH);
+  fd = ob_sandbox_open_in_root (rootfd, dest, O_PATH);
   if (fd < 0)
     return -1;
-  fd_path (path, sizeof path, fd);
+  ob_sandbox_fd_path (path, sizeof path, fd);
   ret = mount ("none", path, "none", MS_REMOUNT | MS_BIND | MS_RDONLY | locked_flags (fd), NULL);
   saved = errno;
   if (ret == 0 && recursive)
@@ -579,10 +468,10 @@ run_op (const struct sandbox_ctx *c, int rootfd, const struct sandbox_op *op)
     case OP_MOUNT_PROC:
     case OP_MOUNT_TMPFS:
     case OP_MOUNT_DEVPTS:
-      fd = open_in_root (rootfd, op->dest, O_PATH | O_DIRECTORY);
+      fd = ob_sandbox_open_in_root (rootfd, op->dest, O_PATH | O_DIRECTORY);
       if (fd < 0)
         child_fail (c, errno, "open mount point `%s`", op->dest);
-      fd_path (path, sizeof path, fd);
+      ob_sandbox_fd_path (path, sizeof path, fd);
       ret = mount (op->source, path, op->source, op->flags, op->data);
       if (ret < 0 && op->kind == OP_MOUNT_DEVPTS && (errno == EINVAL || errno == EPERM))
         {
@@ -609,7 +498,7 @@ run_op (const struct sandbox_ctx *c, int rootfd, const struct sandbox_op *op)
           child_fail (c, ENAMETOOLONG, "symlink `%s`", op->dest);
         memcpy (parent, op->dest, plen);
         parent[plen] = '\0';
-        fd = open_in_root (rootfd, plen ? parent : "/", O_PATH | O_DIRECTORY);
+        fd = ob_sandbox_open_in_root (rootfd, plen ? parent : "/", O_PATH | O_DIRECTORY);
         if (fd < 0 || (symlinkat (op->source, fd, slash + 1) < 0 && errno != EEXIST))
           child_fail (c, errno, "symlink `%s` -> `%s`", op->dest, op->source);
         close (fd);
@@ -626,19 +515,19 @@ run_op (const struct sandbox_ctx *c, int rootfd, const struct sandbox_op *op)
       if (strcmp (what, "remount") == 0)
         {
           /* Bound but still writable: never leave that. */
-          fd = open_in_root (rootfd, op->dest, O_PATH | O_DIRECTORY);
+          fd = ob_sandbox_open_in_root (rootfd, op->dest, O_PATH | O_DIRECTORY);
           if (fd < 0)
             child_fail (c, errno, "open `%s`", op->dest);
-          fd_path (path, sizeof path, fd);
+          ob_sandbox_fd_path (path, sizeof path, fd);
           if (umount2 (path, MNT_DETACH) < 0)
             child_fail (c, errno, "unmount writable `%s`", op->dest);
           close (fd);
         }
       /* Cannot be bound at all: an empty read-only /sys. */
-      fd = open_in_root (rootfd, op->dest, O_PATH | O_DIRECTORY);
+      fd = ob_sandbox_open_in_root (rootfd, op->dest, O_PATH | O_DIRECTORY);
       if (fd < 0)
         child_fail (c, errno, "open mount point `%s`", op->dest);
-      fd_path (path, sizeof path, fd);
+      ob_sandbox_fd_path (path, sizeof path, fd);
       if (mount ("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                  "mode=0555,size=4k")
           < 0)
@@ -718,7 +607,7 @@ set_nodev (const struct sandbox_ctx *c, int rootfd, const char *rootfs)
     return;
   if (errno != ENOSYS && errno != EINVAL && errno != EPERM)
     child_fail (c, errno, "make rootfs `%s` nodev", rootfs);
-  fd_path (path, sizeof path, rootfd);
+  ob_sandbox_fd_path (path, sizeof path, rootfd);
   if (mount ("none", path, "none", MS_REMOUNT | MS_BIND | MS_NODEV | locked_flags (rootfd), NULL) < 0)
     child_fail (c, errno, "make rootfs `%s` nodev", rootfs);
 }
@@ -781,7 +670,7 @@ enter_workdir (const struct sandbox_ctx *c, const char *cwd)
   rootfd = open ("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0)
     child_fail (c, errno, "open `/`");
-  fd = open_in_root (rootfd, cwd, O_DIRECTORY);
+  fd = ob_sandbox_open_in_root (rootfd, cwd, O_DIRECTORY);
   if (fd < 0)
     child_fail (c, errno, "working directory `%s`", cwd);
   if (fchdir (fd) < 0)
@@ -1082,131 +971,6 @@ init_main (const struct sandbox_ctx *c)
 
 /* ---- parent side ---- */
 
-/* Path of fd relative to the root whose host path is root_real. */
-static char *
-path_in_root (const char *root_real, int fd, const char *fallback)
-{
-  char link[64], buf[PATH_MAX];
-  size_t rl = strlen (root_real);
-  ssize_t n;
-
-  fd_path (link, sizeof link, fd);
-  n = readlink (link, buf, sizeof buf - 1);
-  if (n < 0)
-    return ob_xstrdup (fallback);
-  buf[n] = '\0';
-  if (strcmp (root_real, "/") == 0)
-    return ob_xstrdup (buf);
-  if (strncmp (buf, root_real, rl) != 0 || (buf[rl] != '/' && buf[rl] != '\0'))
-    return ob_xstrdup (fallback);
-  return ob_xstrdup (buf[rl] ? buf + rl : "/");
-}
-
-/* Make sure the mount point path (absolute, inside the root) exists as a
- * directory (dir) or a non-directory, creating it and its parents when
- * missing and recording each creation in *made.  A dangling symlink on the
- * way is followed (inside the root), like runc does for
- * /etc/resolv.conf -> ../run/.../stub-resolv.conf. */
-static int
-ensure_mount_point (int rootfd, const char *root_real, const char *path, bool dir, char ***made,
-                    ob_error_t *err)
-{
-  cleanup_free char *cur = ob_xstrdup (path);
-  int hops = 0;
-
-restart:
-  if (++hops > 40)
-    return ob_error_make (err, OB_ERR_STEP, ELOOP, "create mount point `%s`", path);
-  {
-    cleanup_close int parent = open_in_root (rootfd, "/", O_PATH | O_DIRECTORY);
-    cleanup_free char *prefix = ob_xmalloc (strlen (cur) + 2);
-    char *p = cur;
-    size_t plen = 0;
-
-    if (parent < 0)
-      return ob_error_make (err, OB_ERR_STEP, errno, "open rootfs");
-    prefix[0] = '\0';
-    for (;;)
-      {
-        char *comp, *end;
-        bool last;
-        cleanup_close int fd = -1;
-        struct stat st;
-
-        while (*p == '/')
-          p++;
-        if (*p == '\0')
-          break;
-        comp = p;
-        end = strchr (p, '/');
-        p = end ? end : p + strlen (p);
-        while (*p == '/')
-          p++;
-        last = *p == '\0';
-
-        prefix[plen++] = '/';
-        memcpy (prefix + plen, comp, (size_t) ((end ? end : comp + strlen (comp)) - comp));
-        plen += (size_t) ((end ? end : comp + strlen (comp)) - comp);
-        prefix[plen] = '\0';
-        if (end)
-          *end = '\0';
-
-        fd = open_in_root (rootfd, prefix, O_PATH);
-        if (fd < 0 && errno != ENOENT)
-          return ob_error_make (err, OB_ERR_STEP, errno, "open mount point `%s`", prefix);
-        if (fd < 0 && fstatat (parent, comp, &st, AT_SYMLINK_NOFOLLOW) == 0
-            && S_ISLNK (st.st_mode))
-          {
-            char target[PATH_MAX];
-            ssize_t n = readlinkat (parent, comp, target, sizeof target - 1);
-            char *rest = end ? end + 1 : (char *) "";
-            char *next;
-            if (n < 0)
-              return ob_error_make (err, OB_ERR_STEP, errno, "readlink `%s`", prefix);
-            target[n] = '\0';
-            /* prefix minus its last component is the link's directory. */
-            prefix[plen - strlen (comp) - 1] = '\0';
-            if (target[0] == '/')
-              next = ob_xasprintf ("%s/%s", target, rest);
-            else
-              next = ob_xasprintf ("%s/%s/%s", prefix, target, rest);
-            free (cur);
-            cur = next;
-            goto restart;
-          }
-        if (fd < 0)
-          {
-            int r;
-            if (!last || dir)
-              r = mkdirat (parent, comp, 0755);
-            else
-              {
-                r = openat (parent, comp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                            0644);
-                if (r >= 0)
-                  r = close (r);
-              }
-            if (r < 0)
-              return ob_error_make (err, OB_ERR_STEP, errno, "create mount point `%s`", prefix);
-            fd = openat (parent, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-            if (fd < 0)
-              return ob_error_make (err, OB_ERR_STEP, errno, "open mount point `%s`", prefix);
-            ob_strv_take (made, path_in_root (root_real, fd, prefix));
-          }
-        if (fstat (fd, &st) < 0)
-          return ob_error_make (err, OB_ERR_STEP, errno, "stat mount point `%s`", prefix);
-        if (!last && !S_ISDIR (st.st_mode))
-          return ob_error_make (err, OB_ERR_STEP, ENOTDIR, "mount point `%s`", path);
-        if (last && dir != !!S_ISDIR (st.st_mode))
-          return ob_error_make (err, OB_ERR_STEP, dir ? ENOTDIR : EISDIR, "mount point `%s`",
-                                path);
-        close (parent);
-        parent = ob_steal_fd (&fd);
-      }
-  }
-  return 0;
-}
-
 static void
 add_op (struct sandbox_op **ops, size_t *n, struct sandbox_op op)
 {
@@ -1286,32 +1050,6 @@ check_opts (const struct ob_sandbox_opts *o, ob_error_t *err)
   return 0;
 }
 
-static int
-prepare_mount_points (const struct ob_sandbox_opts *o, int rootfd, char ***made,
-                      ob_error_t *err)
-{
-  static const char *const dirs[] = { "/proc", "/dev", "/sys" };
-  cleanup_free char *root_real = realpath (o->rootfs, NULL);
-
-  if (root_real == NULL)
-    return ob_error_make (err, OB_ERR_STEP, errno, "rootfs `%s`", o->rootfs);
-  for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
-    if (ensure_mount_point (rootfd, root_real, dirs[i], true, made, err) < 0)
-      return -1;
-  for (size_t i = 0; i < o->n_mounts; i++)
-    {
-      struct stat st;
-      if (stat (o->mounts[i].source, &st) < 0)
-        return ob_error_make (err, OB_ERR_STEP, errno, "bind source `%s`",
-                              o->mounts[i].source);
-      if (ensure_mount_point (rootfd, root_real, o->mounts[i].target, S_ISDIR (st.st_mode),
-                              made, err)
-          < 0)
-        return -1;
-    }
-  return 0;
-}
-
 /* Map every uid and gid of the step's new user namespace to itself, then
  * let its init go on. */
 static int
@@ -1384,7 +1122,7 @@ ob_sandbox_run (const struct ob_sandbox_opts *opts, int *status, char ***created
   rootfd = open (opts->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0)
     return ob_error_make (err, OB_ERR_STEP, errno, "open rootfs `%s`", opts->rootfs);
-  ret = opts->no_namespaces ? 0 : prepare_mount_points (opts, rootfd, &made, err);
+  ret = opts->no_namespaces ? 0 : ob_sandbox_prepare_mount_points (opts, rootfd, &made, err);
   /* Whatever was created belongs to the caller now, even on failure. */
   if (created)
     *created = steal_pointer (&made);
