@@ -41,6 +41,8 @@ int cli_open_store (struct cli_global *g, const char *userns, bool enter, struct
 /* The user-namespace mode cli_open_store entered ("root", "subuid",
  * "single"), or NULL when it did not enter one. */
 const char *cli_userns_mode (void);
+/* Did cli_open_store enter that mode? */
+bool cli_userns_is (const char *mode);
 /* SIGINT/SIGTERM: stop the running step and make the build return. */
 void cli_install_signals (void);
 extern volatile int cli_interrupted;

@@ -51,6 +51,12 @@ cli_userns_mode (void)
   return entered_mode;
 }
 
+bool
+cli_userns_is (const char *mode)
+{
+  return entered_mode && strcmp (entered_mode, mode) == 0;
+}
+
 static void
 on_signal (int sig)
 {

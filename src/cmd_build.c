@@ -515,8 +515,8 @@ cmd_build (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   if (cli_open_store (g, userns, true, &store, err) < 0)
     return -1;
   o.store = store;
-  o.userns_single = cli_userns_mode () && strcmp (cli_userns_mode (), "single") == 0;
-  o.userns_root = cli_userns_mode () && strcmp (cli_userns_mode (), "root") == 0;
+  o.userns_single = cli_userns_is ("single");
+  o.userns_root = cli_userns_is ("root");
   o.no_isolation = ob_userns_no_isolation ();
   o.interrupted = &cli_interrupted;
   /* the library reports events; the renderer of --progress prints them */

@@ -396,8 +396,8 @@ cmd_run (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   if (cli_open_store (g, userns, true, &store, err) < 0)
     return -1;
   o.store = store;
-  o.userns_single = cli_userns_mode () && strcmp (cli_userns_mode (), "single") == 0;
-  o.userns_root = cli_userns_mode () && strcmp (cli_userns_mode (), "root") == 0;
+  o.userns_single = cli_userns_is ("single");
+  o.userns_root = cli_userns_is ("root");
   o.no_isolation = ob_userns_no_isolation ();
   o.stdin_fd = interactive ? 0 : -1;
   o.stdout_fd = -1;

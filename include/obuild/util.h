@@ -46,6 +46,8 @@ ob_steal_fd (int *fd)
 
 /* ---- NULL-terminated string vectors ---- */
 size_t ob_strv_len (char *const *v);
+/* Does the environment vector hold "key=..."? */
+bool ob_strv_env_has (char *const *env, const char *key);
 /* Append a copy of s; *v may be NULL. */
 void ob_strv_add (char ***v, const char *s);
 /* Append s itself (takes ownership). */

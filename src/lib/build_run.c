@@ -24,16 +24,6 @@
 
 /* ---- helpers ---- */
 
-static bool
-env_has (char **env, const char *key)
-{
-  size_t n = strlen (key);
-  for (size_t i = 0; env && env[i]; i++)
-    if (strncmp (env[i], key, n) == 0 && env[i][n] == '=')
-      return true;
-  return false;
-}
-
 /* Remove the mount points the sandbox had to create, deepest first, when
  * the step left them empty; then the directories overlayfs copied up only
  * to hold them: empty, not opaque, and with the mode the image has. */
@@ -555,7 +545,7 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
         }
     }
   for (size_t i = 0; s->n_args > 0 && i < s->n_args; i++)
-    if (s->arg_vals[i] && ob_build_env_get (s->config, s->arg_keys[i]) == NULL && !env_has (env, s->arg_keys[i]))
+    if (s->arg_vals[i] && ob_build_env_get (s->config, s->arg_keys[i]) == NULL && !ob_strv_env_has (env, s->arg_keys[i]))
       ob_strv_take (&env, ob_xasprintf ("%s=%s", s->arg_keys[i], s->arg_vals[i]));
   {
     json_t *cenv = json_object_get (ob_image_config_runtime (s->config), "Env");
@@ -563,14 +553,14 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
     json_t *e;
     json_array_foreach (cenv, i, e) ob_strv_add (&env, json_string_value (e));
   }
-  if (!env_has (env, "PATH"))
+  if (!ob_strv_env_has (env, "PATH"))
     ob_strv_add (&env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-  if (!env_has (env, "HOME"))
+  if (!ob_strv_env_has (env, "HOME"))
     {
       cleanup_free char *home = passwd ? ob_rootfs_passwd_field (passwd, uid, 5) : NULL;
       ob_strv_take (&env, ob_xasprintf ("HOME=%s", home && *home ? home : uid == 0 ? "/root" : "/"));
     }
-  if (!env_has (env, "HOSTNAME"))
+  if (!ob_strv_env_has (env, "HOSTNAME"))
     ob_strv_add (&env, "HOSTNAME=" RUN_HOSTNAME);
   for (size_t i = 0; bm.env && bm.env[i]; i++)
     {

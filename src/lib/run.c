@@ -92,16 +92,6 @@ ob_run_parse_signal (const char *s)
   return 0;
 }
 
-static bool
-env_has (char **env, const char *key)
-{
-  size_t n = strlen (key);
-  for (size_t i = 0; env && env[i]; i++)
-    if (strncmp (env[i], key, n) == 0 && env[i][n] == '=')
-      return true;
-  return false;
-}
-
 /* Add "K=V", replacing an earlier K. */
 static void
 env_set (char ***env, const char *kv)
@@ -364,16 +354,16 @@ ob_run_prepare (const struct ob_run_opts *o, struct ob_run **out, ob_error_t *er
     for (i = 0; o->env && o->env[i]; i++)
       env_set (&r->env, o->env[i]);
   }
-  if (!env_has (r->env, "PATH"))
+  if (!ob_strv_env_has (r->env, "PATH"))
     ob_strv_add (&r->env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-  if (!env_has (r->env, "HOME"))
+  if (!ob_strv_env_has (r->env, "HOME"))
     {
       cleanup_free char *home = passwd ? ob_rootfs_passwd_field (passwd, uid, 5) : NULL;
       ob_strv_take (&r->env, ob_xasprintf ("HOME=%s", home && *home ? home : uid == 0 ? "/root" : "/"));
     }
-  if (!env_has (r->env, "HOSTNAME"))
+  if (!ob_strv_env_has (r->env, "HOSTNAME"))
     ob_strv_take (&r->env, ob_xasprintf ("HOSTNAME=%s", o->hostname ? o->hostname : RUN_HOSTNAME));
-  if (o->tty && !env_has (r->env, "TERM"))
+  if (o->tty && !ob_strv_env_has (r->env, "TERM"))
     ob_strv_add (&r->env, "TERM=xterm"); /* as Docker with -t */
 
   wd = o->workdir ? o->workdir : json_string_value (json_object_get (rt, "WorkingDir"));

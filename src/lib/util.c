@@ -48,6 +48,16 @@ ob_cleanup_strvp (char ***v)
   ob_strv_free (*v);
 }
 
+bool
+ob_strv_env_has (char *const *env, const char *key)
+{
+  size_t n = strlen (key);
+  for (size_t i = 0; env && env[i]; i++)
+    if (strncmp (env[i], key, n) == 0 && env[i][n] == '=')
+      return true;
+  return false;
+}
+
 size_t
 ob_strv_len (char *const *v)
 {
