@@ -57,7 +57,7 @@ struct cli_progress
   int mode;
   pthread_mutex_t mu;
   struct pstep *steps;
-  size_t n_steps;
+  size_t n_steps, cap_steps; /* grown by doubling: a Dockerfile may have 100,000 steps */
   struct pxfer *xfers;
   size_t n_xfers;
   struct ob_buf pending; /* lines to print above the live view */
@@ -322,7 +322,11 @@ static struct pstep *
 add_step (struct cli_progress *p, const struct ob_event *ev)
 {
   struct pstep *s;
-  p->steps = ob_xrealloc (p->steps, (p->n_steps + 1) * sizeof *p->steps);
+  if (p->n_steps == p->cap_steps)
+    {
+      p->cap_steps = p->cap_steps ? p->cap_steps * 2 : 16;
+      p->steps = ob_xrealloc (p->steps, p->cap_steps * sizeof *p->steps);
+    }
   s = &p->steps[p->n_steps++];
   memset (s, 0, sizeof *s);
   s->stage = ev->stage;
