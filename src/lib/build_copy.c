@@ -91,11 +91,15 @@ chown_walk (int dfd, const char *path, uid_t uid, gid_t gid, ob_error_t *err)
   return 0;
 }
 
-/* Unpack a stage (its layers, whiteouts applied) for COPY --from. */
+/* A stage (its layers, whiteouts applied) for COPY --from: mounted, or
+ * else unpacked. */
 static int
 stage_rootfs (struct build *b, struct stage *s, ob_error_t *err)
 {
   cleanup_close int rootfd = -1;
+  if (s->rootfs)
+    return 0;
+  ob_build_stage_mount (b, s, &s->rootfs);
   if (s->rootfs)
     return 0;
   s->rootfs = ob_build_scratch_dir (b, "rootfs", err);

@@ -205,6 +205,7 @@ child_main (struct build *b, size_t si, int fd)
       put_u64 (&m, (uint64_t) (err ? err->kind : OB_ERR_GENERIC));
       put_cstr (&m, err ? err->msg : "failed");
       chan_send (&ch, M_ERROR, m.data, m.len);
+      ob_build_stage_unmount_all (b);
       _exit (1);
     }
   {
@@ -214,6 +215,7 @@ child_main (struct build *b, size_t si, int fd)
     child_send_strs (&ch, M_CACHE, entries);
     child_send_strs (&ch, M_ADOPT, b->adopt_dirs);
   }
+  ob_build_stage_unmount_all (b);
   chan_send (&ch, M_DONE, "", 0);
   /* nothing of the parent's to tear down: its transaction, scratch
    * directories and cache stay the parent's */

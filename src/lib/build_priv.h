@@ -83,6 +83,7 @@ struct build
   struct stage *container_stage; /* --isolation=container: whose image "/" holds */
   char **container_keep;         /* ... and the paths never touched there */
   struct stage *cur_stage;       /* the stage being built, for events */
+  char **stage_mounts; /* overlays mounted for COPY --from (ob_build_stage_mount) */
   bool quiet;      /* no events or log lines (a prebuilt stage's replay) */
   bool concurrent; /* a child process building a stage beside others */
 };
@@ -278,6 +279,13 @@ int ob_build_words (struct build *b, struct stage *s, const struct ob_instr *in,
                     ob_error_t *err);
 char *ob_build_clean_abs (const char *p);
 void ob_build_stage_add_layer (struct stage *s, const struct ob_descriptor *d);
+/* The store's unpacked form of each of the stage's layers (s->layer_dirs). */
+int ob_build_ensure_lowers (struct build *b, struct stage *s, ob_error_t *err);
+/* A read-only view of the stage (COPY --from): an overlay mount of its
+ * unpacked layers, or NULL in *out where none can be had. */
+void ob_build_stage_mount (struct build *b, struct stage *s, char **out);
+/* Unmount them all (the build's end, a child's end). */
+void ob_build_stage_unmount_all (struct build *b);
 int ob_build_load_image_platform (struct build *b, struct stage *s, const char *ref, const char *platform,
                                   ob_error_t *err);
 

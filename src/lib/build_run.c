@@ -294,25 +294,6 @@ run_ctx_clear (struct run_ctx *r)
   free (r->merged);
 }
 
-static int
-ensure_lowers (struct build *b, struct stage *s, ob_error_t *err)
-{
-  json_t *ids = json_object_get (json_object_get (s->config, "rootfs"), "diff_ids");
-  for (size_t i = 0; i < s->n_layers; i++)
-    {
-      cleanup_close int fd = -1;
-      const char *diff_id = json_string_value (json_array_get (ids, i));
-      if (s->layer_dirs[i])
-        continue;
-      if (diff_id == NULL)
-        return ob_error_make (err, OB_ERR_IMAGE, 0, "image config has no diff_id for layer %zu", i);
-      if (ob_txn_blob_open (b->txn, s->layers[i].digest, &fd, err) < 0
-          || ob_store_layer_dir (b->o->store, diff_id, fd, &s->layer_dirs[i], err) < 0)
-        return -1;
-    }
-  return 0;
-}
-
 int
 ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err)
 {
@@ -502,7 +483,7 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   copy = b->use_copy || b->o->snapshotter == OB_SNAPSHOTTER_COPY || b->o->container;
   if (!copy)
     {
-      if (ensure_lowers (b, s, err) < 0)
+      if (ob_build_ensure_lowers (b, s, err) < 0)
         {
           ob_error_wrap (err, "%s:%d", b->dfname, in->line);
           goto out;

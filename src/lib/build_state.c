@@ -5,6 +5,8 @@
  * scheduler (build.c). */
 #include "config.h"
 #include "build_priv.h"
+#include <obuild/rootfs.h>
+#include <sys/mount.h>
 #include <obuild/snapshot.h>
 #include <obuild/util.h>
 
@@ -909,4 +911,71 @@ out:
   ob_manifest_free (m);
   ob_source_clear (&src);
   return r;
+}
+
+/* ---- unpacked layers ---- */
+
+int
+ob_build_ensure_lowers (struct build *b, struct stage *s, ob_error_t *err)
+{
+  json_t *ids = json_object_get (json_object_get (s->config, "rootfs"), "diff_ids");
+  for (size_t i = 0; i < s->n_layers; i++)
+    {
+      cleanup_close int fd = -1;
+      const char *diff_id = json_string_value (json_array_get (ids, i));
+      if (s->layer_dirs[i])
+        continue;
+      if (diff_id == NULL)
+        return ob_error_make (err, OB_ERR_IMAGE, 0, "image config has no diff_id for layer %zu", i);
+      if (ob_txn_blob_open (b->txn, s->layers[i].digest, &fd, err) < 0
+          || ob_store_layer_dir (b->o->store, diff_id, fd, &s->layer_dirs[i], err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
+/* The stage's file system for reading (COPY --from): an overlay of its
+ * unpacked layers, as RUN mounts them, instead of extracting every layer
+ * again (a Debian base: ~1 s a stage).  Not where RUN could not mount an
+ * overlay either (none mode, the copy snapshotter, a container's root);
+ * *out stays NULL when it cannot be had, and the caller extracts. */
+void
+ob_build_stage_mount (struct build *b, struct stage *s, char **out)
+{
+  cleanup_strv char **lowers = NULL;
+  cleanup_free char *dir = NULL;
+  cleanup_free char *upper = NULL, *work = NULL, *merged = NULL;
+  ob_error_t e = NULL;
+  *out = NULL;
+  if (s->n_layers == 0 || b->o->no_isolation || b->o->container || b->use_copy
+      || b->o->snapshotter == OB_SNAPSHOTTER_COPY)
+    return;
+  if (ob_build_ensure_lowers (b, s, &e) < 0 || (dir = ob_build_scratch_dir (b, "from", &e)) == NULL)
+    {
+      ob_error_free (&e);
+      return;
+    }
+  upper = ob_xasprintf ("%s/upper", dir);
+  work = ob_xasprintf ("%s/work", dir);
+  merged = ob_xasprintf ("%s/merged", dir);
+  for (size_t i = 0; i < s->n_layers; i++)
+    ob_strv_add (&lowers, s->layer_dirs[i]);
+  if (mkdir (upper, 0755) < 0 || mkdir (work, 0700) < 0 || mkdir (merged, 0755) < 0
+      || ob_rootfs_mount_overlay (lowers, ob_strv_len (lowers), dir, upper, work, merged, &e) < 0)
+    {
+      ob_error_free (&e);
+      return;
+    }
+  ob_strv_add (&b->stage_mounts, merged);
+  *out = merged;
+  merged = NULL;
+}
+
+void
+ob_build_stage_unmount_all (struct build *b)
+{
+  for (size_t i = 0; b->stage_mounts && b->stage_mounts[i]; i++)
+    umount2 (b->stage_mounts[i], MNT_DETACH);
+  ob_strv_free (b->stage_mounts);
+  b->stage_mounts = NULL;
 }
