@@ -468,6 +468,7 @@ out:
   ob_strv_free (b.cache_keys);
   ob_build_container_cleanup (&b);
   ob_build_stage_unmount_all (&b);
+  free (b.dep_closure);
   ob_txn_free (b.txn);
   ob_strv_free (b.adopt_dirs);
   for (size_t i = 0; i < b.n_image_stages; i++)

@@ -144,15 +144,34 @@ child_send_strs (struct chan *c, int kind, char **v)
     chan_send (c, kind, v[i], strlen (v[i]));
 }
 
-/* Transitive: does stage a need stage b? */
+/* More stages than this are built one after another: the dependency
+ * closure below is n x n. */
+#define MAX_STAGES 256
+
+/* closure[a * n + d]: stage a needs stage d, directly or not.  Computed once
+ * in the stages' order (a stage needs only earlier ones): a recursive walk
+ * per question would follow every path, and a Dockerfile whose stages each
+ * need the two before them has exponentially many. */
+static bool *
+dep_closure (struct build *b)
+{
+  size_t n = b->n_stages;
+  bool *c = ob_xmalloc0 (n * n * sizeof *c);
+  for (size_t a = 0; a < n; a++)
+    for (size_t i = 0; i < b->stages[a].n_deps; i++)
+      {
+        size_t d = b->stages[a].deps[i];
+        c[a * n + d] = true;
+        for (size_t k = 0; k < n; k++)
+          c[a * n + k] |= c[d * n + k];
+      }
+  return c;
+}
+
 static bool
 needs (struct build *b, size_t a, size_t dep)
 {
-  const struct stage *s = &b->stages[a];
-  for (size_t i = 0; i < s->n_deps; i++)
-    if (s->deps[i] == dep || needs (b, s->deps[i], dep))
-      return true;
-  return false;
+  return b->dep_closure[a * b->n_stages + dep];
 }
 
 /* The number of the stage's first step, as the build's pass numbers it. */
@@ -473,8 +492,10 @@ ob_build_jobs_prebuild (struct build *b, size_t target, ob_error_t *err)
   struct job *jobs;
   int r = 0;
 
-  if (max < 2 || b->o->container)
+  if (max < 2 || b->o->container || n > MAX_STAGES)
     return 0;
+  free (b->dep_closure);
+  b->dep_closure = dep_closure (b);
   /* worth it only where two stages can be built at once */
   for (size_t i = 0; i < n && !side_by_side; i++)
     for (size_t k = i + 1; k < n && !side_by_side; k++)

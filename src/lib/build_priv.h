@@ -86,6 +86,7 @@ struct build
   char **stage_mounts; /* overlays mounted for COPY --from (ob_build_stage_mount) */
   bool quiet;      /* no events or log lines (a prebuilt stage's replay) */
   bool concurrent; /* a child process building a stage beside others */
+  bool *dep_closure; /* --jobs: which stage needs which (build_jobs.c) */
 };
 
 struct lookup

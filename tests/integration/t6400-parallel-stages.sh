@@ -54,6 +54,27 @@ FROM busybox
 COPY --from=a /a /a
 COPY --from=b /b /b
 D
+# hostile: 60 stages, each FROM the one before and COPY --from the one
+# before that (paths between two stages grow like Fibonacci numbers), and one
+# stage beside them all; a walk per question over those paths never ends
+{
+  printf 'FROM busybox AS s0\nRUN echo 0 > /f0\nFROM busybox AS s1\nRUN echo 1 > /f1\n'
+  for i in $(seq 2 59); do
+    printf 'FROM s%d AS s%d\nCOPY --from=s%d /f%d /f%d\n' $((i - 1)) "$i" $((i - 2)) $((i - 2)) "$i"
+  done
+  printf 'FROM busybox AS x\nRUN echo x > /x\nFROM busybox\nCOPY --from=s59 /f59 /f59\nCOPY --from=x /x /x\n'
+} >"$ctx/Dockerfile.fib"
+# COPY --from sees a stage as RUN does: deletions and replaced directories
+# of its layers applied
+cat >"$ctx/Dockerfile.view" <<'D'
+FROM busybox AS s
+RUN rm /etc/group && rm -rf /var/lib && mkdir -p /var/lib/new && echo n > /var/lib/new/f
+RUN rm -rf /usr/lib && mkdir /usr/lib && echo x > /usr/lib/only
+FROM busybox
+COPY --from=s /etc /e
+COPY --from=s /var /v
+COPY --from=s /usr/lib /ul
+D
 chmod -R a+rX "$ctx"
 export SOURCE_DATE_EPOCH=1700000000
 
@@ -107,6 +128,23 @@ for m in $MODES; do
   check_eq "[$m] ... no process, mount or scratch directory left" "$(leftovers "$m")" 0
   check_eq "[$m] ... no blob and no tag added to the store" \
     "$(ls "$(store_oci "$m")/blobs/sha256" | wc -l) $(cmp "$(store_oci "$m")/index.json" "$TESTDIR/index.before" && echo same)" "$nb same"
+done
+
+m=root
+ob "$m" build -q --jobs 2 -t fib -f "$ctx/Dockerfile.fib" "$ctx" >"$TESTDIR/fib.out" 2>"$TESTDIR/fib.err" &
+fibpid=$!
+i=0; while kill -0 "$fibpid" 2>/dev/null && [ $i -lt 1200 ]; do sleep 0.1; i=$((i + 1)); done
+if kill -0 "$fibpid" 2>/dev/null; then kill "$fibpid"; fi
+wait "$fibpid"
+check_eq "[$m] 60 stages each needing the two before, one beside them: built within 120 s (exit 0)" "$?" 0
+for m in $MODES; do
+  ob "$m" build -q --jobs 2 -t view -f "$ctx/Dockerfile.view" "$ctx" >/dev/null 2>"$TESTDIR/view.err"
+  check_eq "[$m] COPY --from a stage with deletions and a replaced directory: exit 0" "$?" 0
+  umoci_unpack "$(store_oci "$m")" view:latest "$TESTDIR/u-view-$m"
+  v=$TESTDIR/u-view-$m/rootfs
+  check_eq "[$m] ... the deleted file is not there, the replaced directories hold only the new entries" \
+    "$(ls "$v/e" | tr '\n' ' ')| $(ls "$v/v/lib" | tr '\n' ' ')| $(ls "$v/ul" | tr '\n' ' ')" "hostname passwd | new | only "
+  check_eq "[$m] ... no mount or scratch directory left" "$(leftovers "$m")" 0
 done
 
 check_fail 2 "--jobs .0.: expected a number from 1 to 64" "--jobs 0: exit 2" ob root build --jobs 0 "$ctx"
