@@ -6,6 +6,7 @@
 #define OBUILD_CONTEXT_H
 
 #include <obuild/error.h>
+#include <obuild/layer.h>
 
 #include <stdbool.h>
 #include <sys/types.h>
@@ -102,5 +103,19 @@ struct ob_copy_opts
  * destination, each naming the path. */
 int ob_context_copy (int srcfd, const struct ob_ignore *ig, char *const *srcs, int rootfd,
                      const char *dest, const struct ob_copy_opts *opts, ob_error_t *err);
+
+/* What ob_context_copy would write into an EMPTY tree, without writing
+ * anything: the entries of its layer (*out, *n_out; in the layer's order,
+ * paths relative), each naming its source below srcfd, for
+ * ob_layer_write_sources.  The directories the copy makes have mtime "now".
+ * Returns 1 (nothing planned) when the copy does something a plan does not
+ * model: a device node, an entry written twice or through a symlink the
+ * copy makes; the caller copies instead.  Errors as ob_context_copy's. */
+int ob_context_plan (int srcfd, const struct ob_ignore *ig, char *const *srcs, const char *dest,
+                     const struct ob_copy_opts *opts, struct ob_layer_src **out, size_t *n_out,
+                     ob_error_t *err);
+void ob_context_plan_free (struct ob_layer_src *e, size_t n);
+/* The plan's order (qsort/bsearch of struct ob_layer_src by path). */
+int ob_context_plan_cmp (const void *a, const void *b);
 
 #endif

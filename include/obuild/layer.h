@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 enum ob_compression
@@ -64,6 +65,34 @@ struct ob_layer_result
 int ob_layer_write (int upperfd, const struct ob_changes *changes, int outfd,
                     const struct ob_layer_opts *opts, struct ob_layer_result *res,
                     ob_error_t *err);
+
+/* An entry of a layer written from its sources rather than from an upper
+ * directory (a COPY streamed from the context or another stage, whose files
+ * never reach the disk): the tar header takes st's type and mode, owner,
+ * mtime, size and (regular files, directories) the user.* xattrs of the
+ * source; regular files with the same st_dev/st_ino as an earlier entry
+ * become hardlinks to it, as ob_layer_write does. */
+struct ob_layer_src
+{
+  char *path;       /* in the layer, relative, no trailing "/" */
+  struct stat st;   /* S_IFREG, S_IFDIR, S_IFLNK or S_IFIFO */
+  char *src;        /* regular files, and directories taken from a source:
+                     * the source below srcfd (NULL: a directory the copy
+                     * made, without xattrs) */
+  char *link;       /* symlinks: the target */
+  bool follow;      /* src's last component may be a symlink to follow */
+  bool owner_xattr; /* the source's OB_LAYER_OWNER_XATTR, when it has one,
+                     * is the owner (instead of st's) */
+};
+
+/* Write entries (in the order of ob_snapshot_scan) as a layer to outfd.
+ * A source is opened below srcfd with openat2(RESOLVE_IN_ROOT) and must
+ * still be the inode its st names: OB_ERR_CONTEXT "`src` changed during
+ * the build" otherwise, or when it has shrunk.  Same result fields as
+ * ob_layer_write. */
+int ob_layer_write_sources (int srcfd, const struct ob_layer_src *entries, size_t n, int outfd,
+                            const struct ob_layer_opts *opts, struct ob_layer_result *res,
+                            ob_error_t *err);
 
 /* Normalise a root filesystem tarball (none/gzip/bzip2/xz/zstd, detected
  * from content) read from infd into a layer written to outfd: entries kept

@@ -461,6 +461,83 @@ files_dir (struct build *b, char **dir, int *fd, ob_error_t *err)
   return 0;
 }
 
+/* Whether the files a COPY of s writes must be on disk: a later RUN of
+ * the stage, or another stage built on it, copying or mounting from it,
+ * reads them there; the copy snapshotter and --isolation=container change
+ * a root in place. */
+static bool
+files_needed_later (struct build *b, struct stage *s, const struct ob_instr *in)
+{
+  const struct ob_instr *all = b->df->instrs;
+  if (b->o->container || b->o->snapshotter == OB_SNAPSHOTTER_COPY || s->copy_rootfs != NULL
+      || getenv ("OBUILD_TEST_NO_COPY_STREAM") != NULL)
+    return true;
+  if (in < all || in >= all + b->df->n_instrs)
+    return true; /* an ONBUILD trigger */
+  for (size_t k = (size_t) (in - all) + 1; k < s->end; k++)
+    if (all[k].kind == OB_I_RUN)
+      return true;
+  for (size_t j = 0; j < b->n_stages; j++)
+    if (j != s->index && b->stages[j].needed)
+      for (size_t d = 0; d < b->stages[j].n_deps; d++)
+        if (b->stages[j].deps[d] == s->index)
+          return true;
+  return false;
+}
+
+/* A COPY whose files no later step reads from disk: its layer is written
+ * straight from the sources (ob_context_plan, ob_layer_write_sources), no
+ * file is created.  1 when the copy cannot be planned (copy it instead). */
+static int
+copy_streamed (struct build *b, struct stage *s, const struct ob_instr *in, int srcfd,
+               const struct ob_ignore *ig, char **srcs, const char *dest, const char *canon,
+               const struct ob_copy_opts *opts, ob_error_t *err)
+{
+  cleanup_free char *path = ob_build_clean_abs (canon);
+  struct ob_layer_src *e = NULL;
+  size_t n = 0, len = strlen (path);
+  int r = ob_context_plan (srcfd, ig, srcs, dest, opts, &e, &n, err);
+
+  if (r != 0)
+    return r < 0 ? ob_error_wrap (err, "%s:%d: %s", b->dfname, in->line, in->kind == OB_I_ADD ? "ADD" : "COPY")
+                 : 1;
+  /* ob_build_fix_ancestors: the directories the image has keep their
+   * metadata; the plan's entries are sorted, so found by bisection */
+  if (ob_build_stage_tree (b, s, err) < 0)
+    {
+      ob_context_plan_free (e, n);
+      return -1;
+    }
+  for (size_t i = 1; i <= len; i++)
+    {
+      const struct ob_tree_stat *st;
+      struct ob_layer_src key, *x;
+      char saved;
+      if (path[i] != '/' && path[i] != '\0')
+        continue;
+      saved = path[i];
+      path[i] = '\0';
+      st = ob_tree_lookup (s->tree, path);
+      key.path = path + 1;
+      x = st && S_ISDIR (st->mode) ? bsearch (&key, e, n, sizeof *e, ob_context_plan_cmp) : NULL;
+      if (x && S_ISDIR (x->st.st_mode))
+        {
+          x->st.st_mode = S_IFDIR | (st->mode & 07777);
+          x->st.st_uid = st->uid;
+          x->st.st_gid = st->gid;
+          x->st.st_mtim.tv_sec = st->mtime;
+          x->st.st_mtim.tv_nsec = 0;
+          x->owner_xattr = false;
+        }
+      path[i] = saved;
+    }
+  r = ob_build_commit_sources (b, s, srcfd, e, n, in->original, err);
+  ob_context_plan_free (e, n);
+  if (r < 0)
+    return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+  return 0;
+}
+
 int
 ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err)
 {
@@ -862,6 +939,20 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
       return hit < 0 ? -1 : 0;
     layers_before = s->n_layers;
   }
+
+  if (copy_srcs && heredocs == NULL && archives == NULL && url_archives == NULL && !parents && !excludes
+      && !(copy_srcs[1] && !dest_is_dir) && !files_needed_later (b, s, in))
+    {
+      r = copy_streamed (b, s, in, srcfd, ig, copy_srcs, dest_upper, canon, &opts, err);
+      if (r < 0)
+        return -1;
+      if (r == 0)
+        {
+          ob_build_cache_done (b, s, cache_key, layers_before);
+          return 0;
+        }
+      /* 1: not planned, copied below */
+    }
 
   upper = ob_build_scratch_dir (b, "upper", err);
   if (upper == NULL)

@@ -137,6 +137,11 @@ int ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *
 /* The copy snapshotter (build_copyfs.c). */
 int ob_build_copyfs_prepare (struct build *b, struct stage *s, ob_error_t *err);
 int ob_build_copyfs_diff (struct build *b, struct stage *s, const char *upper, ob_error_t *err);
+/* A layer written from a copy's plan (ob_context_plan), without an
+ * unpacked form. */
+struct ob_layer_src;
+int ob_build_commit_sources (struct build *b, struct stage *s, int srcfd, const struct ob_layer_src *entries,
+                             size_t n, const char *created_by, ob_error_t *err);
 /* The step's change as a change list read straight from rootfd (no upper
  * directory: --isolation=container, where the root is a container's
  * overlay and building an upper would cost more than the layer). */

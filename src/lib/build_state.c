@@ -527,12 +527,14 @@ ob_build_commit_layer (struct build *b, struct stage *s, int upperfd, const char
   return r;
 }
 
+static void add_layer (struct build *b, struct stage *s, const struct ob_layer_result *r,
+                       const char *upper_path, const char *created_by);
+
 int
 ob_build_commit_changes (struct build *b, struct stage *s, int upperfd, const struct ob_changes *changes,
                          const char *upper_path, const char *created_by, bool drop_empty, ob_error_t *err)
 {
   struct ob_layer_result res;
-  struct ob_descriptor d;
   int fd, r;
 
   if (drop_empty && changes->n == 0)
@@ -551,6 +553,39 @@ ob_build_commit_changes (struct build *b, struct stage *s, int upperfd, const st
     }
   if (ob_txn_blob_commit (b->txn, fd, res.digest, err) < 0)
     return -1;
+  add_layer (b, s, &res, upper_path, created_by);
+  return 0;
+}
+
+int
+ob_build_commit_sources (struct build *b, struct stage *s, int srcfd, const struct ob_layer_src *entries,
+                         size_t n, const char *created_by, ob_error_t *err)
+{
+  struct ob_layer_result res;
+  int fd;
+
+  if (ob_txn_blob_create (b->txn, &fd, err) < 0)
+    return -1;
+  memset (&res, 0, sizeof res);
+  if (ob_layer_write_sources (srcfd, entries, n, fd, &b->lopts, &res, err) < 0)
+    {
+      close (fd);
+      return -1;
+    }
+  if (ob_txn_blob_commit (b->txn, fd, res.digest, err) < 0)
+    return -1;
+  /* no unpacked form: extracted from the blob if a later step needs it */
+  add_layer (b, s, &res, NULL, created_by);
+  return 0;
+}
+
+static void
+add_layer (struct build *b, struct stage *s, const struct ob_layer_result *r, const char *upper_path,
+           const char *created_by)
+{
+  const struct ob_layer_result res = *r;
+  struct ob_descriptor d;
+
   d.media_type = (char *) res.media_type;
   strcpy (d.digest, res.digest);
   d.size = res.size;
@@ -565,7 +600,6 @@ ob_build_commit_changes (struct build *b, struct stage *s, int upperfd, const st
   /* the tree is rebuilt (from layer indexes) when a later step needs it */
   ob_tree_free (s->tree);
   s->tree = NULL;
-  return 0;
 }
 
 /* ---- build cache ---- */

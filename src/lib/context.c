@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------ */
@@ -573,6 +574,7 @@ struct copier
   mode_t mode;
   struct link_entry *links; /* open addressing, cap is a power of 2 */
   size_t nlinks, caplinks;
+  struct plan *plan; /* ob_context_plan: entries planned, nothing written */
 };
 
 static size_t
@@ -821,6 +823,210 @@ clear_target (int ddir, const char *name, const char *src, const char *dst, ob_e
   return copy_fail_dst (src, dst, errno, err);
 }
 
+/* ---- planning a copy instead of making it (ob_context_plan) ---- */
+
+/* The entries a copy would write into an empty root, by path (absolute,
+ * as the copier names them), with an index from path to entry.  Past
+ * PLAN_MAX entries (~200 bytes each) the copy is made on disk instead: a
+ * context of millions of files must not cost their count in memory twice
+ * (the change list of the copied directory holds their names too). */
+#define PLAN_MAX 1000000
+static size_t plan_max = PLAN_MAX; /* OBUILD_TEST_PLAN_MAX: a test's smaller cap */
+struct plan
+{
+  struct ob_layer_src *e;
+  bool *removed;
+  size_t n, cap;
+  size_t *slot; /* open addressing: entry index + 1, 0 empty */
+  size_t nslot;
+  struct timespec now; /* mtime of the directories the copy makes */
+  bool fallback;       /* something a plan does not do: copy instead */
+};
+
+static size_t
+plan_hash (const char *p)
+{
+  uint64_t h = 1469598103934665603ULL;
+  for (; *p; p++)
+    h = (h ^ (unsigned char) *p) * 1099511628211ULL;
+  return (size_t) (h ^ (h >> 31));
+}
+
+/* The entry at absolute path p ("/" + an entry's path), or -1. */
+static ssize_t
+plan_find (const struct plan *pl, const char *p)
+{
+  if (pl->nslot == 0)
+    return -1;
+  for (size_t i = plan_hash (p + 1) & (pl->nslot - 1);; i = (i + 1) & (pl->nslot - 1))
+    {
+      if (pl->slot[i] == 0)
+        return -1;
+      if (strcmp (pl->e[pl->slot[i] - 1].path, p + 1) == 0)
+        return (ssize_t) pl->slot[i] - 1;
+    }
+}
+
+static void
+plan_index (struct plan *pl, size_t idx)
+{
+  size_t i = plan_hash (pl->e[idx].path) & (pl->nslot - 1);
+  while (pl->slot[i])
+    i = (i + 1) & (pl->nslot - 1);
+  pl->slot[i] = idx + 1;
+}
+
+/* A new entry at absolute path p; its index. */
+static size_t
+plan_add (struct plan *pl, const char *p, mode_t mode, uid_t uid, gid_t gid)
+{
+  struct ob_layer_src *x;
+  if (pl->n == pl->cap)
+    {
+      pl->cap = pl->cap ? pl->cap * 2 : 256;
+      pl->e = ob_xrealloc (pl->e, pl->cap * sizeof *pl->e);
+      pl->removed = ob_xrealloc (pl->removed, pl->cap * sizeof *pl->removed);
+    }
+  if ((pl->n + 1) * 2 > pl->nslot)
+    {
+      free (pl->slot);
+      pl->nslot = pl->nslot ? pl->nslot * 2 : 512;
+      pl->slot = ob_xmalloc0 (pl->nslot * sizeof *pl->slot);
+      for (size_t i = 0; i < pl->n; i++)
+        plan_index (pl, i);
+    }
+  x = &pl->e[pl->n];
+  memset (x, 0, sizeof *x);
+  pl->removed[pl->n] = false;
+  x->path = ob_xstrdup (p + 1);
+  x->st.st_mode = mode;
+  x->st.st_uid = uid;
+  x->st.st_gid = gid;
+  x->st.st_mtim = pl->now;
+  plan_index (pl, pl->n);
+  return pl->n++;
+}
+
+static int
+plan_fallback (struct copier *c, const char *dst, ob_error_t *err)
+{
+  c->plan->fallback = true;
+  return ob_error_make (err, OB_ERR_GENERIC, 0, "`%s`: copied, not planned", dst);
+}
+
+/* Metadata of a copied entry from its source st: the mode (or --chmod's)
+ * and owner, as apply_meta_fd gives them. */
+static void
+plan_meta (struct copier *c, struct ob_layer_src *x, const struct stat *st)
+{
+  uid_t uid;
+  gid_t gid;
+  entry_owner (c, -1, st, &uid, &gid);
+  x->st.st_mode = (st->st_mode & S_IFMT) | (c->chmod ? (c->mode & 07777) : (st->st_mode & 07777));
+  x->st.st_uid = uid;
+  x->st.st_gid = gid;
+  x->st.st_mtim = st->st_mtim;
+  /* the owner a source's xattr holds is read when the layer is written */
+  x->owner_xattr = c->keep_owner;
+}
+
+/* copy_leaf, planned: a symlink, fifo or regular file (sdir < 0: the
+ * top-level source src, followed). */
+static int
+plan_leaf (struct copier *c, int sdir, const char *sname, const struct stat *st, const char *src,
+           const char *dst, ob_error_t *err)
+{
+  struct plan *pl = c->plan;
+  struct ob_layer_src *x;
+
+  if (S_ISSOCK (st->st_mode))
+    return 0;
+  if (S_ISCHR (st->st_mode) || S_ISBLK (st->st_mode) || plan_find (pl, dst) >= 0 || pl->n >= plan_max)
+    return plan_fallback (c, dst, err);
+  {
+    size_t i = plan_add (pl, dst, 0, 0, 0);
+    x = &pl->e[i];
+  }
+  if (S_ISLNK (st->st_mode))
+    {
+      cleanup_free char *target = ob_xmalloc ((size_t) st->st_size + 2);
+      uid_t uid;
+      gid_t gid;
+      ssize_t n = readlinkat (sdir, sname, target, (size_t) st->st_size + 1);
+      if (n < 0)
+        return copy_fail_src (src, dst, errno, err);
+      target[n] = '\0';
+      entry_owner (c, -1, st, &uid, &gid);
+      x->st.st_mode = S_IFLNK | 0777;
+      x->st.st_uid = uid;
+      x->st.st_gid = gid;
+      x->st.st_mtim = st->st_mtim;
+      x->link = steal_pointer (&target);
+      return 1;
+    }
+  plan_meta (c, x, st);
+  if (S_ISFIFO (st->st_mode))
+    {
+      x->owner_xattr = false; /* as copy_leaf: no xattr on a fifo */
+      return 1;
+    }
+  x->st.st_size = st->st_size;
+  x->st.st_dev = st->st_dev;
+  x->st.st_ino = st->st_ino;
+  x->st.st_nlink = st->st_nlink;
+  x->src = ob_xstrdup (src);
+  x->follow = sdir < 0;
+  return 1;
+}
+
+/* dest_open_dir, planned: the directories of path the copy makes (0755,
+ * the copy's owner); *idx the last one's entry (-1 for "/"). */
+static int
+plan_open_dir (struct copier *c, const char *path, bool *created, ssize_t *idx, ob_error_t *err)
+{
+  cleanup_free char *p = abs_clean (path);
+  size_t len = strlen (p);
+
+  if (created)
+    *created = false;
+  *idx = -1;
+  for (size_t i = 1; i <= len && len > 1; i++)
+    {
+      char saved;
+      ssize_t k;
+      if (p[i] != '/' && p[i] != '\0')
+        continue;
+      saved = p[i];
+      p[i] = '\0';
+      k = plan_find (c->plan, p);
+      if (k >= 0 && (c->plan->removed[k] || !S_ISDIR (c->plan->e[k].st.st_mode)))
+        return plan_fallback (c, p, err);
+      if (k < 0)
+        {
+          k = (ssize_t) plan_add (c->plan, p, S_IFDIR | 0755, c->uid, c->gid);
+          if (created && saved == '\0')
+            *created = true;
+        }
+      *idx = k;
+      p[i] = saved;
+    }
+  return 0;
+}
+
+/* finish_dir, planned: directory idx takes the source's metadata. */
+static void
+plan_finish_dir (struct copier *c, size_t idx, const struct stat *st, const char *src, bool follow)
+{
+  struct ob_layer_src *x = &c->plan->e[idx];
+  plan_meta (c, x, st);
+  x->st.st_dev = st->st_dev;
+  x->st.st_ino = st->st_ino;
+  free (x->src);
+  x->src = ob_xstrdup (*src ? src : ".");
+  x->follow = follow;
+}
+
+
 /* Hardlink ddir/name to the first copy of the same source inode. */
 static int
 try_link (struct copier *c, const char *first, int ddir, const char *name)
@@ -846,6 +1052,8 @@ copy_leaf (struct copier *c, int sdir, const char *sname, int sfd_in, const stru
   cleanup_close int sfd = -1;
   cleanup_close int dfd = -1;
 
+  if (c->plan)
+    return plan_leaf (c, sdir, sname, st, src, dst, err);
   if (clear_target (ddir, name, src, dst, err) < 0)
     return -1;
 
@@ -944,6 +1152,29 @@ copy_subdir (struct copier *c, int sdir, const char *sname, const struct stat *s
   if (sfd < 0)
     return copy_fail_src (src, dst, errno, err);
 
+  if (c->plan)
+    {
+      ssize_t k = plan_find (c->plan, dst);
+      if ((k >= 0 && (c->plan->removed[k] || !S_ISDIR (c->plan->e[k].st.st_mode)))
+          || c->plan->n >= plan_max)
+        return plan_fallback (c, dst, err);
+      if (k < 0)
+        {
+          k = (ssize_t) plan_add (c->plan, dst, S_IFDIR | 0700, 0, 0);
+          created = true;
+        }
+      n = copy_dir_contents (c, sfd, src, real, -1, dst, err);
+      if (n < 0)
+        return -1;
+      if (excluded && n == 0)
+        {
+          if (created)
+            c->plan->removed[k] = true;
+          return 0;
+        }
+      plan_finish_dir (c, (size_t) k, st, src, false);
+      return 1;
+    }
   if (mkdirat (ddir, name, 0700) == 0)
     created = true;
   else if (errno != EEXIST)
@@ -1119,6 +1350,55 @@ dest_open_dir (struct copier *c, const char *path, bool *created, ob_error_t *er
     }
 }
 
+/* copy_source, planned, once the source is resolved. */
+static int
+plan_source (struct copier *c, int pfd, const char *src, const char *srcrel, const char *real,
+             const struct stat *st, const char *dst_clean, bool dest_is_dir, ob_error_t *err)
+{
+  cleanup_free char *target = NULL;
+  ssize_t k;
+
+  if (S_ISDIR (st->st_mode))
+    {
+      cleanup_close int sfd = openat (pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      bool created = false;
+      int n;
+      if (sfd < 0)
+        return copy_fail_src (src, dst_clean, errno, err);
+      if (plan_open_dir (c, dst_clean, &created, &k, err) < 0)
+        return -1;
+      n = copy_dir_contents (c, sfd, srcrel, real && strcmp (real, srcrel) != 0 ? real : NULL, -1,
+                             dst_clean, err);
+      if (n < 0)
+        return -1;
+      if (created)
+        plan_finish_dir (c, (size_t) k, st, srcrel, true);
+      return 0;
+    }
+  if (!dest_is_dir && strcmp (dst_clean, "/") != 0)
+    {
+      k = plan_find (c->plan, dst_clean);
+      if (k >= 0 && !c->plan->removed[k] && S_ISDIR (c->plan->e[k].st.st_mode))
+        dest_is_dir = true;
+    }
+  if (dest_is_dir || strcmp (dst_clean, "/") == 0)
+    {
+      if (plan_open_dir (c, dst_clean, NULL, &k, err) < 0)
+        return -1;
+      target = path_join (dst_clean, path_base (src));
+    }
+  else
+    {
+      cleanup_free char *parent = NULL;
+      const char *slash = strrchr (dst_clean, '/');
+      parent = slash == dst_clean ? ob_xstrdup ("/") : ob_xstrndup (dst_clean, (size_t) (slash - dst_clean));
+      if (plan_open_dir (c, parent, NULL, &k, err) < 0)
+        return -1;
+      target = ob_xstrdup (dst_clean);
+    }
+  return plan_leaf (c, -1, NULL, st, src, target, err) < 0 ? -1 : 0;
+}
+
 /* Copy one top-level source. */
 static int
 copy_source (struct copier *c, const char *src, const char *dest, bool dest_is_dir,
@@ -1153,6 +1433,8 @@ copy_source (struct copier *c, const char *src, const char *dest, bool dest_is_d
 
   dst_clean = abs_clean (dest);
 
+  if (c->plan)
+    return plan_source (c, pfd, src, srcrel, real, &st, dst_clean, dest_is_dir, err);
   if (S_ISDIR (st.st_mode))
     {
       cleanup_close int sfd = openat (pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1240,4 +1522,98 @@ ob_context_copy (int srcfd, const struct ob_ignore *ig, char *const *srcs, int r
     ret = copy_source (&c, srcs[i], dest, dest_is_dir, err);
   copier_free (&c);
   return ret < 0 ? -1 : 0;
+}
+
+/* The order of ob_snapshot_scan: by path components, byte-wise, a
+ * directory before what is in it ("/" sorts before any other byte). */
+int
+ob_context_plan_cmp (const void *pa, const void *pb)
+{
+  const unsigned char *a = (const unsigned char *) ((const struct ob_layer_src *) pa)->path;
+  const unsigned char *b = (const unsigned char *) ((const struct ob_layer_src *) pb)->path;
+  for (; *a && *a == *b; a++, b++)
+    ;
+  if (*a == *b)
+    return 0;
+  if (*a == '\0' || *b == '\0')
+    return *a == '\0' ? -1 : 1;
+  return (*a == '/' ? 0 : *a) < (*b == '/' ? 0 : *b) ? -1 : 1;
+}
+
+static void
+src_clear (struct ob_layer_src *x)
+{
+  free (x->path);
+  free (x->src);
+  free (x->link);
+}
+
+static void
+plan_free (struct plan *pl)
+{
+  ob_context_plan_free (pl->e, pl->n);
+  free (pl->removed);
+  free (pl->slot);
+}
+
+int
+ob_context_plan (int srcfd, const struct ob_ignore *ig, char *const *srcs, const char *dest,
+                 const struct ob_copy_opts *opts, struct ob_layer_src **out, size_t *n_out,
+                 ob_error_t *err)
+{
+  struct copier c = { 0 };
+  struct plan pl = { 0 };
+  size_t nsrcs = ob_strv_len (srcs), k = 0;
+  bool dest_is_dir = ob_str_has_suffix (dest, "/") || nsrcs > 1;
+  int ret = 0;
+
+  *out = NULL;
+  *n_out = 0;
+  c.srcfd = srcfd;
+  c.ig = ig;
+  c.rootfd = -1;
+  c.uid = (opts && opts->chown) ? opts->uid : 0;
+  c.gid = (opts && opts->chown) ? opts->gid : 0;
+  c.keep_owner = opts && !opts->chown && opts->keep_owner;
+  c.chmod = opts && opts->chmod;
+  c.mode = opts ? opts->mode : 0;
+  c.plan = &pl;
+  if (getenv ("OBUILD_TEST_PLAN_MAX"))
+    plan_max = strtoul (getenv ("OBUILD_TEST_PLAN_MAX"), NULL, 10);
+  clock_gettime (CLOCK_REALTIME, &pl.now);
+  for (size_t i = 0; i < nsrcs && ret == 0; i++)
+    ret = copy_source (&c, srcs[i], dest, dest_is_dir, err);
+  copier_free (&c);
+  if (ret < 0)
+    {
+      plan_free (&pl);
+      if (!pl.fallback)
+        return -1;
+      ob_error_free (err);
+      return 1;
+    }
+  /* what an excluded directory without re-included entries left */
+  for (size_t i = 0; i < pl.n; i++)
+    {
+      if (pl.removed[i])
+        {
+          src_clear (&pl.e[i]);
+          continue;
+        }
+      pl.e[k++] = pl.e[i];
+    }
+  qsort (pl.e, k, sizeof *pl.e, ob_context_plan_cmp);
+  *out = pl.e;
+  *n_out = k;
+  free (pl.removed);
+  free (pl.slot);
+  return 0;
+}
+
+void
+ob_context_plan_free (struct ob_layer_src *e, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    src_clear (&e[i]);
+  free (e);
 }

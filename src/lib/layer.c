@@ -15,6 +15,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -353,10 +355,10 @@ set_mtime (struct archive_entry *e, int64_t sec, long nsec, const struct ob_laye
 }
 
 static bool
-keep_xattr (const char *name)
+keep_xattr (const char *name, bool caps)
 {
   if (strcmp (name, "security.capability") == 0)
-    return true;
+    return caps;
   return ob_str_has_prefix (name, "user.") && !ob_str_has_prefix (name, "user.overlay.")
          && strcmp (name, OB_LAYER_OWNER_XATTR) != 0;
 }
@@ -367,13 +369,33 @@ cmp_strp (const void *a, const void *b)
   return strcmp (*(char *const *) a, *(char *const *) b);
 }
 
-/* Copy the xattrs worth keeping of dirfd/name (not following a final
- * symlink) into e, sorted by name so the output is stable. */
-static int
-add_disk_xattrs (struct archive_entry *e, int dirfd, const char *name, const char *display,
-                 ob_error_t *err)
+/* Where xattrs are read: an open descriptor (fd >= 0), else a path whose
+ * final symlink is not followed. */
+struct xsrc
 {
-  cleanup_free char *path = ob_xasprintf ("/proc/self/fd/%d/%s", dirfd, name);
+  int fd;
+  const char *path;
+};
+
+static ssize_t
+xs_list (const struct xsrc *x, char *buf, size_t size)
+{
+  return x->fd >= 0 ? flistxattr (x->fd, buf, size) : llistxattr (x->path, buf, size);
+}
+
+static ssize_t
+xs_get (const struct xsrc *x, const char *name, void *buf, size_t size)
+{
+  return x->fd >= 0 ? fgetxattr (x->fd, name, buf, size) : lgetxattr (x->path, name, buf, size);
+}
+
+/* Copy the xattrs worth keeping (user.*, security.capability when caps)
+ * into e, sorted by name so the output is stable; the owner xattr, when
+ * owner is true, sets e's owner instead. */
+static int
+add_xattrs (struct archive_entry *e, const struct xsrc *x, bool owner, bool caps, const char *display,
+            int kind, ob_error_t *err)
+{
   cleanup_free char *list = NULL;
   cleanup_free char **names = NULL;
   size_t n = 0;
@@ -381,22 +403,22 @@ add_disk_xattrs (struct archive_entry *e, int dirfd, const char *name, const cha
 
   for (;;)
     {
-      len = llistxattr (path, NULL, 0);
+      len = xs_list (x, NULL, 0);
       if (len < 0)
         {
           if (errno == ENOTSUP || errno == ENODATA)
             return 0;
-          return ob_error_make (err, OB_ERR_STORE, errno, "list xattrs of `%s`", display);
+          return ob_error_make (err, kind, errno, "list xattrs of `%s`", display);
         }
       if (len == 0)
         return 0;
       free (list);
       list = ob_xmalloc (len);
-      len = llistxattr (path, list, len);
+      len = xs_list (x, list, len);
       if (len >= 0)
         break;
       if (errno != ERANGE)
-        return ob_error_make (err, OB_ERR_STORE, errno, "list xattrs of `%s`", display);
+        return ob_error_make (err, kind, errno, "list xattrs of `%s`", display);
     }
 
   names = ob_xmalloc ((len + 1) * sizeof (char *));
@@ -407,7 +429,7 @@ add_disk_xattrs (struct archive_entry *e, int dirfd, const char *name, const cha
           /* An owner the user namespace could not represent (single-ID
            * mode): it goes into the tar header, not into the layer. */
           char v[64];
-          ssize_t vl = lgetxattr (path, p, v, sizeof v - 1);
+          ssize_t vl = owner ? xs_get (x, p, v, sizeof v - 1) : -1;
           unsigned long u, g;
           if (vl > 0)
             {
@@ -420,7 +442,7 @@ add_disk_xattrs (struct archive_entry *e, int dirfd, const char *name, const cha
             }
           continue;
         }
-      if (keep_xattr (p))
+      if (keep_xattr (p, caps))
         names[n++] = p;
     }
   qsort (names, n, sizeof (char *), cmp_strp);
@@ -431,12 +453,12 @@ add_disk_xattrs (struct archive_entry *e, int dirfd, const char *name, const cha
       ssize_t vlen;
       for (;;)
         {
-          vlen = lgetxattr (path, names[i], NULL, 0);
+          vlen = xs_get (x, names[i], NULL, 0);
           if (vlen < 0)
             break;
           free (value);
           value = ob_xmalloc (vlen ? vlen : 1);
-          vlen = lgetxattr (path, names[i], value, vlen);
+          vlen = xs_get (x, names[i], value, vlen);
           if (vlen >= 0 || errno != ERANGE)
             break;
         }
@@ -444,12 +466,21 @@ add_disk_xattrs (struct archive_entry *e, int dirfd, const char *name, const cha
         {
           if (errno == ENODATA || errno == ENOTSUP)
             continue;
-          return ob_error_make (err, OB_ERR_STORE, errno, "read xattr `%s` of `%s`", names[i],
-                                display);
+          return ob_error_make (err, kind, errno, "read xattr `%s` of `%s`", names[i], display);
         }
       archive_entry_xattr_add_entry (e, names[i], value, vlen);
     }
   return 0;
+}
+
+/* add_xattrs of dirfd/name as an upper directory holds them. */
+static int
+add_disk_xattrs (struct archive_entry *e, int dirfd, const char *name, const char *display,
+                 ob_error_t *err)
+{
+  cleanup_free char *path = ob_xasprintf ("/proc/self/fd/%d/%s", dirfd, name);
+  struct xsrc x = { -1, path };
+  return add_xattrs (e, &x, true, true, display, OB_ERR_STORE, err);
 }
 
 /* (dev, ino) -> first path, for hardlink detection. */
@@ -757,6 +788,132 @@ ob_layer_write (int upperfd, const struct ob_changes *changes, int outfd,
   return ret;
 }
 
+/* ---- ob_layer_write_sources ---- */
+
+/* Open the regular file or directory src below srcfd (symlinks resolved
+ * inside it, the last one only when follow) and check that it is the inode
+ * st describes: a source that changed since the plan is an error, never
+ * another file's content. */
+static int
+open_source (int srcfd, const struct ob_layer_src *x, int *out, ob_error_t *err)
+{
+  struct open_how how = { .flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
+                          .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+  struct stat st;
+  long fd;
+
+  if (!x->follow)
+    how.flags |= O_NOFOLLOW;
+  if (S_ISDIR (x->st.st_mode))
+    how.flags |= O_DIRECTORY;
+  do
+    fd = syscall (SYS_openat2, srcfd, x->src, &how, sizeof how);
+  while (fd < 0 && (errno == EAGAIN || errno == EINTR));
+  if (fd < 0)
+    return ob_error_make (err, OB_ERR_CONTEXT, errno, "open `%s`", x->src);
+  if (fstat ((int) fd, &st) < 0 || st.st_dev != x->st.st_dev || st.st_ino != x->st.st_ino
+      || (st.st_mode & S_IFMT) != (x->st.st_mode & S_IFMT))
+    {
+      close ((int) fd);
+      return ob_error_make (err, OB_ERR_CONTEXT, 0, "`%s` changed during the build", x->src);
+    }
+  *out = (int) fd;
+  return 0;
+}
+
+static int
+write_src_entry (struct layer_writer *lw, int srcfd, const struct ob_layer_src *x, struct ino_map *links,
+                 const struct ob_layer_opts *opts, ob_error_t *err)
+{
+  cleanup_entry struct archive_entry *e = archive_entry_new ();
+  cleanup_close int fd = -1;
+  cleanup_free char *name = NULL;
+  const char *link_to = NULL;
+  const struct stat *st = &x->st;
+
+  if (e == NULL)
+    ob_oom ();
+  name = S_ISDIR (st->st_mode) ? ob_xasprintf ("%s/", x->path) : ob_xstrdup (x->path);
+  archive_entry_set_pathname (e, name);
+  archive_entry_set_mode (e, st->st_mode);
+  archive_entry_set_uid (e, st->st_uid);
+  archive_entry_set_gid (e, st->st_gid);
+  archive_entry_set_uname (e, NULL);
+  archive_entry_set_gname (e, NULL);
+  set_mtime (e, st->st_mtim.tv_sec, st->st_mtim.tv_nsec, opts);
+  switch (st->st_mode & S_IFMT)
+    {
+    case S_IFREG:
+      if (st->st_nlink > 1)
+        {
+          link_to = ino_map_lookup (links, st->st_dev, st->st_ino);
+          if (link_to == NULL)
+            ino_map_add (links, st->st_dev, st->st_ino, x->path);
+        }
+      if (link_to)
+        {
+          archive_entry_set_hardlink (e, link_to);
+          archive_entry_set_size (e, 0);
+          break;
+        }
+      if (open_source (srcfd, x, &fd, err) < 0)
+        return -1;
+      archive_entry_set_size (e, st->st_size);
+      break;
+    case S_IFLNK:
+      archive_entry_set_symlink (e, x->link);
+      break;
+    case S_IFDIR:
+      if (x->src && open_source (srcfd, x, &fd, err) < 0)
+        return -1;
+      break;
+    case S_IFIFO:
+      break;
+    default:
+      return ob_error_make (err, OB_ERR_GENERIC, 0, "`%s`: no such entry in a copy", x->path);
+    }
+  if (fd >= 0)
+    {
+      struct xsrc xs = { fd, NULL };
+      if (add_xattrs (e, &xs, x->owner_xattr, false, x->src, OB_ERR_CONTEXT, err) < 0)
+        return -1;
+    }
+  if (lw_add (lw, e, err) < 0)
+    return ob_error_wrap (err, "`%s`", x->path);
+  if (fd >= 0 && S_ISREG (st->st_mode))
+    {
+      if (write_file_data (lw, fd, st->st_size, x->src, err) < 0)
+        {
+          ob_error_set_kind (err, OB_ERR_CONTEXT);
+          return -1;
+        }
+    }
+  return 0;
+}
+
+int
+ob_layer_write_sources (int srcfd, const struct ob_layer_src *entries, size_t n, int outfd,
+                        const struct ob_layer_opts *opts, struct ob_layer_result *res, ob_error_t *err)
+{
+  cleanup_locale locale_t old_locale = ob_layer_enter_utf8 ();
+  struct layer_writer lw;
+  struct ino_map links = { 0 };
+  int ret = 0;
+
+  if (lw_open (&lw, outfd, opts, err) < 0)
+    {
+      lw_free (&lw);
+      return -1;
+    }
+  for (size_t i = 0; ret == 0 && i < n; i++)
+    ret = write_src_entry (&lw, srcfd, &entries[i], &links, opts, err);
+  if (ret == 0)
+    ret = lw_finish (&lw, res, err);
+  ino_map_free (&links);
+  lw_free (&lw);
+  return ret;
+}
+
 /* ---- reading archives ---- */
 
 int
@@ -933,7 +1090,7 @@ import_entry (struct layer_writer *lw, struct archive *in, struct archive_entry 
       const void *xv;
       size_t xs;
       while (archive_entry_xattr_next (ie, &xn, &xv, &xs) == ARCHIVE_OK)
-        if (keep_xattr (xn))
+        if (keep_xattr (xn, true))
           archive_entry_xattr_add_entry (e, xn, xv, xs);
     }
 

@@ -939,6 +939,93 @@ TEST (write_missing_path_error)
   td_free (&t);
 }
 
+/* ob_layer_write_sources: an entry's source is checked to be the inode the
+ * plan saw, and resolved inside srcfd whatever its symlinks say. */
+static int
+write_one_source (struct td *t, int srcfd, struct ob_layer_src *x, ob_error_t *err)
+{
+  struct ob_layer_result r = { 0 };
+  struct ob_layer_opts opts = { .compression = OB_COMPRESS_NONE };
+  int fd = openat (t->fd, "out.tar", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  int ret = ob_layer_write_sources (srcfd, x, 1, fd, &opts, &r, err);
+  close (fd);
+  return ret;
+}
+
+TEST (write_sources_checks_the_source)
+{
+  struct td t = td_new ();
+  ob_error_t err = NULL;
+  struct ob_layer_src x = { 0 };
+  size_t len = 0;
+  char *tar;
+  int src;
+
+  mkd (t.fd, "src", 0755);
+  src = openat (t.fd, "src", O_RDONLY | O_DIRECTORY);
+  put (src, "f", "content", 0644);
+  x.path = (char *) "dst/f";
+  x.src = (char *) "f";
+  CHECK (fstatat (src, "f", &x.st, 0) == 0);
+  CHECK_INT (write_one_source (&t, src, &x, &err), 0);
+  tar = slurp_at (t.fd, "out.tar", &len);
+  CHECK (tar != NULL && len >= 1024 && memmem (tar, len, "content", 7) != NULL);
+  free (tar);
+
+  /* replaced by another file since the plan: refused, naming it (the old
+   * one kept, so that its inode number is not reused at once) */
+  CHECK (renameat (src, "f", src, "old") == 0);
+  put (src, "f", "other!!", 0644);
+  CHECK (write_one_source (&t, src, &x, &err) < 0);
+  CHECK (err && err->kind == OB_ERR_CONTEXT && strstr (err->msg, "`f` changed during the build") != NULL);
+  ob_error_free (&err);
+
+  /* shrunk since the plan */
+  CHECK (fstatat (src, "f", &x.st, 0) == 0);
+  x.st.st_size += 100;
+  CHECK (write_one_source (&t, src, &x, &err) < 0);
+  CHECK (err && err->kind == OB_ERR_CONTEXT && strstr (err->msg, "changed while writing") != NULL);
+  ob_error_free (&err);
+
+  /* replaced by a symlink to it: not followed (a source inside a copied
+   * directory), even to the same file */
+  CHECK (fstatat (src, "f", &x.st, 0) == 0);
+  CHECK (renameat (src, "f", src, "g") == 0 && symlinkat ("g", src, "f") == 0);
+  x.follow = false;
+  CHECK (write_one_source (&t, src, &x, &err) < 0);
+  CHECK (err && err->kind == OB_ERR_CONTEXT && strstr (err->msg, "`f`") != NULL);
+  ob_error_free (&err);
+  close (src);
+  td_free (&t);
+}
+
+TEST (write_sources_stay_inside)
+{
+  struct td t = td_new ();
+  ob_error_t err = NULL;
+  struct ob_layer_src x = { 0 };
+  int src;
+
+  mkd (t.fd, "src", 0755);
+  src = openat (t.fd, "src", O_RDONLY | O_DIRECTORY);
+  /* a plan that names the host's /etc/passwd through a symlink: resolved
+   * inside src, where there is no such file */
+  CHECK (symlinkat ("/etc", src, "esc") == 0);
+  CHECK (stat ("/etc/passwd", &x.st) == 0);
+  x.path = (char *) "p";
+  x.src = (char *) "esc/passwd";
+  x.follow = true;
+  CHECK (write_one_source (&t, src, &x, &err) < 0);
+  CHECK (err && err->kind == OB_ERR_CONTEXT && strstr (err->msg, "esc/passwd") != NULL);
+  ob_error_free (&err);
+  x.src = (char *) "../../../../etc/passwd";
+  CHECK (write_one_source (&t, src, &x, &err) < 0);
+  CHECK (err && err->kind == OB_ERR_CONTEXT);
+  ob_error_free (&err);
+  close (src);
+  td_free (&t);
+}
+
 TEST (write_special_files)
 {
   struct td t = td_new ();
@@ -2128,6 +2215,8 @@ main (void)
   RUN (write_xattrs);
   RUN (write_large_file);
   RUN (write_missing_path_error);
+  RUN (write_sources_checks_the_source);
+  RUN (write_sources_stay_inside);
   RUN (write_special_files);
   RUN (write_utf8_names_locale_independent);
   RUN (import_normalises_names);
