@@ -5,7 +5,7 @@
 # root, prints the command to run instead.
 set -eu
 PKGS="build-essential autoconf automake pkg-config libarchive-dev libjansson-dev \
-libseccomp-dev libssl-dev libcurl4-openssl-dev zlib1g-dev libzstd-dev libdeflate-dev"
+libseccomp-dev libssl-dev libcurl4-openssl-dev zlib1g-dev libzstd-dev libdeflate-dev libisal-dev"
 case ${1:-} in
   --example) PKGS="$PKGS busybox-static" ;;   # the example's base image
   --test)

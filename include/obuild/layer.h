@@ -94,6 +94,14 @@ int ob_layer_write_sources (int srcfd, const struct ob_layer_src *entries, size_
                             const struct ob_layer_opts *opts, struct ob_layer_result *res,
                             ob_error_t *err);
 
+/* archive_read_open of the archive a reads from fd (from its offset): a
+ * gzip stream is decompressed by ISA-L's igzip (twice zlib's speed, which
+ * libarchive's gzip filter uses) before a sees it, members checked against
+ * their CRC-32 and length; anything else is given as it is (a's own filters
+ * detect zstd, xz, bzip2).  Returns what archive_read_open does. */
+struct archive;
+int ob_layer_archive_open (struct archive *a, int fd);
+
 /* Normalise a root filesystem tarball (none/gzip/bzip2/xz/zstd, detected
  * from content) read from infd into a layer written to outfd: entries kept
  * in input order, names made relative ("./" and "/" prefixes removed),

@@ -232,7 +232,7 @@ decompress_layer (struct ob_layout *l, const struct ob_descriptor *d, const char
   archive_read_support_filter_gzip (a);
   archive_read_support_filter_zstd (a);
   archive_read_support_format_raw (a);
-  if (archive_read_open_fd (a, in, 1 << 16) != ARCHIVE_OK || archive_read_next_header (a, &e) != ARCHIVE_OK)
+  if (ob_layer_archive_open (a, in) != ARCHIVE_OK || archive_read_next_header (a, &e) != ARCHIVE_OK)
     {
       ob_error_make (err, OB_ERR_IMAGE, 0, "layer %s: %s", d->digest, archive_error_string (a));
       archive_read_free (a);

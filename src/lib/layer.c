@@ -959,7 +959,7 @@ ob_layer_open_reader (int fd, struct archive **out, ob_error_t *err)
   archive_read_support_filter_zstd (a);
   archive_read_support_format_tar (a);
   archive_read_support_format_gnutar (a);
-  if (archive_read_open_fd (a, fd, CHUNK) != ARCHIVE_OK)
+  if (ob_layer_archive_open (a, fd) != ARCHIVE_OK)
     {
       ob_error_make (err, OB_ERR_IMAGE, 0, "read archive: %s",
                      archive_error_string (a) ? archive_error_string (a) : "unknown error");
@@ -1364,7 +1364,7 @@ ob_layer_diff_id (int fd, char out[72], ob_error_t *err)
   archive_read_support_filter_xz (a);
   archive_read_support_filter_bzip2 (a);
   archive_read_support_format_raw (a);
-  if (archive_read_open_fd (a, fd, 1 << 16) != ARCHIVE_OK
+  if (ob_layer_archive_open (a, fd) != ARCHIVE_OK
       || archive_read_next_header (a, &e) != ARCHIVE_OK)
     {
       ob_error_make (err, OB_ERR_IMAGE, 0, "read layer: %s", archive_error_string (a));

@@ -1,4 +1,5 @@
 #include "config.h"
+#include <obuild/layer.h>
 #include <obuild/tree.h>
 #include <obuild/util.h>
 
@@ -252,7 +253,7 @@ read_tar (struct ob_tree *t, int fd, struct ob_buf *index, ob_error_t *err)
   archive_read_support_filter_all (a);
   archive_read_support_format_tar (a);
   archive_read_support_format_gnutar (a);
-  if (lseek (fd, 0, SEEK_SET) < 0 || archive_read_open_fd (a, fd, 65536) != ARCHIVE_OK)
+  if (lseek (fd, 0, SEEK_SET) < 0 || ob_layer_archive_open (a, fd) != ARCHIVE_OK)
     {
       ob_error_make (err, OB_ERR_IMAGE, 0, "read layer: %s", archive_error_string (a));
       archive_read_free (a);
