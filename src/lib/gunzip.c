@@ -8,12 +8,15 @@
  * As libarchive's gzip filter: members follow one another (pgzip writes
  * many), each checked against its CRC-32 and length; after the last member,
  * bytes that do not start another member end the stream and are ignored;
- * a stream cut short is an error. */
+ * a stream cut short is an error.  Memory: 1.3 MiB per open gzip stream. */
 #include "config.h"
 #include <obuild/layer.h>
 
 #include <archive.h>
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <isa-l/igzip_lib.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -22,6 +25,17 @@
 
 #define IN_SIZE (256u << 10)
 #define OUT_SIZE (256u << 10)
+#define NBLOCKS 4
+
+/* Inflating runs on a thread of its own, NBLOCKS blocks ahead of the
+ * reader: unpacking a layer (file creation on the reader's side) and
+ * inflating it overlap on two cores. */
+struct block
+{
+  unsigned char *data;
+  ssize_t len; /* > 0 data, 0 end, -1 error (err) */
+  bool full;
+};
 
 struct gz_src
 {
@@ -33,7 +47,17 @@ struct gz_src
   size_t first;
   struct inflate_state st;
   unsigned char *in;
-  unsigned char *out;
+  /* the inflating thread and its blocks */
+  pthread_t thread;
+  bool started;
+  pthread_mutex_t mu;
+  pthread_cond_t filled, freed;
+  bool stop;
+  struct block blocks[NBLOCKS];
+  unsigned int next_fill, next_read;
+  bool reading; /* the reader holds blocks[next_read - 1] */
+  int err_no;
+  char err[128];
 };
 
 static ssize_t
@@ -46,9 +70,17 @@ read_some (int fd, unsigned char *buf, size_t n)
   return r;
 }
 
+static int
+fail (struct gz_src *g, int e, const char *msg)
+{
+  g->err_no = e;
+  snprintf (g->err, sizeof g->err, "%s", msg);
+  return -1;
+}
+
 /* Read more input after what is left at st.next_in (moved to the start). */
 static int
-refill (struct archive *a, struct gz_src *g)
+refill (struct gz_src *g)
 {
   size_t left = g->st.avail_in;
   ssize_t n;
@@ -58,10 +90,7 @@ refill (struct archive *a, struct gz_src *g)
     memmove (g->in, g->st.next_in, left);
   n = read_some (g->fd, g->in + left, IN_SIZE - left);
   if (n < 0)
-    {
-      archive_set_error (a, errno, "read: %s", strerror (errno));
-      return -1;
-    }
+    return fail (g, errno, strerror (errno));
   if (n == 0)
     g->eof = true;
   g->st.next_in = g->in;
@@ -80,16 +109,85 @@ member_start (struct gz_src *g)
   g->st.avail_in = avail;
 }
 
+/* Inflate up to OUT_SIZE bytes into out: their count, 0 at the end, -1 on
+ * an error (g->err). */
+static ssize_t
+inflate_block (struct gz_src *g, unsigned char *out)
+{
+  size_t produced;
+
+  if (g->done)
+    return 0;
+  g->st.next_out = out;
+  g->st.avail_out = OUT_SIZE;
+  for (;;)
+    {
+      int r;
+      if (g->st.avail_in == 0 && refill (g) < 0)
+        return -1;
+      r = isal_inflate (&g->st);
+      if (r < 0)
+        return fail (g, EINVAL, r == ISAL_INCORRECT_CHECKSUM ? "gzip: checksum mismatch" : "gzip: corrupt data");
+      produced = OUT_SIZE - g->st.avail_out;
+      if (g->st.block_state == ISAL_BLOCK_FINISH)
+        {
+          /* another member? (its first three bytes) */
+          if (g->st.avail_in < 3 && refill (g) < 0)
+            return -1;
+          if (g->st.avail_in >= 3 && g->st.next_in[0] == 0x1f && g->st.next_in[1] == 0x8b
+              && g->st.next_in[2] == 8)
+            {
+              member_start (g);
+              if (produced == OUT_SIZE)
+                return (ssize_t) produced;
+              continue;
+            }
+          g->done = true;
+          return (ssize_t) produced;
+        }
+      if (produced == OUT_SIZE)
+        return (ssize_t) produced;
+      if (g->st.avail_in == 0 && g->eof)
+        return fail (g, EINVAL, "gzip: unexpected end of data");
+    }
+}
+
+static void *
+inflater (void *arg)
+{
+  struct gz_src *g = arg;
+  for (;;)
+    {
+      struct block *b = &g->blocks[g->next_fill % NBLOCKS];
+      ssize_t n;
+      pthread_mutex_lock (&g->mu);
+      while (b->full && !g->stop)
+        pthread_cond_wait (&g->freed, &g->mu);
+      pthread_mutex_unlock (&g->mu);
+      if (g->stop)
+        return NULL;
+      n = inflate_block (g, b->data);
+      pthread_mutex_lock (&g->mu);
+      b->len = n;
+      b->full = true;
+      g->next_fill++;
+      pthread_cond_signal (&g->filled);
+      pthread_mutex_unlock (&g->mu);
+      if (n <= 0)
+        return NULL; /* the end, or an error: nothing more to make */
+    }
+}
+
 static la_ssize_t
 gz_read (struct archive *a, void *data, const void **buf)
 {
   struct gz_src *g = data;
-  size_t produced;
+  struct block *b;
+  ssize_t n;
 
-  *buf = g->gzip ? g->out : g->in;
+  *buf = g->in;
   if (!g->gzip)
     {
-      ssize_t n;
       if (g->pending)
         {
           g->pending = false;
@@ -100,59 +198,58 @@ gz_read (struct archive *a, void *data, const void **buf)
         archive_set_error (a, errno, "read: %s", strerror (errno));
       return n;
     }
-  if (g->done)
-    return 0;
-  g->st.next_out = g->out;
-  g->st.avail_out = OUT_SIZE;
-  for (;;)
+  pthread_mutex_lock (&g->mu);
+  if (g->reading)
     {
-      int r;
-      if (g->st.avail_in == 0 && refill (a, g) < 0)
-        return -1;
-      r = isal_inflate (&g->st);
-      if (r < 0)
-        {
-          archive_set_error (a, EINVAL, "gzip: %s",
-                             r == ISAL_INCORRECT_CHECKSUM ? "checksum mismatch" : "corrupt data");
-          return -1;
-        }
-      produced = OUT_SIZE - g->st.avail_out;
-      if (g->st.block_state == ISAL_BLOCK_FINISH)
-        {
-          /* another member? (its first three bytes) */
-          if (g->st.avail_in < 3 && refill (a, g) < 0)
-            return -1;
-          if (g->st.avail_in >= 3 && g->st.next_in[0] == 0x1f && g->st.next_in[1] == 0x8b
-              && g->st.next_in[2] == 8)
-            {
-              member_start (g);
-              if (produced == OUT_SIZE)
-                return (la_ssize_t) produced;
-              continue;
-            }
-          g->done = true;
-          return (la_ssize_t) produced;
-        }
-      if (produced == OUT_SIZE)
-        return (la_ssize_t) produced;
-      if (g->st.avail_in == 0 && g->eof)
-        {
-          archive_set_error (a, EINVAL, "gzip: unexpected end of data");
-          return -1;
-        }
-      if (g->st.avail_in == 0 && produced > 0)
-        return (la_ssize_t) produced; /* before waiting for more input */
+      /* the block given last time is the reader's no more */
+      g->blocks[(g->next_read - 1) % NBLOCKS].full = false;
+      g->reading = false;
+      pthread_cond_signal (&g->freed);
     }
+  b = &g->blocks[g->next_read % NBLOCKS];
+  while (!b->full)
+    pthread_cond_wait (&g->filled, &g->mu);
+  n = b->len;
+  if (n > 0)
+    {
+      g->next_read++;
+      g->reading = true;
+    }
+  pthread_mutex_unlock (&g->mu);
+  if (n < 0)
+    {
+      archive_set_error (a, g->err_no, "%s", g->err);
+      return -1;
+    }
+  *buf = b->data;
+  return n;
+}
+
+static void
+gz_free (struct gz_src *g)
+{
+  if (g->started)
+    {
+      pthread_mutex_lock (&g->mu);
+      g->stop = true;
+      pthread_cond_signal (&g->freed);
+      pthread_mutex_unlock (&g->mu);
+      pthread_join (g->thread, NULL);
+      pthread_mutex_destroy (&g->mu);
+      pthread_cond_destroy (&g->filled);
+      pthread_cond_destroy (&g->freed);
+    }
+  for (int i = 0; i < NBLOCKS; i++)
+    free (g->blocks[i].data);
+  free (g->in);
+  free (g);
 }
 
 static int
 gz_close (struct archive *a, void *data)
 {
-  struct gz_src *g = data;
   (void) a;
-  free (g->in);
-  free (g->out);
-  free (g);
+  gz_free (data);
   return ARCHIVE_OK;
 }
 
@@ -162,7 +259,7 @@ ob_layer_archive_open (struct archive *a, int fd)
   struct gz_src *g = calloc (1, sizeof *g);
   ssize_t n;
 
-  if (g == NULL || (g->in = malloc (IN_SIZE)) == NULL || (g->out = malloc (OUT_SIZE)) == NULL)
+  if (g == NULL || (g->in = malloc (IN_SIZE)) == NULL)
     {
       if (g)
         free (g->in);
@@ -176,18 +273,45 @@ ob_layer_archive_open (struct archive *a, int fd)
   if (n < 0)
     {
       int e = errno;
-      gz_close (a, g);
+      gz_free (g);
       archive_set_error (a, e, "read: %s", strerror (e));
       return ARCHIVE_FATAL;
     }
   g->eof = n == 0;
   if (n >= 3 && g->in[0] == 0x1f && g->in[1] == 0x8b && g->in[2] == 8)
     {
+      sigset_t all, old;
+      int r;
       g->gzip = true;
       isal_inflate_init (&g->st);
       g->st.crc_flag = ISAL_GZIP;
       g->st.next_in = g->in;
       g->st.avail_in = (uint32_t) n;
+      for (int i = 0; i < NBLOCKS; i++)
+        if ((g->blocks[i].data = malloc (OUT_SIZE)) == NULL)
+          {
+            gz_free (g);
+            archive_set_error (a, ENOMEM, "out of memory");
+            return ARCHIVE_FATAL;
+          }
+      pthread_mutex_init (&g->mu, NULL);
+      pthread_cond_init (&g->filled, NULL);
+      pthread_cond_init (&g->freed, NULL);
+      /* signals are the main thread's business */
+      sigfillset (&all);
+      pthread_sigmask (SIG_SETMASK, &all, &old);
+      r = pthread_create (&g->thread, NULL, inflater, g);
+      pthread_sigmask (SIG_SETMASK, &old, NULL);
+      if (r != 0)
+        {
+          pthread_mutex_destroy (&g->mu);
+          pthread_cond_destroy (&g->filled);
+          pthread_cond_destroy (&g->freed);
+          gz_free (g);
+          archive_set_error (a, r, "start the gzip reader: %s", strerror (r));
+          return ARCHIVE_FATAL;
+        }
+      g->started = true;
     }
   else
     {
