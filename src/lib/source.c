@@ -269,18 +269,28 @@ copy_index (struct ob_txn *t, struct ob_layout *l, const struct ob_descriptor *d
       json_decref (j);
       return ob_error_make (err, OB_ERR_IMAGE, 0, "index %s: not an image index (no manifests listed)", d->digest);
     }
+  /* every manifest there before any image is verified: a missing one
+   * fails at once */
   json_array_foreach (ms, i, e)
     {
-      struct ob_descriptor c = { 0 };
       json_t *p = json_object_get (e, "platform");
       const char *os = json_string_value (json_object_get (p, "os"));
       const char *arch = json_string_value (json_object_get (p, "architecture"));
+      const char *dg = json_string_value (json_object_get (e, "digest"));
+      if (ob_digest_valid (dg) && !ob_layout_has_blob (l, dg))
+        {
+          /* the strings belong to j */
+          ob_error_make (err, OB_ERR_IMAGE, 0, "index %s lists %s (%s%s%s), which the archive does not have",
+                         d->digest, dg, os && arch ? os : "no platform", os && arch ? "/" : "", os && arch ? arch : "");
+          json_decref (j);
+          return -1;
+        }
+    }
+  json_array_foreach (ms, i, e)
+    {
+      struct ob_descriptor c = { 0 };
       if (ob_descriptor_from_json (e, &c, err) < 0)
         r = ob_error_wrap (err, "index %s", d->digest);
-      else if (!ob_layout_has_blob (l, c.digest))
-        r = ob_error_make (err, OB_ERR_IMAGE, 0, "index %s lists %s (%s%s%s), which the archive does not have",
-                           d->digest, c.digest, os && arch ? os : "no platform", os && arch ? "/" : "",
-                           os && arch ? arch : "");
       else if (is_index_type (c.media_type))
         r = copy_index (t, l, &c, what, depth + 1, err);
       else
