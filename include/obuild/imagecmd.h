@@ -78,12 +78,28 @@ enum ob_archive_format
 };
 int ob_archive_format_parse (const char *s, enum ob_archive_format *out, ob_error_t *err);
 
+struct ob_archive_save_opts
+{
+  enum ob_archive_format format;
+  /* "os/arch[/variant]": of a multi-platform image (an index) only that
+   * platform's image is saved (OB_ERR_IMAGE when there is none; a
+   * single-platform image must be of it).  NULL: an oci-archive holds the
+   * index whole, with every image it lists; a docker-archive, which cannot
+   * hold an index, this machine's platform (OB_ERR_USAGE when the index
+   * has none). */
+  const char *platform;
+};
+
 /* `obuild save`: write images (n of them) to file, atomically (a temporary
  * file renamed at the end; nothing is left on failure).  Blobs are checked
  * against their digests while copied; docker-archive layers are written
- * uncompressed and checked against the config's diff_ids. */
-int ob_archive_save (struct ob_store *s, char *const *images, size_t n, enum ob_archive_format format,
-                     const char *file, ob_error_t *err);
+ * uncompressed and checked against the config's diff_ids.  An index
+ * listing a manifest (or a manifest a blob) the store lacks is OB_ERR_IMAGE.
+ * chosen receives, for each multi-platform image of which one platform was
+ * saved without o->platform, two strings: the image as named, then
+ * the platform (NULL-terminated; caller frees). */
+int ob_archive_save (struct ob_store *s, char *const *images, size_t n, const struct ob_archive_save_opts *o,
+                     const char *file, char ***chosen, ob_error_t *err);
 
 /* `obuild load`: every image of a docker-archive or oci-archive (told apart
  * by content) into the store, with its tags.  Everything is verified before

@@ -54,7 +54,9 @@ void ob_source_clear (struct ob_source *s);
 /* One image of an archive file (docker: a docker-archive, else an
  * oci-archive), selected by tag (a RepoTag, or a ref.name or manifest
  * digest of the layout; NULL when the archive holds one image), staged in
- * txn and verified as ob_source_resolve does (obuild load). */
+ * txn and verified as ob_source_resolve does (obuild load).  An oci-archive
+ * entry that is an index is kept whole: out->manifest is the index, every
+ * image it lists staged and verified (one the archive lacks: OB_ERR_IMAGE). */
 int ob_source_archive (struct ob_store *store, struct ob_txn *txn, const char *file, bool docker,
                        const char *tag, struct ob_source *out, ob_error_t *err);
 

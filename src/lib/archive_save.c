@@ -31,39 +31,233 @@ ob_archive_format_parse (const char *s, enum ob_archive_format *out, ob_error_t 
   return 0;
 }
 
-/* One image to save: its index entry, platform manifest and config. */
+/* One image to save.  top is what the archive's index.json entry points
+ * at: the store's entry itself (an index: every platform, oci-archive
+ * only), or the one platform's manifest md.  For the oci-archive, blobs
+ * are every blob to write, in a fixed order. */
 struct saved
 {
   char *tag;
-  struct ob_descriptor md;
+  struct ob_descriptor top;
+  struct ob_descriptor md; /* with m and cfg: one platform (docker-archive, --platform) */
   struct ob_manifest *m;
   json_t *cfg;
+  struct ob_descriptor *blobs;
+  size_t n_blobs;
+  char *chosen; /* the platform taken without --platform (docker-archive of an index) */
 };
 
 static void
 saved_clear (struct saved *x)
 {
   free (x->tag);
+  ob_descriptor_clear (&x->top);
   ob_descriptor_clear (&x->md);
   ob_manifest_free (x->m);
   json_decref (x->cfg);
+  free (x->blobs);
+  free (x->chosen);
+}
+
+static bool
+is_index_type (const char *mt)
+{
+  return mt && (strcmp (mt, OB_MT_OCI_INDEX) == 0 || strcmp (mt, OB_MT_DOCKER_LIST) == 0);
+}
+
+static void
+add_blob (struct saved *x, const struct ob_descriptor *d)
+{
+  x->blobs = ob_xrealloc (x->blobs, (x->n_blobs + 1) * sizeof *x->blobs);
+  x->blobs[x->n_blobs] = *d;
+  x->blobs[x->n_blobs++].media_type = NULL; /* only digest and size are used */
+}
+
+/* "os/arch[/variant]" of an index entry's platform object ("?" when none). */
+static char *
+entry_platform (json_t *e)
+{
+  json_t *p = json_object_get (e, "platform");
+  const char *os = json_string_value (json_object_get (p, "os"));
+  const char *arch = json_string_value (json_object_get (p, "architecture"));
+  const char *v = json_string_value (json_object_get (p, "variant"));
+  if (os == NULL || arch == NULL)
+    return ob_xstrdup ("no platform");
+  return v ? ob_xasprintf ("%s/%s/%s", os, arch, v) : ob_xasprintf ("%s/%s", os, arch);
+}
+
+/* Read and parse the index blob d (its digest and size verified). */
+static int
+read_index_blob (struct ob_layout *l, const struct ob_descriptor *d, json_t **out, ob_error_t *err)
+{
+  cleanup_free char *data = NULL;
+  size_t len;
+  json_t *j;
+  *out = NULL;
+  if (ob_layout_blob_read_desc (l, d, &data, &len, err) < 0)
+    return ob_error_wrap (err, "index %s", d->digest);
+  j = json_loadb (data, len, 0, NULL);
+  if (!json_is_array (json_object_get (j, "manifests")))
+    {
+      json_decref (j);
+      return ob_error_make (err, OB_ERR_IMAGE, 0, "index %s: not an image index (no manifests list)", d->digest);
+    }
+  *out = j;
+  return 0;
+}
+
+/* Every blob of the index d and of the images it lists (nested indexes
+ * followed): each must be in the store, or the archive would be an image
+ * no one can use. */
+static int
+collect_index (struct ob_layout *l, const struct ob_descriptor *d, int depth, struct saved *x, ob_error_t *err)
+{
+  json_t *j, *e;
+  size_t i;
+  int r = 0;
+  if (depth >= OB_MAX_INDEX_DEPTH)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "index %s: indexes nested more than %d deep", d->digest,
+                          OB_MAX_INDEX_DEPTH);
+  if (read_index_blob (l, d, &j, err) < 0)
+    return -1;
+  add_blob (x, d);
+  json_array_foreach (json_object_get (j, "manifests"), i, e)
+    {
+      struct ob_descriptor c = { 0 };
+      cleanup_free char *mdata = NULL;
+      struct ob_manifest *m = NULL;
+      size_t mlen;
+      if (ob_descriptor_from_json (e, &c, err) < 0)
+        {
+          r = ob_error_wrap (err, "index %s", d->digest);
+          break;
+        }
+      if (!ob_layout_has_blob (l, c.digest))
+        {
+          cleanup_free char *p = entry_platform (e);
+          r = ob_error_make (err, OB_ERR_IMAGE, 0,
+                             "index %s lists %s (%s), which the store does not have: save one platform with --platform",
+                             d->digest, c.digest, p);
+        }
+      else if (is_index_type (c.media_type))
+        r = collect_index (l, &c, depth + 1, x, err);
+      else if (ob_layout_blob_read_desc (l, &c, &mdata, &mlen, err) < 0
+               || ob_image_manifest_parse (mdata, mlen, &m, err) < 0)
+        r = ob_error_wrap (err, "index %s: manifest %s", d->digest, c.digest);
+      else
+        {
+          add_blob (x, &c);
+          for (size_t k = 0; r == 0 && k <= m->n_layers; k++)
+            {
+              const struct ob_descriptor *b = k == 0 ? &m->config : &m->layers[k - 1];
+              if (!ob_layout_has_blob (l, b->digest))
+                r = ob_error_make (err, OB_ERR_IMAGE, 0, "manifest %s: blob %s is not in the store", c.digest,
+                                   b->digest);
+              else
+                add_blob (x, b);
+            }
+        }
+      ob_manifest_free (m);
+      ob_descriptor_clear (&c);
+      if (r < 0)
+        break;
+    }
+  json_decref (j);
+  return r;
+}
+
+/* Does the index d list an image for linux/<this machine's arch>?  hosts
+ * receives the platforms it lists ("linux/amd64, linux/arm64"). */
+static int
+index_has_host (struct ob_layout *l, const struct ob_descriptor *d, bool *has, char **list, ob_error_t *err)
+{
+  json_t *j, *e;
+  size_t i;
+  *has = false;
+  *list = NULL;
+  if (read_index_blob (l, d, &j, err) < 0)
+    return -1;
+  json_array_foreach (json_object_get (j, "manifests"), i, e)
+    {
+      json_t *p = json_object_get (e, "platform");
+      const char *os = json_string_value (json_object_get (p, "os"));
+      const char *arch = json_string_value (json_object_get (p, "architecture"));
+      cleanup_free char *s = entry_platform (e);
+      char *joined = *list ? ob_xasprintf ("%s, %s", *list, s) : ob_xstrdup (s);
+      free (*list);
+      *list = joined;
+      *has = *has || (os && arch && strcmp (os, "linux") == 0 && strcmp (arch, ob_image_host_arch ()) == 0);
+    }
+  json_decref (j);
+  return 0;
+}
+
+/* The config's platform must be the one asked for (an index entry's
+ * platform may say otherwise, and a single-platform tag says nothing). */
+static int
+config_platform_is (json_t *cfg, const char *want, const char *image, ob_error_t *err)
+{
+  cleanup_free char *os = NULL, *arch = NULL, *variant = NULL;
+  const char *co = json_string_value (json_object_get (cfg, "os"));
+  const char *ca = json_string_value (json_object_get (cfg, "architecture"));
+  const char *cv = json_string_value (json_object_get (cfg, "variant"));
+  if (ob_image_platform_parse (want, &os, &arch, &variant, err) < 0)
+    return -1;
+  if (co && ca && strcmp (co, os) == 0 && strcmp (ca, arch) == 0 && (!cv || !variant || strcmp (cv, variant) == 0))
+    return 0;
+  return ob_error_make (err, OB_ERR_IMAGE, 0, "`%s` is an image for %s/%s%s%s, not for %s", image, co ? co : "?",
+                        ca ? ca : "?", cv ? "/" : "", cv ? cv : "", want);
 }
 
 static int
-saved_load (struct ob_layout *l, const char *image, struct saved *x, ob_error_t *err)
+saved_load (struct ob_layout *l, const char *image, const struct ob_archive_save_opts *o, struct saved *x,
+            ob_error_t *err)
 {
   char top[72];
   cleanup_free char *mdata = NULL;
   cleanup_free char *cdata = NULL;
+  const char *want = o->platform;
   size_t mlen, clen;
   memset (x, 0, sizeof *x);
   if (ob_imagecmd_find (l, image, top, &x->tag, err) < 0)
     return -1;
-  if (ob_layout_resolve (l, top, &x->md, err) < 0 || ob_layout_blob_read_desc (l, &x->md, &mdata, &mlen, err) < 0
+  if (ob_layout_resolve_entry (l, top, &x->top, err) < 0)
+    return ob_error_wrap (err, "%s", image);
+  if (is_index_type (x->top.media_type) && want == NULL)
+    {
+      bool has;
+      cleanup_free char *list = NULL;
+      /* the oci-archive holds the index whole */
+      if (o->format == OB_ARCHIVE_OCI)
+        return collect_index (l, &x->top, 0, x, err) < 0 ? ob_error_wrap (err, "%s", image) : 0;
+      /* a docker-archive holds one image per tag: this machine's, as docker
+       * does (the caller says so) */
+      if (index_has_host (l, &x->top, &has, &list, err) < 0)
+        return ob_error_wrap (err, "%s", image);
+      if (!has)
+        return ob_error_make (err, OB_ERR_USAGE, 0,
+                              "`%s` is a multi-platform image without linux/%s (it has %s): a docker-archive holds one "
+                              "platform, choose it with --platform",
+                              image, ob_image_host_arch (), list);
+      x->chosen = ob_xasprintf ("linux/%s", ob_image_host_arch ());
+      want = x->chosen;
+    }
+  if (ob_layout_resolve_platform (l, top, want, &x->md, err) < 0
+      || ob_layout_blob_read_desc (l, &x->md, &mdata, &mlen, err) < 0
       || ob_image_manifest_parse (mdata, mlen, &x->m, err) < 0
       || ob_layout_blob_read_desc (l, &x->m->config, &cdata, &clen, err) < 0
       || ob_image_config_parse (cdata, clen, &x->cfg, err) < 0)
     return ob_error_wrap (err, "%s", image);
+  if (want && config_platform_is (x->cfg, want, image, err) < 0)
+    return -1;
+  /* the archive's entry is this platform's manifest */
+  ob_descriptor_clear (&x->top);
+  x->top = x->md;
+  x->top.media_type = x->md.media_type ? ob_xstrdup (x->md.media_type) : NULL;
+  add_blob (x, &x->md);
+  add_blob (x, &x->m->config);
+  for (size_t k = 0; k < x->m->n_layers; k++)
+    add_blob (x, &x->m->layers[k]);
   return 0;
 }
 
@@ -175,7 +369,7 @@ save_oci (struct ob_layout *l, struct saved *imgs, size_t n, struct archive *a, 
   json_object_set_new (idx, "manifests", mans);
   for (size_t i = 0; i < n; i++)
     {
-      json_t *d = ob_descriptor_to_json (&imgs[i].md);
+      json_t *d = ob_descriptor_to_json (&imgs[i].top);
       if (imgs[i].tag)
         {
           json_t *an = json_object ();
@@ -191,9 +385,9 @@ save_oci (struct ob_layout *l, struct saved *imgs, size_t n, struct archive *a, 
       || ar_header (a, file, "blobs/", true, 0, err) < 0 || ar_header (a, file, "blobs/sha256/", true, 0, err) < 0)
     return -1;
   for (size_t i = 0; i < n; i++)
-    for (size_t k = 0; k < imgs[i].m->n_layers + 2; k++)
+    for (size_t k = 0; k < imgs[i].n_blobs; k++)
       {
-        const struct ob_descriptor *d = k == 0 ? &imgs[i].md : k == 1 ? &imgs[i].m->config : &imgs[i].m->layers[k - 2];
+        const struct ob_descriptor *d = &imgs[i].blobs[k];
         cleanup_free char *name = ob_xasprintf ("blobs/sha256/%s", d->digest + 7);
         if (strv_has (done, d->digest))
           continue;
@@ -411,18 +605,23 @@ out:
 }
 
 int
-ob_archive_save (struct ob_store *s, char *const *images, size_t n, enum ob_archive_format format, const char *file,
-                 ob_error_t *err)
+ob_archive_save (struct ob_store *s, char *const *images, size_t n, const struct ob_archive_save_opts *o,
+                 const char *file, char ***chosen, ob_error_t *err)
 {
+  enum ob_archive_format format = o->format;
   struct saved *imgs = ob_xmalloc0 ((n + 1) * sizeof *imgs);
   cleanup_free char *tmp = ob_xasprintf ("%s.obuild-tmp.%ld", file, (long) getpid ());
   struct archive *a = NULL;
   int fd = -1, r = -1;
   size_t loaded = 0;
 
+  *chosen = NULL;
   for (; loaded < n; loaded++)
-    if (saved_load (s->oci, images[loaded], &imgs[loaded], err) < 0)
-      goto out;
+    if (saved_load (s->oci, images[loaded], o, &imgs[loaded], err) < 0)
+      {
+        loaded++; /* cleared below with the others */
+        goto out;
+      }
   fd = open (tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0)
     {
@@ -450,6 +649,12 @@ ob_archive_save (struct ob_store *s, char *const *images, size_t n, enum ob_arch
       ob_error_make (err, OB_ERR_STORE, errno, "write `%s`", file);
       goto out;
     }
+  for (size_t i = 0; i < n; i++)
+    if (imgs[i].chosen)
+      {
+        ob_strv_add (chosen, images[i]);
+        ob_strv_add (chosen, imgs[i].chosen);
+      }
   r = 0;
 out:
   if (a)
@@ -460,8 +665,8 @@ out:
       if (r < 0)
         unlink (tmp);
     }
-  for (size_t i = 0; i < n; i++)
-    saved_clear (&imgs[i]); /* the ones not loaded are zeroed */
+  for (size_t i = 0; i < loaded; i++)
+    saved_clear (&imgs[i]);
   free (imgs);
   return r;
 }

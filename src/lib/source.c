@@ -219,21 +219,105 @@ check_platform (struct ob_layout *l, const struct ob_descriptor *md, const char 
   return r;
 }
 
+/* Stage the image whose manifest is d in layout l, and verify it. */
 static int
-from_layout (struct ob_txn *t, const char *dir, const char *tag, const char *what, const char *platform,
+copy_image (struct ob_txn *t, struct ob_layout *l, const struct ob_descriptor *d, const char *what, ob_error_t *err)
+{
+  cleanup_free char *mdata = NULL;
+  struct ob_manifest *m = NULL;
+  size_t mlen;
+  int r = -1;
+  if (ob_layout_blob_read_desc (l, d, &mdata, &mlen, err) < 0 || ob_image_manifest_parse (mdata, mlen, &m, err) < 0)
+    goto out;
+  if (ob_txn_blob_copy_from (t, l, d->digest, err) < 0 || ob_txn_blob_copy_from (t, l, m->config.digest, err) < 0)
+    goto out;
+  for (size_t i = 0; i < m->n_layers; i++)
+    if (ob_txn_blob_copy_from (t, l, m->layers[i].digest, err) < 0)
+      goto out;
+  r = verify_image (t, d, what, err);
+out:
+  ob_manifest_free (m);
+  return r;
+}
+
+static bool
+is_index_type (const char *mt)
+{
+  return mt && (strcmp (mt, OB_MT_OCI_INDEX) == 0 || strcmp (mt, OB_MT_DOCKER_LIST) == 0);
+}
+
+/* Stage the index d of layout l whole, with every image it lists (nested
+ * indexes followed, OB_MAX_INDEX_DEPTH deep), each verified: an index
+ * naming a manifest the layout lacks is refused, not kept half there. */
+static int
+copy_index (struct ob_txn *t, struct ob_layout *l, const struct ob_descriptor *d, const char *what, int depth,
+            ob_error_t *err)
+{
+  cleanup_free char *data = NULL;
+  size_t len, i;
+  json_t *j, *e, *ms;
+  int r = 0;
+  if (depth >= OB_MAX_INDEX_DEPTH)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "index %s: indexes nested more than %d deep", d->digest,
+                          OB_MAX_INDEX_DEPTH);
+  if (ob_txn_blob_copy_from (t, l, d->digest, err) < 0 || read_txn_blob (t, d, &data, &len, err) < 0)
+    return -1;
+  j = json_loadb (data, len, 0, NULL);
+  ms = json_object_get (j, "manifests");
+  if (json_array_size (ms) == 0)
+    {
+      json_decref (j);
+      return ob_error_make (err, OB_ERR_IMAGE, 0, "index %s: not an image index (no manifests listed)", d->digest);
+    }
+  /* every manifest there before any image is verified: a missing one
+   * fails at once */
+  json_array_foreach (ms, i, e)
+    {
+      json_t *p = json_object_get (e, "platform");
+      const char *os = json_string_value (json_object_get (p, "os"));
+      const char *arch = json_string_value (json_object_get (p, "architecture"));
+      const char *dg = json_string_value (json_object_get (e, "digest"));
+      if (ob_digest_valid (dg) && !ob_layout_has_blob (l, dg))
+        {
+          /* the strings belong to j */
+          ob_error_make (err, OB_ERR_IMAGE, 0, "index %s lists %s (%s%s%s), which the archive does not have",
+                         d->digest, dg, os && arch ? os : "no platform", os && arch ? "/" : "", os && arch ? arch : "");
+          json_decref (j);
+          return -1;
+        }
+    }
+  json_array_foreach (ms, i, e)
+    {
+      struct ob_descriptor c = { 0 };
+      if (ob_descriptor_from_json (e, &c, err) < 0)
+        r = ob_error_wrap (err, "index %s", d->digest);
+      else if (is_index_type (c.media_type))
+        r = copy_index (t, l, &c, what, depth + 1, err);
+      else
+        r = copy_image (t, l, &c, what, err);
+      ob_descriptor_clear (&c);
+      if (r < 0)
+        break;
+    }
+  json_decref (j);
+  return r;
+}
+
+/* An image of the layout at dir: tag (or the only entry) resolved to
+ * platform's manifest, or with whole the entry as it is (an index kept
+ * with every image it lists). */
+static int
+from_layout (struct ob_txn *t, const char *dir, const char *tag, const char *what, const char *platform, bool whole,
              struct ob_source *out, ob_error_t *err)
 {
   struct ob_layout *l = NULL;
   struct ob_descriptor d = { 0 };
-  struct ob_manifest *m = NULL;
-  cleanup_free char *mdata = NULL;
-  size_t mlen;
   int r = -1;
 
   if (ob_layout_open (dir, false, &l, err) < 0)
     return ob_error_wrap (err, "%s", what);
   if (tag)
-    r = ob_layout_resolve_platform (l, tag, platform, &d, err);
+    r = whole ? ob_layout_resolve_entry (l, tag, &d, err) : ob_layout_resolve_platform (l, tag, platform, &d, err);
   else
     {
       struct ob_layout_entry *e = NULL;
@@ -244,7 +328,8 @@ from_layout (struct ob_txn *t, const char *dir, const char *tag, const char *wha
       else if (r == 0)
         {
           cleanup_free char *ref = ob_xstrdup (e[0].desc.digest);
-          r = ob_layout_resolve_platform (l, ref, platform, &d, err);
+          r = whole ? ob_layout_resolve_entry (l, ref, &d, err)
+                    : ob_layout_resolve_platform (l, ref, platform, &d, err);
         }
       ob_layout_entries_free (e, n);
     }
@@ -256,14 +341,8 @@ from_layout (struct ob_txn *t, const char *dir, const char *tag, const char *wha
       goto out;
     }
   r = -1;
-  if (ob_layout_blob_read_desc (l, &d, &mdata, &mlen, err) < 0 || ob_image_manifest_parse (mdata, mlen, &m, err) < 0)
-    goto out;
-  if (ob_txn_blob_copy_from (t, l, d.digest, err) < 0 || ob_txn_blob_copy_from (t, l, m->config.digest, err) < 0)
-    goto out;
-  for (size_t i = 0; i < m->n_layers; i++)
-    if (ob_txn_blob_copy_from (t, l, m->layers[i].digest, err) < 0)
-      goto out;
-  if (verify_image (t, &d, what, err) < 0)
+  if ((whole && is_index_type (d.media_type) ? copy_index (t, l, &d, what, 0, err) : copy_image (t, l, &d, what, err))
+      < 0)
     goto out;
   out->manifest = d;
   d.media_type = NULL;
@@ -273,7 +352,6 @@ out:
   if (r < 0 && *err && !ob_str_has_prefix ((*err)->msg, what))
     ob_error_wrap (err, "%s", what);
   ob_descriptor_clear (&d);
-  ob_manifest_free (m);
   ob_layout_close (l);
   return r;
 }
@@ -558,7 +636,7 @@ ob_source_archive (struct ob_store *store, struct ob_txn *txn, const char *file,
     return from_docker_archive (txn, file, tag, what, NULL, out, err);
   if (unpack_archive (txn, file, &dir, err) < 0)
     return ob_error_wrap (err, "%s", what);
-  return from_layout (txn, dir, tag, what, NULL, out, err);
+  return from_layout (txn, dir, tag, what, NULL, true, out, err);
 }
 
 int
@@ -578,7 +656,7 @@ ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
   if (ob_str_has_prefix (ref, "oci:"))
     {
       split_path_tag (ref + 4, &path, &tag);
-      return from_layout (txn, path, tag, ref, platform, out, err);
+      return from_layout (txn, path, tag, ref, platform, false, out, err);
     }
   if (ob_str_has_prefix (ref, "oci-archive:"))
     {
@@ -586,7 +664,7 @@ ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
       split_path_tag (ref + 12, &path, &tag);
       if (unpack_archive (txn, path, &dir, err) < 0)
         return ob_error_wrap (err, "%s", ref);
-      return from_layout (txn, dir, tag, ref, platform, out, err);
+      return from_layout (txn, dir, tag, ref, platform, false, out, err);
     }
   if (ob_str_has_prefix (ref, "docker-archive:"))
     {

@@ -3,7 +3,8 @@
 # builds the Dockerfile once per platform and tags an OCI image index of
 # them; RUN of arm64 goes through qemu-user (binfmt_misc, F flag); the
 # cache keeps platforms apart; push sends the index and its manifests, pull
-# takes one platform back.  A platform whose interpreter is not registered
+# takes one platform back; save writes the index whole to an oci-archive
+# (one platform with --platform or to a docker-archive), load takes it back.  A platform whose interpreter is not registered
 # fails RUN with exit 7 saying what to install.
 #
 # Test hook: OBUILD_TEST_BINFMT_DIR makes obuild read that directory instead
@@ -106,6 +107,53 @@ PY
 unpack_platform() {
   rm -rf "$TESTDIR/.p"
   skopeo --override-arch "$3" copy -q "oci:$1:$2" "oci:$TESTDIR/.p:x" && umoci_unpack "$TESTDIR/.p" x "$4"
+}
+
+# archive_images FILE TAG: an oci-archive checked (every blob by its
+# digest, each used, sizes as the descriptors say; index.json one entry for
+# TAG); prints the entry's media type and digest, then the architecture of
+# each image it holds, in order
+archive_images() {
+  python3 - "$1" "$2" <<'PY'
+import hashlib, json, sys, tarfile
+t = tarfile.open(sys.argv[1])
+blobs = {}
+for e in t.getmembers():
+    if e.isfile() and e.name.startswith("blobs/sha256/"):
+        data = t.extractfile(e).read()
+        h = e.name[len("blobs/sha256/"):]
+        assert hashlib.sha256(data).hexdigest() == h, e.name
+        blobs["sha256:" + h] = data
+idx = json.load(t.extractfile("index.json"))
+assert len(idx["manifests"]) == 1, idx
+top = idx["manifests"][0]
+assert top["annotations"]["org.opencontainers.image.ref.name"] == sys.argv[2], top
+used = set()
+def blob(d):
+    data = blobs[d["digest"]]
+    assert len(data) == d["size"], d
+    used.add(d["digest"])
+    return data
+out = [top["mediaType"], top["digest"]]
+def image(d):
+    m = json.loads(blob(d))
+    for l in m["layers"]:
+        blob(l)
+    out.append(json.loads(blob(m["config"]))["architecture"])
+if top["mediaType"] == "application/vnd.oci.image.index.v1+json":
+    for d in json.loads(blob(top))["manifests"]:
+        image(d)
+else:
+    image(top)
+assert used == set(blobs), set(blobs) - used
+print(" ".join(out))
+PY
+}
+# docker_archive_arch FILE: the architecture of each image of a docker-archive
+docker_archive_arch() {
+  python3 -c 'import json,sys,tarfile
+t = tarfile.open(sys.argv[1])
+print(" ".join(json.load(t.extractfile(c))["architecture"] for c in [e["Config"] for e in json.load(t.extractfile("manifest.json"))]))' "$1"
 }
 
 reg=
@@ -218,6 +266,84 @@ for m in $MODES; do
   check_eq "[$m] inspect --platform linux/arm64 shows the arm64 one" \
     "$(ob "$m" inspect --platform linux/arm64 --config app:1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["architecture"])')" arm64
 
+  # ---- save and load the two-platform image: the index whole ----
+  sv=$(userdir "msave-$m" "$m")
+  check "[$m] save the two-platform tag to an oci-archive" ob "$m" save -o "$sv/app.tar" app:1
+  check_eq "[$m] ... index.json -> the index as stored -> the amd64 and arm64 images, every blob by its digest" \
+    "$(archive_images "$sv/app.tar" app:1)" "application/vnd.oci.image.index.v1+json $d amd64 arm64"
+  check_eq "[$m] ... skopeo inspect --raw oci-archive: the index" \
+    "sha256:$(skopeo inspect --raw "oci-archive:$sv/app.tar" | sha256sum | cut -d' ' -f1)" "$d"
+  check_eq "[$m] ... skopeo --override-arch arm64 inspect oci-archive: arm64" \
+    "$(skopeo --override-arch arm64 inspect "oci-archive:$sv/app.tar" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Architecture"])')" arm64
+  ob "$m" save -o "$sv/again.tar" app:1
+  check "[$m] ... saved again: the same bytes" cmp -s "$sv/app.tar" "$sv/again.tar"
+  ld=$(userdir "mload-$m" "$m")
+  check_eq "[$m] load it into an empty store" \
+    "$(as "$m" env OBUILD_ROOT="$ld" "$OB" load -i "$sv/app.tar")" "Loaded image: app:1"
+  check_eq "[$m] ... the tag is the index" \
+    "sha256:$(skopeo inspect --raw "oci:$ld/oci:app:1" | sha256sum | cut -d' ' -f1)" "$d"
+  check_eq "[$m] ... inspect --platform linux/arm64 of the loaded tag: arm64" \
+    "$(as "$m" env OBUILD_ROOT="$ld" "$OB" inspect --platform linux/arm64 --config app:1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["architecture"])')" arm64
+  check_eq "[$m] ... run of the loaded tag runs this machine's image" \
+    "$(as "$m" env OBUILD_ROOT="$ld" "$OB" run app:1 cat /arch 2>&1)" x86_64
+  printf 'FROM app:1\nCOPY hi.txt /hi.txt\n' >"$ctx/Dockerfile.loaded"
+  check "[$m] ... FROM the loaded tag with --platform linux/arm64 (no RUN)" \
+    as "$m" env OBUILD_ROOT="$ld" "$OB" build -q --pull=never --platform linux/arm64 -t on-loaded:1 -f "$ctx/Dockerfile.loaded" "$ctx"
+  check_eq "[$m] ... is an arm64 image" \
+    "$(skopeo_config "$ld/oci" on-loaded:1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["architecture"])')" arm64
+  arm_md=$(index_lines "$TESTDIR/app-$m.json" | sed -n 's|^linux/arm64=||p')
+  check "[$m] save --platform linux/arm64" ob "$m" save --platform linux/arm64 -o "$sv/arm.tar" app:1
+  check_eq "[$m] ... one manifest, of arm64" \
+    "$(archive_images "$sv/arm.tar" app:1)" "application/vnd.oci.image.manifest.v1+json $arm_md arm64"
+  ob "$m" save --format docker-archive -o "$sv/app-docker.tar" app:1 >"$TESTDIR/dsave.out" 2>"$TESTDIR/dsave.err"
+  check_eq "[$m] docker-archive of the two-platform tag: exit 0" "$?" 0
+  check_eq "[$m] ... with one warning naming the platform saved and --platform" "$(cat "$TESTDIR/dsave.err")" \
+    'obuild: warning: `app:1` is a multi-platform image: the docker-archive holds only its linux/amd64 image (choose another with --platform)'
+  check_eq "[$m] ... holding the amd64 image" "$(docker_archive_arch "$sv/app-docker.tar")" amd64
+  ob "$m" save --format docker-archive --platform linux/arm64 -o "$sv/arm-docker.tar" app:1 2>"$TESTDIR/dsave.err"
+  check_eq "[$m] docker-archive --platform linux/arm64: the arm64 image, no warning" \
+    "$(docker_archive_arch "$sv/arm-docker.tar") $(wc -c <"$TESTDIR/dsave.err")" "arm64 0"
+  ob "$m" build -q --platform linux/arm64,linux/s390x -t sc-multi:1 -f "$ctx/Dockerfile.scratch" "$ctx" >/dev/null 2>&1
+  ls "$sv" >"$TESTDIR/sv.before"
+  check_fail 2 '^obuild: `sc-multi:1` is a multi-platform image without linux/amd64 \(it has linux/arm64, linux/s390x\): a docker-archive holds one platform, choose it with --platform$' \
+    "[$m] docker-archive of an index without this machine's platform: exit 2 naming --platform" \
+    ob "$m" save --format docker-archive -o "$sv/x.tar" sc-multi:1
+  check_fail 2 '^obuild: --platform: invalid platform "linux": expected os/arch' "[$m] save --platform linux: exit 2" \
+    ob "$m" save --platform linux -o "$sv/x.tar" app:1
+  check_fail 9 '^obuild: app:1: index sha256:[0-9a-f]{64} has no image for linux/s390x$' \
+    "[$m] save --platform linux/s390x of an index without it: exit 9" \
+    ob "$m" save --platform linux/s390x -o "$sv/x.tar" app:1
+  check_fail 9 '^obuild: `busybox-amd64:latest` is an image for linux/amd64, not for linux/arm64$' \
+    "[$m] save --platform linux/arm64 of an amd64 image: exit 9" \
+    ob "$m" save --platform linux/arm64 -o "$sv/x.tar" busybox-amd64:latest
+  check_eq "[$m] ... no file written by the refused saves" "$(ls "$sv")" "$(cat "$TESTDIR/sv.before")"
+  # a hostile archive: its index lists the arm64 manifest, which it lacks
+  python3 - "$sv/app.tar" "$sv/bad.tar" "$arm_md" <<'PY'
+import sys, tarfile
+src, dst = tarfile.open(sys.argv[1]), tarfile.open(sys.argv[2], "w")
+for e in src.getmembers():
+    if e.name != "blobs/sha256/" + sys.argv[3][7:]:
+        dst.addfile(e, src.extractfile(e) if e.isfile() else None)
+dst.close()
+PY
+  chmod a+r "$sv/bad.tar"
+  ls "$sv" >"$TESTDIR/sv.before"
+  before=$(cd "$s/.." && find . -path ./tmp -prune -o -print | sort | sha256sum; sha256sum oci/index.json)
+  check_fail 9 "^obuild: oci-archive:.*/bad.tar: index $d lists $arm_md \(linux/arm64\), which the archive does not have\$" \
+    "[$m] load of an archive whose index lists a manifest it lacks: exit 9 naming it" \
+    ob "$m" load -i "$sv/bad.tar"
+  check_eq "[$m] ... and the store is unchanged" \
+    "$(cd "$s/.." && find . -path ./tmp -prune -o -print | sort | sha256sum; sha256sum oci/index.json)" "$before"
+  # a store whose index lacks a platform's manifest (damaged): refused, not half saved
+  rm -rf "$TESTDIR/partial-$m"
+  cp -a "$(store "$m")" "$TESTDIR/partial-$m"
+  rm -f "$TESTDIR/partial-$m/oci/blobs/sha256/${arm_md#sha256:}"
+  check_fail 9 "^obuild: app:1: index $d lists $arm_md \\(linux/arm64\\), which the store does not have: save one platform with --platform\$" \
+    "[$m] save of an index whose arm64 manifest the store lacks: exit 9 naming it" \
+    as "$m" env OBUILD_ROOT="$TESTDIR/partial-$m" "$OB" save -o "$sv/y.tar" app:1
+  check_eq "[$m] ... no archive written" "$(ls "$sv")" "$(cat "$TESTDIR/sv.before")"
+  rm -rf "$TESTDIR/partial-$m"
+
   # ---- the cache: a rebuild hits for each platform, the same index ----
   d2=$(ob "$m" build -q --platform linux/amd64,linux/arm64 -t app:2 "$ctx" 2>/dev/null)
   ob "$m" build --platform linux/amd64,linux/arm64 -t app:2 "$ctx" >"$TESTDIR/re.out" 2>&1
@@ -248,6 +374,10 @@ for m in $MODES; do
   check "[$m] push the index" ob "$m" push app:1 "$reg/multi/$m:1"
   skopeo inspect --raw --tls-verify=false "docker://$reg/multi/$m:1" >"$TESTDIR/pushed-$m.json"
   check_files "[$m] the registry serves the same index" "$TESTDIR/pushed-$m.json" "$TESTDIR/app-$m.json"
+  check "[$m] push the index loaded from the oci-archive" \
+    as "$m" env OBUILD_ROOT="$ld" "$OB" push app:1 "$reg/multi/$m:loaded"
+  skopeo inspect --raw --tls-verify=false "docker://$reg/multi/$m:loaded" >"$TESTDIR/pushed-l-$m.json"
+  check_files "[$m] ... the registry serves the same index" "$TESTDIR/pushed-l-$m.json" "$TESTDIR/app-$m.json"
   d3=$(ob "$m" build -q --platform linux/amd64,linux/arm64 --push -t "$reg/multi/$m:2" "$ctx" 2>/dev/null)
   check_eq "[$m] build --push of two platforms: the index digest" "$d3" "$d"
   skopeo inspect --raw --tls-verify=false "docker://$reg/multi/$m:2" >"$TESTDIR/pushed2-$m.json"
