@@ -21,6 +21,7 @@ python3 -c 'import os,sys; os.setxattr(sys.argv[1], "user.note", b"kept"); os.se
 echo k >"$ctx/ign/keep"; echo s >"$ctx/ign/skip/x"; echo t >"$ctx/ign/top"
 printf 'ign/*\n!ign/keep\n' >"$ctx/.dockerignore"
 echo a >"$ctx/d1/same/f"; echo b >"$ctx/d2/same/f"; echo c >"$ctx/d2/other"
+mkdir -p "$ctx/d3/same"; echo g >"$ctx/d3/same/g"; chmod 0775 "$ctx/d3/same"
 ln -s tree "$ctx/treelink"
 chmod 0750 "$ctx/tree/sub"
 cat >"$ctx/Dockerfile" <<'DF'
@@ -34,6 +35,7 @@ COPY treelink /linked/
 COPY tree/one /single
 COPY ign /ign/
 COPY d1 d2 /merged/
+COPY d1 d3 /merged2/
 COPY --from=base /src /fromsrc/
 COPY --from=base --chown=3:4 /src/f /fromsrc2
 ADD tree/sub/big /added
@@ -69,12 +71,13 @@ ob_nostream() {
 for m in $MODES; do
   import_busybox "$m"
   check "[$m] build, COPY streamed" ob "$m" build -q -t s "$ctx"
-  # nine of the ten COPY/ADD layers are streamed; `COPY d1 d2` writes
-  # same/f twice, which a plan does not model: copied to disk
-  check_eq "[$m] the streamed COPY layers were never unpacked" "$(unpacked_missing "$m" s:latest)" 9
+  # ten of the eleven COPY/ADD layers are streamed (`COPY d1 d3` merges
+  # two same/ directories); `COPY d1 d2` writes same/f twice, which a plan
+  # does not model: copied to disk
+  check_eq "[$m] the streamed COPY layers were never unpacked" "$(unpacked_missing "$m" s:latest)" 10
   check "[$m] build, COPY into an upper directory" ob_nostream "$m" build -q --no-cache -t u "$ctx"
   ds=$(diff_ids "$m" s:latest); du=$(diff_ids "$m" u:latest)
-  check_eq "[$m] twelve layers" "$(echo "$ds" | wc -w)" 12
+  check_eq "[$m] thirteen layers" "$(echo "$ds" | wc -w)" 13
   check_eq "[$m] every layer the same, streamed or not" "$ds" "$du"
   [ "$ds" = "$du" ] && check_eq "[$m] ... the same image" "$(skopeo inspect --raw "oci:$(store_oci "$m"):s:latest" | sha256sum)" "$(skopeo inspect --raw "oci:$(store_oci "$m"):u:latest" | sha256sum)"
   [ "$ds" = "$du" ] || python3 "$OBUILD_SRCDIR/tests/tools/explain-digest-diff.py" "$(store_oci "$m")" s:latest "$(store_oci "$m")" u:latest | diag
@@ -88,10 +91,11 @@ for m in $MODES; do
   check_eq "[$m] the user xattr" "$(python3 -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.note").decode())' "$r/opt/x/sub/big" 2>&1)" kept
   check_eq "[$m] .dockerignore: excluded, the exception kept" "$(cd "$r/ign" && find . | sort | tr '\n' ' ')" ". ./keep "
   check_eq "[$m] the later of two sources wins" "$(cat "$r/merged/same/f")" b
+  check_eq "[$m] two directories merged, the later one's mode" "$(cd "$r/merged2/same" && ls | tr '\n' ' '; stat -c %a .)" "f g 775"
   layer_listing "$(store_oci "$m")" s:latest 3 >"$TESTDIR/l-$m"
   check "[$m] the context's user.obuild.owner is not an owner" grep -q '^f 0644 0:0 5000 - opt/x/sub/big$' "$TESTDIR/l-$m"
   check "[$m] an ancestor the image has keeps its owner and mode" grep -q '^d 0700 5:6 0 - opt/x$' "$TESTDIR/l-$m"
-  layer_listing "$(store_oci "$m")" s:latest 9 >"$TESTDIR/lf-$m"
+  layer_listing "$(store_oci "$m")" s:latest 10 >"$TESTDIR/lf-$m"
   check "[$m] COPY --from keeps the source's owner" grep -q '^f 0644 7:8 2 - fromsrc/f$' "$TESTDIR/lf-$m"
   layer_listing "$(store_oci "$m")" s:latest 4 >"$TESTDIR/lc-$m"
   check "[$m] --chown and --chmod" grep -q '^f 0640 1234:5678 7 - files/private$' "$TESTDIR/lc-$m"
@@ -107,9 +111,9 @@ done
 rm -rf "$(store root)/layers"
 check "[root] again with a fresh layer directory" \
   env OBUILD_ROOT="$(store root)" OBUILD_TEST_PLAN_MAX=5 "$OB" build -q --no-cache -t c "$ctx"
-# six COPY/ADD layers have at most 5 entries (/single, /files, /ign,
-# /fromsrc, /fromsrc2, /added); the three others are copied to disk
-check_eq "[root] ... only the small COPY layers were not unpacked" "$(unpacked_missing root c:latest)" 6
+# seven COPY/ADD layers have at most 5 entries (/single, /files, /ign,
+# /merged2, /fromsrc, /fromsrc2, /added); the others are copied to disk
+check_eq "[root] ... only the small COPY layers were not unpacked" "$(unpacked_missing root c:latest)" 7
 
 # a later RUN reads the copied files: they are on disk then
 printf 'FROM busybox\nCOPY tree /t/\nRUN cat /t/one /t/sub/hard >/both\n' >"$ctx/Dockerfile.run"
