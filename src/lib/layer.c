@@ -747,9 +747,14 @@ write_fs_entry (struct layer_writer *lw, int upperfd, const char *path, struct i
   return 0;
 }
 
-int
-ob_layer_write (int upperfd, const struct ob_changes *changes, int outfd,
-                const struct ob_layer_opts *opts, struct ob_layer_result *res, ob_error_t *err)
+/* Open a layer writer on outfd, let fn write the i-th entry for i = 0.. n-1
+ * (links: hardlink detection across them), and finish the layer. */
+typedef int (*entry_fn) (struct layer_writer *lw, const void *data, size_t i, struct ino_map *links,
+                         const struct ob_layer_opts *opts, ob_error_t *err);
+
+static int
+write_layer (entry_fn fn, const void *data, size_t n, int outfd, const struct ob_layer_opts *opts,
+             struct ob_layer_result *res, ob_error_t *err)
 {
   cleanup_locale locale_t old_locale = ob_layer_enter_utf8 ();
   struct layer_writer lw;
@@ -761,31 +766,45 @@ ob_layer_write (int upperfd, const struct ob_changes *changes, int outfd,
       lw_free (&lw);
       return -1;
     }
-  for (size_t i = 0; ret == 0 && changes && i < changes->n; i++)
-    {
-      const struct ob_change *c = &changes->items[i];
-      switch (c->kind)
-        {
-        case OB_CHANGE_ENTRY:
-          ret = write_fs_entry (&lw, upperfd, c->path, &links, opts, err);
-          break;
-        case OB_CHANGE_WHITEOUT:
-          ret = write_whiteout (&lw, c->path, opts, err);
-          break;
-        case OB_CHANGE_OPAQUE:
-          ret = write_marker (&lw, c->path, ".wh..wh..opq", opts, err);
-          break;
-        default:
-          ret = ob_error_make (err, OB_ERR_GENERIC, 0, "`%s`: unknown change kind %d", c->path,
-                               (int) c->kind);
-          break;
-        }
-    }
+  for (size_t i = 0; ret == 0 && i < n; i++)
+    ret = fn (&lw, data, i, &links, opts, err);
   if (ret == 0)
     ret = lw_finish (&lw, res, err);
   ino_map_free (&links);
   lw_free (&lw);
   return ret;
+}
+
+struct upper_changes
+{
+  int upperfd;
+  const struct ob_changes *changes;
+};
+
+static int
+write_change (struct layer_writer *lw, const void *data, size_t i, struct ino_map *links,
+              const struct ob_layer_opts *opts, ob_error_t *err)
+{
+  const struct upper_changes *u = data;
+  const struct ob_change *c = &u->changes->items[i];
+  switch (c->kind)
+    {
+    case OB_CHANGE_ENTRY:
+      return write_fs_entry (lw, u->upperfd, c->path, links, opts, err);
+    case OB_CHANGE_WHITEOUT:
+      return write_whiteout (lw, c->path, opts, err);
+    case OB_CHANGE_OPAQUE:
+      return write_marker (lw, c->path, ".wh..wh..opq", opts, err);
+    }
+  return ob_error_make (err, OB_ERR_GENERIC, 0, "`%s`: unknown change kind %d", c->path, (int) c->kind);
+}
+
+int
+ob_layer_write (int upperfd, const struct ob_changes *changes, int outfd,
+                const struct ob_layer_opts *opts, struct ob_layer_result *res, ob_error_t *err)
+{
+  struct upper_changes u = { upperfd, changes };
+  return write_layer (write_change, &u, changes ? changes->n : 0, outfd, opts, res, err);
 }
 
 /* ---- ob_layer_write_sources ---- */
@@ -891,27 +910,26 @@ write_src_entry (struct layer_writer *lw, int srcfd, const struct ob_layer_src *
   return 0;
 }
 
+struct sources
+{
+  int srcfd;
+  const struct ob_layer_src *entries;
+};
+
+static int
+write_source (struct layer_writer *lw, const void *data, size_t i, struct ino_map *links,
+              const struct ob_layer_opts *opts, ob_error_t *err)
+{
+  const struct sources *x = data;
+  return write_src_entry (lw, x->srcfd, &x->entries[i], links, opts, err);
+}
+
 int
 ob_layer_write_sources (int srcfd, const struct ob_layer_src *entries, size_t n, int outfd,
                         const struct ob_layer_opts *opts, struct ob_layer_result *res, ob_error_t *err)
 {
-  cleanup_locale locale_t old_locale = ob_layer_enter_utf8 ();
-  struct layer_writer lw;
-  struct ino_map links = { 0 };
-  int ret = 0;
-
-  if (lw_open (&lw, outfd, opts, err) < 0)
-    {
-      lw_free (&lw);
-      return -1;
-    }
-  for (size_t i = 0; ret == 0 && i < n; i++)
-    ret = write_src_entry (&lw, srcfd, &entries[i], &links, opts, err);
-  if (ret == 0)
-    ret = lw_finish (&lw, res, err);
-  ino_map_free (&links);
-  lw_free (&lw);
-  return ret;
+  struct sources x = { srcfd, entries };
+  return write_layer (write_source, &x, n, outfd, opts, res, err);
 }
 
 /* ---- reading archives ---- */
