@@ -110,17 +110,6 @@ cmd_import (struct cli_global *g, int argc, char **argv, ob_error_t *err)
       ob_error_wrap (err, "import `%s`", argv[optind]);
       goto out;
     }
-  /* a hardlink to something not in the tarball would only fail at the
-   * first RUN (or link to a file of the host): refuse the tarball now */
-  if (lseek (fd, 0, SEEK_SET) < 0 || ob_layer_check_hardlinks (fd, err) < 0)
-    {
-      if (*err == NULL)
-        ob_error_make (err, OB_ERR_STORE, errno, "import `%s`", argv[optind]);
-      else
-        ob_error_wrap (err, "import `%s`", argv[optind]);
-      close (fd);
-      goto out;
-    }
   if (ob_txn_blob_commit (txn, fd, lr.digest, err) < 0)
     goto out;
 

@@ -105,7 +105,9 @@ int ob_layer_archive_open (struct archive *a, int fd);
 /* Normalise a root filesystem tarball (none/gzip/bzip2/xz/zstd, detected
  * from content) read from infd into a layer written to outfd: entries kept
  * in input order, names made relative ("./" and "/" prefixes removed),
- * entries with ".." components refused (OB_ERR_IMAGE naming the entry),
+ * entries with ".." components refused (OB_ERR_IMAGE naming the entry), as
+ * is a hardlink to anything but an earlier file of the tarball (it would
+ * only fail at the first RUN, or link to a file of the host),
  * owners numeric, mtimes clamped when asked.  Same result fields. */
 int ob_layer_import (int infd, int outfd, const struct ob_layer_opts *opts,
                      struct ob_layer_result *res, ob_error_t *err);

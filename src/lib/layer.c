@@ -997,6 +997,69 @@ reader_error (struct archive *a, const char *entry, ob_error_t *err)
   return ob_error_make (err, OB_ERR_IMAGE, 0, "read archive: %s", msg);
 }
 
+/* ---- a set of strings (layer_priv.h) ---- */
+
+static size_t
+str_hash (const char *s)
+{
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (; *s; s++)
+    h = (h ^ (unsigned char) *s) * 0x100000001b3ULL;
+  return (size_t) h;
+}
+
+bool
+ob_strset_has (const struct ob_strset *set, const char *s)
+{
+  if (set->cap == 0)
+    return false;
+  for (size_t i = str_hash (s) & (set->cap - 1);; i = (i + 1) & (set->cap - 1))
+    {
+      if (set->slots[i] == NULL)
+        return false;
+      if (strcmp (set->slots[i], s) == 0)
+        return true;
+    }
+}
+
+static void
+strset_insert (char **slots, size_t cap, char *s)
+{
+  size_t i = str_hash (s) & (cap - 1);
+  while (slots[i])
+    i = (i + 1) & (cap - 1);
+  slots[i] = s;
+}
+
+void
+ob_strset_add (struct ob_strset *set, const char *s)
+{
+  if (ob_strset_has (set, s))
+    return;
+  if (2 * (set->n + 1) > set->cap)
+    {
+      size_t cap = set->cap ? set->cap * 2 : 256;
+      char **slots = ob_xmalloc0 (cap * sizeof (char *));
+      for (size_t i = 0; i < set->cap; i++)
+        if (set->slots[i])
+          strset_insert (slots, cap, set->slots[i]);
+      free (set->slots);
+      set->slots = slots;
+      set->cap = cap;
+    }
+  strset_insert (set->slots, set->cap, ob_xstrdup (s));
+  set->n++;
+}
+
+void
+ob_strset_free (struct ob_strset *set)
+{
+  for (size_t i = 0; i < set->cap; i++)
+    free (set->slots[i]);
+  free (set->slots);
+  memset (set, 0, sizeof *set);
+}
+
 /* ---- ob_layer_import ---- */
 
 static int
@@ -1042,7 +1105,7 @@ import_data (struct layer_writer *lw, struct archive *in, int64_t size, const ch
 
 static int
 import_entry (struct layer_writer *lw, struct archive *in, struct archive_entry *ie,
-              const struct ob_layer_opts *opts, ob_error_t *err)
+              const struct ob_layer_opts *opts, struct ob_strset *files, ob_error_t *err)
 {
   cleanup_entry struct archive_entry *e = archive_entry_new ();
   cleanup_free char *name = NULL;
@@ -1068,6 +1131,11 @@ import_entry (struct layer_writer *lw, struct archive *in, struct archive_entry 
         return ob_error_wrap (err, "entry `%s`: hardlink", raw);
       if (*target == '\0')
         return ob_error_make (err, OB_ERR_IMAGE, 0, "entry `%s`: hardlink to the root", raw);
+      /* a hardlink to something not in the tarball would only fail at
+       * the first RUN (or link to a file of the host) */
+      if (!ob_strset_has (files, target))
+        return ob_error_make (err, OB_ERR_IMAGE, 0, "entry `%s`: hardlink to `%s`, which is no earlier file of the archive",
+                              raw, hardlink);
       archive_entry_set_hardlink (e, target);
       type = AE_IFREG;
     }
@@ -1114,6 +1182,8 @@ import_entry (struct layer_writer *lw, struct archive *in, struct archive_entry 
 
   if (lw_add (lw, e, err) < 0)
     return ob_error_wrap (err, "entry `%s`", raw);
+  if (type != AE_IFDIR)
+    ob_strset_add (files, name);
   if (size > 0)
     return import_data (lw, in, size, raw, err);
   return 0;
@@ -1126,6 +1196,7 @@ ob_layer_import (int infd, int outfd, const struct ob_layer_opts *opts,
   cleanup_locale locale_t old_locale = ob_layer_enter_utf8 ();
   cleanup_reader struct archive *in = NULL;
   struct layer_writer lw;
+  struct ob_strset files = { 0 };
   int ret = 0;
 
   if (ob_layer_open_reader (infd, &in, err) < 0)
@@ -1146,12 +1217,13 @@ ob_layer_import (int infd, int outfd, const struct ob_layer_opts *opts,
           ret = reader_error (in, NULL, err);
           break;
         }
-      ret = import_entry (&lw, in, ie, opts, err);
+      ret = import_entry (&lw, in, ie, opts, &files, err);
       if (ret < 0)
         break;
     }
   if (ret == 0)
     ret = lw_finish (&lw, res, err);
+  ob_strset_free (&files);
   lw_free (&lw);
   return ret;
 }

@@ -27,76 +27,6 @@
 #define MAX_NAME 4096
 
 
-/* ---- a set of strings (paths created by this archive) ---- */
-
-struct strset
-{
-  char **slots;
-  size_t cap; /* power of two */
-  size_t n;
-};
-
-static size_t
-str_hash (const char *s)
-{
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (; *s; s++)
-    h = (h ^ (unsigned char) *s) * 0x100000001b3ULL;
-  return (size_t) h;
-}
-
-static bool
-strset_has (const struct strset *set, const char *s)
-{
-  if (set->cap == 0)
-    return false;
-  for (size_t i = str_hash (s) & (set->cap - 1);; i = (i + 1) & (set->cap - 1))
-    {
-      if (set->slots[i] == NULL)
-        return false;
-      if (strcmp (set->slots[i], s) == 0)
-        return true;
-    }
-}
-
-static void
-strset_insert (char **slots, size_t cap, char *s)
-{
-  size_t i = str_hash (s) & (cap - 1);
-  while (slots[i])
-    i = (i + 1) & (cap - 1);
-  slots[i] = s;
-}
-
-static void
-strset_add (struct strset *set, const char *s)
-{
-  if (strset_has (set, s))
-    return;
-  if (2 * (set->n + 1) > set->cap)
-    {
-      size_t cap = set->cap ? set->cap * 2 : 256;
-      char **slots = ob_xmalloc0 (cap * sizeof (char *));
-      for (size_t i = 0; i < set->cap; i++)
-        if (set->slots[i])
-          strset_insert (slots, cap, set->slots[i]);
-      free (set->slots);
-      set->slots = slots;
-      set->cap = cap;
-    }
-  strset_insert (set->slots, set->cap, ob_xstrdup (s));
-  set->n++;
-}
-
-static void
-strset_free (struct strset *set)
-{
-  for (size_t i = 0; i < set->cap; i++)
-    free (set->slots[i]);
-  free (set->slots);
-  memset (set, 0, sizeof *set);
-}
-
 /* ---- extraction state ---- */
 
 struct dir_fix
@@ -114,7 +44,7 @@ struct extract
   bool same_owner;
   const char *const *keep; /* paths (relative to the root) never touched */
   struct archive *a;
-  struct strset created;
+  struct ob_strset created;
   struct dir_fix *dirs; /* directory modes and mtimes, applied at the end */
   size_t ndirs;
   size_t capdirs;
@@ -136,7 +66,7 @@ static void
 extract_free (struct extract *ex)
 {
   cache_reset (ex);
-  strset_free (&ex->created);
+  ob_strset_free (&ex->created);
   for (size_t i = 0; i < ex->ndirs; i++)
     free (ex->dirs[i].path);
   free (ex->dirs);
@@ -381,7 +311,7 @@ open_dir (struct extract *ex, const char *path, bool create, const char *entry, 
               if (fchmodat (cur, comp, 0755, 0) < 0)
                 return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: chmod `%s`", entry,
                                       prefix);
-              strset_add (&ex->created, prefix);
+              ob_strset_add (&ex->created, prefix);
             }
           else if (errno != EEXIST)
             return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: mkdir `%s`", entry,
@@ -516,7 +446,7 @@ clear_dir (struct extract *ex, int dirfd, const char *dirpath, const char *entry
       int k = kept (ex, child);
       if (k == 1)
         continue;
-      if (!strset_has (&ex->created, child) && k == 0)
+      if (!ob_strset_has (&ex->created, child) && k == 0)
         {
           if (ob_rm_rf_at (dirfd, names[i], err) < 0)
             return ob_error_wrap (err, "entry `%s`", entry);
@@ -567,7 +497,7 @@ apply_whiteout (struct extract *ex, const char *raw, const char *dir, const char
 
   /* Whiteouts hide lower layers only, never this layer's own entries. */
   vpath = join (dir, victim);
-  if (strset_has (&ex->created, vpath))
+  if (ob_strset_has (&ex->created, vpath))
     return 0;
   if (kept (ex, vpath) != 0)
     return 0; /* a path the caller keeps (or one on the way to it) */
@@ -778,7 +708,7 @@ extract_entry (struct extract *ex, const char *dest, struct archive_entry *e, ob
     {
       if (make_hardlink (ex, raw, archive_entry_hardlink (e), link_full, pfd, base, err) < 0)
         return -1;
-      strset_add (&ex->created, full);
+      ob_strset_add (&ex->created, full);
       return 0;
     }
 
@@ -858,7 +788,7 @@ extract_entry (struct extract *ex, const char *dest, struct archive_entry *e, ob
     default:
       return 0;
     }
-  strset_add (&ex->created, full);
+  ob_strset_add (&ex->created, full);
   return 0;
 }
 
@@ -981,7 +911,7 @@ ob_layer_check_hardlinks (int infd, ob_error_t *err)
 {
   cleanup_locale locale_t old_locale = ob_layer_enter_utf8 ();
   struct archive *a = NULL;
-  struct strset files = { 0 };
+  struct ob_strset files = { 0 };
   int ret = 0;
 
   if (ob_layer_open_reader (infd, &a, err) < 0)
@@ -1015,7 +945,7 @@ ob_layer_check_hardlinks (int infd, ob_error_t *err)
               ret = ob_error_wrap (err, "entry `%s`: hardlink", raw);
               break;
             }
-          if (!strset_has (&files, target))
+          if (!ob_strset_has (&files, target))
             {
               ret = ob_error_make (err, OB_ERR_IMAGE, 0, "entry `%s`: hardlink to `%s`, which is no earlier file of the archive",
                                    raw, link);
@@ -1024,9 +954,9 @@ ob_layer_check_hardlinks (int infd, ob_error_t *err)
         }
       else if (archive_entry_filetype (e) == AE_IFDIR)
         continue;
-      strset_add (&files, name);
+      ob_strset_add (&files, name);
     }
-  strset_free (&files);
+  ob_strset_free (&files);
   archive_read_free (a);
   return ret;
 }

@@ -5,6 +5,8 @@
 #include <obuild/error.h>
 
 #include <locale.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 /* libarchive converts names between the locale's charset and the UTF-8 of
  * pax headers; the layer code runs under C.UTF-8 whatever the process
@@ -19,5 +21,16 @@ struct archive;
  * (ustar, pax, GNU), uncompressed or gzip/bzip2/xz/zstd, like Docker (other
  * filters are left out: some run external programs).  err may be NULL. */
 int ob_layer_open_reader (int fd, struct archive **out, ob_error_t *err);
+
+/* A set of strings (the paths an archive has had so far). */
+struct ob_strset
+{
+  char **slots;
+  size_t cap; /* power of two */
+  size_t n;
+};
+bool ob_strset_has (const struct ob_strset *set, const char *s);
+void ob_strset_add (struct ob_strset *set, const char *s);
+void ob_strset_free (struct ob_strset *set);
 
 #endif
