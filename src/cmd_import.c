@@ -3,6 +3,7 @@
 #include "cli.h"
 #include <obuild/image.h>
 #include <obuild/layer.h>
+#include <obuild/tree.h>
 #include <obuild/store.h>
 #include <obuild/util.h>
 
@@ -29,6 +30,7 @@ int
 cmd_import (struct cli_global *g, int argc, char **argv, ob_error_t *err)
 {
   struct ob_layer_opts lo = { .compression = OB_COMPRESS_GZIP };
+  struct ob_tree_index *ix = NULL;
   struct ob_layer_result lr;
   struct ob_store *store = NULL;
   struct ob_txn *txn = NULL;
@@ -104,12 +106,20 @@ cmd_import (struct cli_global *g, int argc, char **argv, ob_error_t *err)
   if (ob_txn_blob_create (txn, &fd, err) < 0)
     goto out;
   memset (&lr, 0, sizeof lr);
+  /* the layer's tree index, made while it is written (a build's COPY
+   * reads it instead of decompressing the layer) */
+  lo.on_entry = ob_tree_index_note;
+  lo.on_entry_data = ix = ob_tree_index_new ();
   if (ob_layer_import (in, fd, &lo, &lr, err) < 0)
     {
       close (fd);
       ob_error_wrap (err, "import `%s`", argv[optind]);
       goto out;
     }
+  {
+    cleanup_free char *trees = ob_xasprintf ("%s/trees", store->root);
+    ob_tree_index_save (ix, trees, lr.diff_id);
+  }
   if (ob_txn_blob_commit (txn, fd, lr.digest, err) < 0)
     goto out;
 
@@ -148,6 +158,7 @@ cmd_import (struct cli_global *g, int argc, char **argv, ob_error_t *err)
     printf ("oci:%s:%s\n", ob_layout_path (store->oci), tag);
   r = 0;
 out:
+  ob_tree_index_free (ix);
   ob_txn_free (txn);
   ob_store_close (store);
   return r;

@@ -36,6 +36,22 @@ enum ob_compression
  * default of go-containerregistry (crane, ko) too. */
 #define OB_GZIP_DEFAULT_LEVEL 1
 
+/* A tar entry as a reader of the layer sees its header: what the writers
+ * and the overlay unpacker tell of each entry (the tree module's index of a
+ * layer is made of them, so that the layer need not be read again). */
+struct ob_layer_entry_info
+{
+  const char *name; /* as stored (directories with a trailing "/") */
+  mode_t mode;      /* type and permission bits */
+  uid_t uid;
+  gid_t gid;
+  int64_t mtime; /* seconds */
+  int64_t size;
+  const char *symlink;  /* or NULL */
+  const char *hardlink; /* or NULL */
+};
+typedef void (*ob_layer_entry_fn) (void *data, const struct ob_layer_entry_info *e);
+
 struct ob_layer_opts
 {
   enum ob_compression compression;
@@ -43,6 +59,8 @@ struct ob_layer_opts
   bool clamp_mtime;  /* clamp entry mtimes to mtime_max (SOURCE_DATE_EPOCH) */
   bool single_thread_gzip; /* one zlib stream instead of parallel members */
   int64_t mtime_max;
+  ob_layer_entry_fn on_entry; /* told of every entry written, or NULL */
+  void *on_entry_data;
 };
 
 struct ob_layer_result
@@ -166,8 +184,10 @@ int ob_layer_path_kept (const char *const *keep, const char *path);
  * an overlayfs lower directory: whiteouts become 0:0 character devices and
  * opaque markers the xattr user.overlay.opaque="y" (mount with userxattr).
  * Owners are applied; those the user namespace cannot represent are kept in
- * OB_LAYER_OWNER_XATTR.  Same safety rules as ob_layer_extract. */
-int ob_layer_unpack_overlay (int infd, int rootfd, ob_error_t *err);
+ * OB_LAYER_OWNER_XATTR.  Same safety rules as ob_layer_extract.  on_entry
+ * (or NULL) is told of every entry read. */
+int ob_layer_unpack_overlay (int infd, int rootfd, ob_layer_entry_fn on_entry, void *on_entry_data,
+                             ob_error_t *err);
 
 /* Check the hardlinks of a tar stream (any compression) read from infd:
  * each must name an earlier entry of the same archive that is not a

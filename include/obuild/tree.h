@@ -8,6 +8,7 @@
 #define OBUILD_TREE_H
 
 #include <obuild/error.h>
+#include <obuild/layer.h>
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -37,6 +38,17 @@ int ob_tree_add_layer (struct ob_tree *t, int fd, ob_error_t *err);
  * ignored (the layer is read again). */
 int ob_tree_add_layer_indexed (struct ob_tree *t, const char *index_dir, const char *diff_id,
                                int fd, ob_error_t *err);
+
+/* A layer's index made while the layer is written or unpacked (pass
+ * ob_tree_index_note and the index as its ob_layer_entry_fn), so that
+ * ob_tree_add_layer_indexed never has to decompress it; saved under
+ * index_dir/<diff_id hex> unless there is one (best effort: an index that
+ * cannot be written is made again from the layer when needed). */
+struct ob_tree_index;
+struct ob_tree_index *ob_tree_index_new (void);
+void ob_tree_index_note (void *index, const struct ob_layer_entry_info *e);
+void ob_tree_index_save (struct ob_tree_index *x, const char *index_dir, const char *diff_id);
+void ob_tree_index_free (struct ob_tree_index *x);
 
 /* Look up an absolute path without following symlinks in it.  NULL when
  * absent. */

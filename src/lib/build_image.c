@@ -43,7 +43,7 @@ ob_build_squash (struct build *b, struct stage *s, ob_error_t *err)
   for (i = s->n_base_layers; i < s->n_layers; i++)
     {
       cleanup_close int fd = -1;
-      if (ob_txn_blob_open (b->txn, s->layers[i].digest, &fd, err) < 0 || ob_layer_unpack_overlay (fd, dfd, err) < 0)
+      if (ob_txn_blob_open (b->txn, s->layers[i].digest, &fd, err) < 0 || ob_layer_unpack_overlay (fd, dfd, NULL, NULL, err) < 0)
         return ob_error_wrap (err, "--squash: layer %s", s->layers[i].digest);
     }
   for (i = s->n_base_layers; i < s->n_layers; i++)

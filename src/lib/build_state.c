@@ -529,11 +529,15 @@ ob_build_commit_layer (struct build *b, struct stage *s, int upperfd, const char
 
 static void add_layer (struct build *b, struct stage *s, const struct ob_layer_result *r,
                        const char *upper_path, const char *created_by);
+static int layer_written (struct build *b, struct stage *s, int fd, const struct ob_layer_result *res,
+                          struct ob_tree_index *ix, const char *upper_path, const char *created_by, ob_error_t *err);
 
 int
 ob_build_commit_changes (struct build *b, struct stage *s, int upperfd, const struct ob_changes *changes,
                          const char *upper_path, const char *created_by, bool drop_empty, ob_error_t *err)
 {
+  struct ob_layer_opts o = b->lopts;
+  struct ob_tree_index *ix;
   struct ob_layer_result res;
   int fd, r;
 
@@ -545,15 +549,30 @@ ob_build_commit_changes (struct build *b, struct stage *s, int upperfd, const st
   if (ob_txn_blob_create (b->txn, &fd, err) < 0)
     return -1;
   memset (&res, 0, sizeof res);
-  r = ob_layer_write (upperfd, changes, fd, &b->lopts, &res, err);
+  o.on_entry = ob_tree_index_note;
+  o.on_entry_data = ix = ob_tree_index_new ();
+  r = ob_layer_write (upperfd, changes, fd, &o, &res, err);
   if (r < 0)
     {
+      ob_tree_index_free (ix);
       close (fd);
       return -1;
     }
-  if (ob_txn_blob_commit (b->txn, fd, res.digest, err) < 0)
+  return layer_written (b, s, fd, &res, ix, upper_path, created_by, err);
+}
+
+/* The blob fd of a layer just written: committed, its tree index saved
+ * (a later COPY reads it instead of the layer), the layer added to s. */
+static int
+layer_written (struct build *b, struct stage *s, int fd, const struct ob_layer_result *res, struct ob_tree_index *ix,
+               const char *upper_path, const char *created_by, ob_error_t *err)
+{
+  cleanup_free char *trees = ob_xasprintf ("%s/trees", b->o->store->root);
+  ob_tree_index_save (ix, trees, res->diff_id);
+  ob_tree_index_free (ix);
+  if (ob_txn_blob_commit (b->txn, fd, res->digest, err) < 0)
     return -1;
-  add_layer (b, s, &res, upper_path, created_by);
+  add_layer (b, s, res, upper_path, created_by);
   return 0;
 }
 
@@ -561,22 +580,24 @@ int
 ob_build_commit_sources (struct build *b, struct stage *s, int srcfd, const struct ob_layer_src *entries,
                          size_t n, const char *created_by, ob_error_t *err)
 {
+  struct ob_layer_opts o = b->lopts;
+  struct ob_tree_index *ix;
   struct ob_layer_result res;
   int fd;
 
   if (ob_txn_blob_create (b->txn, &fd, err) < 0)
     return -1;
   memset (&res, 0, sizeof res);
-  if (ob_layer_write_sources (srcfd, entries, n, fd, &b->lopts, &res, err) < 0)
+  o.on_entry = ob_tree_index_note;
+  o.on_entry_data = ix = ob_tree_index_new ();
+  if (ob_layer_write_sources (srcfd, entries, n, fd, &o, &res, err) < 0)
     {
+      ob_tree_index_free (ix);
       close (fd);
       return -1;
     }
-  if (ob_txn_blob_commit (b->txn, fd, res.digest, err) < 0)
-    return -1;
   /* no unpacked form: extracted from the blob if a later step needs it */
-  add_layer (b, s, &res, NULL, created_by);
-  return 0;
+  return layer_written (b, s, fd, &res, ix, NULL, created_by, err);
 }
 
 static void

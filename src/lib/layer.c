@@ -76,6 +76,8 @@ struct layer_writer
   bool discard;        /* failed: let libarchive close without writing */
   char *dir;           /* the directory of the last entry, and its fd: */
   int dirfd;           /* entries come sorted, so most share it */
+  ob_layer_entry_fn on_entry;
+  void *on_entry_data;
 };
 
 static int
@@ -210,6 +212,8 @@ lw_open (struct layer_writer *lw, int outfd, const struct ob_layer_opts *opts, o
   lw->dirfd = -1;
   lw->outfd = outfd;
   lw->compression = opts->compression;
+  lw->on_entry = opts->on_entry;
+  lw->on_entry_data = opts->on_entry_data;
   lw->h_tar = ob_sha256_new ();
   lw->h_blob = ob_sha256_new ();
   lw->dbuf = ob_xmalloc (CHUNK);
@@ -283,12 +287,33 @@ lw_open (struct layer_writer *lw, int outfd, const struct ob_layer_opts *opts, o
   return 0;
 }
 
+void
+ob_layer_entry_tell (ob_layer_entry_fn fn, void *data, struct archive_entry *e)
+{
+  struct ob_layer_entry_info x = {
+    .name = archive_entry_pathname (e),
+    .mode = archive_entry_mode (e),
+    .uid = (uid_t) archive_entry_uid (e),
+    .gid = (gid_t) archive_entry_gid (e),
+    .mtime = archive_entry_mtime (e),
+    .size = archive_entry_size (e),
+    .symlink = archive_entry_symlink (e),
+    .hardlink = archive_entry_hardlink (e),
+  };
+  /* a hardlink entry (typeflag 1) reads back without a file type */
+  if (x.hardlink)
+    x.mode &= 07777;
+  if (fn && x.name)
+    fn (data, &x);
+}
+
 static int
 lw_add (struct layer_writer *lw, struct archive_entry *e, ob_error_t *err)
 {
   int r = archive_write_header (lw->a, e);
   if (r < ARCHIVE_WARN)
     return lw_fail (lw, "write tar header", err);
+  ob_layer_entry_tell (lw->on_entry, lw->on_entry_data, e);
   return 0;
 }
 

@@ -50,6 +50,8 @@ struct extract
   size_t capdirs;
   char *cache_path; /* the last parent directory opened, and its fd */
   int cache_fd;
+  ob_layer_entry_fn on_entry;
+  void *on_entry_data;
 };
 
 static void
@@ -847,13 +849,15 @@ ob_layer_extract_keep (int infd, int rootfd, const char *const *keep, ob_error_t
 }
 
 int
-ob_layer_unpack_overlay (int infd, int rootfd, ob_error_t *err)
+ob_layer_unpack_overlay (int infd, int rootfd, ob_layer_entry_fn on_entry, void *on_entry_data, ob_error_t *err)
 {
   struct extract ex = {
     .rootfd = rootfd,
     .overlay = true,
     .same_owner = true,
     .cache_fd = -1,
+    .on_entry = on_entry,
+    .on_entry_data = on_entry_data,
   };
   return extract_run (&ex, infd, "/", err);
 }
@@ -896,6 +900,7 @@ extract_run (struct extract *ex_, int infd, const char *dest, ob_error_t *err)
                                msg ? msg : "unknown error");
           break;
         }
+      ob_layer_entry_tell (ex.on_entry, ex.on_entry_data, e);
       ret = extract_entry (&ex, cdest, e, err);
       if (ret < 0)
         break;

@@ -3,6 +3,7 @@
 #define OBUILD_LAYER_PRIV_H
 
 #include <obuild/error.h>
+#include <obuild/layer.h>
 
 #include <locale.h>
 #include <stdbool.h>
@@ -21,6 +22,10 @@ struct archive;
  * (ustar, pax, GNU), uncompressed or gzip/bzip2/xz/zstd, like Docker (other
  * filters are left out: some run external programs).  err may be NULL. */
 int ob_layer_open_reader (int fd, struct archive **out, ob_error_t *err);
+
+/* Tell fn (when not NULL) of the tar entry e. */
+struct archive_entry;
+void ob_layer_entry_tell (ob_layer_entry_fn fn, void *data, struct archive_entry *e);
 
 /* A set of strings (the paths an archive has had so far). */
 struct ob_strset

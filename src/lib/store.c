@@ -1,6 +1,7 @@
 #include "config.h"
 #include <obuild/store.h>
 #include <obuild/layer.h>
+#include <obuild/tree.h>
 #include <obuild/util.h>
 
 #include <errno.h>
@@ -1050,6 +1051,7 @@ ob_store_layer_dir (struct ob_store *s, const char *diff_id, int blob_fd, char *
   cleanup_free char *prefix = NULL;
   cleanup_close int tfd = -1;
   cleanup_close int lock = -1;
+  struct ob_tree_index *ix;
   struct stat st;
 
   if (!ob_digest_valid (diff_id))
@@ -1076,9 +1078,13 @@ ob_store_layer_dir (struct ob_store *s, const char *diff_id, int blob_fd, char *
       ob_rm_rf_at (AT_FDCWD, tmp, err);
       return ob_error_make (err, OB_ERR_STORE, e, "unpack layer %s", diff_id);
     }
-  if (ob_layer_unpack_overlay (blob_fd, tfd, err) < 0)
+  /* the layer's tree index comes with the unpacking (a COPY of the build
+   * needs it: read from the index instead of decompressing the layer again) */
+  ix = ob_tree_index_new ();
+  if (ob_layer_unpack_overlay (blob_fd, tfd, ob_tree_index_note, ix, err) < 0)
     {
       ob_error_t e2 = NULL;
+      ob_tree_index_free (ix);
       /* a path the layer itself makes impossible (through its own
        * symlinks, or a file where it needs a directory) is the image's fault */
       if ((*err)->kind == OB_ERR_STORE
@@ -1088,6 +1094,11 @@ ob_store_layer_dir (struct ob_store *s, const char *diff_id, int blob_fd, char *
       ob_error_free (&e2);
       return ob_error_wrap (err, "unpack layer %s", diff_id);
     }
+  {
+    cleanup_free char *trees = ob_xasprintf ("%s/trees", s->root);
+    ob_tree_index_save (ix, trees, diff_id);
+    ob_tree_index_free (ix);
+  }
   lock = layers_lock (s);
   if (layer_mark (s, diff_id + 7, err) < 0)
     {

@@ -243,6 +243,21 @@ unescape (char *s)
   return s;
 }
 
+static void
+index_line (struct ob_buf *index, const struct rec *rc)
+{
+  char head[128];
+  snprintf (head, sizeof head, "%o %u %u %lld %lld\t", (unsigned) rc->mode, (unsigned) rc->uid,
+            (unsigned) rc->gid, (long long) rc->mtime, (long long) rc->size);
+  ob_buf_adds (index, head);
+  put_escaped (index, rc->name);
+  ob_buf_addc (index, '\t');
+  put_escaped (index, rc->symlink);
+  ob_buf_addc (index, '\t');
+  put_escaped (index, rc->hardlink);
+  ob_buf_addc (index, '\n');
+}
+
 static int
 read_tar (struct ob_tree *t, int fd, struct ob_buf *index, ob_error_t *err)
 {
@@ -275,18 +290,7 @@ read_tar (struct ob_tree *t, int fd, struct ob_buf *index, ob_error_t *err)
         continue;
       apply (t, &rc);
       if (index)
-        {
-          char head[128];
-          snprintf (head, sizeof head, "%o %u %u %lld %lld\t", (unsigned) rc.mode, (unsigned) rc.uid,
-                    (unsigned) rc.gid, (long long) rc.mtime, (long long) rc.size);
-          ob_buf_adds (index, head);
-          put_escaped (index, rc.name);
-          ob_buf_addc (index, '\t');
-          put_escaped (index, rc.symlink);
-          ob_buf_addc (index, '\t');
-          put_escaped (index, rc.hardlink);
-          ob_buf_addc (index, '\n');
-        }
+        index_line (index, &rc);
     }
   if (r != ARCHIVE_EOF)
     {
@@ -296,6 +300,15 @@ read_tar (struct ob_tree *t, int fd, struct ob_buf *index, ob_error_t *err)
     }
   archive_read_free (a);
   return 0;
+}
+
+static void
+save_index (const struct ob_buf *idx, const char *index_dir, const char *path)
+{
+  ob_error_t e2 = NULL;
+  if (ob_mkdir_p_at (AT_FDCWD, index_dir, 0700, &e2) == 0)
+    ob_write_file_atomic_at (AT_FDCWD, path, idx->data, idx->len, 0600, &e2);
+  ob_error_free (&e2);
 }
 
 int
@@ -351,11 +364,53 @@ ob_tree_add_layer_indexed (struct ob_tree *t, const char *index_dir, const char 
       return -1;
     }
   ob_buf_adds (&idx, "obuild-tree-end\n");
-  if (ob_mkdir_p_at (AT_FDCWD, index_dir, 0700, &e2) == 0)
-    ob_write_file_atomic_at (AT_FDCWD, path, idx.data, idx.len, 0600, &e2);
-  ob_error_free (&e2);
+  save_index (&idx, index_dir, path);
   ob_buf_free (&idx);
   return 0;
+}
+
+struct ob_tree_index
+{
+  struct ob_buf b;
+};
+
+struct ob_tree_index *
+ob_tree_index_new (void)
+{
+  struct ob_tree_index *x = ob_xmalloc0 (sizeof *x);
+  ob_buf_adds (&x->b, "obuild-tree-v1\n");
+  return x;
+}
+
+void
+ob_tree_index_note (void *index, const struct ob_layer_entry_info *e)
+{
+  struct ob_tree_index *x = index;
+  struct rec rc = { e->name, e->mode, e->uid, e->gid, e->mtime, e->size, e->symlink, e->hardlink };
+  index_line (&x->b, &rc);
+}
+
+void
+ob_tree_index_save (struct ob_tree_index *x, const char *index_dir, const char *diff_id)
+{
+  cleanup_free char *path = NULL;
+  struct stat st;
+  if (x == NULL || !ob_digest_valid (diff_id))
+    return;
+  path = ob_xasprintf ("%s/%s", index_dir, diff_id + 7);
+  if (stat (path, &st) == 0)
+    return;
+  ob_buf_adds (&x->b, "obuild-tree-end\n");
+  save_index (&x->b, index_dir, path);
+}
+
+void
+ob_tree_index_free (struct ob_tree_index *x)
+{
+  if (x == NULL)
+    return;
+  ob_buf_free (&x->b);
+  free (x);
 }
 
 const struct ob_tree_stat *

@@ -5,6 +5,7 @@
 #include "config.h"
 #include <obuild/layer.h>
 #include <obuild/snapshot.h>
+#include <obuild/tree.h>
 #include <obuild/util.h>
 
 #include "tap.h"
@@ -1139,6 +1140,120 @@ TEST (gunzip_bad_streams)
   CHECK (err && err->kind == OB_ERR_IMAGE);
   ob_error_free (&err);
   ob_buf_free (&gz);
+  td_free (&t);
+}
+
+/* The tree index made while a layer is written, imported or unpacked is
+ * the one reading the layer back makes (tree.c), byte for byte. */
+static char *
+index_by_reading (struct td *t, const char *blob, const char *diff_id)
+{
+  struct ob_tree *tr = ob_tree_new ();
+  ob_error_t err = NULL;
+  char *dir = td_file (t, "ix-read"), *p, *data;
+  size_t len;
+  int fd = open (blob, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || ob_tree_add_layer_indexed (tr, dir, diff_id, fd, &err) < 0)
+    abort ();
+  close (fd);
+  ob_tree_free (tr);
+  p = ob_xasprintf ("%s/%s", dir, diff_id + 7);
+  data = slurp_at (AT_FDCWD, p, &len);
+  free (p);
+  free (dir);
+  return data;
+}
+
+static char *
+index_saved (struct td *t, struct ob_tree_index *ix, const char *diff_id)
+{
+  char *dir = td_file (t, "ix-made"), *p, *data;
+  size_t len;
+  ob_tree_index_save (ix, dir, diff_id);
+  ob_tree_index_free (ix);
+  p = ob_xasprintf ("%s/%s", dir, diff_id + 7);
+  data = slurp_at (AT_FDCWD, p, &len);
+  free (p);
+  free (dir);
+  return data;
+}
+
+TEST (tree_index_while_writing)
+{
+  struct td t = td_new ();
+  struct ob_layer_result r = { 0 };
+  ob_error_t err = NULL;
+  struct ob_changes *ch = NULL;
+  struct ob_tree_index *ix = ob_tree_index_new ();
+  struct ob_layer_opts o = { .compression = OB_COMPRESS_GZIP, .on_entry = ob_tree_index_note, .on_entry_data = ix };
+  char *o_path = td_file (&t, "l.tgz"), *made, *read;
+  char longname[260];
+  int up, fd;
+
+  mkd (t.fd, "up", 0755);
+  up = openat (t.fd, "up", O_RDONLY | O_DIRECTORY);
+  make_tree (up);
+  /* a long name (pax header), a hardlink, a name with a tab and a newline */
+  memset (longname, 'n', 200);
+  strcpy (longname + 200, "-long");
+  put (up, longname, "l", 0644);
+  CHECK (linkat (up, "b", up, "a/hard", 0) == 0);
+  put (up, "a/t\tn\nx", "odd", 0644);
+  CHECK (ob_snapshot_scan (up, &ch, &err) == 0);
+  fd = open (o_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  CHECK_INT (ob_layer_write (up, ch, fd, &o, &r, &err), 0);
+  close (fd);
+  ob_changes_free (ch);
+  made = index_saved (&t, ix, r.diff_id);
+  read = index_by_reading (&t, o_path, r.diff_id);
+  CHECK (made != NULL && read != NULL && strstr (made, "-long") != NULL);
+  if (made && read)
+    CHECK_STR (made, read);
+  free (made);
+  free (read);
+
+  /* import tells of what it writes */
+  {
+    struct ob_tree_index *ix2 = ob_tree_index_new ();
+    struct ob_layer_opts io = { .compression = OB_COMPRESS_GZIP, .on_entry = ob_tree_index_note, .on_entry_data = ix2 };
+    struct ob_layer_result ir = { 0 };
+    char *imp = td_file (&t, "imp.tgz"), *m2, *r2;
+    int in = open (o_path, O_RDONLY | O_CLOEXEC), out = open (imp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    CHECK_INT (ob_layer_import (in, out, &io, &ir, &err), 0);
+    close (in);
+    close (out);
+    CHECK (ob_rm_rf_at (t.fd, "ix-made", &err) == 0 && ob_rm_rf_at (t.fd, "ix-read", &err) == 0);
+    m2 = index_saved (&t, ix2, ir.diff_id);
+    r2 = index_by_reading (&t, imp, ir.diff_id);
+    CHECK (m2 != NULL && r2 != NULL && strstr (m2, "a/hard") != NULL);
+    if (m2 && r2)
+      CHECK_STR (m2, r2);
+    free (m2);
+    free (r2);
+    free (imp);
+  }
+
+  /* the overlay unpacker tells of what it reads */
+  {
+    struct ob_tree_index *ux = ob_tree_index_new ();
+    char *u1;
+    int in = open (o_path, O_RDONLY | O_CLOEXEC), dst;
+    mkd (t.fd, "unp", 0755);
+    dst = openat (t.fd, "unp", O_RDONLY | O_DIRECTORY);
+    CHECK_INT (ob_layer_unpack_overlay (in, dst, ob_tree_index_note, ux, &err), 0);
+    close (in);
+    close (dst);
+    CHECK (ob_rm_rf_at (t.fd, "ix-made", &err) == 0 && ob_rm_rf_at (t.fd, "ix-read", &err) == 0);
+    u1 = index_saved (&t, ux, r.diff_id);
+    read = index_by_reading (&t, o_path, r.diff_id);
+    CHECK (u1 != NULL && read != NULL);
+    if (u1 && read)
+      CHECK_STR (u1, read);
+    free (u1);
+    free (read);
+  }
+  close (up);
+  free (o_path);
   td_free (&t);
 }
 
@@ -2335,6 +2450,7 @@ main (void)
   RUN (write_sources_stay_inside);
   RUN (gunzip_members_and_boundaries);
   RUN (gunzip_bad_streams);
+  RUN (tree_index_while_writing);
   RUN (write_special_files);
   RUN (write_utf8_names_locale_independent);
   RUN (import_normalises_names);
