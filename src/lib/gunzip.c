@@ -21,15 +21,17 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define IN_SIZE (256u << 10)
 #define OUT_SIZE (256u << 10)
 #define NBLOCKS 4
 
-/* Inflating runs on a thread of its own, NBLOCKS blocks ahead of the
- * reader: unpacking a layer (file creation on the reader's side) and
- * inflating it overlap on two cores. */
+/* Inflating a regular file runs on a thread of its own, NBLOCKS blocks
+ * ahead of the reader: unpacking a layer (file creation on the reader's
+ * side) and inflating it overlap on two cores.  A pipe is inflated by the
+ * reader itself. */
 struct block
 {
   unsigned char *data;
@@ -160,11 +162,13 @@ inflater (void *arg)
     {
       struct block *b = &g->blocks[g->next_fill % NBLOCKS];
       ssize_t n;
+      bool stop;
       pthread_mutex_lock (&g->mu);
       while (b->full && !g->stop)
         pthread_cond_wait (&g->freed, &g->mu);
+      stop = g->stop;
       pthread_mutex_unlock (&g->mu);
-      if (g->stop)
+      if (stop)
         return NULL;
       n = inflate_block (g, b->data);
       pthread_mutex_lock (&g->mu);
@@ -196,6 +200,16 @@ gz_read (struct archive *a, void *data, const void **buf)
       n = read_some (g->fd, g->in, IN_SIZE);
       if (n < 0)
         archive_set_error (a, errno, "read: %s", strerror (errno));
+      return n;
+    }
+  if (!g->started)
+    {
+      /* a pipe: inflated here (a thread could wait in read() for a writer
+       * that never writes, past the archive's end) */
+      n = inflate_block (g, g->blocks[0].data);
+      if (n < 0)
+        archive_set_error (a, g->err_no, "%s", g->err);
+      *buf = g->blocks[0].data;
       return n;
     }
   pthread_mutex_lock (&g->mu);
@@ -281,6 +295,7 @@ ob_layer_archive_open (struct archive *a, int fd)
   if (n >= 3 && g->in[0] == 0x1f && g->in[1] == 0x8b && g->in[2] == 8)
     {
       sigset_t all, old;
+      struct stat st;
       int r;
       g->gzip = true;
       isal_inflate_init (&g->st);
@@ -294,6 +309,8 @@ ob_layer_archive_open (struct archive *a, int fd)
             archive_set_error (a, ENOMEM, "out of memory");
             return ARCHIVE_FATAL;
           }
+      if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode))
+        goto inline_only;
       pthread_mutex_init (&g->mu, NULL);
       pthread_cond_init (&g->filled, NULL);
       pthread_cond_init (&g->freed, NULL);
@@ -312,6 +329,7 @@ ob_layer_archive_open (struct archive *a, int fd)
           return ARCHIVE_FATAL;
         }
       g->started = true;
+    inline_only:;
     }
   else
     {

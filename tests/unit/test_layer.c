@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -1095,6 +1096,56 @@ TEST (gunzip_members_and_boundaries)
   CHECK_STR (got, want);
   ob_buf_free (&gz);
   ob_buf_free (&plain);
+  td_free (&t);
+}
+
+/* A gzip stream from a pipe (import -) is read without the thread: the
+ * same content, and a stream cut short still an error. */
+TEST (gunzip_pipe)
+{
+  struct td t = td_new ();
+  struct ob_layer_result r = { 0 }, ir = { 0 };
+  ob_error_t err = NULL;
+  char *o = td_file (&t, "l.tgz"), *blob;
+  size_t bl = 0;
+  int up;
+
+  mkd (t.fd, "up", 0755);
+  up = openat (t.fd, "up", O_RDONLY | O_DIRECTORY);
+  make_tree (up);
+  CHECK_INT (write_layer (up, o, OB_COMPRESS_GZIP, false, 0, &r, &err), 0);
+  blob = read_all (o, &bl);
+  for (int cut = 0; cut < 2 && blob; cut++)
+    {
+      int p[2], out = openat (t.fd, "imp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      struct ob_layer_opts io = { .compression = OB_COMPRESS_NONE };
+      pid_t pid;
+      CHECK (pipe (p) == 0);
+      pid = fork ();
+      if (pid == 0)
+        {
+          close (p[0]);
+          _exit (write (p[1], blob, cut ? bl - 4 : bl) >= 0 ? 0 : 1);
+        }
+      close (p[1]);
+      if (cut == 0)
+        {
+          CHECK_INT (ob_layer_import (p[0], out, &io, &ir, &err), 0);
+          CHECK_STR (ir.diff_id, r.diff_id);
+        }
+      else
+        {
+          CHECK (ob_layer_import (p[0], out, &io, &ir, &err) < 0);
+          CHECK (err && err->kind == OB_ERR_IMAGE);
+          ob_error_free (&err);
+        }
+      close (p[0]);
+      close (out);
+      waitpid (pid, NULL, 0);
+    }
+  free (blob);
+  free (o);
+  close (up);
   td_free (&t);
 }
 
@@ -2450,6 +2501,7 @@ main (void)
   RUN (write_sources_stay_inside);
   RUN (gunzip_members_and_boundaries);
   RUN (gunzip_bad_streams);
+  RUN (gunzip_pipe);
   RUN (tree_index_while_writing);
   RUN (write_special_files);
   RUN (write_utf8_names_locale_independent);
