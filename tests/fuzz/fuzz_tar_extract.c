@@ -21,6 +21,7 @@
  * filling the disk, and device nodes cannot be created. */
 #include "config.h"
 #include <obuild/layer.h>
+#include <obuild/tree.h>
 #include <obuild/util.h>
 
 #include "fuzz_common.h"
@@ -153,12 +154,19 @@ run_mode (unsigned mode)
       r = ob_layer_extract (in_fd, rootfd, "/sub/dest/x", false, true, &err);
       break;
     case 2:
-      r = ob_layer_unpack_overlay (in_fd, rootfd, &err);
+      {
+        /* with the tree index made as it reads (store.c does) */
+        struct ob_tree_index *ix = ob_tree_index_new ();
+        r = ob_layer_unpack_overlay (in_fd, rootfd, ob_tree_index_note, ix, &err);
+        ob_tree_index_free (ix);
+      }
       break;
     default:
       {
+        struct ob_tree_index *ix = ob_tree_index_new ();
         struct ob_layer_opts opts = { .compression = OB_COMPRESS_NONE, .clamp_mtime = true,
-                                      .mtime_max = 1700000000 };
+                                      .mtime_max = 1700000000, .on_entry = ob_tree_index_note,
+                                      .on_entry_data = ix };
         struct ob_layer_result res;
         cleanup_free char *out = ob_xasprintf ("%s/layer.out", fuzz_scratch);
         int ofd = open (out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -169,6 +177,7 @@ run_mode (unsigned mode)
           fuzz_fail ("import: invalid digests");
         close (ofd);
         unlink (out);
+        ob_tree_index_free (ix);
       }
       break;
     }
