@@ -23,20 +23,16 @@
  * Every request is answered before the next one is read: a flood of calls
  * costs time, not memory.
  *
- * The stat calls that name a descriptor (fstat; newfstatat and statx with
- * AT_EMPTY_PATH, as the C library's fstat makes them; statx everywhere,
- * the struct stat forms where OB_SECCOMP_NOTIFY_STRUCT_STAT says their
- * layout is known) go to the same supervisor, so that a tool copying an
- * owner from an open file copies the recorded one: useradd (shadow's
- * commonio) fstats /etc/shadow and fchowns /etc/shadow+, GNU sed -i does
- * the same.  stat and lstat of a path are not sent: each call sent costs a
- * round trip through obuild (~5 us, the two context switches most of it),
- * and a cp -a makes tens of thousands; there the kernel reports root (so
- * do stat(1), ls -l, find -user, cp -p, which read a path's owner).  The file is resolved as for chown (a path given with
- * AT_EMPTY_PATH too); one O_PATH open and one getxattr decide.  When the
- * file has no owner recorded, lies outside the step's root mount, or the
- * call is anything unusual (a flag the kernel would refuse, a NULL or
- * unreadable path, another architecture's call, an error while
+ * The stat family (statx everywhere; stat, lstat, fstat and newfstatat
+ * where OB_SECCOMP_NOTIFY_STRUCT_STAT says the native struct stat is
+ * known) goes to the same supervisor, so that the step sees the owners
+ * recorded: tools that copy an owner from stat (useradd, shadow's
+ * commonio, fstats /etc/shadow and fchowns /etc/shadow+; sed -i; cp -p)
+ * copy the recorded one, stat(1), ls -l and find -user show it.  The file
+ * is resolved as for chown; one O_PATH openat2 and one getxattr decide.
+ * When the file has no owner recorded, lies outside the step's root
+ * mount, or the call is anything unusual (a flag the kernel would refuse,
+ * a NULL or unreadable path, another architecture's call, an error while
  * resolving), the supervisor answers SECCOMP_USER_NOTIF_FLAG_CONTINUE and
  * the kernel performs the call itself, errors included (stat decides
  * nothing the step could abuse).  Otherwise the supervisor stats the file
@@ -46,7 +42,9 @@
  * to; only the sizeof struct stat (statx) bytes at the buffer the call
  * names are written, EFAULT where they are unmapped.  (As /proc/PID/mem
  * writes, a buffer in private read-only memory is written too, where the
- * kernel would give EFAULT: only the caller's own memory.) */
+ * kernel would give EFAULT: only the caller's own memory.)  Each stat call
+ * costs a round trip through obuild, 5-10 us, most of it the two context
+ * switches. */
 #ifndef OBUILD_SECCOMP_NOTIFY_H
 #define OBUILD_SECCOMP_NOTIFY_H
 
