@@ -7,12 +7,16 @@
 #             && chown -R 1000:1000 /d   (N = 20000, --quick: 2000)
 #   big RUN:  big-run-layer's RUN (cp -a calls fchown/lchown for every file)
 #             on $BENCH_BASE
+#   apt-get:  apt-get install -y --no-install-recommends python3 on the Debian
+#             base, from a stage that downloaded the packages already (the
+#             timed RUN does not touch the network); only when Debian's
+#             mirror answers and the base is debian
 # Needs BENCH_USER (single-ID mode is for unprivileged users).  Not part of
 # run.sh's default set.  Run alone: BENCH_USER=obtest bash bench/b-single-owners.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 b_single_owners() {
-  local r=$BENCH_WORK/res/single w=$BENCH_WORK/single i d v n=20000
+  local r=$BENCH_WORK/res/single w=$BENCH_WORK/single i d v n=20000 apt=0
   local big='cp -a /usr /usr2 && cp -a /usr /usr3 && cp -a /var/lib /varlib2'
   [ "$BENCH_BASE" = busybox ] && big='cp -a /bin /bin2 && cp -a /usr /usr2 && cp -a /etc /etc2'
   [ "${BENCH_QUICK:-0}" = 1 ] && n=2000
@@ -26,6 +30,15 @@ b_single_owners() {
     busybox:latest "$n" >"$w/chown.Dockerfile"
   printf 'FROM %s\nRUN true\n' "$OB_BASE" >"$w/warm.Dockerfile"
   printf 'FROM %s\nRUN %s\n' "$OB_BASE" "$big" >"$w/big.Dockerfile"
+  if [ "$BENCH_BASE" = debian ] &&
+    curl -s -o /dev/null --max-time 10 http://deb.debian.org/debian/dists/bookworm/InRelease; then
+    apt=1
+    printf 'FROM %s\nRUN apt-get update && apt-get install -y --download-only --no-install-recommends python3\n' \
+      "$OB_BASE" >"$w/aptwarm.Dockerfile"
+    printf 'FROM aptwarm\nRUN apt-get install -y --no-install-recommends python3\n' >"$w/apt.Dockerfile"
+  else
+    note "single-owners: no apt-get row (needs the debian base and Debian's mirror)"
+  fi
   chmod -R a+rX "$w"
   for i in $(seq "$BENCH_RUNS"); do
     for v in notify plain; do
@@ -41,12 +54,19 @@ b_single_owners() {
         { ob_import "$d" && ob "$d" build -q -t warm -f "$w/warm.Dockerfile" "$w/ctx" >/dev/null; } ||
           { log "obuild warm-up failed"; exit 1; }
         measure "$r.big-$v" ob_build "$d" "$w/big.Dockerfile" "$w/ctx" || exit 1
+        if [ $apt = 1 ]; then
+          ob "$d" build -q -t aptwarm -f "$w/aptwarm.Dockerfile" "$w/ctx" >/dev/null ||
+            { log "obuild apt-get download failed"; exit 1; }
+          measure "$r.apt-$v" ob_build "$d" "$w/apt.Dockerfile" "$w/ctx" || exit 1
+        fi
         rm -rf "$d"
       ) || return 1
     done
   done
   table_row "single chown x$n vs off" "$r.chown-notify" "$r.chown-plain"
   table_row "single big RUN vs off" "$r.big-notify" "$r.big-plain"
+  [ $apt = 1 ] && table_row "single apt-get vs off" "$r.apt-notify" "$r.apt-plain"
+  return 0
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

@@ -21,13 +21,46 @@
  * (overlayfs copies a lower file up).  Symlinks and special files cannot
  * carry a user.* xattr: their owner stays root (the call succeeds).
  * Every request is answered before the next one is read: a flood of calls
- * costs time, not memory. */
+ * costs time, not memory.
+ *
+ * The stat family (statx everywhere; stat, lstat, fstat and newfstatat
+ * where OB_SECCOMP_NOTIFY_STRUCT_STAT says the native struct stat is
+ * known) goes to the same supervisor, so that the step sees the owners
+ * recorded: tools that copy an owner from stat (useradd, shadow's
+ * commonio, fstats /etc/shadow and fchowns /etc/shadow+; sed -i; cp -p)
+ * copy the recorded one, stat(1), ls -l and find -user show it.  The file
+ * is resolved as for chown; one O_PATH openat2 and one getxattr decide.
+ * When the file has no owner recorded, lies outside the step's root
+ * mount, or the call is anything unusual (a flag the kernel would refuse,
+ * a NULL or unreadable path, another architecture's call, an error while
+ * resolving), the supervisor answers SECCOMP_USER_NOTIF_FLAG_CONTINUE and
+ * the kernel performs the call itself, errors included (stat decides
+ * nothing the step could abuse).  Otherwise the supervisor stats the file
+ * itself, puts the recorded ids in and writes the result through
+ * /proc/PID/mem, opened before the last seccomp_notify_id_valid: the
+ * descriptor is bound to that process, so a reused pid is never written
+ * to; only the sizeof struct stat (statx) bytes at the buffer the call
+ * names are written, EFAULT where they are unmapped.  (As /proc/PID/mem
+ * writes, a buffer in private read-only memory is written too, where the
+ * kernel would give EFAULT: only the caller's own memory.)  Each stat call
+ * costs a round trip through obuild, 5-10 us, most of it the two context
+ * switches. */
 #ifndef OBUILD_SECCOMP_NOTIFY_H
 #define OBUILD_SECCOMP_NOTIFY_H
 
 #include <obuild/error.h>
 
 #include <stdbool.h>
+#include <stdint.h>
+
+/* Whether the native struct stat of stat, lstat, fstat and newfstatat is
+ * the C library's struct stat here (the supervisor writes it): checked for
+ * x86_64 and aarch64.  Elsewhere only statx goes to the supervisor. */
+#if defined(__x86_64__) || defined(__aarch64__)
+#define OB_SECCOMP_NOTIFY_STRUCT_STAT 1
+#else
+#define OB_SECCOMP_NOTIFY_STRUCT_STAT 0
+#endif
 
 struct ob_seccomp_notify;
 
@@ -51,5 +84,37 @@ void ob_seccomp_notify_stop (struct ob_seccomp_notify *n);
 /* In the command process, after loading the filter: send the listener.
  * Async-signal-safe, allocates nothing.  0 or a negative errno. */
 int ob_seccomp_notify_send (int sock, int listener);
+
+/* ---- for the unit tests ---- */
+
+/* The calls of the stat family the supervisor knows. */
+enum ob_stat_kind
+{
+  OB_STAT_STAT,       /* stat (path, buf) */
+  OB_STAT_LSTAT,      /* lstat (path, buf) */
+  OB_STAT_FSTAT,      /* fstat (fd, buf) */
+  OB_STAT_NEWFSTATAT, /* newfstatat (dirfd, path, buf, flags) */
+  OB_STAT_STATX,      /* statx (dirfd, path, flags, mask, buf) */
+};
+
+/* What a stat call asks for. */
+struct ob_stat_call
+{
+  bool statx;        /* writes a struct statx, else a struct stat */
+  bool fd_only;      /* fstat: dirfd itself, no path */
+  bool empty_path;   /* AT_EMPTY_PATH: "" names dirfd itself */
+  bool nofollow;     /* lstat, AT_SYMLINK_NOFOLLOW */
+  int dirfd;         /* AT_FDCWD or the process's descriptor */
+  uint64_t path;     /* address in the process (not for fstat) */
+  uint64_t buf;      /* where the result goes in the process */
+  int sx_flags;      /* statx: AT_STATX_SYNC_TYPE and AT_NO_AUTOMOUNT bits */
+  unsigned int mask; /* statx: the fields asked for */
+};
+
+/* Decode a call's six arguments.  0, or 1 when the kernel should perform
+ * the call itself: flags or a mask it refuses (EINVAL), a NULL path or
+ * buffer (EFAULT), fstat of a negative descriptor (EBADF). */
+int ob_seccomp_notify_stat_decode (enum ob_stat_kind kind, const uint64_t args[6],
+                                   struct ob_stat_call *c);
 
 #endif

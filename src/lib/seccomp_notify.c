@@ -1,5 +1,6 @@
 /* seccomp_notify: the supervisor that records the owners a single-ID step's
- * chown calls ask for.  See include/obuild/seccomp_notify.h. */
+ * chown calls ask for, and reports them to its stat calls.  See
+ * include/obuild/seccomp_notify.h. */
 #include "config.h"
 #include <obuild/layer.h>
 #include <obuild/seccomp_notify.h>
@@ -41,6 +42,9 @@
 #endif
 #ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
 #define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FLAG_CONTINUE
+#define SECCOMP_USER_NOTIF_FLAG_CONTINUE (1UL << 0)
 #endif
 #ifndef STATX_MNT_ID
 #define STATX_MNT_ID 0x00001000U
@@ -346,11 +350,17 @@ record (int fd, mode_t mode, uint32_t uid, uint32_t gid)
   return 0;
 }
 
-/* The native numbers of the chown family, looked up once per thread:
- * libseccomp's number-to-name lookup allocates and scans a table, which a
- * cp -a of 25,000 files would pay 25,000 times. */
+/* The native numbers of the chown and stat families, looked up once per
+ * thread: libseccomp's number-to-name lookup allocates and scans a table,
+ * which a cp -a of 25,000 files would pay 25,000 times.  From FIRST_STAT
+ * on, in enum ob_stat_kind's order, then the forms left to the kernel. */
 static const char *const family[] = { "chown", "lchown", "fchown", "fchownat",
-                                      "chown32", "lchown32", "fchown32" };
+                                      "chown32", "lchown32", "fchown32",
+                                      "stat", "lstat", "fstat", "newfstatat", "statx",
+                                      "stat64", "lstat64", "fstat64", "fstatat64",
+                                      "oldstat", "oldlstat", "oldfstat" };
+#define FIRST_STAT 7
+#define N_STAT_HANDLED 5 /* stat .. statx */
 struct native
 {
   uint32_t arch;
@@ -437,6 +447,63 @@ decode (const struct native *nat, const struct seccomp_notif *req, struct chown_
   return ret;
 }
 
+int
+ob_seccomp_notify_stat_decode (enum ob_stat_kind kind, const uint64_t args[6],
+                               struct ob_stat_call *c)
+{
+  /* the flags each call accepts; the kernel refuses others with EINVAL */
+  const int at_ok = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH;
+  int flags = 0;
+
+  memset (c, 0, sizeof *c);
+  c->dirfd = AT_FDCWD;
+  switch (kind)
+    {
+    case OB_STAT_STAT:
+    case OB_STAT_LSTAT:
+      c->nofollow = kind == OB_STAT_LSTAT;
+      c->path = args[0];
+      c->buf = args[1];
+      break;
+    case OB_STAT_FSTAT:
+      c->fd_only = true;
+      c->dirfd = (int) args[0]; /* the kernel takes an unsigned int */
+      c->buf = args[1];
+      if (c->dirfd < 0)
+        return 1;
+      break;
+    case OB_STAT_NEWFSTATAT:
+      c->dirfd = (int) args[0];
+      c->path = args[1];
+      c->buf = args[2];
+      flags = (int) args[3];
+      if (flags & ~at_ok)
+        return 1;
+      break;
+    case OB_STAT_STATX:
+      c->statx = true;
+      c->dirfd = (int) args[0];
+      c->path = args[1];
+      flags = (int) args[2];
+      c->mask = (unsigned int) args[3];
+      c->buf = args[4];
+      if ((flags & ~(at_ok | AT_STATX_SYNC_TYPE)) != 0
+          || (flags & AT_STATX_SYNC_TYPE) == AT_STATX_SYNC_TYPE || (c->mask & STATX__RESERVED))
+        return 1;
+      c->sx_flags = flags & (AT_STATX_SYNC_TYPE | AT_NO_AUTOMOUNT);
+      break;
+    default:
+      return 1;
+    }
+  c->nofollow = c->nofollow || (flags & AT_SYMLINK_NOFOLLOW) != 0;
+  c->empty_path = (flags & AT_EMPTY_PATH) != 0;
+  /* a NULL path (Linux >= 6.11 takes it for "" with AT_EMPTY_PATH) and a
+   * NULL buffer: whatever this kernel says */
+  if ((!c->fd_only && c->path == 0) || c->buf == 0)
+    return 1;
+  return 0;
+}
+
 /* A failure that may mean the caller is gone: 1 (nothing to answer) when
  * it is, else e for it, never silence (a call left unanswered would hang
  * the step). */
@@ -446,8 +513,196 @@ gone_or (int listener, const struct seccomp_notif *req, int e)
   return seccomp_notify_id_valid (listener, req->id) != 0 ? 1 : e;
 }
 
-/* Handle one call: 0 (answer success), a negative errno (answer it), or 1
- * when the call is gone (the process died or was interrupted). */
+/* handle's answer: the kernel performs the call itself
+ * (SECCOMP_USER_NOTIF_FLAG_CONTINUE) */
+#define LEAVE 2
+
+#if OB_SECCOMP_NOTIFY_STRUCT_STAT
+/* the kernel's struct stat of stat, lstat, fstat and newfstatat */
+#if defined(__x86_64__)
+_Static_assert (sizeof (struct stat) == 144, "x86_64 struct stat");
+#elif defined(__aarch64__)
+_Static_assert (sizeof (struct stat) == 128, "aarch64 struct stat");
+#endif
+#endif
+_Static_assert (sizeof (struct statx) == 256, "struct statx");
+
+/* Which stat call req is: its enum ob_stat_kind, -1 for none (a chown),
+ * -2 for one the kernel performs unchanged (another architecture's, whose
+ * struct the supervisor does not write; qemu-user's guests call the host's
+ * forms, which are native). */
+static int
+stat_kind (const struct native *nat, const struct seccomp_notif *req)
+{
+  const size_t n = sizeof family / sizeof family[0];
+  char *name;
+  int k = -1;
+
+  if (req->data.arch == nat->arch)
+    {
+      for (size_t i = FIRST_STAT; i < n; i++)
+        if (nat->nr[i] >= 0 && nat->nr[i] == req->data.nr)
+          {
+            k = (int) (i - FIRST_STAT);
+            if (k >= N_STAT_HANDLED || (!OB_SECCOMP_NOTIFY_STRUCT_STAT && k != OB_STAT_STATX))
+              k = -2;
+            break;
+          }
+      return k;
+    }
+  name = seccomp_syscall_resolve_num_arch (req->data.arch, req->data.nr);
+  for (size_t i = FIRST_STAT; name != NULL && i < n && k == -1; i++)
+    if (strcmp (name, family[i]) == 0)
+      k = -2;
+  free (name);
+  return k;
+}
+
+/* The owner recorded on the file fd names: true when one other than 0:0
+ * (what a file without the xattr stands for, and what the kernel reports
+ * for the step's own files) is. */
+static bool
+recorded_owner (int fd, uint32_t *uid, uint32_t *gid)
+{
+  char p[64], v[64];
+  unsigned long u, g;
+  ssize_t n;
+
+  snprintf (p, sizeof p, "/proc/self/fd/%d", fd); /* no fgetxattr on O_PATH */
+  n = getxattr (p, OB_LAYER_OWNER_XATTR, v, sizeof v - 1);
+  if (n <= 0)
+    return false;
+  v[n] = '\0';
+  if (sscanf (v, "%lu:%lu", &u, &g) != 2 || (u == 0 && g == 0) || u > UINT32_MAX
+      || g > UINT32_MAX)
+    return false;
+  *uid = (uint32_t) u;
+  *gid = (uint32_t) g;
+  return true;
+}
+
+/* Write the result into the caller through its /proc/PID/mem. */
+static int
+write_result (int mem, uint64_t addr, const void *data, size_t size)
+{
+  ssize_t n;
+  if (addr > (uint64_t) INT64_MAX - size)
+    return -EFAULT;
+  do
+    n = pwrite (mem, data, size, (off_t) addr);
+  while (n < 0 && errno == EINTR);
+  return n == (ssize_t) size ? 0 : -EFAULT;
+}
+
+/* A stat call: LEAVE unless the file has an owner recorded, then 0 with
+ * the result written, a negative errno, or 1 when the call is gone. */
+static int
+handle_stat (int listener, const struct seccomp_notif *req, enum ob_stat_kind kind)
+{
+  char path[PATH_MAX], full[2 * PATH_MAX + 2], p[64];
+  cleanup_close int rootfd = -1;
+  cleanup_close int fd = -1;
+  cleanup_close int mem = -1;
+  struct ob_stat_call c;
+  struct file_id rid, id;
+  pid_t pid = (pid_t) req->pid;
+  uint32_t uid, gid;
+  uint64_t args[6];
+
+  /* anything out of the ordinary: the kernel answers it, errors included */
+  for (int i = 0; i < 6; i++)
+    args[i] = req->data.args[i];
+  if (ob_seccomp_notify_stat_decode (kind, args, &c) != 0)
+    return LEAVE;
+  path[0] = '\0';
+  if (!c.fd_only && (read_path (pid, c.path, path) < 0 || (path[0] == '\0' && !c.empty_path)))
+    return LEAVE;
+  if (path[0] == '\0')
+    {
+      /* the process's own descriptor (or cwd): as for fchown */
+      if (c.dirfd == AT_FDCWD)
+        snprintf (p, sizeof p, "/proc/%d/cwd", (int) pid);
+      else if (c.dirfd < 0)
+        return LEAVE;
+      else
+        snprintf (p, sizeof p, "/proc/%d/fd/%d", (int) pid, c.dirfd);
+      fd = open (p, O_PATH | O_CLOEXEC);
+      if (fd < 0)
+        return LEAVE;
+    }
+  else
+    {
+      snprintf (p, sizeof p, "/proc/%d/root", (int) pid);
+      rootfd = open (p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (rootfd < 0)
+        return LEAVE;
+      if (path[0] == '/')
+        snprintf (full, sizeof full, "%s", path);
+      else
+        {
+          char dir[PATH_MAX];
+          if (start_dir (pid, c.dirfd, dir, sizeof dir) < 0)
+            return LEAVE;
+          snprintf (full, sizeof full, "%s/%s", dir, path);
+        }
+      fd = open_in_root (rootfd, full, c.nofollow);
+      if (fd < 0)
+        return LEAVE;
+    }
+  /* most files have no owner recorded: one getxattr, and the kernel does
+   * the rest */
+  if (!recorded_owner (fd, &uid, &gid))
+    return LEAVE;
+  if (rootfd < 0)
+    {
+      snprintf (p, sizeof p, "/proc/%d/root", (int) pid);
+      rootfd = open (p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (rootfd < 0)
+        return LEAVE;
+    }
+  /* only the layer's files: a bind or cache mount's xattrs are not ours */
+  if (file_id (rootfd, &rid) < 0 || file_id (fd, &id) < 0 || id.mnt != rid.mnt
+      || id.dev != rid.dev)
+    return LEAVE;
+  /* bound to the process now: if the pid is reused after the check below,
+   * writes through it fail instead of reaching another process */
+  snprintf (p, sizeof p, "/proc/%d/mem", (int) pid);
+  mem = open (p, O_RDWR | O_CLOEXEC);
+  if (mem < 0)
+    return gone_or (listener, req, LEAVE);
+  if (seccomp_notify_id_valid (listener, req->id) != 0)
+    return 1;
+  if (c.statx)
+    {
+      struct statx sx;
+      memset (&sx, 0, sizeof sx);
+      if (statx (fd, "", AT_EMPTY_PATH | c.sx_flags, c.mask, &sx) < 0)
+        return -errno;
+      if (sx.stx_mask & STATX_UID)
+        sx.stx_uid = uid;
+      if (sx.stx_mask & STATX_GID)
+        sx.stx_gid = gid;
+      return write_result (mem, c.buf, &sx, sizeof sx);
+    }
+#if OB_SECCOMP_NOTIFY_STRUCT_STAT
+  {
+    struct stat st;
+    memset (&st, 0, sizeof st);
+    /* the system call, not the C library's fstatat, which may build the
+     * struct from statx */
+    if (syscall (SYS_newfstatat, fd, "", &st, AT_EMPTY_PATH) < 0)
+      return -errno;
+    st.st_uid = uid;
+    st.st_gid = gid;
+    return write_result (mem, c.buf, &st, sizeof st);
+  }
+#else
+  return LEAVE;
+#endif
+}
+
+/* Handle one call: 0 (answer success), a negative errno (answer it), 1
+ * when the call is gone (the process died or was interrupted), LEAVE. */
 static int
 handle (const struct native *nat, int listener, const struct seccomp_notif *req)
 {
@@ -458,8 +713,12 @@ handle (const struct native *nat, int listener, const struct seccomp_notif *req)
   struct file_id rid, id;
   struct statfs sfs;
   pid_t pid = (pid_t) req->pid;
-  int r;
+  int r = stat_kind (nat, req);
 
+  if (r == -2)
+    return LEAVE;
+  if (r >= 0)
+    return handle_stat (listener, req, (enum ob_stat_kind) r);
   r = decode (nat, req, &c);
   if (r < 0)
     return r;
@@ -636,7 +895,10 @@ supervise (void *arg)
         continue; /* the call is gone: no one to answer */
       memset (resp, 0, sizeof *resp);
       resp->id = req->id;
-      resp->error = r;
+      if (r == LEAVE)
+        resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+      else
+        resp->error = r;
       resp->val = 0;
       (void) seccomp_notify_respond (listener, resp); /* ENOENT: the caller died */
     }

@@ -87,6 +87,85 @@ if [ -f "$TESTDIR/l1-subuid" ] && [ -f "$TESTDIR/l1-single" ]; then
     "$TESTDIR/c-single" "$TESTDIR/c-subuid"
 fi
 
+# ---- stat reports the recorded owners ----
+# Single-ID mode's supervisor answers the stat calls of files with an owner
+# recorded; subuid mode's kernel is the reference: the same answers, errors
+# included, and the tools that copy an owner from stat (a fstat + fchown of
+# the new file, as useradd writes /etc/shadow+; sed -i; cp -p) copy the
+# recorded one into the layer.
+sctx=$TESTDIR/sctx
+mkdir -p "$sctx"
+if command -v cc >/dev/null 2>&1 &&
+   cc -static -pthread -O1 -o "$sctx/stat-probe" "$FIXTURES/stat-probe.c" 2>"$TESTDIR/cc.err"; then
+  cat >"$sctx/Dockerfile" <<'DF'
+FROM busybox
+COPY stat-probe /stat-probe
+RUN touch /f && chown 1500:1501 /f && chmod 640 /f && stat -c %u:%g /f >/same-run \
+ && /stat-probe cpown /f /same \
+ && mkdir -p /d/sub && chown 1600:1601 /d/sub && ln -s f /l && ln -s loop /loop \
+ && ln -s ../../../../../../f /esc && chown -h 1700:1701 /l
+RUN stat -c %u:%g /f >/later && ls -ln /f | awk '{ print $3 ":" $4 }' >/ls \
+ && stat -L -c %u:%g /l >/follow && stat -c %u:%g /l >/lnk && stat -c %u:%g /d/sub >/dir \
+ && cd /d && stat -c %u:%g ../../../../f >/dotdot && cd / \
+ && { stat /missing 2>/missing-msg; echo $? >/missing-rc; } \
+ && stat -L -c %u:%g /proc/self >/proc-self \
+ && find / -xdev -user 1500 >/find \
+ && /stat-probe </dev/null >/probe \
+ && /stat-probe cpown /f /g && /stat-probe cpown /d/sub/../../esc /h \
+ && cp -p /f /p && cp /f /plain && echo x >/s && chown 1800:1801 /s && sed -i s/x/y/ /s
+DF
+  chmod -R a+rX "$sctx"
+  for m in subuid single; do
+    case " $MODES " in *" $m "*) ;; *) continue ;; esac
+    out=$(userdir "sout-$m" "$m")
+    as "$m" env OBUILD_ROOT="$(store "$m")" timeout 300 "$OB" build -t st -o "$out" "$sctx" \
+      >"$TESTDIR/s-$m.out" 2>"$TESTDIR/s-$m.err"
+    rc=$?
+    if [ $rc -ne 0 ]; then
+      not_ok "[$m] stat of recorded owners: the build finishes (exit $rc)"; diag <"$TESTDIR/s-$m.err"; continue
+    fi
+    ok "[$m] stat of recorded owners: the build finishes"
+    layer_listing "$out" st:latest 2 | awk '$NF == "same" { print $1, $2, $3, $NF }' >"$TESTDIR/sl2-$m"
+    check_eq "[$m] fstat + fchown in the RUN that chowned: the owner copied into the layer" \
+      "$(cat "$TESTDIR/sl2-$m")" "f 0640 1500:1501 same"
+    layer_listing "$out" st:latest 3 | awk '$1 == "f" && $NF ~ /^(g|h|p|plain|s)$/ { print $2, $3, $NF }' >"$TESTDIR/sl3-$m"
+    printf '0640 1500:1501 g\n0640 1500:1501 h\n0640 1500:1501 p\n0640 0:0 plain\n0644 1800:1801 s\n' >"$TESTDIR/sl3-want"
+    check_files "[$m] a later RUN: fstat + fchown (of /f, of ../../esc -> /f), cp -p, sed -i keep the owner; cp: root" \
+      "$TESTDIR/sl3-$m" "$TESTDIR/sl3-want"
+    rm -rf "$TESTDIR/su-$m"
+    umoci_unpack "$out" st:latest "$TESTDIR/su-$m" 2>"$TESTDIR/su-$m.err" || diag <"$TESTDIR/su-$m.err"
+    r=$TESTDIR/su-$m/rootfs
+    check_eq "[$m] stat -c %u:%g in the RUN that chowned" "$(cat "$r/same-run")" 1500:1501
+    check_eq "[$m] stat -c %u:%g in a later RUN" "$(cat "$r/later")" 1500:1501
+    check_eq "[$m] ls -ln" "$(cat "$r/ls")" 1500:1501
+    check_eq "[$m] stat -L of a symlink: its target's owner" "$(cat "$r/follow")" 1500:1501
+    case $m in subuid) want=1700:1701 ;; single) want=0:0 ;; esac
+    check_eq "[$m] stat (lstat) of a symlink: the symlink's (root in single-ID mode)" "$(cat "$r/lnk")" "$want"
+    check_eq "[$m] stat of a directory" "$(cat "$r/dir")" 1600:1601
+    check_eq "[$m] stat ../../../../f from /d: /f, inside the root" "$(cat "$r/dotdot")" 1500:1501
+    check_eq "[$m] stat /missing: exit 1" "$(cat "$r/missing-rc")" 1
+    check_eq "[$m] ... No such file or directory" "$(cat "$r/missing-msg")" \
+      "stat: can't stat '/missing': No such file or directory"
+    check_eq "[$m] stat -L /proc/self: the kernel's answer" "$(cat "$r/proc-self")" 0:0
+    check_eq "[$m] find -user 1500" "$(sort "$r/find" | tr '\n' ' ')" "/f /same "
+    check "[$m] probe: threads exiting mid-call" grep -qx 'threads: exiting' "$r/probe"
+    grep -v '^threads' "$r/probe" >"$TESTDIR/probe-$m" 2>/dev/null
+  done
+  if [ -s "$TESTDIR/probe-single" ] && [ -s "$TESTDIR/probe-subuid" ]; then
+    # a symlink's own owner aside: single-ID mode cannot record it
+    sed '/lstat \/l:/d; /^statx \/l nofollow:/d' "$TESTDIR/probe-subuid" >"$TESTDIR/probe-want"
+    sed '/lstat \/l:/d; /^statx \/l nofollow:/d' "$TESTDIR/probe-single" >"$TESTDIR/probe-got"
+    check_files "[single] stat, lstat, fstat, newfstatat, statx: results and errors as subuid mode's kernel gives" \
+      "$TESTDIR/probe-got" "$TESTDIR/probe-want"
+    check "[single] ... recorded owners among them (stat, fstat, statx of a dirfd's sub)" \
+      sh -c "grep -qx 'path: stat /f: 1500:1501 100640 0' '$TESTDIR/probe-got' && grep -qx 'fstat: 1500:1501 100640 0' '$TESTDIR/probe-got' && grep -qx 'path: statx dirfd sub: 1600:1601 40755 mask-ids 18' '$TESTDIR/probe-got'"
+    check "[single] ... a symlink itself: root" grep -q '^lstat /l: 0:0 120777' "$TESTDIR/probe-single"
+  fi
+else
+  diag <"$TESTDIR/cc.err" 2>/dev/null
+  skip "stat of recorded owners: no C compiler for tests/fixtures/stat-probe.c"
+fi
+
 # ---- a hostile step (single-ID mode) ----
 m=single
 xattr_of() { python3 -c 'import os,sys

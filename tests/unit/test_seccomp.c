@@ -353,12 +353,114 @@ TEST (build_owners_notifies_chown)
         _exit (3);
       if (setuid (0) != 0)
         _exit (4);
+      {
+        /* the stat family goes to the listener too; other calls on
+         * paths stay the kernel's */
+        struct stat sb;
+        if (fstat (0, &sb) == 0 || errno != ENOSYS)
+          _exit (5);
+        if (stat ("/", &sb) == 0 || errno != ENOSYS)
+          _exit (6);
+        if (access ("/", F_OK) != 0)
+          _exit (7);
+      }
       _exit (0);
     }
   CHECK (pid > 0);
   CHECK (waitpid (pid, &st, 0) == pid);
   CHECK (WIFEXITED (st) && WEXITSTATUS (st) == 0);
   ob_seccomp_free (p);
+}
+
+/* The stat family goes to the supervisor, whatever the flags. */
+TEST (bpf_owners_stat_rules)
+{
+#if defined(__x86_64__)
+  struct ob_seccomp_prog *p = NULL;
+  ob_error_t err = NULL;
+  struct seccomp_data d;
+  const uint32_t notif = SECCOMP_RET_USER_NOTIF;
+
+  CHECK_INT (ob_seccomp_build_owners (&p, &err), 0);
+  if (p == NULL)
+    return;
+#define EV(n, a2, a3)                                                              \
+  (memset (&d, 0, sizeof d), d.arch = AUDIT_ARCH_X86_64, d.nr = (n), d.args[2] = (a2), \
+   d.args[3] = (a3), bpf_run (p, &d))
+  /* stat 4, fstat 5, lstat 6, newfstatat 262, statx 332, chown 92,
+   * access 21, getxattr 191 */
+  CHECK_INT (EV (4, 0, 0), notif);
+  CHECK_INT (EV (5, 0, 0), notif);
+  CHECK_INT (EV (6, 0, 0), notif);
+  CHECK_INT (EV (262, 0, AT_EMPTY_PATH), notif);
+  CHECK_INT (EV (262, 0, 0), notif);
+  CHECK_INT (EV (262, 0, AT_SYMLINK_NOFOLLOW), notif);
+  CHECK_INT (EV (332, AT_EMPTY_PATH, 0), notif);
+  CHECK_INT (EV (332, 0, STATX_BASIC_STATS), notif);
+  CHECK_INT (EV (92, 0, 0), notif);
+  CHECK_INT (EV (21, 0, 0), SECCOMP_RET_ALLOW);
+  CHECK_INT (EV (191, 0, 0), SECCOMP_RET_ALLOW);
+  /* the other programs: the kernel's */
+  CHECK_INT (eval (prog_root, AUDIT_ARCH_X86_64, 5, 0, 0, 0), SECCOMP_RET_ALLOW);
+  CHECK_INT (eval (prog_root, AUDIT_ARCH_X86_64, 332, 0, 0, AT_EMPTY_PATH), SECCOMP_RET_ALLOW);
+  CHECK_INT (eval (prog_plain, AUDIT_ARCH_X86_64, 5, 0, 0, 0), SECCOMP_RET_ALLOW);
+#undef EV
+  ob_seccomp_free (p);
+#else
+  skip_reason = "only tested on x86_64";
+#endif
+}
+
+/* A stat call's arguments, and what is left to the kernel. */
+TEST (stat_decode)
+{
+  struct ob_stat_call c;
+  uint64_t a[6] = { 0 };
+
+  a[0] = 0x1000; a[1] = 0x2000;
+  CHECK_INT (ob_seccomp_notify_stat_decode (OB_STAT_STAT, a, &c), 0);
+  CHECK (c.path == 0x1000 && c.buf == 0x2000 && !c.nofollow && !c.statx && !c.fd_only
+         && c.dirfd == AT_FDCWD);
+  CHECK_INT (ob_seccomp_notify_stat_decode (OB_STAT_LSTAT, a, &c), 0);
+  CHECK (c.nofollow);
+  a[1] = 0; /* NULL buffer: EFAULT is the kernel's */
+  CHECK_INT (ob_seccomp_notify_stat_decode (OB_STAT_STAT, a, &c), 1);
+  a[0] = 0; a[1] = 0x2000; /* NULL path */
+  CHECK_INT (ob_seccomp_notify_stat_decode (OB_STAT_STAT, a, &c), 1);
+
+  /* fstat: a descriptor, the upper 32 bits ignored as by the kernel */
+  a[0] = 0xffffffff00000007ull; a[1] = 0x2000;
+  CHECK_INT (ob_seccomp_notify_stat_decode (OB_STAT_FSTAT, a, &c), 0);
+  CHECK (c.fd_only && c.dirfd == 7 && c.buf == 0x2000);
+  a[0] = (uint64_t) -1; /* EBADF */
+  CHECK_INT (ob_seccomp_notify_stat_decode (OB_STAT_FSTAT, a, &c), 1);
+
+  /* newfstatat (dirfd, path, buf, flags) */
+  a[0] = 3; a[1] = 0x1000; a[2] = 0x2000; a[3] = AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW;
+  CHECK_INT (ob_seccomp_notify_stat_decode (OB_STAT_NEWFSTATAT, a, &c), 0);
+  CHECK (c.dirfd == 3 && c.path == 0x1000 && c.buf == 0x2000 && c.empty_path && c.nofollow);
+  a[0] = (uint64_t) (int64_t) AT_FDCWD; a[3] = AT_NO_AUTOMOUNT;
+  CHECK_INT (ob_seccomp_notify_stat_decode (OB_STAT_NEWFSTATAT, a, &c), 0);
+  CHECK (c.dirfd == AT_FDCWD && !c.empty_path && !c.nofollow);
+  a[3] = 0x40000; /* a flag newfstatat refuses */
+  CHECK_INT (ob_seccomp_notify_stat_decode (OB_STAT_NEWFSTATAT, a, &c), 1);
+  a[3] = AT_STATX_FORCE_SYNC; /* statx's only */
+  CHECK_INT (ob_seccomp_notify_stat_decode (OB_STAT_NEWFSTATAT, a, &c), 1);
+
+  /* statx (dirfd, path, flags, mask, buf) */
+  a[0] = 4; a[1] = 0x1000; a[2] = AT_EMPTY_PATH | AT_STATX_FORCE_SYNC | AT_NO_AUTOMOUNT;
+  a[3] = STATX_BASIC_STATS; a[4] = 0x3000;
+  CHECK_INT (ob_seccomp_notify_stat_decode (OB_STAT_STATX, a, &c), 0);
+  CHECK (c.statx && c.dirfd == 4 && c.buf == 0x3000 && c.mask == STATX_BASIC_STATS
+         && c.empty_path && !c.nofollow
+         && c.sx_flags == (AT_STATX_FORCE_SYNC | AT_NO_AUTOMOUNT));
+  a[2] = AT_STATX_SYNC_TYPE; /* both sync flags: EINVAL */
+  CHECK_INT (ob_seccomp_notify_stat_decode (OB_STAT_STATX, a, &c), 1);
+  a[2] = 0; a[3] = STATX__RESERVED;
+  CHECK_INT (ob_seccomp_notify_stat_decode (OB_STAT_STATX, a, &c), 1);
+  a[3] = 0; a[4] = 0;
+  CHECK_INT (ob_seccomp_notify_stat_decode (OB_STAT_STATX, a, &c), 1);
+  CHECK_INT (ob_seccomp_notify_stat_decode ((enum ob_stat_kind) 99, a, &c), 1);
 }
 
 TEST (load_rejects_empty_program)
@@ -1191,6 +1293,8 @@ main (void)
   RUN (build_is_deterministic);
   RUN (load_rejects_empty_program);
   RUN (build_owners_notifies_chown);
+  RUN (bpf_owners_stat_rules);
+  RUN (stat_decode);
   RUN_S (bpf_personality_matches_docker);
   RUN_S (bpf_compat_arches);
   RUN_S (bpf_mknod_mode_masks);
