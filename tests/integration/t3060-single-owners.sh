@@ -112,7 +112,8 @@ RUN stat -c %u:%g /f >/later && ls -ln /f | awk '{ print $3 ":" $4 }' >/ls \
  && find / -xdev -user 1500 >/find \
  && /stat-probe </dev/null >/probe \
  && /stat-probe cpown /f /g && /stat-probe cpown /d/sub/../../esc /h \
- && cp -p /f /p && cp /f /plain && echo x >/s && chown 1800:1801 /s && sed -i s/x/y/ /s
+ && cp -p /f /p && cp /f /plain && echo x >/s && chown 1800:1801 /s && sed -i s/x/y/ /s \
+ && cp /bin/busybox /pinger && /stat-probe setcap /pinger
 DF
   chmod -R a+rX "$sctx"
   for m in subuid single; do
@@ -149,6 +150,18 @@ DF
     check_eq "[$m] stat -L /proc/self: the kernel's answer" "$(cat "$r/proc-self")" 0:0
     check_eq "[$m] find -user 1500" "$(sort "$r/find" | tr '\n' ' ')" "/f /same "
     check "[$m] probe: threads exiting mid-call" grep -qx 'threads: exiting' "$r/probe"
+    check_eq "[$m] a file capability set in the RUN (setcap cap_net_raw+ep) is in the layer" \
+      "$(python3 -c '
+import json, sys, tarfile
+lay, tag = sys.argv[1], "st:latest"
+idx = json.load(open(lay + "/index.json"))
+d = [m for m in idx["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag][-1]
+blob = lambda x: lay + "/blobs/sha256/" + x.split(":")[1]
+m = json.load(open(blob(d["digest"])))
+for e in tarfile.open(blob(m["layers"][3]["digest"])).getmembers():
+    if e.name == "pinger":
+        print(e.pax_headers.get("SCHILY.xattr.security.capability", "none").encode("latin-1").hex())
+' "$out")" "0100000200200000000000000000000000000000"
     grep -v '^threads' "$r/probe" >"$TESTDIR/probe-$m" 2>/dev/null
   done
   if [ -s "$TESTDIR/probe-single" ] && [ -s "$TESTDIR/probe-subuid" ]; then
