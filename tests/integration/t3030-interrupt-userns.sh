@@ -32,8 +32,8 @@ for m in $MODES; do
     check_eq "[$m] SIG$sig during RUN: exit 130" "$rc" 130
     check "[$m] SIG$sig: stopped promptly" test $(($(date +%s) - start)) -le 5
     check "[$m] SIG$sig: says it was interrupted" grep -q '^obuild: .*interrupted' "$TESTDIR/e"
-    i=0; while pgrep -f 'sleep 37' >/dev/null && [ $i -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
-    check_eq "[$m] SIG$sig: the step's processes are gone (within 2 s)" "$(pgrep -c -f 'sleep 37')" 0
+    i=0; while pgrep -x -f 'sleep 37' >/dev/null && [ $i -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
+    check_eq "[$m] SIG$sig: the step's processes are gone (within 2 s)" "$(pgrep -c -x -f 'sleep 37')" 0
     snapshot "$m" >"$TESTDIR/after"
     check_files "[$m] SIG$sig: store as it was" "$TESTDIR/after" "$TESTDIR/before"
   done

@@ -84,7 +84,7 @@ leftovers() {
   {
     grep -F " $_st" /proc/self/mountinfo
     ls -A "$_st/tmp" 2>/dev/null | grep '^\.obuild-'
-    ps -eo args | grep '^sleep 30'
+    ps -eo args | grep -x 'sleep 30'
   } 2>/dev/null | wc -l
 }
 
