@@ -48,6 +48,12 @@ const char *ob_image_host_variant (void); /* NULL when none */
  * none).  OB_ERR_USAGE `invalid platform "P": expected os/arch[/variant]`. */
 int ob_image_platform_parse (const char *p, char **os, char **arch, char **variant, ob_error_t *err);
 
+/* Is mt an image index's media type (OCI index, Docker manifest list)? */
+bool ob_image_media_type_is_index (const char *mt);
+/* "os/arch[/variant]" of an index entry's "platform" object, or
+ * "no platform" when it has none.  Caller frees. */
+char *ob_image_entry_platform (json_t *entry);
+
 /* A fresh config for `FROM scratch`. */
 json_t *ob_image_config_new (const char *os, const char *arch, const char *variant);
 /* Parse and sanity-check a config blob (OB_ERR_IMAGE on failure). */

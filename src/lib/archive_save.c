@@ -59,31 +59,12 @@ saved_clear (struct saved *x)
   free (x->chosen);
 }
 
-static bool
-is_index_type (const char *mt)
-{
-  return mt && (strcmp (mt, OB_MT_OCI_INDEX) == 0 || strcmp (mt, OB_MT_DOCKER_LIST) == 0);
-}
-
 static void
 add_blob (struct saved *x, const struct ob_descriptor *d)
 {
   x->blobs = ob_xrealloc (x->blobs, (x->n_blobs + 1) * sizeof *x->blobs);
   x->blobs[x->n_blobs] = *d;
   x->blobs[x->n_blobs++].media_type = NULL; /* only digest and size are used */
-}
-
-/* "os/arch[/variant]" of an index entry's platform object ("?" when none). */
-static char *
-entry_platform (json_t *e)
-{
-  json_t *p = json_object_get (e, "platform");
-  const char *os = json_string_value (json_object_get (p, "os"));
-  const char *arch = json_string_value (json_object_get (p, "architecture"));
-  const char *v = json_string_value (json_object_get (p, "variant"));
-  if (os == NULL || arch == NULL)
-    return ob_xstrdup ("no platform");
-  return v ? ob_xasprintf ("%s/%s/%s", os, arch, v) : ob_xasprintf ("%s/%s", os, arch);
 }
 
 /* Read and parse the index blob d (its digest and size verified). */
@@ -134,12 +115,12 @@ collect_index (struct ob_layout *l, const struct ob_descriptor *d, int depth, st
         }
       if (!ob_layout_has_blob (l, c.digest))
         {
-          cleanup_free char *p = entry_platform (e);
+          cleanup_free char *p = ob_image_entry_platform (e);
           r = ob_error_make (err, OB_ERR_IMAGE, 0,
                              "index %s lists %s (%s), which the store does not have: save one platform with --platform",
                              d->digest, c.digest, p);
         }
-      else if (is_index_type (c.media_type))
+      else if (ob_image_media_type_is_index (c.media_type))
         r = collect_index (l, &c, depth + 1, x, err);
       else if (ob_layout_blob_read_desc (l, &c, &mdata, &mlen, err) < 0
                || ob_image_manifest_parse (mdata, mlen, &m, err) < 0)
@@ -182,7 +163,7 @@ index_has_host (struct ob_layout *l, const struct ob_descriptor *d, bool *has, c
       json_t *p = json_object_get (e, "platform");
       const char *os = json_string_value (json_object_get (p, "os"));
       const char *arch = json_string_value (json_object_get (p, "architecture"));
-      cleanup_free char *s = entry_platform (e);
+      cleanup_free char *s = ob_image_entry_platform (e);
       char *joined = *list ? ob_xasprintf ("%s, %s", *list, s) : ob_xstrdup (s);
       free (*list);
       *list = joined;
@@ -223,7 +204,7 @@ saved_load (struct ob_layout *l, const char *image, const struct ob_archive_save
     return -1;
   if (ob_layout_resolve_entry (l, top, &x->top, err) < 0)
     return ob_error_wrap (err, "%s", image);
-  if (is_index_type (x->top.media_type) && want == NULL)
+  if (ob_image_media_type_is_index (x->top.media_type) && want == NULL)
     {
       bool has;
       cleanup_free char *list = NULL;

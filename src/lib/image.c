@@ -50,6 +50,24 @@ ob_image_host_variant (void)
 #endif
 }
 
+bool
+ob_image_media_type_is_index (const char *mt)
+{
+  return mt && (strcmp (mt, OB_MT_OCI_INDEX) == 0 || strcmp (mt, OB_MT_DOCKER_LIST) == 0);
+}
+
+char *
+ob_image_entry_platform (json_t *entry)
+{
+  json_t *p = json_object_get (entry, "platform");
+  const char *os = json_string_value (json_object_get (p, "os"));
+  const char *arch = json_string_value (json_object_get (p, "architecture"));
+  const char *v = json_string_value (json_object_get (p, "variant"));
+  if (os == NULL || arch == NULL)
+    return ob_xstrdup ("no platform");
+  return v ? ob_xasprintf ("%s/%s/%s", os, arch, v) : ob_xasprintf ("%s/%s", os, arch);
+}
+
 int
 ob_image_platform_parse (const char *p, char **os, char **arch, char **variant, ob_error_t *err)
 {

@@ -445,12 +445,6 @@ base_media_type (const char *ct)
   return n ? ob_xstrndup (ct, n) : NULL;
 }
 
-static bool
-is_index_type (const char *mt)
-{
-  return mt && (strcmp (mt, OB_MT_OCI_INDEX) == 0 || strcmp (mt, OB_MT_DOCKER_LIST) == 0);
-}
-
 /* GET a manifest (what: tag or digest), verify it, find its media type. */
 static int
 fetch_manifest (struct ob_registry *r, CURL *easy, struct reg_host *h, const struct ob_ref *ref,
@@ -852,7 +846,7 @@ ob_registry_pull (struct ob_registry *r, const struct ob_ref *ref, struct ob_txn
                       &mt, digest, err)
       < 0)
     goto out;
-  if (is_index_type (mt))
+  if (ob_image_media_type_is_index (mt))
     {
       struct ob_descriptor child = { 0 };
       if (ob_txn_blob_put (t, data, len, stored, err) < 0)
@@ -870,7 +864,7 @@ ob_registry_pull (struct ob_registry *r, const struct ob_ref *ref, struct ob_txn
       if (ret < 0)
         goto out;
       ret = -1;
-      if (is_index_type (mt))
+      if (ob_image_media_type_is_index (mt))
         {
           ob_error_make (err, OB_ERR_IMAGE, 0, "%s: nested index is not supported", ref->canonical);
           goto out;
@@ -1122,7 +1116,7 @@ push_manifest (struct ob_registry *r, struct ob_layout *src, const struct ob_des
       mt = ob_xstrdup (jmt ? jmt : OB_MT_OCI_MANIFEST);
     json_decref (j);
   }
-  if (is_index_type (mt))
+  if (ob_image_media_type_is_index (mt))
     {
       if (push_index_children (r, src, data, len, ref, depth, err) < 0)
         goto out;

@@ -240,12 +240,6 @@ out:
   return r;
 }
 
-static bool
-is_index_type (const char *mt)
-{
-  return mt && (strcmp (mt, OB_MT_OCI_INDEX) == 0 || strcmp (mt, OB_MT_DOCKER_LIST) == 0);
-}
-
 /* Stage the index d of layout l whole, with every image it lists (nested
  * indexes followed, OB_MAX_INDEX_DEPTH deep), each verified: an index
  * naming a manifest the layout lacks is refused, not kept half there. */
@@ -273,15 +267,13 @@ copy_index (struct ob_txn *t, struct ob_layout *l, const struct ob_descriptor *d
    * fails at once */
   json_array_foreach (ms, i, e)
     {
-      json_t *p = json_object_get (e, "platform");
-      const char *os = json_string_value (json_object_get (p, "os"));
-      const char *arch = json_string_value (json_object_get (p, "architecture"));
       const char *dg = json_string_value (json_object_get (e, "digest"));
       if (ob_digest_valid (dg) && !ob_layout_has_blob (l, dg))
         {
           /* the strings belong to j */
-          ob_error_make (err, OB_ERR_IMAGE, 0, "index %s lists %s (%s%s%s), which the archive does not have",
-                         d->digest, dg, os && arch ? os : "no platform", os && arch ? "/" : "", os && arch ? arch : "");
+          cleanup_free char *p = ob_image_entry_platform (e);
+          ob_error_make (err, OB_ERR_IMAGE, 0, "index %s lists %s (%s), which the archive does not have", d->digest,
+                         dg, p);
           json_decref (j);
           return -1;
         }
@@ -291,7 +283,7 @@ copy_index (struct ob_txn *t, struct ob_layout *l, const struct ob_descriptor *d
       struct ob_descriptor c = { 0 };
       if (ob_descriptor_from_json (e, &c, err) < 0)
         r = ob_error_wrap (err, "index %s", d->digest);
-      else if (is_index_type (c.media_type))
+      else if (ob_image_media_type_is_index (c.media_type))
         r = copy_index (t, l, &c, what, depth + 1, err);
       else
         r = copy_image (t, l, &c, what, err);
@@ -341,7 +333,7 @@ from_layout (struct ob_txn *t, const char *dir, const char *tag, const char *wha
       goto out;
     }
   r = -1;
-  if ((whole && is_index_type (d.media_type) ? copy_index (t, l, &d, what, 0, err) : copy_image (t, l, &d, what, err))
+  if ((whole && ob_image_media_type_is_index (d.media_type) ? copy_index (t, l, &d, what, 0, err) : copy_image (t, l, &d, what, err))
       < 0)
     goto out;
   out->manifest = d;

@@ -268,12 +268,6 @@ entry_tag (json_t *e)
   return json_string_value (json_object_get (json_object_get (e, "annotations"), OB_ANNOT_REF_NAME));
 }
 
-static bool
-is_index_type (const char *mt)
-{
-  return mt && (strcmp (mt, OB_MT_OCI_INDEX) == 0 || strcmp (mt, OB_MT_DOCKER_LIST) == 0);
-}
-
 /* Does an index entry's platform object match the wanted one?  No
  * platform at all matches anything (an index of one image); a variant is
  * compared only when both sides name one. */
@@ -399,7 +393,7 @@ lookup (struct ob_layout *l, const char *ref, const char *platform, bool follow,
     return ob_error_wrap (err, "`%s/index.json`", l->path);
   /* Iterative, and bounded: an index may list an index, but a hostile
    * layout could chain them without end. */
-  for (int depth = 0; follow && is_index_type (d->media_type); depth++)
+  for (int depth = 0; follow && ob_image_media_type_is_index (d->media_type); depth++)
     {
       struct ob_descriptor idxd = *d;
       if (depth >= OB_MAX_INDEX_DEPTH)

@@ -1250,6 +1250,7 @@ TEST (tree_index_while_writing)
   put (up, longname, "l", 0644);
   CHECK (linkat (up, "b", up, "a/hard", 0) == 0);
   put (up, "a/t\tn\nx", "odd", 0644);
+  put (up, "a/not-utf8-\xff\xfe", "bytes", 0644);
   CHECK (ob_snapshot_scan (up, &ch, &err) == 0);
   fd = open (o_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   CHECK_INT (ob_layer_write (up, ch, fd, &o, &r, &err), 0);
@@ -1257,7 +1258,7 @@ TEST (tree_index_while_writing)
   ob_changes_free (ch);
   made = index_saved (&t, ix, r.diff_id);
   read = index_by_reading (&t, o_path, r.diff_id);
-  CHECK (made != NULL && read != NULL && strstr (made, "-long") != NULL);
+  CHECK (made != NULL && read != NULL && strstr (made, "-long") != NULL && strstr (made, "not-utf8-\xff\xfe") != NULL);
   if (made && read)
     CHECK_STR (made, read);
   free (made);
