@@ -389,10 +389,7 @@ ob_build_run (const struct ob_build_opts *o, struct ob_build_result *res, ob_err
     return -1;
   b.o = o;
   b.lopts.compression = o->compression;
-  b.lopts.level = o->compression_level;
-  /* the level actually used, so cache keys name it (not "the default") */
-  if (b.lopts.level == 0 && b.lopts.compression == OB_COMPRESS_GZIP)
-    b.lopts.level = OB_GZIP_DEFAULT_LEVEL;
+  b.lopts.level = o->compression_level; /* cache keys name the compressor: ob_layer_opts_describe */
   b.lopts.clamp_mtime = o->have_epoch;
   b.lopts.mtime_max = o->epoch;
   b.created = ob_image_timestamp (o->have_epoch ? o->epoch : (int64_t) time (NULL));

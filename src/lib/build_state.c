@@ -636,13 +636,13 @@ struct ob_sha256 *
 ob_build_cache_begin (struct build *b, struct stage *s, const char *kind)
 {
   struct ob_sha256 *h = ob_sha256_new ();
-  char comp[32];
+  char comp[64];
   ob_build_cache_add (h, "obuild-cache-v1");
   ob_build_cache_add (h, s->cache_key);
   ob_build_cache_add (h, kind);
   /* the same change compressed differently is another blob; with
    * SOURCE_DATE_EPOCH its file times are clamped to that time */
-  snprintf (comp, sizeof comp, "%d/%d", (int) b->lopts.compression, b->lopts.level);
+  ob_layer_opts_describe (&b->lopts, comp, sizeof comp);
   ob_build_cache_add (h, comp);
   if (b->lopts.clamp_mtime)
     {

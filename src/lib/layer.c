@@ -205,6 +205,32 @@ lw_free (struct layer_writer *lw)
   ob_error_free (&lw->cb_err);
 }
 
+bool
+ob_layer_gzip_isal (const struct ob_layer_opts *o)
+{
+  return o->compression == OB_COMPRESS_GZIP && o->level == 0 && !o->clamp_mtime && !o->single_thread_gzip;
+}
+
+void
+ob_layer_opts_describe (const struct ob_layer_opts *o, char *buf, size_t n)
+{
+  switch (o->compression)
+    {
+    case OB_COMPRESS_GZIP:
+      if (ob_layer_gzip_isal (o))
+        snprintf (buf, n, "gzip/igzip");
+      else
+        snprintf (buf, n, "gzip/%d%s", o->level > 0 ? o->level : OB_GZIP_DEFAULT_LEVEL, o->single_thread_gzip ? "/zlib" : "");
+      break;
+    case OB_COMPRESS_ZSTD:
+      snprintf (buf, n, "zstd/%d", o->level);
+      break;
+    default:
+      snprintf (buf, n, "none");
+      break;
+    }
+}
+
 static int
 lw_open (struct layer_writer *lw, int outfd, const struct ob_layer_opts *opts, ob_error_t *err)
 {
@@ -225,9 +251,10 @@ lw_open (struct layer_writer *lw, int outfd, const struct ob_layer_opts *opts, o
     case OB_COMPRESS_GZIP:
       if (!opts->single_thread_gzip)
         {
-          /* independent members on every core (libdeflate) */
+          /* independent members on every core (igzip or libdeflate) */
           long ncpu = sysconf (_SC_NPROCESSORS_ONLN);
-          lw->pgz = ob_pgzip_new (opts->level > 0 ? opts->level : OB_GZIP_DEFAULT_LEVEL, ncpu > 0 ? (int) ncpu : 1, lw_emit_cb, lw);
+          lw->pgz = ob_pgzip_new (opts->level > 0 ? opts->level : OB_GZIP_DEFAULT_LEVEL, ob_layer_gzip_isal (opts),
+                                  ncpu > 0 ? (int) ncpu : 1, lw_emit_cb, lw);
           break;
         }
       lw->obuf_size = CHUNK;

@@ -1,6 +1,10 @@
 /* layer: parallel gzip.  The tar stream is cut into fixed 1 MiB blocks, each
- * compressed as an independent gzip member by libdeflate on a small pool of
- * threads, and the members are written in order.  A concatenation of gzip
+ * compressed as an independent gzip member on a small pool of threads, and
+ * the members are written in order.  Two compressors: libdeflate (levels
+ * 1-12; its bytes are the same on every CPU) and ISA-L's igzip (about three
+ * times as fast as libdeflate's level 1 for members ~5% larger, but its
+ * bytes may depend on the instruction set the CPU offers, so reproducible
+ * builds do not use it; see ob_layer_gzip_isal).  A concatenation of gzip
  * members is one valid gzip file (RFC 1952), read by zlib, Go's and Python's
  * readers; fixed block boundaries keep the output byte-identical whatever
  * the scheduling.  Memory: SLOTS blocks in flight. */
@@ -9,6 +13,7 @@
 #include <obuild/layer.h>
 #include <obuild/util.h>
 
+#include <isa-l/igzip_lib.h>
 #include <libdeflate.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -17,6 +22,9 @@
 #define BLOCK (1u << 20)
 #define SLOTS 6
 #define MAX_THREADS 8
+/* igzip's level: 2 compresses a little better than 1 at the same speed */
+#define ISAL_LEVEL 2
+#define ISAL_LEVEL_BUF ISAL_DEF_LVL2_DEFAULT
 
 enum slot_state
 {
@@ -39,6 +47,7 @@ struct slot
 struct ob_pgzip
 {
   int level;
+  bool isal;
   ob_pgzip_emit_fn emit;
   void *emit_data;
   pthread_mutex_t mu;
@@ -53,11 +62,59 @@ struct ob_pgzip
   bool wrote_any;
 };
 
+/* One thread's compressor: libdeflate's, or igzip's working memory. */
+struct compressor
+{
+  struct libdeflate_compressor *ld;
+  unsigned char *isal_buf;
+};
+
+static void
+compressor_init (struct compressor *c, const struct ob_pgzip *p)
+{
+  c->ld = libdeflate_alloc_compressor (p->level);
+  c->isal_buf = p->isal ? ob_xmalloc (ISAL_LEVEL_BUF) : NULL;
+}
+
+static void
+compressor_free (struct compressor *c)
+{
+  libdeflate_free_compressor (c->ld);
+  free (c->isal_buf);
+}
+
+/* Compress one block into one gzip member; 0 on failure.  igzip's header is
+ * libdeflate's (no name, mtime 0, OS "unknown").  A block igzip cannot fit
+ * in the output buffer goes to libdeflate, whose bound is exact. */
+static size_t
+compress_block (struct compressor *c, struct slot *s)
+{
+  if (c->isal_buf)
+    {
+      struct isal_zstream z;
+      isal_deflate_stateless_init (&z);
+      z.level = ISAL_LEVEL;
+      z.level_buf = c->isal_buf;
+      z.level_buf_size = ISAL_LEVEL_BUF;
+      z.gzip_flag = IGZIP_GZIP;
+      z.end_of_stream = 1;
+      z.flush = NO_FLUSH;
+      z.next_in = s->in;
+      z.avail_in = (uint32_t) s->in_len;
+      z.next_out = s->out;
+      z.avail_out = (uint32_t) s->out_cap;
+      if (isal_deflate_stateless (&z) == COMP_OK)
+        return z.total_out;
+    }
+  return c->ld ? libdeflate_gzip_compress (c->ld, s->in, s->in_len, s->out, s->out_cap) : 0;
+}
+
 static void *
 worker (void *arg)
 {
   struct ob_pgzip *p = arg;
-  struct libdeflate_compressor *c = libdeflate_alloc_compressor (p->level);
+  struct compressor c;
+  compressor_init (&c, p);
   pthread_mutex_lock (&p->mu);
   for (;;)
     {
@@ -75,21 +132,22 @@ worker (void *arg)
         break;
       s->state = SLOT_BUSY;
       pthread_mutex_unlock (&p->mu);
-      s->out_len = c ? libdeflate_gzip_compress (c, s->in, s->in_len, s->out, s->out_cap) : 0;
+      s->out_len = compress_block (&c, s);
       pthread_mutex_lock (&p->mu);
       s->state = SLOT_DONE;
       pthread_cond_broadcast (&p->done);
     }
   pthread_mutex_unlock (&p->mu);
-  libdeflate_free_compressor (c);
+  compressor_free (&c);
   return NULL;
 }
 
 struct ob_pgzip *
-ob_pgzip_new (int level, int threads, ob_pgzip_emit_fn emit, void *emit_data)
+ob_pgzip_new (int level, bool isal, int threads, ob_pgzip_emit_fn emit, void *emit_data)
 {
   struct ob_pgzip *p = ob_xmalloc0 (sizeof *p);
   p->level = level > 0 ? (level > 12 ? 12 : level) : OB_GZIP_DEFAULT_LEVEL;
+  p->isal = isal;
   p->emit = emit;
   p->emit_data = emit_data;
   pthread_mutex_init (&p->mu, NULL);
@@ -160,9 +218,10 @@ submit (struct ob_pgzip *p, ob_error_t *err)
       for (int i = 0; i < SLOTS; i++)
         if (p->slots[i].state == SLOT_FILLED)
           s = &p->slots[i];
-      struct libdeflate_compressor *c = libdeflate_alloc_compressor (p->level);
-      s->out_len = c ? libdeflate_gzip_compress (c, s->in, s->in_len, s->out, s->out_cap) : 0;
-      libdeflate_free_compressor (c);
+      struct compressor c;
+      compressor_init (&c, p);
+      s->out_len = compress_block (&c, s);
+      compressor_free (&c);
       s->state = SLOT_DONE;
     }
   r = drain (p, false, err);

@@ -10,7 +10,7 @@
 typedef int (*ob_pgzip_emit_fn) (void *data, const void *buf, size_t n, ob_error_t *err);
 
 struct ob_pgzip;
-struct ob_pgzip *ob_pgzip_new (int level, int threads, ob_pgzip_emit_fn emit, void *emit_data);
+struct ob_pgzip *ob_pgzip_new (int level, bool isal, int threads, ob_pgzip_emit_fn emit, void *emit_data);
 int ob_pgzip_write (struct ob_pgzip *p, const void *data, size_t n, ob_error_t *err);
 int ob_pgzip_finish (struct ob_pgzip *p, ob_error_t *err);
 void ob_pgzip_free (struct ob_pgzip *p);
