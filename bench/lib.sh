@@ -165,6 +165,12 @@ bh_bud_push() {
   bh "$d" bud -q --isolation chroot --layers --pull="$pull" -t bench-img -f "$df" "$ctx" >/dev/null &&
     bh "$d" push -q bench-img "oci:$d/out:bench-img"
 }
+# bh_bud DIR DOCKERFILE CONTEXT: buildah bud alone (the image stays in its
+# storage; no layout written).
+bh_bud() {
+  local d=$1 df=$2 ctx=$3
+  bh "$d" bud -q --isolation chroot --layers --pull=never -t bench-img -f "$df" "$ctx" >/dev/null
+}
 # ob_build DIR DOCKERFILE CONTEXT: obuild build, also into the layout DIR/out.
 ob_build() {
   local d=$1 df=$2 ctx=$3
@@ -175,7 +181,7 @@ ob_build_opts() {
   local d=$1 df=$2 ctx=$3; shift 3
   ob "$d" build -q "$@" -t bench-img -f "$df" -o "$d/out" "$ctx" >/dev/null
 }
-export -f as_user ob bh bh_bud_push ob_build ob_build_opts
+export -f as_user ob bh bh_bud_push bh_bud ob_build ob_build_opts
 export OBUILD BENCH_USER
 
 # ---- inputs --------------------------------------------------------------
@@ -451,9 +457,14 @@ service_bench() {
     [ "$kind" = change ] && service_change "$w/bh-ctx" "$i"
     measure "$r.bh" bh_bud_push "$d" "$w/bh-ctx/Dockerfile" "$w/bh-ctx" || return 1
     check_out "$d" || return 1
+    # buildah without writing a layout (its image stays in its storage, as
+    # obuild's does in the store): another change, so this run builds too
+    [ "$kind" = change ] && service_change "$w/bh-ctx" "$i-bud"
+    measure "$r.bhnp" bh_bud "$d" "$w/bh-ctx/Dockerfile" "$w/bh-ctx" || return 1
   done
   bench_buildah_wipe "$d"; rm -rf "$d"
   [ $st -eq 2 ] && note "$name: obuild does not support RUN yet, its column is empty"
   table_row "$name ($BENCH_BASE)" "$r.ob" "$r.bh"
+  table_row "  extra: bh without push" "$r.ob" "$r.bhnp"
 }
 export -f service_change
