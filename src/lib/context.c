@@ -9,6 +9,7 @@
 #include "config.h"
 #include <obuild/context.h>
 #include <obuild/layer.h>
+#include <obuild/link_owner.h>
 #include <obuild/util.h>
 
 #include <errno.h>
@@ -677,8 +678,11 @@ copy_xattrs (int sfd, int dfd, const char *src, const char *dst, ob_error_t *err
     {
       cleanup_free char *val = NULL;
       ssize_t vlen;
-      /* the owner xattr is set by apply_owner, never copied */
-      if (!ob_str_has_prefix (name, "user.") || strcmp (name, OB_LAYER_OWNER_XATTR) == 0)
+      /* the owner xattr is set by apply_owner, never copied; nor is a
+       * symlink owner's record (a directory of the context could name one
+       * of its links) */
+      if (!ob_str_has_prefix (name, "user.") || strcmp (name, OB_LAYER_OWNER_XATTR) == 0
+          || ob_link_owner_is_xattr (name))
         continue;
       vlen = fgetxattr (sfd, name, NULL, 0);
       if (vlen < 0)
