@@ -59,4 +59,15 @@ bool ob_link_owner_get (int dirfd, const char *name, const char *target, uint32_
 int ob_link_owner_set (int dirfd, const char *name, const char *target, uint32_t uid,
                        uint32_t gid);
 
+/* ob_link_owner_get and _set for the symlink at dfd/path (a relative path
+ * whose directories are not symlinks: none is followed), its target read
+ * there.  _set_at: as _set, and 0 when path is not a symlink. */
+bool ob_link_owner_get_at (int dfd, const char *path, uint32_t *uid, uint32_t *gid);
+int ob_link_owner_set_at (int dfd, const char *path, uint32_t uid, uint32_t gid);
+
+/* Give the directory to the records of the directory from that it has no
+ * record of the same name for (best effort): an overlay's root is its
+ * upper directory, which hides the lower layers' roots, records included. */
+void ob_link_owner_inherit (const char *from, const char *to);
+
 #endif

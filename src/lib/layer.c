@@ -647,8 +647,9 @@ write_file_data (struct layer_writer *lw, int fd, int64_t size, const char *path
 
 static bool owners_unmapped;
 
-/* A symlink's owner in single-ID mode: recorded on its directory
- * (link_owner.h), for this very link (its target), or root. */
+/* A symlink's owner the user namespace could not represent (single-ID
+ * mode): recorded on its directory (link_owner.h) for this very link (its
+ * target), as a file's is in the file's OB_LAYER_OWNER_XATTR. */
 static void
 link_owner (struct archive_entry *e, int dirfd, const char *name, const char *target)
 {
@@ -762,8 +763,7 @@ write_fs_entry (struct layer_writer *lw, int upperfd, const char *path, struct i
                                 path);
         target[r] = '\0';
         archive_entry_set_symlink (e, target);
-        if (owners_unmapped)
-          link_owner (e, dirfd, base, target);
+        link_owner (e, dirfd, base, target);
         break;
       }
     case S_IFCHR:

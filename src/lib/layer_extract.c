@@ -410,19 +410,23 @@ apply_owner (struct extract *ex, int fd, int dirfd, const char *base, struct arc
   return 0;
 }
 
-/* A symlink's owner when the user namespace cannot represent owners
- * (single-ID mode, where apply_owner's chown gives root only): recorded on
- * its directory (link_owner.h), as apply_owner records a file's in the
- * file; root drops a record an earlier link of that name left.  Best
- * effort, as apply_owner's. */
+/* A symlink's owner the user namespace cannot represent (single-ID mode,
+ * where apply_owner's chown fails): recorded on its directory
+ * (link_owner.h), as apply_owner records a file's in the file; a link
+ * that has its owner drops a record an earlier link of that name left.
+ * Best effort, as apply_owner's. */
 static void
 extract_link_owner (struct extract *ex, int pfd, const char *base, const char *target,
                     struct archive_entry *e)
 {
-  if (!ex->same_owner || !ob_layer_owners_unmapped ())
+  uid_t uid = (uid_t) archive_entry_uid (e);
+  gid_t gid = (gid_t) archive_entry_gid (e);
+  struct stat st;
+  if (!ex->same_owner || fstatat (pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
     return;
-  (void) ob_link_owner_set (pfd, base, target, (uint32_t) archive_entry_uid (e),
-                            (uint32_t) archive_entry_gid (e));
+  if (st.st_uid == uid && st.st_gid == gid)
+    uid = gid = 0;
+  (void) ob_link_owner_set (pfd, base, target, (uint32_t) uid, (uint32_t) gid);
 }
 
 static struct timespec

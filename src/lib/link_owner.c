@@ -5,10 +5,14 @@
 #include <obuild/util.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <linux/limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #define FP_LEN 16 /* hex digits of the target's sha256 */
 
@@ -134,4 +138,70 @@ ob_link_owner_set (int dirfd, const char *name, const char *target, uint32_t uid
       return errno == ENOTSUP ? 0 : -errno;
     }
   return 0;
+}
+
+/* The directory holding dfd/path (opened without following a symlink, nor
+ * leaving dfd) and the link's target; the name is path's last component. */
+static int
+open_link_parent (int dfd, const char *path, const char **name, char target[PATH_MAX])
+{
+  struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                          .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS };
+  const char *slash = strrchr (path, '/');
+  cleanup_free char *dir = slash ? ob_xstrndup (path, (size_t) (slash - path)) : ob_xstrdup (".");
+  ssize_t n = readlinkat (dfd, path, target, PATH_MAX);
+  long fd;
+  if (n < 0 || n >= PATH_MAX)
+    {
+      if (n >= 0)
+        errno = ENAMETOOLONG;
+      return -1;
+    }
+  target[n] = '\0';
+  *name = slash ? slash + 1 : path;
+  do
+    fd = syscall (SYS_openat2, dfd, *dir ? dir : ".", &how, sizeof how);
+  while (fd < 0 && (errno == EAGAIN || errno == EINTR));
+  return (int) fd;
+}
+
+bool
+ob_link_owner_get_at (int dfd, const char *path, uint32_t *uid, uint32_t *gid)
+{
+  char target[PATH_MAX];
+  const char *name;
+  cleanup_close int pfd = open_link_parent (dfd, path, &name, target);
+  return pfd >= 0 && ob_link_owner_get (pfd, name, target, uid, gid);
+}
+
+int
+ob_link_owner_set_at (int dfd, const char *path, uint32_t uid, uint32_t gid)
+{
+  char target[PATH_MAX];
+  const char *name;
+  cleanup_close int pfd = open_link_parent (dfd, path, &name, target);
+  if (pfd < 0)
+    return errno == EINVAL || errno == ENOENT ? 0 : -errno; /* not a symlink */
+  return ob_link_owner_set (pfd, name, target, uid, gid);
+}
+
+void
+ob_link_owner_inherit (const char *from, const char *to)
+{
+  cleanup_free char *list = NULL;
+  ssize_t len = listxattr (from, NULL, 0);
+  if (len <= 0)
+    return;
+  list = ob_xmalloc ((size_t) len);
+  len = listxattr (from, list, (size_t) len);
+  for (char *p = list; len > 0 && p < list + len; p += strlen (p) + 1)
+    {
+      char v[OB_LINK_OWNER_VALUE_MAX];
+      ssize_t n;
+      if (!ob_link_owner_is_xattr (p) || strlen (p) > XATTR_NAME_MAX)
+        continue;
+      n = getxattr (from, p, v, sizeof v);
+      if (n > 0)
+        (void) setxattr (to, p, v, (size_t) n, XATTR_CREATE);
+    }
 }
