@@ -31,7 +31,18 @@ ln -s tgt "$ctx/fd/l"
 python3 -c 'import os, sys
 os.setxattr(sys.argv[1], "user.obuild.lowner.l", sys.argv[2].encode())
 os.setxattr(sys.argv[1], "user.keep", b"k")' "$ctx/fd" "66:66:$fp"
+# an archive for ADD: a symlink and a file owned 77:78
+python3 -c 'import io, sys, tarfile
+t = tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT)
+for name, typ in (("t", tarfile.DIRTYPE), ("t/l", tarfile.SYMTYPE), ("t/f", tarfile.REGTYPE)):
+    i = tarfile.TarInfo(name); i.type = typ; i.mode = 0o755 if typ == tarfile.DIRTYPE else 0o644
+    if name != "t": i.uid, i.gid = 77, 78
+    if typ == tarfile.SYMTYPE: i.linkname = "x"
+    t.addfile(i, io.BytesIO(b"") if typ == tarfile.REGTYPE else None)
+t.close()' "$ctx/a.tar"
 cat >"$ctx/Dockerfile" <<DF
+FROM busybox AS st
+RUN mkdir /sd && ln -s f /sd/sl && chown -h 21:22 /sd/sl
 FROM busybox
 RUN ln -s /etc/passwd /l1 && chown -h 1500:1501 /l1 && ln -s x /l2 && chown -h 7:8 /l2 && chown -h 0:0 /l2 \\
  && ln -s y /l3 && chown -h 9:9 /l3 && rm /l3 && ln -s z /l3 && mkdir /d && ln -s a /d/l4 && chown -h 5:5 /d/l4 \\
@@ -45,6 +56,9 @@ RUN ln -s /proc/self/root$host /x && chown -h 3:3 /x && stat -c '%u:%g' /x >/x-l
  && { chown 3:3 /x 2>/x-msg; echo \$? >/x-rc; } && { chown 3:3 /x/ 2>/dev/null; echo \$? >/xs-rc; }
 COPY fd /fd
 COPY --chown=7:7 fd /fd7
+COPY --from=st /sd /fromst
+ADD a.tar /adds/
+ADD --chown=3:4 a.tar /addc/
 DF
 chmod -R a+rX "$ctx"
 
@@ -61,7 +75,7 @@ for m in subuid single; do
   rm -rf "$TESTDIR/u-$m"
   check "[$m] umoci unpacks it" umoci_unpack "$out" sl:latest "$TESTDIR/u-$m"
   r=$TESTDIR/u-$m/rootfs
-  for i in 1 2 3 4 5 6; do
+  for i in 1 2 3 4 5 6 7 8 9; do
     layer_listing "$out" sl:latest "$i" >"$TESTDIR/l$i-$m"
   done
   awk '$1 == "l" { print $3, $NF }' "$TESTDIR/l1-$m" >"$TESTDIR/l1l-$m"
@@ -96,6 +110,10 @@ for m in subuid single; do
   awk '$1 == "l" || $1 == "d" { print $1, $3, $NF }' "$TESTDIR/l5-$m" "$TESTDIR/l6-$m" >"$TESTDIR/lc-$m"
   printf 'd 0:0 fd\nl 0:0 fd/l\nd 7:7 fd7\nl 7:7 fd7/l\n' >"$TESTDIR/wantc"
   check_files "[$m] COPY: a forged record in the context is no owner; --chown is" "$TESTDIR/lc-$m" "$TESTDIR/wantc"
+  check_eq "[$m] COPY --from keeps a symlink's owner" "$(awk '$NF == "fromst/sl" { print $1, $3 }' "$TESTDIR/l7-$m")" "l 21:22"
+  awk '$1 != "d" { print $1, $3, $NF }' "$TESTDIR/l8-$m" "$TESTDIR/l9-$m" >"$TESTDIR/la-$m"
+  printf 'f 77:78 adds/t/f\nl 77:78 adds/t/l\nf 3:4 addc/t/f\nl 3:4 addc/t/l\n' >"$TESTDIR/wanta"
+  check_files "[$m] ADD of an archive: its symlink's owner; ADD --chown: that owner" "$TESTDIR/la-$m" "$TESTDIR/wanta"
   # no record in any layer: python's tarfile reads the pax headers
   check_eq "[$m] no user.obuild.lowner.* xattr in any layer; the context's user.keep is copied" "$(python3 -c '
 import json, sys, tarfile
@@ -114,7 +132,7 @@ done
 check_eq "[single] the host directory: owner, mode and ctime unchanged" "$(stat -c '%u:%g %a %Z' "$host")" "$host_before"
 check_eq "[single] ... no xattr on it" "$(python3 -c 'import os,sys; print(os.listxattr(sys.argv[1]))' "$host")" "[]"
 if [ -f "$TESTDIR/l1-subuid" ] && [ -f "$TESTDIR/l1-single" ]; then
-  for i in 1 2 4 5 6; do
+  for i in 1 2 4 5 6 7 8 9; do
     check_files "[single] layer $i: the same entries and owners as subuid mode's" "$TESTDIR/l$i-single" "$TESTDIR/l$i-subuid"
   done
   grep -v " $long250\$" "$TESTDIR/l3-single" >"$TESTDIR/l3s"
@@ -131,6 +149,10 @@ if as "$m" env OBUILD_ROOT="$(store "$m")" OBUILD_TEST_PLAN_MAX=1 "$OB" build -q
   layer_listing "$out" slc:latest 6 >"$TESTDIR/cc6"
   awk '$1 == "l" || $1 == "d" { print $1, $3, $NF }' "$TESTDIR/cc5" "$TESTDIR/cc6" >"$TESTDIR/lcc"
   check_files "[$m] COPY made on disk: a forged record is no owner; --chown is" "$TESTDIR/lcc" "$TESTDIR/wantc"
+  for i in 7 8 9; do
+    layer_listing "$out" slc:latest $i >"$TESTDIR/cc$i"
+    check_files "[$m] COPY made on disk: layer $i (COPY --from, ADD) as subuid mode's" "$TESTDIR/cc$i" "$TESTDIR/l$i-subuid"
+  done
 else
   not_ok "[$m] COPY made on disk: a forged record is no owner; --chown is"; diag <"$TESTDIR/c.err"
 fi
