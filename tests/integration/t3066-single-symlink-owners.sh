@@ -140,6 +140,23 @@ if [ -f "$TESTDIR/l1-subuid" ] && [ -f "$TESTDIR/l1-single" ]; then
   check_files "[single] layer 3: the same as subuid mode's but the 250-byte name" "$TESTDIR/l3s" "$TESTDIR/l3u"
 fi
 
+# more recorded links than a directory's xattr space holds (ext4: one
+# block): chown -h succeeds, the links it cannot record stay root's
+mkdir -p "$TESTDIR/many"
+printf 'FROM busybox\nRUN mkdir /m && cd /m && for i in $(seq 100 299); do ln -s target-of-link-$i link-$i; done && chown -h 5:5 link-* && echo $? >/rc\n' \
+  >"$TESTDIR/many/Dockerfile"
+chmod -R a+rX "$TESTDIR/many"
+m=single
+out=$(userdir out-many "$m")
+if ob "$m" build -q -t many -o "$out" "$TESTDIR/many" >"$TESTDIR/many.out" 2>&1; then
+  layer_listing "$out" many:latest 1 | awk '$1 == "l" { print $3 }' | sort | uniq -c | awk '{ print $2, $1 }' >"$TESTDIR/many-owners"
+  check "[$m] 200 links chowned in one directory: each is 5:5 or root's, at least 40 recorded" \
+    sh -c "awk '\$1 != \"5:5\" && \$1 != \"0:0\" { exit 1 } \$1 == \"5:5\" { n = \$2 } END { exit !(n >= 40) }' '$TESTDIR/many-owners'"
+  diag <"$TESTDIR/many-owners"
+else
+  not_ok "[$m] 200 links chowned in one directory"; diag <"$TESTDIR/many.out"
+fi
+
 # the copying path of COPY (past the plan's cap): no forged owner either
 m=single
 out=$(userdir out-copy "$m")
