@@ -584,12 +584,12 @@ recorded_owner (int fd, uint32_t *uid, uint32_t *gid)
 
 /* ---- symlink owners: recorded on the parent directory (link_owner.h) ---- */
 
-/* The directory holding the symlink fd (O_PATH, the file the call
- * resolved: st its lstat) and the link's name there, into name: full is
- * the path the call resolved from the process's root, or NULL for the
- * process's own descriptor dirfd, whose path /proc tells.  The parent is
- * resolved from rootfd as the call's path was (open_in_root: never out of
- * the root).  Its descriptor, or -1. */
+/* The directory holding the symlink a call named, and the link's name
+ * there, into name: full is the path the call resolved from the process's
+ * root, or NULL for the process's own descriptor dirfd, whose path /proc
+ * tells.  The parent is resolved from rootfd as the call's path was
+ * (open_in_root: never out of the root); link_is_in says whether it holds
+ * that link.  Its descriptor, or -1. */
 static int
 link_parent (pid_t pid, int rootfd, const char *full, int dirfd, char name[NAME_MAX + 1])
 {
