@@ -18,8 +18,12 @@
  * (another read-only mount: EROFS; /proc and /sys: EPERM; any other mount,
  * e.g. a tmpfs: success without effect, as before).  A real
  * fchownat(-1, -1) on the file first does what chown does besides the ids
- * (overlayfs copies a lower file up).  Symlinks and special files cannot
- * carry a user.* xattr: their owner stays root (the call succeeds).
+ * (overlayfs copies a lower file up).  Special files cannot carry a user.*
+ * xattr: their owner stays root (the call succeeds).  Nor can symlinks: a
+ * symlink's owner is recorded on its parent directory (link_owner.h),
+ * resolved as the call's path was and checked to hold that very link on
+ * the step's root mount; fchown of a symlink's O_PATH descriptor fails
+ * with EBADF, as the kernel's.
  * Every request is answered before the next one is read: a flood of calls
  * costs time, not memory.
  *

@@ -3,6 +3,7 @@
 #include "build_priv.h"
 #include <curl/curl.h>
 #include <obuild/layer.h>
+#include <obuild/link_owner.h>
 #include <obuild/userns.h>
 #include <obuild/util.h>
 
@@ -25,6 +26,9 @@ record_owner_walk (int dfd, const char *path, uid_t uid, gid_t gid, ob_error_t *
   snprintf (val, sizeof val, "%u:%u", (unsigned) uid, (unsigned) gid);
   if (fstatat (dfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
     return ob_error_make (err, OB_ERR_STORE, errno, "stat `%s`", path);
+  /* a symlink's owner is recorded on its directory (link_owner.h) */
+  if (S_ISLNK (st.st_mode) && ob_link_owner_set_at (dfd, path, uid, gid) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "set owner of `%s`", path);
   if (!S_ISREG (st.st_mode) && !S_ISDIR (st.st_mode))
     return 0; /* user.* xattrs cannot be set on symlinks and special files */
   {
@@ -68,6 +72,9 @@ chown_walk (int dfd, const char *path, uid_t uid, gid_t gid, ob_error_t *err)
         return ob_error_make (err, OB_ERR_STORE, errno, "chown `%s`", path);
       if (!S_ISLNK (st.st_mode) && ob_build_record_owner (dfd, path, uid, gid, err) < 0)
         return -1;
+      /* (an archive's symlink may have its own owner recorded) */
+      if (S_ISLNK (st.st_mode) && ob_link_owner_set_at (dfd, path, uid, gid) < 0)
+        return ob_error_make (err, OB_ERR_STORE, errno, "set owner of `%s`", path);
     }
   if (S_ISDIR (st.st_mode))
     {

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "build_priv.h"
 #include <obuild/layer.h>
+#include <obuild/link_owner.h>
 #include <obuild/snapshot.h>
 #include <obuild/util.h>
 
@@ -91,6 +92,16 @@ effective_owner (int dfd, bool d_is_root, const char *rel, const struct stat *st
    * per file on a container's overlay root) */
   if (d_is_root)
     return;
+  if (S_ISLNK (st->st_mode))
+    {
+      /* recorded on its directory (link_owner.h) */
+      uint32_t u, g;
+      if (ob_link_owner_get_at (dfd, rel, &u, &g))
+        {
+          *uid = (uid_t) u;
+          *gid = (gid_t) g;
+        }
+    }
   if (S_ISREG (st->st_mode) || S_ISDIR (st->st_mode))
     {
       char v[64];
@@ -122,6 +133,8 @@ copy_meta (struct diff *d, const char *rel, const struct stat *st, ob_error_t *e
         return ob_error_make (err, OB_ERR_STORE, errno, "chown `%s`", rel);
       if (!S_ISLNK (st->st_mode) && ob_build_record_owner (d->upperfd, rel, uid, gid, err) < 0)
         return -1;
+      if (S_ISLNK (st->st_mode) && ob_link_owner_set_at (d->upperfd, rel, uid, gid) < 0)
+        return ob_error_make (err, OB_ERR_STORE, errno, "set owner of `%s`", rel);
     }
   if (!S_ISLNK (st->st_mode) && fchmodat (d->upperfd, rel, st->st_mode & 07777, 0) < 0)
     return ob_error_make (err, OB_ERR_STORE, errno, "chmod `%s`", rel);

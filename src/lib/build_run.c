@@ -4,6 +4,7 @@
 #include "config.h"
 #include "build_priv.h"
 #include <obuild/binfmt.h>
+#include <obuild/link_owner.h>
 #include <obuild/rootfs.h>
 #include <obuild/sandbox.h>
 #include <obuild/seccomp_notify.h>
@@ -492,6 +493,11 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
         ob_strv_add (&lowers, s->layer_dirs[i]);
       if (lowers == NULL)
         ob_strv_add (&lowers, empty); /* FROM scratch: overlay needs a lower */
+      /* the overlay's root is the upper directory: the owners of the
+       * root's symlinks the layers recorded there (single-ID mode) must
+       * be on it, the topmost layer's first */
+      for (size_t i = s->n_layers; i-- > 0;)
+        ob_link_owner_inherit (s->layer_dirs[i], rc.upper);
       if (ob_rootfs_mount_overlay (lowers, ob_strv_len (lowers), rc.rundir, rc.upper, rc.work, rc.merged, err) == 0)
         rc.mounted = true;
       else if (b->o->snapshotter == OB_SNAPSHOTTER_AUTO)

@@ -9,6 +9,7 @@
 #include "config.h"
 #include <obuild/context.h>
 #include <obuild/layer.h>
+#include <obuild/link_owner.h>
 #include <obuild/util.h>
 
 #include <errno.h>
@@ -677,8 +678,11 @@ copy_xattrs (int sfd, int dfd, const char *src, const char *dst, ob_error_t *err
     {
       cleanup_free char *val = NULL;
       ssize_t vlen;
-      /* the owner xattr is set by apply_owner, never copied */
-      if (!ob_str_has_prefix (name, "user.") || strcmp (name, OB_LAYER_OWNER_XATTR) == 0)
+      /* the owner xattr is set by apply_owner, never copied; nor is a
+       * symlink owner's record (a directory of the context could name one
+       * of its links) */
+      if (!ob_str_has_prefix (name, "user.") || strcmp (name, OB_LAYER_OWNER_XATTR) == 0
+          || ob_link_owner_is_xattr (name))
         continue;
       vlen = fgetxattr (sfd, name, NULL, 0);
       if (vlen < 0)
@@ -722,10 +726,27 @@ entry_owner (struct copier *c, int sfd, const struct stat *st, uid_t *uid, gid_t
     }
 }
 
+/* A symlink's owner, as entry_owner's: COPY --from keeps the one recorded
+ * on the source's directory where the user namespace that made it could
+ * not represent it (single-ID mode; link_owner.h).  sdir < 0: no directory
+ * (a top-level source, followed). */
+static void
+link_entry_owner (struct copier *c, int sdir, const char *sname, const char *target,
+                  const struct stat *st, uid_t *uid, gid_t *gid)
+{
+  uint32_t u, g;
+  entry_owner (c, -1, st, uid, gid);
+  if (c->keep_owner && sdir >= 0 && ob_link_owner_get (sdir, sname, target, &u, &g))
+    {
+      *uid = (uid_t) u;
+      *gid = (gid_t) g;
+    }
+}
+
 /* chown fd (or ddir/name when fd < 0) to uid:gid; an owner this process
  * cannot set (single-ID mode, no user namespace) is recorded in the owner
- * xattr for the layer writer (not possible on symlinks and special files,
- * which then stay 0:0). */
+ * xattr for the layer writer (a symlink's on its directory; not possible
+ * on special files, which then stay 0:0). */
 static int
 apply_owner (int fd, int ddir, const char *name, uid_t uid, gid_t gid, const char *src,
              const char *dst, ob_error_t *err)
@@ -740,6 +761,9 @@ apply_owner (int fd, int ddir, const char *name, uid_t uid, gid_t gid, const cha
       return 0;
     }
   if (!chown_ignorable (errno))
+    return copy_fail_dst (src, dst, errno, err);
+  /* a symlink's owner is recorded on its directory (link_owner.h) */
+  if (fd < 0 && ob_link_owner_set_at (ddir, name, uid, gid) < 0)
     return copy_fail_dst (src, dst, errno, err);
   if (fd < 0 || (uid == 0 && gid == 0))
     return 0;
@@ -956,7 +980,7 @@ plan_leaf (struct copier *c, int sdir, const char *sname, const struct stat *st,
       if (n < 0)
         return copy_fail_src (src, dst, errno, err);
       target[n] = '\0';
-      entry_owner (c, -1, st, &uid, &gid);
+      link_entry_owner (c, sdir, sname, target, st, &uid, &gid);
       x->st.st_mode = S_IFLNK | 0777;
       x->st.st_uid = uid;
       x->st.st_gid = gid;
@@ -1069,7 +1093,7 @@ copy_leaf (struct copier *c, int sdir, const char *sname, int sfd_in, const stru
         return copy_fail_dst (src, dst, errno, err);
       uid_t uid;
       gid_t gid;
-      entry_owner (c, -1, st, &uid, &gid);
+      link_entry_owner (c, sdir, sname, target, st, &uid, &gid);
       if (apply_owner (-1, ddir, name, uid, gid, src, dst, err) < 0)
         return -1;
       if (utimensat (ddir, name, ts, AT_SYMLINK_NOFOLLOW) < 0)

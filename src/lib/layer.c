@@ -1,5 +1,6 @@
 #include "config.h"
 #include <obuild/layer.h>
+#include <obuild/link_owner.h>
 #include <obuild/util.h>
 #include "layer_priv.h"
 #include "pgzip.h"
@@ -412,7 +413,7 @@ keep_xattr (const char *name, bool caps)
   if (strcmp (name, "security.capability") == 0)
     return caps;
   return ob_str_has_prefix (name, "user.") && !ob_str_has_prefix (name, "user.overlay.")
-         && strcmp (name, OB_LAYER_OWNER_XATTR) != 0;
+         && strcmp (name, OB_LAYER_OWNER_XATTR) != 0 && !ob_link_owner_is_xattr (name);
 }
 
 static int
@@ -673,6 +674,20 @@ write_file_data (struct layer_writer *lw, int fd, int64_t size, const char *path
 
 static bool owners_unmapped;
 
+/* A symlink's owner the user namespace could not represent (single-ID
+ * mode): recorded on its directory (link_owner.h) for this very link (its
+ * target), as a file's is in the file's OB_LAYER_OWNER_XATTR. */
+static void
+link_owner (struct archive_entry *e, int dirfd, const char *name, const char *target)
+{
+  uint32_t uid, gid;
+  if (ob_link_owner_get (dirfd, name, target, &uid, &gid))
+    {
+      archive_entry_set_uid (e, (la_int64_t) uid);
+      archive_entry_set_gid (e, (la_int64_t) gid);
+    }
+}
+
 void
 ob_layer_set_owners_unmapped (bool unmapped)
 {
@@ -775,6 +790,7 @@ write_fs_entry (struct layer_writer *lw, int upperfd, const char *path, struct i
                                 path);
         target[r] = '\0';
         archive_entry_set_symlink (e, target);
+        link_owner (e, dirfd, base, target);
         break;
       }
     case S_IFCHR:

@@ -5,6 +5,7 @@
  * nor symlinks planted by earlier entries can lead outside the root. */
 #include "config.h"
 #include <obuild/layer.h>
+#include <obuild/link_owner.h>
 #include <obuild/util.h>
 #include "layer_priv.h"
 
@@ -353,7 +354,10 @@ extract_xattr (const char *name)
 {
   if (strcmp (name, "security.capability") == 0)
     return true;
-  return ob_str_has_prefix (name, "user.") && !ob_str_has_prefix (name, "user.overlay.");
+  /* a symlink owner's record is the unpacker's own (extract_link_owner),
+   * never an archive's */
+  return ob_str_has_prefix (name, "user.") && !ob_str_has_prefix (name, "user.overlay.")
+         && !ob_link_owner_is_xattr (name);
 }
 
 /* Best effort: a file system without user xattrs must not fail ADD. */
@@ -404,6 +408,25 @@ apply_owner (struct extract *ex, int fd, int dirfd, const char *base, struct arc
         }
     }
   return 0;
+}
+
+/* A symlink's owner the user namespace cannot represent (single-ID mode,
+ * where apply_owner's chown fails): recorded on its directory
+ * (link_owner.h), as apply_owner records a file's in the file; a link
+ * that has its owner drops a record an earlier link of that name left.
+ * Best effort, as apply_owner's. */
+static void
+extract_link_owner (struct extract *ex, int pfd, const char *base, const char *target,
+                    struct archive_entry *e)
+{
+  uid_t uid = (uid_t) archive_entry_uid (e);
+  gid_t gid = (gid_t) archive_entry_gid (e);
+  struct stat st;
+  if (!ex->same_owner || fstatat (pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return;
+  if (st.st_uid == uid && st.st_gid == gid)
+    uid = gid = 0;
+  (void) ob_link_owner_set (pfd, base, target, (uint32_t) uid, (uint32_t) gid);
 }
 
 static struct timespec
@@ -763,6 +786,7 @@ extract_entry (struct extract *ex, const char *dest, struct archive_entry *e, ob
           return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: symlink", raw);
         if (apply_owner (ex, -1, pfd, base, e, raw, err) < 0)
           return -1;
+        extract_link_owner (ex, pfd, base, target ? target : "", e);
         utimensat (pfd, base, ts, AT_SYMLINK_NOFOLLOW);
         break;
       }

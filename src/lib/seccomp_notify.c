@@ -3,6 +3,7 @@
  * include/obuild/seccomp_notify.h. */
 #include "config.h"
 #include <obuild/layer.h>
+#include <obuild/link_owner.h>
 #include <obuild/seccomp_notify.h>
 #include <obuild/util.h>
 
@@ -581,6 +582,114 @@ recorded_owner (int fd, uint32_t *uid, uint32_t *gid)
   return true;
 }
 
+/* ---- symlink owners: recorded on the parent directory (link_owner.h) ---- */
+
+/* The directory holding the symlink a call named, and the link's name
+ * there, into name: full is the path the call resolved from the process's
+ * root, or NULL for the process's own descriptor dirfd, whose path /proc
+ * tells.  The parent is resolved from rootfd as the call's path was
+ * (open_in_root: never out of the root); link_is_in says whether it holds
+ * that link.  Its descriptor, or -1. */
+static int
+link_parent (pid_t pid, int rootfd, const char *full, int dirfd, char name[NAME_MAX + 1])
+{
+  char buf[2 * PATH_MAX + 2];
+  char *slash;
+
+  if (full != NULL)
+    snprintf (buf, sizeof buf, "%s", full);
+  else if (dirfd == AT_FDCWD || start_dir (pid, dirfd, buf, sizeof buf) < 0)
+    return -1;
+  slash = strrchr (buf, '/');
+  if (slash == NULL || strlen (slash + 1) > NAME_MAX)
+    return -1;
+  snprintf (name, NAME_MAX + 1, "%s", slash + 1);
+  if (slash == buf)
+    slash[1] = '\0';
+  else
+    *slash = '\0';
+  return open_in_root (rootfd, buf, false);
+}
+
+/* Whether dirfd (on the step's root mount, as rootfd) holds, as name, the
+ * very symlink st describes: the parent found by path is the link's, not a
+ * directory a racing rename put there, nor one of a bind mount. */
+static bool
+link_is_in (int rootfd, int dirfd, const char *name, const struct stat *st)
+{
+  struct file_id rid, did;
+  struct stat cur;
+  return fstatat (dirfd, name, &cur, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK (cur.st_mode)
+         && cur.st_dev == st->st_dev && cur.st_ino == st->st_ino && file_id (rootfd, &rid) == 0
+         && file_id (dirfd, &did) == 0 && did.mnt == rid.mnt && did.dev == rid.dev;
+}
+
+/* The owner recorded for fd when it is a symlink (stat of a symlink
+ * itself): true when one other than root is.  *rootfd is opened when
+ * needed (a descriptor's stat). */
+static bool
+link_recorded_owner (pid_t pid, int *rootfd, const char *full, int dirfd, int fd, uint32_t *uid,
+                     uint32_t *gid)
+{
+  char name[NAME_MAX + 1], target[PATH_MAX], p[64];
+  cleanup_close int pfd = -1;
+  struct stat st;
+  ssize_t n;
+
+  if (fstatat (fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK (st.st_mode))
+    return false;
+  if (*rootfd < 0)
+    {
+      snprintf (p, sizeof p, "/proc/%d/root", (int) pid);
+      *rootfd = open (p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (*rootfd < 0)
+        return false;
+    }
+  pfd = link_parent (pid, *rootfd, full, dirfd, name);
+  if (pfd < 0)
+    return false;
+  n = readlinkat (fd, "", target, sizeof target);
+  if (n < 0 || (size_t) n >= sizeof target)
+    return false;
+  target[n] = '\0';
+  /* most links have no record: one getxattr on the parent decides */
+  return ob_link_owner_get (pfd, name, target, uid, gid) && link_is_in (*rootfd, pfd, name, &st);
+}
+
+/* chown of the symlink fd itself (lchown, AT_SYMLINK_NOFOLLOW, or the
+ * process's O_PATH descriptor of it), already copied up: record uid, gid
+ * ((uint32_t) -1 keeps the recorded one) on its parent.  A link that
+ * cannot be recorded (its name too long for an xattr, its parent moved
+ * meanwhile) stays root's, and the call succeeds, as before. */
+static int
+record_link (pid_t pid, int rootfd, const char *full, int dirfd, int fd, uint32_t uid, uint32_t gid)
+{
+  char name[NAME_MAX + 1], target[PATH_MAX];
+  cleanup_close int pfd = -1;
+  uint32_t cu = 0, cg = 0;
+  struct stat st;
+  ssize_t n;
+
+  if (fstatat (fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+    return -errno;
+  n = readlinkat (fd, "", target, sizeof target);
+  if (n < 0)
+    return -errno;
+  if ((size_t) n >= sizeof target)
+    return 0;
+  target[n] = '\0';
+  pfd = link_parent (pid, rootfd, full, dirfd, name);
+  if (pfd < 0 || !link_is_in (rootfd, pfd, name, &st))
+    return 0;
+  if (uid == UINT32_MAX || gid == UINT32_MAX)
+    (void) ob_link_owner_get (pfd, name, target, &cu, &cg);
+  if (uid != UINT32_MAX)
+    cu = uid;
+  if (gid != UINT32_MAX)
+    cg = gid;
+  return ob_link_owner_set (pfd, name, target, cu, cg);
+}
+
 /* Write the result into the caller through its /proc/PID/mem. */
 static int
 write_result (int mem, uint64_t addr, const void *data, size_t size)
@@ -651,7 +760,9 @@ handle_stat (int listener, const struct seccomp_notif *req, enum ob_stat_kind ki
     }
   /* most files have no owner recorded: one getxattr, and the kernel does
    * the rest */
-  if (!recorded_owner (fd, &uid, &gid))
+  if (!recorded_owner (fd, &uid, &gid)
+      && !((c.nofollow || path[0] == '\0')
+           && link_recorded_owner (pid, &rootfd, path[0] == '\0' ? NULL : full, c.dirfd, fd, &uid, &gid)))
     return LEAVE;
   if (rootfd < 0)
     {
@@ -795,8 +906,13 @@ handle (const struct native *nat, int listener, const struct seccomp_notif *req)
    * does besides the ids happens as for real, above all overlayfs copies
    * a file of a lower layer up, so the step's layer holds it, symlinks
    * included, as in subuid mode */
+  /* only an O_PATH descriptor names a symlink, and fchown refuses those */
+  if (S_ISLNK (id.mode) && c.by_fd && c.path == 0)
+    return -EBADF;
   if (fchownat (fd, "", (uid_t) -1, (gid_t) -1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
     return -errno;
+  if (S_ISLNK (id.mode))
+    return record_link (pid, rootfd, c.by_fd ? NULL : full, c.dirfd, fd, c.uid, c.gid);
   return record (fd, id.mode, c.uid, c.gid);
 }
 
