@@ -677,8 +677,10 @@ copy_xattrs (int sfd, int dfd, const char *src, const char *dst, ob_error_t *err
     {
       cleanup_free char *val = NULL;
       ssize_t vlen;
-      /* the owner xattr is set by apply_owner, never copied */
-      if (!ob_str_has_prefix (name, "user.") || strcmp (name, OB_LAYER_OWNER_XATTR) == 0)
+      /* the owner xattr is set by apply_owner, never copied; the device
+       * xattr would make the copy a device node in the layer */
+      if (!ob_str_has_prefix (name, "user.") || strcmp (name, OB_LAYER_OWNER_XATTR) == 0
+          || strcmp (name, OB_LAYER_DEVICE_XATTR) == 0)
         continue;
       vlen = fgetxattr (sfd, name, NULL, 0);
       if (vlen < 0)

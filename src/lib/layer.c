@@ -385,7 +385,7 @@ keep_xattr (const char *name, bool caps)
   if (strcmp (name, "security.capability") == 0)
     return caps;
   return ob_str_has_prefix (name, "user.") && !ob_str_has_prefix (name, "user.overlay.")
-         && strcmp (name, OB_LAYER_OWNER_XATTR) != 0;
+         && strcmp (name, OB_LAYER_OWNER_XATTR) != 0 && strcmp (name, OB_LAYER_DEVICE_XATTR) != 0;
 }
 
 static int
@@ -590,6 +590,71 @@ ino_map_free (struct ino_map *m)
   m->nb = m->n = 0;
 }
 
+/* ---- device placeholders (single-ID mode's mknod) ---- */
+
+/* A decimal number without sign or leading zeros, at most max. */
+static bool
+parse_dec (const char **p, const char *end, unsigned long max, unsigned long *out)
+{
+  const char *s = *p;
+  unsigned long v = 0;
+  if (s == end || *s < '0' || *s > '9' || (*s == '0' && s + 1 < end && s[1] >= '0' && s[1] <= '9'))
+    return false;
+  for (; s < end && *s >= '0' && *s <= '9'; s++)
+    {
+      v = v * 10 + (unsigned long) (*s - '0');
+      if (v > max)
+        return false;
+    }
+  *p = s;
+  *out = v;
+  return true;
+}
+
+int
+ob_layer_device_parse (const char *value, size_t len, mode_t *type, dev_t *rdev)
+{
+  const char *p = value, *end = value + len;
+  unsigned long ma, mi;
+  if (value == NULL || len < 5 || (p[0] != 'c' && p[0] != 'b') || p[1] != ' ')
+    return -1;
+  p += 2;
+  /* the kernel's dev_t: 12 bits of major, 20 of minor */
+  if (!parse_dec (&p, end, 4095, &ma) || p == end || *p++ != ':'
+      || !parse_dec (&p, end, 1048575, &mi) || p != end)
+    return -1;
+  *type = value[0] == 'c' ? S_IFCHR : S_IFBLK;
+  *rdev = makedev (ma, mi);
+  return 0;
+}
+
+void
+ob_layer_device_format (char *buf, size_t size, mode_t type, dev_t rdev)
+{
+  snprintf (buf, size, "%c %u:%u", S_ISBLK (type) ? 'b' : 'c', major (rdev), minor (rdev));
+}
+
+/* A regular file of an upper directory carrying a valid device xattr (a
+ * placeholder) becomes that device in e: size 0, its content not written.
+ * A malformed value leaves it a regular file (the xattr is never written:
+ * keep_xattr). */
+static bool
+device_entry (struct archive_entry *e, int dirfd, const char *base, const struct stat *st)
+{
+  cleanup_free char *p = ob_xasprintf ("/proc/self/fd/%d/%s", dirfd, base);
+  char v[32];
+  ssize_t n = lgetxattr (p, OB_LAYER_DEVICE_XATTR, v, sizeof v);
+  mode_t type;
+  dev_t rdev;
+  if (n <= 0 || ob_layer_device_parse (v, (size_t) n, &type, &rdev) < 0)
+    return false;
+  archive_entry_set_mode (e, type | (st->st_mode & 07777));
+  archive_entry_set_rdevmajor (e, major (rdev));
+  archive_entry_set_rdevminor (e, minor (rdev));
+  archive_entry_set_size (e, 0);
+  return true;
+}
+
 /* ---- ob_layer_write ---- */
 
 static int
@@ -729,6 +794,8 @@ write_fs_entry (struct layer_writer *lw, int upperfd, const char *path, struct i
           archive_entry_set_hardlink (e, link_to);
           archive_entry_set_size (e, 0);
         }
+      else if (device_entry (e, dirfd, base, &st))
+        break;
       else
         {
           fd = openat (dirfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);

@@ -353,7 +353,10 @@ extract_xattr (const char *name)
 {
   if (strcmp (name, "security.capability") == 0)
     return true;
-  return ob_str_has_prefix (name, "user.") && !ob_str_has_prefix (name, "user.overlay.");
+  /* the device xattr comes only from a mknod in a step, never from an
+   * archive: a forged one would be a device node in the next layer */
+  return ob_str_has_prefix (name, "user.") && !ob_str_has_prefix (name, "user.overlay.")
+         && strcmp (name, OB_LAYER_DEVICE_XATTR) != 0;
 }
 
 /* Best effort: a file system without user xattrs must not fail ADD. */
