@@ -46,6 +46,8 @@ RUN mknod /dev/../mydev c 1 3 && mkdir /d && mknod /d/blk b 7 0 && chmod 640 /d/
  && mknod -m 600 /fifo p && ls -l /mydev /d/blk >/out
 RUN test -c /mydev && test -b /d/blk && test ! -f /mydev && stat -c '%F %t:%T %s %a' /mydev /d/blk >/later \
  && chmod 600 /mydev && cd /d && mknod -m 0660 rel c 4 5 && umask 077 && mknod /masked b 8 1
+USER 1000:1001
+RUN mknod /tmp/u c 1 5
 DF
 chmod -R a+rX "$ctx"
 
@@ -67,6 +69,8 @@ printf '%s\n' 'b 0600 0:0 8,1 0 masked' 'c 0600 0:0 1,3 0 mydev' 'c 0660 0:0 4,5
   'f 0644 0:0 0,0 62 later' | sort -k6 >"$TESTDIR/l2-want"
 check_files "[$m] layer 2: chmod of a device of a lower layer, mknod relative to the cwd, the umask" \
   "$TESTDIR/l2-$m" "$TESTDIR/l2-want"
+check_eq "[$m] USER 1000:1001: the device the step made is the user's, as its other files" \
+  "$(devices "$out" dev:latest 3 | grep -v '^d ')" 'c 0644 1000:1001 1,5 0 tmp/u'
 check "[$m] the image validates" oci_validate "$out" dev:latest
 rm -rf "$TESTDIR/u-$m"
 umoci_unpack "$out" dev:latest "$TESTDIR/u-$m" 2>"$TESTDIR/u-$m.err" || diag <"$TESTDIR/u-$m.err"
@@ -84,8 +88,22 @@ if ob "$m" build --no-cache --snapshotter=copy -t dev-copy -o "$out" "$ctx" >"$T
   devices "$out" dev-copy:latest 2 | grep -v '^d ' | sort -k6 >"$TESTDIR/l2-copy"
   check_files "[$m] --snapshotter=copy: layer 1 the same" "$TESTDIR/l1-copy" "$TESTDIR/l1-want"
   check_files "[$m] --snapshotter=copy: layer 2 the same" "$TESTDIR/l2-copy" "$TESTDIR/l2-want"
+  check_eq "[$m] --snapshotter=copy: layer 3 the same" "$(devices "$out" dev-copy:latest 3 | grep -v '^d ')" \
+    'c 0644 1000:1001 1,5 0 tmp/u'
 else
   not_ok "[$m] --snapshotter=copy: the build"; diag <"$TESTDIR/c.err"
+fi
+
+# no user notification (as on Linux < 5.0): mknod succeeds without effect,
+# as before
+out=$(userdir "out-nonotify" "$m")
+printf 'FROM busybox\nRUN mknod /nn c 1 3 && test ! -e /nn && touch /made\n' >"$ctx/Dockerfile.nn"
+if as "$m" env OBUILD_ROOT="$(store "$m")" OBUILD_TEST_NO_SECCOMP_NOTIFY=1 "$OB" build --no-cache -f "$ctx/Dockerfile.nn" \
+     -t nn -o "$out" "$ctx" >"$TESTDIR/n.out" 2>"$TESTDIR/n.err"; then
+  check_eq "[$m] without user notification: mknod succeeds, nothing made" \
+    "$(devices "$out" nn:latest 1)" 'f 0644 0:0 0,0 0 made'
+else
+  not_ok "[$m] without user notification: mknod succeeds, nothing made"; diag <"$TESTDIR/n.err"
 fi
 
 # The reference: root mode's RUN cannot mknod (an identity-mapped user
