@@ -45,7 +45,8 @@ FROM busybox
 RUN mknod /dev/../mydev c 1 3 && mkdir /d && mknod /d/blk b 7 0 && chmod 640 /d/blk \
  && mknod -m 600 /fifo p && ls -l /mydev /d/blk >/out
 RUN test -c /mydev && test -b /d/blk && test ! -f /mydev && stat -c '%F %t:%T %s %a' /mydev /d/blk >/later \
- && chmod 600 /mydev && cd /d && mknod -m 0660 rel c 4 5 && umask 077 && mknod /masked b 8 1
+ && chmod 600 /mydev && cd /d && mknod -m 0660 rel c 4 5 && chown 5:6 rel && stat -c '%u:%g %F' rel >/rel-stat \
+ && umask 077 && mknod /masked b 8 1
 USER 1000:1001
 RUN mknod /tmp/u c 1 5
 DF
@@ -65,9 +66,9 @@ printf '%s\n' 'b 0640 0:0 7,0 0 d/blk' 'p 0600 0:0 0,0 0 fifo' 'c 0644 0:0 1,3 0
 check_files "[$m] layer 1: /mydev char 1,3, /d/blk block 7,0 0640, the fifo; no obuild xattr" \
   "$TESTDIR/l1-$m" "$TESTDIR/l1-want"
 devices "$out" dev:latest 2 | grep -v '^d ' | sort -k6 >"$TESTDIR/l2-$m"
-printf '%s\n' 'b 0600 0:0 8,1 0 masked' 'c 0600 0:0 1,3 0 mydev' 'c 0660 0:0 4,5 0 d/rel' \
-  'f 0644 0:0 0,0 62 later' | sort -k6 >"$TESTDIR/l2-want"
-check_files "[$m] layer 2: chmod of a device of a lower layer, mknod relative to the cwd, the umask" \
+printf '%s\n' 'b 0600 0:0 8,1 0 masked' 'c 0600 0:0 1,3 0 mydev' 'c 0660 5:6 4,5 0 d/rel' \
+  'f 0644 0:0 0,0 62 later' 'f 0644 0:0 0,0 27 rel-stat' | sort -k6 >"$TESTDIR/l2-want"
+check_files "[$m] layer 2: chmod of a device of a lower layer, mknod relative to the cwd, chown, the umask" \
   "$TESTDIR/l2-$m" "$TESTDIR/l2-want"
 check_eq "[$m] USER 1000:1001: the device the step made is the user's, as its other files" \
   "$(devices "$out" dev:latest 3 | grep -v '^d ')" 'c 0644 1000:1001 1,5 0 tmp/u'
@@ -80,6 +81,8 @@ check "[$m] ls -l in the step: /mydev a character device 1, 3" grep -q '^crw-r--
 check "[$m] ls -l in the step: /d/blk a block device 7, 0" grep -q '^brw-r----- .* 7, *0 .*/d/blk$' "$r/out"
 check_eq "[$m] test -c, test -b and stat in a later step" "$(cat "$r/later")" \
   "$(printf 'character special file 1:3 0 644\nblock special file 7:0 0 640')"
+check_eq "[$m] stat of a device the step chowned: the owner recorded" "$(cat "$r/rel-stat")" \
+  "5:6 character special file"
 
 # the copy snapshotter (no overlayfs): the step's root is a plain directory
 out=$(userdir "out-copy" "$m")
