@@ -118,6 +118,8 @@ struct ob_layer_src
   bool follow;      /* src's last component may be a symlink to follow */
   bool owner_xattr; /* the source's OB_LAYER_OWNER_XATTR, when it has one,
                      * is the owner (instead of st's) */
+  bool device_xattr; /* a regular file's valid OB_LAYER_DEVICE_XATTR makes
+                      * it that device (COPY --from of a placeholder) */
 };
 
 /* Write entries (in the order of ob_snapshot_scan) as a layer to outfd.

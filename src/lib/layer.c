@@ -655,6 +655,23 @@ device_entry (struct archive_entry *e, int dirfd, const char *base, const struct
   return true;
 }
 
+/* device_entry for a source open at fd (COPY --from). */
+static bool
+fd_device_entry (struct archive_entry *e, int fd, const struct stat *st)
+{
+  char v[32];
+  ssize_t n = fgetxattr (fd, OB_LAYER_DEVICE_XATTR, v, sizeof v);
+  mode_t type;
+  dev_t rdev;
+  if (n <= 0 || ob_layer_device_parse (v, (size_t) n, &type, &rdev) < 0)
+    return false;
+  archive_entry_set_mode (e, type | (st->st_mode & 07777));
+  archive_entry_set_rdevmajor (e, major (rdev));
+  archive_entry_set_rdevminor (e, minor (rdev));
+  archive_entry_set_size (e, 0);
+  return true;
+}
+
 /* ---- ob_layer_write ---- */
 
 static int
@@ -941,6 +958,7 @@ write_src_entry (struct layer_writer *lw, int srcfd, const struct ob_layer_src *
   cleanup_free char *name = NULL;
   const char *link_to = NULL;
   const struct stat *st = &x->st;
+  bool device = false;
 
   if (e == NULL)
     ob_oom ();
@@ -970,6 +988,8 @@ write_src_entry (struct layer_writer *lw, int srcfd, const struct ob_layer_src *
       if (open_source (srcfd, x, &fd, err) < 0)
         return -1;
       archive_entry_set_size (e, st->st_size);
+      if (x->device_xattr)
+        device = fd_device_entry (e, fd, st);
       break;
     case S_IFLNK:
       archive_entry_set_symlink (e, x->link);
@@ -991,7 +1011,7 @@ write_src_entry (struct layer_writer *lw, int srcfd, const struct ob_layer_src *
     }
   if (lw_add (lw, e, err) < 0)
     return ob_error_wrap (err, "`%s`", x->path);
-  if (fd >= 0 && S_ISREG (st->st_mode))
+  if (fd >= 0 && S_ISREG (st->st_mode) && !device)
     {
       if (write_file_data (lw, fd, st->st_size, x->src, err) < 0)
         {

@@ -189,6 +189,29 @@ check_eq "[$m] the layer's devices: /twice only" "$(grep -e '^[cb] ' -e '^xattr 
 check "[$m] ... the image's /bin/busybox untouched" sh -c "! grep -q ' bin/busybox\$' '$TESTDIR/al1'"
 check "[$m] ... the dangling symlink stays one" grep -q '^l .* dangling$' "$TESTDIR/al1"
 
+# ---- COPY --from of a stage's devices: devices again ----
+cat >"$ctx/Dockerfile.from" <<'DF'
+FROM busybox AS a
+RUN mknod /mydev c 1 3 && mkdir /dd && mknod /dd/blk b 7 0 && echo x >/dd/plain && chown 4:5 /dd/blk
+FROM busybox
+COPY --from=a /mydev /copied
+COPY --from=a /dd /dd2
+COPY --from=a --chown=7:8 --chmod=600 /dd/blk /blk3
+RUN test -c /copied && test -b /dd2/blk && test -b /blk3
+DF
+for how in stream copy; do
+  out=$(userdir "out-from-$how" "$m")
+  case $how in stream) nostream= ;; copy) nostream=1 ;; esac
+  if as "$m" env OBUILD_ROOT="$(store "$m")" ${nostream:+OBUILD_TEST_NO_COPY_STREAM=1} "$OB" build --no-cache \
+       -f "$ctx/Dockerfile.from" -t from -o "$out" "$ctx" >"$TESTDIR/fr.out" 2>"$TESTDIR/fr.err"; then
+    check_eq "[$m] COPY --from ($how) of devices a stage made: devices, owners and modes as asked" \
+      "$(for i in 1 2 3; do devices "$out" from:latest $i; done | grep -v '^d ')" \
+      "$(printf '%s\n' 'c 0644 0:0 1,3 0 copied' 'b 0644 4:5 7,0 0 dd2/blk' 'f 0644 0:0 0,0 2 dd2/plain' 'b 0600 7:8 7,0 0 blk3')"
+  else
+    not_ok "[$m] COPY --from ($how) of devices a stage made: the build"; diag <"$TESTDIR/fr.err"
+  fi
+done
+
 # ---- a context file carrying a forged user.obuild.device ----
 printf 'data' >"$ctx/forged"
 python3 -c 'import os,sys; os.setxattr(sys.argv[1], "user.obuild.device", b"c 1:3")' "$ctx/forged"
