@@ -590,49 +590,7 @@ ino_map_free (struct ino_map *m)
   m->nb = m->n = 0;
 }
 
-/* ---- device placeholders (single-ID mode's mknod) ---- */
-
-/* A decimal number without sign or leading zeros, at most max. */
-static bool
-parse_dec (const char **p, const char *end, unsigned long max, unsigned long *out)
-{
-  const char *s = *p;
-  unsigned long v = 0;
-  if (s == end || *s < '0' || *s > '9' || (*s == '0' && s + 1 < end && s[1] >= '0' && s[1] <= '9'))
-    return false;
-  for (; s < end && *s >= '0' && *s <= '9'; s++)
-    {
-      v = v * 10 + (unsigned long) (*s - '0');
-      if (v > max)
-        return false;
-    }
-  *p = s;
-  *out = v;
-  return true;
-}
-
-int
-ob_layer_device_parse (const char *value, size_t len, mode_t *type, dev_t *rdev)
-{
-  const char *p = value, *end = value + len;
-  unsigned long ma, mi;
-  if (value == NULL || len < 5 || (p[0] != 'c' && p[0] != 'b') || p[1] != ' ')
-    return -1;
-  p += 2;
-  /* the kernel's dev_t: 12 bits of major, 20 of minor */
-  if (!parse_dec (&p, end, 4095, &ma) || p == end || *p++ != ':'
-      || !parse_dec (&p, end, 1048575, &mi) || p != end)
-    return -1;
-  *type = value[0] == 'c' ? S_IFCHR : S_IFBLK;
-  *rdev = makedev (ma, mi);
-  return 0;
-}
-
-void
-ob_layer_device_format (char *buf, size_t size, mode_t type, dev_t rdev)
-{
-  snprintf (buf, size, "%c %u:%u", S_ISBLK (type) ? 'b' : 'c', major (rdev), minor (rdev));
-}
+/* ---- device placeholders (single-ID mode's mknod; layer_device.c) ---- */
 
 /* A regular file of an upper directory carrying a valid device xattr (a
  * placeholder) becomes that device in e: size 0, its content not written.
@@ -644,15 +602,7 @@ device_entry (struct archive_entry *e, int dirfd, const char *base, const struct
   cleanup_free char *p = ob_xasprintf ("/proc/self/fd/%d/%s", dirfd, base);
   char v[32];
   ssize_t n = lgetxattr (p, OB_LAYER_DEVICE_XATTR, v, sizeof v);
-  mode_t type;
-  dev_t rdev;
-  if (n <= 0 || ob_layer_device_parse (v, (size_t) n, &type, &rdev) < 0)
-    return false;
-  archive_entry_set_mode (e, type | (st->st_mode & 07777));
-  archive_entry_set_rdevmajor (e, major (rdev));
-  archive_entry_set_rdevminor (e, minor (rdev));
-  archive_entry_set_size (e, 0);
-  return true;
+  return n > 0 && ob_layer_device_entry (e, v, (size_t) n, st->st_mode);
 }
 
 /* device_entry for a source open at fd (COPY --from). */
@@ -661,15 +611,7 @@ fd_device_entry (struct archive_entry *e, int fd, const struct stat *st)
 {
   char v[32];
   ssize_t n = fgetxattr (fd, OB_LAYER_DEVICE_XATTR, v, sizeof v);
-  mode_t type;
-  dev_t rdev;
-  if (n <= 0 || ob_layer_device_parse (v, (size_t) n, &type, &rdev) < 0)
-    return false;
-  archive_entry_set_mode (e, type | (st->st_mode & 07777));
-  archive_entry_set_rdevmajor (e, major (rdev));
-  archive_entry_set_rdevminor (e, minor (rdev));
-  archive_entry_set_size (e, 0);
-  return true;
+  return n > 0 && ob_layer_device_entry (e, v, (size_t) n, st->st_mode);
 }
 
 /* ---- ob_layer_write ---- */
