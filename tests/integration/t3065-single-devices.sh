@@ -152,7 +152,9 @@ RUN mkdir -p /tmp; ln -s /proc/self/root$host /x; mknod /x/magic c 1 3 2>/r-magi
     mknod /nodir/dev c 1 3 2>/r-enoent-msg; echo \$? >/r-enoent; \\
     mknod /bin/busybox/dev c 1 3 2>/r-notdir-msg; echo \$? >/r-notdir; \\
     mknod /proc/dev c 1 3 2>/r-proc-msg; echo \$? >/r-proc; \\
-    mknod /sys/dev c 1 3 2>/dev/null; echo \$? >/r-sys
+    mknod /sys/dev c 1 3 2>/dev/null; echo \$? >/r-sys; \\
+    mknod /newname/ c 1 3 2>/r-slash-msg; echo \$? >/r-slash; \\
+    mknod /tmp/. c 1 3 2>/r-dot-msg; echo \$? >/r-dot
 RUN --mount=type=bind,target=/ctx mknod /ctx/dev c 1 3 2>/r-rofs-msg; echo \$? >/r-rofs
 DF
 out=$(userdir "out-attack" "$m")
@@ -181,6 +183,10 @@ check "[$m] ... with ENOTDIR" grep -q 'Not a directory' "$r/r-notdir-msg"
 check_eq "[$m] mknod in /proc: fails" "$(cat "$r/r-proc")" 1
 check "[$m] ... with EPERM" grep -q 'Operation not permitted' "$r/r-proc-msg"
 check_eq "[$m] mknod in /sys: fails" "$(cat "$r/r-sys")" 1
+check_eq "[$m] mknod of a new name with a trailing slash: fails" "$(cat "$r/r-slash")" 1
+check "[$m] ... with ENOENT, as the kernel" grep -q 'No such file or directory' "$r/r-slash-msg"
+check_eq "[$m] mknod of /tmp/.: fails" "$(cat "$r/r-dot")" 1
+check "[$m] ... with EEXIST" grep -q 'File exists' "$r/r-dot-msg"
 check_eq "[$m] mknod on a read-only bind of the context: fails" "$(cat "$r/r-rofs")" 1
 check "[$m] ... with EROFS" grep -q 'Read-only file system' "$r/r-rofs-msg"
 devices "$out" attack:latest 1 >"$TESTDIR/al1"
