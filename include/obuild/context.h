@@ -73,6 +73,10 @@ struct ob_copy_opts
   bool keep_owner; /* without chown: every entry keeps its source's owner (its
                     * owner xattr, see layer.h, else the inode's; COPY --from)
                     * instead of 0:0; created parents are 0:0 */
+  bool devices; /* sources obuild made (COPY --from): a regular file carrying
+                 * OB_LAYER_DEVICE_XATTR (single-ID mode's device, see
+                 * layer.h) is copied as that device; a context file's
+                 * xattr never is */
   uid_t uid;
   gid_t gid;
   bool chmod; /* apply mode (permission bits, incl. setuid etc.) to every copied entry */

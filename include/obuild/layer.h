@@ -30,6 +30,23 @@ enum ob_compression
  * it is not itself written to the layer. */
 #define OB_LAYER_OWNER_XATTR "user.obuild.owner"
 
+/* An xattr "c MAJOR:MINOR" or "b MAJOR:MINOR" on a regular file of an
+ * upper directory: the placeholder single-ID mode's supervisor makes for a
+ * mknod of a character or block device (a user namespace cannot create
+ * one).  The layer writer writes the file as that device (size 0); the
+ * xattr itself is never written to a layer, never copied by COPY and never
+ * taken from an archive. */
+#define OB_LAYER_DEVICE_XATTR "user.obuild.device"
+
+/* Parse a OB_LAYER_DEVICE_XATTR value (len bytes, not NUL-terminated):
+ * exactly "c " or "b ", a major of 0..4095 and a minor of 0..1048575 in
+ * decimal without leading zeros, separated by ':' (what the kernel's dev_t
+ * holds).  0 with *type (S_IFCHR or S_IFBLK) and *rdev set, or -1 for
+ * anything else. */
+int ob_layer_device_parse (const char *value, size_t len, mode_t *type, dev_t *rdev);
+/* The value for type and rdev into buf (at least 32 bytes). */
+void ob_layer_device_format (char *buf, size_t size, mode_t type, dev_t rdev);
+
 /* gzip level when none is asked for: libdeflate's fastest.  Measured on a
  * Debian minbase (bench/README.md): 3x the speed of level 6 for +8% size,
  * and within 2% of the size Go's default level (buildah, podman) gives; the
@@ -114,6 +131,8 @@ struct ob_layer_src
   bool follow;      /* src's last component may be a symlink to follow */
   bool owner_xattr; /* the source's OB_LAYER_OWNER_XATTR, when it has one,
                      * is the owner (instead of st's) */
+  bool device_xattr; /* a regular file's valid OB_LAYER_DEVICE_XATTR makes
+                      * it that device (COPY --from of a placeholder) */
 };
 
 /* Write entries (in the order of ob_snapshot_scan) as a layer to outfd.

@@ -13,7 +13,9 @@
  * succeed without effect, so package managers work.
  * ob_seccomp_build_owners: the same, but the chown family goes to a user
  * notification listener (SECCOMP_RET_USER_NOTIF) whose supervisor
- * (seccomp_notify.h) records the owners asked for. */
+ * (seccomp_notify.h) records the owners asked for; so do the stat family
+ * and mknod/mknodat of character or block devices (the supervisor makes a
+ * placeholder that the layer writer turns into the device). */
 #ifndef OBUILD_SECCOMP_H
 #define OBUILD_SECCOMP_H
 

@@ -48,7 +48,19 @@
  * writes, a buffer in private read-only memory is written too, where the
  * kernel would give EFAULT: only the caller's own memory.)  Each stat call
  * costs a round trip through obuild, 5-10 us, most of it the two context
- * switches. */
+ * switches.
+ *
+ * mknod and mknodat of a character or block device go to the supervisor
+ * too: a user namespace cannot make a device, so the supervisor makes an
+ * empty regular file carrying OB_LAYER_DEVICE_XATTR ("c 1:3"), the call's
+ * permission bits less the caller's umask (/proc/PID/status), which the
+ * layer writer writes as the device and the stat family reports as one
+ * (type, st_rdev, size 0).  The parent directory is resolved as for chown,
+ * the name created with O_CREAT|O_EXCL|O_NOFOLLOW in it; only on the
+ * step's root mount (another read-only mount: EROFS; /proc and /sys:
+ * EPERM; any other mount: success without effect).  To every other call
+ * (open, read, write, readdir's d_type) the placeholder is the empty
+ * regular file it is. */
 #ifndef OBUILD_SECCOMP_NOTIFY_H
 #define OBUILD_SECCOMP_NOTIFY_H
 

@@ -735,6 +735,7 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
         return ob_error_wrap (err, "%s:%d: %s --from=%s", b->dfname, in->line, what, from_name);
       srcfd = open (from->rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       ig = NULL;
+      opts.devices = true; /* a stage's or image's root: obuild made it */
       if (!(f_chown && f_chown->value))
         {
           opts.chown = false;

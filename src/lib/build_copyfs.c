@@ -272,12 +272,33 @@ materialize (struct diff *d, const char *rel, const struct stat *st, ob_error_t 
   return copy_meta (d, rel, st, err);
 }
 
+/* The type rel stands for in a layer: a device's placeholder (single-ID
+ * mode's mknod: a regular file carrying OB_LAYER_DEVICE_XATTR) is the
+ * device, which the tree has.  The xattr is read only where the tree has a
+ * device and the disk a regular file. */
+static mode_t
+layer_type (struct diff *d, const char *rel, const struct stat *st, const struct ob_tree_stat *ts)
+{
+  cleanup_free char *p = NULL;
+  char v[32];
+  ssize_t n;
+  mode_t type;
+  dev_t rdev;
+  if (!S_ISREG (st->st_mode) || (!S_ISCHR (ts->mode) && !S_ISBLK (ts->mode)))
+    return st->st_mode & S_IFMT;
+  p = ob_xasprintf ("/proc/self/fd/%d/%s", d->rootfd, rel);
+  n = lgetxattr (p, OB_LAYER_DEVICE_XATTR, v, sizeof v);
+  if (n > 0 && ob_layer_device_parse (v, (size_t) n, &type, &rdev) == 0)
+    return type;
+  return st->st_mode & S_IFMT;
+}
+
 static bool
 changed (struct diff *d, const char *rel, const struct stat *st, const struct ob_tree_stat *ts)
 {
   uid_t uid;
   gid_t gid;
-  if (ts == NULL || (st->st_mode & S_IFMT) != (ts->mode & S_IFMT) || (st->st_mode & 07777) != (ts->mode & 07777))
+  if (ts == NULL || layer_type (d, rel, st, ts) != (ts->mode & S_IFMT) || (st->st_mode & 07777) != (ts->mode & 07777))
     return true;
   /* the same inode with the same ctime: nothing wrote, renamed, chmod'ed,
    * chown'ed or touched it since the root equalled the tree (a directory's

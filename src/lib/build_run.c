@@ -373,9 +373,11 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
     ob_build_cache_add (h, wd);
     ob_build_cache_add (h, so.network_none ? "net=none" : "net=host");
     /* single-ID layers record chown's owners where the kernel lets the
-     * supervisor see the calls: not the same layers as without */
+     * supervisor see the calls: not the same layers as without ("devices":
+     * and mknod's devices, "links" and symlinks' owners, which layers cached
+     * before did not hold) */
     ob_build_cache_add (h, !b->o->userns_single ? "userns=mapped"
-                           : ob_seccomp_notify_available () ? "userns=single,owners"
+                           : ob_seccomp_notify_available () ? "userns=single,owners,devices,links"
                                                             : "userns=single");
     for (k = 0; k < in->n_flags; k++)
       if (strcmp (in->flags[k].name, "mount") == 0)

@@ -571,6 +571,7 @@ struct copier
   uid_t uid;
   gid_t gid;
   bool keep_owner; /* no chown: every entry keeps its source's owner */
+  bool devices;    /* ob_copy_opts.devices */
   bool chmod;
   mode_t mode;
   struct link_entry *links; /* open addressing, cap is a power of 2 */
@@ -661,7 +662,7 @@ chown_ignorable (int e)
 }
 
 static int
-copy_xattrs (int sfd, int dfd, const char *src, const char *dst, ob_error_t *err)
+copy_xattrs (int sfd, int dfd, bool devices, const char *src, const char *dst, ob_error_t *err)
 {
   cleanup_free char *list = NULL;
   ssize_t len = flistxattr (sfd, NULL, 0);
@@ -680,9 +681,11 @@ copy_xattrs (int sfd, int dfd, const char *src, const char *dst, ob_error_t *err
       ssize_t vlen;
       /* the owner xattr is set by apply_owner, never copied; nor is a
        * symlink owner's record (a directory of the context could name one
-       * of its links) */
+       * of its links); the device xattr makes the copy a device node in the
+       * layer: only from a source obuild made (COPY --from), never from the
+       * context */
       if (!ob_str_has_prefix (name, "user.") || strcmp (name, OB_LAYER_OWNER_XATTR) == 0
-          || ob_link_owner_is_xattr (name))
+          || ob_link_owner_is_xattr (name) || (!devices && strcmp (name, OB_LAYER_DEVICE_XATTR) == 0))
         continue;
       vlen = fgetxattr (sfd, name, NULL, 0);
       if (vlen < 0)
@@ -998,6 +1001,7 @@ plan_leaf (struct copier *c, int sdir, const char *sname, const struct stat *st,
   x->st.st_dev = st->st_dev;
   x->st.st_ino = st->st_ino;
   x->st.st_nlink = st->st_nlink;
+  x->device_xattr = c->devices && S_ISREG (st->st_mode);
   x->src = ob_xstrdup (src);
   x->follow = sdir < 0;
   return 1;
@@ -1137,7 +1141,7 @@ copy_leaf (struct copier *c, int sdir, const char *sname, int sfd_in, const stru
     return copy_fail_dst (src, dst, errno, err);
   if (copy_data (sfd, dfd, src, dst, err) < 0)
     return -1;
-  if (copy_xattrs (sfd, dfd, src, dst, err) < 0)
+  if (copy_xattrs (sfd, dfd, c->devices, src, dst, err) < 0)
     return -1;
   if (apply_meta_fd (c, sfd, dfd, st, src, dst, err) < 0)
     return -1;
@@ -1154,7 +1158,7 @@ static int
 finish_dir (struct copier *c, int sfd, int dfd, const struct stat *st, const char *src,
             const char *dst, ob_error_t *err)
 {
-  if (copy_xattrs (sfd, dfd, src, dst, err) < 0)
+  if (copy_xattrs (sfd, dfd, false, src, dst, err) < 0)
     return -1;
   return apply_meta_fd (c, sfd, dfd, st, src, dst, err);
 }
@@ -1539,6 +1543,7 @@ ob_context_copy (int srcfd, const struct ob_ignore *ig, char *const *srcs, int r
   c.uid = (opts && opts->chown) ? opts->uid : 0;
   c.gid = (opts && opts->chown) ? opts->gid : 0;
   c.keep_owner = opts && !opts->chown && opts->keep_owner;
+  c.devices = opts && opts->devices;
   c.chmod = opts && opts->chmod;
   c.mode = opts ? opts->mode : 0;
 
@@ -1599,6 +1604,7 @@ ob_context_plan (int srcfd, const struct ob_ignore *ig, char *const *srcs, const
   c.uid = (opts && opts->chown) ? opts->uid : 0;
   c.gid = (opts && opts->chown) ? opts->gid : 0;
   c.keep_owner = opts && !opts->chown && opts->keep_owner;
+  c.devices = opts && opts->devices;
   c.chmod = opts && opts->chmod;
   c.mode = opts ? opts->mode : 0;
   c.plan = &pl;

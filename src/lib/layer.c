@@ -413,7 +413,8 @@ keep_xattr (const char *name, bool caps)
   if (strcmp (name, "security.capability") == 0)
     return caps;
   return ob_str_has_prefix (name, "user.") && !ob_str_has_prefix (name, "user.overlay.")
-         && strcmp (name, OB_LAYER_OWNER_XATTR) != 0 && !ob_link_owner_is_xattr (name);
+         && strcmp (name, OB_LAYER_OWNER_XATTR) != 0 && strcmp (name, OB_LAYER_DEVICE_XATTR) != 0
+         && !ob_link_owner_is_xattr (name);
 }
 
 static int
@@ -618,6 +619,30 @@ ino_map_free (struct ino_map *m)
   m->nb = m->n = 0;
 }
 
+/* ---- device placeholders (single-ID mode's mknod; layer_device.c) ---- */
+
+/* A regular file of an upper directory carrying a valid device xattr (a
+ * placeholder) becomes that device in e: size 0, its content not written.
+ * A malformed value leaves it a regular file (the xattr is never written:
+ * keep_xattr). */
+static bool
+device_entry (struct archive_entry *e, int dirfd, const char *base, const struct stat *st)
+{
+  cleanup_free char *p = ob_xasprintf ("/proc/self/fd/%d/%s", dirfd, base);
+  char v[32];
+  ssize_t n = lgetxattr (p, OB_LAYER_DEVICE_XATTR, v, sizeof v);
+  return n > 0 && ob_layer_device_entry (e, v, (size_t) n, st->st_mode);
+}
+
+/* device_entry for a source open at fd (COPY --from). */
+static bool
+fd_device_entry (struct archive_entry *e, int fd, const struct stat *st)
+{
+  char v[32];
+  ssize_t n = fgetxattr (fd, OB_LAYER_DEVICE_XATTR, v, sizeof v);
+  return n > 0 && ob_layer_device_entry (e, v, (size_t) n, st->st_mode);
+}
+
 /* ---- ob_layer_write ---- */
 
 static int
@@ -771,6 +796,8 @@ write_fs_entry (struct layer_writer *lw, int upperfd, const char *path, struct i
           archive_entry_set_hardlink (e, link_to);
           archive_entry_set_size (e, 0);
         }
+      else if (device_entry (e, dirfd, base, &st))
+        break;
       else
         {
           fd = openat (dirfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -917,6 +944,7 @@ write_src_entry (struct layer_writer *lw, int srcfd, const struct ob_layer_src *
   cleanup_free char *name = NULL;
   const char *link_to = NULL;
   const struct stat *st = &x->st;
+  bool device = false;
 
   if (e == NULL)
     ob_oom ();
@@ -946,6 +974,8 @@ write_src_entry (struct layer_writer *lw, int srcfd, const struct ob_layer_src *
       if (open_source (srcfd, x, &fd, err) < 0)
         return -1;
       archive_entry_set_size (e, st->st_size);
+      if (x->device_xattr)
+        device = fd_device_entry (e, fd, st);
       break;
     case S_IFLNK:
       archive_entry_set_symlink (e, x->link);
@@ -967,7 +997,7 @@ write_src_entry (struct layer_writer *lw, int srcfd, const struct ob_layer_src *
     }
   if (lw_add (lw, e, err) < 0)
     return ob_error_wrap (err, "`%s`", x->path);
-  if (fd >= 0 && S_ISREG (st->st_mode))
+  if (fd >= 0 && S_ISREG (st->st_mode) && !device)
     {
       if (write_file_data (lw, fd, st->st_size, x->src, err) < 0)
         {

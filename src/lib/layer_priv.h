@@ -27,6 +27,11 @@ int ob_layer_open_reader (int fd, struct archive **out, ob_error_t *err);
 struct archive_entry;
 void ob_layer_entry_tell (ob_layer_entry_fn fn, void *data, struct archive_entry *e);
 
+/* When value (len bytes) is a valid OB_LAYER_DEVICE_XATTR, make e that
+ * device (type, rdev, size 0, mode's permission bits) and return true;
+ * else leave e alone (layer_device.c). */
+bool ob_layer_device_entry (struct archive_entry *e, const char *value, size_t len, mode_t mode);
+
 /* A set of strings (the paths an archive has had so far). */
 struct ob_strset
 {

@@ -253,6 +253,23 @@ add_namespace_rules (scmp_filter_ctx ctx, ob_error_t *err)
   return add_rule (ctx, SCMP_ACT_ERRNO (ENOSYS), "clone3", 0, NULL, err);
 }
 
+/* Only device nodes: FIFOs, sockets and regular files made with mknod
+ * really exist afterwards.  With owners recorded, the supervisor makes a
+ * placeholder the layer writer turns into the device (seccomp_notify.c);
+ * else the call succeeds without effect. */
+static int
+add_device_rules (scmp_filter_ctx ctx, uint32_t action, ob_error_t *err)
+{
+  int ret = add_arg_rule (ctx, action, "mknod", 1, S_IFMT, S_IFCHR, err);
+  if (ret == 0)
+    ret = add_arg_rule (ctx, action, "mknod", 1, S_IFMT, S_IFBLK, err);
+  if (ret == 0)
+    ret = add_arg_rule (ctx, action, "mknodat", 2, S_IFMT, S_IFCHR, err);
+  if (ret == 0)
+    ret = add_arg_rule (ctx, action, "mknodat", 2, S_IFMT, S_IFBLK, err);
+  return ret;
+}
+
 static int
 add_emulate_root_rules (scmp_filter_ctx ctx, bool notify, ob_error_t *err)
 {
@@ -270,16 +287,7 @@ add_emulate_root_rules (scmp_filter_ctx ctx, bool notify, ob_error_t *err)
   if (ret < 0)
     return ret;
 
-  /* Only device nodes are faked: FIFOs, sockets and regular files made with
-   * mknod must really exist afterwards. */
-  ret = add_arg_rule (ctx, SCMP_ACT_ERRNO (0), "mknod", 1, S_IFMT, S_IFCHR, err);
-  if (ret == 0)
-    ret = add_arg_rule (ctx, SCMP_ACT_ERRNO (0), "mknod", 1, S_IFMT, S_IFBLK, err);
-  if (ret == 0)
-    ret = add_arg_rule (ctx, SCMP_ACT_ERRNO (0), "mknodat", 2, S_IFMT, S_IFCHR, err);
-  if (ret == 0)
-    ret = add_arg_rule (ctx, SCMP_ACT_ERRNO (0), "mknodat", 2, S_IFMT, S_IFBLK, err);
-  return ret;
+  return add_device_rules (ctx, notify ? SCMP_ACT_NOTIFY : SCMP_ACT_ERRNO (0), err);
 }
 
 /* seccomp_export_bpf only writes to a file descriptor (libseccomp 2.5 has

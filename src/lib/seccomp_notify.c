@@ -690,6 +690,42 @@ record_link (pid_t pid, int rootfd, const char *full, int dirfd, int fd, uint32_
   return ob_link_owner_set (pfd, name, target, cu, cg);
 }
 
+/* Which of obuild's xattrs the file fd names carries, with one listxattr:
+ * HAS_OWNER, HAS_DEVICE, both when the list does not fit here. */
+#define HAS_OWNER 1
+#define HAS_DEVICE 2
+static int
+obuild_xattrs (int fd)
+{
+  char p[64], list[4096];
+  ssize_t n;
+  int r = 0;
+
+  snprintf (p, sizeof p, "/proc/self/fd/%d", fd);
+  n = listxattr (p, list, sizeof list);
+  if (n < 0)
+    return errno == ERANGE ? HAS_OWNER | HAS_DEVICE : 0;
+  if (has_name (list, n, OB_LAYER_OWNER_XATTR))
+    r |= HAS_OWNER;
+  if (has_name (list, n, OB_LAYER_DEVICE_XATTR))
+    r |= HAS_DEVICE;
+  return r;
+}
+
+/* A placeholder's device (see handle_mknod): true for a valid
+ * OB_LAYER_DEVICE_XATTR on the file fd names (the caller checks that it is
+ * a regular file, the only kind the layer writer makes a device of). */
+static bool
+placeholder_device (int fd, mode_t *type, dev_t *rdev)
+{
+  char p[64], v[32];
+  ssize_t n;
+
+  snprintf (p, sizeof p, "/proc/self/fd/%d", fd); /* no fgetxattr on O_PATH */
+  n = getxattr (p, OB_LAYER_DEVICE_XATTR, v, sizeof v);
+  return n > 0 && ob_layer_device_parse (v, (size_t) n, type, rdev) == 0;
+}
+
 /* Write the result into the caller through its /proc/PID/mem. */
 static int
 write_result (int mem, uint64_t addr, const void *data, size_t size)
@@ -717,6 +753,10 @@ handle_stat (int listener, const struct seccomp_notif *req, enum ob_stat_kind ki
   pid_t pid = (pid_t) req->pid;
   uint32_t uid, gid;
   uint64_t args[6];
+  bool owned, device;
+  int xs;
+  mode_t dev_type = 0;
+  dev_t rdev = 0;
 
   /* anything out of the ordinary: the kernel answers it, errors included */
   for (int i = 0; i < 6; i++)
@@ -758,11 +798,15 @@ handle_stat (int listener, const struct seccomp_notif *req, enum ob_stat_kind ki
       if (fd < 0)
         return LEAVE;
     }
-  /* most files have no owner recorded: one getxattr, and the kernel does
-   * the rest */
-  if (!recorded_owner (fd, &uid, &gid)
-      && !((c.nofollow || path[0] == '\0')
-           && link_recorded_owner (pid, &rootfd, path[0] == '\0' ? NULL : full, c.dirfd, fd, &uid, &gid)))
+  /* most files carry no xattr at all: one listxattr, and the kernel does
+   * the rest; a symlink's owner is recorded on its directory */
+  xs = obuild_xattrs (fd);
+  device = (xs & HAS_DEVICE) && placeholder_device (fd, &dev_type, &rdev);
+  uid = gid = 0;
+  owned = (xs & HAS_OWNER) && recorded_owner (fd, &uid, &gid);
+  if (!owned && (c.nofollow || path[0] == '\0'))
+    owned = link_recorded_owner (pid, &rootfd, path[0] == '\0' ? NULL : full, c.dirfd, fd, &uid, &gid);
+  if (!owned && !device)
     return LEAVE;
   if (rootfd < 0)
     {
@@ -789,10 +833,19 @@ handle_stat (int listener, const struct seccomp_notif *req, enum ob_stat_kind ki
       memset (&sx, 0, sizeof sx);
       if (statx (fd, "", AT_EMPTY_PATH | c.sx_flags, c.mask, &sx) < 0)
         return -errno;
-      if (sx.stx_mask & STATX_UID)
+      if (owned && (sx.stx_mask & STATX_UID))
         sx.stx_uid = uid;
-      if (sx.stx_mask & STATX_GID)
+      if (owned && (sx.stx_mask & STATX_GID))
         sx.stx_gid = gid;
+      if (device && S_ISREG (sx.stx_mode))
+        {
+          /* a placeholder: the device it stands for, as the layer has it */
+          sx.stx_mode = (__u16) (dev_type | (sx.stx_mode & 07777));
+          sx.stx_rdev_major = major (rdev);
+          sx.stx_rdev_minor = minor (rdev);
+          sx.stx_size = 0;
+          sx.stx_blocks = 0;
+        }
       return write_result (mem, c.buf, &sx, sizeof sx);
     }
 #if OB_SECCOMP_NOTIFY_STRUCT_STAT
@@ -803,13 +856,195 @@ handle_stat (int listener, const struct seccomp_notif *req, enum ob_stat_kind ki
      * struct from statx */
     if (syscall (SYS_newfstatat, fd, "", &st, AT_EMPTY_PATH) < 0)
       return -errno;
-    st.st_uid = uid;
-    st.st_gid = gid;
+    if (owned)
+      {
+        st.st_uid = uid;
+        st.st_gid = gid;
+      }
+    if (device && S_ISREG (st.st_mode))
+      {
+        st.st_mode = dev_type | (st.st_mode & 07777);
+        st.st_rdev = rdev;
+        st.st_size = 0;
+        st.st_blocks = 0;
+      }
     return write_result (mem, c.buf, &st, sizeof st);
   }
 #else
   return LEAVE;
 #endif
+}
+
+/* ---- mknod of a device: a placeholder ---- */
+
+/* Which call of the mknod family req is: 0 mknod, 1 mknodat, -1 neither.
+ * The native numbers looked up once per thread, as in struct native. */
+static int
+mknod_kind (const struct native *nat, const struct seccomp_notif *req)
+{
+  static __thread int nr[2] = { -2, -2 };
+  char *name;
+  int k = -1;
+
+  if (req->data.arch == nat->arch)
+    {
+      if (nr[0] == -2)
+        {
+          nr[0] = seccomp_syscall_resolve_name_arch (nat->arch, "mknod");
+          nr[1] = seccomp_syscall_resolve_name_arch (nat->arch, "mknodat");
+        }
+      for (int i = 0; i < 2; i++)
+        if (nr[i] >= 0 && nr[i] == req->data.nr)
+          return i;
+      return -1;
+    }
+  name = seccomp_syscall_resolve_num_arch (req->data.arch, req->data.nr);
+  if (name != NULL && strcmp (name, "mknod") == 0)
+    k = 0;
+  else if (name != NULL && strcmp (name, "mknodat") == 0)
+    k = 1;
+  free (name);
+  return k;
+}
+
+/* The caller's umask, from /proc/PID/status (Linux >= 4.7; 022 before). */
+static int
+caller_umask (pid_t pid, mode_t *mask)
+{
+  char p[64], buf[4096];
+  cleanup_close int fd = -1;
+  const char *u;
+  ssize_t n;
+
+  snprintf (p, sizeof p, "/proc/%d/status", (int) pid);
+  fd = open (p, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -ESRCH;
+  n = read (fd, buf, sizeof buf - 1);
+  if (n < 0)
+    return -ESRCH;
+  buf[n] = '\0';
+  *mask = 022;
+  u = strstr (buf, "\nUmask:");
+  if (u != NULL)
+    *mask = (mode_t) strtoul (u + 7, NULL, 8) & 0777;
+  return 0;
+}
+
+/* mknod or mknodat of a character or block device (the filter sends no
+ * other): a user namespace cannot create one, so an empty regular file
+ * with the device in OB_LAYER_DEVICE_XATTR stands for it, which the layer
+ * writer writes as the device and handle_stat reports as one.  The parent
+ * is resolved as for chown, the name created with O_EXCL|O_NOFOLLOW in it
+ * (never through a symlink); the mode is the call's permission bits less
+ * the caller's umask; the owner root, as for any file the step creates (a
+ * USER's owner is recorded after the step, as for its other files).
+ * Errors as the kernel's: EEXIST, ENOENT, ENOTDIR, EROFS on a read-only
+ * mount, EPERM on /proc and /sys; any other mount (a tmpfs, a cache
+ * mount): success without effect, as without a supervisor. */
+static int
+handle_mknod (int listener, const struct seccomp_notif *req, bool at)
+{
+  char path[PATH_MAX], full[2 * PATH_MAX + 2], parent[2 * PATH_MAX + 2], p[64], v[32];
+  cleanup_close int rootfd = -1;
+  cleanup_close int pfd = -1;
+  cleanup_close int fd = -1;
+  const __u64 *a = req->data.args;
+  pid_t pid = (pid_t) req->pid;
+  int dirfd = at ? (int) a[0] : AT_FDCWD;
+  mode_t mode = (mode_t) (uint16_t) (at ? a[2] : a[1]); /* the kernel's umode_t */
+  dev_t rdev = (dev_t) (uint32_t) (at ? a[3] : a[2]);   /* and its 32-bit dev */
+  mode_t mask;
+  struct file_id rid, id;
+  struct statfs sfs;
+  struct stat st;
+  bool trailing = false;
+  const char *base;
+  char *slash;
+  size_t len;
+  int r;
+
+  if (!S_ISCHR (mode) && !S_ISBLK (mode))
+    return LEAVE;
+  r = read_path (pid, at ? a[1] : a[0], path);
+  if (r < 0)
+    return r == -ESRCH ? gone_or (listener, req, -EFAULT) : r;
+  if (path[0] == '\0')
+    return -ENOENT;
+  snprintf (p, sizeof p, "/proc/%d/root", (int) pid);
+  rootfd = open (p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    return gone_or (listener, req, -EPERM);
+  if (path[0] == '/')
+    snprintf (full, sizeof full, "%s", path);
+  else
+    {
+      char dir[PATH_MAX];
+      r = start_dir (pid, dirfd, dir, sizeof dir);
+      if (r < 0)
+        return r == -ESRCH ? gone_or (listener, req, -ENOENT) : r;
+      snprintf (full, sizeof full, "%s/%s", dir, path);
+    }
+  /* the name to create, and the directory it goes in */
+  len = strlen (full);
+  while (len > 1 && full[len - 1] == '/')
+    {
+      full[--len] = '\0';
+      trailing = true;
+    }
+  slash = strrchr (full, '/');
+  base = slash + 1;
+  if (*base == '\0' || strcmp (base, ".") == 0 || strcmp (base, "..") == 0)
+    return -EEXIST;
+  if (slash == full)
+    snprintf (parent, sizeof parent, "/");
+  else
+    snprintf (parent, sizeof parent, "%.*s", (int) (slash - full), full);
+  pfd = open_in_root (rootfd, parent, false);
+  if (pfd < 0)
+    return pfd;
+  r = caller_umask (pid, &mask);
+  if (r < 0)
+    return gone_or (listener, req, -EPERM);
+  /* from here on the files are known to be the caller's */
+  if (seccomp_notify_id_valid (listener, req->id) != 0)
+    return 1;
+
+  r = file_id (rootfd, &rid);
+  if (r == 0)
+    r = file_id (pfd, &id);
+  if (r < 0)
+    return r;
+  if (!S_ISDIR (id.mode))
+    return -ENOTDIR;
+  if (fstatat (pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0)
+    return -EEXIST;
+  if (id.mnt != rid.mnt || id.dev != rid.dev)
+    {
+      /* not the layer's: as chown (handle) */
+      if (fstatfs (pfd, &sfs) < 0)
+        return -errno;
+      if (sfs.f_flags & ST_RDONLY)
+        return -EROFS;
+      if (sfs.f_type == PROC_SUPER_MAGIC || sfs.f_type == SYSFS_MAGIC)
+        return -EPERM;
+      return trailing ? -ENOENT : 0;
+    }
+  if (trailing)
+    return -ENOENT; /* a new name with a trailing slash asks for a directory */
+  fd = openat (pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  ob_layer_device_format (v, sizeof v, mode & S_IFMT, rdev);
+  /* the xattr before the mode: the mode may deny writing it */
+  if (fsetxattr (fd, OB_LAYER_DEVICE_XATTR, v, strlen (v), 0) < 0
+      || fchmod (fd, mode & 07777 & ~mask) < 0)
+    {
+      int e = errno;
+      unlinkat (pfd, base, 0);
+      return e == ENOTSUP ? -EPERM : -e;
+    }
+  return 0;
 }
 
 /* Handle one call: 0 (answer success), a negative errno (answer it), 1
@@ -830,6 +1065,9 @@ handle (const struct native *nat, int listener, const struct seccomp_notif *req)
     return LEAVE;
   if (r >= 0)
     return handle_stat (listener, req, (enum ob_stat_kind) r);
+  r = mknod_kind (nat, req);
+  if (r >= 0)
+    return handle_mknod (listener, req, r == 1);
   r = decode (nat, req, &c);
   if (r < 0)
     return r;

@@ -45,7 +45,9 @@ v=$(cat /proc/sys/kernel/printk_ratelimit)
 if (echo "$v" > /proc/sys/kernel/printk_ratelimit) 2>/dev/null; then bad "wrote a host sysctl"; fi
 if (echo 1 > /proc/sysrq-trigger) 2>/dev/null; then bad "wrote /proc/sysrq-trigger"; fi
 # devices: made by the step or shipped in the image, none opens
-if mknod /tmp/kmsg c 1 11 2>/dev/null && head -c 1 /tmp/kmsg >/dev/null 2>&1; then bad "read the host's kernel log through mknod"; fi
+# (single-ID mode's mknod makes an empty placeholder file: what counts is
+# whether anything of the kernel log comes back)
+if mknod /tmp/kmsg c 1 11 2>/dev/null && [ -n "$(head -c 1 /tmp/kmsg 2>/dev/null)" ]; then bad "read the host's kernel log through mknod"; fi
 [ -c /image-kmsg ] && echo "probe: the image's device node is there"
 if [ -c /image-kmsg ] && head -c 1 /image-kmsg >/dev/null 2>&1; then bad "read the host's kernel log through the image's device"; fi
 if [ -b /image-vda ] && head -c 1 /image-vda >/dev/null 2>&1; then bad "read a host disk through the image's device"; fi

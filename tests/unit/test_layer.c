@@ -188,6 +188,7 @@ struct ent
   char *data;
   char *xattr_user_x;
   bool has_overlay_xattr;
+  bool has_device_xattr;
   unsigned rmajor, rminor;
 };
 
@@ -245,6 +246,8 @@ read_ents (const char *path, struct ents *out)
             x->xattr_user_x = ob_xstrndup (xv, xs);
           if (ob_str_has_prefix (xn, "user.overlay."))
             x->has_overlay_xattr = true;
+          if (strcmp (xn, OB_LAYER_DEVICE_XATTR) == 0)
+            x->has_device_xattr = true;
         }
       while ((r = archive_read_data (a, buf, sizeof buf)) > 0)
         ob_buf_add (&b, buf, r);
@@ -989,6 +992,102 @@ TEST (write_xattrs)
   ents_free (&es);
   close (up);
   free (p);
+  free (pd);
+  free (o);
+  td_free (&t);
+}
+
+/* The device xattr's value: exactly what handle_mknod writes, nothing
+ * else (a forged value leaves a regular file). */
+TEST (device_parse)
+{
+  static const char *const bad[] = {
+    "", "c", "c ", "c 1", "c 1:", "c :3", "x 1:3", "C 1:3", "c  1:3", "c 1: 3", "c 1:3 ",
+    "c 1:3\n", " c 1:3", "c 01:3", "c 1:03", "c 00:0", "c +1:3", "c -1:3", "c 1:-3",
+    "c 4096:0", "c 1:1048576", "c 99999999999999999999999:1", "c 1:3:4", "c 0x1:3", "p 1:3",
+    "b 1.0:3",
+  };
+  mode_t type = 0;
+  dev_t rdev = 0;
+  char buf[32];
+
+  CHECK_INT (ob_layer_device_parse ("c 1:3", 5, &type, &rdev), 0);
+  CHECK (type == S_IFCHR && major (rdev) == 1 && minor (rdev) == 3);
+  CHECK_INT (ob_layer_device_parse ("b 7:0", 5, &type, &rdev), 0);
+  CHECK (type == S_IFBLK && major (rdev) == 7 && minor (rdev) == 0);
+  CHECK_INT (ob_layer_device_parse ("c 0:0", 5, &type, &rdev), 0);
+  CHECK (type == S_IFCHR && rdev == 0);
+  CHECK_INT (ob_layer_device_parse ("b 4095:1048575", 14, &type, &rdev), 0);
+  CHECK (type == S_IFBLK && major (rdev) == 4095 && minor (rdev) == 1048575);
+  /* the length decides, not a NUL: "c 1:3" followed by a NUL is not it */
+  CHECK_INT (ob_layer_device_parse ("c 1:3\0", 6, &type, &rdev), -1);
+  CHECK_INT (ob_layer_device_parse ("c 1:34", 5, &type, &rdev), 0);
+  CHECK (minor (rdev) == 3);
+  CHECK_INT (ob_layer_device_parse (NULL, 0, &type, &rdev), -1);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    {
+      type = 0;
+      if (ob_layer_device_parse (bad[i], strlen (bad[i]), &type, &rdev) != -1 || type != 0)
+        {
+          printf ("#   accepted \"%s\"\n", bad[i]);
+          CHECK (0);
+        }
+    }
+  ob_layer_device_format (buf, sizeof buf, S_IFCHR, makedev (1, 3));
+  CHECK_STR (buf, "c 1:3");
+  ob_layer_device_format (buf, sizeof buf, S_IFBLK, makedev (4095, 1048575));
+  CHECK_STR (buf, "b 4095:1048575");
+  CHECK_INT (ob_layer_device_parse (buf, strlen (buf), &type, &rdev), 0);
+  CHECK (type == S_IFBLK && rdev == makedev (4095, 1048575));
+}
+
+/* A regular file with a valid device xattr (single-ID mode's mknod) is
+ * written as that device, size 0, its mode and owner kept; a malformed
+ * value, or the xattr on a directory, leaves the entry as it is; the
+ * xattr itself never reaches the layer. */
+TEST (write_device_placeholder)
+{
+  struct td t = td_new ();
+  struct ob_layer_result r = { 0 };
+  ob_error_t err = NULL;
+  char *o = td_file (&t, "l.tar");
+  char *pc = td_file (&t, "up/null");
+  char *pb = td_file (&t, "up/blk");
+  char *px = td_file (&t, "up/forged");
+  char *pd = td_file (&t, "up/d");
+  struct ents es;
+  struct ent *x;
+  int up;
+  mkd (t.fd, "up", 0755);
+  up = openat (t.fd, "up", O_RDONLY | O_DIRECTORY);
+  put (up, "null", "written to", 0640);
+  put (up, "blk", "", 0600);
+  put (up, "forged", "data", 0644);
+  mkd (up, "d", 0755);
+  CHECK_INT (setxattr (pc, OB_LAYER_DEVICE_XATTR, "c 1:3", 5, 0), 0);
+  CHECK_INT (setxattr (pc, OB_LAYER_OWNER_XATTR, "5:6", 3, 0), 0);
+  CHECK_INT (setxattr (pb, OB_LAYER_DEVICE_XATTR, "b 7:0", 5, 0), 0);
+  CHECK_INT (setxattr (px, OB_LAYER_DEVICE_XATTR, "c 01:3", 6, 0), 0);
+  CHECK_INT (setxattr (pd, OB_LAYER_DEVICE_XATTR, "c 1:3", 5, 0), 0);
+  CHECK_INT (write_layer (up, o, OB_COMPRESS_NONE, false, 0, &r, &err), 0);
+  CHECK (err == NULL);
+  CHECK_INT (read_ents (o, &es), 0);
+  x = ents_find (&es, "null");
+  CHECK (x && x->mode == (S_IFCHR | 0640) && x->rmajor == 1 && x->rminor == 3 && x->size == 0);
+  CHECK (x && x->uid == 5 && x->gid == 6 && !x->has_device_xattr);
+  x = ents_find (&es, "blk");
+  CHECK (x && x->mode == (S_IFBLK | 0600) && x->rmajor == 7 && x->rminor == 0 && x->size == 0);
+  CHECK (x && !x->has_device_xattr);
+  x = ents_find (&es, "forged");
+  CHECK (x && x->mode == (S_IFREG | 0644) && x->size == 4 && strcmp (x->data, "data") == 0);
+  CHECK (x && !x->has_device_xattr);
+  x = ents_find (&es, "d/");
+  CHECK (x && S_ISDIR (x->mode) && !x->has_device_xattr);
+  ents_free (&es);
+  close (up);
+  free (pc);
+  free (pb);
+  free (px);
   free (pd);
   free (o);
   td_free (&t);
@@ -2596,6 +2695,8 @@ main (void)
   RUN (write_hardlink);
   RUN (write_whiteout_opaque_markers);
   RUN (write_xattrs);
+  RUN (device_parse);
+  RUN (write_device_placeholder);
   RUN (write_large_file);
   RUN (write_missing_path_error);
   RUN (write_sources_checks_the_source);

@@ -411,6 +411,41 @@ TEST (bpf_owners_stat_rules)
 #endif
 }
 
+/* With owners recorded, mknod of a character or block device goes to the
+ * supervisor (a placeholder); other mknod calls stay the kernel's. */
+TEST (bpf_owners_mknod_rules)
+{
+#ifdef NATIVE_ARCH
+  struct ob_seccomp_prog *p = NULL;
+  ob_error_t err = NULL;
+  const uint32_t notif = SECCOMP_RET_USER_NOTIF;
+
+  CHECK_INT (ob_seccomp_build_owners (&p, &err), 0);
+  if (p == NULL)
+    return;
+  CHECK_INT (eval (p, NATIVE_ARCH, SYS_mknodat, AT_FDCWD, 0, S_IFCHR | 0666), notif);
+  CHECK_INT (eval (p, NATIVE_ARCH, SYS_mknodat, AT_FDCWD, 0, S_IFBLK | 0600), notif);
+  CHECK_INT (eval (p, NATIVE_ARCH, SYS_mknodat, AT_FDCWD, 0, S_IFIFO | 0600), SECCOMP_RET_ALLOW);
+  CHECK_INT (eval (p, NATIVE_ARCH, SYS_mknodat, AT_FDCWD, 0, S_IFREG | 0600), SECCOMP_RET_ALLOW);
+  CHECK_INT (eval (p, NATIVE_ARCH, SYS_mknodat, AT_FDCWD, 0, S_IFSOCK | 0600), SECCOMP_RET_ALLOW);
+#ifdef SYS_mknod
+  CHECK_INT (eval (p, NATIVE_ARCH, SYS_mknod, 0, S_IFCHR | 0666, 0), notif);
+  CHECK_INT (eval (p, NATIVE_ARCH, SYS_mknod, 0, S_IFIFO | 0666, 0), SECCOMP_RET_ALLOW);
+#endif
+#if defined(__x86_64__)
+  /* i386's mknod (14) too */
+  CHECK_INT (eval (p, AUDIT_ARCH_I386, 14, 0, S_IFBLK | 0600, 0), notif);
+  CHECK_INT (eval (p, AUDIT_ARCH_I386, 14, 0, S_IFIFO | 0600, 0), SECCOMP_RET_ALLOW);
+#endif
+  /* without a supervisor: succeed without effect, as before */
+  CHECK_INT (eval (prog_root, NATIVE_ARCH, SYS_mknodat, AT_FDCWD, 0, S_IFCHR | 0666),
+             RET_ERRNO (0));
+  ob_seccomp_free (p);
+#else
+  skip_reason = "no native arch constants for this host";
+#endif
+}
+
 /* A stat call's arguments, and what is left to the kernel. */
 TEST (stat_decode)
 {
@@ -1294,6 +1329,7 @@ main (void)
   RUN (load_rejects_empty_program);
   RUN (build_owners_notifies_chown);
   RUN (bpf_owners_stat_rules);
+  RUN (bpf_owners_mknod_rules);
   RUN (stat_decode);
   RUN_S (bpf_personality_matches_docker);
   RUN_S (bpf_compat_arches);
