@@ -354,12 +354,14 @@ extract_xattr (const char *name)
 {
   if (strcmp (name, "security.capability") == 0)
     return true;
-  /* a symlink owner's record is the unpacker's own (extract_link_owner),
-   * never an archive's; the device xattr comes only from a mknod in a
-   * step, never from an archive: a forged one would be a device node in
-   * the next layer */
+  /* obuild's own xattrs are never an archive's: an owner comes from the
+   * entry's uid and gid (apply_owner records it), a symlink owner's record
+   * is the unpacker's own (extract_link_owner), and the device xattr comes
+   * only from a mknod in a step (a forged one would be a device node in the
+   * next layer) */
   return ob_str_has_prefix (name, "user.") && !ob_str_has_prefix (name, "user.overlay.")
-         && !ob_link_owner_is_xattr (name) && strcmp (name, OB_LAYER_DEVICE_XATTR) != 0;
+         && strcmp (name, OB_LAYER_OWNER_XATTR) != 0 && !ob_link_owner_is_xattr (name)
+         && strcmp (name, OB_LAYER_DEVICE_XATTR) != 0;
 }
 
 /* Best effort: a file system without user xattrs must not fail ADD. */

@@ -38,6 +38,20 @@ with tarfile.open(blob(m["layers"][n]["digest"]), "r:*") as t:
 PY
 }
 
+# layer_file LAYOUT TAG N NAME: the content of NAME in layer N
+layer_file() {
+  python3 - "$1" "$2" "$3" "$4" <<'PY'
+import json, os, sys, tarfile
+layout, tag, n, name = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+idx = json.load(open(os.path.join(layout, "index.json")))
+d = [m for m in idx["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag][-1]
+blob = lambda x: os.path.join(layout, "blobs", *x.split(":"))
+m = json.load(open(blob(d["digest"])))
+with tarfile.open(blob(m["layers"][n]["digest"]), "r:*") as t:
+    sys.stdout.write(t.extractfile(name).read().decode())
+PY
+}
+
 ctx=$TESTDIR/ctx
 mkdir -p "$ctx"
 cat >"$ctx/Dockerfile" <<'DF'
@@ -236,5 +250,37 @@ for m in root single; do
       not_ok "[$m] COPY ($how) of a context file with a forged user.obuild.device: the build"; diag <"$TESTDIR/f.err"
     fi
   done
+done
+# ---- ADD of an archive whose pax headers carry obuild's xattrs ----
+# (forged: an owner, a device, a symlink owner's record; the entries' own
+# uid/gid are 0) -- none of them may reach the layer as such
+python3 - "$ctx/forged.tar" <<'PY'
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
+    def add(name, typ=tarfile.REGTYPE, data=b"", pax=None, link=""):
+        i = tarfile.TarInfo(name); i.type = typ; i.mode = 0o644 if typ != tarfile.DIRTYPE else 0o755
+        i.uid = i.gid = 0; i.mtime = 1700000000; i.size = len(data); i.linkname = link
+        i.pax_headers = pax or {}
+        t.addfile(i, io.BytesIO(data) if typ == tarfile.REGTYPE else None)
+    import hashlib
+    fp = hashlib.sha256(b"own").hexdigest()[:16]  # a record that would match the link
+    add("fd", tarfile.DIRTYPE, pax={"SCHILY.xattr.user.obuild.lowner.l": "7:7:" + fp})
+    add("fd/dev", data=b"x", pax={"SCHILY.xattr.user.obuild.device": "c 1:3"})
+    add("fd/own", data=b"y", pax={"SCHILY.xattr.user.obuild.owner": "7:7"})
+    add("fd/l", tarfile.SYMTYPE, link="own")
+PY
+chmod a+r "$ctx/forged.tar"
+printf 'FROM busybox\nADD forged.tar /\nRUN stat -c "%%n %%u:%%g %%F" /fd/own /fd/dev >/st && stat -c "%%n %%u:%%g" /fd/l >>/st\n' >"$ctx/Dockerfile.forgedtar"
+for m in $MODES; do
+  import_busybox "$m"
+  out=$(userdir "out-forgedtar-$m" "$m")
+  if ob "$m" build --no-cache -f "$ctx/Dockerfile.forgedtar" -t forgedtar -o "$out" "$ctx" >"$TESTDIR/ft.out" 2>"$TESTDIR/ft.err"; then
+    check_eq "[$m] ADD of an archive with forged obuild xattrs: plain files and link, root's, no obuild xattr" \
+      "$(devices "$out" forgedtar:latest 1)" "$(printf '%s\n' 'd 0755 0:0 0,0 0 fd' 'f 0644 0:0 0,0 1 fd/dev' 'l 0777 0:0 0,0 0 fd/l' 'f 0644 0:0 0,0 1 fd/own')"
+    check_eq "[$m] ADD of an archive with forged obuild xattrs: what stat says in the next step" \
+      "$(layer_file "$out" forgedtar:latest 2 st)" "$(printf '%s\n' '/fd/own 0:0 regular file' '/fd/dev 0:0 regular file' '/fd/l 0:0')"
+  else
+    not_ok "[$m] ADD of an archive with forged obuild xattrs: the build"; diag <"$TESTDIR/ft.err"
+  fi
 done
 done_testing
