@@ -739,6 +739,45 @@ write_result (int mem, uint64_t addr, const void *data, size_t size)
   return n == (ssize_t) size ? 0 : -EFAULT;
 }
 
+/* The fast way for a relative path (most of cp -a's and find's calls):
+ * resolved from its start directory (the cwd or dirfd, through /proc),
+ * never leaving it, instead of rebuilding the path from the process's
+ * root.  -EXDEV when the path leaves the directory (.., an absolute
+ * symlink) and -ELOOP for a symlink itself with nofollow (whose owner is
+ * recorded by the path: see link_recorded_owner): the long way answers
+ * those; another negative errno: the kernel does. */
+static int
+open_beneath (pid_t pid, int dirfd, const char *path, bool nofollow)
+{
+  struct open_how how = { .flags = O_PATH | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0),
+                          .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+  cleanup_close int dfd = -1;
+  char p[64];
+  struct stat st;
+  long fd;
+
+  if (dirfd == AT_FDCWD)
+    snprintf (p, sizeof p, "/proc/%d/cwd", (int) pid);
+  else if (dirfd < 0)
+    return -EBADF;
+  else
+    snprintf (p, sizeof p, "/proc/%d/fd/%d", (int) pid, dirfd);
+  dfd = open (p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return -errno;
+  do
+    fd = syscall (SYS_openat2, dfd, path, &how, sizeof how);
+  while (fd < 0 && errno == EAGAIN);
+  if (fd < 0)
+    return -errno;
+  if (nofollow && (fstatat ((int) fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 || S_ISLNK (st.st_mode)))
+    {
+      close ((int) fd);
+      return -ELOOP;
+    }
+  return (int) fd;
+}
+
 /* A stat call: LEAVE unless the file has an owner recorded, then 0 with
  * the result written, a negative errno, or 1 when the call is gone. */
 static int
@@ -753,7 +792,7 @@ handle_stat (int listener, const struct seccomp_notif *req, enum ob_stat_kind ki
   pid_t pid = (pid_t) req->pid;
   uint32_t uid, gid;
   uint64_t args[6];
-  bool owned, device;
+  bool owned, device, beneath = false;
   int xs;
   mode_t dev_type = 0;
   dev_t rdev = 0;
@@ -779,8 +818,13 @@ handle_stat (int listener, const struct seccomp_notif *req, enum ob_stat_kind ki
       if (fd < 0)
         return LEAVE;
     }
+  else if (path[0] != '/' && (fd = open_beneath (pid, c.dirfd, path, c.nofollow)) >= 0)
+    beneath = true; /* not a symlink itself: no record on its directory */
+  else if (path[0] != '/' && fd != -EXDEV && fd != -ELOOP)
+    return LEAVE;
   else
     {
+      fd = -1;
       snprintf (p, sizeof p, "/proc/%d/root", (int) pid);
       rootfd = open (p, O_PATH | O_DIRECTORY | O_CLOEXEC);
       if (rootfd < 0)
@@ -804,7 +848,7 @@ handle_stat (int listener, const struct seccomp_notif *req, enum ob_stat_kind ki
   device = (xs & HAS_DEVICE) && placeholder_device (fd, &dev_type, &rdev);
   uid = gid = 0;
   owned = (xs & HAS_OWNER) && recorded_owner (fd, &uid, &gid);
-  if (!owned && (c.nofollow || path[0] == '\0'))
+  if (!owned && !beneath && (c.nofollow || path[0] == '\0'))
     owned = link_recorded_owner (pid, &rootfd, path[0] == '\0' ? NULL : full, c.dirfd, fd, &uid, &gid);
   if (!owned && !device)
     return LEAVE;
