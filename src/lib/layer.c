@@ -151,7 +151,8 @@ lw_write_cb (struct archive *a, void *data, const void *buf, size_t n)
   struct layer_writer *lw = data;
   if (lw->discard)
     return n;
-  ob_sha256_update (lw->h_tar, buf, n);
+  if (lw->pgz == NULL) /* parallel gzip hashes on a thread of its own */
+    ob_sha256_update (lw->h_tar, buf, n);
   if (lw_compress (lw, buf, n, false, &lw->cb_err) < 0)
     {
       archive_set_error (a, EIO, "%s", lw->cb_err->msg);
@@ -255,7 +256,7 @@ lw_open (struct layer_writer *lw, int outfd, const struct ob_layer_opts *opts, o
           /* independent members on every core (igzip or libdeflate) */
           long ncpu = sysconf (_SC_NPROCESSORS_ONLN);
           lw->pgz = ob_pgzip_new (opts->level > 0 ? opts->level : OB_GZIP_DEFAULT_LEVEL, ob_layer_gzip_isal (opts),
-                                  ncpu > 0 ? (int) ncpu : 1, lw_emit_cb, lw);
+                                  ncpu > 0 ? (int) ncpu : 1, lw->h_tar, lw_emit_cb, lw);
           break;
         }
       lw->obuf_size = CHUNK;

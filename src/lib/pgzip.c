@@ -4,7 +4,10 @@
  * 1-12; its bytes are the same on every CPU) and ISA-L's igzip (about three
  * times as fast as libdeflate's level 1 for members ~5% larger, but its
  * bytes may depend on the instruction set the CPU offers, so reproducible
- * builds do not use it; see ob_layer_gzip_isal).  A concatenation of gzip
+ * builds do not use it; see ob_layer_gzip_isal).  With a hasher, the
+ * uncompressed stream's sha256 (the layer's diff_id) is taken on a thread
+ * of its own, block by block in order, while the workers compress: the
+ * thread feeding the blocks only reads and copies.  A concatenation of gzip
  * members is one valid gzip file (RFC 1952), read by zlib, Go's and Python's
  * readers; fixed block boundaries keep the output byte-identical whatever
  * the scheduling.  Memory: SLOTS blocks in flight. */
@@ -42,6 +45,7 @@ struct slot
   size_t in_len;
   unsigned char *out;
   size_t out_cap, out_len;
+  bool hashed; /* its input is in the hash (always, without a hasher) */
 };
 
 struct ob_pgzip
@@ -54,6 +58,10 @@ struct ob_pgzip
   pthread_cond_t work, done;
   pthread_t threads[MAX_THREADS];
   int n_threads;
+  struct ob_sha256 *hash_in; /* or NULL */
+  pthread_t hasher;
+  bool hasher_started;
+  unsigned long hash_seq; /* next sequence to hash */
   bool stop;
   struct slot slots[SLOTS];
   unsigned long next_seq;  /* sequence of the block being filled */
@@ -142,8 +150,41 @@ worker (void *arg)
   return NULL;
 }
 
+/* The hasher: each filled block's input, in order.  A slot is emitted (and
+ * reused) only once hashed, so its input stays until then. */
+static void *
+hasher (void *arg)
+{
+  struct ob_pgzip *p = arg;
+  pthread_mutex_lock (&p->mu);
+  for (;;)
+    {
+      struct slot *s = NULL;
+      while (!p->stop)
+        {
+          for (int i = 0; i < SLOTS; i++)
+            if (p->slots[i].state != SLOT_FREE && !p->slots[i].hashed && p->slots[i].seq == p->hash_seq)
+              s = &p->slots[i];
+          if (s)
+            break;
+          pthread_cond_wait (&p->work, &p->mu);
+        }
+      if (s == NULL)
+        break;
+      pthread_mutex_unlock (&p->mu);
+      ob_sha256_update (p->hash_in, s->in, s->in_len);
+      pthread_mutex_lock (&p->mu);
+      s->hashed = true;
+      p->hash_seq++;
+      pthread_cond_broadcast (&p->done);
+    }
+  pthread_mutex_unlock (&p->mu);
+  return NULL;
+}
+
 struct ob_pgzip *
-ob_pgzip_new (int level, bool isal, int threads, ob_pgzip_emit_fn emit, void *emit_data)
+ob_pgzip_new (int level, bool isal, int threads, struct ob_sha256 *hash_in, ob_pgzip_emit_fn emit,
+              void *emit_data)
 {
   struct ob_pgzip *p = ob_xmalloc0 (sizeof *p);
   p->level = level > 0 ? (level > 12 ? 12 : level) : OB_GZIP_DEFAULT_LEVEL;
@@ -166,6 +207,9 @@ ob_pgzip_new (int level, bool isal, int threads, ob_pgzip_emit_fn emit, void *em
   for (int i = 0; i < threads; i++)
     if (pthread_create (&p->threads[p->n_threads], NULL, worker, p) == 0)
       p->n_threads++;
+  p->hash_in = hash_in;
+  if (hash_in && pthread_create (&p->hasher, NULL, hasher, p) == 0)
+    p->hasher_started = true;
   return p;
 }
 
@@ -182,7 +226,7 @@ drain (struct ob_pgzip *p, bool wait_one, ob_error_t *err)
           s = &p->slots[i];
       if (s == NULL)
         return 0;
-      if (s->state != SLOT_DONE)
+      if (s->state != SLOT_DONE || !s->hashed)
         {
           if (!wait_one)
             return 0;
@@ -197,6 +241,7 @@ drain (struct ob_pgzip *p, bool wait_one, ob_error_t *err)
       if (r < 0)
         return -1;
       s->state = SLOT_FREE;
+      s->hashed = false;
       p->emit_seq++;
       p->wrote_any = true;
       wait_one = false;
@@ -207,10 +252,21 @@ static int
 submit (struct ob_pgzip *p, ob_error_t *err)
 {
   int r = 0;
+  if (p->hash_in == NULL || !p->hasher_started)
+    {
+      /* no hasher thread: here, in order, before anyone else sees it */
+      if (p->hash_in)
+        ob_sha256_update (p->hash_in, p->filling->in, p->filling->in_len);
+      p->filling->hashed = true;
+    }
   pthread_mutex_lock (&p->mu);
   p->filling->state = SLOT_FILLED;
   p->filling = NULL;
-  pthread_cond_signal (&p->work);
+  /* the workers and the hasher wait on it */
+  if (p->hasher_started)
+    pthread_cond_broadcast (&p->work);
+  else
+    pthread_cond_signal (&p->work);
   if (p->n_threads == 0)
     {
       /* no thread could be started: compress here */
@@ -310,6 +366,8 @@ ob_pgzip_free (struct ob_pgzip *p)
   pthread_mutex_unlock (&p->mu);
   for (int i = 0; i < p->n_threads; i++)
     pthread_join (p->threads[i], NULL);
+  if (p->hasher_started)
+    pthread_join (p->hasher, NULL);
   for (int i = 0; i < SLOTS; i++)
     {
       free (p->slots[i].in);
