@@ -70,6 +70,7 @@ struct layer_writer
   struct ob_sha256 *h_tar;
   struct ob_sha256 *h_blob;
   int64_t size;
+  int64_t synced; /* bytes of the blob already handed to writeback */
   unsigned char *obuf;
   size_t obuf_size;
   unsigned char *dbuf; /* CHUNK bytes for entry data */
@@ -81,6 +82,8 @@ struct layer_writer
   void *on_entry_data;
 };
 
+#define WRITEBACK_STEP ((int64_t) 8 << 20)
+
 static int
 lw_emit (struct layer_writer *lw, const void *data, size_t n, ob_error_t *err)
 {
@@ -90,6 +93,15 @@ lw_emit (struct layer_writer *lw, const void *data, size_t n, ob_error_t *err)
   lw->size += n;
   if (ob_write_all (lw->outfd, data, n, err) < 0)
     return ob_error_wrap (err, "write layer");
+  /* the store syncs the blob when it commits it: start writing it back
+   * now, a few MiB at a time, so that the disk works while the rest is
+   * compressed and the final fsync has little left to wait for (no effect
+   * on a pipe or a tmpfs) */
+  if (lw->size - lw->synced >= WRITEBACK_STEP)
+    {
+      (void) sync_file_range (lw->outfd, lw->synced, lw->size - lw->synced, SYNC_FILE_RANGE_WRITE);
+      lw->synced = lw->size;
+    }
   return 0;
 }
 

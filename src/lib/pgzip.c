@@ -100,6 +100,12 @@ compress_block (struct compressor *c, struct slot *s)
   if (c->isal_buf)
     {
       struct isal_zstream z;
+      /* igzip's stateless calls leave their hash tables in level_buf, and
+       * the next call may take a match from a stale entry: valid output,
+       * but bytes that depend on which blocks this thread compressed
+       * before (seen at level 1, once in ~5,000 blocks).  A clean buffer
+       * per block keeps the bytes a function of the block alone. */
+      memset (c->isal_buf, 0, ISAL_LEVEL_BUF);
       isal_deflate_stateless_init (&z);
       z.level = ISAL_LEVEL;
       z.level_buf = c->isal_buf;
