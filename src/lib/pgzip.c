@@ -123,6 +123,33 @@ compress_block (struct compressor *c, struct slot *s)
   return c->ld ? libdeflate_gzip_compress (c->ld, s->in, s->in_len, s->out, s->out_cap) : 0;
 }
 
+/* The slot a thread takes next, or NULL: for a worker the oldest filled
+ * block, for the hasher the block next in order once it is filled. */
+static struct slot *
+next_slot (struct ob_pgzip *p, bool hashing)
+{
+  struct slot *s = NULL;
+  for (int i = 0; i < SLOTS; i++)
+    {
+      struct slot *c = &p->slots[i];
+      if (hashing ? c->state != SLOT_FREE && !c->hashed && c->seq == p->hash_seq
+                  : c->state == SLOT_FILLED && (s == NULL || c->seq < s->seq))
+        s = c;
+    }
+  return s;
+}
+
+/* Wait, the mutex held, for the slot a thread takes next; NULL once the
+ * pool stops. */
+static struct slot *
+wait_slot (struct ob_pgzip *p, bool hashing)
+{
+  struct slot *s = NULL;
+  while (!p->stop && (s = next_slot (p, hashing)) == NULL)
+    pthread_cond_wait (&p->work, &p->mu);
+  return p->stop ? NULL : s;
+}
+
 static void *
 worker (void *arg)
 {
@@ -132,16 +159,7 @@ worker (void *arg)
   pthread_mutex_lock (&p->mu);
   for (;;)
     {
-      struct slot *s = NULL;
-      while (!p->stop)
-        {
-          for (int i = 0; i < SLOTS; i++)
-            if (p->slots[i].state == SLOT_FILLED && (s == NULL || p->slots[i].seq < s->seq))
-              s = &p->slots[i];
-          if (s)
-            break;
-          pthread_cond_wait (&p->work, &p->mu);
-        }
+      struct slot *s = wait_slot (p, false);
       if (s == NULL)
         break;
       s->state = SLOT_BUSY;
@@ -165,16 +183,7 @@ hasher (void *arg)
   pthread_mutex_lock (&p->mu);
   for (;;)
     {
-      struct slot *s = NULL;
-      while (!p->stop)
-        {
-          for (int i = 0; i < SLOTS; i++)
-            if (p->slots[i].state != SLOT_FREE && !p->slots[i].hashed && p->slots[i].seq == p->hash_seq)
-              s = &p->slots[i];
-          if (s)
-            break;
-          pthread_cond_wait (&p->work, &p->mu);
-        }
+      struct slot *s = wait_slot (p, true);
       if (s == NULL)
         break;
       pthread_mutex_unlock (&p->mu);
