@@ -106,6 +106,9 @@ compress_block (struct compressor *c, struct slot *s)
        * before (seen at level 1, once in ~5,000 blocks).  A clean buffer
        * per block keeps the bytes a function of the block alone. */
       memset (c->isal_buf, 0, ISAL_LEVEL_BUF);
+      /* stateless_init leaves fields of the stream that the call reads
+       * (valgrind: a jump on them): none may come from the stack */
+      memset (&z, 0, sizeof z);
       isal_deflate_stateless_init (&z);
       z.level = ISAL_LEVEL;
       z.level_buf = c->isal_buf;
