@@ -809,13 +809,24 @@ write_fs_entry (struct layer_writer *lw, int upperfd, const char *path, struct i
           archive_entry_set_hardlink (e, link_to);
           archive_entry_set_size (e, 0);
         }
-      else if (device_entry (e, dirfd, base, &st))
-        break;
       else
         {
+          /* a device's placeholder (single-ID mode) is asked of the open
+           * file, with no second lookup of its name; one that cannot be
+           * opened (mknod -m 000) by its name */
           fd = openat (dirfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
           if (fd < 0)
-            return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", path);
+            {
+              int e2 = errno;
+              if (device_entry (e, dirfd, base, &st))
+                break;
+              return ob_error_make (err, OB_ERR_STORE, e2, "open `%s`", path);
+            }
+          if (fd_device_entry (e, fd, &st))
+            {
+              close (ob_steal_fd (&fd));
+              break;
+            }
           archive_entry_set_size (e, st.st_size);
         }
       break;

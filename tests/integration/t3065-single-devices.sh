@@ -57,7 +57,7 @@ mkdir -p "$ctx"
 cat >"$ctx/Dockerfile" <<'DF'
 FROM busybox
 RUN mknod /dev/../mydev c 1 3 && mkdir /d && mknod /d/blk b 7 0 && chmod 640 /d/blk \
- && mknod -m 600 /fifo p && ls -l /mydev /d/blk >/out
+ && mknod -m 600 /fifo p && mknod -m 000 /closed c 1 7 && ls -l /mydev /d/blk >/out
 RUN test -c /mydev && test -b /d/blk && test ! -f /mydev && stat -c '%F %t:%T %s %a' /mydev /d/blk >/later \
  && chmod 600 /mydev && cd /d && mknod -m 0660 rel c 4 5 && chown 5:6 rel && stat -c '%u:%g %F' rel >/rel-stat \
  && umask 077 && mknod /masked b 8 1
@@ -75,9 +75,9 @@ else
   not_ok "[$m] build: mknod of devices and a fifo"; diag <"$TESTDIR/b-$m.err"
 fi
 devices "$out" dev:latest 1 | grep -v -e '^d ' -e ' out$' | sort -k6 >"$TESTDIR/l1-$m"
-printf '%s\n' 'b 0640 0:0 7,0 0 d/blk' 'p 0600 0:0 0,0 0 fifo' 'c 0644 0:0 1,3 0 mydev' | sort -k6 \
-  >"$TESTDIR/l1-want"
-check_files "[$m] layer 1: /mydev char 1,3, /d/blk block 7,0 0640, the fifo; no obuild xattr" \
+printf '%s\n' 'b 0640 0:0 7,0 0 d/blk' 'p 0600 0:0 0,0 0 fifo' 'c 0644 0:0 1,3 0 mydev' \
+  'c 0000 0:0 1,7 0 closed' | sort -k6 >"$TESTDIR/l1-want"
+check_files "[$m] layer 1: /mydev char 1,3, /d/blk block 7,0 0640, the fifo, a mode 000 device; no obuild xattr" \
   "$TESTDIR/l1-$m" "$TESTDIR/l1-want"
 devices "$out" dev:latest 2 | grep -v '^d ' | sort -k6 >"$TESTDIR/l2-$m"
 printf '%s\n' 'b 0600 0:0 8,1 0 masked' 'c 0600 0:0 1,3 0 mydev' 'c 0660 5:6 4,5 0 d/rel' \
@@ -132,7 +132,8 @@ if case " $MODES " in *" root "*) true ;; *) false ;; esac; then
 import sys, tarfile
 with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
     for name, typ, mode, ma, mi in (("d", tarfile.DIRTYPE, 0o755, 0, 0), ("mydev", tarfile.CHRTYPE, 0o644, 1, 3),
-                                    ("d/blk", tarfile.BLKTYPE, 0o640, 7, 0), ("fifo", tarfile.FIFOTYPE, 0o600, 0, 0)):
+                                    ("d/blk", tarfile.BLKTYPE, 0o640, 7, 0), ("fifo", tarfile.FIFOTYPE, 0o600, 0, 0),
+                                    ("closed", tarfile.CHRTYPE, 0o000, 1, 7)):
         i = tarfile.TarInfo(name); i.type = typ; i.mode = mode; i.devmajor = ma; i.devminor = mi
         t.addfile(i)
 PY
