@@ -1091,6 +1091,30 @@ handle_mknod (int listener, const struct seccomp_notif *req, bool at)
   return 0;
 }
 
+/* Whether the process's descriptor fd was opened with O_PATH: the
+ * "flags:" line of /proc/PID/fdinfo/FD, in octal. */
+static bool
+caller_fd_is_path (pid_t pid, int fd)
+{
+  char p[64], buf[512];
+  cleanup_close int f = -1;
+  const char *fl;
+  ssize_t n;
+
+  if (fd < 0)
+    return false;
+  snprintf (p, sizeof p, "/proc/%d/fdinfo/%d", (int) pid, fd);
+  f = open (p, O_RDONLY | O_CLOEXEC);
+  if (f < 0)
+    return false;
+  n = read (f, buf, sizeof buf - 1);
+  if (n <= 0)
+    return false;
+  buf[n] = '\0';
+  fl = strstr (buf, "flags:");
+  return fl != NULL && (strtoul (fl + 6, NULL, 8) & O_PATH) != 0;
+}
+
 /* Handle one call: 0 (answer success), a negative errno (answer it), 1
  * when the call is gone (the process died or was interrupted), LEAVE. */
 static int
@@ -1188,8 +1212,9 @@ handle (const struct native *nat, int listener, const struct seccomp_notif *req)
    * does besides the ids happens as for real, above all overlayfs copies
    * a file of a lower layer up, so the step's layer holds it, symlinks
    * included, as in subuid mode */
-  /* only an O_PATH descriptor names a symlink, and fchown refuses those */
-  if (S_ISLNK (id.mode) && c.by_fd && c.path == 0)
+  /* fchown refuses an O_PATH descriptor (the only kind that names a
+   * symlink); fchownat with AT_EMPTY_PATH takes one */
+  if (c.by_fd && c.path == 0 && (S_ISLNK (id.mode) || caller_fd_is_path (pid, c.dirfd)))
     return -EBADF;
   if (fchownat (fd, "", (uid_t) -1, (gid_t) -1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
     return -errno;
