@@ -1528,6 +1528,21 @@ copy_source (struct copier *c, const char *src, const char *dest, bool dest_is_d
                                                                                           : 0;
 }
 
+/* A copier's settings from the caller's options (copy and plan alike). */
+static void
+copier_init (struct copier *c, int srcfd, const struct ob_ignore *ig, int rootfd, const struct ob_copy_opts *opts)
+{
+  c->srcfd = srcfd;
+  c->ig = ig;
+  c->rootfd = rootfd;
+  c->uid = (opts && opts->chown) ? opts->uid : 0;
+  c->gid = (opts && opts->chown) ? opts->gid : 0;
+  c->keep_owner = opts && !opts->chown && opts->keep_owner;
+  c->devices = opts && opts->devices;
+  c->chmod = opts && opts->chmod;
+  c->mode = opts ? opts->mode : 0;
+}
+
 int
 ob_context_copy (int srcfd, const struct ob_ignore *ig, char *const *srcs, int rootfd,
                  const char *dest, const struct ob_copy_opts *opts, ob_error_t *err)
@@ -1537,15 +1552,7 @@ ob_context_copy (int srcfd, const struct ob_ignore *ig, char *const *srcs, int r
   bool dest_is_dir = ob_str_has_suffix (dest, "/") || nsrcs > 1;
   int ret = 0;
 
-  c.srcfd = srcfd;
-  c.ig = ig;
-  c.rootfd = rootfd;
-  c.uid = (opts && opts->chown) ? opts->uid : 0;
-  c.gid = (opts && opts->chown) ? opts->gid : 0;
-  c.keep_owner = opts && !opts->chown && opts->keep_owner;
-  c.devices = opts && opts->devices;
-  c.chmod = opts && opts->chmod;
-  c.mode = opts ? opts->mode : 0;
+  copier_init (&c, srcfd, ig, rootfd, opts);
 
   for (size_t i = 0; i < nsrcs && ret == 0; i++)
     ret = copy_source (&c, srcs[i], dest, dest_is_dir, err);
@@ -1598,15 +1605,7 @@ ob_context_plan (int srcfd, const struct ob_ignore *ig, char *const *srcs, const
 
   *out = NULL;
   *n_out = 0;
-  c.srcfd = srcfd;
-  c.ig = ig;
-  c.rootfd = -1;
-  c.uid = (opts && opts->chown) ? opts->uid : 0;
-  c.gid = (opts && opts->chown) ? opts->gid : 0;
-  c.keep_owner = opts && !opts->chown && opts->keep_owner;
-  c.devices = opts && opts->devices;
-  c.chmod = opts && opts->chmod;
-  c.mode = opts ? opts->mode : 0;
+  copier_init (&c, srcfd, ig, -1, opts);
   c.plan = &pl;
   if (getenv ("OBUILD_TEST_PLAN_MAX"))
     plan_max = strtoul (getenv ("OBUILD_TEST_PLAN_MAX"), NULL, 10);
