@@ -362,10 +362,27 @@ static const char *const family[] = { "chown", "lchown", "fchown", "fchownat",
                                       "oldstat", "oldlstat", "oldfstat" };
 #define FIRST_STAT 7
 #define N_STAT_HANDLED 5 /* stat .. statx */
+/* The supervisor's own state: the native numbers, and pidfds of the last
+ * threads that called (PIDFD_THREAD, Linux >= 6.9), kept so that a
+ * descriptor's stat takes the caller's file with one pidfd_getfd instead
+ * of a walk through /proc (cp -a makes two such calls a file). */
+#define PIDFD_SLOTS 8
 struct native
 {
   uint32_t arch;
   int nr[sizeof family / sizeof family[0]];
+  pid_t tid[PIDFD_SLOTS];
+  int pidfd[PIDFD_SLOTS]; /* -1: empty */
+  unsigned int next;
+  bool no_pidfd; /* the kernel cannot: /proc it is */
+  /* the step's root, while no process of it has called chroot: until then
+   * every process's root is the one the sandbox gave the first (mounts,
+   * pivot_root and setns are denied), and /proc/PID/root need not be
+   * walked for each call */
+  int root;
+  bool chrooted;
+  int chroot_nr;
+  int self_fd; /* /proc/self/fd, for listxattrat (Linux >= 6.13), or -1 */
 };
 
 static void
@@ -374,6 +391,126 @@ native_init (struct native *n)
   n->arch = seccomp_arch_native ();
   for (size_t i = 0; i < sizeof family / sizeof family[0]; i++)
     n->nr[i] = seccomp_syscall_resolve_name_arch (n->arch, family[i]);
+  for (size_t i = 0; i < PIDFD_SLOTS; i++)
+    {
+      n->tid[i] = 0;
+      n->pidfd[i] = -1;
+    }
+  n->next = 0;
+  n->no_pidfd = false;
+  n->root = -1;
+  n->chrooted = false;
+  n->chroot_nr = seccomp_syscall_resolve_name_arch (n->arch, "chroot");
+  n->self_fd = open ("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+static void
+native_fini (struct native *n)
+{
+  if (n->root >= 0)
+    close (n->root);
+  if (n->self_fd >= 0)
+    close (n->self_fd);
+  for (size_t i = 0; i < PIDFD_SLOTS; i++)
+    if (n->pidfd[i] >= 0)
+      close (n->pidfd[i]);
+}
+
+/* A descriptor of the calling process's root (the caller closes it), or -1
+ * with errno. */
+static int
+caller_root (struct native *n, pid_t pid)
+{
+  char p[64];
+  int fd;
+
+  if (!n->chrooted && n->root >= 0)
+    return fcntl (n->root, F_DUPFD_CLOEXEC, 0);
+  snprintf (p, sizeof p, "/proc/%d/root", (int) pid);
+  fd = open (p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0 && !n->chrooted && n->root < 0)
+    n->root = fcntl (fd, F_DUPFD_CLOEXEC, 0);
+  return fd;
+}
+
+/* chroot: from now on each call's root is the caller's own.  The kernel
+ * does the call. */
+static bool
+is_chroot (struct native *n, const struct seccomp_notif *req)
+{
+  char *name;
+  bool yes;
+
+  if (req->data.arch == n->arch)
+    yes = n->chroot_nr >= 0 && req->data.nr == n->chroot_nr;
+  else
+    {
+      name = seccomp_syscall_resolve_num_arch (req->data.arch, req->data.nr);
+      yes = name != NULL && strcmp (name, "chroot") == 0;
+      free (name);
+    }
+  if (yes)
+    n->chrooted = true;
+  return yes;
+}
+
+/* 465 wherever new calls share their numbers (Linux >= 5.1): all but alpha */
+#if !defined(SYS_listxattrat) && !defined(__alpha__)
+#define SYS_listxattrat 465
+#endif
+
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL
+#endif
+
+/* The calling thread's descriptor fd, duplicated into obuild (a real file,
+ * not an O_PATH one, unless the caller's is), or a negative errno: -ENOSYS
+ * where pidfds cannot, and the caller must go through /proc.  A pidfd names
+ * one thread for good: when its thread has gone and the tid been reused,
+ * pidfd_getfd fails with ESRCH and a new pidfd is opened. */
+static int
+caller_fd (struct native *n, pid_t tid, int fd)
+{
+  int slot = -1;
+  long r;
+
+  if (n->no_pidfd || fd < 0)
+    return -ENOSYS;
+  for (int i = 0; i < PIDFD_SLOTS; i++)
+    if (n->pidfd[i] >= 0 && n->tid[i] == tid)
+      slot = i;
+  for (int tries = 0; tries < 2; tries++)
+    {
+      if (slot < 0)
+        {
+          long pfd = syscall (SYS_pidfd_open, tid, PIDFD_THREAD);
+          if (pfd < 0)
+            {
+              if (errno == EINVAL || errno == ENOSYS || errno == EPERM)
+                n->no_pidfd = true;
+              return -ENOSYS;
+            }
+          slot = (int) (n->next++ % PIDFD_SLOTS);
+          if (n->pidfd[slot] >= 0)
+            close (n->pidfd[slot]);
+          n->pidfd[slot] = (int) pfd;
+          n->tid[slot] = tid;
+        }
+      r = syscall (SYS_pidfd_getfd, n->pidfd[slot], fd, 0);
+      if (r >= 0)
+        return (int) r;
+      if (errno != ESRCH)
+        {
+          if (errno == ENOSYS || errno == EPERM)
+            n->no_pidfd = true;
+          return errno == EBADF ? -EBADF : -ENOSYS;
+        }
+      /* that thread is gone: the tid is another's now */
+      close (n->pidfd[slot]);
+      n->pidfd[slot] = -1;
+      slot = -1;
+    }
+  return -ENOSYS;
 }
 
 /* Decode the call.  0, or a negative errno for the step. */
@@ -628,10 +765,10 @@ link_is_in (int rootfd, int dirfd, const char *name, const struct stat *st)
  * itself): true when one other than root is.  *rootfd is opened when
  * needed (a descriptor's stat). */
 static bool
-link_recorded_owner (pid_t pid, int *rootfd, const char *full, int dirfd, int fd, uint32_t *uid,
+link_recorded_owner (struct native *nat, pid_t pid, int *rootfd, const char *full, int dirfd, int fd, uint32_t *uid,
                      uint32_t *gid)
 {
-  char name[NAME_MAX + 1], target[PATH_MAX], p[64];
+  char name[NAME_MAX + 1], target[PATH_MAX];
   cleanup_close int pfd = -1;
   struct stat st;
   ssize_t n;
@@ -640,8 +777,7 @@ link_recorded_owner (pid_t pid, int *rootfd, const char *full, int dirfd, int fd
     return false;
   if (*rootfd < 0)
     {
-      snprintf (p, sizeof p, "/proc/%d/root", (int) pid);
-      *rootfd = open (p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      *rootfd = caller_root (nat, pid);
       if (*rootfd < 0)
         return false;
     }
@@ -695,14 +831,39 @@ record_link (pid_t pid, int rootfd, const char *full, int dirfd, int fd, uint32_
 #define HAS_OWNER 1
 #define HAS_DEVICE 2
 static int
-obuild_xattrs (int fd)
+obuild_xattrs (struct native *nat, int fd, bool *opath)
 {
   char p[64], list[4096];
   ssize_t n;
   int r = 0;
 
-  snprintf (p, sizeof p, "/proc/self/fd/%d", fd);
-  n = listxattr (p, list, sizeof list);
+  /* a caller's file taken with pidfd_getfd answers itself; an O_PATH
+   * descriptor (EBADF) through /proc */
+  n = flistxattr (fd, list, sizeof list);
+  *opath = n < 0 && errno == EBADF;
+  if (*opath)
+    {
+      /* no flistxattr on O_PATH: the file through its /proc/self/fd link,
+       * without walking /proc/self where the kernel can */
+      n = -1;
+#ifdef SYS_listxattrat
+      if (nat->self_fd >= 0)
+        {
+          snprintf (p, sizeof p, "%d", fd);
+          n = syscall (SYS_listxattrat, nat->self_fd, p, 0, list, sizeof list);
+          if (n < 0 && errno == ENOSYS)
+            {
+              close (nat->self_fd);
+              nat->self_fd = -1;
+            }
+        }
+#endif
+      if (nat->self_fd < 0)
+        {
+          snprintf (p, sizeof p, "/proc/self/fd/%d", fd);
+          n = listxattr (p, list, sizeof list);
+        }
+    }
   if (n < 0)
     return errno == ERANGE ? HAS_OWNER | HAS_DEVICE : 0;
   if (has_name (list, n, OB_LAYER_OWNER_XATTR))
@@ -721,8 +882,12 @@ placeholder_device (int fd, mode_t *type, dev_t *rdev)
   char p[64], v[32];
   ssize_t n;
 
-  snprintf (p, sizeof p, "/proc/self/fd/%d", fd); /* no fgetxattr on O_PATH */
-  n = getxattr (p, OB_LAYER_DEVICE_XATTR, v, sizeof v);
+  n = fgetxattr (fd, OB_LAYER_DEVICE_XATTR, v, sizeof v);
+  if (n < 0 && errno == EBADF)
+    {
+      snprintf (p, sizeof p, "/proc/self/fd/%d", fd); /* no fgetxattr on O_PATH */
+      n = getxattr (p, OB_LAYER_DEVICE_XATTR, v, sizeof v);
+    }
   return n > 0 && ob_layer_device_parse (v, (size_t) n, type, rdev) == 0;
 }
 
@@ -747,7 +912,7 @@ write_result (int mem, uint64_t addr, const void *data, size_t size)
  * recorded by the path: see link_recorded_owner): the long way answers
  * those; another negative errno: the kernel does. */
 static int
-open_beneath (pid_t pid, int dirfd, const char *path, bool nofollow)
+open_beneath (struct native *nat, pid_t pid, int dirfd, const char *path, bool nofollow)
 {
   struct open_how how = { .flags = O_PATH | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0),
                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
@@ -756,15 +921,21 @@ open_beneath (pid_t pid, int dirfd, const char *path, bool nofollow)
   struct stat st;
   long fd;
 
-  if (dirfd == AT_FDCWD)
-    snprintf (p, sizeof p, "/proc/%d/cwd", (int) pid);
-  else if (dirfd < 0)
+  if (dirfd != AT_FDCWD && dirfd < 0)
     return -EBADF;
-  else
-    snprintf (p, sizeof p, "/proc/%d/fd/%d", (int) pid, dirfd);
-  dfd = open (p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  dfd = dirfd == AT_FDCWD ? -ENOSYS : caller_fd (nat, pid, dirfd);
+  if (dfd == -ENOSYS)
+    {
+      if (dirfd == AT_FDCWD)
+        snprintf (p, sizeof p, "/proc/%d/cwd", (int) pid);
+      else
+        snprintf (p, sizeof p, "/proc/%d/fd/%d", (int) pid, dirfd);
+      dfd = open (p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (dfd < 0)
+        return -errno;
+    }
   if (dfd < 0)
-    return -errno;
+    return dfd;
   do
     fd = syscall (SYS_openat2, dfd, path, &how, sizeof how);
   while (fd < 0 && errno == EAGAIN);
@@ -781,7 +952,8 @@ open_beneath (pid_t pid, int dirfd, const char *path, bool nofollow)
 /* A stat call: LEAVE unless the file has an owner recorded, then 0 with
  * the result written, a negative errno, or 1 when the call is gone. */
 static int
-handle_stat (int listener, const struct seccomp_notif *req, enum ob_stat_kind kind)
+handle_stat (struct native *nat, int listener, const struct seccomp_notif *req,
+             enum ob_stat_kind kind)
 {
   char path[PATH_MAX], full[2 * PATH_MAX + 2], p[64];
   cleanup_close int rootfd = -1;
@@ -792,7 +964,7 @@ handle_stat (int listener, const struct seccomp_notif *req, enum ob_stat_kind ki
   pid_t pid = (pid_t) req->pid;
   uint32_t uid, gid;
   uint64_t args[6];
-  bool owned, device, beneath = false;
+  bool owned, device, opath, beneath = false;
   int xs;
   mode_t dev_type = 0;
   dev_t rdev = 0;
@@ -808,25 +980,28 @@ handle_stat (int listener, const struct seccomp_notif *req, enum ob_stat_kind ki
   if (path[0] == '\0')
     {
       /* the process's own descriptor (or cwd): as for fchown */
-      if (c.dirfd == AT_FDCWD)
-        snprintf (p, sizeof p, "/proc/%d/cwd", (int) pid);
-      else if (c.dirfd < 0)
+      if (c.dirfd != AT_FDCWD && c.dirfd < 0)
         return LEAVE;
-      else
-        snprintf (p, sizeof p, "/proc/%d/fd/%d", (int) pid, c.dirfd);
-      fd = open (p, O_PATH | O_CLOEXEC);
+      fd = c.dirfd == AT_FDCWD ? -ENOSYS : caller_fd (nat, pid, c.dirfd);
+      if (fd == -ENOSYS)
+        {
+          if (c.dirfd == AT_FDCWD)
+            snprintf (p, sizeof p, "/proc/%d/cwd", (int) pid);
+          else
+            snprintf (p, sizeof p, "/proc/%d/fd/%d", (int) pid, c.dirfd);
+          fd = open (p, O_PATH | O_CLOEXEC);
+        }
       if (fd < 0)
         return LEAVE;
     }
-  else if (path[0] != '/' && (fd = open_beneath (pid, c.dirfd, path, c.nofollow)) >= 0)
+  else if (path[0] != '/' && (fd = open_beneath (nat, pid, c.dirfd, path, c.nofollow)) >= 0)
     beneath = true; /* not a symlink itself: no record on its directory */
   else if (path[0] != '/' && fd != -EXDEV && fd != -ELOOP)
     return LEAVE;
   else
     {
       fd = -1;
-      snprintf (p, sizeof p, "/proc/%d/root", (int) pid);
-      rootfd = open (p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      rootfd = caller_root (nat, pid);
       if (rootfd < 0)
         return LEAVE;
       if (path[0] == '/')
@@ -844,18 +1019,18 @@ handle_stat (int listener, const struct seccomp_notif *req, enum ob_stat_kind ki
     }
   /* most files carry no xattr at all: one listxattr, and the kernel does
    * the rest; a symlink's owner is recorded on its directory */
-  xs = obuild_xattrs (fd);
+  xs = obuild_xattrs (nat, fd, &opath);
   device = (xs & HAS_DEVICE) && placeholder_device (fd, &dev_type, &rdev);
   uid = gid = 0;
   owned = (xs & HAS_OWNER) && recorded_owner (fd, &uid, &gid);
-  if (!owned && !beneath && (c.nofollow || path[0] == '\0'))
-    owned = link_recorded_owner (pid, &rootfd, path[0] == '\0' ? NULL : full, c.dirfd, fd, &uid, &gid);
+  /* only an O_PATH descriptor can be a symlink itself */
+  if (!owned && !beneath && (c.nofollow || path[0] == '\0') && (path[0] != '\0' || opath))
+    owned = link_recorded_owner (nat, pid, &rootfd, path[0] == '\0' ? NULL : full, c.dirfd, fd, &uid, &gid);
   if (!owned && !device)
     return LEAVE;
   if (rootfd < 0)
     {
-      snprintf (p, sizeof p, "/proc/%d/root", (int) pid);
-      rootfd = open (p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      rootfd = caller_root (nat, pid);
       if (rootfd < 0)
         return LEAVE;
     }
@@ -987,9 +1162,9 @@ caller_umask (pid_t pid, mode_t *mask)
  * mount, EPERM on /proc and /sys; any other mount (a tmpfs, a cache
  * mount): success without effect, as without a supervisor. */
 static int
-handle_mknod (int listener, const struct seccomp_notif *req, bool at)
+handle_mknod (struct native *nat, int listener, const struct seccomp_notif *req, bool at)
 {
-  char path[PATH_MAX], full[2 * PATH_MAX + 2], parent[2 * PATH_MAX + 2], p[64], v[32];
+  char path[PATH_MAX], full[2 * PATH_MAX + 2], parent[2 * PATH_MAX + 2], v[32];
   cleanup_close int rootfd = -1;
   cleanup_close int pfd = -1;
   cleanup_close int fd = -1;
@@ -1015,8 +1190,7 @@ handle_mknod (int listener, const struct seccomp_notif *req, bool at)
     return r == -ESRCH ? gone_or (listener, req, -EFAULT) : r;
   if (path[0] == '\0')
     return -ENOENT;
-  snprintf (p, sizeof p, "/proc/%d/root", (int) pid);
-  rootfd = open (p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  rootfd = caller_root (nat, pid);
   if (rootfd < 0)
     return gone_or (listener, req, -EPERM);
   if (path[0] == '/')
@@ -1118,7 +1292,7 @@ caller_fd_is_path (pid_t pid, int fd)
 /* Handle one call: 0 (answer success), a negative errno (answer it), 1
  * when the call is gone (the process died or was interrupted), LEAVE. */
 static int
-handle (const struct native *nat, int listener, const struct seccomp_notif *req)
+handle (struct native *nat, int listener, const struct seccomp_notif *req)
 {
   char path[PATH_MAX], full[2 * PATH_MAX + 2], p[64];
   cleanup_close int rootfd = -1;
@@ -1129,13 +1303,13 @@ handle (const struct native *nat, int listener, const struct seccomp_notif *req)
   pid_t pid = (pid_t) req->pid;
   int r = stat_kind (nat, req);
 
-  if (r == -2)
+  if (r == -2 || (r < 0 && is_chroot (nat, req)))
     return LEAVE;
   if (r >= 0)
-    return handle_stat (listener, req, (enum ob_stat_kind) r);
+    return handle_stat (nat, listener, req, (enum ob_stat_kind) r);
   r = mknod_kind (nat, req);
   if (r >= 0)
-    return handle_mknod (listener, req, r == 1);
+    return handle_mknod (nat, listener, req, r == 1);
   r = decode (nat, req, &c);
   if (r < 0)
     return r;
@@ -1150,8 +1324,7 @@ handle (const struct native *nat, int listener, const struct seccomp_notif *req)
         return -ENOENT;
     }
 
-  snprintf (p, sizeof p, "/proc/%d/root", (int) pid);
-  rootfd = open (p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  rootfd = caller_root (nat, pid);
   if (rootfd < 0)
     return gone_or (listener, req, -EPERM);
   if (c.by_fd)
@@ -1326,6 +1499,7 @@ supervise (void *arg)
       (void) seccomp_notify_respond (listener, resp); /* ENOENT: the caller died */
     }
   seccomp_notify_free (req, resp);
+  native_fini (&nat);
   close (listener);
   return NULL;
 }

@@ -166,6 +166,8 @@ for e in tarfile.open(blob(m["layers"][3]["digest"])).getmembers():
       "$TESTDIR/probe-got" "$TESTDIR/probe-want"
     check "[single] ... recorded owners among them (stat, fstat, statx of a dirfd's sub)" \
       sh -c "grep -qx 'path: stat /f: 1500:1501 100640 0' '$TESTDIR/probe-got' && grep -qx 'fstat: 1500:1501 100640 0' '$TESTDIR/probe-got' && grep -qx 'path: statx dirfd sub: 1600:1601 40755 mask-ids 18' '$TESTDIR/probe-got'"
+    check "[single] ... from a second thread (fstat, a dirfd's sub); from a chrooted child (its own /f, /sub)" \
+      sh -c "grep -qx 'thread: fstat: 1500:1501 100640 0' '$TESTDIR/probe-got' && grep -qx 'thread: fstatat dirfd sub: 1600:1601 40755 0' '$TESTDIR/probe-got' && grep -qx 'chroot: stat /f: errno 2' '$TESTDIR/probe-got' && grep -qx 'chroot: stat /sub: 1600:1601 40755 0' '$TESTDIR/probe-got' && grep -qx 'chroot: fstat: 1500:1501 100640 0' '$TESTDIR/probe-got'"
     check "[single] ... a symlink itself (lstat, ../l, its O_PATH descriptor): its recorded owner; fchown of that: EBADF" \
       sh -c "grep -q '^lstat /l: 1700:1701 120777' '$TESTDIR/probe-single' && grep -q '^statx dirfd ../l nofollow: 1700:1701 ' '$TESTDIR/probe-single' && grep -q '^fstat O_PATH|O_NOFOLLOW /l: 1700:1701 ' '$TESTDIR/probe-single' && grep -qx 'fchown O_PATH /l: -1 errno 9' '$TESTDIR/probe-single'"
   fi
