@@ -1479,10 +1479,13 @@ supervise (void *arg)
         }
       /* the kernel wants a zeroed request */
       memset (req, 0, sizeof *req);
-      r = seccomp_notify_receive (listener, req);
-      if (r != 0)
+      /* the ioctl itself, not seccomp_notify_receive: libseccomp turns
+       * every error into ECANCELED, and ENOENT (a queued call whose caller
+       * was killed before it was received) must not stop the supervisor,
+       * or every later call of the step fails with ENOSYS */
+      if (ioctl (listener, SECCOMP_IOCTL_NOTIF_RECV, req) < 0)
         {
-          if (r == -ENOENT || r == -EINTR)
+          if (errno == ENOENT || errno == EINTR)
             continue; /* the caller was killed or interrupted meanwhile */
           break;
         }

@@ -106,7 +106,7 @@ RUN stat -c %u:%g /f >/later && ls -ln /f | awk '{ print $3 ":" $4 }' >/ls \
  && { stat /missing 2>/missing-msg; echo $? >/missing-rc; } \
  && stat -L -c %u:%g /proc/self >/proc-self \
  && find / -xdev -user 1500 >/find \
- && /stat-probe </dev/null >/probe \
+ && /stat-probe </dev/null >/probe && /stat-probe killstorm 1000 >/killstorm \
  && /stat-probe cpown /f /g && /stat-probe cpown /d/sub/../../esc /h \
  && cp -p /f /p && cp /f /plain && echo x >/s && chown 1800:1801 /s && sed -i s/x/y/ /s \
  && cp /bin/busybox /pinger && /stat-probe setcap /pinger
@@ -145,6 +145,8 @@ DF
     check_eq "[$m] stat -L /proc/self: the kernel's answer" "$(cat "$r/proc-self")" 0:0
     check_eq "[$m] find -user 1500" "$(sort "$r/find" | tr '\n' ' ')" "/f /same "
     check "[$m] probe: threads exiting mid-call" grep -qx 'threads: exiting' "$r/probe"
+    check_eq "[$m] 4,000 processes killed in the middle of stat calls: later calls still answered" \
+      "$(cat "$r/killstorm")" "killstorm: stat /f: 1500:1501 100640 0"
     check_eq "[$m] a file capability set in the RUN (setcap cap_net_raw+ep) is in the layer" \
       "$(python3 -c '
 import json, sys, tarfile
