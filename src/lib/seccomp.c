@@ -71,12 +71,11 @@ static const char *const chown_family[] = {
  * reports the owner recorded, so that tools copying an owner (useradd's
  * /etc/shadow+ from fstat, sed -i, cp -p, tar) and those showing one
  * (stat, ls -l, find -user) see what subuid mode's kernel would report.
- * Every call costs a round trip through obuild (4-7 us, the two context
- * switches most of it): a cp -a of /usr makes ~30,000.  Sending only the
- * calls that name a descriptor (fstat; newfstatat and statx with
- * AT_EMPTY_PATH: what useradd and GNU sed -i use) would spare a cp -a only
- * a third of them, and leave stat of a path disagreeing with fstat of the
- * same file. */
+ * Every call costs a round trip through obuild (4-7 us, 2.5-3 of them the
+ * two context switches any answer costs): cp -a makes about four a file,
+ * two thirds of them of a descriptor.  Neither kind can be left to the
+ * kernel: useradd and GNU sed -i copy an owner from fstat of a
+ * descriptor, cp -a and tar from lstat of a path. */
 static const char *const stat_family[] = {
   "statx",
 #if OB_SECCOMP_NOTIFY_STRUCT_STAT

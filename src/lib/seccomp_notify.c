@@ -171,6 +171,9 @@ read_path (pid_t pid, uint64_t addr, char *buf)
       struct iovec local, remote;
       ssize_t n;
 
+      /* most paths are short: 256 bytes first, not the rest of a page */
+      if (done == 0 && chunk > 256)
+        chunk = 256;
       if (chunk > PATH_MAX - done)
         chunk = PATH_MAX - done;
       local.iov_base = buf + done;
