@@ -647,6 +647,36 @@ make_hardlink (struct extract *ex, const char *raw, const char *target, const ch
   return 0;
 }
 
+/* The placeholder of a device the process cannot make: an empty regular
+ * file carrying OB_LAYER_DEVICE_XATTR (written after the archive's xattrs,
+ * which never include it: apply_xattrs drops it).  Where the file system
+ * has no user xattrs, nothing, as before placeholders. */
+static int
+make_placeholder (struct extract *ex, int pfd, const char *base, mode_t type, dev_t dev,
+                  mode_t perm, struct archive_entry *e, const char *raw,
+                  const struct timespec ts[2], ob_error_t *err)
+{
+  cleanup_close int fd = openat (pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  char v[32];
+  if (fd < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: create", raw);
+  if (apply_owner (ex, fd, -1, NULL, e, raw, err) < 0)
+    return -1;
+  apply_xattrs (fd, e);
+  ob_layer_device_format (v, sizeof v, type, dev);
+  if (fsetxattr (fd, OB_LAYER_DEVICE_XATTR, v, strlen (v), 0) < 0)
+    {
+      int e2 = errno;
+      unlinkat (pfd, base, 0);
+      if (e2 == ENOTSUP)
+        return 0;
+      return ob_error_make (err, OB_ERR_STORE, e2, "entry `%s`: device placeholder", raw);
+    }
+  if (fchmod (fd, perm) < 0 || futimens (fd, ts) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: device placeholder", raw);
+  return 0;
+}
+
 static int
 extract_entry (struct extract *ex, const char *dest, struct archive_entry *e, ob_error_t *err)
 {
@@ -803,9 +833,17 @@ extract_entry (struct extract *ex, const char *dest, struct archive_entry *e, ob
                         : makedev (archive_entry_rdevmajor (e), archive_entry_rdevminor (e));
         if (mknodat (pfd, base, type | perm, dev) < 0)
           {
-            /* Rootless: devices cannot be created; skip them like Docker. */
+            /* Rootless: a user namespace cannot make a device.  A
+             * placeholder stands for it, as for a step's mknod in
+             * single-ID mode (layer_device.c), which the layer writers
+             * write as the device: an ADD, a --squash, a COPY --from of it
+             * keeps it, and a step sees a file there. */
             if (type != AE_IFIFO && (errno == EPERM || errno == EACCES))
-              return 0;
+              {
+                if (make_placeholder (ex, pfd, base, type, dev, perm, e, raw, ts, err) < 0)
+                  return -1;
+                break;
+              }
             return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: mknod", raw);
           }
         if (apply_owner (ex, -1, pfd, base, e, raw, err) < 0)

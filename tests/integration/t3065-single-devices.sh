@@ -148,6 +148,47 @@ PY
   else
     not_ok "[root] reference build (ADD of a tarball holding devices)"; diag <"$TESTDIR/r.err"
   fi
+  # Rootless, the unpacker cannot mknod either: it makes the same
+  # placeholders, so an archive's devices reach the layer (ADD), survive
+  # --squash, and a base image's devices, unpacked from its blob, are there
+  # for later steps (stat shows them in single-ID mode)
+  printf 'FROM busybox\nADD devs.tar /\nRUN touch /x\n' >"$ctx/Dockerfile.squash"
+  chmod a+r "$ctx/Dockerfile.squash"
+  for rm in $MODES; do
+    [ "$rm" = root ] && continue
+    import_busybox "$rm"
+    o=$(userdir "out-add-$rm" "$rm")
+    if ob "$rm" build -f "$ctx/Dockerfile.ref" -t addref -o "$o" "$ctx" >"$TESTDIR/a-$rm.out" 2>"$TESTDIR/a-$rm.err"; then
+      devices "$o" addref:latest 1 | grep -v '^d ' | sort -k6 >"$TESTDIR/l1-add-$rm"
+      check_files "[$rm] ADD of a tarball holding devices: the layer is root mode's" \
+        "$TESTDIR/l1-add-$rm" "$TESTDIR/l1-ref"
+    else
+      not_ok "[$rm] ADD of a tarball holding devices: the build"; diag <"$TESTDIR/a-$rm.err"
+    fi
+    if ob "$rm" build --squash -f "$ctx/Dockerfile.squash" -t sq -o "$o" "$ctx" >"$TESTDIR/q-$rm.out" 2>"$TESTDIR/q-$rm.err"; then
+      devices "$o" sq:latest 1 | grep -v -e '^d ' -e ' x$' | sort -k6 >"$TESTDIR/sq-$rm"
+      check_files "[$rm] --squash keeps the devices of the layers it squashes" \
+        "$TESTDIR/sq-$rm" "$TESTDIR/l1-ref"
+    else
+      not_ok "[$rm] --squash of a layer holding devices: the build"; diag <"$TESTDIR/q-$rm.err"
+    fi
+    # a fresh store: the base comes from the layout, unpacked from its blob
+    printf 'FROM oci:%s:addref:latest\nRUN chmod 600 /mydev && ls -ln /mydev /d/blk >/ls\n' "$o" >"$ctx/Dockerfile.lower-$rm"
+    chmod a+r "$ctx/Dockerfile.lower-$rm"
+    o2=$(userdir "out-lower-$rm" "$rm")
+    if as "$rm" env OBUILD_ROOT="$(userdir "store-lower-$rm" "$rm")" "$OB" build -f "$ctx/Dockerfile.lower-$rm" -t low -o "$o2" "$ctx" \
+      >"$TESTDIR/w-$rm.out" 2>"$TESTDIR/w-$rm.err"; then
+      check_eq "[$rm] a base image's device a step chmods: the device, in the step's layer" \
+        "$(devices "$o2" low:latest 2 | grep -e '^[cbf] ' | grep -v ' ls$')" "c 0600 0:0 1,3 0 mydev"
+      if [ "$rm" = single ]; then
+        layer_file "$o2" low:latest 2 ls >"$TESTDIR/ls-$rm"
+        check "[$rm] ... and ls -l in the step shows the base image's devices" \
+          sh -c "grep -q '^crw------- .* 1, *3 .*/mydev\$' '$TESTDIR/ls-$rm' && grep -q '^brw-r----- .* 7, *0 .*/d/blk\$' '$TESTDIR/ls-$rm'"
+      fi
+    else
+      not_ok "[$rm] a base image holding devices, from its layout: the build"; diag <"$TESTDIR/w-$rm.err"
+    fi
+  done
 else
   skip "no root mode: no reference for the device entries"
 fi

@@ -49,8 +49,11 @@ if (echo 1 > /proc/sysrq-trigger) 2>/dev/null; then bad "wrote /proc/sysrq-trigg
 # whether anything of the kernel log comes back)
 if mknod /tmp/kmsg c 1 11 2>/dev/null && [ -n "$(head -c 1 /tmp/kmsg 2>/dev/null)" ]; then bad "read the host's kernel log through mknod"; fi
 [ -c /image-kmsg ] && echo "probe: the image's device node is there"
-if [ -c /image-kmsg ] && head -c 1 /image-kmsg >/dev/null 2>&1; then bad "read the host's kernel log through the image's device"; fi
-if [ -b /image-vda ] && head -c 1 /image-vda >/dev/null 2>&1; then bad "read a host disk through the image's device"; fi
+# (rootless, an image's device is an empty placeholder file, which stat
+# reports as the device in single-ID mode: again, what counts is whether
+# any byte comes back)
+if [ -c /image-kmsg ] && [ "$(head -c 1 /image-kmsg 2>/dev/null | wc -c)" -gt 0 ]; then bad "read the host's kernel log through the image's device"; fi
+if [ -b /image-vda ] && [ "$(head -c 1 /image-vda 2>/dev/null | wc -c)" -gt 0 ]; then bad "read a host disk through the image's device"; fi
 # /dev holds only the standard nodes
 for f in /dev/*; do
   case ${f#/dev/} in null|zero|full|random|urandom|tty|ptmx|pts|shm|fd|stdin|stdout|stderr) ;; *) bad "unexpected /dev entry $f" ;; esac
@@ -161,8 +164,8 @@ for m in $MODES; do
   check_eq "[$m] the probe of every escape passes as root and as USER 1000 (exit)" "$rc" 0
   check_eq "[$m] ... both runs report all checks passed" "$(grep -c '^probe: all checks passed' "$TESTDIR/probe-$m.out")" 2
   grep -E '^FAIL|^obuild:' "$TESTDIR/probe-$m.out" | diag
-  if [ "$m" = root ]; then
-    check_eq "[$m] ... and the image's device nodes were there to try" \
+  if [ "$m" = root ] || [ "$m" = single ]; then
+    check_eq "[$m] ... and the image's device nodes were there to try (single-ID mode: placeholders stat shows as devices)" \
       "$(grep -c "^probe: the image's device node is there" "$TESTDIR/probe-$m.out")" 2
   fi
 done
