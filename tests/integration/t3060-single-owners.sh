@@ -69,6 +69,14 @@ for m in subuid single; do
   printf 'f 4:5 bin/busybox\nf 0:0 etc/group\nl 0:0 lib\nf 2:3 srv/f\n' >"$TESTDIR/want2"
   check_files "[$m] layer 2: chown of files of lower layers (copied up, even to the same owner; xattr owner replaced)" \
     "$TESTDIR/l2-$m" "$TESTDIR/want2"
+  # obuild run: stat shows the image's owners (single-ID mode: answered
+  # from the records, as in RUN)
+  check_eq "[$m] obuild run: stat shows the image's owners, a symlink's included" \
+    "$(ob "$m" run --rm owners stat -c '%u:%g %n' /srv/f /srv/svc /srv/symlink /srv/tree/sub/b 2>&1)" \
+    "2:3 /srv/f
+1500:1500 /srv/svc
+1600:1700 /srv/symlink
+1234:4321 /srv/tree/sub/b"
 done
 # the copy snapshotter (no overlayfs): the step's root is a plain directory
 out=$(userdir "out-copy" single)
