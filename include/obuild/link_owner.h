@@ -13,8 +13,10 @@
  * same name pointing elsewhere is not given the owner (inode numbers would
  * not do: the step sees the overlay's, the layer writer the upper
  * directory's, and a copy-up changes them).  A symlink made again with the
- * same name and the same target does keep the recorded owner; a link
- * renamed or hard-linked is root's under its new name.  A link
+ * same name and the same target does keep the recorded owner (unless the
+ * old link was renamed away: in single-ID mode the chown supervisor moves
+ * the record with a rename); a link hard-linked is root's under its new
+ * name.  A link
  * whose xattr name would be longer than XATTR_NAME_MAX (a name of more
  * than 236 bytes) is not recorded; root stands for a link without a record.
  * The records are never written into a layer nor copied from a build

@@ -83,6 +83,11 @@ static const char *const stat_family[] = {
 #endif
 };
 
+/* With owners recorded: renames go to the supervisor, which gives a
+ * symlink's recorded owner (kept on its directory, link_owner.h) to its new
+ * name before the kernel renames it. */
+static const char *const rename_family[] = { "rename", "renameat", "renameat2" };
+
 /* With emulate_root: succeed without effect (SCMP_ACT_ERRNO(0) returns 0). */
 static const char *const fake_always[] = {
   "setuid", "setuid32", "setgid", "setgid32", "setreuid", "setreuid32", "setregid",
@@ -282,6 +287,10 @@ add_emulate_root_rules (scmp_filter_ctx ctx, bool notify, ob_error_t *err)
   /* the supervisor keeps the step's root while no process has left it */
   if (ret == 0 && notify)
     ret = add_rule (ctx, SCMP_ACT_NOTIFY, "chroot", 0, NULL, err);
+  /* a symlink's recorded owner follows it to its new name */
+  if (ret == 0 && notify)
+    ret = add_rules (ctx, SCMP_ACT_NOTIFY, rename_family,
+                     sizeof rename_family / sizeof rename_family[0], err);
   if (ret < 0)
     return ret;
   ret = add_rules (ctx, SCMP_ACT_ERRNO (0), fake_always,

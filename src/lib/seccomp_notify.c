@@ -387,6 +387,13 @@ struct native
   int chroot_nr;
   int self_fd; /* /proc/self/fd, for listxattrat (Linux >= 6.13), or -1 */
   bool stat_continue; /* benchmarks: every stat call left to the kernel at once */
+  int rename_nr[3];   /* rename, renameat, renameat2 */
+  /* a recorded symlink being renamed: its old directory and name, and the
+   * link (settle_rename) */
+  int pend_fd;
+  char pend_name[NAME_MAX + 1];
+  dev_t pend_dev;
+  ino_t pend_ino;
 };
 
 static void
@@ -408,11 +415,18 @@ native_init (struct native *n)
   n->self_fd = open ("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
   /* bench/b-single-owners.sh: the cost of the round trips alone */
   n->stat_continue = getenv ("OBUILD_TEST_STAT_CONTINUE") != NULL;
+  n->rename_nr[0] = seccomp_syscall_resolve_name_arch (n->arch, "rename");
+  n->rename_nr[1] = seccomp_syscall_resolve_name_arch (n->arch, "renameat");
+  n->rename_nr[2] = seccomp_syscall_resolve_name_arch (n->arch, "renameat2");
+  n->pend_fd = -1;
 }
+
+static void settle_rename (struct native *n);
 
 static void
 native_fini (struct native *n)
 {
+  settle_rename (n);
   if (n->root >= 0)
     close (n->root);
   if (n->self_fd >= 0)
@@ -1271,6 +1285,126 @@ handle_mknod (struct native *nat, int listener, const struct seccomp_notif *req,
   return 0;
 }
 
+/* ---- rename of a symlink whose owner is recorded ---- */
+
+/* Which rename call req is: 0 rename, 1 renameat, 2 renameat2, -1 none. */
+static int
+rename_kind (const struct native *nat, const struct seccomp_notif *req)
+{
+  static const char *const names[] = { "rename", "renameat", "renameat2" };
+  char *name;
+  int k = -1;
+
+  if (req->data.arch == nat->arch)
+    {
+      for (int i = 0; i < 3; i++)
+        if (nat->rename_nr[i] >= 0 && nat->rename_nr[i] == req->data.nr)
+          return i;
+      return -1;
+    }
+  name = seccomp_syscall_resolve_num_arch (req->data.arch, req->data.nr);
+  for (int i = 0; name != NULL && i < 3; i++)
+    if (strcmp (name, names[i]) == 0)
+      k = i;
+  free (name);
+  return k;
+}
+
+/* The path a call names (dirfd, path) from the process's root, into out. */
+static int
+call_path (pid_t pid, int dirfd, const char *path, char *out, size_t size)
+{
+  char dir[PATH_MAX];
+  if (path[0] == '/')
+    {
+      snprintf (out, size, "%s", path);
+      return 0;
+    }
+  if (start_dir (pid, dirfd, dir, sizeof dir) < 0)
+    return -1;
+  snprintf (out, size, "%s/%s", dir, path);
+  return 0;
+}
+
+/* The rename recorded by handle_rename is done (or failed): the old name's
+ * record goes, unless the old name still holds that very link (the rename
+ * failed).  Run before the supervisor handles any other call, so that a
+ * chown -h of a new link of that name comes after, and when it stops. */
+static void
+settle_rename (struct native *n)
+{
+  struct stat st;
+  if (n->pend_fd < 0)
+    return;
+  if (fstatat (n->pend_fd, n->pend_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK (st.st_mode)
+      || st.st_dev != n->pend_dev || st.st_ino != n->pend_ino)
+    (void) ob_link_owner_set (n->pend_fd, n->pend_name, "", 0, 0); /* 0:0 removes it */
+  close (n->pend_fd);
+  n->pend_fd = -1;
+}
+
+/* rename, renameat, renameat2 (RENAME_NOREPLACE): when the old name is a
+ * symlink with a recorded owner, on the step's root mount, its new name is
+ * given the record before the kernel renames it (the call is always the
+ * kernel's: LEAVE); the old name's record goes once the rename is done
+ * (settle_rename).  A rename that fails leaves a record for the new name
+ * that only a link of that name and target would take.  RENAME_EXCHANGE
+ * and RENAME_WHITEOUT: records unchanged.  Anything unexpected: LEAVE, as
+ * without a supervisor. */
+static int
+handle_rename (struct native *nat, int listener, const struct seccomp_notif *req, int kind)
+{
+  const __u64 *a = req->data.args;
+  pid_t pid = (pid_t) req->pid;
+  char opath[PATH_MAX], npath[PATH_MAX], full[2 * PATH_MAX + 2], target[PATH_MAX];
+  char oname[NAME_MAX + 1], nname[NAME_MAX + 1];
+  cleanup_close int rootfd = -1;
+  cleanup_close int opfd = -1;
+  cleanup_close int npfd = -1;
+  int odirfd = kind == 0 ? AT_FDCWD : (int) a[0];
+  int ndirfd = kind == 0 ? AT_FDCWD : (int) a[2];
+  unsigned int flags = kind == 2 ? (unsigned int) a[4] : 0;
+  struct file_id rid, oid, nid;
+  struct stat st, nst;
+  uint32_t uid, gid;
+  ssize_t len;
+
+  if (flags & ~(unsigned int) RENAME_NOREPLACE)
+    return LEAVE;
+  if (read_path (pid, kind == 0 ? a[0] : a[1], opath) < 0
+      || read_path (pid, kind == 0 ? a[1] : a[3], npath) < 0 || opath[0] == '\0' || npath[0] == '\0')
+    return LEAVE;
+  rootfd = caller_root (nat, pid);
+  if (rootfd < 0 || call_path (pid, odirfd, opath, full, sizeof full) < 0)
+    return LEAVE;
+  opfd = link_parent (pid, rootfd, full, odirfd, oname);
+  if (opfd < 0 || fstatat (opfd, oname, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK (st.st_mode))
+    return LEAVE; /* the common case: not a symlink */
+  len = readlinkat (opfd, oname, target, sizeof target);
+  if (len < 0 || (size_t) len >= sizeof target)
+    return LEAVE;
+  target[len] = '\0';
+  if (!ob_link_owner_get (opfd, oname, target, &uid, &gid))
+    return LEAVE;
+  if (call_path (pid, ndirfd, npath, full, sizeof full) < 0)
+    return LEAVE;
+  npfd = link_parent (pid, rootfd, full, ndirfd, nname);
+  if (npfd < 0 || ((flags & RENAME_NOREPLACE) && fstatat (npfd, nname, &nst, AT_SYMLINK_NOFOLLOW) == 0))
+    return LEAVE;
+  /* only the layer's own directories */
+  if (file_id (rootfd, &rid) < 0 || file_id (opfd, &oid) < 0 || file_id (npfd, &nid) < 0
+      || oid.mnt != rid.mnt || oid.dev != rid.dev || nid.mnt != rid.mnt || nid.dev != rid.dev)
+    return LEAVE;
+  if (seccomp_notify_id_valid (listener, req->id) != 0)
+    return 1;
+  (void) ob_link_owner_set (npfd, nname, target, uid, gid);
+  nat->pend_fd = ob_steal_fd (&opfd);
+  snprintf (nat->pend_name, sizeof nat->pend_name, "%s", oname);
+  nat->pend_dev = st.st_dev;
+  nat->pend_ino = st.st_ino;
+  return LEAVE;
+}
+
 /* Whether the process's descriptor fd was opened with O_PATH: the
  * "flags:" line of /proc/PID/fdinfo/FD, in octal. */
 static bool
@@ -1307,8 +1441,10 @@ handle (struct native *nat, int listener, const struct seccomp_notif *req)
   struct file_id rid, id;
   struct statfs sfs;
   pid_t pid = (pid_t) req->pid;
-  int r = stat_kind (nat, req);
+  int r;
 
+  settle_rename (nat);
+  r = stat_kind (nat, req);
   if (r == -2 || (r >= 0 && nat->stat_continue) || (r < 0 && is_chroot (nat, req)))
     return LEAVE;
   if (r >= 0)
@@ -1316,6 +1452,9 @@ handle (struct native *nat, int listener, const struct seccomp_notif *req)
   r = mknod_kind (nat, req);
   if (r >= 0)
     return handle_mknod (nat, listener, req, r == 1);
+  r = rename_kind (nat, req);
+  if (r >= 0)
+    return handle_rename (nat, listener, req, r);
   r = decode (nat, req, &c);
   if (r < 0)
     return r;

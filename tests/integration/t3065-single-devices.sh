@@ -38,20 +38,6 @@ with tarfile.open(blob(m["layers"][n]["digest"]), "r:*") as t:
 PY
 }
 
-# layer_file LAYOUT TAG N NAME: the content of NAME in layer N
-layer_file() {
-  python3 - "$1" "$2" "$3" "$4" <<'PY'
-import json, os, sys, tarfile
-layout, tag, n, name = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-idx = json.load(open(os.path.join(layout, "index.json")))
-d = [m for m in idx["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag][-1]
-blob = lambda x: os.path.join(layout, "blobs", *x.split(":"))
-m = json.load(open(blob(d["digest"])))
-with tarfile.open(blob(m["layers"][n]["digest"]), "r:*") as t:
-    sys.stdout.write(t.extractfile(name).read().decode())
-PY
-}
-
 ctx=$TESTDIR/ctx
 mkdir -p "$ctx"
 cat >"$ctx/Dockerfile" <<'DF'
