@@ -205,12 +205,18 @@ json_get() { # JSONFILE EXPR (python expression on `j`)
 }
 store_oci() { echo "$(store "$1")/oci"; }
 
+# free_port: a TCP port of 127.0.0.1 that nothing listens on now (the
+# kernel's choice)
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # start_registry [HTTP_YAML [TOP_YAML]]: a docker-registry on 127.0.0.1 at a
 # free port, storing in this test's directory.  HTTP_YAML is added under
 # `http:` (e.g. tls), TOP_YAML at the top level (e.g. auth).  Sets
 # R=127.0.0.1:PORT; the registry is stopped when the test exits.
 start_registry() {
-  _port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  _port=$(free_port)
   {
     printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\n' "$TESTDIR/registry-data"
     printf 'http:\n  addr: 127.0.0.1:%s\n' "$_port"

@@ -60,7 +60,6 @@ CMD ["python3", "/app.py"]
 DF
 chmod -R a+rX "$ctx"
 
-port=$((40000 + $$ % 10000))
 for m in $MODES; do
   check "[$m] import the Debian base" ob "$m" import "$deb" debian:bookworm
   # --pull=never: a base that failed to import must not come from a registry
@@ -101,15 +100,17 @@ for m in $MODES; do
     check_files "[$m] man-db's layer: the same owners as in subuid mode" "$TESTDIR/l6-$m" "$TESTDIR/l6-subuid"
   fi
   if [ "$(id -u)" -eq 0 ]; then
-    port=$((port + 1))
-    chroot "$r" /usr/bin/python3 /app.py "$port" >/dev/null 2>&1 &
+    port=$(free_port)
+    chroot "$r" /usr/bin/python3 /app.py "$port" >"$TESTDIR/app-$m.out" 2>&1 &
     app=$!
-    i=0; until curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1 || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
-    check_eq "[$m] the image runs python3 /app.py and answers HTTP" "$(curl -sf "http://127.0.0.1:$port/")" "hello from obuild"
+    i=0; until curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1 || [ $i -ge 300 ] || ! kill -0 "$app" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+    got=$(curl -sf "http://127.0.0.1:$port/")
+    check_eq "[$m] the image runs python3 /app.py and answers HTTP" "$got" "hello from obuild"
+    [ "$got" = "hello from obuild" ] || diag <"$TESTDIR/app-$m.out"
     kill "$app" 2>/dev/null; wait "$app" 2>/dev/null
   fi
   # the user story's end: run it, ask it, stop it
-  port=$((port + 1))
+  port=$(free_port)
   d=$(userdir "run-$m" "$m")
   ob_bg "$m" "$d/pid" run pyapp python3 /app.py "$port" >"$TESTDIR/run-$m.out" 2>&1 &
   bg=$!
