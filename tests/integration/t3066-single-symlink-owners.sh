@@ -144,6 +144,11 @@ RUN mkdir /m /m/sub && ln -s t /m/a && chown -h 11:12 /m/a && mv /m/a /m/b \
  && stat -c '%n %u:%g' /m/b /m/a /m/sub/c2 /m/d /m/e /m/f /m/g /m/sub/h2 >/mv-out
 RUN mv /m/b /m/b2 && ln -s t /m/b && stat -c '%n %u:%g' /m/b2 /m/b >/mv-later
 DF
+# hostile renames of a recorded link: into a directory reached through a
+# link to /proc/self/root/<the host directory>, and into /proc; both fail,
+# and the supervisor must write no record anywhere but the step's root
+printf 'RUN ln -s /proc/self/root%s /hx && ln -s z /mz && chown -h 23:24 /mz && { mv /mz /hx/z 2>/dev/null; true; } && { mv /mz /proc/z 2>/dev/null; true; } && stat -c %%u:%%g /mz >/mz-stat\n' \
+  "$host" >>"$ctx/Dockerfile.mv"
 chmod a+r "$ctx/Dockerfile.mv"
 mv_want='/m/b 11:12
 /m/a 0:0
@@ -165,6 +170,10 @@ for m in subuid single; do
     check_eq "[$m] ... lstat in the step" "$(layer_file "$out" mv:latest 1 mv-out)" "$mv_want"
     check_eq "[$m] a link of a lower layer renamed: its owner; a new link of its old name: root" \
       "$(cat "$TESTDIR/mv2-$m")" "$(printf '0:0 m/b\n11:12 m/b2')"
+    check_eq "[$m] renames of a recorded link through a link to the host's directory and into /proc fail: the link keeps its owner" \
+      "$(layer_listing "$out" mv:latest 3 | awk '$1 == "l" { print $3, $NF }' | sort)" \
+      "$(printf '0:0 hx\n23:24 mz')"
+    check_eq "[$m] ... lstat in the step" "$(layer_file "$out" mv:latest 3 mz-stat)" 23:24
   else
     not_ok "[$m] rename of recorded links: the build"; diag <"$TESTDIR/mv-$m.err"
   fi
