@@ -37,6 +37,11 @@ int ob_seccomp_build (bool emulate_root, struct ob_seccomp_prog **out, ob_error_
 /* emulate_root with the chown family sent to a listener; only for kernels
  * where ob_seccomp_notify_available () holds. */
 int ob_seccomp_build_owners (struct ob_seccomp_prog **out, ob_error_t *err);
+/* The filter of a command in a mode: in single-ID mode the owners one
+ * where the kernel has user notification, else ob_seccomp_build;
+ * *no_owners (may be NULL) says single-ID mode had to do without. */
+int ob_seccomp_build_for (bool userns_single, struct ob_seccomp_prog **out, bool *no_owners,
+                          ob_error_t *err);
 void ob_seccomp_free (struct ob_seccomp_prog *p);
 
 /* Load the program into the calling thread: sets no_new_privs first.

@@ -454,17 +454,13 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   if (ob_binfmt_check (json_string_value (json_object_get (s->config, "os")),
                        json_string_value (json_object_get (s->config, "architecture")), err) < 0)
     return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
-  if (b->seccomp == NULL && b->o->userns_single && ob_seccomp_notify_available ())
+  if (b->seccomp == NULL)
     {
-      if (ob_seccomp_build_owners (&b->seccomp, err) < 0)
-        return -1;
-    }
-  else if (b->seccomp == NULL)
-    {
-      if (ob_seccomp_build (b->o->userns_single, &b->seccomp, err) < 0)
+      bool no_owners;
+      if (ob_seccomp_build_for (b->o->userns_single, &b->seccomp, &no_owners, err) < 0)
         return -1;
       /* once per build: the filter is compiled once */
-      if (b->o->userns_single && b->o->log)
+      if (no_owners && b->o->log)
         b->o->log (b->o->log_data, "warning: this kernel cannot pass chown calls to obuild "
                                    "(seccomp user notification): in single-ID mode, files a RUN step "
                                    "chowns keep root as their owner in the layer");

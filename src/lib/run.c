@@ -7,7 +7,6 @@
 #include <obuild/rootfs.h>
 #include <obuild/run.h>
 #include <obuild/seccomp.h>
-#include <obuild/seccomp_notify.h>
 #include <obuild/util.h>
 
 #include <ctype.h>
@@ -409,12 +408,7 @@ ob_run_prepare (const struct ob_run_opts *o, struct ob_run **out, ob_error_t *er
   /* single-ID mode: the supervisor answers stat with the owners the
    * image's layers record (and its devices), as in RUN; what the command
    * chowns is recorded in the run's own upper directory, thrown away */
-  if (o->userns_single && ob_seccomp_notify_available ())
-    {
-      if (ob_seccomp_build_owners (&r->seccomp, err) < 0)
-        goto fail;
-    }
-  else if (ob_seccomp_build (o->userns_single, &r->seccomp, err) < 0)
+  if (ob_seccomp_build_for (o->userns_single, &r->seccomp, NULL, err) < 0)
     goto fail;
 
   r->so.rootfs = r->merged;

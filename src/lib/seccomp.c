@@ -395,6 +395,16 @@ ob_seccomp_build_owners (struct ob_seccomp_prog **out, ob_error_t *err)
   return build (true, true, out, err);
 }
 
+int
+ob_seccomp_build_for (bool userns_single, struct ob_seccomp_prog **out, bool *no_owners,
+                      ob_error_t *err)
+{
+  bool owners = userns_single && ob_seccomp_notify_available ();
+  if (no_owners)
+    *no_owners = userns_single && !owners;
+  return build (userns_single, owners, out, err);
+}
+
 void
 ob_seccomp_free (struct ob_seccomp_prog *p)
 {
