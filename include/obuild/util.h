@@ -94,6 +94,11 @@ int ob_mkdir_p_at (int dirfd, const char *path, mode_t mode, ob_error_t *err);
 int ob_rm_rf_at (int dirfd, const char *path, ob_error_t *err);
 /* Make a fresh temporary directory "<parent>/<prefix>XXXXXX"; returns its path. */
 int ob_mkdtemp_in (const char *parent, const char *prefix, char **out, ob_error_t *err);
+/* Mark directory `path` so that ext4 places each directory made in it where
+ * its allocator would place a top-level one (chattr +T), away from the inodes
+ * the previous builds freed there.  Best effort: other file systems, or a
+ * directory that is not ours, are left as they are. */
+void ob_dir_spread (const char *path);
 
 /* ---- sha256 ---- */
 #define OB_SHA256_HEX_LEN 64

@@ -896,6 +896,7 @@ ob_store_open (const char *root, struct ob_store **out, ob_error_t *err)
       ob_error_set_kind (err, (*err)->kind == OB_ERR_IMAGE ? OB_ERR_IMAGE : OB_ERR_STORE);
       return ob_error_wrap (err, "store");
     }
+  ob_dir_spread (s->tmp);
   {
     cleanup_free char *gc = ob_xasprintf ("%s/gc.lock", s->root);
     s->gcfd = open (gc, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -1061,6 +1062,7 @@ ob_store_layer_dir (struct ob_store *s, const char *diff_id, int blob_fd, char *
     }
   if (ob_mkdir_p_at (AT_FDCWD, s->layers, 0700, err) < 0)
     return ob_error_wrap (err, "store");
+  ob_dir_spread (s->layers);
   prefix = ob_xasprintf (".obuild-%d-", (int) getpid ());
   if (ob_mkdtemp_in (s->layers, prefix, &tmp, err) < 0)
     return -1;

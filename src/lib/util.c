@@ -3,10 +3,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -324,6 +326,30 @@ ob_mkdtemp_in (const char *parent, const char *prefix, char **out, ob_error_t *e
     }
   *out = p;
   return 0;
+}
+
+/* Why: an ext4 without a journal (common for /tmp and CI disks) skips, for
+ * every inode it allocates, each free inode of the group that was freed in
+ * the last seconds (recently_deleted()), one cache lookup each.  A store's
+ * layer and step directories are made and removed by the thousand files, in
+ * the group of their parent, build after build: creating a base's 8,700 files
+ * there cost 2 s instead of 0.4 s.  The top-level rule starts each new
+ * directory in the group with the fewest directories among those with more
+ * free inodes and blocks than average, usually not the one just emptied. */
+void
+ob_dir_spread (const char *path)
+{
+  int fd = open (path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int flags = 0;
+  if (fd < 0)
+    return;
+  /* the ioctl takes an int, whatever its definition says */
+  if (ioctl (fd, FS_IOC_GETFLAGS, &flags) == 0 && !(flags & FS_TOPDIR_FL))
+    {
+      flags |= FS_TOPDIR_FL;
+      (void) ioctl (fd, FS_IOC_SETFLAGS, &flags);
+    }
+  close (fd);
 }
 
 struct ob_sha256
