@@ -20,6 +20,14 @@ for m in $MODES; do
   n_marks=$(find "$ldir" -mindepth 1 -maxdepth 1 -name '*.boot' | wc -l)
   check_eq "[$m] every unpacked layer (base, RUN upper) has a boot mark" "$n_dirs:$n_marks" "2:2"
   check_eq "[$m] ... holding this boot's id" "$(cat "$ldir"/*.boot | sort -u)" "$boot"
+  # ext4 places the directories made in tmp/ and layers/<mode>/ by its
+  # top-level rule (+T), away from inodes earlier builds freed
+  if flags=$(lsattr -d "$(store "$m")/tmp" "$ldir" 2>/dev/null); then
+    check_eq "[$m] the store's tmp and layer directories carry ext4's top-directory flag" \
+      "$(echo "$flags" | awk '$1 ~ /T/' | wc -l)" 2
+  else
+    skip "[$m] the store's file system has no inode flags (lsattr)"
+  fi
   # the RUN's layer directory loses its data, as a crash before writeback would
   data=$(find "$ldir" -mindepth 2 -maxdepth 2 -name data | head -n 1)
   check "[$m] the RUN's upper became the layer's directory" test -n "$data"

@@ -3,6 +3,8 @@
 #include <obuild/util.h>
 
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -103,6 +105,60 @@ TEST (test_error_wrap_and_kind)
   CHECK (err == NULL);
 }
 
+static int
+dir_flags (const char *path)
+{
+  int fd = open (path, O_RDONLY | O_DIRECTORY), flags = -1;
+  if (fd >= 0 && ioctl (fd, FS_IOC_GETFLAGS, &flags) < 0)
+    flags = -1;
+  if (fd >= 0)
+    close (fd);
+  return flags;
+}
+
+/* Is /tmp a file system with inode flags (ext4 on CI)?  Else skip. */
+static bool
+tmp_has_flags (void)
+{
+  char tmpl[] = "/tmp/ob-util-XXXXXX";
+  char *dir = mkdtemp (tmpl);
+  bool yes = dir != NULL && dir_flags (dir) >= 0;
+  if (dir)
+    rmdir (dir);
+  return yes;
+}
+
+TEST (test_dir_spread)
+{
+  char tmpl[] = "/tmp/ob-util-XXXXXX";
+  char *dir = mkdtemp (tmpl);
+  cleanup_free char *a = ob_xasprintf ("%s/a", dir);
+  cleanup_free char *b = ob_xasprintf ("%s/b", dir);
+  cleanup_free char *link = ob_xasprintf ("%s/link", dir);
+  cleanup_free char *file = ob_xasprintf ("%s/file", dir);
+  int fd, flags;
+  CHECK (mkdir (a, 0755) == 0 && mkdir (b, 0755) == 0 && symlink ("b", link) == 0);
+  CHECK ((fd = open (file, O_WRONLY | O_CREAT, 0644)) >= 0);
+  close (fd);
+  /* a flag already there stays */
+  fd = open (a, O_RDONLY | O_DIRECTORY);
+  flags = dir_flags (a) | FS_NOATIME_FL;
+  CHECK (ioctl (fd, FS_IOC_SETFLAGS, &flags) == 0);
+  close (fd);
+  CHECK (!(dir_flags (a) & FS_TOPDIR_FL));
+  ob_dir_spread (a);
+  CHECK ((dir_flags (a) & (FS_TOPDIR_FL | FS_NOATIME_FL)) == (FS_TOPDIR_FL | FS_NOATIME_FL));
+  ob_dir_spread (a); /* twice is fine */
+  CHECK (dir_flags (a) & FS_TOPDIR_FL);
+  /* a symlink is not followed, a file and a missing path are left alone */
+  ob_dir_spread (link);
+  CHECK (!(dir_flags (b) & FS_TOPDIR_FL));
+  ob_dir_spread (file);
+  ob_dir_spread ("/nonexistent/obuild");
+  ob_error_t err = NULL;
+  CHECK (ob_rm_rf_at (AT_FDCWD, dir, &err) == 0);
+}
+
 int
 main (void)
 {
@@ -113,5 +169,9 @@ main (void)
   RUN (test_buf);
   RUN (test_files_atomic_mkdir_rm);
   RUN (test_error_wrap_and_kind);
+  if (tmp_has_flags ())
+    RUN (test_dir_spread);
+  else
+    printf ("ok %d - test_dir_spread # skip /tmp has no inode flags\n", ++tap_n);
   TAP_DONE ();
 }
