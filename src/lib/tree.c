@@ -5,6 +5,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,6 +15,7 @@
 struct node
 {
   char *name;
+  size_t name_len;
   struct ob_tree_stat st;
   char *link;
   struct node **kids;
@@ -23,6 +25,11 @@ struct node
 struct ob_tree
 {
   struct node root;
+  /* the directory the last entry went into (layers list a directory's
+   * entries together): its path as written and its node; NULL after any
+   * removal */
+  char *last_dir;
+  struct node *last_node;
 };
 
 static void
@@ -54,6 +61,7 @@ ob_tree_free (struct ob_tree *t)
   if (t == NULL)
     return;
   node_free_children (&t->root);
+  free (t->last_dir);
   free (t);
 }
 
@@ -61,7 +69,7 @@ static struct node *
 child (struct node *n, const char *name, size_t len)
 {
   for (size_t i = 0; i < n->n_kids; i++)
-    if (strlen (n->kids[i]->name) == len && memcmp (n->kids[i]->name, name, len) == 0)
+    if (n->kids[i]->name_len == len && memcmp (n->kids[i]->name, name, len) == 0)
       return n->kids[i];
   return NULL;
 }
@@ -71,6 +79,7 @@ add_child (struct node *n, const char *name, size_t len)
 {
   struct node *c = ob_xmalloc0 (sizeof *c);
   c->name = ob_xstrndup (name, len);
+  c->name_len = len;
   c->st.mode = S_IFDIR | 0755;
   if (n->n_kids == n->cap_kids)
     {
@@ -143,6 +152,30 @@ struct rec
   const char *hardlink; /* or NULL */
 };
 
+/* The node of `dir` (a cleaned relative path whose last component starts at
+ * `base`), made if missing: its parent is found from the root once per
+ * directory, not once per entry. */
+static struct node *
+entry_node (struct ob_tree *t, const char *dir, const char *base)
+{
+  size_t plen = base > dir ? (size_t) (base - dir - 1) : 0;
+  struct node *parent, *c;
+  if (t->last_node && t->last_dir && strlen (t->last_dir) == plen && memcmp (t->last_dir, dir, plen) == 0)
+    parent = t->last_node;
+  else
+    {
+      cleanup_free char *pdir = ob_xstrndup (dir, plen);
+      parent = walk (t, pdir, true, NULL);
+      free (t->last_dir);
+      t->last_dir = steal_pointer (&pdir);
+      t->last_node = parent;
+    }
+  if (strcmp (base, ".") == 0)
+    return walk (t, dir, true, NULL);
+  c = child (parent, base, strlen (base));
+  return c ? c : add_child (parent, base, strlen (base));
+}
+
 static void
 apply (struct ob_tree *t, const struct rec *r)
 {
@@ -164,6 +197,7 @@ apply (struct ob_tree *t, const struct rec *r)
     return;
   if (strcmp (base, ".wh..wh..opq") == 0)
     {
+      t->last_node = NULL;
       dir[base - dir] = '\0';
       n = walk (t, dir, false, NULL);
       if (n)
@@ -172,6 +206,7 @@ apply (struct ob_tree *t, const struct rec *r)
     }
   if (ob_str_has_prefix (base, ".wh."))
     {
+      t->last_node = NULL;
       cleanup_free char *victim = ob_xasprintf ("%.*s%s", (int) (base - dir), dir, base + 4);
       n = walk (t, victim, false, &parent);
       if (n && parent)
@@ -193,9 +228,12 @@ apply (struct ob_tree *t, const struct rec *r)
       n->link = NULL;
       return;
     }
-  n = walk (t, dir, true, NULL);
-  if (!S_ISDIR (r->mode))
-    node_free_children (n);
+  n = entry_node (t, dir, base);
+  if (!S_ISDIR (r->mode) && n->n_kids)
+    {
+      t->last_node = NULL;
+      node_free_children (n);
+    }
   n->st.mode = r->mode;
   n->st.uid = r->uid;
   n->st.gid = r->gid;
@@ -317,6 +355,35 @@ ob_tree_add_layer (struct ob_tree *t, int fd, ob_error_t *err)
   return read_tar (t, fd, NULL, err);
 }
 
+/* "mode uid gid mtime size" as index_line writes it (sscanf took most of a
+ * cached build's time) */
+static bool
+parse_head (const char *s, unsigned *mode, unsigned *uid, unsigned *gid, long long *mtime, long long *size)
+{
+  char *e;
+  unsigned long m, u, g;
+  errno = 0;
+  m = strtoul (s, &e, 8);
+  if (e == s || *e != ' ')
+    return false;
+  u = strtoul (s = e + 1, &e, 10);
+  if (e == s || *e != ' ')
+    return false;
+  g = strtoul (s = e + 1, &e, 10);
+  if (e == s || *e != ' ')
+    return false;
+  *mtime = strtoll (s = e + 1, &e, 10);
+  if (e == s || *e != ' ')
+    return false;
+  *size = strtoll (s = e + 1, &e, 10);
+  if (e == s || *e != '\0' || errno || m > 0xffffffffUL || u > 0xffffffffUL || g > 0xffffffffUL)
+    return false;
+  *mode = (unsigned) m;
+  *uid = (unsigned) u;
+  *gid = (unsigned) g;
+  return true;
+}
+
 int
 ob_tree_add_layer_indexed (struct ob_tree *t, const char *index_dir, const char *diff_id, int fd,
                            ob_error_t *err)
@@ -347,7 +414,7 @@ ob_tree_add_layer_indexed (struct ob_tree *t, const char *index_dir, const char 
               if (p)
                 *p++ = '\0';
             }
-          if (f[1] == NULL || sscanf (f[0], "%o %u %u %lld %lld", &mode, &uid, &gid, &mtime, &size) != 5)
+          if (f[1] == NULL || !parse_head (f[0], &mode, &uid, &gid, &mtime, &size))
             continue;
           struct rec rc = { unescape (f[1]), mode, uid, gid, mtime, size,
                             f[2] && *f[2] ? unescape (f[2]) : NULL, f[3] && *f[3] ? unescape (f[3]) : NULL };

@@ -127,6 +127,99 @@ TEST (test_tree_from_layers_and_index)
   free (idx);
 }
 
+/* Entries that remove or replace the directory the previous entries went
+ * into, and paths with empty and "." components: the tree is the same read
+ * from the layer and from its index (ASan: no node is used after it is
+ * freed). */
+static void
+check_hostile (struct ob_tree *t)
+{
+  const struct ob_tree_stat *st;
+  CHECK (ob_tree_lookup (t, "/a/b/x") == NULL);
+  CHECK (ob_tree_lookup (t, "/a/b/y") != NULL);
+  CHECK (ob_tree_lookup (t, "/c/f") == NULL);
+  st = ob_tree_lookup (t, "/c");
+  CHECK (st != NULL && S_ISREG (st->mode));
+  CHECK (ob_tree_lookup (t, "/c/g") != NULL);
+  CHECK (ob_tree_lookup (t, "/d/e/f") != NULL);
+  CHECK (ob_tree_lookup (t, "/d/e/h") != NULL);
+  st = ob_tree_lookup (t, "/d/e");
+  CHECK (st != NULL && S_ISDIR (st->mode) && (st->mode & 0777) == 0700);
+  CHECK (ob_tree_lookup (t, "/o/gone") == NULL);
+  CHECK (ob_tree_lookup (t, "/o/kept") != NULL);
+}
+
+TEST (test_tree_hostile_order)
+{
+  char *p = ob_xasprintf ("%s/hostile.tgz", dir), *idx = ob_xasprintf ("%s/idx", dir);
+  const char *id = "sha256:0000000000000000000000000000000000000000000000000000000000000003";
+  struct archive *a = archive_write_new ();
+  ob_error_t err = NULL;
+  int fd;
+  archive_write_set_format_pax_restricted (a);
+  archive_write_add_filter_gzip (a);
+  archive_write_open_filename (a, p);
+  add (a, "a/", S_IFDIR | 0755, NULL, NULL);
+  add (a, "a/b/", S_IFDIR | 0755, NULL, NULL);
+  add (a, "a/b/x", S_IFREG | 0644, NULL, NULL);
+  add (a, ".wh.a", S_IFREG, NULL, NULL);
+  add (a, "a/b/y", S_IFREG | 0644, NULL, NULL);
+  add (a, "c/", S_IFDIR | 0755, NULL, NULL);
+  add (a, "c/f", S_IFREG | 0644, NULL, NULL);
+  add (a, "c", S_IFREG | 0644, NULL, NULL);
+  add (a, "c/g", S_IFREG | 0644, NULL, NULL);
+  add (a, "d//e/f", S_IFREG | 0644, NULL, NULL);
+  add (a, "d/./e/h", S_IFREG | 0644, NULL, NULL);
+  add (a, "d/e/.", S_IFDIR | 0700, NULL, NULL);
+  add (a, "o/gone", S_IFREG | 0644, NULL, NULL);
+  add (a, "o/.wh..wh..opq", S_IFREG, NULL, NULL);
+  add (a, "o/kept", S_IFREG | 0644, NULL, NULL);
+  archive_write_close (a);
+  archive_write_free (a);
+  fd = open (p, O_RDONLY);
+  for (int round = 0; round < 3; round++)
+    {
+      struct ob_tree *t = ob_tree_new ();
+      CHECK ((round == 0 ? ob_tree_add_layer (t, fd, &err) : ob_tree_add_layer_indexed (t, idx, id, round == 1 ? fd : -1, &err)) == 0);
+      check_hostile (t);
+      ob_tree_free (t);
+    }
+  close (fd);
+  free (p);
+  free (idx);
+}
+
+/* Index lines whose numbers do not parse are skipped, not half-read. */
+TEST (test_tree_index_bad_lines)
+{
+  char *idx = ob_xasprintf ("%s/idx", dir);
+  const char *id = "sha256:0000000000000000000000000000000000000000000000000000000000000004";
+  char *ip = ob_xasprintf ("%s/%s", idx, id + 7);
+  const char *text = "obuild-tree-v1\n"
+                     "100644 1 2 3 4\tok\t\t\n"
+                     "10x644 1 2 3 4\tbad-mode\t\t\n"
+                     "100644 99999999999 2 3 4\tbad-uid\t\t\n"
+                     "100644 1 2 3\tshort\t\t\n"
+                     "100644 1 2 3 4 5\tlong\t\t\n"
+                     "100644 1 2 3 99999999999999999999\thuge\t\t\n"
+                     "obuild-tree-end\n";
+  ob_error_t err = NULL;
+  CHECK (ob_write_file_atomic_at (AT_FDCWD, ip, text, strlen (text), 0600, &err) == 0);
+  struct ob_tree *t = ob_tree_new ();
+  CHECK (ob_tree_add_layer_indexed (t, idx, id, -1, &err) == 0);
+  const struct ob_tree_stat *st = ob_tree_lookup (t, "/ok");
+  CHECK (st != NULL && st->uid == 1 && st->gid == 2 && st->mtime == 3 && st->size == 4);
+  CHECK (ob_tree_lookup (t, "/bad-mode") == NULL);
+  CHECK (ob_tree_lookup (t, "/bad-uid") == NULL);
+  CHECK (ob_tree_lookup (t, "/short") == NULL);
+  CHECK (ob_tree_lookup (t, "/long") == NULL);
+  CHECK (ob_tree_lookup (t, "/huge") == NULL);
+  ob_tree_free (t);
+  ob_error_free (&err);
+  free (ip);
+  free (idx);
+}
+
 TEST (test_statmap)
 {
   struct ob_statmap *m = ob_statmap_new ();
@@ -168,6 +261,8 @@ main (void)
   if (mkdtemp (dir) == NULL)
     return 1;
   RUN (test_tree_from_layers_and_index);
+  RUN (test_tree_hostile_order);
+  RUN (test_tree_index_bad_lines);
   RUN (test_statmap);
   ob_rm_rf_at (AT_FDCWD, dir, &e);
   ob_error_free (&e);
