@@ -5,7 +5,24 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+/* Every fsync of the library linked into this test is seen here: the
+ * path it synced and whether that name was in the layout's blobs yet. */
+static char fsynced[16][512];
+static int n_fsynced;
+
+int
+fsync (int fd)
+{
+  char link[64];
+  ssize_t n;
+  snprintf (link, sizeof link, "/proc/self/fd/%d", fd);
+  if (n_fsynced < 16 && (n = readlink (link, fsynced[n_fsynced], sizeof fsynced[0] - 1)) > 0)
+    fsynced[n_fsynced++][n] = '\0';
+  return (int) syscall (SYS_fsync, fd);
+}
 
 static char *
 tmpdir (void)
@@ -122,6 +139,34 @@ TEST (test_txn_commit_tags_and_resolve)
   CHECK_INT (n, 2);
   ob_layout_entries_free (e, n);
   CHECK_INT (count_entries (d), 1); /* scratch directories removed */
+  ob_layout_close (l);
+  free (p);
+  rmtree (d);
+}
+
+/* A staged blob is synced when the transaction publishes it, before its
+ * name enters blobs/sha256, not when it is staged. */
+TEST (test_txn_blob_synced_at_publish)
+{
+  char *d = tmpdir ();
+  char *p = ob_xasprintf ("%s/oci", d);
+  struct ob_layout *l = NULL;
+  struct ob_txn *t = NULL;
+  ob_error_t err = NULL;
+  char digest[OB_DIGEST_LEN];
+  bool synced_staged = false;
+  CHECK (ob_layout_open (p, true, &l, &err) == 0);
+  CHECK (ob_txn_begin (l, d, &t, &err) == 0);
+  n_fsynced = 0;
+  CHECK (ob_txn_blob_put (t, "layer bytes", 11, digest, &err) == 0);
+  CHECK_INT (n_fsynced, 0);
+  CHECK (ob_txn_publish (t, &err) == 0);
+  for (int i = 0; i < n_fsynced; i++)
+    if (ob_str_has_suffix (fsynced[i], digest + 7) && strstr (fsynced[i], "/blobs/sha256/") == NULL)
+      synced_staged = true;
+  CHECK (synced_staged);
+  CHECK (ob_layout_has_blob (l, digest));
+  ob_txn_free (t);
   ob_layout_close (l);
   free (p);
   rmtree (d);
@@ -401,6 +446,7 @@ main (void)
   RUN (test_layout_create_and_reopen);
   RUN (test_layout_open_missing_is_image_error);
   RUN (test_txn_commit_tags_and_resolve);
+  RUN (test_txn_blob_synced_at_publish);
   RUN (test_txn_abort_leaves_layout_unchanged);
   RUN (test_blob_read_verifies_digest);
   RUN (test_copy_between_layouts);
