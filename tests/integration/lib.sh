@@ -211,6 +211,25 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# start_http DIR: python3's web server for DIR on 127.0.0.1 at a free port;
+# sets port and srv (its pid, for the caller's trap).  Waits up to 30 s
+# for it to answer, and says why when it never does.
+start_http() {
+  port=$(free_port)
+  python3 -u -m http.server "$port" --bind 127.0.0.1 --directory "$1" >"$TESTDIR/http-$port.log" 2>&1 &
+  srv=$!
+  _i=0
+  # it says so once it has bound the port (not another server on it)
+  until grep -q '^Serving HTTP' "$TESTDIR/http-$port.log" 2>/dev/null && curl -s -o /dev/null "http://127.0.0.1:$port/"; do
+    if ! kill -0 "$srv" 2>/dev/null || [ $_i -ge 300 ]; then
+      not_ok "a web server on 127.0.0.1:$port answers"
+      diag <"$TESTDIR/http-$port.log"
+      return 1
+    fi
+    sleep 0.1; _i=$((_i + 1))
+  done
+}
+
 # start_registry [HTTP_YAML [TOP_YAML]]: a docker-registry on 127.0.0.1 at a
 # free port, storing in this test's directory.  HTTP_YAML is added under
 # `http:` (e.g. tls), TOP_YAML at the top level (e.g. auth).  Sets

@@ -19,11 +19,8 @@ touch "/tmp/$marker" "$TESTDIR/$marker"
 [ "$(id -u)" -eq 0 ] && touch "/home/$T_USER/$marker"
 
 # a server on the host's loopback
-port=$((30000 + $$ % 20000))
-python3 -m http.server "$port" --bind 127.0.0.1 --directory "$TESTDIR" >/dev/null 2>&1 &
-srv=$!
+start_http "$TESTDIR"
 trap 'kill $srv 2>/dev/null; rm -f "/tmp/$marker" "/home/$T_USER/$marker"' EXIT
-i=0; until curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1 || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
 printf 'FROM busybox\nRUN wget -q -O /got http://127.0.0.1:%s/\n' "$port" >"$ctx/Dockerfile.net"
 printf 'FROM busybox\nRUN --network=none wget -q -T 2 -O /got http://127.0.0.1:%s/\n' "$port" >"$ctx/Dockerfile.nonet"
 printf 'FROM busybox\nRUN cat /proc/net/dev | grep -v -e Inter -e face | cut -d: -f1 | tr -d " " > /ifs\n' >"$ctx/Dockerfile.ifs"

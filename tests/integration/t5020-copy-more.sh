@@ -8,11 +8,8 @@ echo r >"$ctx/docs/readme.md"; echo t >"$ctx/docs/notes.txt"; echo s >"$ctx/docs
 echo x >"$ctx/a/b/x.txt"; echo y >"$ctx/a/y.txt"
 echo "remote content" >"$TESTDIR/www/file.txt"
 sum=$(sha256sum "$TESTDIR/www/file.txt" | cut -d' ' -f1)
-port=$((31000 + $$ % 20000))
-python3 -m http.server "$port" --bind 127.0.0.1 --directory "$TESTDIR/www" >/dev/null 2>&1 &
-srv=$!
+start_http "$TESTDIR/www"
 trap 'kill $srv 2>/dev/null' EXIT
-i=0; until curl -sf "http://127.0.0.1:$port/file.txt" >/dev/null 2>&1 || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
 cat >"$ctx/Dockerfile" <<DF
 FROM scratch
 ADD http://127.0.0.1:$port/file.txt /dl/

@@ -61,11 +61,8 @@ COPY --from=owned --chown=7:8 /out /app/out2
 DF
 # ADD --unpack of a local and a downloaded archive: a local web server
 mkdir -p "$TESTDIR/www"; cp "$ctx/arcown.tar" "$TESTDIR/www/"
-port=$((33000 + $$ % 20000))
-python3 -m http.server "$port" --bind 127.0.0.1 --directory "$TESTDIR/www" >/dev/null 2>&1 &
-srv=$!
+start_http "$TESTDIR/www"
 trap 'kill $srv 2>/dev/null' EXIT
-i=0; until curl -sf "http://127.0.0.1:$port/arcown.tar" >/dev/null 2>&1 || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
 cat >"$ctx/Dockerfile.unpack" <<DF
 FROM scratch
 ADD --unpack=false arcown.tar /raw/

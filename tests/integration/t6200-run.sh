@@ -52,7 +52,7 @@ nothing_left() {
     && [ -z "$(ls -A "$_s/tmp" 2>/dev/null)" ]
 }
 
-port=$((20000 + $$ % 20000))
+port=$(($(free_port) - 1)) # the services listen on port + 1, which the kernel says is free
 for m in $MODES; do
   import_busybox "$m"
   ok=true
