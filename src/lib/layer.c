@@ -1,3 +1,9 @@
+/* layer: the layer writer every layer goes through (tar -> sha256 ->
+ * gzip/zstd -> sha256 -> the blob's fd), ob_layer_import (an archive made a
+ * layer) and reading layers (ob_layer_read_file, ob_layer_is_archive,
+ * ob_layer_diff_id), with what layer_priv.h shares with the other layer
+ * files.  The entries of a layer written from disk (a change list or a
+ * COPY's plan) are in layer_write.c, extraction in layer_extract.c. */
 #include "config.h"
 #include <obuild/layer.h>
 #include <obuild/link_owner.h>
@@ -15,15 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <linux/openat2.h>
-#include <sys/syscall.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
-
-#define CHUNK 65536
 
 /* libarchive converts names between the locale's charset and the UTF-8 of
  * pax headers; run it under C.UTF-8 whatever the process locale is, so the
@@ -53,39 +53,16 @@ ob_layer_leave_locale (locale_t *old)
 
 /* ---- the layer writer: tar -> sha256(tar) -> compressor -> sha256(blob) -> fd ----
  *
- * One object used by ob_layer_write and ob_layer_import: open, add entries
- * and their data, finish.  libarchive calls write_cb with the raw tar bytes;
- * everything downstream streams, so memory does not depend on the layer. */
-
-struct layer_writer
-{
-  struct archive *a;
-  int outfd;
-  enum ob_compression compression;
-  z_stream z;
-  bool z_init;
-  gz_header gzh;
-  ZSTD_CCtx *zc;
-  struct ob_pgzip *pgz; /* gzip: parallel members */
-  struct ob_sha256 *h_tar;
-  struct ob_sha256 *h_blob;
-  int64_t size;
-  int64_t synced; /* bytes of the blob already handed to writeback */
-  unsigned char *obuf;
-  size_t obuf_size;
-  unsigned char *dbuf; /* CHUNK bytes for entry data */
-  ob_error_t cb_err;   /* error raised inside write_cb */
-  bool discard;        /* failed: let libarchive close without writing */
-  char *dir;           /* the directory of the last entry, and its fd: */
-  int dirfd;           /* entries come sorted, so most share it */
-  ob_layer_entry_fn on_entry;
-  void *on_entry_data;
-};
+ * One object (struct ob_layer_writer, layer_priv.h) used by ob_layer_write
+ * and ob_layer_write_sources (layer_write.c) and ob_layer_import: open, add
+ * entries and their data, finish.  libarchive calls write_cb with the raw
+ * tar bytes; everything downstream streams, so memory does not depend on
+ * the layer. */
 
 #define WRITEBACK_STEP ((int64_t) 8 << 20)
 
 static int
-lw_emit (struct layer_writer *lw, const void *data, size_t n, ob_error_t *err)
+lw_emit (struct ob_layer_writer *lw, const void *data, size_t n, ob_error_t *err)
 {
   if (n == 0)
     return 0;
@@ -112,7 +89,7 @@ lw_emit_cb (void *data, const void *buf, size_t n, ob_error_t *err)
 }
 
 static int
-lw_compress (struct layer_writer *lw, const void *data, size_t n, bool end, ob_error_t *err)
+lw_compress (struct ob_layer_writer *lw, const void *data, size_t n, bool end, ob_error_t *err)
 {
   switch (lw->compression)
     {
@@ -160,7 +137,7 @@ lw_compress (struct layer_writer *lw, const void *data, size_t n, bool end, ob_e
 static la_ssize_t
 lw_write_cb (struct archive *a, void *data, const void *buf, size_t n)
 {
-  struct layer_writer *lw = data;
+  struct ob_layer_writer *lw = data;
   if (lw->discard)
     return n;
   if (lw->pgz == NULL) /* parallel gzip hashes on a thread of its own */
@@ -176,7 +153,7 @@ lw_write_cb (struct archive *a, void *data, const void *buf, size_t n)
 /* Turn a libarchive failure into an ob_error, preferring the one the write
  * callback recorded. */
 static int
-lw_fail (struct layer_writer *lw, const char *what, ob_error_t *err)
+lw_fail (struct ob_layer_writer *lw, const char *what, ob_error_t *err)
 {
   lw->discard = true;
   if (lw->cb_err)
@@ -189,8 +166,8 @@ lw_fail (struct layer_writer *lw, const char *what, ob_error_t *err)
                         archive_error_string (lw->a) ? archive_error_string (lw->a) : "tar error");
 }
 
-static void
-lw_free (struct layer_writer *lw)
+void
+ob_layer_writer_free (struct ob_layer_writer *lw)
 {
   if (lw->dirfd >= 0)
     close (lw->dirfd);
@@ -245,8 +222,9 @@ ob_layer_opts_describe (const struct ob_layer_opts *o, char *buf, size_t n)
     }
 }
 
-static int
-lw_open (struct layer_writer *lw, int outfd, const struct ob_layer_opts *opts, ob_error_t *err)
+int
+ob_layer_writer_open (struct ob_layer_writer *lw, int outfd, const struct ob_layer_opts *opts,
+                      ob_error_t *err)
 {
   memset (lw, 0, sizeof *lw);
   lw->dirfd = -1;
@@ -256,7 +234,7 @@ lw_open (struct layer_writer *lw, int outfd, const struct ob_layer_opts *opts, o
   lw->on_entry_data = opts->on_entry_data;
   lw->h_tar = ob_sha256_new ();
   lw->h_blob = ob_sha256_new ();
-  lw->dbuf = ob_xmalloc (CHUNK);
+  lw->dbuf = ob_xmalloc (OB_LAYER_CHUNK);
 
   switch (lw->compression)
     {
@@ -271,7 +249,7 @@ lw_open (struct layer_writer *lw, int outfd, const struct ob_layer_opts *opts, o
                                   ncpu > 0 ? (int) ncpu : 1, lw->h_tar, lw_emit_cb, lw);
           break;
         }
-      lw->obuf_size = CHUNK;
+      lw->obuf_size = OB_LAYER_CHUNK;
       lw->obuf = ob_xmalloc (lw->obuf_size);
       if (deflateInit2 (&lw->z, opts->level > 0 ? (opts->level > 9 ? 9 : opts->level) : OB_GZIP_DEFAULT_LEVEL, Z_DEFLATED,
                         15 + 16, 8, Z_DEFAULT_STRATEGY)
@@ -348,8 +326,8 @@ ob_layer_entry_tell (ob_layer_entry_fn fn, void *data, struct archive_entry *e)
     fn (data, &x);
 }
 
-static int
-lw_add (struct layer_writer *lw, struct archive_entry *e, ob_error_t *err)
+int
+ob_layer_writer_add (struct ob_layer_writer *lw, struct archive_entry *e, ob_error_t *err)
 {
   int r = archive_write_header (lw->a, e);
   if (r < ARCHIVE_WARN)
@@ -358,8 +336,8 @@ lw_add (struct layer_writer *lw, struct archive_entry *e, ob_error_t *err)
   return 0;
 }
 
-static int
-lw_data (struct layer_writer *lw, const void *buf, size_t n, ob_error_t *err)
+int
+ob_layer_writer_data (struct ob_layer_writer *lw, const void *buf, size_t n, ob_error_t *err)
 {
   la_ssize_t r = archive_write_data (lw->a, buf, n);
   if (r < 0)
@@ -367,8 +345,8 @@ lw_data (struct layer_writer *lw, const void *buf, size_t n, ob_error_t *err)
   return 0;
 }
 
-static int
-lw_finish (struct layer_writer *lw, struct ob_layer_result *res, ob_error_t *err)
+int
+ob_layer_writer_finish (struct ob_layer_writer *lw, struct ob_layer_result *res, ob_error_t *err)
 {
   if (archive_write_close (lw->a) != ARCHIVE_OK)
     return lw_fail (lw, "finish tar", err);
@@ -393,15 +371,14 @@ lw_finish (struct layer_writer *lw, struct ob_layer_result *res, ob_error_t *err
   return 0;
 }
 
-/* ---- helpers shared by write and import ---- */
+/* ---- helpers shared by write (layer_write.c) and import ---- */
 
-static void
-cleanup_entryp (struct archive_entry **e)
+void
+ob_layer_entry_freep (struct archive_entry **e)
 {
   if (*e)
     archive_entry_free (*e);
 }
-#define cleanup_entry __attribute__ ((cleanup (cleanup_entryp)))
 
 static void
 cleanup_readerp (struct archive **a)
@@ -411,8 +388,8 @@ cleanup_readerp (struct archive **a)
 }
 #define cleanup_reader __attribute__ ((cleanup (cleanup_readerp)))
 
-static void
-set_mtime (struct archive_entry *e, int64_t sec, long nsec, const struct ob_layer_opts *opts)
+void
+ob_layer_set_mtime (struct archive_entry *e, int64_t sec, long nsec, const struct ob_layer_opts *opts)
 {
   if (opts->clamp_mtime && sec >= opts->mtime_max)
     archive_entry_set_mtime (e, opts->mtime_max, 0);
@@ -420,638 +397,14 @@ set_mtime (struct archive_entry *e, int64_t sec, long nsec, const struct ob_laye
     archive_entry_set_mtime (e, sec, nsec);
 }
 
-static bool
-keep_xattr (const char *name, bool caps)
+bool
+ob_layer_keep_xattr (const char *name, bool caps)
 {
   if (strcmp (name, "security.capability") == 0)
     return caps;
   return ob_str_has_prefix (name, "user.") && !ob_str_has_prefix (name, "user.overlay.")
          && strcmp (name, OB_LAYER_OWNER_XATTR) != 0 && strcmp (name, OB_LAYER_DEVICE_XATTR) != 0
          && !ob_link_owner_is_xattr (name);
-}
-
-static int
-cmp_strp (const void *a, const void *b)
-{
-  return strcmp (*(char *const *) a, *(char *const *) b);
-}
-
-/* Where xattrs are read: an open descriptor (fd >= 0), else a path whose
- * final symlink is not followed. */
-struct xsrc
-{
-  int fd;
-  const char *path;
-};
-
-static ssize_t
-xs_list (const struct xsrc *x, char *buf, size_t size)
-{
-  return x->fd >= 0 ? flistxattr (x->fd, buf, size) : llistxattr (x->path, buf, size);
-}
-
-static ssize_t
-xs_get (const struct xsrc *x, const char *name, void *buf, size_t size)
-{
-  return x->fd >= 0 ? fgetxattr (x->fd, name, buf, size) : lgetxattr (x->path, name, buf, size);
-}
-
-/* Copy the xattrs worth keeping (user.*, security.capability when caps)
- * into e, sorted by name so the output is stable; the owner xattr, when
- * owner is true, sets e's owner instead. */
-static int
-add_xattrs (struct archive_entry *e, const struct xsrc *x, bool owner, bool caps, const char *display,
-            int kind, ob_error_t *err)
-{
-  cleanup_free char *list = NULL;
-  cleanup_free char **names = NULL;
-  size_t n = 0;
-  ssize_t len;
-
-  for (;;)
-    {
-      len = xs_list (x, NULL, 0);
-      if (len < 0)
-        {
-          if (errno == ENOTSUP || errno == ENODATA)
-            return 0;
-          return ob_error_make (err, kind, errno, "list xattrs of `%s`", display);
-        }
-      if (len == 0)
-        return 0;
-      free (list);
-      list = ob_xmalloc (len);
-      len = xs_list (x, list, len);
-      if (len >= 0)
-        break;
-      if (errno != ERANGE)
-        return ob_error_make (err, kind, errno, "list xattrs of `%s`", display);
-    }
-
-  names = ob_xmalloc ((len + 1) * sizeof (char *));
-  for (char *p = list; p < list + len; p += strlen (p) + 1)
-    {
-      if (strcmp (p, OB_LAYER_OWNER_XATTR) == 0)
-        {
-          /* An owner the user namespace could not represent (single-ID
-           * mode): it goes into the tar header, not into the layer. */
-          char v[64];
-          ssize_t vl = owner ? xs_get (x, p, v, sizeof v - 1) : -1;
-          unsigned long u, g;
-          if (vl > 0)
-            {
-              v[vl] = '\0';
-              if (sscanf (v, "%lu:%lu", &u, &g) == 2)
-                {
-                  archive_entry_set_uid (e, (la_int64_t) u);
-                  archive_entry_set_gid (e, (la_int64_t) g);
-                }
-            }
-          continue;
-        }
-      if (keep_xattr (p, caps))
-        names[n++] = p;
-    }
-  qsort (names, n, sizeof (char *), cmp_strp);
-
-  for (size_t i = 0; i < n; i++)
-    {
-      cleanup_free char *value = NULL;
-      ssize_t vlen;
-      for (;;)
-        {
-          vlen = xs_get (x, names[i], NULL, 0);
-          if (vlen < 0)
-            break;
-          free (value);
-          value = ob_xmalloc (vlen ? vlen : 1);
-          vlen = xs_get (x, names[i], value, vlen);
-          if (vlen >= 0 || errno != ERANGE)
-            break;
-        }
-      if (vlen < 0)
-        {
-          if (errno == ENODATA || errno == ENOTSUP)
-            continue;
-          return ob_error_make (err, kind, errno, "read xattr `%s` of `%s`", names[i], display);
-        }
-      archive_entry_xattr_add_entry (e, names[i], value, vlen);
-    }
-  return 0;
-}
-
-/* add_xattrs of dirfd/name as an upper directory holds them. */
-static int
-add_disk_xattrs (struct archive_entry *e, int dirfd, const char *name, const char *display,
-                 ob_error_t *err)
-{
-  cleanup_free char *path = ob_xasprintf ("/proc/self/fd/%d/%s", dirfd, name);
-  struct xsrc x = { -1, path };
-  return add_xattrs (e, &x, true, true, display, OB_ERR_STORE, err);
-}
-
-/* (dev, ino) -> first path, for hardlink detection. */
-struct ino_ent
-{
-  dev_t dev;
-  ino_t ino;
-  char *path;
-  struct ino_ent *next;
-};
-
-struct ino_map
-{
-  struct ino_ent **b;
-  size_t nb;
-  size_t n;
-};
-
-static size_t
-ino_hash (dev_t dev, ino_t ino, size_t nb)
-{
-  uint64_t h = (uint64_t) ino * 0x9e3779b97f4a7c15ULL ^ (uint64_t) dev;
-  return (size_t) (h ^ (h >> 29)) & (nb - 1);
-}
-
-static const char *
-ino_map_lookup (struct ino_map *m, dev_t dev, ino_t ino)
-{
-  if (m->nb == 0)
-    return NULL;
-  for (struct ino_ent *x = m->b[ino_hash (dev, ino, m->nb)]; x; x = x->next)
-    if (x->dev == dev && x->ino == ino)
-      return x->path;
-  return NULL;
-}
-
-static void
-ino_map_add (struct ino_map *m, dev_t dev, ino_t ino, const char *path)
-{
-  struct ino_ent *x;
-  size_t h;
-  if (m->n >= m->nb)
-    {
-      size_t nb = m->nb ? m->nb * 4 : 256;
-      struct ino_ent **b = ob_xmalloc0 (nb * sizeof *b);
-      for (size_t i = 0; i < m->nb; i++)
-        while (m->b[i])
-          {
-            struct ino_ent *y = m->b[i];
-            m->b[i] = y->next;
-            h = ino_hash (y->dev, y->ino, nb);
-            y->next = b[h];
-            b[h] = y;
-          }
-      free (m->b);
-      m->b = b;
-      m->nb = nb;
-    }
-  x = ob_xmalloc (sizeof *x);
-  x->dev = dev;
-  x->ino = ino;
-  x->path = ob_xstrdup (path);
-  h = ino_hash (dev, ino, m->nb);
-  x->next = m->b[h];
-  m->b[h] = x;
-  m->n++;
-}
-
-static void
-ino_map_free (struct ino_map *m)
-{
-  for (size_t i = 0; i < m->nb; i++)
-    while (m->b[i])
-      {
-        struct ino_ent *y = m->b[i];
-        m->b[i] = y->next;
-        free (y->path);
-        free (y);
-      }
-  free (m->b);
-  m->b = NULL;
-  m->nb = m->n = 0;
-}
-
-/* ---- device placeholders (single-ID mode's mknod; layer_device.c) ---- */
-
-/* A regular file of an upper directory carrying a valid device xattr (a
- * placeholder) becomes that device in e: size 0, its content not written.
- * A malformed value leaves it a regular file (the xattr is never written:
- * keep_xattr). */
-static bool
-device_entry (struct archive_entry *e, int dirfd, const char *base, const struct stat *st)
-{
-  cleanup_free char *p = ob_xasprintf ("/proc/self/fd/%d/%s", dirfd, base);
-  char v[32];
-  ssize_t n = lgetxattr (p, OB_LAYER_DEVICE_XATTR, v, sizeof v);
-  return n > 0 && ob_layer_device_entry (e, v, (size_t) n, st->st_mode);
-}
-
-/* device_entry for a source open at fd (COPY --from). */
-static bool
-fd_device_entry (struct archive_entry *e, int fd, const struct stat *st)
-{
-  char v[32];
-  ssize_t n = fgetxattr (fd, OB_LAYER_DEVICE_XATTR, v, sizeof v);
-  return n > 0 && ob_layer_device_entry (e, v, (size_t) n, st->st_mode);
-}
-
-/* ---- ob_layer_write ---- */
-
-static int
-write_marker (struct layer_writer *lw, const char *dir, const char *base,
-              const struct ob_layer_opts *opts, ob_error_t *err)
-{
-  cleanup_entry struct archive_entry *e = archive_entry_new ();
-  cleanup_free char *name = *dir ? ob_xasprintf ("%s/%s", dir, base) : ob_xstrdup (base);
-  if (e == NULL)
-    ob_oom ();
-  archive_entry_set_pathname (e, name);
-  archive_entry_set_mode (e, AE_IFREG | 0);
-  archive_entry_set_uid (e, 0);
-  archive_entry_set_gid (e, 0);
-  archive_entry_set_size (e, 0);
-  archive_entry_set_mtime (e, opts->clamp_mtime ? opts->mtime_max : 0, 0);
-  return lw_add (lw, e, err);
-}
-
-static int
-write_whiteout (struct layer_writer *lw, const char *path, const struct ob_layer_opts *opts,
-                ob_error_t *err)
-{
-  const char *slash = strrchr (path, '/');
-  cleanup_free char *dir = slash ? ob_xstrndup (path, slash - path) : ob_xstrdup ("");
-  cleanup_free char *base = ob_xasprintf (".wh.%s", slash ? slash + 1 : path);
-  return write_marker (lw, dir, base, opts, err);
-}
-
-static int
-write_file_data (struct layer_writer *lw, int fd, int64_t size, const char *path,
-                 ob_error_t *err)
-{
-  int64_t done = 0;
-  while (done < size)
-    {
-      size_t want = size - done < CHUNK ? (size_t) (size - done) : CHUNK;
-      ssize_t r = read (fd, lw->dbuf, want);
-      if (r < 0)
-        {
-          if (errno == EINTR)
-            continue;
-          return ob_error_make (err, OB_ERR_STORE, errno, "read `%s`", path);
-        }
-      if (r == 0)
-        return ob_error_make (err, OB_ERR_STORE, 0, "`%s` changed while writing the layer",
-                              path);
-      if (lw_data (lw, lw->dbuf, r, err) < 0)
-        return ob_error_wrap (err, "`%s`", path);
-      done += r;
-    }
-  return 0;
-}
-
-static bool owners_unmapped;
-
-/* A symlink's owner the user namespace could not represent (single-ID
- * mode): recorded on its directory (link_owner.h) for this very link (its
- * target), as a file's is in the file's OB_LAYER_OWNER_XATTR. */
-static void
-link_owner (struct archive_entry *e, int dirfd, const char *name, const char *target)
-{
-  uint32_t uid, gid;
-  if (ob_link_owner_get (dirfd, name, target, &uid, &gid))
-    {
-      archive_entry_set_uid (e, (la_int64_t) uid);
-      archive_entry_set_gid (e, (la_int64_t) gid);
-    }
-}
-
-void
-ob_layer_set_owners_unmapped (bool unmapped)
-{
-  owners_unmapped = unmapped;
-}
-
-bool
-ob_layer_owners_unmapped (void)
-{
-  return owners_unmapped;
-}
-
-int
-ob_layer_chown_at (int dirfd, const char *path, uid_t uid, gid_t gid, int flags)
-{
-  if (owners_unmapped)
-    {
-      if (uid == 0 && gid == 0)
-        return 0;
-      errno = EPERM;
-      return -1;
-    }
-  return fchownat (dirfd, path, uid, gid, flags);
-}
-
-static int
-write_fs_entry (struct layer_writer *lw, int upperfd, const char *path, struct ino_map *links,
-                const struct ob_layer_opts *opts, ob_error_t *err)
-{
-  cleanup_entry struct archive_entry *e = archive_entry_new ();
-  cleanup_close int fd = -1;
-  cleanup_free char *name = NULL;
-  const char *slash = strrchr (path, '/');
-  cleanup_free char *dir = slash ? ob_xstrndup (path, slash - path) : ob_xstrdup (".");
-  int dirfd;
-  const char *base = slash ? slash + 1 : path;
-  const char *link_to = NULL;
-  struct stat st;
-
-  if (e == NULL)
-    ob_oom ();
-  if (lw->dirfd < 0 || strcmp (lw->dir, dir) != 0)
-    {
-      /* a path walk per entry is what the layer costs on an overlay (the
-       * container's root with --isolation=container): once a directory */
-      if (lw->dirfd >= 0)
-        close (lw->dirfd);
-      free (lw->dir);
-      lw->dir = NULL;
-      lw->dirfd = openat (upperfd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (lw->dirfd < 0)
-        return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", dir);
-      lw->dir = ob_xstrdup (dir);
-    }
-  dirfd = lw->dirfd;
-  if (fstatat (dirfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
-    return ob_error_make (err, OB_ERR_STORE, errno, "stat `%s`", path);
-
-  name = S_ISDIR (st.st_mode) ? ob_xasprintf ("%s/", path) : ob_xstrdup (path);
-  archive_entry_set_pathname (e, name);
-  archive_entry_set_mode (e, st.st_mode);
-  /* unmapped: every file on disk is the invoking user's; the owner is
-   * root unless the xattr below says otherwise */
-  archive_entry_set_uid (e, owners_unmapped ? 0 : st.st_uid);
-  archive_entry_set_gid (e, owners_unmapped ? 0 : st.st_gid);
-  archive_entry_set_uname (e, NULL);
-  archive_entry_set_gname (e, NULL);
-  set_mtime (e, st.st_mtim.tv_sec, st.st_mtim.tv_nsec, opts);
-
-  switch (st.st_mode & S_IFMT)
-    {
-    case S_IFREG:
-      if (st.st_nlink > 1)
-        {
-          link_to = ino_map_lookup (links, st.st_dev, st.st_ino);
-          if (link_to == NULL)
-            ino_map_add (links, st.st_dev, st.st_ino, path);
-        }
-      if (link_to)
-        {
-          archive_entry_set_hardlink (e, link_to);
-          archive_entry_set_size (e, 0);
-        }
-      else
-        {
-          /* a device's placeholder (single-ID mode) is asked of the open
-           * file, with no second lookup of its name; one that cannot be
-           * opened (mknod -m 000) by its name */
-          fd = openat (dirfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-          if (fd < 0)
-            {
-              int e2 = errno;
-              if (device_entry (e, dirfd, base, &st))
-                break;
-              return ob_error_make (err, OB_ERR_STORE, e2, "open `%s`", path);
-            }
-          if (fd_device_entry (e, fd, &st))
-            {
-              close (ob_steal_fd (&fd));
-              break;
-            }
-          archive_entry_set_size (e, st.st_size);
-        }
-      break;
-    case S_IFLNK:
-      {
-        cleanup_free char *target = ob_xmalloc (st.st_size + 1);
-        ssize_t r = readlinkat (dirfd, base, target, st.st_size + 1);
-        if (r < 0)
-          return ob_error_make (err, OB_ERR_STORE, errno, "readlink `%s`", path);
-        if (r > st.st_size)
-          return ob_error_make (err, OB_ERR_STORE, 0, "`%s` changed while writing the layer",
-                                path);
-        target[r] = '\0';
-        archive_entry_set_symlink (e, target);
-        link_owner (e, dirfd, base, target);
-        break;
-      }
-    case S_IFCHR:
-    case S_IFBLK:
-      archive_entry_set_rdevmajor (e, major (st.st_rdev));
-      archive_entry_set_rdevminor (e, minor (st.st_rdev));
-      break;
-    case S_IFDIR:
-    case S_IFIFO:
-      break;
-    default:
-      /* Sockets cannot be stored in tar (docker and buildah skip them). */
-      return 0;
-    }
-
-  if (add_disk_xattrs (e, dirfd, base, path, err) < 0)
-    return -1;
-  if (lw_add (lw, e, err) < 0)
-    return ob_error_wrap (err, "`%s`", path);
-  if (fd >= 0)
-    return write_file_data (lw, fd, st.st_size, path, err);
-  return 0;
-}
-
-/* Open a layer writer on outfd, let fn write the i-th entry for i = 0.. n-1
- * (links: hardlink detection across them), and finish the layer. */
-typedef int (*entry_fn) (struct layer_writer *lw, const void *data, size_t i, struct ino_map *links,
-                         const struct ob_layer_opts *opts, ob_error_t *err);
-
-static int
-write_layer (entry_fn fn, const void *data, size_t n, int outfd, const struct ob_layer_opts *opts,
-             struct ob_layer_result *res, ob_error_t *err)
-{
-  cleanup_locale locale_t old_locale = ob_layer_enter_utf8 ();
-  struct layer_writer lw;
-  struct ino_map links = { 0 };
-  int ret = 0;
-
-  if (lw_open (&lw, outfd, opts, err) < 0)
-    {
-      lw_free (&lw);
-      return -1;
-    }
-  for (size_t i = 0; ret == 0 && i < n; i++)
-    ret = fn (&lw, data, i, &links, opts, err);
-  if (ret == 0)
-    ret = lw_finish (&lw, res, err);
-  ino_map_free (&links);
-  lw_free (&lw);
-  return ret;
-}
-
-struct upper_changes
-{
-  int upperfd;
-  const struct ob_changes *changes;
-};
-
-static int
-write_change (struct layer_writer *lw, const void *data, size_t i, struct ino_map *links,
-              const struct ob_layer_opts *opts, ob_error_t *err)
-{
-  const struct upper_changes *u = data;
-  const struct ob_change *c = &u->changes->items[i];
-  switch (c->kind)
-    {
-    case OB_CHANGE_ENTRY:
-      return write_fs_entry (lw, u->upperfd, c->path, links, opts, err);
-    case OB_CHANGE_WHITEOUT:
-      return write_whiteout (lw, c->path, opts, err);
-    case OB_CHANGE_OPAQUE:
-      return write_marker (lw, c->path, ".wh..wh..opq", opts, err);
-    }
-  return ob_error_make (err, OB_ERR_GENERIC, 0, "`%s`: unknown change kind %d", c->path, (int) c->kind);
-}
-
-int
-ob_layer_write (int upperfd, const struct ob_changes *changes, int outfd,
-                const struct ob_layer_opts *opts, struct ob_layer_result *res, ob_error_t *err)
-{
-  struct upper_changes u = { upperfd, changes };
-  return write_layer (write_change, &u, changes ? changes->n : 0, outfd, opts, res, err);
-}
-
-/* ---- ob_layer_write_sources ---- */
-
-/* Open the regular file or directory src below srcfd (symlinks resolved
- * inside it, the last one only when follow) and check that it is the inode
- * st describes: a source that changed since the plan is an error, never
- * another file's content. */
-static int
-open_source (int srcfd, const struct ob_layer_src *x, int *out, ob_error_t *err)
-{
-  struct open_how how = { .flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
-                          .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-  struct stat st;
-  long fd;
-
-  if (!x->follow)
-    how.flags |= O_NOFOLLOW;
-  if (S_ISDIR (x->st.st_mode))
-    how.flags |= O_DIRECTORY;
-  do
-    fd = syscall (SYS_openat2, srcfd, x->src, &how, sizeof how);
-  while (fd < 0 && (errno == EAGAIN || errno == EINTR));
-  if (fd < 0)
-    return ob_error_make (err, OB_ERR_CONTEXT, errno, "open `%s`", x->src);
-  if (fstat ((int) fd, &st) < 0 || st.st_dev != x->st.st_dev || st.st_ino != x->st.st_ino
-      || (st.st_mode & S_IFMT) != (x->st.st_mode & S_IFMT))
-    {
-      close ((int) fd);
-      return ob_error_make (err, OB_ERR_CONTEXT, 0, "`%s` changed during the build", x->src);
-    }
-  *out = (int) fd;
-  return 0;
-}
-
-static int
-write_src_entry (struct layer_writer *lw, int srcfd, const struct ob_layer_src *x, struct ino_map *links,
-                 const struct ob_layer_opts *opts, ob_error_t *err)
-{
-  cleanup_entry struct archive_entry *e = archive_entry_new ();
-  cleanup_close int fd = -1;
-  cleanup_free char *name = NULL;
-  const char *link_to = NULL;
-  const struct stat *st = &x->st;
-  bool device = false;
-
-  if (e == NULL)
-    ob_oom ();
-  name = S_ISDIR (st->st_mode) ? ob_xasprintf ("%s/", x->path) : ob_xstrdup (x->path);
-  archive_entry_set_pathname (e, name);
-  archive_entry_set_mode (e, st->st_mode);
-  archive_entry_set_uid (e, st->st_uid);
-  archive_entry_set_gid (e, st->st_gid);
-  archive_entry_set_uname (e, NULL);
-  archive_entry_set_gname (e, NULL);
-  set_mtime (e, st->st_mtim.tv_sec, st->st_mtim.tv_nsec, opts);
-  switch (st->st_mode & S_IFMT)
-    {
-    case S_IFREG:
-      if (st->st_nlink > 1)
-        {
-          link_to = ino_map_lookup (links, st->st_dev, st->st_ino);
-          if (link_to == NULL)
-            ino_map_add (links, st->st_dev, st->st_ino, x->path);
-        }
-      if (link_to)
-        {
-          archive_entry_set_hardlink (e, link_to);
-          archive_entry_set_size (e, 0);
-          break;
-        }
-      if (open_source (srcfd, x, &fd, err) < 0)
-        return -1;
-      archive_entry_set_size (e, st->st_size);
-      if (x->device_xattr)
-        device = fd_device_entry (e, fd, st);
-      break;
-    case S_IFLNK:
-      archive_entry_set_symlink (e, x->link);
-      break;
-    case S_IFDIR:
-      if (x->src && open_source (srcfd, x, &fd, err) < 0)
-        return -1;
-      break;
-    case S_IFIFO:
-      break;
-    default:
-      return ob_error_make (err, OB_ERR_GENERIC, 0, "`%s`: no such entry in a copy", x->path);
-    }
-  if (fd >= 0)
-    {
-      struct xsrc xs = { fd, NULL };
-      if (add_xattrs (e, &xs, x->owner_xattr, false, x->src, OB_ERR_CONTEXT, err) < 0)
-        return -1;
-    }
-  if (lw_add (lw, e, err) < 0)
-    return ob_error_wrap (err, "`%s`", x->path);
-  if (fd >= 0 && S_ISREG (st->st_mode) && !device)
-    {
-      if (write_file_data (lw, fd, st->st_size, x->src, err) < 0)
-        {
-          ob_error_set_kind (err, OB_ERR_CONTEXT);
-          return -1;
-        }
-    }
-  return 0;
-}
-
-struct sources
-{
-  int srcfd;
-  const struct ob_layer_src *entries;
-};
-
-static int
-write_source (struct layer_writer *lw, const void *data, size_t i, struct ino_map *links,
-              const struct ob_layer_opts *opts, ob_error_t *err)
-{
-  const struct sources *x = data;
-  return write_src_entry (lw, x->srcfd, &x->entries[i], links, opts, err);
-}
-
-int
-ob_layer_write_sources (int srcfd, const struct ob_layer_src *entries, size_t n, int outfd,
-                        const struct ob_layer_opts *opts, struct ob_layer_result *res, ob_error_t *err)
-{
-  struct sources x = { srcfd, entries };
-  return write_layer (write_source, &x, n, outfd, opts, res, err);
 }
 
 /* ---- reading archives ---- */
@@ -1185,7 +538,7 @@ ob_strset_free (struct ob_strset *set)
 /* ---- ob_layer_import ---- */
 
 static int
-import_data (struct layer_writer *lw, struct archive *in, int64_t size, const char *name,
+import_data (struct ob_layer_writer *lw, struct archive *in, int64_t size, const char *name,
              ob_error_t *err)
 {
   int64_t pos = 0;
@@ -1202,23 +555,23 @@ import_data (struct layer_writer *lw, struct archive *in, int64_t size, const ch
       /* Sparse entries: the holes become zeros. */
       while (pos < off && pos < size)
         {
-          size_t z = off - pos < CHUNK ? (size_t) (off - pos) : CHUNK;
+          size_t z = off - pos < OB_LAYER_CHUNK ? (size_t) (off - pos) : OB_LAYER_CHUNK;
           memset (lw->dbuf, 0, z);
-          if (lw_data (lw, lw->dbuf, z, err) < 0)
+          if (ob_layer_writer_data (lw, lw->dbuf, z, err) < 0)
             return ob_error_wrap (err, "entry `%s`", name);
           pos += z;
         }
       if (pos + (int64_t) n > size)
         n = size - pos;
-      if (n && lw_data (lw, buf, n, err) < 0)
+      if (n && ob_layer_writer_data (lw, buf, n, err) < 0)
         return ob_error_wrap (err, "entry `%s`", name);
       pos += n;
     }
   while (pos < size)
     {
-      size_t z = size - pos < CHUNK ? (size_t) (size - pos) : CHUNK;
+      size_t z = size - pos < OB_LAYER_CHUNK ? (size_t) (size - pos) : OB_LAYER_CHUNK;
       memset (lw->dbuf, 0, z);
-      if (lw_data (lw, lw->dbuf, z, err) < 0)
+      if (ob_layer_writer_data (lw, lw->dbuf, z, err) < 0)
         return ob_error_wrap (err, "entry `%s`", name);
       pos += z;
     }
@@ -1226,7 +579,7 @@ import_data (struct layer_writer *lw, struct archive *in, int64_t size, const ch
 }
 
 static int
-import_entry (struct layer_writer *lw, struct archive *in, struct archive_entry *ie,
+import_entry (struct ob_layer_writer *lw, struct archive *in, struct archive_entry *ie,
               const struct ob_layer_opts *opts, struct ob_strset *files, ob_error_t *err)
 {
   cleanup_entry struct archive_entry *e = archive_entry_new ();
@@ -1282,8 +635,8 @@ import_entry (struct layer_writer *lw, struct archive *in, struct archive_entry 
   archive_entry_set_mode (e, type | (archive_entry_perm (ie) & 07777));
   archive_entry_set_uid (e, archive_entry_uid (ie));
   archive_entry_set_gid (e, archive_entry_gid (ie));
-  set_mtime (e, archive_entry_mtime_is_set (ie) ? archive_entry_mtime (ie) : 0,
-             archive_entry_mtime_is_set (ie) ? archive_entry_mtime_nsec (ie) : 0, opts);
+  ob_layer_set_mtime (e, archive_entry_mtime_is_set (ie) ? archive_entry_mtime (ie) : 0,
+                      archive_entry_mtime_is_set (ie) ? archive_entry_mtime_nsec (ie) : 0, opts);
   archive_entry_set_size (e, size);
   if (!hardlink && type == AE_IFLNK)
     archive_entry_set_symlink (e, archive_entry_symlink (ie) ? archive_entry_symlink (ie) : "");
@@ -1298,11 +651,11 @@ import_entry (struct layer_writer *lw, struct archive *in, struct archive_entry 
       const void *xv;
       size_t xs;
       while (archive_entry_xattr_next (ie, &xn, &xv, &xs) == ARCHIVE_OK)
-        if (keep_xattr (xn, true))
+        if (ob_layer_keep_xattr (xn, true))
           archive_entry_xattr_add_entry (e, xn, xv, xs);
     }
 
-  if (lw_add (lw, e, err) < 0)
+  if (ob_layer_writer_add (lw, e, err) < 0)
     return ob_error_wrap (err, "entry `%s`", raw);
   if (type != AE_IFDIR)
     ob_strset_add (files, name);
@@ -1317,15 +670,15 @@ ob_layer_import (int infd, int outfd, const struct ob_layer_opts *opts,
 {
   cleanup_locale locale_t old_locale = ob_layer_enter_utf8 ();
   cleanup_reader struct archive *in = NULL;
-  struct layer_writer lw;
+  struct ob_layer_writer lw;
   struct ob_strset files = { 0 };
   int ret = 0;
 
   if (ob_layer_open_reader (infd, &in, err) < 0)
     return -1;
-  if (lw_open (&lw, outfd, opts, err) < 0)
+  if (ob_layer_writer_open (&lw, outfd, opts, err) < 0)
     {
-      lw_free (&lw);
+      ob_layer_writer_free (&lw);
       return -1;
     }
   for (;;)
@@ -1344,9 +697,9 @@ ob_layer_import (int infd, int outfd, const struct ob_layer_opts *opts,
         break;
     }
   if (ret == 0)
-    ret = lw_finish (&lw, res, err);
+    ret = ob_layer_writer_finish (&lw, res, err);
   ob_strset_free (&files);
-  lw_free (&lw);
+  ob_layer_writer_free (&lw);
   return ret;
 }
 

@@ -1,4 +1,5 @@
-/* Internal to the layer module (layer.c, layer_extract.c). */
+/* Internal to the layer module (layer.c, layer_write.c, layer_extract.c,
+ * layer_device.c). */
 #ifndef OBUILD_LAYER_PRIV_H
 #define OBUILD_LAYER_PRIV_H
 
@@ -8,6 +9,9 @@
 #include <locale.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <zlib.h>
+#include <zstd.h>
 
 /* libarchive converts names between the locale's charset and the UTF-8 of
  * pax headers; the layer code runs under C.UTF-8 whatever the process
@@ -42,5 +46,59 @@ struct ob_strset
 bool ob_strset_has (const struct ob_strset *set, const char *s);
 void ob_strset_add (struct ob_strset *set, const char *s);
 void ob_strset_free (struct ob_strset *set);
+
+/* Bytes of a layer writer's dbuf: the piece entry data is copied in. */
+#define OB_LAYER_CHUNK 65536
+
+/* The layer writer (layer.c): libarchive's tar -> sha256(tar) -> compressor
+ * -> sha256(blob) -> outfd, all streamed.  Used by ob_layer_write and
+ * ob_layer_write_sources (layer_write.c) and ob_layer_import. */
+struct ob_layer_writer
+{
+  struct archive *a;
+  int outfd;
+  enum ob_compression compression;
+  z_stream z;
+  bool z_init;
+  gz_header gzh;
+  ZSTD_CCtx *zc;
+  struct ob_pgzip *pgz; /* gzip: parallel members */
+  struct ob_sha256 *h_tar;
+  struct ob_sha256 *h_blob;
+  int64_t size;
+  int64_t synced; /* bytes of the blob already handed to writeback */
+  unsigned char *obuf;
+  size_t obuf_size;
+  unsigned char *dbuf; /* OB_LAYER_CHUNK bytes for entry data */
+  ob_error_t cb_err;   /* error raised inside write_cb */
+  bool discard;        /* failed: let libarchive close without writing */
+  char *dir;           /* the directory of the last entry, and its fd: */
+  int dirfd;           /* entries come sorted, so most share it */
+  ob_layer_entry_fn on_entry;
+  void *on_entry_data;
+};
+
+/* Open lw on outfd with opts' compression and on_entry; on failure,
+ * ob_layer_writer_free it all the same. */
+int ob_layer_writer_open (struct ob_layer_writer *lw, int outfd, const struct ob_layer_opts *opts,
+                          ob_error_t *err);
+/* Write e's header and tell lw's on_entry of it; then ob_layer_writer_data
+ * writes the entry's data. */
+int ob_layer_writer_add (struct ob_layer_writer *lw, struct archive_entry *e, ob_error_t *err);
+int ob_layer_writer_data (struct ob_layer_writer *lw, const void *buf, size_t n, ob_error_t *err);
+/* End the tar and the compressor; res gets the two digests, the blob's
+ * size and its media type. */
+int ob_layer_writer_finish (struct ob_layer_writer *lw, struct ob_layer_result *res, ob_error_t *err);
+void ob_layer_writer_free (struct ob_layer_writer *lw);
+
+/* e's mtime, clamped to opts->mtime_max when opts->clamp_mtime. */
+void ob_layer_set_mtime (struct archive_entry *e, int64_t sec, long nsec, const struct ob_layer_opts *opts);
+/* Whether the xattr name goes into a layer: user.* except overlay's and
+ * obuild's own, security.capability when caps. */
+bool ob_layer_keep_xattr (const char *name, bool caps);
+
+/* Free *e when set: scope an archive_entry with cleanup_entry. */
+void ob_layer_entry_freep (struct archive_entry **e);
+#define cleanup_entry __attribute__ ((cleanup (ob_layer_entry_freep)))
 
 #endif
