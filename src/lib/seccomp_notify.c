@@ -764,7 +764,7 @@ caller_fd_is_path (pid_t pid, int fd)
 static int
 handle (struct ob_notify_native *nat, int listener, const struct seccomp_notif *req)
 {
-  char path[PATH_MAX], full[2 * PATH_MAX + 2], p[64];
+  char path[PATH_MAX], full[2 * PATH_MAX + 2];
   cleanup_close int rootfd = -1;
   cleanup_close int fd = -1;
   struct chown_req c;
@@ -807,11 +807,7 @@ handle (struct ob_notify_native *nat, int listener, const struct seccomp_notif *
       /* the process's own descriptor: whatever it is, the process holds it
        * (nothing of obuild's is open in the sandbox); the mount check below
        * decides */
-      if (c.dirfd == AT_FDCWD)
-        snprintf (p, sizeof p, "/proc/%d/cwd", (int) pid);
-      else
-        snprintf (p, sizeof p, "/proc/%d/fd/%d", (int) pid, c.dirfd);
-      fd = open (p, O_PATH | O_CLOEXEC);
+      fd = ob_notify_open_proc_fd (pid, c.dirfd, O_PATH | O_CLOEXEC);
       if (fd < 0)
         return errno == ENOENT ? -EBADF : -errno;
     }

@@ -70,6 +70,7 @@ int ob_notify_open_in_root (int rootfd, const char *path, bool nofollow);
 int ob_notify_file_id (int fd, struct ob_notify_file_id *id);
 bool ob_notify_has_name (const char *list, ssize_t len, const char *name);
 int ob_notify_caller_root (struct ob_notify_native *n, pid_t pid);
+int ob_notify_open_proc_fd (pid_t pid, int dirfd, int flags);
 int ob_notify_link_parent (pid_t pid, int rootfd, const char *full, int dirfd, char name[NAME_MAX + 1]);
 bool ob_notify_link_is_in (int rootfd, int dirfd, const char *name, const struct stat *st);
 int ob_notify_handle_stat (struct ob_notify_native *nat, int listener, const struct seccomp_notif *req,

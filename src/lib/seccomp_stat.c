@@ -182,6 +182,19 @@ ob_notify_caller_root (struct ob_notify_native *n, pid_t pid)
   return fd;
 }
 
+/* The process's cwd (dirfd AT_FDCWD) or its descriptor dirfd, opened
+ * through /proc with flags: a descriptor, or -1 with errno. */
+int
+ob_notify_open_proc_fd (pid_t pid, int dirfd, int flags)
+{
+  char p[64];
+  if (dirfd == AT_FDCWD)
+    snprintf (p, sizeof p, "/proc/%d/cwd", (int) pid);
+  else
+    snprintf (p, sizeof p, "/proc/%d/fd/%d", (int) pid, dirfd);
+  return open (p, flags);
+}
+
 /* 465 wherever new calls share their numbers (Linux >= 5.1): all but alpha */
 #if !defined(SYS_listxattrat) && !defined(__alpha__)
 #define SYS_listxattrat 465
@@ -496,7 +509,6 @@ open_beneath (struct ob_notify_native *nat, pid_t pid, int dirfd, const char *pa
   struct open_how how = { .flags = O_PATH | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0),
                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
   cleanup_close int dfd = -1;
-  char p[64];
   struct stat st;
   long fd;
 
@@ -505,11 +517,7 @@ open_beneath (struct ob_notify_native *nat, pid_t pid, int dirfd, const char *pa
   dfd = dirfd == AT_FDCWD ? -ENOSYS : caller_fd (nat, pid, dirfd);
   if (dfd == -ENOSYS)
     {
-      if (dirfd == AT_FDCWD)
-        snprintf (p, sizeof p, "/proc/%d/cwd", (int) pid);
-      else
-        snprintf (p, sizeof p, "/proc/%d/fd/%d", (int) pid, dirfd);
-      dfd = open (p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      dfd = ob_notify_open_proc_fd (pid, dirfd, O_PATH | O_DIRECTORY | O_CLOEXEC);
       if (dfd < 0)
         return -errno;
     }
@@ -564,13 +572,7 @@ ob_notify_handle_stat (struct ob_notify_native *nat, int listener, const struct 
         return OB_NOTIFY_LEAVE;
       fd = c.dirfd == AT_FDCWD ? -ENOSYS : caller_fd (nat, pid, c.dirfd);
       if (fd == -ENOSYS)
-        {
-          if (c.dirfd == AT_FDCWD)
-            snprintf (p, sizeof p, "/proc/%d/cwd", (int) pid);
-          else
-            snprintf (p, sizeof p, "/proc/%d/fd/%d", (int) pid, c.dirfd);
-          fd = open (p, O_PATH | O_CLOEXEC);
-        }
+        fd = ob_notify_open_proc_fd (pid, c.dirfd, O_PATH | O_CLOEXEC);
       if (fd < 0)
         return OB_NOTIFY_LEAVE;
     }
