@@ -1,7 +1,13 @@
 /* seccomp_notify: the supervisor that records the owners a single-ID step's
- * chown calls ask for, and reports them to its stat calls.  See
- * include/obuild/seccomp_notify.h. */
+ * chown calls ask for, and reports them to its stat calls.  Here: whether
+ * a listener can be had, the command's sending it, the supervisor thread
+ * that receives each call and answers it, and the handlers of chown
+ * (owners recorded), mknod (device placeholders) and rename (a symlink's
+ * record carried along).  The stat calls are answered in seccomp_stat.c,
+ * which also holds the ways to the calling process's files both use
+ * (seccomp_notify_priv.h).  See include/obuild/seccomp_notify.h. */
 #include "config.h"
+#include "seccomp_notify_priv.h"
 #include <obuild/layer.h>
 #include <obuild/link_owner.h>
 #include <obuild/seccomp_notify.h>
@@ -26,7 +32,6 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -46,9 +51,6 @@
 #endif
 #ifndef SECCOMP_USER_NOTIF_FLAG_CONTINUE
 #define SECCOMP_USER_NOTIF_FLAG_CONTINUE (1UL << 0)
-#endif
-#ifndef STATX_MNT_ID
-#define STATX_MNT_ID 0x00001000U
 #endif
 
 struct ob_seccomp_notify
@@ -154,143 +156,6 @@ ob_seccomp_notify_send (int sock, int listener)
 
 /* ---- the supervisor ---- */
 
-/* Read the NUL-terminated path at addr in pid into buf (PATH_MAX bytes). */
-static int
-read_path (pid_t pid, uint64_t addr, char *buf)
-{
-  size_t done = 0;
-
-  if (addr == 0)
-    return -EFAULT;
-  /* page by page: a path near the end of a mapping must not fail because
-   * the bytes after it are unmapped */
-  while (done < PATH_MAX)
-    {
-      uint64_t at = addr + done;
-      size_t chunk = 4096 - (size_t) (at % 4096);
-      struct iovec local, remote;
-      ssize_t n;
-
-      /* most paths are short: 256 bytes first, not the rest of a page */
-      if (done == 0 && chunk > 256)
-        chunk = 256;
-      if (chunk > PATH_MAX - done)
-        chunk = PATH_MAX - done;
-      local.iov_base = buf + done;
-      local.iov_len = chunk;
-      remote.iov_base = (void *) (uintptr_t) at;
-      remote.iov_len = chunk;
-      n = process_vm_readv (pid, &local, 1, &remote, 1, 0);
-      if (n <= 0)
-        return n < 0 && errno == ESRCH ? -ESRCH : -EFAULT;
-      if (memchr (buf + done, '\0', (size_t) n) != NULL)
-        return 0;
-      done += (size_t) n;
-    }
-  return -ENAMETOOLONG;
-}
-
-/* readlink of /proc/PID/<what>: a path as the process sees it, from the
- * root of its mount namespace. */
-static int
-proc_link (pid_t pid, const char *what, char *buf, size_t size)
-{
-  char p[64];
-  ssize_t n;
-  snprintf (p, sizeof p, "/proc/%d/%s", (int) pid, what);
-  n = readlink (p, buf, size - 1);
-  if (n < 0)
-    return errno == ENOENT ? -ESRCH : -errno;
-  if ((size_t) n >= size - 1)
-    return -ENAMETOOLONG;
-  buf[n] = '\0';
-  return 0;
-}
-
-/* The directory a relative path starts from (the cwd or the process's
- * descriptor dirfd), as a path inside the process's root: openat2 resolves
- * it again there, so whatever the link says, nothing outside is reached. */
-static int
-start_dir (pid_t pid, int dirfd, char *out, size_t size)
-{
-  char root[PATH_MAX], what[32];
-  size_t rl;
-  int r;
-
-  if (dirfd == AT_FDCWD)
-    snprintf (what, sizeof what, "cwd");
-  else if (dirfd < 0)
-    return -EBADF;
-  else
-    snprintf (what, sizeof what, "fd/%d", dirfd);
-  r = proc_link (pid, what, out, size);
-  if (r < 0)
-    return r == -ESRCH && dirfd != AT_FDCWD ? -EBADF : r;
-  if (out[0] != '/')
-    return -ENOTDIR; /* a pipe, socket, anon inode */
-  r = proc_link (pid, "root", root, sizeof root);
-  if (r < 0)
-    return r;
-  /* a chrooted process: its paths are below its root */
-  rl = strlen (root);
-  if (strcmp (root, "/") != 0)
-    {
-      if (strncmp (out, root, rl) != 0 || (out[rl] != '/' && out[rl] != '\0'))
-        return -ENOENT;
-      memmove (out, out + rl, strlen (out + rl) + 1);
-      if (out[0] == '\0')
-        snprintf (out, size, "/");
-    }
-  return 0;
-}
-
-static int
-open_in_root (int rootfd, const char *path, bool nofollow)
-{
-  struct open_how how = { .flags = O_PATH | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0),
-                          .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-  for (int tries = 0; tries < 8; tries++)
-    {
-      long fd = syscall (SYS_openat2, rootfd, path, &how, sizeof how);
-      if (fd >= 0)
-        return (int) fd;
-      if (errno != EAGAIN) /* EAGAIN: a rename raced with "..", try again */
-        return -errno;
-    }
-  return -EAGAIN;
-}
-
-/* The file's type, device and mount, with one statx. */
-struct file_id
-{
-  mode_t mode;
-  dev_t dev;
-  uint64_t mnt; /* the mount id, or (Linux < 5.8) the device */
-};
-
-static int
-file_id (int fd, struct file_id *id)
-{
-  struct statx sx;
-  if (statx (fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MODE | STATX_MNT_ID,
-             &sx) < 0)
-    return -errno;
-  id->mode = sx.stx_mode;
-  id->dev = makedev (sx.stx_dev_major, sx.stx_dev_minor);
-  id->mnt = (sx.stx_mask & STATX_MNT_ID) ? sx.stx_mnt_id : (uint64_t) id->dev;
-  return 0;
-}
-
-/* Whether the NUL-separated list holds name. */
-static bool
-has_name (const char *list, ssize_t len, const char *name)
-{
-  for (const char *p = list; p < list + len; p += strlen (p) + 1)
-    if (strcmp (p, name) == 0)
-      return true;
-  return false;
-}
-
 /* Record owner (uid, gid; -1 keeps the recorded one) on the file fd names. */
 static int
 record (int fd, mode_t mode, uint32_t uid, uint32_t gid)
@@ -317,14 +182,14 @@ record (int fd, mode_t mode, uint32_t uid, uint32_t gid)
         nm &= ~(mode_t) S_ISGID;
       if (nm != m && chmod (p, nm) < 0)
         return -errno;
-      if ((ln < 0 || has_name (list, ln, "security.capability"))
+      if ((ln < 0 || ob_notify_has_name (list, ln, "security.capability"))
           && removexattr (p, "security.capability") < 0 && errno != ENODATA && errno != ENOTSUP)
         return -errno;
     }
   if (!S_ISREG (mode) && !S_ISDIR (mode))
     return 0; /* no user.* xattr there: as before, without effect */
 
-  if (ln < 0 || has_name (list, ln, OB_LAYER_OWNER_XATTR))
+  if (ln < 0 || ob_notify_has_name (list, ln, OB_LAYER_OWNER_XATTR))
     {
       n = getxattr (p, OB_LAYER_OWNER_XATTR, v, sizeof v - 1);
       if (n > 0)
@@ -363,46 +228,17 @@ static const char *const family[] = { "chown", "lchown", "fchown", "fchownat",
                                       "stat", "lstat", "fstat", "newfstatat", "statx",
                                       "stat64", "lstat64", "fstat64", "fstatat64",
                                       "oldstat", "oldlstat", "oldfstat" };
+_Static_assert (sizeof family / sizeof family[0] == OB_NOTIFY_N_FAMILY, "struct ob_notify_native's nr");
 #define FIRST_STAT 7
 #define N_STAT_HANDLED 5 /* stat .. statx */
-/* The supervisor's own state: the native numbers, and pidfds of the last
- * threads that called (PIDFD_THREAD, Linux >= 6.9), kept so that a
- * descriptor's stat takes the caller's file with one pidfd_getfd instead
- * of a walk through /proc (cp -a makes two such calls a file). */
-#define PIDFD_SLOTS 8
-struct native
-{
-  uint32_t arch;
-  int nr[sizeof family / sizeof family[0]];
-  pid_t tid[PIDFD_SLOTS];
-  int pidfd[PIDFD_SLOTS]; /* -1: empty */
-  unsigned int next;
-  bool no_pidfd; /* the kernel cannot: /proc it is */
-  /* the step's root, while no process of it has called chroot: until then
-   * every process's root is the one the sandbox gave the first (mounts,
-   * pivot_root and setns are denied), and /proc/PID/root need not be
-   * walked for each call */
-  int root;
-  bool chrooted;
-  int chroot_nr;
-  int self_fd; /* /proc/self/fd, for listxattrat (Linux >= 6.13), or -1 */
-  bool stat_continue; /* benchmarks: every stat call left to the kernel at once */
-  int rename_nr[3];   /* rename, renameat, renameat2 */
-  /* a recorded symlink being renamed: its old directory and name, and the
-   * link (settle_rename) */
-  int pend_fd;
-  char pend_name[NAME_MAX + 1];
-  dev_t pend_dev;
-  ino_t pend_ino;
-};
 
 static void
-native_init (struct native *n)
+native_init (struct ob_notify_native *n)
 {
   n->arch = seccomp_arch_native ();
   for (size_t i = 0; i < sizeof family / sizeof family[0]; i++)
     n->nr[i] = seccomp_syscall_resolve_name_arch (n->arch, family[i]);
-  for (size_t i = 0; i < PIDFD_SLOTS; i++)
+  for (size_t i = 0; i < OB_NOTIFY_PIDFD_SLOTS; i++)
     {
       n->tid[i] = 0;
       n->pidfd[i] = -1;
@@ -421,42 +257,25 @@ native_init (struct native *n)
   n->pend_fd = -1;
 }
 
-static void settle_rename (struct native *n);
+static void settle_rename (struct ob_notify_native *n);
 
 static void
-native_fini (struct native *n)
+native_fini (struct ob_notify_native *n)
 {
   settle_rename (n);
   if (n->root >= 0)
     close (n->root);
   if (n->self_fd >= 0)
     close (n->self_fd);
-  for (size_t i = 0; i < PIDFD_SLOTS; i++)
+  for (size_t i = 0; i < OB_NOTIFY_PIDFD_SLOTS; i++)
     if (n->pidfd[i] >= 0)
       close (n->pidfd[i]);
-}
-
-/* A descriptor of the calling process's root (the caller closes it), or -1
- * with errno. */
-static int
-caller_root (struct native *n, pid_t pid)
-{
-  char p[64];
-  int fd;
-
-  if (!n->chrooted && n->root >= 0)
-    return fcntl (n->root, F_DUPFD_CLOEXEC, 0);
-  snprintf (p, sizeof p, "/proc/%d/root", (int) pid);
-  fd = open (p, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0 && !n->chrooted && n->root < 0)
-    n->root = fcntl (fd, F_DUPFD_CLOEXEC, 0);
-  return fd;
 }
 
 /* chroot: from now on each call's root is the caller's own.  The kernel
  * does the call. */
 static bool
-is_chroot (struct native *n, const struct seccomp_notif *req)
+is_chroot (struct ob_notify_native *n, const struct seccomp_notif *req)
 {
   char *name;
   bool yes;
@@ -474,68 +293,9 @@ is_chroot (struct native *n, const struct seccomp_notif *req)
   return yes;
 }
 
-/* 465 wherever new calls share their numbers (Linux >= 5.1): all but alpha */
-#if !defined(SYS_listxattrat) && !defined(__alpha__)
-#define SYS_listxattrat 465
-#endif
-
-#ifndef PIDFD_THREAD
-#define PIDFD_THREAD O_EXCL
-#endif
-
-/* The calling thread's descriptor fd, duplicated into obuild (a real file,
- * not an O_PATH one, unless the caller's is), or a negative errno: -ENOSYS
- * where pidfds cannot, and the caller must go through /proc.  A pidfd names
- * one thread for good: when its thread has gone and the tid been reused,
- * pidfd_getfd fails with ESRCH and a new pidfd is opened. */
-static int
-caller_fd (struct native *n, pid_t tid, int fd)
-{
-  int slot = -1;
-  long r;
-
-  if (n->no_pidfd || fd < 0)
-    return -ENOSYS;
-  for (int i = 0; i < PIDFD_SLOTS; i++)
-    if (n->pidfd[i] >= 0 && n->tid[i] == tid)
-      slot = i;
-  for (int tries = 0; tries < 2; tries++)
-    {
-      if (slot < 0)
-        {
-          long pfd = syscall (SYS_pidfd_open, tid, PIDFD_THREAD);
-          if (pfd < 0)
-            {
-              if (errno == EINVAL || errno == ENOSYS || errno == EPERM)
-                n->no_pidfd = true;
-              return -ENOSYS;
-            }
-          slot = (int) (n->next++ % PIDFD_SLOTS);
-          if (n->pidfd[slot] >= 0)
-            close (n->pidfd[slot]);
-          n->pidfd[slot] = (int) pfd;
-          n->tid[slot] = tid;
-        }
-      r = syscall (SYS_pidfd_getfd, n->pidfd[slot], fd, 0);
-      if (r >= 0)
-        return (int) r;
-      if (errno != ESRCH)
-        {
-          if (errno == ENOSYS || errno == EPERM)
-            n->no_pidfd = true;
-          return errno == EBADF ? -EBADF : -ENOSYS;
-        }
-      /* that thread is gone: the tid is another's now */
-      close (n->pidfd[slot]);
-      n->pidfd[slot] = -1;
-      slot = -1;
-    }
-  return -ENOSYS;
-}
-
 /* Decode the call.  0, or a negative errno for the step. */
 static int
-decode (const struct native *nat, const struct seccomp_notif *req, struct chown_req *c)
+decode (const struct ob_notify_native *nat, const struct seccomp_notif *req, struct chown_req *c)
 {
   const char *name = NULL;
   char *owned = NULL;
@@ -605,92 +365,21 @@ decode (const struct native *nat, const struct seccomp_notif *req, struct chown_
   return ret;
 }
 
-int
-ob_seccomp_notify_stat_decode (enum ob_stat_kind kind, const uint64_t args[6],
-                               struct ob_stat_call *c)
-{
-  /* the flags each call accepts; the kernel refuses others with EINVAL */
-  const int at_ok = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH;
-  int flags = 0;
-
-  memset (c, 0, sizeof *c);
-  c->dirfd = AT_FDCWD;
-  switch (kind)
-    {
-    case OB_STAT_STAT:
-    case OB_STAT_LSTAT:
-      c->nofollow = kind == OB_STAT_LSTAT;
-      c->path = args[0];
-      c->buf = args[1];
-      break;
-    case OB_STAT_FSTAT:
-      c->fd_only = true;
-      c->dirfd = (int) args[0]; /* the kernel takes an unsigned int */
-      c->buf = args[1];
-      if (c->dirfd < 0)
-        return 1;
-      break;
-    case OB_STAT_NEWFSTATAT:
-      c->dirfd = (int) args[0];
-      c->path = args[1];
-      c->buf = args[2];
-      flags = (int) args[3];
-      if (flags & ~at_ok)
-        return 1;
-      break;
-    case OB_STAT_STATX:
-      c->statx = true;
-      c->dirfd = (int) args[0];
-      c->path = args[1];
-      flags = (int) args[2];
-      c->mask = (unsigned int) args[3];
-      c->buf = args[4];
-      if ((flags & ~(at_ok | AT_STATX_SYNC_TYPE)) != 0
-          || (flags & AT_STATX_SYNC_TYPE) == AT_STATX_SYNC_TYPE || (c->mask & STATX__RESERVED))
-        return 1;
-      c->sx_flags = flags & (AT_STATX_SYNC_TYPE | AT_NO_AUTOMOUNT);
-      break;
-    default:
-      return 1;
-    }
-  c->nofollow = c->nofollow || (flags & AT_SYMLINK_NOFOLLOW) != 0;
-  c->empty_path = (flags & AT_EMPTY_PATH) != 0;
-  /* a NULL path (Linux >= 6.11 takes it for "" with AT_EMPTY_PATH) and a
-   * NULL buffer: whatever this kernel says */
-  if ((!c->fd_only && c->path == 0) || c->buf == 0)
-    return 1;
-  return 0;
-}
-
 /* A failure that may mean the caller is gone: 1 (nothing to answer) when
  * it is, else e for it, never silence (a call left unanswered would hang
  * the step). */
-static int
-gone_or (int listener, const struct seccomp_notif *req, int e)
+int
+ob_notify_gone_or (int listener, const struct seccomp_notif *req, int e)
 {
   return seccomp_notify_id_valid (listener, req->id) != 0 ? 1 : e;
 }
-
-/* handle's answer: the kernel performs the call itself
- * (SECCOMP_USER_NOTIF_FLAG_CONTINUE) */
-#define LEAVE 2
-
-#if OB_SECCOMP_NOTIFY_STRUCT_STAT
-/* the kernel's struct stat of stat, lstat, fstat and newfstatat */
-#if defined(__x86_64__)
-_Static_assert (sizeof (struct stat) == 144, "x86_64 struct stat");
-#elif defined(__aarch64__)
-_Static_assert (sizeof (struct stat) == 128, "aarch64 struct stat");
-#endif
-#endif
-_Static_assert (sizeof (struct statx) == 256, "struct statx");
 
 /* Which stat call req is: its enum ob_stat_kind, -1 for none (a chown),
  * -2 for one the kernel performs unchanged (another architecture's, whose
  * struct the supervisor does not write; qemu-user's guests call the host's
  * forms, which are native). */
 static int
-stat_kind (const struct native *nat, const struct seccomp_notif *req)
+stat_kind (const struct ob_notify_native *nat, const struct seccomp_notif *req)
 {
   const size_t n = sizeof family / sizeof family[0];
   char *name;
@@ -716,102 +405,6 @@ stat_kind (const struct native *nat, const struct seccomp_notif *req)
   return k;
 }
 
-/* The owner recorded on the file fd names: true when one other than 0:0
- * (what a file without the xattr stands for, and what the kernel reports
- * for the step's own files) is. */
-static bool
-recorded_owner (int fd, uint32_t *uid, uint32_t *gid)
-{
-  char p[64], v[64];
-  unsigned long u, g;
-  ssize_t n;
-
-  snprintf (p, sizeof p, "/proc/self/fd/%d", fd); /* no fgetxattr on O_PATH */
-  n = getxattr (p, OB_LAYER_OWNER_XATTR, v, sizeof v - 1);
-  if (n <= 0)
-    return false;
-  v[n] = '\0';
-  if (sscanf (v, "%lu:%lu", &u, &g) != 2 || (u == 0 && g == 0) || u > UINT32_MAX
-      || g > UINT32_MAX)
-    return false;
-  *uid = (uint32_t) u;
-  *gid = (uint32_t) g;
-  return true;
-}
-
-/* ---- symlink owners: recorded on the parent directory (link_owner.h) ---- */
-
-/* The directory holding the symlink a call named, and the link's name
- * there, into name: full is the path the call resolved from the process's
- * root, or NULL for the process's own descriptor dirfd, whose path /proc
- * tells.  The parent is resolved from rootfd as the call's path was
- * (open_in_root: never out of the root); link_is_in says whether it holds
- * that link.  Its descriptor, or -1. */
-static int
-link_parent (pid_t pid, int rootfd, const char *full, int dirfd, char name[NAME_MAX + 1])
-{
-  char buf[2 * PATH_MAX + 2];
-  char *slash;
-
-  if (full != NULL)
-    snprintf (buf, sizeof buf, "%s", full);
-  else if (dirfd == AT_FDCWD || start_dir (pid, dirfd, buf, sizeof buf) < 0)
-    return -1;
-  slash = strrchr (buf, '/');
-  if (slash == NULL || strlen (slash + 1) > NAME_MAX)
-    return -1;
-  snprintf (name, NAME_MAX + 1, "%s", slash + 1);
-  if (slash == buf)
-    slash[1] = '\0';
-  else
-    *slash = '\0';
-  return open_in_root (rootfd, buf, false);
-}
-
-/* Whether dirfd (on the step's root mount, as rootfd) holds, as name, the
- * very symlink st describes: the parent found by path is the link's, not a
- * directory a racing rename put there, nor one of a bind mount. */
-static bool
-link_is_in (int rootfd, int dirfd, const char *name, const struct stat *st)
-{
-  struct file_id rid, did;
-  struct stat cur;
-  return fstatat (dirfd, name, &cur, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK (cur.st_mode)
-         && cur.st_dev == st->st_dev && cur.st_ino == st->st_ino && file_id (rootfd, &rid) == 0
-         && file_id (dirfd, &did) == 0 && did.mnt == rid.mnt && did.dev == rid.dev;
-}
-
-/* The owner recorded for fd when it is a symlink (stat of a symlink
- * itself): true when one other than root is.  *rootfd is opened when
- * needed (a descriptor's stat). */
-static bool
-link_recorded_owner (struct native *nat, pid_t pid, int *rootfd, const char *full, int dirfd, int fd, uint32_t *uid,
-                     uint32_t *gid)
-{
-  char name[NAME_MAX + 1], target[PATH_MAX];
-  cleanup_close int pfd = -1;
-  struct stat st;
-  ssize_t n;
-
-  if (fstatat (fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK (st.st_mode))
-    return false;
-  if (*rootfd < 0)
-    {
-      *rootfd = caller_root (nat, pid);
-      if (*rootfd < 0)
-        return false;
-    }
-  pfd = link_parent (pid, *rootfd, full, dirfd, name);
-  if (pfd < 0)
-    return false;
-  n = readlinkat (fd, "", target, sizeof target);
-  if (n < 0 || (size_t) n >= sizeof target)
-    return false;
-  target[n] = '\0';
-  /* most links have no record: one getxattr on the parent decides */
-  return ob_link_owner_get (pfd, name, target, uid, gid) && link_is_in (*rootfd, pfd, name, &st);
-}
-
 /* chown of the symlink fd itself (lchown, AT_SYMLINK_NOFOLLOW, or the
  * process's O_PATH descriptor of it), already copied up: record uid, gid
  * ((uint32_t) -1 keeps the recorded one) on its parent.  A link that
@@ -834,8 +427,8 @@ record_link (pid_t pid, int rootfd, const char *full, int dirfd, int fd, uint32_
   if ((size_t) n >= sizeof target)
     return 0;
   target[n] = '\0';
-  pfd = link_parent (pid, rootfd, full, dirfd, name);
-  if (pfd < 0 || !link_is_in (rootfd, pfd, name, &st))
+  pfd = ob_notify_link_parent (pid, rootfd, full, dirfd, name);
+  if (pfd < 0 || !ob_notify_link_is_in (rootfd, pfd, name, &st))
     return 0;
   if (uid == UINT32_MAX || gid == UINT32_MAX)
     (void) ob_link_owner_get (pfd, name, target, &cu, &cg);
@@ -846,280 +439,14 @@ record_link (pid_t pid, int rootfd, const char *full, int dirfd, int fd, uint32_
   return ob_link_owner_set (pfd, name, target, cu, cg);
 }
 
-/* Which of obuild's xattrs the file fd names carries, with one listxattr:
- * HAS_OWNER, HAS_DEVICE, both when the list does not fit here. */
-#define HAS_OWNER 1
-#define HAS_DEVICE 2
-static int
-obuild_xattrs (struct native *nat, int fd, bool *opath)
-{
-  char p[64], list[4096];
-  ssize_t n;
-  int r = 0;
-
-  /* a caller's file taken with pidfd_getfd answers itself; an O_PATH
-   * descriptor (EBADF) through /proc */
-  n = flistxattr (fd, list, sizeof list);
-  *opath = n < 0 && errno == EBADF;
-  if (*opath)
-    {
-      /* no flistxattr on O_PATH: the file through its /proc/self/fd link,
-       * without walking /proc/self where the kernel can */
-      n = -1;
-#ifdef SYS_listxattrat
-      if (nat->self_fd >= 0)
-        {
-          snprintf (p, sizeof p, "%d", fd);
-          n = syscall (SYS_listxattrat, nat->self_fd, p, 0, list, sizeof list);
-          if (n < 0 && errno == ENOSYS)
-            {
-              close (nat->self_fd);
-              nat->self_fd = -1;
-            }
-        }
-#endif
-      if (nat->self_fd < 0)
-        {
-          snprintf (p, sizeof p, "/proc/self/fd/%d", fd);
-          n = listxattr (p, list, sizeof list);
-        }
-    }
-  if (n < 0)
-    return errno == ERANGE ? HAS_OWNER | HAS_DEVICE : 0;
-  if (has_name (list, n, OB_LAYER_OWNER_XATTR))
-    r |= HAS_OWNER;
-  if (has_name (list, n, OB_LAYER_DEVICE_XATTR))
-    r |= HAS_DEVICE;
-  return r;
-}
-
-/* A placeholder's device (see handle_mknod): true for a valid
- * OB_LAYER_DEVICE_XATTR on the file fd names (the caller checks that it is
- * a regular file, the only kind the layer writer makes a device of). */
-static bool
-placeholder_device (int fd, mode_t *type, dev_t *rdev)
-{
-  char p[64], v[32];
-  ssize_t n;
-
-  n = fgetxattr (fd, OB_LAYER_DEVICE_XATTR, v, sizeof v);
-  if (n < 0 && errno == EBADF)
-    {
-      snprintf (p, sizeof p, "/proc/self/fd/%d", fd); /* no fgetxattr on O_PATH */
-      n = getxattr (p, OB_LAYER_DEVICE_XATTR, v, sizeof v);
-    }
-  return n > 0 && ob_layer_device_parse (v, (size_t) n, type, rdev) == 0;
-}
-
-/* Write the result into the caller through its /proc/PID/mem. */
-static int
-write_result (int mem, uint64_t addr, const void *data, size_t size)
-{
-  ssize_t n;
-  if (addr > (uint64_t) INT64_MAX - size)
-    return -EFAULT;
-  do
-    n = pwrite (mem, data, size, (off_t) addr);
-  while (n < 0 && errno == EINTR);
-  return n == (ssize_t) size ? 0 : -EFAULT;
-}
-
-/* The fast way for a relative path (most of cp -a's and find's calls):
- * resolved from its start directory (the cwd or dirfd, through /proc),
- * never leaving it, instead of rebuilding the path from the process's
- * root.  -EXDEV when the path leaves the directory (.., an absolute
- * symlink) and -ELOOP for a symlink itself with nofollow (whose owner is
- * recorded by the path: see link_recorded_owner): the long way answers
- * those; another negative errno: the kernel does. */
-static int
-open_beneath (struct native *nat, pid_t pid, int dirfd, const char *path, bool nofollow)
-{
-  struct open_how how = { .flags = O_PATH | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0),
-                          .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
-  cleanup_close int dfd = -1;
-  char p[64];
-  struct stat st;
-  long fd;
-
-  if (dirfd != AT_FDCWD && dirfd < 0)
-    return -EBADF;
-  dfd = dirfd == AT_FDCWD ? -ENOSYS : caller_fd (nat, pid, dirfd);
-  if (dfd == -ENOSYS)
-    {
-      if (dirfd == AT_FDCWD)
-        snprintf (p, sizeof p, "/proc/%d/cwd", (int) pid);
-      else
-        snprintf (p, sizeof p, "/proc/%d/fd/%d", (int) pid, dirfd);
-      dfd = open (p, O_PATH | O_DIRECTORY | O_CLOEXEC);
-      if (dfd < 0)
-        return -errno;
-    }
-  if (dfd < 0)
-    return dfd;
-  do
-    fd = syscall (SYS_openat2, dfd, path, &how, sizeof how);
-  while (fd < 0 && errno == EAGAIN);
-  if (fd < 0)
-    return -errno;
-  if (nofollow && (fstatat ((int) fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 || S_ISLNK (st.st_mode)))
-    {
-      close ((int) fd);
-      return -ELOOP;
-    }
-  return (int) fd;
-}
-
-/* A stat call: LEAVE unless the file has an owner recorded, then 0 with
- * the result written, a negative errno, or 1 when the call is gone. */
-static int
-handle_stat (struct native *nat, int listener, const struct seccomp_notif *req,
-             enum ob_stat_kind kind)
-{
-  char path[PATH_MAX], full[2 * PATH_MAX + 2], p[64];
-  cleanup_close int rootfd = -1;
-  cleanup_close int fd = -1;
-  cleanup_close int mem = -1;
-  struct ob_stat_call c;
-  struct file_id rid, id;
-  pid_t pid = (pid_t) req->pid;
-  uint32_t uid, gid;
-  uint64_t args[6];
-  bool owned, device, opath, beneath = false;
-  int xs;
-  mode_t dev_type = 0;
-  dev_t rdev = 0;
-
-  /* anything out of the ordinary: the kernel answers it, errors included */
-  for (int i = 0; i < 6; i++)
-    args[i] = req->data.args[i];
-  if (ob_seccomp_notify_stat_decode (kind, args, &c) != 0)
-    return LEAVE;
-  path[0] = '\0';
-  if (!c.fd_only && (read_path (pid, c.path, path) < 0 || (path[0] == '\0' && !c.empty_path)))
-    return LEAVE;
-  if (path[0] == '\0')
-    {
-      /* the process's own descriptor (or cwd): as for fchown */
-      if (c.dirfd != AT_FDCWD && c.dirfd < 0)
-        return LEAVE;
-      fd = c.dirfd == AT_FDCWD ? -ENOSYS : caller_fd (nat, pid, c.dirfd);
-      if (fd == -ENOSYS)
-        {
-          if (c.dirfd == AT_FDCWD)
-            snprintf (p, sizeof p, "/proc/%d/cwd", (int) pid);
-          else
-            snprintf (p, sizeof p, "/proc/%d/fd/%d", (int) pid, c.dirfd);
-          fd = open (p, O_PATH | O_CLOEXEC);
-        }
-      if (fd < 0)
-        return LEAVE;
-    }
-  else if (path[0] != '/' && (fd = open_beneath (nat, pid, c.dirfd, path, c.nofollow)) >= 0)
-    beneath = true; /* not a symlink itself: no record on its directory */
-  else if (path[0] != '/' && fd != -EXDEV && fd != -ELOOP)
-    return LEAVE;
-  else
-    {
-      fd = -1;
-      rootfd = caller_root (nat, pid);
-      if (rootfd < 0)
-        return LEAVE;
-      if (path[0] == '/')
-        snprintf (full, sizeof full, "%s", path);
-      else
-        {
-          char dir[PATH_MAX];
-          if (start_dir (pid, c.dirfd, dir, sizeof dir) < 0)
-            return LEAVE;
-          snprintf (full, sizeof full, "%s/%s", dir, path);
-        }
-      fd = open_in_root (rootfd, full, c.nofollow);
-      if (fd < 0)
-        return LEAVE;
-    }
-  /* most files carry no xattr at all: one listxattr, and the kernel does
-   * the rest; a symlink's owner is recorded on its directory */
-  xs = obuild_xattrs (nat, fd, &opath);
-  device = (xs & HAS_DEVICE) && placeholder_device (fd, &dev_type, &rdev);
-  uid = gid = 0;
-  owned = (xs & HAS_OWNER) && recorded_owner (fd, &uid, &gid);
-  /* only an O_PATH descriptor can be a symlink itself */
-  if (!owned && !beneath && (c.nofollow || path[0] == '\0') && (path[0] != '\0' || opath))
-    owned = link_recorded_owner (nat, pid, &rootfd, path[0] == '\0' ? NULL : full, c.dirfd, fd, &uid, &gid);
-  if (!owned && !device)
-    return LEAVE;
-  if (rootfd < 0)
-    {
-      rootfd = caller_root (nat, pid);
-      if (rootfd < 0)
-        return LEAVE;
-    }
-  /* only the layer's files: a bind or cache mount's xattrs are not ours */
-  if (file_id (rootfd, &rid) < 0 || file_id (fd, &id) < 0 || id.mnt != rid.mnt
-      || id.dev != rid.dev)
-    return LEAVE;
-  /* bound to the process now: if the pid is reused after the check below,
-   * writes through it fail instead of reaching another process */
-  snprintf (p, sizeof p, "/proc/%d/mem", (int) pid);
-  mem = open (p, O_RDWR | O_CLOEXEC);
-  if (mem < 0)
-    return gone_or (listener, req, LEAVE);
-  if (seccomp_notify_id_valid (listener, req->id) != 0)
-    return 1;
-  if (c.statx)
-    {
-      struct statx sx;
-      memset (&sx, 0, sizeof sx);
-      if (statx (fd, "", AT_EMPTY_PATH | c.sx_flags, c.mask, &sx) < 0)
-        return -errno;
-      if (owned && (sx.stx_mask & STATX_UID))
-        sx.stx_uid = uid;
-      if (owned && (sx.stx_mask & STATX_GID))
-        sx.stx_gid = gid;
-      if (device && S_ISREG (sx.stx_mode))
-        {
-          /* a placeholder: the device it stands for, as the layer has it */
-          sx.stx_mode = (__u16) (dev_type | (sx.stx_mode & 07777));
-          sx.stx_rdev_major = major (rdev);
-          sx.stx_rdev_minor = minor (rdev);
-          sx.stx_size = 0;
-          sx.stx_blocks = 0;
-        }
-      return write_result (mem, c.buf, &sx, sizeof sx);
-    }
-#if OB_SECCOMP_NOTIFY_STRUCT_STAT
-  {
-    struct stat st;
-    memset (&st, 0, sizeof st);
-    /* the system call, not the C library's fstatat, which may build the
-     * struct from statx */
-    if (syscall (SYS_newfstatat, fd, "", &st, AT_EMPTY_PATH) < 0)
-      return -errno;
-    if (owned)
-      {
-        st.st_uid = uid;
-        st.st_gid = gid;
-      }
-    if (device && S_ISREG (st.st_mode))
-      {
-        st.st_mode = dev_type | (st.st_mode & 07777);
-        st.st_rdev = rdev;
-        st.st_size = 0;
-        st.st_blocks = 0;
-      }
-    return write_result (mem, c.buf, &st, sizeof st);
-  }
-#else
-  return LEAVE;
-#endif
-}
 
 /* ---- mknod of a device: a placeholder ---- */
 
 /* Which call of the mknod family req is: 0 mknod, 1 mknodat, -1 neither.
- * The native numbers looked up once per thread, as in struct native. */
+ * The native numbers looked up once per thread, as in struct
+ * ob_notify_native. */
 static int
-mknod_kind (const struct native *nat, const struct seccomp_notif *req)
+mknod_kind (const struct ob_notify_native *nat, const struct seccomp_notif *req)
 {
   static __thread int nr[2] = { -2, -2 };
   char *name;
@@ -1173,16 +500,17 @@ caller_umask (pid_t pid, mode_t *mask)
 /* mknod or mknodat of a character or block device (the filter sends no
  * other): a user namespace cannot create one, so an empty regular file
  * with the device in OB_LAYER_DEVICE_XATTR stands for it, which the layer
- * writer writes as the device and handle_stat reports as one.  The parent
- * is resolved as for chown, the name created with O_EXCL|O_NOFOLLOW in it
- * (never through a symlink); the mode is the call's permission bits less
- * the caller's umask; the owner root, as for any file the step creates (a
- * USER's owner is recorded after the step, as for its other files).
- * Errors as the kernel's: EEXIST, ENOENT, ENOTDIR, EROFS on a read-only
- * mount, EPERM on /proc and /sys; any other mount (a tmpfs, a cache
- * mount): success without effect, as without a supervisor. */
+ * writer writes as the device and ob_notify_handle_stat reports as one.
+ * The parent is resolved as for chown, the name created with
+ * O_EXCL|O_NOFOLLOW in it (never through a symlink); the mode is the
+ * call's permission bits less the caller's umask; the owner root, as for
+ * any file the step creates (a USER's owner is recorded after the step, as
+ * for its other files).  Errors as the kernel's: EEXIST, ENOENT, ENOTDIR,
+ * EROFS on a read-only mount, EPERM on /proc and /sys; any other mount (a
+ * tmpfs, a cache mount): success without effect, as without a
+ * supervisor. */
 static int
-handle_mknod (struct native *nat, int listener, const struct seccomp_notif *req, bool at)
+handle_mknod (struct ob_notify_native *nat, int listener, const struct seccomp_notif *req, bool at)
 {
   char path[PATH_MAX], full[2 * PATH_MAX + 2], parent[2 * PATH_MAX + 2], v[32];
   cleanup_close int rootfd = -1;
@@ -1194,7 +522,7 @@ handle_mknod (struct native *nat, int listener, const struct seccomp_notif *req,
   mode_t mode = (mode_t) (uint16_t) (at ? a[2] : a[1]); /* the kernel's umode_t */
   dev_t rdev = (dev_t) (uint32_t) (at ? a[3] : a[2]);   /* and its 32-bit dev */
   mode_t mask;
-  struct file_id rid, id;
+  struct ob_notify_file_id rid, id;
   struct statfs sfs;
   struct stat st;
   bool trailing = false;
@@ -1204,23 +532,23 @@ handle_mknod (struct native *nat, int listener, const struct seccomp_notif *req,
   int r;
 
   if (!S_ISCHR (mode) && !S_ISBLK (mode))
-    return LEAVE;
-  r = read_path (pid, at ? a[1] : a[0], path);
+    return OB_NOTIFY_LEAVE;
+  r = ob_notify_read_path (pid, at ? a[1] : a[0], path);
   if (r < 0)
-    return r == -ESRCH ? gone_or (listener, req, -EFAULT) : r;
+    return r == -ESRCH ? ob_notify_gone_or (listener, req, -EFAULT) : r;
   if (path[0] == '\0')
     return -ENOENT;
-  rootfd = caller_root (nat, pid);
+  rootfd = ob_notify_caller_root (nat, pid);
   if (rootfd < 0)
-    return gone_or (listener, req, -EPERM);
+    return ob_notify_gone_or (listener, req, -EPERM);
   if (path[0] == '/')
     snprintf (full, sizeof full, "%s", path);
   else
     {
       char dir[PATH_MAX];
-      r = start_dir (pid, dirfd, dir, sizeof dir);
+      r = ob_notify_start_dir (pid, dirfd, dir, sizeof dir);
       if (r < 0)
-        return r == -ESRCH ? gone_or (listener, req, -ENOENT) : r;
+        return r == -ESRCH ? ob_notify_gone_or (listener, req, -ENOENT) : r;
       snprintf (full, sizeof full, "%s/%s", dir, path);
     }
   /* the name to create, and the directory it goes in */
@@ -1238,19 +566,19 @@ handle_mknod (struct native *nat, int listener, const struct seccomp_notif *req,
     snprintf (parent, sizeof parent, "/");
   else
     snprintf (parent, sizeof parent, "%.*s", (int) (slash - full), full);
-  pfd = open_in_root (rootfd, parent, false);
+  pfd = ob_notify_open_in_root (rootfd, parent, false);
   if (pfd < 0)
     return pfd;
   r = caller_umask (pid, &mask);
   if (r < 0)
-    return gone_or (listener, req, -EPERM);
+    return ob_notify_gone_or (listener, req, -EPERM);
   /* from here on the files are known to be the caller's */
   if (seccomp_notify_id_valid (listener, req->id) != 0)
     return 1;
 
-  r = file_id (rootfd, &rid);
+  r = ob_notify_file_id (rootfd, &rid);
   if (r == 0)
-    r = file_id (pfd, &id);
+    r = ob_notify_file_id (pfd, &id);
   if (r < 0)
     return r;
   if (!S_ISDIR (id.mode))
@@ -1289,7 +617,7 @@ handle_mknod (struct native *nat, int listener, const struct seccomp_notif *req,
 
 /* Which rename call req is: 0 rename, 1 renameat, 2 renameat2, -1 none. */
 static int
-rename_kind (const struct native *nat, const struct seccomp_notif *req)
+rename_kind (const struct ob_notify_native *nat, const struct seccomp_notif *req)
 {
   static const char *const names[] = { "rename", "renameat", "renameat2" };
   char *name;
@@ -1320,7 +648,7 @@ call_path (pid_t pid, int dirfd, const char *path, char *out, size_t size)
       snprintf (out, size, "%s", path);
       return 0;
     }
-  if (start_dir (pid, dirfd, dir, sizeof dir) < 0)
+  if (ob_notify_start_dir (pid, dirfd, dir, sizeof dir) < 0)
     return -1;
   snprintf (out, size, "%s/%s", dir, path);
   return 0;
@@ -1331,7 +659,7 @@ call_path (pid_t pid, int dirfd, const char *path, char *out, size_t size)
  * failed).  Run before the supervisor handles any other call, so that a
  * chown -h of a new link of that name comes after, and when it stops. */
 static void
-settle_rename (struct native *n)
+settle_rename (struct ob_notify_native *n)
 {
   struct stat st;
   if (n->pend_fd < 0)
@@ -1346,13 +674,13 @@ settle_rename (struct native *n)
 /* rename, renameat, renameat2 (RENAME_NOREPLACE): when the old name is a
  * symlink with a recorded owner, on the step's root mount, its new name is
  * given the record before the kernel renames it (the call is always the
- * kernel's: LEAVE); the old name's record goes once the rename is done
- * (settle_rename).  A rename that fails leaves a record for the new name
- * that only a link of that name and target would take.  RENAME_EXCHANGE
- * and RENAME_WHITEOUT: records unchanged.  Anything unexpected: LEAVE, as
- * without a supervisor. */
+ * kernel's: OB_NOTIFY_LEAVE); the old name's record goes once the rename
+ * is done (settle_rename).  A rename that fails leaves a record for the
+ * new name that only a link of that name and target would take.
+ * RENAME_EXCHANGE and RENAME_WHITEOUT: records unchanged.  Anything
+ * unexpected: OB_NOTIFY_LEAVE, as without a supervisor. */
 static int
-handle_rename (struct native *nat, int listener, const struct seccomp_notif *req, int kind)
+handle_rename (struct ob_notify_native *nat, int listener, const struct seccomp_notif *req, int kind)
 {
   const __u64 *a = req->data.args;
   pid_t pid = (pid_t) req->pid;
@@ -1364,37 +692,38 @@ handle_rename (struct native *nat, int listener, const struct seccomp_notif *req
   int odirfd = kind == 0 ? AT_FDCWD : (int) a[0];
   int ndirfd = kind == 0 ? AT_FDCWD : (int) a[2];
   unsigned int flags = kind == 2 ? (unsigned int) a[4] : 0;
-  struct file_id rid, oid, nid;
+  struct ob_notify_file_id rid, oid, nid;
   struct stat st, nst;
   uint32_t uid, gid;
   ssize_t len;
 
   if (flags & ~(unsigned int) RENAME_NOREPLACE)
-    return LEAVE;
-  if (read_path (pid, kind == 0 ? a[0] : a[1], opath) < 0
-      || read_path (pid, kind == 0 ? a[1] : a[3], npath) < 0 || opath[0] == '\0' || npath[0] == '\0')
-    return LEAVE;
-  rootfd = caller_root (nat, pid);
+    return OB_NOTIFY_LEAVE;
+  if (ob_notify_read_path (pid, kind == 0 ? a[0] : a[1], opath) < 0
+      || ob_notify_read_path (pid, kind == 0 ? a[1] : a[3], npath) < 0 || opath[0] == '\0' || npath[0] == '\0')
+    return OB_NOTIFY_LEAVE;
+  rootfd = ob_notify_caller_root (nat, pid);
   if (rootfd < 0 || call_path (pid, odirfd, opath, full, sizeof full) < 0)
-    return LEAVE;
-  opfd = link_parent (pid, rootfd, full, odirfd, oname);
+    return OB_NOTIFY_LEAVE;
+  opfd = ob_notify_link_parent (pid, rootfd, full, odirfd, oname);
   if (opfd < 0 || fstatat (opfd, oname, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK (st.st_mode))
-    return LEAVE; /* the common case: not a symlink */
+    return OB_NOTIFY_LEAVE; /* the common case: not a symlink */
   len = readlinkat (opfd, oname, target, sizeof target);
   if (len < 0 || (size_t) len >= sizeof target)
-    return LEAVE;
+    return OB_NOTIFY_LEAVE;
   target[len] = '\0';
   if (!ob_link_owner_get (opfd, oname, target, &uid, &gid))
-    return LEAVE;
+    return OB_NOTIFY_LEAVE;
   if (call_path (pid, ndirfd, npath, full, sizeof full) < 0)
-    return LEAVE;
-  npfd = link_parent (pid, rootfd, full, ndirfd, nname);
+    return OB_NOTIFY_LEAVE;
+  npfd = ob_notify_link_parent (pid, rootfd, full, ndirfd, nname);
   if (npfd < 0 || ((flags & RENAME_NOREPLACE) && fstatat (npfd, nname, &nst, AT_SYMLINK_NOFOLLOW) == 0))
-    return LEAVE;
+    return OB_NOTIFY_LEAVE;
   /* only the layer's own directories */
-  if (file_id (rootfd, &rid) < 0 || file_id (opfd, &oid) < 0 || file_id (npfd, &nid) < 0
-      || oid.mnt != rid.mnt || oid.dev != rid.dev || nid.mnt != rid.mnt || nid.dev != rid.dev)
-    return LEAVE;
+  if (ob_notify_file_id (rootfd, &rid) < 0 || ob_notify_file_id (opfd, &oid) < 0
+      || ob_notify_file_id (npfd, &nid) < 0 || oid.mnt != rid.mnt || oid.dev != rid.dev
+      || nid.mnt != rid.mnt || nid.dev != rid.dev)
+    return OB_NOTIFY_LEAVE;
   if (seccomp_notify_id_valid (listener, req->id) != 0)
     return 1;
   (void) ob_link_owner_set (npfd, nname, target, uid, gid);
@@ -1402,7 +731,7 @@ handle_rename (struct native *nat, int listener, const struct seccomp_notif *req
   snprintf (nat->pend_name, sizeof nat->pend_name, "%s", oname);
   nat->pend_dev = st.st_dev;
   nat->pend_ino = st.st_ino;
-  return LEAVE;
+  return OB_NOTIFY_LEAVE;
 }
 
 /* Whether the process's descriptor fd was opened with O_PATH: the
@@ -1430,15 +759,16 @@ caller_fd_is_path (pid_t pid, int fd)
 }
 
 /* Handle one call: 0 (answer success), a negative errno (answer it), 1
- * when the call is gone (the process died or was interrupted), LEAVE. */
+ * when the call is gone (the process died or was interrupted),
+ * OB_NOTIFY_LEAVE. */
 static int
-handle (struct native *nat, int listener, const struct seccomp_notif *req)
+handle (struct ob_notify_native *nat, int listener, const struct seccomp_notif *req)
 {
-  char path[PATH_MAX], full[2 * PATH_MAX + 2], p[64];
+  char path[PATH_MAX], full[2 * PATH_MAX + 2];
   cleanup_close int rootfd = -1;
   cleanup_close int fd = -1;
   struct chown_req c;
-  struct file_id rid, id;
+  struct ob_notify_file_id rid, id;
   struct statfs sfs;
   pid_t pid = (pid_t) req->pid;
   int r;
@@ -1446,9 +776,9 @@ handle (struct native *nat, int listener, const struct seccomp_notif *req)
   settle_rename (nat);
   r = stat_kind (nat, req);
   if (r == -2 || (r >= 0 && nat->stat_continue) || (r < 0 && is_chroot (nat, req)))
-    return LEAVE;
+    return OB_NOTIFY_LEAVE;
   if (r >= 0)
-    return handle_stat (nat, listener, req, (enum ob_stat_kind) r);
+    return ob_notify_handle_stat (nat, listener, req, (enum ob_stat_kind) r);
   r = mknod_kind (nat, req);
   if (r >= 0)
     return handle_mknod (nat, listener, req, r == 1);
@@ -1460,28 +790,24 @@ handle (struct native *nat, int listener, const struct seccomp_notif *req)
     return r;
   if (c.path != 0 || !c.by_fd)
     {
-      r = read_path (pid, c.path, path);
+      r = ob_notify_read_path (pid, c.path, path);
       if (r < 0)
-        return r == -ESRCH ? gone_or (listener, req, -EFAULT) : r;
+        return r == -ESRCH ? ob_notify_gone_or (listener, req, -EFAULT) : r;
       if (path[0] != '\0')
         c.by_fd = false; /* AT_EMPTY_PATH matters only with "" */
       else if (!c.by_fd)
         return -ENOENT;
     }
 
-  rootfd = caller_root (nat, pid);
+  rootfd = ob_notify_caller_root (nat, pid);
   if (rootfd < 0)
-    return gone_or (listener, req, -EPERM);
+    return ob_notify_gone_or (listener, req, -EPERM);
   if (c.by_fd)
     {
       /* the process's own descriptor: whatever it is, the process holds it
        * (nothing of obuild's is open in the sandbox); the mount check below
        * decides */
-      if (c.dirfd == AT_FDCWD)
-        snprintf (p, sizeof p, "/proc/%d/cwd", (int) pid);
-      else
-        snprintf (p, sizeof p, "/proc/%d/fd/%d", (int) pid, c.dirfd);
-      fd = open (p, O_PATH | O_CLOEXEC);
+      fd = ob_notify_open_proc_fd (pid, c.dirfd, O_PATH | O_CLOEXEC);
       if (fd < 0)
         return errno == ENOENT ? -EBADF : -errno;
     }
@@ -1492,12 +818,12 @@ handle (struct native *nat, int listener, const struct seccomp_notif *req)
       else
         {
           char dir[PATH_MAX];
-          r = start_dir (pid, c.dirfd, dir, sizeof dir);
+          r = ob_notify_start_dir (pid, c.dirfd, dir, sizeof dir);
           if (r < 0)
-            return r == -ESRCH ? gone_or (listener, req, -ENOENT) : r;
+            return r == -ESRCH ? ob_notify_gone_or (listener, req, -ENOENT) : r;
           snprintf (full, sizeof full, "%s/%s", dir, path);
         }
-      fd = open_in_root (rootfd, full, c.nofollow);
+      fd = ob_notify_open_in_root (rootfd, full, c.nofollow);
       if (fd < 0)
         return fd;
     }
@@ -1506,9 +832,9 @@ handle (struct native *nat, int listener, const struct seccomp_notif *req)
   if (seccomp_notify_id_valid (listener, req->id) != 0)
     return 1;
 
-  r = file_id (rootfd, &rid);
+  r = ob_notify_file_id (rootfd, &rid);
   if (r == 0)
-    r = file_id (fd, &id);
+    r = ob_notify_file_id (fd, &id);
   if (r < 0)
     return r;
   if (id.mnt != rid.mnt || id.dev != rid.dev)
@@ -1587,7 +913,7 @@ supervise (void *arg)
   struct ob_seccomp_notify *n = arg;
   struct seccomp_notif *req = NULL;
   struct seccomp_notif_resp *resp = NULL;
-  struct native nat;
+  struct ob_notify_native nat;
   int listener = recv_listener (n);
 
   if (listener < 0)
@@ -1639,7 +965,7 @@ supervise (void *arg)
         continue; /* the call is gone: no one to answer */
       memset (resp, 0, sizeof *resp);
       resp->id = req->id;
-      if (r == LEAVE)
+      if (r == OB_NOTIFY_LEAVE)
         resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
       else
         resp->error = r;
