@@ -84,9 +84,13 @@ int ob_txn_begin (struct ob_layout *l, const char *scratch_dir, struct ob_txn **
                   ob_error_t *err);
 /* Open a new temporary blob file for writing in the staging area. */
 int ob_txn_blob_create (struct ob_txn *t, int *fd, ob_error_t *err);
-/* Name the blob last created with ob_txn_blob_create by its digest (fsyncs
- * and closes fd).  The blob is readable through ob_txn_blob_open at once. */
+/* Name the blob last created with ob_txn_blob_create by its digest (closes
+ * fd; the blob is synced when published).  The blob is readable through
+ * ob_txn_blob_open at once. */
 int ob_txn_blob_commit (struct ob_txn *t, int fd, const char *digest, ob_error_t *err);
+/* Stage the file `path`, inside this transaction's scratch directory and
+ * already checked to hold `digest`, by renaming it (no copy). */
+int ob_txn_blob_take (struct ob_txn *t, const char *path, const char *digest, ob_error_t *err);
 /* Store a small in-memory blob (manifest, config); fills its digest. */
 int ob_txn_blob_put (struct ob_txn *t, const void *data, size_t len, char digest[72],
                      ob_error_t *err);

@@ -667,7 +667,7 @@ struct pool
   pool_fn fn;
   const char *ref;         /* for transfer events */
   pthread_mutex_t mu;      /* next, err, cancel */
-  pthread_mutex_t txn_mu;  /* ob_txn_blob_create .. commit is one sequence */
+  pthread_mutex_t txn_mu;  /* the transaction is not shared by threads otherwise */
   volatile int cancel;
   ob_error_t err;
 };
@@ -756,7 +756,7 @@ pull_blob (struct pool *p, CURL *easy, const struct ob_descriptor *d, ob_error_t
   struct reg_req q = { 0 };
   struct xfer_hook hook = { p->r, false, p->ref, d, 0 };
   char got[OB_DIGEST_LEN];
-  int out, ret;
+  int ret;
 
   fd = open (path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0)
@@ -796,20 +796,13 @@ pull_blob (struct pool *p, CURL *easy, const struct ob_descriptor *d, ob_error_t
       return ob_error_make (err, OB_ERR_IMAGE, 0, "blob %s: content has digest %s (corrupted download)",
                             d->digest, got);
     }
-  if (lseek (fd, 0, SEEK_SET) < 0)
-    return ob_error_make (err, OB_ERR_STORE, errno, "seek `%s`", path);
+  /* the download is in the transaction's scratch directory: staged by
+   * renaming it, not copied */
   pthread_mutex_lock (&p->txn_mu);
-  ret = ob_txn_blob_create (p->t, &out, err);
-  if (ret == 0)
-    {
-      ret = ob_copy_fd (fd, out, "blob", err);
-      if (ret < 0)
-        close (out);
-      else
-        ret = ob_txn_blob_commit (p->t, out, d->digest, err);
-    }
+  ret = ob_txn_blob_take (p->t, path, d->digest, err);
   pthread_mutex_unlock (&p->txn_mu);
-  unlink (path);
+  if (ret < 0)
+    unlink (path);
   if (ret < 0)
     return ob_error_wrap (err, "blob %s", d->digest);
   {

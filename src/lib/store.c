@@ -566,6 +566,32 @@ ob_txn_blob_commit (struct ob_txn *t, int fd, const char *digest, ob_error_t *er
 }
 
 int
+ob_txn_blob_take (struct ob_txn *t, const char *path, const char *digest, ob_error_t *err)
+{
+  if (!ob_digest_valid (digest) || !ob_str_has_prefix (path, t->scratch) || path[strlen (t->scratch)] != '/'
+      || strstr (path + strlen (t->scratch), "/..") != NULL)
+    return ob_error_make (err, OB_ERR_GENERIC, 0, "stage `%s` as %s: not a file of the transaction", path, digest);
+  if (is_staged (t, digest) || ob_layout_has_blob (t->l, digest))
+    {
+      unlink (path);
+      return 0;
+    }
+  if (renameat (AT_FDCWD, path, t->stagefd, digest + 7) < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "stage blob %s", digest);
+  add_staged (t, digest);
+  {
+    /* as ob_txn_blob_commit: written back now, synced when published */
+    int fd = openat (t->stagefd, digest + 7, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0)
+      {
+        (void) sync_file_range (fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+        close (fd);
+      }
+  }
+  return 0;
+}
+
+int
 ob_txn_blob_put (struct ob_txn *t, const void *data, size_t len, char digest[72], ob_error_t *err)
 {
   int fd;

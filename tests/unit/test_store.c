@@ -172,6 +172,58 @@ TEST (test_txn_blob_synced_at_publish)
   rmtree (d);
 }
 
+/* A download in the transaction's scratch directory is staged by renaming
+ * it; a path elsewhere is refused and left alone. */
+TEST (test_txn_blob_take)
+{
+  char *d = tmpdir ();
+  char *p = ob_xasprintf ("%s/oci", d);
+  char *outside = ob_xasprintf ("%s/outside", d);
+  struct ob_layout *l = NULL;
+  struct ob_txn *t = NULL;
+  ob_error_t err = NULL;
+  char digest[OB_DIGEST_LEN], *data = NULL, *dl, *dl2;
+  size_t len = 0;
+  int fd = -1;
+  ob_sha256_digest ("downloaded", 10, digest);
+  CHECK (ob_layout_open (p, true, &l, &err) == 0);
+  CHECK (ob_txn_begin (l, d, &t, &err) == 0);
+  dl = ob_xasprintf ("%s/dl-1", ob_txn_scratch (t));
+  dl2 = ob_xasprintf ("%s/dl-2", ob_txn_scratch (t));
+  CHECK (ob_write_file_atomic_at (AT_FDCWD, dl, "downloaded", 10, 0600, &err) == 0);
+  CHECK (ob_write_file_atomic_at (AT_FDCWD, dl2, "downloaded", 10, 0600, &err) == 0);
+  CHECK (ob_write_file_atomic_at (AT_FDCWD, outside, "downloaded", 10, 0600, &err) == 0);
+  CHECK (ob_txn_blob_take (t, outside, digest, &err) < 0);
+  CHECK (err != NULL && strstr (err->msg, "not a file of the transaction") != NULL);
+  ob_error_free (&err);
+  CHECK (access (outside, F_OK) == 0);
+  {
+    char *sneaky = ob_xasprintf ("%s/../outside", ob_txn_scratch (t));
+    CHECK (ob_txn_blob_take (t, sneaky, digest, &err) < 0);
+    ob_error_free (&err);
+    CHECK (access (outside, F_OK) == 0);
+    free (sneaky);
+  }
+  CHECK (ob_txn_blob_take (t, dl, digest, &err) == 0);
+  CHECK (access (dl, F_OK) < 0);
+  CHECK (ob_txn_blob_open (t, digest, &fd, &err) == 0);
+  CHECK (ob_read_fd (fd, &data, &len, &err) == 0 && len == 10 && memcmp (data, "downloaded", 10) == 0);
+  free (data);
+  close (fd);
+  /* the same content again: already staged, the file is dropped */
+  CHECK (ob_txn_blob_take (t, dl2, digest, &err) == 0);
+  CHECK (access (dl2, F_OK) < 0);
+  CHECK (ob_txn_publish (t, &err) == 0);
+  CHECK (ob_layout_has_blob (l, digest));
+  ob_txn_free (t);
+  ob_layout_close (l);
+  free (dl);
+  free (dl2);
+  free (outside);
+  free (p);
+  rmtree (d);
+}
+
 TEST (test_txn_abort_leaves_layout_unchanged)
 {
   char *d = tmpdir ();
@@ -447,6 +499,7 @@ main (void)
   RUN (test_layout_open_missing_is_image_error);
   RUN (test_txn_commit_tags_and_resolve);
   RUN (test_txn_blob_synced_at_publish);
+  RUN (test_txn_blob_take);
   RUN (test_txn_abort_leaves_layout_unchanged);
   RUN (test_blob_read_verifies_digest);
   RUN (test_copy_between_layouts);
