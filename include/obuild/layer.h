@@ -151,6 +151,15 @@ int ob_layer_write_sources (int srcfd, const struct ob_layer_src *entries, size_
  * detect zstd, xz, bzip2).  Returns what archive_read_open does. */
 struct archive;
 int ob_layer_archive_open (struct archive *a, int fd);
+/* The same, and the sha256 of everything a gzip stream inflates to (a
+ * layer's diff_id), taken while it is read: *stream is valid until the
+ * archive is freed. */
+struct ob_layer_stream;
+int ob_layer_archive_open_digest (struct archive *a, int fd, struct ob_layer_stream **stream);
+/* After the archive's last entry: the rest of the stream (the tar's end and
+ * padding) inflated, the digest in out: 0; 1 when the input was not gzip
+ * (no digest taken); -1 on a read error. */
+int ob_layer_archive_digest (struct ob_layer_stream *stream, char out[72], ob_error_t *err);
 
 /* Normalise a root filesystem tarball (none/gzip/bzip2/xz/zstd, detected
  * from content) read from infd into a layer written to outfd: entries kept
@@ -220,6 +229,11 @@ int ob_layer_path_kept (const char *const *keep, const char *path);
  * (or NULL) is told of every entry read. */
 int ob_layer_unpack_overlay (int infd, int rootfd, ob_layer_entry_fn on_entry, void *on_entry_data,
                              ob_error_t *err);
+/* ob_layer_unpack_overlay that also takes the sha256 of the layer's
+ * uncompressed content (its diff_id) in the same pass: 0 with diff_id
+ * filled; 1 when the layer is not gzip (diff_id not taken); -1 on error. */
+int ob_layer_unpack_overlay_digest (int infd, int rootfd, ob_layer_entry_fn on_entry, void *on_entry_data,
+                                    char diff_id[72], ob_error_t *err);
 
 /* Check the hardlinks of a tar stream (any compression) read from infd:
  * each must name an earlier entry of the same archive that is not a

@@ -31,6 +31,10 @@ struct ob_source_opts
 {
   enum ob_pull_policy pull;
   struct ob_registry_opts registry; /* init with ob_registry_opts_init */
+  /* or NULL; else a gzip layer that must be checked against its diff_id
+   * is checked while it is unpacked into this store's layers (for a build
+   * whose RUN steps need them: one decompression instead of two) */
+  struct ob_store *unpack_into;
 };
 
 struct ob_source

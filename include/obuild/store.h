@@ -161,6 +161,12 @@ void ob_store_set_layer_mode (struct ob_store *s, const char *mode);
  * when it is missing (into a temporary directory, renamed when complete). */
 int ob_store_layer_dir (struct ob_store *s, const char *diff_id, int blob_fd, char **path,
                         ob_error_t *err);
+/* Check a gzip layer blob against its config's diff_id by unpacking it
+ * (one decompression where checking, then unpacking for RUN, took two):
+ * 0 when it matches and is unpacked; an OB_ERR_IMAGE error, nothing kept,
+ * when it does not; 1 when it could not be checked this way (not gzip, or
+ * already unpacked): then check it by reading it (ob_layer_diff_id). */
+int ob_store_layer_dir_checked (struct ob_store *s, const char *diff_id, int blob_fd, ob_error_t *err);
 /* Keep `dir` (a build step's finished upper directory) as the unpacked form
  * of diff_id, if the store has none yet; dir is moved or removed.
  * Unpacked layers are not synced: each is trusted in the boot that wrote it

@@ -111,6 +111,13 @@ ob_build_from (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
       if ((*err)->kind == OB_ERR_USAGE && ob_image_ref_normalize (image, &norm, &nerr) < 0)
         ob_error_set_kind (err, OB_ERR_DOCKERFILE);
       ob_error_free (&nerr);
+      {
+        /* the source module names the image already: once is enough */
+        size_t n = strlen (image);
+        char *m = (*err)->msg;
+        if (strncmp (m, image, n) == 0 && m[n] == ':' && m[n + 1] == ' ')
+          memmove (m, m + n + 2, strlen (m + n + 2) + 1);
+      }
       return ob_error_wrap (err, "%s:%d: FROM %s", b->dfname, in->line, image);
     }
 

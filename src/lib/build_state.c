@@ -891,6 +891,18 @@ ob_build_load_image (struct build *b, struct stage *s, const char *ref, ob_error
   return ob_build_load_image_platform (b, s, ref, b->o->source.registry.platform, err);
 }
 
+/* Will RUN steps of s mount its layers as they are (ob_build_ensure_lowers)? */
+static bool
+runs_on_unpacked_layers (struct build *b, const struct stage *s)
+{
+  if (b->o->no_isolation || b->o->container || b->use_copy || b->o->snapshotter == OB_SNAPSHOTTER_COPY)
+    return false;
+  for (size_t i = s->first; i < s->end && i < b->df->n_instrs; i++)
+    if (b->df->instrs[i].kind == OB_I_RUN)
+      return true;
+  return false;
+}
+
 /* ... for platform (FROM --platform, else the build's; NULL: the host's) */
 int
 ob_build_load_image_platform (struct build *b, struct stage *s, const char *ref, const char *platform, ob_error_t *err)
@@ -905,6 +917,10 @@ ob_build_load_image_platform (struct build *b, struct stage *s, const char *ref,
   int r = -1;
 
   so.registry.platform = platform;
+  /* a layer checked against its diff_id is checked while it is unpacked
+   * for those RUN steps, not decompressed once more before */
+  if (runs_on_unpacked_layers (b, s))
+    so.unpack_into = b->o->store;
   if (ob_source_resolve (b->o->store, b->txn, ref, &so, &src, err) < 0)
     {
       if ((*err)->kind == OB_ERR_REGISTRY)

@@ -11,6 +11,7 @@
  * a stream cut short is an error.  Memory: 1.3 MiB per open gzip stream. */
 #include "config.h"
 #include <obuild/layer.h>
+#include <obuild/util.h>
 
 #include <archive.h>
 #include <errno.h>
@@ -39,7 +40,7 @@ struct block
   bool full;
 };
 
-struct gz_src
+struct ob_layer_stream
 {
   int fd;
   bool gzip;    /* else: the bytes as they are */
@@ -60,6 +61,9 @@ struct gz_src
   bool reading; /* the reader holds blocks[next_read - 1] */
   int err_no;
   char err[128];
+  /* ob_layer_archive_open_digest: the sha256 of every byte inflated, in
+   * order (on the inflating thread), or NULL */
+  struct ob_sha256 *hash;
 };
 
 static ssize_t
@@ -73,7 +77,7 @@ read_some (int fd, unsigned char *buf, size_t n)
 }
 
 static int
-fail (struct gz_src *g, int e, const char *msg)
+fail (struct ob_layer_stream *g, int e, const char *msg)
 {
   g->err_no = e;
   snprintf (g->err, sizeof g->err, "%s", msg);
@@ -82,7 +86,7 @@ fail (struct gz_src *g, int e, const char *msg)
 
 /* Read more input after what is left at st.next_in (moved to the start). */
 static int
-refill (struct gz_src *g)
+refill (struct ob_layer_stream *g)
 {
   size_t left = g->st.avail_in;
   ssize_t n;
@@ -101,7 +105,7 @@ refill (struct gz_src *g)
 }
 
 static void
-member_start (struct gz_src *g)
+member_start (struct ob_layer_stream *g)
 {
   unsigned char *next = g->st.next_in;
   uint32_t avail = g->st.avail_in;
@@ -114,7 +118,7 @@ member_start (struct gz_src *g)
 /* Inflate up to OUT_SIZE bytes into out: their count, 0 at the end, -1 on
  * an error (g->err). */
 static ssize_t
-inflate_block (struct gz_src *g, unsigned char *out)
+inflate_block (struct ob_layer_stream *g, unsigned char *out)
 {
   size_t produced;
 
@@ -157,7 +161,7 @@ inflate_block (struct gz_src *g, unsigned char *out)
 static void *
 inflater (void *arg)
 {
-  struct gz_src *g = arg;
+  struct ob_layer_stream *g = arg;
   for (;;)
     {
       struct block *b = &g->blocks[g->next_fill % NBLOCKS];
@@ -171,6 +175,8 @@ inflater (void *arg)
       if (stop)
         return NULL;
       n = inflate_block (g, b->data);
+      if (n > 0 && g->hash)
+        ob_sha256_update (g->hash, b->data, (size_t) n);
       pthread_mutex_lock (&g->mu);
       b->len = n;
       b->full = true;
@@ -182,33 +188,21 @@ inflater (void *arg)
     }
 }
 
-static la_ssize_t
-gz_read (struct archive *a, void *data, const void **buf)
+/* The next inflated block of a gzip stream: its size, 0 at the end, -1 on
+ * an error (g->err). */
+static ssize_t
+gz_next (struct ob_layer_stream *g, const void **buf)
 {
-  struct gz_src *g = data;
   struct block *b;
   ssize_t n;
 
-  *buf = g->in;
-  if (!g->gzip)
-    {
-      if (g->pending)
-        {
-          g->pending = false;
-          return (la_ssize_t) g->first;
-        }
-      n = read_some (g->fd, g->in, IN_SIZE);
-      if (n < 0)
-        archive_set_error (a, errno, "read: %s", strerror (errno));
-      return n;
-    }
   if (!g->started)
     {
       /* a pipe: inflated here (a thread could wait in read() for a writer
        * that never writes, past the archive's end) */
       n = inflate_block (g, g->blocks[0].data);
-      if (n < 0)
-        archive_set_error (a, g->err_no, "%s", g->err);
+      if (n > 0 && g->hash)
+        ob_sha256_update (g->hash, g->blocks[0].data, (size_t) n);
       *buf = g->blocks[0].data;
       return n;
     }
@@ -230,17 +224,37 @@ gz_read (struct archive *a, void *data, const void **buf)
       g->reading = true;
     }
   pthread_mutex_unlock (&g->mu);
-  if (n < 0)
-    {
-      archive_set_error (a, g->err_no, "%s", g->err);
-      return -1;
-    }
   *buf = b->data;
   return n;
 }
 
+static la_ssize_t
+gz_read (struct archive *a, void *data, const void **buf)
+{
+  struct ob_layer_stream *g = data;
+  ssize_t n;
+
+  *buf = g->in;
+  if (!g->gzip)
+    {
+      if (g->pending)
+        {
+          g->pending = false;
+          return (la_ssize_t) g->first;
+        }
+      n = read_some (g->fd, g->in, IN_SIZE);
+      if (n < 0)
+        archive_set_error (a, errno, "read: %s", strerror (errno));
+      return n;
+    }
+  n = gz_next (g, buf);
+  if (n < 0)
+    archive_set_error (a, g->err_no, "%s", g->err);
+  return n;
+}
+
 static void
-gz_free (struct gz_src *g)
+gz_free (struct ob_layer_stream *g)
 {
   if (g->started)
     {
@@ -256,6 +270,7 @@ gz_free (struct gz_src *g)
   for (int i = 0; i < NBLOCKS; i++)
     free (g->blocks[i].data);
   free (g->in);
+  ob_sha256_free (g->hash);
   free (g);
 }
 
@@ -267,10 +282,11 @@ gz_close (struct archive *a, void *data)
   return ARCHIVE_OK;
 }
 
-int
-ob_layer_archive_open (struct archive *a, int fd)
+static int
+open_stream (struct archive *a, int fd, bool digest, struct ob_layer_stream **out)
 {
-  struct gz_src *g = calloc (1, sizeof *g);
+  struct ob_layer_stream *g = calloc (1, sizeof *g);
+  int opened;
   ssize_t n;
 
   if (g == NULL || (g->in = malloc (IN_SIZE)) == NULL)
@@ -298,6 +314,8 @@ ob_layer_archive_open (struct archive *a, int fd)
       struct stat st;
       int r;
       g->gzip = true;
+      if (digest)
+        g->hash = ob_sha256_new ();
       isal_inflate_init (&g->st);
       g->st.crc_flag = ISAL_GZIP;
       g->st.next_in = g->in;
@@ -339,5 +357,38 @@ ob_layer_archive_open (struct archive *a, int fd)
   archive_read_set_read_callback (a, gz_read);
   archive_read_set_close_callback (a, gz_close);
   archive_read_set_callback_data (a, g);
-  return archive_read_open1 (a);
+  opened = archive_read_open1 (a);
+  if (opened == ARCHIVE_OK && out)
+    *out = g;
+  return opened;
+}
+
+int
+ob_layer_archive_open (struct archive *a, int fd)
+{
+  return open_stream (a, fd, false, NULL);
+}
+
+int
+ob_layer_archive_open_digest (struct archive *a, int fd, struct ob_layer_stream **stream)
+{
+  *stream = NULL;
+  return open_stream (a, fd, true, stream);
+}
+
+int
+ob_layer_archive_digest (struct ob_layer_stream *g, char out[72], ob_error_t *err)
+{
+  const void *buf;
+  ssize_t n;
+  if (g == NULL || g->hash == NULL)
+    return 1;
+  /* what the archive's reader left: the tar's end, its padding */
+  while ((n = gz_next (g, &buf)) > 0)
+    ;
+  if (n < 0)
+    return ob_error_make (err, OB_ERR_IMAGE, g->err_no, "%s", g->err);
+  ob_sha256_final (g->hash, out); /* frees it */
+  g->hash = NULL;
+  return 0;
 }

@@ -443,6 +443,12 @@ ob_layer_clean_name (const char *name, char **out, ob_error_t *err)
 int
 ob_layer_open_reader (int fd, struct archive **out, ob_error_t *err)
 {
+  return ob_layer_open_reader_digest (fd, out, NULL, err);
+}
+
+int
+ob_layer_open_reader_digest (int fd, struct archive **out, struct ob_layer_stream **stream, ob_error_t *err)
+{
   struct archive *a = archive_read_new ();
   if (a == NULL)
     ob_oom ();
@@ -452,7 +458,7 @@ ob_layer_open_reader (int fd, struct archive **out, ob_error_t *err)
   archive_read_support_filter_zstd (a);
   archive_read_support_format_tar (a);
   archive_read_support_format_gnutar (a);
-  if (ob_layer_archive_open (a, fd) != ARCHIVE_OK)
+  if ((stream ? ob_layer_archive_open_digest (a, fd, stream) : ob_layer_archive_open (a, fd)) != ARCHIVE_OK)
     {
       ob_error_make (err, OB_ERR_IMAGE, 0, "read archive: %s",
                      archive_error_string (a) ? archive_error_string (a) : "unknown error");

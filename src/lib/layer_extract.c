@@ -53,6 +53,8 @@ struct extract
   int cache_fd;
   ob_layer_entry_fn on_entry;
   void *on_entry_data;
+  char *digest;     /* ob_layer_unpack_overlay_digest: where the diff_id goes */
+  int digest_taken; /* 0: taken, 1: not gzip */
 };
 
 static void
@@ -928,12 +930,30 @@ ob_layer_unpack_overlay (int infd, int rootfd, ob_layer_entry_fn on_entry, void 
   return extract_run (&ex, infd, "/", err);
 }
 
+int
+ob_layer_unpack_overlay_digest (int infd, int rootfd, ob_layer_entry_fn on_entry, void *on_entry_data,
+                                char diff_id[72], ob_error_t *err)
+{
+  struct extract ex = {
+    .rootfd = rootfd,
+    .overlay = true,
+    .same_owner = true,
+    .cache_fd = -1,
+    .on_entry = on_entry,
+    .on_entry_data = on_entry_data,
+    .digest = diff_id,
+  };
+  int r = extract_run (&ex, infd, "/", err);
+  return r < 0 ? r : ex.digest_taken;
+}
+
 static int
 extract_run (struct extract *ex_, int infd, const char *dest, ob_error_t *err)
 {
   cleanup_locale locale_t old_locale = ob_layer_enter_utf8 ();
   struct extract ex = *ex_;
   cleanup_free char *cdest = NULL;
+  struct ob_layer_stream *stream = NULL;
   int ret = 0;
 
   if (ob_layer_clean_name (dest ? dest : "", &cdest, err) < 0)
@@ -941,7 +961,7 @@ extract_run (struct extract *ex_, int infd, const char *dest, ob_error_t *err)
       ob_error_free (err);
       return ob_error_make (err, OB_ERR_USAGE, 0, "destination `%s` contains ..", dest);
     }
-  if (ob_layer_open_reader (infd, &ex.a, err) < 0)
+  if (ob_layer_open_reader_digest (infd, &ex.a, ex.digest ? &stream : NULL, err) < 0)
     return -1;
   if (*cdest)
     {
@@ -973,6 +993,15 @@ extract_run (struct extract *ex_, int infd, const char *dest, ob_error_t *err)
     }
   if (ret == 0)
     ret = fix_dirs (&ex, err);
+  if (ret == 0 && ex.digest)
+    {
+      /* before the archive (and the stream with it) is freed */
+      int d = ob_layer_archive_digest (stream, ex.digest, err);
+      if (d < 0)
+        ret = -1;
+      else
+        ex_->digest_taken = d;
+    }
   extract_free (&ex);
   return ret;
 }

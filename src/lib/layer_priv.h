@@ -26,6 +26,8 @@ struct archive;
  * (ustar, pax, GNU), uncompressed or gzip/bzip2/xz/zstd, like Docker (other
  * filters are left out: some run external programs).  err may be NULL. */
 int ob_layer_open_reader (int fd, struct archive **out, ob_error_t *err);
+/* ... and the digest of a gzip stream's content (ob_layer_archive_digest) */
+int ob_layer_open_reader_digest (int fd, struct archive **out, struct ob_layer_stream **stream, ob_error_t *err);
 
 /* Tell fn (when not NULL) of the tar entry e. */
 struct archive_entry;

@@ -14,6 +14,8 @@
  * digest fixes its content, so its uncompressed digest never changes and is
  * checked once per store. */
 static const char *verified_dir;
+/* ob_source_opts.unpack_into of the call being served, or NULL */
+static struct ob_store *unpack_into;
 
 static bool
 known_diff_id (const char *digest, const char *diff_id)
@@ -131,6 +133,21 @@ verify_image (struct ob_txn *t, const struct ob_descriptor *md, const char *what
         }
       if (want && known_diff_id (m->layers[i].digest, want) && ob_txn_blob_in_layout (t, m->layers[i].digest))
         continue;
+      if (want && unpack_into)
+        {
+          /* checked while it is unpacked for the build's RUN steps */
+          int c = ob_store_layer_dir_checked (unpack_into, want, fd, err);
+          if (c < 0)
+            {
+              ob_error_wrap (err, "layer %s", m->layers[i].digest);
+              goto out;
+            }
+          if (c == 0)
+            {
+              remember_diff_id (m->layers[i].digest, want);
+              continue;
+            }
+        }
       if (ob_layer_diff_id (fd, diff_id, err) < 0)
         {
           ob_error_wrap (err, "layer %s", m->layers[i].digest);
@@ -631,8 +648,22 @@ ob_source_archive (struct ob_store *store, struct ob_txn *txn, const char *file,
   return from_layout (txn, dir, tag, what, NULL, true, out, err);
 }
 
+static int resolve (struct ob_store *store, struct ob_txn *txn, const char *ref, const struct ob_source_opts *opts,
+                    struct ob_source *out, ob_error_t *err);
+
 int
-ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
+ob_source_resolve (struct ob_store *store, struct ob_txn *txn, const char *ref, const struct ob_source_opts *opts,
+                   struct ob_source *out, ob_error_t *err)
+{
+  int r;
+  unpack_into = opts->unpack_into;
+  r = resolve (store, txn, ref, opts, out, err);
+  unpack_into = NULL;
+  return r;
+}
+
+static int
+resolve (struct ob_store *store, struct ob_txn *txn, const char *ref,
                    const struct ob_source_opts *opts, struct ob_source *out, ob_error_t *err)
 {
   cleanup_free char *path = NULL;

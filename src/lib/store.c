@@ -1082,10 +1082,12 @@ ob_store_set_layer_mode (struct ob_store *s, const char *mode)
   s->layers = ob_xasprintf ("%s/layers/%s", s->root, mode);
 }
 
-int
-ob_store_layer_dir (struct ob_store *s, const char *diff_id, int blob_fd, char **path,
-                    ob_error_t *err)
+/* ob_store_layer_dir, and with check, ob_store_layer_dir_checked */
+static int
+layer_dir (struct ob_store *s, const char *diff_id, int blob_fd, bool check, char **path, ob_error_t *err)
 {
+  char got[OB_DIGEST_LEN];
+  int taken = 1;
   cleanup_free char *p = NULL;
   cleanup_free char *tmp = NULL;
   cleanup_free char *prefix = NULL;
@@ -1102,8 +1104,17 @@ ob_store_layer_dir (struct ob_store *s, const char *diff_id, int blob_fd, char *
   layer_drop_if_stale (s, diff_id + 7);
   if (stat (p, &st) == 0 && S_ISDIR (st.st_mode))
     {
+      if (check)
+        return 1; /* there already: the blob is checked by reading it */
       *path = steal_pointer (&p);
       return 0;
+    }
+  if (check)
+    {
+      /* only a gzip stream's content is hashed while it is unpacked */
+      unsigned char magic[3];
+      if (pread (blob_fd, magic, 3, 0) != 3 || magic[0] != 0x1f || magic[1] != 0x8b || magic[2] != 8)
+        return 1;
     }
   if (ob_mkdir_p_at (AT_FDCWD, s->layers, 0700, err) < 0)
     return ob_error_wrap (err, "store");
@@ -1122,7 +1133,9 @@ ob_store_layer_dir (struct ob_store *s, const char *diff_id, int blob_fd, char *
   /* the layer's tree index comes with the unpacking (a COPY of the build
    * needs it: read from the index instead of decompressing the layer again) */
   ix = ob_tree_index_new ();
-  if (ob_layer_unpack_overlay (blob_fd, tfd, ob_tree_index_note, ix, err) < 0)
+  if ((check ? (taken = ob_layer_unpack_overlay_digest (blob_fd, tfd, ob_tree_index_note, ix, got, err))
+             : ob_layer_unpack_overlay (blob_fd, tfd, ob_tree_index_note, ix, err))
+      < 0)
     {
       ob_error_t e2 = NULL;
       ob_tree_index_free (ix);
@@ -1134,6 +1147,18 @@ ob_store_layer_dir (struct ob_store *s, const char *diff_id, int blob_fd, char *
       ob_rm_rf_at (AT_FDCWD, tmp, &e2);
       ob_error_free (&e2);
       return ob_error_wrap (err, "unpack layer %s", diff_id);
+    }
+  if (check && (taken != 0 || strcmp (got, diff_id) != 0))
+    {
+      /* nothing of a layer that is not what its config says is kept */
+      ob_error_t e2 = NULL;
+      ob_tree_index_free (ix);
+      ob_rm_rf_at (AT_FDCWD, tmp, &e2);
+      ob_error_free (&e2);
+      if (taken != 0)
+        return 1;
+      return ob_error_make (err, OB_ERR_IMAGE, 0, "uncompressed content has digest %s, the config's diff_id is %s",
+                            got, diff_id);
     }
   {
     cleanup_free char *trees = ob_xasprintf ("%s/trees", s->root);
@@ -1162,6 +1187,19 @@ ob_store_layer_dir (struct ob_store *s, const char *diff_id, int blob_fd, char *
     }
   *path = steal_pointer (&p);
   return 0;
+}
+
+int
+ob_store_layer_dir (struct ob_store *s, const char *diff_id, int blob_fd, char **path, ob_error_t *err)
+{
+  return layer_dir (s, diff_id, blob_fd, false, path, err);
+}
+
+int
+ob_store_layer_dir_checked (struct ob_store *s, const char *diff_id, int blob_fd, ob_error_t *err)
+{
+  cleanup_free char *path = NULL;
+  return layer_dir (s, diff_id, blob_fd, true, &path, err);
 }
 
 int

@@ -69,7 +69,7 @@ for ref in "oci:$TESTDIR/layout:bb" "oci-archive:$TESTDIR/bb-oci.tar:bb" "docker
 done
 
 # hostile and broken layouts: a clear error, exit 9, nothing outside, the store as it was
-snapshot() { (cd "$(store "$1")" && find oci -printf '%p %s\n' | sort && sha256sum oci/index.json); }
+snapshot() { (cd "$(store "$1")" && find oci layers trees verified -printf '%p %s\n' 2>/dev/null | sort && sha256sum oci/index.json); }
 snapshot "$m" >"$TESTDIR/before"
 for kind in traversal symlink hardlink longname hugeheader digest diffid truncated; do
   python3 "$FIXTURES/make-hostile-layout.py" "$kind" "$TESTDIR/hostile-$kind"

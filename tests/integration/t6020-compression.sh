@@ -55,4 +55,19 @@ printf 'FROM zbase\nRUN test -s /data/random.bin && echo ok > /ok\n' >"$ctx/Dock
 check "[$m] a zstd image on busybox" ob "$m" build -q --compression zstd -t zbase -f "$ctx/Dockerfile.z1" "$ctx"
 check "[$m] ... as a base for RUN (zstd layers unpacked)" ob "$m" build -q -t onzstd -f "$ctx/Dockerfile.z2" "$ctx"
 check "[$m] --compression-level 1" ob "$m" build -q --no-cache --compression-level 1 -t lvl "$ctx"
+# bases from a layout, in a fresh store: a gzip layer is checked against its
+# diff_id while it is unpacked for RUN, a zstd or uncompressed one by reading
+# it first; every one is checked, then RUN sees them all
+check "[$m] an uncompressed image on busybox" ob "$m" build -q --compression none -t nbase -f "$ctx/Dockerfile.z1" "$ctx"
+for b in zbase nbase; do
+  skopeo copy -q "oci:$(store_oci "$m"):$b:latest" "oci:$TESTDIR/lay-$b:b"
+  chmod -R a+rX "$TESTDIR/lay-$b"
+  printf 'FROM oci:%s:b\nRUN test -s /data/random.bin && test -x /bin/busybox && echo ok > /ok\n' "$TESTDIR/lay-$b" >"$ctx/Dockerfile.lay-$b"
+  chmod a+r "$ctx/Dockerfile.lay-$b"
+  fresh=$(userdir "fresh-$b" "$m")
+  check "[$m] FROM a layout of $b in a fresh store, and RUN" \
+    as "$m" env OBUILD_ROOT="$fresh" "$OB" build -q -t "on-$b" -f "$ctx/Dockerfile.lay-$b" "$ctx"
+  check_eq "[$m] ... both its layers checked" "$(ls "$fresh/verified" 2>/dev/null | wc -l)" 2
+  check_eq "[$m] ... and unpacked" "$(ls -d "$fresh"/layers/*/[0-9a-f]*[0-9a-f] 2>/dev/null | wc -l)" 3
+done
 done_testing

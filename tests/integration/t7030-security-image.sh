@@ -96,12 +96,18 @@ EOF
 
   # 12a: an entry under a symlink its layer (or archive) planted, pointing
   # outside: refused naming the layer and the entry, never followed
-  from 9 "Dockerfile:2: unpack layer sha256:[0-9a-f]{64}: entry .lnk/escaped-by-symlink.: its parent .lnk. is a symlink to .$outside. that leads to no directory inside the root" \
+  # (a stage with RUN unpacks its base while checking it, at FROM; a stage
+  # built on another unpacks it at its first RUN)
+  from 9 "Dockerfile:1: FROM oci:[^ ]*L-symlink:bad: layer sha256:[0-9a-f]{64}: unpack layer sha256:[0-9a-f]{64}: entry .lnk/escaped-by-symlink.: its parent .lnk. is a symlink to .$outside. that leads to no directory inside the root" \
     "layer entry under a symlink to outside: exit 9 naming layer and entry" 'FROM oci:%s:bad\nRUN true\n' "$TESTDIR/L-symlink"
+  from 9 "Dockerfile:3: unpack layer sha256:[0-9a-f]{64}: entry .lnk/escaped-by-symlink.: its parent .lnk. is a symlink to .$outside. that leads to no directory inside the root" \
+    "... at the RUN of a stage built on it: exit 9" 'FROM oci:%s:bad AS a\nFROM a\nRUN true\n' "$TESTDIR/L-symlink"
   from 9 "Dockerfile:2: COPY --from=oci:.*unpack layer sha256:[0-9a-f]{64}: entry .lnk/escaped-by-symlink.: its parent .lnk. is a symlink" \
     "... in COPY --from: exit 9" 'FROM scratch\nCOPY --from=oci:%s:bad /ok /\n' "$TESTDIR/L-symlink"
-  from 9 "Dockerfile:2: unpack layer sha256:[0-9a-f]{64}: entry .h.: hardlink target .not-in-the-archive. does not exist" \
+  from 9 "Dockerfile:1: FROM oci:[^ ]*L-hardlink-missing:bad: layer sha256:[0-9a-f]{64}: unpack layer sha256:[0-9a-f]{64}: entry .h.: hardlink target .not-in-the-archive. does not exist" \
     "layer hardlink to a file not in it: exit 9" 'FROM oci:%s:bad\nRUN true\n' "$TESTDIR/L-hardlink-missing"
+  from 9 "Dockerfile:3: unpack layer sha256:[0-9a-f]{64}: entry .h.: hardlink target .not-in-the-archive. does not exist" \
+    "... at the RUN of a stage built on it: exit 9" 'FROM oci:%s:bad AS a\nFROM a\nRUN true\n' "$TESTDIR/L-hardlink-missing"
   from 4 "Dockerfile:2: ADD .T-symlink.tar.: entry .lnk/escaped-by-symlink.: its parent .lnk. is a symlink to .$outside." \
     "ADD of a local tar, entry under a symlink to outside: exit 4 naming archive and entry" 'FROM scratch\nADD T-symlink.tar /\n'
   from 4 "Dockerfile:2: ADD .T-hardlink-missing.tar.: entry .h.: hardlink target .not-in-the-archive. does not exist" \

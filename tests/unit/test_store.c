@@ -1,7 +1,11 @@
 #include "config.h"
 #include "tap.h"
+#include <obuild/layer.h>
 #include <obuild/store.h>
 #include <obuild/util.h>
+
+#include <archive.h>
+#include <archive_entry.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -221,6 +225,102 @@ TEST (test_txn_blob_take)
   free (dl2);
   free (outside);
   free (p);
+  rmtree (d);
+}
+
+/* Entries of dir, hidden ones too (-1: no such directory). */
+static int
+count_all (const char *dir)
+{
+  DIR *d = opendir (dir);
+  struct dirent *de;
+  int n = 0;
+  if (d == NULL)
+    return -1;
+  while ((de = readdir (d)))
+    if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0)
+      n++;
+  closedir (d);
+  return n;
+}
+
+/* A small layer (a directory and a file), gzip or plain tar. */
+static int
+write_layer (const char *path, bool gzip)
+{
+  struct archive *a = archive_write_new ();
+  struct archive_entry *e = archive_entry_new ();
+  archive_write_set_format_pax_restricted (a);
+  if (gzip)
+    archive_write_add_filter_gzip (a);
+  archive_write_open_filename (a, path);
+  archive_entry_set_pathname (e, "etc/");
+  archive_entry_set_mode (e, S_IFDIR | 0755);
+  archive_write_header (a, e);
+  archive_entry_clear (e);
+  archive_entry_set_pathname (e, "etc/hostname");
+  archive_entry_set_mode (e, S_IFREG | 0644);
+  archive_entry_set_size (e, 5);
+  archive_write_header (a, e);
+  archive_write_data (a, "base\n", 5);
+  archive_entry_free (e);
+  archive_write_close (a);
+  archive_write_free (a);
+  return open (path, O_RDONLY);
+}
+
+/* A gzip layer is checked against its diff_id while it is unpacked: kept
+ * when it matches; when it does not, an image error and nothing left in
+ * the store's layers or trees.  Plain tar, or a layer already unpacked: 1,
+ * nothing done (the caller reads it instead). */
+TEST (test_layer_dir_checked)
+{
+  char *d = tmpdir ();
+  char *root = ob_xasprintf ("%s/store", d);
+  char *gz = ob_xasprintf ("%s/l.tgz", d), *plain = ob_xasprintf ("%s/l.tar", d);
+  char *layers = NULL, *dir = NULL, *trees = ob_xasprintf ("%s/trees", root);
+  const char *wrong = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+  struct ob_store *st = NULL;
+  ob_error_t err = NULL;
+  char id[OB_DIGEST_LEN];
+  int fgz = write_layer (gz, true), fplain = write_layer (plain, false);
+  CHECK (ob_layer_diff_id (fgz, id, &err) == 0);
+  CHECK (ob_store_open (root, &st, &err) == 0);
+  ob_store_set_layer_mode (st, "root");
+  layers = ob_xasprintf ("%s/layers/root", root);
+  /* wrong diff_id: refused, nothing kept */
+  CHECK (ob_store_layer_dir_checked (st, wrong, fgz, &err) < 0);
+  CHECK (err != NULL && err->kind == OB_ERR_IMAGE && strstr (err->msg, id) != NULL
+         && strstr (err->msg, "the config's diff_id is") != NULL);
+  ob_error_free (&err);
+  CHECK_INT (count_all (layers), 0);
+  CHECK (count_all (trees) <= 0);
+  /* plain tar: not checked this way, nothing made */
+  CHECK_INT (ob_store_layer_dir_checked (st, wrong, fplain, &err), 1);
+  CHECK (count_all (layers) <= 0);
+  /* the right one: unpacked, its index kept */
+  CHECK_INT (ob_store_layer_dir_checked (st, id, fgz, &err), 0);
+  CHECK (ob_store_layer_dir (st, id, -1, &dir, &err) == 0); /* there: the blob is not read */
+  {
+    char *f = ob_xasprintf ("%s/etc/hostname", dir);
+    char *data = NULL;
+    size_t len = 0;
+    CHECK (ob_read_file_at (AT_FDCWD, f, &data, &len, &err) == 0 && len == 5 && memcmp (data, "base\n", 5) == 0);
+    free (data);
+    free (f);
+  }
+  CHECK_INT (count_entries (trees), 1);
+  /* already unpacked: 1 */
+  CHECK_INT (ob_store_layer_dir_checked (st, id, fgz, &err), 1);
+  ob_store_close (st);
+  close (fgz);
+  close (fplain);
+  free (dir);
+  free (layers);
+  free (trees);
+  free (gz);
+  free (plain);
+  free (root);
   rmtree (d);
 }
 
@@ -500,6 +600,7 @@ main (void)
   RUN (test_txn_commit_tags_and_resolve);
   RUN (test_txn_blob_synced_at_publish);
   RUN (test_txn_blob_take);
+  RUN (test_layer_dir_checked);
   RUN (test_txn_abort_leaves_layout_unchanged);
   RUN (test_blob_read_verifies_digest);
   RUN (test_copy_between_layouts);
