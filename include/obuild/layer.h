@@ -231,7 +231,8 @@ int ob_layer_unpack_overlay (int infd, int rootfd, ob_layer_entry_fn on_entry, v
                              ob_error_t *err);
 /* ob_layer_unpack_overlay that also takes the sha256 of the layer's
  * uncompressed content (its diff_id) in the same pass: 0 with diff_id
- * filled; 1 when the layer is not gzip (diff_id not taken); -1 on error. */
+ * filled; 1 when the layer is not gzip (diff_id not taken); -1 on error.
+ * diff_id NULL: no digest (ob_layer_unpack_overlay). */
 int ob_layer_unpack_overlay_digest (int infd, int rootfd, ob_layer_entry_fn on_entry, void *on_entry_data,
                                     char diff_id[72], ob_error_t *err);
 

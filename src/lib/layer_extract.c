@@ -919,15 +919,7 @@ ob_layer_extract_keep (int infd, int rootfd, const char *const *keep, ob_error_t
 int
 ob_layer_unpack_overlay (int infd, int rootfd, ob_layer_entry_fn on_entry, void *on_entry_data, ob_error_t *err)
 {
-  struct extract ex = {
-    .rootfd = rootfd,
-    .overlay = true,
-    .same_owner = true,
-    .cache_fd = -1,
-    .on_entry = on_entry,
-    .on_entry_data = on_entry_data,
-  };
-  return extract_run (&ex, infd, "/", err);
+  return ob_layer_unpack_overlay_digest (infd, rootfd, on_entry, on_entry_data, NULL, err);
 }
 
 int

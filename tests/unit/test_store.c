@@ -44,8 +44,9 @@ rmtree (char *d)
   free (d);
 }
 
+/* Entries of dir, hidden ones too when asked (-1: no such directory). */
 static int
-count_entries (const char *dir)
+count_in (const char *dir, bool hidden)
 {
   DIR *d = opendir (dir);
   struct dirent *de;
@@ -53,10 +54,16 @@ count_entries (const char *dir)
   if (d == NULL)
     return -1;
   while ((de = readdir (d)))
-    if (de->d_name[0] != '.')
+    if (hidden ? strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0 : de->d_name[0] != '.')
       n++;
   closedir (d);
   return n;
+}
+
+static int
+count_entries (const char *dir)
+{
+  return count_in (dir, false);
 }
 
 /* Put a fake manifest blob in a transaction and commit it under tags. */
@@ -148,100 +155,101 @@ TEST (test_txn_commit_tags_and_resolve)
   rmtree (d);
 }
 
+/* A fresh layout in a temporary directory, and a transaction on it. */
+struct fixture
+{
+  char *d, *p;
+  struct ob_layout *l;
+  struct ob_txn *t;
+};
+
+static void
+fixture_open (struct fixture *f)
+{
+  ob_error_t err = NULL;
+  f->d = tmpdir ();
+  f->p = ob_xasprintf ("%s/oci", f->d);
+  f->l = NULL;
+  f->t = NULL;
+  CHECK (ob_layout_open (f->p, true, &f->l, &err) == 0);
+  CHECK (ob_txn_begin (f->l, f->d, &f->t, &err) == 0);
+  ob_error_free (&err);
+}
+
+static void
+fixture_close (struct fixture *f)
+{
+  ob_txn_free (f->t);
+  ob_layout_close (f->l);
+  free (f->p);
+  rmtree (f->d);
+}
+
 /* A staged blob is synced when the transaction publishes it, before its
  * name enters blobs/sha256, not when it is staged. */
 TEST (test_txn_blob_synced_at_publish)
 {
-  char *d = tmpdir ();
-  char *p = ob_xasprintf ("%s/oci", d);
-  struct ob_layout *l = NULL;
-  struct ob_txn *t = NULL;
+  struct fixture f;
   ob_error_t err = NULL;
   char digest[OB_DIGEST_LEN];
   bool synced_staged = false;
-  CHECK (ob_layout_open (p, true, &l, &err) == 0);
-  CHECK (ob_txn_begin (l, d, &t, &err) == 0);
+  fixture_open (&f);
   n_fsynced = 0;
-  CHECK (ob_txn_blob_put (t, "layer bytes", 11, digest, &err) == 0);
+  CHECK (ob_txn_blob_put (f.t, "layer bytes", 11, digest, &err) == 0);
   CHECK_INT (n_fsynced, 0);
-  CHECK (ob_txn_publish (t, &err) == 0);
+  CHECK (ob_txn_publish (f.t, &err) == 0);
   for (int i = 0; i < n_fsynced; i++)
     if (ob_str_has_suffix (fsynced[i], digest + 7) && strstr (fsynced[i], "/blobs/sha256/") == NULL)
       synced_staged = true;
   CHECK (synced_staged);
-  CHECK (ob_layout_has_blob (l, digest));
-  ob_txn_free (t);
-  ob_layout_close (l);
-  free (p);
-  rmtree (d);
+  CHECK (ob_layout_has_blob (f.l, digest));
+  fixture_close (&f);
 }
 
 /* A download in the transaction's scratch directory is staged by renaming
  * it; a path elsewhere is refused and left alone. */
 TEST (test_txn_blob_take)
 {
-  char *d = tmpdir ();
-  char *p = ob_xasprintf ("%s/oci", d);
-  char *outside = ob_xasprintf ("%s/outside", d);
-  struct ob_layout *l = NULL;
-  struct ob_txn *t = NULL;
+  struct fixture f;
   ob_error_t err = NULL;
   char digest[OB_DIGEST_LEN], *data = NULL, *dl, *dl2;
   size_t len = 0;
   int fd = -1;
+  char *outside;
   ob_sha256_digest ("downloaded", 10, digest);
-  CHECK (ob_layout_open (p, true, &l, &err) == 0);
-  CHECK (ob_txn_begin (l, d, &t, &err) == 0);
-  dl = ob_xasprintf ("%s/dl-1", ob_txn_scratch (t));
-  dl2 = ob_xasprintf ("%s/dl-2", ob_txn_scratch (t));
+  fixture_open (&f);
+  outside = ob_xasprintf ("%s/outside", f.d);
+  dl = ob_xasprintf ("%s/dl-1", ob_txn_scratch (f.t));
+  dl2 = ob_xasprintf ("%s/dl-2", ob_txn_scratch (f.t));
   CHECK (ob_write_file_atomic_at (AT_FDCWD, dl, "downloaded", 10, 0600, &err) == 0);
   CHECK (ob_write_file_atomic_at (AT_FDCWD, dl2, "downloaded", 10, 0600, &err) == 0);
   CHECK (ob_write_file_atomic_at (AT_FDCWD, outside, "downloaded", 10, 0600, &err) == 0);
-  CHECK (ob_txn_blob_take (t, outside, digest, &err) < 0);
+  CHECK (ob_txn_blob_take (f.t, outside, digest, &err) < 0);
   CHECK (err != NULL && strstr (err->msg, "not a file of the transaction") != NULL);
   ob_error_free (&err);
   CHECK (access (outside, F_OK) == 0);
   {
-    char *sneaky = ob_xasprintf ("%s/../outside", ob_txn_scratch (t));
-    CHECK (ob_txn_blob_take (t, sneaky, digest, &err) < 0);
+    char *sneaky = ob_xasprintf ("%s/../outside", ob_txn_scratch (f.t));
+    CHECK (ob_txn_blob_take (f.t, sneaky, digest, &err) < 0);
     ob_error_free (&err);
     CHECK (access (outside, F_OK) == 0);
     free (sneaky);
   }
-  CHECK (ob_txn_blob_take (t, dl, digest, &err) == 0);
+  CHECK (ob_txn_blob_take (f.t, dl, digest, &err) == 0);
   CHECK (access (dl, F_OK) < 0);
-  CHECK (ob_txn_blob_open (t, digest, &fd, &err) == 0);
+  CHECK (ob_txn_blob_open (f.t, digest, &fd, &err) == 0);
   CHECK (ob_read_fd (fd, &data, &len, &err) == 0 && len == 10 && memcmp (data, "downloaded", 10) == 0);
   free (data);
   close (fd);
   /* the same content again: already staged, the file is dropped */
-  CHECK (ob_txn_blob_take (t, dl2, digest, &err) == 0);
+  CHECK (ob_txn_blob_take (f.t, dl2, digest, &err) == 0);
   CHECK (access (dl2, F_OK) < 0);
-  CHECK (ob_txn_publish (t, &err) == 0);
-  CHECK (ob_layout_has_blob (l, digest));
-  ob_txn_free (t);
-  ob_layout_close (l);
+  CHECK (ob_txn_publish (f.t, &err) == 0);
+  CHECK (ob_layout_has_blob (f.l, digest));
   free (dl);
   free (dl2);
   free (outside);
-  free (p);
-  rmtree (d);
-}
-
-/* Entries of dir, hidden ones too (-1: no such directory). */
-static int
-count_all (const char *dir)
-{
-  DIR *d = opendir (dir);
-  struct dirent *de;
-  int n = 0;
-  if (d == NULL)
-    return -1;
-  while ((de = readdir (d)))
-    if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0)
-      n++;
-  closedir (d);
-  return n;
+  fixture_close (&f);
 }
 
 /* A small layer (a directory and a file), gzip or plain tar. */
@@ -293,11 +301,11 @@ TEST (test_layer_dir_checked)
   CHECK (err != NULL && err->kind == OB_ERR_IMAGE && strstr (err->msg, id) != NULL
          && strstr (err->msg, "the config's diff_id is") != NULL);
   ob_error_free (&err);
-  CHECK_INT (count_all (layers), 0);
-  CHECK (count_all (trees) <= 0);
+  CHECK_INT (count_in (layers, true), 0);
+  CHECK (count_in (trees, true) <= 0);
   /* plain tar: not checked this way, nothing made */
   CHECK_INT (ob_store_layer_dir_checked (st, wrong, fplain, &err), 1);
-  CHECK (count_all (layers) <= 0);
+  CHECK (count_in (layers, true) <= 0);
   /* the right one: unpacked, its index kept */
   CHECK_INT (ob_store_layer_dir_checked (st, id, fgz, &err), 0);
   CHECK (ob_store_layer_dir (st, id, -1, &dir, &err) == 0); /* there: the blob is not read */
