@@ -760,6 +760,16 @@ update_index (struct ob_layout *l, const struct ob_descriptor *manifest, char *c
   json_object_set_new (idx, "mediaType", json_string (OB_MT_OCI_INDEX));
   text = ob_json_canonical (idx);
   json_decref (idx);
+  {
+    /* a rebuild whose every step was cached tags what is tagged already:
+     * the same bytes need no write and no fsync (0.6 ms each) */
+    cleanup_free char *cur = NULL;
+    size_t n = 0;
+    ob_error_t rerr = NULL;
+    if (ob_read_file_at (l->dfd, "index.json", &cur, &n, &rerr) == 0 && n == strlen (text) && memcmp (cur, text, n) == 0)
+      return 0;
+    ob_error_free (&rerr);
+  }
   if (ob_write_file_atomic_at (l->dfd, "index.json", text, strlen (text), 0644, err) < 0)
     return ob_error_wrap (err, "layout `%s`", l->path);
   return 0;
@@ -847,6 +857,7 @@ sync_staged (struct ob_txn *t, const char *hex)
 int
 ob_txn_publish (struct ob_txn *t, ob_error_t *err)
 {
+  bool renamed = false;
   for (size_t i = 0; i < t->n_staged; i++)
     {
       const char *hex = t->staged[i].digest + 7;
@@ -863,8 +874,10 @@ ob_txn_publish (struct ob_txn *t, ob_error_t *err)
       if (renameat (t->stagefd, hex, t->l->blobs, hex) < 0)
         return ob_error_make (err, OB_ERR_STORE, errno, "store blob %s in `%s`", t->staged[i].digest,
                               t->l->path);
+      renamed = true;
     }
-  if (fsync (t->l->blobs) < 0)
+  /* the new names reach the disk (none: nothing to sync) */
+  if (renamed && fsync (t->l->blobs) < 0)
     return ob_error_make (err, OB_ERR_STORE, errno, "fsync `%s/blobs/sha256`", t->l->path);
   t->n_staged = 0; /* published: readable from the layout now */
   return 0;

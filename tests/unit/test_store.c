@@ -206,6 +206,35 @@ TEST (test_txn_blob_synced_at_publish)
   fixture_close (&f);
 }
 
+/* Tagging what is tagged already (a rebuild whose every step was cached)
+ * writes nothing and syncs nothing; another tag is written. */
+TEST (test_commit_unchanged_writes_nothing)
+{
+  char *d = tmpdir ();
+  char *p = ob_xasprintf ("%s/oci", d);
+  char *ip = ob_xasprintf ("%s/oci/index.json", d);
+  struct ob_layout *l = NULL;
+  ob_error_t err = NULL;
+  struct ob_descriptor m;
+  char *tags[] = { (char *) "app:1", NULL };
+  char *other[] = { (char *) "app:2", NULL };
+  struct stat a, b;
+  CHECK (ob_layout_open (p, true, &l, &err) == 0);
+  CHECK (commit_manifest (l, d, "{\"app\":1}", tags, &m) == 0);
+  CHECK (stat (ip, &a) == 0);
+  n_fsynced = 0;
+  CHECK (commit_manifest (l, d, "{\"app\":1}", tags, &m) == 0);
+  CHECK_INT (n_fsynced, 0);
+  CHECK (stat (ip, &b) == 0 && a.st_ino == b.st_ino);
+  CHECK (commit_manifest (l, d, "{\"app\":1}", other, &m) == 0);
+  CHECK (n_fsynced > 0);
+  CHECK (stat (ip, &b) == 0 && a.st_ino != b.st_ino);
+  ob_layout_close (l);
+  free (ip);
+  free (p);
+  rmtree (d);
+}
+
 /* A download in the transaction's scratch directory is staged by renaming
  * it; a path elsewhere is refused and left alone. */
 TEST (test_txn_blob_take)
@@ -607,6 +636,7 @@ main (void)
   RUN (test_layout_open_missing_is_image_error);
   RUN (test_txn_commit_tags_and_resolve);
   RUN (test_txn_blob_synced_at_publish);
+  RUN (test_commit_unchanged_writes_nothing);
   RUN (test_txn_blob_take);
   RUN (test_layer_dir_checked);
   RUN (test_txn_abort_leaves_layout_unchanged);
