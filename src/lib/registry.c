@@ -802,9 +802,10 @@ pull_blob (struct pool *p, CURL *easy, const struct ob_descriptor *d, ob_error_t
   ret = ob_txn_blob_take (p->t, path, d->digest, err);
   pthread_mutex_unlock (&p->txn_mu);
   if (ret < 0)
-    unlink (path);
-  if (ret < 0)
-    return ob_error_wrap (err, "blob %s", d->digest);
+    {
+      unlink (path);
+      return ob_error_wrap (err, "blob %s", d->digest);
+    }
   {
     cleanup_free char *line = ob_xasprintf ("Copied blob %.19s (%s)", d->digest, sz);
     xfer_event (p->r, OB_XFER_DONE, false, p->ref, d, d->size, line);
