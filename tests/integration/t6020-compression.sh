@@ -64,10 +64,14 @@ for b in zbase nbase; do
   chmod -R a+rX "$TESTDIR/lay-$b"
   printf 'FROM oci:%s:b\nRUN test -s /data/random.bin && test -x /bin/busybox && echo ok > /ok\n' "$TESTDIR/lay-$b" >"$ctx/Dockerfile.lay-$b"
   chmod a+r "$ctx/Dockerfile.lay-$b"
-  fresh=$(userdir "fresh-$b" "$m")
-  check "[$m] FROM a layout of $b in a fresh store, and RUN" \
-    as "$m" env OBUILD_ROOT="$fresh" "$OB" build -q -t "on-$b" -f "$ctx/Dockerfile.lay-$b" "$ctx"
-  check_eq "[$m] ... both its layers checked" "$(ls "$fresh/verified" 2>/dev/null | wc -l)" 2
-  check_eq "[$m] ... and unpacked" "$(ls -d "$fresh"/layers/*/[0-9a-f]*[0-9a-f] 2>/dev/null | wc -l)" 3
+done
+for mm in $MODES; do
+  for b in zbase nbase; do
+    fresh=$(userdir "fresh-$mm-$b" "$mm")
+    check "[$mm] FROM a layout of $b in a fresh store, and RUN" \
+      as "$mm" env OBUILD_ROOT="$fresh" "$OB" build -q -t "on-$b" -f "$ctx/Dockerfile.lay-$b" "$ctx"
+    check_eq "[$mm] ... both its layers checked" "$(ls "$fresh/verified" 2>/dev/null | wc -l)" 2
+    check_eq "[$mm] ... and unpacked" "$(ls -d "$fresh"/layers/*/[0-9a-f]*[0-9a-f] 2>/dev/null | wc -l)" 3
+  done
 done
 done_testing
