@@ -60,6 +60,97 @@ ob_layer_leave_locale (locale_t *old)
  * the layer. */
 
 #define WRITEBACK_STEP ((int64_t) 8 << 20)
+#define FLUSH_STEP ((int64_t) 32 << 20)
+
+/* The blob made durable while it is still being written.  The store
+ * fsyncs a blob before it publishes it, and on a journaled file system
+ * that fsync also commits the journal, with everything the step created
+ * (a RUN's upper directory: tens of thousands of new inodes); on a stacked
+ * device (a loop file, as CI runners' job file systems often are) it
+ * writes the blob through to the disk below.  Written back a few MiB at a
+ * time, the blob still reaches the lower disk only at that fsync: 80 ms
+ * of a 130 MB layer's commit on a loop ext4, with the CPUs idle.  So every
+ * FLUSH_STEP bytes a thread of the writer fdatasyncs the blob, while the
+ * rest is compressed; the store's fsync has the last piece left.  Errors
+ * are ignored here: that fsync reports them. */
+struct ob_layer_flusher
+{
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int fd;
+  int64_t asked, done; /* bytes asked for, bytes synced */
+  bool stop;
+};
+
+static void *
+flusher_main (void *arg)
+{
+  struct ob_layer_flusher *f = arg;
+  pthread_mutex_lock (&f->mu);
+  for (;;)
+    {
+      while (!f->stop && f->asked == f->done)
+        pthread_cond_wait (&f->cv, &f->mu);
+      if (f->stop)
+        break;
+      int64_t want = f->asked;
+      pthread_mutex_unlock (&f->mu);
+      (void) fdatasync (f->fd);
+      pthread_mutex_lock (&f->mu);
+      f->done = want;
+    }
+  pthread_mutex_unlock (&f->mu);
+  return NULL;
+}
+
+/* Ask for the blob's first `size` bytes to be synced; the thread starts
+ * with the first request (most layers are smaller than FLUSH_STEP).  A
+ * request made while the thread syncs is taken when it is done. */
+static void
+flusher_ask (struct ob_layer_writer *lw, int64_t size)
+{
+  struct ob_layer_flusher *f = lw->flusher;
+  if (f == NULL)
+    {
+      struct stat st;
+      if (fstat (lw->outfd, &st) < 0 || !S_ISREG (st.st_mode))
+        return;
+      f = ob_xmalloc0 (sizeof *f);
+      f->fd = lw->outfd;
+      pthread_mutex_init (&f->mu, NULL);
+      pthread_cond_init (&f->cv, NULL);
+      if (pthread_create (&f->thread, NULL, flusher_main, f) != 0)
+        {
+          pthread_cond_destroy (&f->cv);
+          pthread_mutex_destroy (&f->mu);
+          free (f);
+          return;
+        }
+      lw->flusher = f;
+    }
+  pthread_mutex_lock (&f->mu);
+  f->asked = size;
+  pthread_cond_signal (&f->cv);
+  pthread_mutex_unlock (&f->mu);
+}
+
+/* Stop the thread, after the sync it is in (the fd stays the caller's). */
+static void
+flusher_stop (struct ob_layer_writer *lw)
+{
+  struct ob_layer_flusher *f = steal_pointer (&lw->flusher);
+  if (f == NULL)
+    return;
+  pthread_mutex_lock (&f->mu);
+  f->stop = true;
+  pthread_cond_signal (&f->cv);
+  pthread_mutex_unlock (&f->mu);
+  pthread_join (f->thread, NULL);
+  pthread_cond_destroy (&f->cv);
+  pthread_mutex_destroy (&f->mu);
+  free (f);
+}
 
 static int
 lw_emit (struct ob_layer_writer *lw, const void *data, size_t n, ob_error_t *err)
@@ -73,11 +164,14 @@ lw_emit (struct ob_layer_writer *lw, const void *data, size_t n, ob_error_t *err
   /* the store syncs the blob when it commits it: start writing it back
    * now, a few MiB at a time, so that the disk works while the rest is
    * compressed and the final fsync has little left to wait for (no effect
-   * on a pipe or a tmpfs) */
+   * on a pipe or a tmpfs); and make it durable ahead, see above */
   if (lw->size - lw->synced >= WRITEBACK_STEP)
     {
+      bool flush = lw->size / FLUSH_STEP != lw->synced / FLUSH_STEP;
       (void) sync_file_range (lw->outfd, lw->synced, lw->size - lw->synced, SYNC_FILE_RANGE_WRITE);
       lw->synced = lw->size;
+      if (flush)
+        flusher_ask (lw, lw->size);
     }
   return 0;
 }
@@ -169,6 +263,7 @@ lw_fail (struct ob_layer_writer *lw, const char *what, ob_error_t *err)
 void
 ob_layer_writer_free (struct ob_layer_writer *lw)
 {
+  flusher_stop (lw);
   if (lw->dirfd >= 0)
     close (lw->dirfd);
   lw->dirfd = -1;
@@ -352,6 +447,7 @@ ob_layer_writer_finish (struct ob_layer_writer *lw, struct ob_layer_result *res,
     return lw_fail (lw, "finish tar", err);
   if (lw->compression != OB_COMPRESS_NONE && lw_compress (lw, NULL, 0, true, err) < 0)
     return -1;
+  flusher_stop (lw);
   ob_sha256_final (steal_pointer (&lw->h_tar), res->diff_id);
   ob_sha256_final (steal_pointer (&lw->h_blob), res->digest);
   res->size = lw->size;

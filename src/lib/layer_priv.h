@@ -69,6 +69,7 @@ struct ob_layer_writer
   struct ob_sha256 *h_blob;
   int64_t size;
   int64_t synced; /* bytes of the blob already handed to writeback */
+  struct ob_layer_flusher *flusher; /* made durable ahead (layer.c), or NULL */
   unsigned char *obuf;
   size_t obuf_size;
   unsigned char *dbuf; /* OB_LAYER_CHUNK bytes for entry data */

@@ -16,13 +16,31 @@
 #include <fcntl.h>
 #include <locale.h>
 #include <stdbool.h>
+#include <pthread.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
+
+/* Every fdatasync of the library: the size of the file at that moment. */
+static pthread_mutex_t datasync_mu = PTHREAD_MUTEX_INITIALIZER;
+static off_t datasynced[64];
+static int n_datasynced;
+
+int
+fdatasync (int fd)
+{
+  struct stat st;
+  pthread_mutex_lock (&datasync_mu);
+  if (n_datasynced < 64)
+    datasynced[n_datasynced++] = fstat (fd, &st) == 0 ? st.st_size : -1;
+  pthread_mutex_unlock (&datasync_mu);
+  return (int) syscall (SYS_fdatasync, fd);
+}
 
 /* ---- fixtures ---- */
 
@@ -1120,6 +1138,86 @@ TEST (write_large_file)
   free (big);
   close (up);
   free (o);
+  td_free (&t);
+}
+
+/* A blob is made durable while it is written: every 32 MiB a thread of
+ * the writer fdatasyncs it (the store's fsync then has little left), only
+ * for a regular file, never for a small layer, and the thread is gone when
+ * the writer returns (no sync after it). */
+TEST (write_flushes_ahead)
+{
+  struct td t = td_new ();
+  struct ob_layer_result r = { 0 }, r2 = { 0 };
+  ob_error_t err = NULL;
+  char big_digest[OB_DIGEST_LEN];
+  char *o = td_file (&t, "l.tar"), *o2 = td_file (&t, "l2.tar");
+  size_t n = 1u << 20;
+  char *chunk = ob_xmalloc (n);
+  struct stat st;
+  int up, small, fd, p[2], n_big;
+  memset (chunk, 'x', n);
+  mkd (t.fd, "up", 0755);
+  mkd (t.fd, "small", 0755);
+  up = openat (t.fd, "up", O_RDONLY | O_DIRECTORY);
+  small = openat (t.fd, "small", O_RDONLY | O_DIRECTORY);
+  put (small, "f", "content", 0644);
+  fd = openat (up, "big", O_WRONLY | O_CREAT, 0644);
+  for (int i = 0; i < 80; i++)
+    CHECK_INT (write (fd, chunk, n), n);
+  close (fd);
+  free (chunk);
+
+  n_datasynced = 0;
+  CHECK_INT (write_layer (up, o, OB_COMPRESS_NONE, false, 0, &r, &err), 0);
+  n_big = n_datasynced;
+  CHECK (stat (o, &st) == 0 && st.st_size == r.size && r.size > 80 << 20);
+  /* 80 MiB: a request at 32 and at 64 MiB; the second may come while the
+   * first sync runs and is then taken after it */
+  CHECK (n_big >= 1 && n_big <= 2);
+  for (int i = 0; i < n_big; i++)
+    CHECK (datasynced[i] >= 32 << 20 && datasynced[i] <= r.size);
+  usleep (100000);
+  CHECK_INT (n_datasynced, n_big);
+
+  /* the same bytes from one write to the next */
+  CHECK_INT (write_layer (up, o2, OB_COMPRESS_NONE, false, 0, &r2, &err), 0);
+  CHECK_STR (r.digest, r2.digest);
+  CHECK_STR (r.diff_id, r.digest);
+  snprintf (big_digest, sizeof big_digest, "%s", r.digest);
+
+  n_datasynced = 0;
+  CHECK_INT (write_layer (small, o, OB_COMPRESS_GZIP, false, 0, &r, &err), 0);
+  CHECK_INT (n_datasynced, 0);
+
+  /* not a regular file: a pipe read by a child */
+  CHECK_INT (pipe (p), 0);
+  pid_t pid = fork ();
+  if (pid == 0)
+    {
+      char buf[65536];
+      close (p[1]);
+      while (read (p[0], buf, sizeof buf) > 0)
+        ;
+      _exit (0);
+    }
+  close (p[0]);
+  {
+    struct ob_changes *ch = NULL;
+    struct ob_layer_opts opts = { .compression = OB_COMPRESS_NONE };
+    CHECK_INT (ob_snapshot_scan (up, &ch, &err), 0);
+    n_datasynced = 0;
+    CHECK_INT (ob_layer_write (up, ch, p[1], &opts, &r2, &err), 0);
+    CHECK_INT (n_datasynced, 0);
+    CHECK_STR (r2.digest, big_digest);
+    ob_changes_free (ch);
+  }
+  close (p[1]);
+  waitpid (pid, NULL, 0);
+  close (up);
+  close (small);
+  free (o);
+  free (o2);
   td_free (&t);
 }
 
@@ -2698,6 +2796,7 @@ main (void)
   RUN (device_parse);
   RUN (write_device_placeholder);
   RUN (write_large_file);
+  RUN (write_flushes_ahead);
   RUN (write_missing_path_error);
   RUN (write_sources_checks_the_source);
   RUN (write_sources_stay_inside);
