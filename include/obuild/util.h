@@ -88,6 +88,12 @@ int ob_copy_fd (int in, int out, const char *what, ob_error_t *err);
  * fsync, rename. */
 int ob_write_file_atomic_at (int dirfd, const char *path, const void *data, size_t len,
                              mode_t mode, ob_error_t *err);
+/* Write data to the new file dirfd/path (O_EXCL, not through a symlink),
+ * not synced: for scratch files a build makes and removes (a RUN step's
+ * /etc/hosts, a heredoc), which a crash need not keep.  A partial file is
+ * removed on failure. */
+int ob_write_file_new_at (int dirfd, const char *path, const void *data, size_t len, mode_t mode,
+                          ob_error_t *err);
 /* mkdir -p relative to dirfd; existing directories are fine. */
 int ob_mkdir_p_at (int dirfd, const char *path, mode_t mode, ob_error_t *err);
 /* rm -rf relative to dirfd; a missing path is not an error. */

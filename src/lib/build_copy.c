@@ -766,7 +766,9 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
           cleanup_free char *content = NULL;
           if (h->expand ? expand_heredoc (b, s, in, h->content, &content, err) < 0 : (content = ob_xstrdup (h->content), 0))
             return -1;
-          if (ob_write_file_atomic_at (herefd, h->name, content, strlen (content), 0644, err) < 0)
+          /* a scratch file; a name given twice: the last one, as before */
+          unlinkat (herefd, h->name, 0);
+          if (ob_write_file_new_at (herefd, h->name, content, strlen (content), 0644, err) < 0)
             return -1;
         }
         ob_strv_add (&copy_srcs, h->name);

@@ -388,8 +388,8 @@ ob_run_prepare (const struct ob_run_opts *o, struct ob_run **out, ob_error_t *er
     cleanup_free char *ntext = ob_xasprintf ("%s\n", hn);
     add_mount (r, hosts, "/etc/hosts", false);
     add_mount (r, hostname, "/etc/hostname", false);
-    if (ob_write_file_atomic_at (AT_FDCWD, hosts, htext, strlen (htext), 0644, err) < 0
-        || ob_write_file_atomic_at (AT_FDCWD, hostname, ntext, strlen (ntext), 0644, err) < 0)
+    if (ob_write_file_new_at (AT_FDCWD, hosts, htext, strlen (htext), 0644, err) < 0
+        || ob_write_file_new_at (AT_FDCWD, hostname, ntext, strlen (ntext), 0644, err) < 0)
       goto fail;
     if (!o->network_none && access ("/etc/resolv.conf", R_OK) == 0)
       add_mount (r, ob_xstrdup ("/etc/resolv.conf"), "/etc/resolv.conf", true);

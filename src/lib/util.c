@@ -243,6 +243,21 @@ ob_write_file_atomic_at (int dirfd, const char *path, const void *data, size_t l
 }
 
 int
+ob_write_file_new_at (int dirfd, const char *path, const void *data, size_t len, mode_t mode,
+                      ob_error_t *err)
+{
+  cleanup_close int fd = openat (dirfd, path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+  if (fd < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "create `%s`", path);
+  if (ob_write_all (fd, data, len, err) < 0)
+    {
+      unlinkat (dirfd, path, 0);
+      return ob_error_wrap (err, "`%s`", path);
+    }
+  return 0;
+}
+
+int
 ob_mkdir_p_at (int dirfd, const char *path, mode_t mode, ob_error_t *err)
 {
   cleanup_free char *p = ob_xstrdup (path);

@@ -2,11 +2,23 @@
 #include "tap.h"
 #include <obuild/util.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+/* The library's fsyncs, counted. */
+static int n_fsync;
+
+int
+fsync (int fd)
+{
+  n_fsync++;
+  return (int) syscall (SYS_fsync, fd);
+}
 
 TEST (test_sha256_known_vector)
 {
@@ -92,6 +104,42 @@ TEST (test_files_atomic_mkdir_rm)
   CHECK (rmdir (dir) == 0);
 }
 
+/* A scratch file: written whole, never synced, never over an existing name
+ * nor through a symlink; the atomic write syncs. */
+TEST (test_write_file_new)
+{
+  char tmpl[] = "/tmp/ob-util-XXXXXX";
+  char *dir = mkdtemp (tmpl);
+  ob_error_t err = NULL;
+  int dfd = open (dir, O_RDONLY | O_DIRECTORY);
+  char *data = NULL;
+  size_t len = 0;
+  struct stat st;
+  umask (022);
+  n_fsync = 0;
+  CHECK (ob_write_file_new_at (dfd, "f", "hello\n", 6, 0640, &err) == 0);
+  CHECK (ob_read_file_at (dfd, "f", &data, &len, &err) == 0);
+  CHECK (len == 6 && data && memcmp (data, "hello\n", 6) == 0);
+  free (data);
+  CHECK (fstatat (dfd, "f", &st, 0) == 0 && (st.st_mode & 07777) == 0640);
+  CHECK_INT (n_fsync, 0);
+  /* an existing name is not replaced */
+  CHECK (ob_write_file_new_at (dfd, "f", "other", 5, 0644, &err) < 0);
+  CHECK (err && strstr (err->msg, "`f`") && strstr (err->msg, "exists"));
+  ob_error_free (&err);
+  CHECK (ob_read_file_at (dfd, "f", &data, &len, &err) == 0 && len == 6);
+  free (data);
+  /* nor followed through a symlink (dangling: O_CREAT would make its target) */
+  CHECK (symlinkat ("target", dfd, "link") == 0);
+  CHECK (ob_write_file_new_at (dfd, "link", "x", 1, 0644, &err) < 0);
+  ob_error_free (&err);
+  CHECK (fstatat (dfd, "target", &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT);
+  CHECK (ob_write_file_atomic_at (dfd, "g", "x", 1, 0644, &err) == 0);
+  CHECK_INT (n_fsync, 1);
+  CHECK (ob_rm_rf_at (AT_FDCWD, dir, &err) == 0);
+  close (dfd);
+}
+
 TEST (test_error_wrap_and_kind)
 {
   ob_error_t err = NULL;
@@ -168,6 +216,7 @@ main (void)
   RUN (test_strv);
   RUN (test_buf);
   RUN (test_files_atomic_mkdir_rm);
+  RUN (test_write_file_new);
   RUN (test_error_wrap_and_kind);
   if (tmp_has_flags ())
     RUN (test_dir_spread);
