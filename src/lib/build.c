@@ -445,7 +445,9 @@ ob_build_run (const struct ob_build_opts *o, struct ob_build_result *res, ob_err
       goto out;
     }
   b.cache = NULL;
-  /* Keep the steps' upper directories as unpacked layers for later builds. */
+  /* Keep the steps' upper directories as unpacked layers for later builds
+   * (COPY --from may have mounted some as lowers: unmounted first). */
+  ob_build_stage_unmount_all (&b);
   for (size_t i = 0; b.adopt_dirs && b.adopt_dirs[i]; i++)
     {
       char *tab = strchr (b.adopt_dirs[i], '\t');

@@ -986,6 +986,21 @@ out:
 
 /* ---- unpacked layers ---- */
 
+/* The upper directory a step of this build left for diff_id, kept to
+ * become its unpacked layer when the build succeeds; or NULL.  A stage
+ * built by a child (--jobs) is a cache hit in the parent's pass, with no
+ * directory of its own: without this, COPY --from it unpacked its layers
+ * again, and the child's directory was deleted at the end. */
+static const char *
+adopted_dir (const struct build *b, const char *diff_id)
+{
+  size_t n = strlen (diff_id);
+  for (size_t i = 0; b->adopt_dirs && b->adopt_dirs[i]; i++)
+    if (strncmp (b->adopt_dirs[i], diff_id, n) == 0 && b->adopt_dirs[i][n] == '\t')
+      return b->adopt_dirs[i] + n + 1;
+  return NULL;
+}
+
 int
 ob_build_ensure_lowers (struct build *b, struct stage *s, ob_error_t *err)
 {
@@ -998,6 +1013,11 @@ ob_build_ensure_lowers (struct build *b, struct stage *s, ob_error_t *err)
         continue;
       if (diff_id == NULL)
         return ob_error_make (err, OB_ERR_IMAGE, 0, "image config has no diff_id for layer %zu", i);
+      if (adopted_dir (b, diff_id))
+        {
+          s->layer_dirs[i] = ob_xstrdup (adopted_dir (b, diff_id));
+          continue;
+        }
       if (ob_txn_blob_open (b->txn, s->layers[i].digest, &fd, err) < 0
           || ob_store_layer_dir (b->o->store, diff_id, fd, &s->layer_dirs[i], err) < 0)
         return -1;

@@ -4,9 +4,10 @@
 # only works when both run at once; with --jobs 1 the first one waits in
 # vain); the same image as --jobs 1 (digest with SOURCE_DATE_EPOCH); every
 # step runs once even with --no-cache; plain lines carry their stage; an
-# unused stage is never built; the first failure stops the other stages at
-# once with its exit code and message, leaving no process, mount, scratch
-# directory or blob behind; --jobs values.
+# unused stage is never built; a stage's upper directory becomes its
+# unpacked layer, in the parent too; the first failure stops the other
+# stages at once with its exit code and message, leaving no process, mount,
+# scratch directory or blob behind; --jobs values.
 . "$(dirname "$0")/lib.sh"
 
 ctx=$TESTDIR/ctx
@@ -75,8 +76,30 @@ COPY --from=s /etc /e
 COPY --from=s /var /v
 COPY --from=s /usr/lib /ul
 D
+# ino: each stage's RUN notes the inode of the file it wrote; the store's
+# unpacked layer must be the step's own upper directory (the same inode),
+# not the layer unpacked again from its blob (COPY --from b mounts b)
+cat >"$ctx/Dockerfile.ino" <<'D'
+FROM busybox AS a
+ARG TOKEN
+RUN echo $TOKEN > /a && stat -c %i /a > /a.ino
+FROM busybox AS b
+ARG TOKEN
+RUN echo $TOKEN > /b && stat -c %i /b > /b.ino
+FROM a
+COPY --from=b /b /b
+D
 chmod -R a+rX "$ctx"
 export SOURCE_DATE_EPOCH=1700000000
+
+# same_inode MODE NAME: the store's unpacked layer holding NAME.ino has
+# NAME with the inode the step saw
+same_inode() {
+  for _f in "$(store "$1")"/layers/*/*/"$2".ino; do
+    [ -f "$_f" ] && [ "$(stat -c %i "${_f%.ino}")" = "$(cat "$_f")" ] && return 0
+  done
+  return 1
+}
 
 # leftovers MODE: what a build of MODE left that it should not have
 leftovers() {
@@ -96,6 +119,12 @@ for m in $MODES; do
     ob "$m" build -q --jobs 1 --build-arg TOKEN=2 --build-arg LIMIT=20 -f "$ctx/Dockerfile.meet" "$ctx"
   umoci_unpack "$(store_oci "$m")" meet:latest "$TESTDIR/u-meet-$m"
   check_eq "[$m] ... the image holds both stages' files" "$(cat "$TESTDIR/u-meet-$m/rootfs/a" "$TESTDIR/u-meet-$m/rootfs/b" 2>&1 | tr '\n' ' ')" "met met "
+
+  ob "$m" build -q --jobs 2 --build-arg TOKEN="ino-$m" -t ino -f "$ctx/Dockerfile.ino" "$ctx" >/dev/null 2>"$TESTDIR/ino.err"
+  check_eq "[$m] --jobs 2, COPY --from a stage a child built: exit 0" "$?" 0
+  check "[$m] ... that stage's unpacked layer is the child's own directory, not unpacked again" same_inode "$m" b
+  check "[$m] ... and so is the other stage's" same_inode "$m" a
+  check_eq "[$m] ... no mount or scratch directory left" "$(leftovers "$m")" 0
 
   d1=$(ob "$m" build -q --jobs 1 --no-cache -t g1 -f "$ctx/Dockerfile.graph" "$ctx" 2>"$TESTDIR/g1.err")
   ob "$m" build --progress=plain --jobs 2 --no-cache -t g2 -f "$ctx/Dockerfile.graph" "$ctx" >"$TESTDIR/g2.out" 2>"$TESTDIR/g2.err"
