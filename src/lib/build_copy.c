@@ -760,6 +760,14 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
             h = &in->heredocs[k];
         if (h == NULL)
           continue;
+        /* the name is the file's name in the scratch directory (and in the
+         * image, for a directory destination): one name, never a path out
+         * of it (BuildKit's scratch file op cleans `../x` to `x`, and
+         * fails on `a/b`; both are refused here) */
+        if (h->name[0] == '\0' || strchr (h->name, '/') || strcmp (h->name, ".") == 0
+            || strcmp (h->name, "..") == 0)
+          return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE, "%s: heredoc name `%s` is not a file name", what,
+                                       h->name);
         if (heredocs == NULL && files_dir (b, &heredocs, &herefd, err) < 0)
           return -1;
         {

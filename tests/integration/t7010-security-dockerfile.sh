@@ -1,6 +1,7 @@
 #!/bin/sh
 # Hostile Dockerfiles: deep nesting, exponential expansion, huge numbers of
-# instructions, NUL bytes and invalid UTF-8, out-of-range ids.  Each one
+# instructions, NUL bytes and invalid UTF-8, out-of-range ids, heredoc
+# names that are paths.  Each one
 # ends with the documented exit code and one line naming file:line (never a
 # crash, a hang, an exhausted memory or a silently changed instruction), and
 # the store is left as it was.
@@ -53,6 +54,14 @@ w("chown3", "FROM scratch\nCOPY --chown=4294967296 a /x\n")
 w("user", "FROM busybox:latest\nUSER 4294967296\nRUN true\n")
 w("chownok", "FROM scratch\nCOPY --chown=4294967294:7 a /x\n")
 PY
+# a heredoc's name is a file name: a path was written (and is now removed)
+# relative to the build's scratch directory, anywhere the user may write
+mkdir -p "$TESTDIR/escape"
+chmod 1777 "$TESTDIR/escape"
+up=$(printf '../%.0s' $(seq 40))
+printf 'FROM scratch\nCOPY <<%s%s/evil /x\nescaped\n%s%s/evil\n' "$up" "${TESTDIR#/}/escape" "$up" "${TESTDIR#/}/escape" >"$ctx/df.hdpath"
+printf 'FROM scratch\nCOPY <<a/b /x/\nab\na/b\n' >"$ctx/df.hdslash"
+printf 'FROM scratch\nADD <<.. /x/\nab\n..\n' >"$ctx/df.hddots"
 # a NUL in .dockerignore cut it short: what the patterns after it exclude
 # was sent
 ictx=$TESTDIR/ictx
@@ -107,6 +116,13 @@ for m in $MODES; do
     ob "$m" build -f "$ctx/df.cont" -t x "$ctx"
   check_fail 3 '/df\.heredoc:3: invalid UTF-8' "[$m] invalid UTF-8 in a heredoc body: exit 3" \
     ob "$m" build -f "$ctx/df.heredoc" -t x "$ctx"
+  check_fail 3 '/df\.hdpath:2: COPY: heredoc name `(\.\./)+.*/escape/evil` is not a file name' \
+    "[$m] COPY <<../../(...)/evil: exit 3" ob "$m" build -f "$ctx/df.hdpath" -t x "$ctx"
+  check "[$m] ... nothing written outside the build's scratch directory" test ! -e "$TESTDIR/escape/evil"
+  check_fail 3 '/df\.hdslash:2: COPY: heredoc name `a/b` is not a file name' "[$m] COPY <<a/b: exit 3" \
+    ob "$m" build -f "$ctx/df.hdslash" -t x "$ctx"
+  check_fail 3 '/df\.hddots:2: ADD: heredoc name `\.\.` is not a file name' "[$m] ADD <<..: exit 3" \
+    ob "$m" build -f "$ctx/df.hddots" -t x "$ctx"
   check_fail 3 '/df\.split:3: invalid UTF-8 after expansion' "[$m] \${x#?} cutting a character in two: exit 3" \
     ob "$m" build -f "$ctx/df.split" -t x "$ctx"
   check_fail 2 'build-arg v: .*invalid UTF-8' "[$m] --build-arg with invalid UTF-8: exit 2" \
