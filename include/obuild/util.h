@@ -94,6 +94,11 @@ int ob_write_file_atomic_at (int dirfd, const char *path, const void *data, size
  * removed on failure. */
 int ob_write_file_new_at (int dirfd, const char *path, const void *data, size_t len, mode_t mode,
                           ob_error_t *err);
+/* Replace dirfd/path with data (temp file, rename), not synced: for files
+ * whose reader checks them whole (a checksum over the content, naming what
+ * it is about), so that what a crash leaves is ignored, not trusted. */
+int ob_write_file_unsynced_at (int dirfd, const char *path, const void *data, size_t len, mode_t mode,
+                               ob_error_t *err);
 /* mkdir -p relative to dirfd; existing directories are fine. */
 int ob_mkdir_p_at (int dirfd, const char *path, mode_t mode, ob_error_t *err);
 /* rm -rf relative to dirfd; a missing path is not an error. */

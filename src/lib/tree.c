@@ -340,13 +340,55 @@ read_tar (struct ob_tree *t, int fd, struct ob_buf *index, ob_error_t *err)
   return 0;
 }
 
+/* An index file: "obuild-tree-v2 <diff_id>\n", the lines, then
+ * "obuild-tree-end <hex>\n" with the sha256 of everything before it.  It
+ * is written without fsync (a layer commit paid a journal commit for it):
+ * what a crash can leave (an empty or torn file, or on a file system
+ * without a journal the old blocks of another index) fails the check and
+ * the layer is read again.  Version 1 files (no checksum) are not read. */
+#define INDEX_HEAD "obuild-tree-v2 "
+#define INDEX_END "obuild-tree-end "
+#define INDEX_END_LEN (sizeof INDEX_END - 1 + OB_SHA256_HEX_LEN + 1)
+
 static void
-save_index (const struct ob_buf *idx, const char *index_dir, const char *path)
+save_index (const struct ob_buf *body, const char *index_dir, const char *path, const char *diff_id)
 {
   ob_error_t e2 = NULL;
+  struct ob_buf f = { 0 };
+  char sum[OB_DIGEST_LEN];
+  ob_buf_adds (&f, INDEX_HEAD);
+  ob_buf_adds (&f, diff_id);
+  ob_buf_addc (&f, '\n');
+  if (body->len > 0)
+    ob_buf_add (&f, body->data, body->len);
+  ob_sha256_digest (f.data, f.len, sum);
+  ob_buf_adds (&f, INDEX_END);
+  ob_buf_adds (&f, sum + 7);
+  ob_buf_addc (&f, '\n');
   if (ob_mkdir_p_at (AT_FDCWD, index_dir, 0700, &e2) == 0)
-    ob_write_file_atomic_at (AT_FDCWD, path, idx->data, idx->len, 0600, &e2);
+    ob_write_file_unsynced_at (AT_FDCWD, path, f.data, f.len, 0600, &e2);
   ob_error_free (&e2);
+  ob_buf_free (&f);
+}
+
+/* The lines of a whole index file of diff_id (NUL-terminated in data, in
+ * place), or NULL. */
+static char *
+index_body (char *data, size_t len, const char *diff_id)
+{
+  size_t head = sizeof INDEX_HEAD - 1 + strlen (diff_id) + 1;
+  char sum[OB_DIGEST_LEN];
+  if (len < head + INDEX_END_LEN || strncmp (data, INDEX_HEAD, sizeof INDEX_HEAD - 1) != 0
+      || strncmp (data + sizeof INDEX_HEAD - 1, diff_id, strlen (diff_id)) != 0 || data[head - 1] != '\n')
+    return NULL;
+  char *end = data + len - INDEX_END_LEN;
+  if (strncmp (end, INDEX_END, sizeof INDEX_END - 1) != 0 || data[len - 1] != '\n' || (end > data && end[-1] != '\n'))
+    return NULL;
+  ob_sha256_digest (data, (size_t) (end - data), sum);
+  if (strncmp (end + sizeof INDEX_END - 1, sum + 7, OB_SHA256_HEX_LEN) != 0)
+    return NULL;
+  *end = '\0';
+  return data + head;
 }
 
 int
@@ -397,12 +439,11 @@ ob_tree_add_layer_indexed (struct ob_tree *t, const char *index_dir, const char 
   if (!ob_digest_valid (diff_id))
     return read_tar (t, fd, NULL, err);
   path = ob_xasprintf ("%s/%s", index_dir, diff_id + 7);
-  if (ob_read_file_at (AT_FDCWD, path, &data, &len, &e2) == 0 && ob_str_has_prefix (data, "obuild-tree-v1\n")
-      && ob_str_has_suffix (data, "\nobuild-tree-end\n"))
+  char *body;
+  if (ob_read_file_at (AT_FDCWD, path, &data, &len, &e2) == 0 && (body = index_body (data, len, diff_id)) != NULL)
     {
-      data[len - 16] = '\0'; /* drop the end marker */
       char *save = NULL;
-      for (char *line = strtok_r (data + 15, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
+      for (char *line = strtok_r (body, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
         {
           char *f[4] = { NULL, NULL, NULL, NULL }, *p = line;
           unsigned mode, uid, gid;
@@ -424,14 +465,12 @@ ob_tree_add_layer_indexed (struct ob_tree *t, const char *index_dir, const char 
     }
   ob_error_free (&e2);
   /* first time: read the layer and keep its index for the next builds */
-  ob_buf_adds (&idx, "obuild-tree-v1\n");
   if (read_tar (t, fd, &idx, err) < 0)
     {
       ob_buf_free (&idx);
       return -1;
     }
-  ob_buf_adds (&idx, "obuild-tree-end\n");
-  save_index (&idx, index_dir, path);
+  save_index (&idx, index_dir, path, diff_id);
   ob_buf_free (&idx);
   return 0;
 }
@@ -444,9 +483,7 @@ struct ob_tree_index
 struct ob_tree_index *
 ob_tree_index_new (void)
 {
-  struct ob_tree_index *x = ob_xmalloc0 (sizeof *x);
-  ob_buf_adds (&x->b, "obuild-tree-v1\n");
-  return x;
+  return ob_xmalloc0 (sizeof (struct ob_tree_index));
 }
 
 void
@@ -467,8 +504,7 @@ ob_tree_index_save (struct ob_tree_index *x, const char *index_dir, const char *
   path = ob_xasprintf ("%s/%s", index_dir, diff_id + 7);
   if (stat (path, &st) == 0)
     return;
-  ob_buf_adds (&x->b, "obuild-tree-end\n");
-  save_index (&x->b, index_dir, path);
+  save_index (&x->b, index_dir, path, diff_id);
 }
 
 void

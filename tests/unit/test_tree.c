@@ -8,9 +8,42 @@
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static char dir[] = "/tmp/ob-tree-XXXXXX";
+
+/* The library's fsyncs, counted. */
+static int n_fsync;
+
+int
+fsync (int fd)
+{
+  n_fsync++;
+  return (int) syscall (SYS_fsync, fd);
+}
+
+/* An index file for id with these lines, its checksum right (or not). */
+static void
+write_index (const char *path, const char *id, const char *body, bool good_sum)
+{
+  struct ob_buf f = { 0 };
+  char sum[OB_DIGEST_LEN];
+  ob_error_t err = NULL;
+  ob_buf_adds (&f, "obuild-tree-v2 ");
+  ob_buf_adds (&f, id);
+  ob_buf_adds (&f, "\n");
+  ob_buf_adds (&f, body);
+  ob_sha256_digest (f.data, f.len, sum);
+  if (!good_sum)
+    sum[7] = sum[7] == '0' ? '1' : '0';
+  ob_buf_adds (&f, "obuild-tree-end ");
+  ob_buf_adds (&f, sum + 7);
+  ob_buf_adds (&f, "\n");
+  if (ob_write_file_atomic_at (AT_FDCWD, path, f.data, f.len, 0600, &err) < 0)
+    abort ();
+  ob_buf_free (&f);
+}
 
 static void
 add (struct archive *a, const char *name, mode_t mode, const char *symlink, const char *hardlink)
@@ -195,16 +228,15 @@ TEST (test_tree_index_bad_lines)
   char *idx = ob_xasprintf ("%s/idx", dir);
   const char *id = "sha256:0000000000000000000000000000000000000000000000000000000000000004";
   char *ip = ob_xasprintf ("%s/%s", idx, id + 7);
-  const char *text = "obuild-tree-v1\n"
-                     "100644 1 2 3 4\tok\t\t\n"
+  const char *text = "100644 1 2 3 4\tok\t\t\n"
                      "10x644 1 2 3 4\tbad-mode\t\t\n"
                      "100644 99999999999 2 3 4\tbad-uid\t\t\n"
                      "100644 1 2 3\tshort\t\t\n"
                      "100644 1 2 3 4 5\tlong\t\t\n"
-                     "100644 1 2 3 99999999999999999999\thuge\t\t\n"
-                     "obuild-tree-end\n";
+                     "100644 1 2 3 99999999999999999999\thuge\t\t\n";
   ob_error_t err = NULL;
-  CHECK (ob_write_file_atomic_at (AT_FDCWD, ip, text, strlen (text), 0600, &err) == 0);
+  mkdir (idx, 0700);
+  write_index (ip, id, text, true);
   struct ob_tree *t = ob_tree_new ();
   CHECK (ob_tree_add_layer_indexed (t, idx, id, -1, &err) == 0);
   const struct ob_tree_stat *st = ob_tree_lookup (t, "/ok");
@@ -216,6 +248,75 @@ TEST (test_tree_index_bad_lines)
   CHECK (ob_tree_lookup (t, "/huge") == NULL);
   ob_tree_free (t);
   ob_error_free (&err);
+  free (ip);
+  free (idx);
+}
+
+/* What a crash may leave of an index written without fsync is not
+ * trusted: a torn or changed file, another layer's index under this name,
+ * a version 1 file (no checksum); each makes the layer be read again, and
+ * the index is then written anew.  Saving it syncs nothing. */
+TEST (test_tree_index_checked)
+{
+  char *p0 = ob_xasprintf ("%s/c0.tgz", dir);
+  char *idx = ob_xasprintf ("%s/idx-checked", dir);
+  const char *id = "sha256:00000000000000000000000000000000000000000000000000000000000000c0";
+  const char *other = "sha256:00000000000000000000000000000000000000000000000000000000000000c1";
+  char *ip = ob_xasprintf ("%s/%s", idx, id + 7);
+  /* a forged index: /forged, which the layer does not have */
+  const char *forged = "100644 0 0 0 0\tforged\t\t\n";
+  int f0 = make_layer (p0, 0);
+  ob_error_t err = NULL;
+  struct ob_tree *t;
+  mkdir (idx, 0700);
+  for (int k = 0; k < 5; k++)
+    {
+      switch (k)
+        {
+        case 0: /* control: a good index is used as it is (the layer is not read) */
+          write_index (ip, id, forged, true);
+          break;
+        case 1:
+          write_index (ip, id, forged, false);
+          break;
+        case 2:
+          write_index (ip, other, forged, true);
+          break;
+        case 3:
+          {
+            const char *v1 = "obuild-tree-v1\n100644 0 0 0 0\tforged\t\t\nobuild-tree-end\n";
+            CHECK (ob_write_file_atomic_at (AT_FDCWD, ip, v1, strlen (v1), 0600, &err) == 0);
+            break;
+          }
+        case 4: /* torn: the good file cut before its end line */
+          write_index (ip, id, forged, true);
+          CHECK (truncate (ip, 30) == 0);
+          break;
+        }
+      t = ob_tree_new ();
+      lseek (f0, 0, SEEK_SET);
+      n_fsync = 0;
+      CHECK (ob_tree_add_layer_indexed (t, idx, id, f0, &err) == 0);
+      if (k == 0)
+        CHECK (ob_tree_lookup (t, "/forged") != NULL && ob_tree_lookup (t, "/etc") == NULL);
+      else
+        {
+          CHECK (ob_tree_lookup (t, "/forged") == NULL && ob_tree_lookup (t, "/etc/passwd") != NULL);
+          CHECK_INT (n_fsync, 0);
+        }
+      ob_tree_free (t);
+      if (k > 0)
+        {
+          /* rewritten: now read without the layer (-1 would fail) */
+          t = ob_tree_new ();
+          CHECK (ob_tree_add_layer_indexed (t, idx, id, -1, &err) == 0);
+          CHECK (ob_tree_lookup (t, "/etc/passwd") != NULL);
+          ob_tree_free (t);
+        }
+    }
+  ob_error_free (&err);
+  close (f0);
+  free (p0);
   free (ip);
   free (idx);
 }
@@ -263,6 +364,7 @@ main (void)
   RUN (test_tree_from_layers_and_index);
   RUN (test_tree_hostile_order);
   RUN (test_tree_index_bad_lines);
+  RUN (test_tree_index_checked);
   RUN (test_statmap);
   ob_rm_rf_at (AT_FDCWD, dir, &e);
   ob_error_free (&e);
