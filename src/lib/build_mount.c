@@ -808,6 +808,82 @@ is_under (const char *p, const char *dir)
   return strncmp (p, dir, n) == 0 && p[n] == '/';
 }
 
+/* The O_PATH fd of rel below dirfd, resolved beneath it (a symlink
+ * leading out: EXDEV); without openat2, name below cur through no
+ * symlink. */
+static int
+open_beneath (int dirfd, const char *rel, int cur, const char *name)
+{
+  struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+  struct stat st;
+  int fd = (int) syscall (SYS_openat2, dirfd, rel, &how, sizeof how);
+  if (fd >= 0 || errno != ENOSYS)
+    return fd;
+  fd = openat (cur, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0 && fstat (fd, &st) == 0 && S_ISLNK (st.st_mode))
+    {
+      close (fd);
+      errno = EXDEV;
+      return -1;
+    }
+  return fd;
+}
+
+/* Make the mount point of child (below parent's target) in parent's
+ * source, a directory of ours, without leaving it.  What is in it is a
+ * step's (a cache mount) or the context's (a copy): a link `-> /anywhere`
+ * on the way, followed on the host, made the directory or empty file at
+ * the host's /anywhere.  Symlinks are followed beneath the source only (as
+ * the step sees them); one leading out, or to nothing, is refused. */
+static int
+nested_mount_point (struct build *b, const struct ob_instr *in, const struct prepared *parent,
+                    const struct prepared *child, bool dir, ob_error_t *err)
+{
+  const char *rel = child->target + strlen (parent->target) + 1;
+  cleanup_close int src = open (parent->source, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  cleanup_close int cur = src >= 0 ? dup (src) : -1;
+  cleanup_free char *p = ob_xstrdup (rel);
+
+  if (cur < 0)
+    return ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", parent->source);
+  for (char *c = p, *end; c; c = end ? end + 1 : NULL)
+    {
+      struct stat st;
+      int fd;
+      end = strchr (c, '/');
+      if (end)
+        *end = '\0';
+      fd = open_beneath (src, p, cur, c);
+      if (fd < 0 && errno == ENOENT)
+        {
+          int r = end || dir ? mkdirat (cur, c, 0755) : openat (cur, c, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+          if (r >= 0 && !(end || dir))
+            close (r);
+          if (r >= 0)
+            fd = openat (cur, c, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+          else if (errno == EEXIST)
+            errno = EXDEV; /* there, yet not found: a symlink to nothing */
+        }
+      if (fd < 0 && (errno == EXDEV || errno == ELOOP))
+        return ob_build_instr_error (b, in, err, OB_ERR_DOCKERFILE,
+                                     "RUN --mount target=%s: %s/%s is a symlink leading out of the mount at %s or to "
+                                     "nothing, not followed",
+                                     child->target, parent->target, p, parent->target);
+      if (fd < 0 || fstat (fd, &st) < 0 || (end && !S_ISDIR (st.st_mode)))
+        {
+          int e = fd < 0 ? errno : ENOTDIR;
+          if (fd >= 0)
+            close (fd);
+          return ob_error_make (err, OB_ERR_STORE, e, "create mount point `%s/%s`", parent->source, rel);
+        }
+      close (cur);
+      cur = fd;
+      if (end)
+        *end = '/';
+    }
+  return 0;
+}
+
 /* ---- entry points ---- */
 
 void
@@ -931,24 +1007,10 @@ ob_build_mounts_prepare (struct build *b, struct stage *s, const struct ob_instr
           if (is_under (pv[j].target, pv[i].target))
             {
               struct stat st;
-              cleanup_free char *p = NULL;
               if (!pv[i].private_dir)
                 break;
-              p = ob_xasprintf ("%s%s", pv[i].source, pv[j].target + strlen (pv[i].target));
-              if (lstat (p, &st) == 0)
-                break;
-              if (stat (pv[j].source, &st) == 0 && S_ISDIR (st.st_mode))
-                r = ob_mkdir_p_at (AT_FDCWD, p, 0755, err);
-              else
-                {
-                  cleanup_free char *parent = ob_xstrdup (p);
-                  cleanup_close int fd = -1;
-                  *strrchr (parent, '/') = '\0';
-                  if (ob_mkdir_p_at (AT_FDCWD, parent, 0755, err) < 0)
-                    r = -1;
-                  else if ((fd = open (p, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0)
-                    r = ob_error_make (err, OB_ERR_STORE, errno, "create mount point `%s`", p);
-                }
+              r = nested_mount_point (b, in, &pv[i], &pv[j], stat (pv[j].source, &st) == 0 && S_ISDIR (st.st_mode),
+                                      err);
               break;
             }
       out->mounts = ob_xmalloc0 ((pn ? pn : 1) * sizeof *out->mounts);

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Hostile Dockerfiles: deep nesting, exponential expansion, huge numbers of
 # instructions, NUL bytes and invalid UTF-8, out-of-range ids, heredoc
-# names that are paths.  Each one
+# names that are paths, mount points made through symlinks.  Each one
 # ends with the documented exit code and one line naming file:line (never a
 # crash, a hang, an exhausted memory or a silently changed instruction), and
 # the store is left as it was.
@@ -62,6 +62,23 @@ up=$(printf '../%.0s' $(seq 40))
 printf 'FROM scratch\nCOPY <<%s%s/evil /x\nescaped\n%s%s/evil\n' "$up" "${TESTDIR#/}/escape" "$up" "${TESTDIR#/}/escape" >"$ctx/df.hdpath"
 printf 'FROM scratch\nCOPY <<a/b /x/\nab\na/b\n' >"$ctx/df.hdslash"
 printf 'FROM scratch\nADD <<.. /x/\nab\n..\n' >"$ctx/df.hddots"
+# RUN --mount: a mount point below a cache mount or a copy of a context
+# directory was made in that source on the host, through the symlinks a
+# step or the context left there (`link -> /anywhere`): the host's
+# /anywhere got the directory or empty file
+mesc=$TESTDIR/mescape
+mkdir -p "$mesc"
+chmod 1777 "$mesc"
+mctx=$TESTDIR/mctx
+mkdir -p "$mctx/d"
+echo f >"$mctx/f"
+ln -s "$mesc" "$mctx/d/link"
+printf 'FROM busybox:latest\nRUN --mount=type=cache,target=/c,id=t7010 ln -sfn %s /c/link\nRUN --mount=type=cache,target=/c,id=t7010 --mount=type=tmpfs,target=/c/link/evil true\n' \
+  "$mesc" >"$mctx/df.mcache"
+printf 'FROM busybox:latest\nRUN --mount=type=bind,source=d,target=/m,rw --mount=type=bind,source=f,target=/m/link/evilf true\n' \
+  >"$mctx/df.mbind"
+printf 'FROM busybox:latest\nRUN --mount=type=cache,target=/c,id=t7010ok mkdir -p /c/real && ln -s real /c/rel\nRUN --mount=type=cache,target=/c,id=t7010ok --mount=type=bind,source=f,target=/c/rel/f --mount=type=tmpfs,target=/c/new/t cat /c/real/f\n' \
+  >"$mctx/df.mok"
 # a NUL in .dockerignore cut it short: what the patterns after it exclude
 # was sent
 ictx=$TESTDIR/ictx
@@ -69,7 +86,7 @@ mkdir -p "$ictx"
 echo secret >"$ictx/secret"
 printf 'FROM scratch\nCOPY . /\n' >"$ictx/Dockerfile"
 printf 'Dockerfile\n\0\nsecret\n' >"$ictx/.dockerignore"
-chmod -R a+rX "$ctx" "$ictx"
+chmod -R a+rX "$ctx" "$ictx" "$mctx"
 # config_of MODE TAG: the image config, read from the layout (skopeo refuses
 # configs over 4 MiB)
 config_of() {
@@ -147,7 +164,18 @@ for m in $MODES; do
   snapshot "$m" >"$TESTDIR/after-$m"
   check_files "[$m] failed builds left the store as it was" "$TESTDIR/after-$m" "$TESTDIR/before-$m"
 
+  rm -rf "$mesc" && mkdir "$mesc" && chmod 1777 "$mesc"
+  check_fail 3 '/df\.mcache:3: RUN --mount target=/c/link/evil: /c/link is a symlink leading out of the mount at /c or to nothing, not followed' \
+    "[$m] a --mount target through a symlink a step left in a cache mount: exit 3" \
+    ob "$m" build -f "$mctx/df.mcache" -t x "$mctx"
+  check_fail 3 '/df\.mbind:2: RUN --mount target=/m/link/evilf: /m/link is a symlink leading out of the mount at /m or to nothing, not followed' \
+    "[$m] ... through a symlink of the context in a rw bind: exit 3" \
+    ob "$m" build -f "$mctx/df.mbind" -t x "$mctx"
+  check_eq "[$m] ... nothing made outside" "$(ls -A "$mesc")" ""
+
   # what must keep working
+  check "[$m] mount points below a cache mount, also through a symlink inside it" \
+    ob "$m" build -q -f "$mctx/df.mok" -t x "$mctx"
   check "[$m] UTF-8 BOM, latin-1 in a comment and UTF-8 in a LABEL build" \
     ob "$m" build -q -t bom -f "$ctx/df.bom" "$ctx"
   c=$TESTDIR/config-$m.json
