@@ -25,22 +25,49 @@
 
 /* ---- helpers ---- */
 
+/* The directory of rel (a path in the root, "/a/b": "/a") in upper,
+ * reached through no symlink, *base its last name; -1 when it is not
+ * there.  The step may have left a link where a mount point's directory
+ * was (mv /a /z; ln -s /anywhere /a): followed on the host, the empty
+ * files and directories of /anywhere were removed. */
+static int
+open_parent (int upperfd, const char *rel, const char **base)
+{
+  cleanup_free char *p = ob_xstrdup (rel);
+  char *slash = strrchr (p, '/'), *save = NULL;
+  int cur = openat (upperfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  *base = strrchr (rel, '/') ? strrchr (rel, '/') + 1 : rel;
+  if (slash)
+    *slash = '\0';
+  for (char *c = strtok_r (p, "/", &save); c && cur >= 0; c = strtok_r (NULL, "/", &save))
+    {
+      int fd = strcmp (c, "..") == 0 ? -1 : openat (cur, c, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      close (cur);
+      cur = fd;
+    }
+  return cur;
+}
+
 /* Remove the mount points the sandbox had to create, deepest first, when
  * the step left them empty; then the directories overlayfs copied up only
  * to hold them: empty, not opaque, and with the mode the image has. */
 static void
 remove_created (struct stage *s, const char *upper, char **created, bool overlay)
 {
+  cleanup_close int upperfd = open (upper, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (upperfd < 0)
+    return;
   for (size_t i = ob_strv_len (created); i-- > 0;)
     {
-      cleanup_free char *p = ob_xasprintf ("%s%s", upper, created[i]);
+      const char *base;
+      cleanup_close int dfd = open_parent (upperfd, created[i], &base);
       struct stat st;
-      if (lstat (p, &st) < 0)
+      if (dfd < 0 || fstatat (dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
         continue;
       if (S_ISDIR (st.st_mode))
-        rmdir (p);
-      else if (st.st_size == 0)
-        unlink (p);
+        unlinkat (dfd, base, AT_REMOVEDIR);
+      else if (S_ISREG (st.st_mode) && st.st_size == 0)
+        unlinkat (dfd, base, 0);
     }
   for (size_t i = ob_strv_len (created); overlay && i-- > 0;)
     {
@@ -48,17 +75,22 @@ remove_created (struct stage *s, const char *upper, char **created, bool overlay
       char *slash;
       while ((slash = strrchr (rel, '/')) != NULL && slash != rel)
         {
-          cleanup_free char *p = NULL;
           const struct ob_tree_stat *ts;
+          const char *base;
+          cleanup_close int dfd = -1;
+          cleanup_free char *p = NULL;
           struct stat st;
           char v[4];
           *slash = '\0';
-          p = ob_xasprintf ("%s%s", upper, rel);
           ts = ob_tree_lookup (s->tree, rel);
-          if (ts == NULL || !S_ISDIR (ts->mode) || lstat (p, &st) < 0 || !S_ISDIR (st.st_mode)
-              || (st.st_mode & 07777) != (ts->mode & 07777) || lgetxattr (p, "user.overlay.opaque", v, sizeof v) > 0)
+          dfd = open_parent (upperfd, rel, &base);
+          if (dfd >= 0)
+            p = ob_xasprintf ("/proc/self/fd/%d/%s", dfd, base);
+          if (ts == NULL || !S_ISDIR (ts->mode) || dfd < 0 || fstatat (dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0
+              || !S_ISDIR (st.st_mode) || (st.st_mode & 07777) != (ts->mode & 07777)
+              || lgetxattr (p, "user.overlay.opaque", v, sizeof v) > 0)
             break;
-          if (rmdir (p) < 0)
+          if (unlinkat (dfd, base, AT_REMOVEDIR) < 0)
             break;
         }
     }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Hostile Dockerfiles: deep nesting, exponential expansion, huge numbers of
 # instructions, NUL bytes and invalid UTF-8, out-of-range ids, heredoc
-# names that are paths, mount points made through symlinks.  Each one
+# names that are paths, mount points made or removed through symlinks.  Each one
 # ends with the documented exit code and one line naming file:line (never a
 # crash, a hang, an exhausted memory or a silently changed instruction), and
 # the store is left as it was.
@@ -79,6 +79,11 @@ printf 'FROM busybox:latest\nRUN --mount=type=bind,source=d,target=/m,rw --mount
   >"$mctx/df.mbind"
 printf 'FROM busybox:latest\nRUN --mount=type=cache,target=/c,id=t7010ok mkdir -p /c/real && ln -s real /c/rel\nRUN --mount=type=cache,target=/c,id=t7010ok --mount=type=bind,source=f,target=/c/rel/f --mount=type=tmpfs,target=/c/new/t cat /c/real/f\n' \
   >"$mctx/df.mok"
+# ... and the mount points a step's mounts needed were removed after it
+# through a symlink the step put in their place (mv /a /z; ln -s /anywhere
+# /a): the host's empty files and directories there were removed
+printf 'FROM busybox:latest\nARG V\nRUN --mount=type=bind,source=f,target=/a/victim --mount=type=tmpfs,target=/a/victimdir mv /a /z && ln -s $V /a\n' \
+  >"$mctx/df.mrm"
 # a NUL in .dockerignore cut it short: what the patterns after it exclude
 # was sent
 ictx=$TESTDIR/ictx
@@ -172,6 +177,14 @@ for m in $MODES; do
     "[$m] ... through a symlink of the context in a rw bind: exit 3" \
     ob "$m" build -f "$mctx/df.mbind" -t x "$mctx"
   check_eq "[$m] ... nothing made outside" "$(ls -A "$mesc")" ""
+  for snap in overlay copy; do
+    v=$(userdir "victim-$m-$snap" "$m")
+    mkdir "$v/victimdir" && : >"$v/victim"
+    [ "$m" != root ] && chown "$T_USER" "$v/victimdir" "$v/victim"
+    check "[$m] a step that puts a symlink where its mount points were builds (--snapshotter=$snap)" \
+      ob "$m" build -q --snapshotter="$snap" -f "$mctx/df.mrm" --build-arg "V=$v" -t x "$mctx"
+    check "[$m] ... the empty file and directory it leads to are not removed" test -f "$v/victim" -a -d "$v/victimdir"
+  done
 
   # what must keep working
   check "[$m] mount points below a cache mount, also through a symlink inside it" \
