@@ -599,12 +599,17 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
       }
   if (excludes && !f_from)
     {
-      size_t len;
-      ob_error_t e2 = NULL;
-      if (ob_read_file_at (b->ctxfd, ".containerignore", &ig_text, &len, &e2) < 0)
+      /* the file ob_ignore_load read: a symlink followed inside the
+       * context only (followed on the host, a file outside it became
+       * patterns, quoted in their errors) */
+      static const char *const names[] = { ".containerignore", ".dockerignore" };
+      for (size_t k = 0; k < 2 && ig_text == NULL; k++)
         {
-          ob_error_free (&e2);
-          if (ob_read_file_at (b->ctxfd, ".dockerignore", &ig_text, &len, &e2) < 0)
+          cleanup_free char *real = NULL;
+          size_t len;
+          ob_error_t e2 = NULL;
+          if (ob_context_real_path_in_root (b->ctxfd, names[k], &real, &e2) < 0
+              || ob_read_file_at (b->ctxfd, real, &ig_text, &len, &e2) < 0)
             ob_error_free (&e2);
         }
     }

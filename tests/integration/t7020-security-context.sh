@@ -1,6 +1,7 @@
 #!/bin/sh
 # A hostile build context: .dockerignore patterns that make a backtracking
-# matcher take exponential time, and symlinks that reach ignored files.
+# matcher take exponential time, symlinks that reach ignored files, and a
+# .dockerignore that is a symlink out of the context.
 . "$(dirname "$0")/lib.sh"
 
 # tob MODE ARGS...: obuild as MODE, killed after 60 s (a matcher gone
@@ -58,7 +59,20 @@ RUN --mount=type=bind,source=hh/keep,target=/k cat /k > /keep
 DF
 printf 'FROM busybox\nRUN --mount=type=bind,source=link,target=/m cat /m\n' >"$sc/df.mount-link"
 printf 'FROM busybox\nRUN --mount=type=bind,source=dd/secret,target=/m cat /m\n' >"$sc/df.mount-dd"
-chmod -R a+rX "$sc"
+# ---- a symlinked .dockerignore is followed inside the context only ----
+# COPY --exclude read it again on the host, through the symlink: a file
+# outside the context became patterns (its lines quoted in their errors)
+il=$TESTDIR/ignlink
+mkdir -p "$il/out" "$il/in/sub"
+printf 'host secret [\n' >"$TESTDIR/hostfile"
+printf 'b\n' >"$il/in/sub/ign"
+ln -s "$TESTDIR/hostfile" "$il/out/.dockerignore"
+ln -s /sub/ign "$il/in/.dockerignore"
+for d in out in; do
+  echo a >"$il/$d/a"; echo b >"$il/$d/b"
+  printf 'FROM scratch\nCOPY --exclude=a . /x/\n' >"$il/$d/Dockerfile"
+done
+chmod -R a+rX "$sc" "$il" "$TESTDIR/hostfile"
 
 for m in $MODES; do
   check_fail 4 '/df\.plain:2: COPY source not found in build context: d/secret$' "[$m] COPY of an ignored file: exit 4 (as before)" \
@@ -95,5 +109,16 @@ for m in $MODES; do
     "[$m] RUN --mount source= a symlink to an ignored file: exit 4" ob "$m" build -f "$sc/df.mount-link" -t x "$sc"
   check_fail 4 '/df\.mount-dd:2: RUN --mount source=dd/secret: not found in the build context' \
     "[$m] RUN --mount source= an ignored file through a symlinked directory: exit 4" ob "$m" build -f "$sc/df.mount-dd" -t x "$sc"
+
+  check "[$m] COPY --exclude, .dockerignore a symlink to a file outside the context: builds" \
+    ob "$m" build -q -t ignout "$il/out"
+  check_eq "[$m] ... that file is no .dockerignore (nothing but --exclude left out)" \
+    "$(layer_listing "$(store_oci "$m")" ignout:latest | awk '{print $NF}' | tr '\n' ' ')" \
+    "x x/.dockerignore x/Dockerfile x/b "
+  check "[$m] COPY --exclude, .dockerignore a symlink inside the context (absolute)" \
+    ob "$m" build -q -t ignin "$il/in"
+  check_eq "[$m] ... its patterns apply with --exclude's" \
+    "$(layer_listing "$(store_oci "$m")" ignin:latest | awk '{print $NF}' | tr '\n' ' ')" \
+    "x x/.dockerignore x/Dockerfile x/sub x/sub/ign "
 done
 done_testing
