@@ -277,10 +277,19 @@ load_dockerfile (struct build *b, ob_error_t *err)
       static const char *const names[] = { "Dockerfile", "Containerfile" };
       for (size_t i = 0; i < 2 && text == NULL; i++)
         {
+          /* a symlink is followed inside the context only, as for
+           * .dockerignore (followed on the host, a file outside the context
+           * was read, and its first word quoted in the parse error) */
+          cleanup_free char *real = NULL;
           ob_error_t e = NULL;
-          if (ob_read_file_at (b->ctxfd, names[i], &text, &len, &e) == 0)
+          if (ob_context_real_path_in_root (b->ctxfd, names[i], &real, &e) < 0)
+            {
+              if (e->status == 0) /* not found */
+                e->status = ENOENT;
+            }
+          else if (ob_read_file_at (b->ctxfd, real, &text, &len, &e) == 0)
             b->dfname = ob_xstrdup (names[i]);
-          else if (e->status != ENOENT)
+          if (text == NULL && e->status != ENOENT)
             {
               int st = e->status;
               ob_error_free (&e);

@@ -1,7 +1,7 @@
 #!/bin/sh
 # A hostile build context: .dockerignore patterns that make a backtracking
 # matcher take exponential time, symlinks that reach ignored files, and a
-# .dockerignore that is a symlink out of the context.
+# .dockerignore or Dockerfile that is a symlink out of the context.
 . "$(dirname "$0")/lib.sh"
 
 # tob MODE ARGS...: obuild as MODE, killed after 60 s (a matcher gone
@@ -72,7 +72,15 @@ for d in out in; do
   echo a >"$il/$d/a"; echo b >"$il/$d/b"
   printf 'FROM scratch\nCOPY --exclude=a . /x/\n' >"$il/$d/Dockerfile"
 done
-chmod -R a+rX "$sc" "$il" "$TESTDIR/hostfile"
+# ... and so is a symlinked Dockerfile (it was read on the host: a file
+# outside the context, its first word quoted in the parse error)
+dl=$TESTDIR/dflink
+mkdir -p "$dl/out" "$dl/in/d"
+printf 'TOPSECRET-WORD and more\n' >"$TESTDIR/hostdf"
+ln -s "$TESTDIR/hostdf" "$dl/out/Dockerfile"
+printf 'FROM scratch\nCOPY d /d\n' >"$dl/in/d/Df"
+ln -s /d/Df "$dl/in/Dockerfile"
+chmod -R a+rX "$sc" "$il" "$dl" "$TESTDIR/hostfile" "$TESTDIR/hostdf"
 
 for m in $MODES; do
   check_fail 4 '/df\.plain:2: COPY source not found in build context: d/secret$' "[$m] COPY of an ignored file: exit 4 (as before)" \
@@ -120,5 +128,9 @@ for m in $MODES; do
   check_eq "[$m] ... its patterns apply with --exclude's" \
     "$(layer_listing "$(store_oci "$m")" ignin:latest | awk '{print $NF}' | tr '\n' ' ')" \
     "x x/.dockerignore x/Dockerfile x/sub x/sub/ign "
+  check_fail 4 "no Dockerfile or Containerfile in \`$dl/out\`" \
+    "[$m] Dockerfile a symlink to a file outside the context: exit 4, none found" ob "$m" build -t x "$dl/out"
+  check_eq "[$m] ... nothing of that file printed" "$(grep -c TOPSECRET "$TESTDIR/.err" "$TESTDIR/.out" | grep -vc ':0$')" 0
+  check "[$m] Dockerfile a symlink inside the context (absolute): builds" ob "$m" build -q -t dfin "$dl/in"
 done
 done_testing
