@@ -1006,7 +1006,15 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
           cleanup_free char *sub = NULL;
           struct ob_ignore *own = NULL;
           struct stat st;
-          bool dir = fstatat (srcfd, copy_srcs[i], &st, 0) == 0 && S_ISDIR (st.st_mode);
+          cleanup_free char *real = NULL;
+          ob_error_t e3 = NULL;
+          /* another stage's root: its symlinks resolved inside it
+           * (followed on the host, whether a host path was a directory
+           * decided what was copied) */
+          if (from && ob_context_real_path_in_root (srcfd, copy_srcs[i], &real, &e3) < 0)
+            ob_error_free (&e3);
+          bool dir = (from == NULL || real) && fstatat (srcfd, from ? real : copy_srcs[i], &st, 0) == 0
+                     && S_ISDIR (st.st_mode);
           cleanup_free char *base = dir ? ob_xstrdup (copy_srcs[i]) : ob_xstrdup (copy_srcs[i]);
           int rr;
           if (!dir)

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Hostile Dockerfiles: deep nesting, exponential expansion, huge numbers of
 # instructions, NUL bytes and invalid UTF-8, out-of-range ids, heredoc
-# names that are paths, mount points made or removed through symlinks.  Each one
+# names that are paths, mount points made or removed through symlinks,
+# a stage's symlinks followed on the host.  Each one
 # ends with the documented exit code and one line naming file:line (never a
 # crash, a hang, an exhausted memory or a silently changed instruction), and
 # the store is left as it was.
@@ -84,6 +85,21 @@ printf 'FROM busybox:latest\nRUN --mount=type=cache,target=/c,id=t7010ok mkdir -
 # /a): the host's empty files and directories there were removed
 printf 'FROM busybox:latest\nARG V\nRUN --mount=type=bind,source=f,target=/a/victim --mount=type=tmpfs,target=/a/victimdir mv /a /z && ln -s $V /a\n' \
   >"$mctx/df.mrm"
+# COPY --from=STAGE --exclude/--parents: whether a source was a directory
+# was asked of the host, through the stage's absolute symlinks: a host path
+# that is a directory (here $P, a file in the stage) changed what was copied
+mkdir -p "$TESTDIR/probe"
+cat >"$mctx/df.fromstat" <<'DF'
+FROM busybox:latest AS a
+ARG P
+RUN mkdir -p "${P%/*}" /d/sub && echo f >"$P" && ln -s "$P" /p && echo f >/d/sub/f && echo g >/d/g && ln -s /d /ld
+FROM busybox:latest
+COPY --from=a --exclude=p /p /out/
+COPY --from=a --exclude=g /ld /ex/
+COPY --from=a --parents /ld /par/
+RUN test ! -e /out
+RUN test "$(find /ex /par | sort | tr '\n' ' ')" = "/ex /ex/sub /ex/sub/f /par /par/ld /par/ld/g /par/ld/sub /par/ld/sub/f "
+DF
 # a NUL in .dockerignore cut it short: what the patterns after it exclude
 # was sent
 ictx=$TESTDIR/ictx
@@ -185,6 +201,9 @@ for m in $MODES; do
       ob "$m" build -q --snapshotter="$snap" -f "$mctx/df.mrm" --build-arg "V=$v" -t x "$mctx"
     check "[$m] ... the empty file and directory it leads to are not removed" test -f "$v/victim" -a -d "$v/victimdir"
   done
+
+  check "[$m] COPY --from --exclude/--parents: a stage's symlinks followed in the stage only, never on the host" \
+    ob "$m" build -q --no-cache -f "$mctx/df.fromstat" --build-arg "P=$TESTDIR/probe" -t x "$mctx"
 
   # what must keep working
   check "[$m] mount points below a cache mount, also through a symlink inside it" \
