@@ -608,9 +608,15 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
     mounts[n_mounts++] = (struct ob_sandbox_mount){ "/etc/resolv.conf", "/etc/resolv.conf", true };
   if (b->o->userns_single)
     {
-      struct stat st;
-      cleanup_free char *apt = ob_xasprintf ("%s/etc/apt", root);
-      if (stat (apt, &st) == 0)
+      /* the image's /etc/apt, its symlinks resolved inside the root
+       * (followed on the host, a link told the step whether a host path
+       * existed) */
+      cleanup_close int rootfd = open (root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      cleanup_free char *apt = NULL;
+      ob_error_t e = NULL;
+      bool has_apt = rootfd >= 0 && ob_context_real_path_in_root (rootfd, "etc/apt", &apt, &e) == 0;
+      ob_error_free (&e);
+      if (has_apt)
         {
           /* apt drops privileges to _apt and checks it worked, which the
            * faked setresuid cannot satisfy: tell apt to stay root, through a

@@ -225,4 +225,30 @@ for m in $MODES; do
     "$(json_get "$c" '[len(j["config"]["Env"]), j["config"]["Env"][1], j["config"]["Env"][100000], j["config"]["Env"][-1]]')" \
     '[100002, "v0=0", "v99999=99999", "last=5-99999"]'
 done
+
+# single-ID mode: whether a step gets obuild's apt configuration depends on
+# the image's /etc/apt, asked inside the root; an image whose /etc links to
+# a host directory made it a probe of whether that host path exists
+if echo " $MODES " | grep -q ' single '; then
+  m=single
+  mkdir -p "$TESTDIR/probe-host/apt" "$TESTDIR/probe-ctx"
+  python3 - "$(busybox_tar)" "$TESTDIR/probe.tar" "$TESTDIR/probe-host" <<'PY'
+import sys, tarfile
+src, dst = tarfile.open(sys.argv[1]), tarfile.open(sys.argv[2], "w")
+for m in src.getmembers():
+    n = m.name.lstrip("./")
+    if n != "etc" and not n.startswith("etc/"):
+        dst.addfile(m, src.extractfile(m) if m.isfile() else None)
+l = tarfile.TarInfo("etc")
+l.type, l.linkname = tarfile.SYMTYPE, sys.argv[3]
+dst.addfile(l)
+dst.close()
+PY
+  printf 'FROM probe\nRUN echo "apt=[$APT_CONFIG]"\n' >"$TESTDIR/probe-ctx/Dockerfile"
+  chmod -R a+rX "$TESTDIR/probe-host" "$TESTDIR/probe-ctx" "$TESTDIR/probe.tar"
+  ob "$m" import "$TESTDIR/probe.tar" probe:latest >/dev/null
+  ob "$m" build --progress=plain -t probe2 "$TESTDIR/probe-ctx" >"$TESTDIR/probe.out" 2>&1
+  check_eq "[$m] an image whose /etc links to a host directory holding apt/: built, no apt configuration given" \
+    "$?:$(grep -x 'apt=\[[^]$]*\]' "$TESTDIR/probe.out")" "0:apt=[]"
+fi
 done_testing
