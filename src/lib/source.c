@@ -2,9 +2,11 @@
 #include <obuild/layer.h>
 #include <obuild/source.h>
 #include <obuild/util.h>
+#include "context_priv.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -382,6 +384,32 @@ unpack_archive (struct ob_txn *t, const char *file, char **dir, ob_error_t *err)
   return 0;
 }
 
+/* A file of an unpacked docker-archive, named by its manifest.json: a
+ * regular file inside the archive.  A symlinked directory on the way
+ * (`d -> /dev`, then `d/zero`) read a file of the host, without end; a
+ * FIFO blocked forever. */
+static int
+open_archive_file (int dfd, const char *name, int *fd, struct stat *st, ob_error_t *err)
+{
+  /* archive paths resolve inside the unpacked archive only */
+  if (strstr (name, "..") || name[0] == '/')
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "path `%s` outside the archive", name);
+  *fd = ob_context_openat2 (dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, RESOLVE_BENEATH);
+  if (*fd < 0 && errno == EXDEV)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "path `%s` outside the archive", name);
+  if (*fd < 0 && errno == ELOOP)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "`%s`: not a regular file", name);
+  if (*fd < 0)
+    return ob_error_make (err, OB_ERR_IMAGE, errno, "`%s`", name);
+  if (fstat (*fd, st) < 0 || !S_ISREG (st->st_mode))
+    {
+      close (*fd);
+      *fd = -1;
+      return ob_error_make (err, OB_ERR_IMAGE, 0, "`%s`: not a regular file", name);
+    }
+  return 0;
+}
+
 static int
 put_file_blob (struct ob_txn *t, int dfd, const char *name, int64_t max, char digest[72], int64_t *size,
                ob_error_t *err)
@@ -393,13 +421,9 @@ put_file_blob (struct ob_txn *t, int dfd, const char *name, int64_t max, char di
   int out;
   ob_error_t e2 = NULL;
 
-  /* archive paths resolve inside the unpacked archive only */
-  if (strstr (name, "..") || name[0] == '/')
-    return ob_error_make (err, OB_ERR_IMAGE, 0, "path `%s` outside the archive", name);
-  in = openat (dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (in < 0)
-    return ob_error_make (err, OB_ERR_IMAGE, errno, "`%s`", name);
-  if (max >= 0 && fstat (in, &st) == 0 && st.st_size > max)
+  if (open_archive_file (dfd, name, &in, &st, err) < 0)
+    return -1;
+  if (max >= 0 && st.st_size > max)
     return ob_error_make (err, OB_ERR_IMAGE, 0, "`%s`: size %lld is more than the %lld bytes allowed", name,
                           (long long) st.st_size, (long long) max);
   if (ob_txn_blob_create (t, &out, err) < 0)
@@ -454,17 +478,18 @@ from_docker_archive (struct ob_txn *t, const char *file, const char *tag, const 
   dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   {
     struct stat st;
-    if (dfd >= 0 && fstatat (dfd, "manifest.json", &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_size > OB_MAX_JSON_BLOB)
+    cleanup_close int mfd = -1;
+    if (dfd >= 0 && open_archive_file (dfd, "manifest.json", &mfd, &st, err) == 0 && st.st_size > OB_MAX_JSON_BLOB)
       return ob_error_make (err, OB_ERR_IMAGE, 0, "%s: manifest.json: size %lld is more than the %d bytes allowed",
                             what, (long long) st.st_size, OB_MAX_JSON_BLOB);
+    if (dfd < 0 || *err != NULL || ob_read_fd (mfd, &mtext, &len, err) < 0)
+      {
+        if (*err == NULL)
+          ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", dir);
+        ob_error_set_kind (err, OB_ERR_IMAGE);
+        return ob_error_wrap (err, "%s: not a docker-archive", what);
+      }
   }
-  if (dfd < 0 || ob_read_file_at (dfd, "manifest.json", &mtext, &len, err) < 0)
-    {
-      if (*err == NULL)
-        ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", dir);
-      ob_error_set_kind (err, OB_ERR_IMAGE);
-      return ob_error_wrap (err, "%s: not a docker-archive", what);
-    }
   list = json_loadb (mtext, len, 0, NULL);
   json_array_foreach (list, i, x)
     {

@@ -58,6 +58,25 @@ ob_layout_close (struct ob_layout *l)
   free (l);
 }
 
+/* A file of a layout (oci-layout, index.json), read whole: a regular file
+ * of the layout directory only.  A layout may come from an archive, or be
+ * a directory of unknown origin: a symlink would read a file anywhere (an
+ * oci-archive's `index.json -> /dev/zero` filled the memory), a FIFO would
+ * block forever. */
+static int
+read_layout_file (struct ob_layout *l, const char *name, char **data, size_t *len, ob_error_t *err)
+{
+  cleanup_close int fd = openat (l->dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 && errno != ELOOP)
+    return ob_error_make (err, OB_ERR_STORE, errno, "open `%s/%s`", l->path, name);
+  if (fd < 0 || fstat (fd, &st) < 0 || !S_ISREG (st.st_mode))
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "`%s/%s`: not a regular file", l->path, name);
+  if (ob_read_fd (fd, data, len, err) < 0)
+    return ob_error_wrap (err, "`%s/%s`", l->path, name);
+  return 0;
+}
+
 int
 ob_layout_open (const char *path, bool create, struct ob_layout **out, ob_error_t *err)
 {
@@ -96,7 +115,7 @@ ob_layout_open (const char *path, bool create, struct ob_layout **out, ob_error_
     {
       size_t len;
       json_t *j;
-      if (ob_read_file_at (l->dfd, "oci-layout", &layout, &len, err) < 0)
+      if (read_layout_file (l, "oci-layout", &layout, &len, err) < 0)
         {
           ob_layout_close (l);
           return -1;
@@ -158,10 +177,22 @@ ob_layout_blob_open (struct ob_layout *l, const char *digest, int *fd, ob_error_
 {
   if (!ob_digest_valid (digest))
     return ob_error_make (err, OB_ERR_IMAGE, 0, "invalid digest `%s`", digest);
-  *fd = openat (l->blobs, digest + 7, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  /* O_NONBLOCK: a FIFO there (from an archive) must not block the open */
+  *fd = openat (l->blobs, digest + 7, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (*fd < 0)
     return ob_error_make (err, errno == ENOENT ? OB_ERR_IMAGE : OB_ERR_STORE, errno,
                           "blob %s in `%s`", digest, l->path);
+  {
+    /* a device or FIFO has no end: reading it (to copy or hash it) filled
+     * the disk or blocked forever */
+    struct stat st;
+    if (fstat (*fd, &st) < 0 || !S_ISREG (st.st_mode))
+      {
+        close (*fd);
+        *fd = -1;
+        return ob_error_make (err, OB_ERR_IMAGE, 0, "blob %s in `%s`: not a regular file", digest, l->path);
+      }
+  }
   return 0;
 }
 
@@ -248,8 +279,8 @@ read_index (struct ob_layout *l, json_t **out, ob_error_t *err)
   size_t len;
   json_error_t jerr;
   json_t *j;
-  if (ob_read_file_at (l->dfd, "index.json", &data, &len, err) < 0)
-    return ob_error_wrap (err, "layout `%s`", l->path);
+  if (read_layout_file (l, "index.json", &data, &len, err) < 0)
+    return -1;
   j = json_loadb (data, len, 0, &jerr);
   if (j == NULL || !json_is_object (j))
     {

@@ -27,6 +27,17 @@ from() {
   printf "$_f" "$@" >"$ctx/Dockerfile"
   check_fail "$_c" "$_p" "[$m] $_d" ob "$m" build -q -t x -f "$ctx/Dockerfile" "$ctx"
 }
+# bounded CODE PATTERN DESC DOCKERFILE_TEXT: `from`, in bounded time,
+# memory and file size (without the fix these ran until killed)
+bounded() {
+  _c=$1 _p=$2 _d=$3 _f=$4; shift 4
+  # shellcheck disable=SC2059
+  printf "$_f" "$@" >"$ctx/Dockerfile"
+  # (a sanitizer build reserves terabytes of address space)
+  _v=1000000; [ -n "${ASAN_OPTIONS:-}" ] && _v=unlimited
+  check_fail "$_c" "$_p" "[$m] $_d" as "$m" sh -c 'ulimit -f 102400 && ulimit -v "$0" && exec timeout 20 "$@"' "$_v" \
+    env OBUILD_ROOT="$(store "$m")" "$OB" build -q -t x -f "$ctx/Dockerfile" "$ctx"
+}
 
 # layouts whose index or descriptors lie
 for kind in ok index-is-manifest index-self index-deep index-nested \
@@ -43,12 +54,70 @@ done
 for kind in hardlink hardlink-missing hardlink-abs ok; do
   hostile --tar "$kind" "$TESTDIR/I-$kind.tar"
 done
-for kind in bigconfig bigmanifest; do
+for kind in bigconfig bigmanifest ok; do
   hostile --docker "$kind" "$TESTDIR/D-$kind.tar"
 done
 (cd "$TESTDIR/L-index-is-manifest" && tar cf "$TESTDIR/A-index-is-manifest.tar" .)
 (cd "$TESTDIR/L-manifest-size-huge" && tar cf "$TESTDIR/A-manifest-size-huge.tar" .)
 (cd "$TESTDIR/L-config-size-small" && tar cf "$TESTDIR/A-config-size-small.tar" .)
+# files of an archive or layout that are no regular file: a FIFO (the open
+# blocked forever), a symlink to /dev/zero (read without end: the memory
+# filled), a layer under a symlinked directory (`d -> /dev`, `d/zero`: the
+# store's scratch filled)
+python3 - "$TESTDIR" "$FIXTURES" <<'PY'
+import io, json, os, sys, tarfile
+out, fixtures = sys.argv[1], sys.argv[2]
+def add(t, name, data=None, typ=tarfile.REGTYPE, link=""):
+    ti = tarfile.TarInfo(name); ti.type = typ; ti.linkname = link; ti.mode = 0o644
+    if data is not None:
+        ti.size = len(data)
+    t.addfile(ti, io.BytesIO(data) if data is not None else None)
+ok = tarfile.open(out + "/D-ok.tar")
+files = {m.name: ok.extractfile(m).read() for m in ok.getmembers()}
+man = json.loads(files["manifest.json"])
+for kind in ("manifest-fifo", "manifest-zero", "layer-fifo", "layer-symdir", "config-symdir"):
+    with tarfile.open("%s/D-%s.tar" % (out, kind), "w") as t:
+        m = json.loads(json.dumps(man))
+        if kind == "layer-fifo":
+            m[0]["Layers"] = ["fifo"]; add(t, "fifo", typ=tarfile.FIFOTYPE)
+        if kind == "layer-symdir":
+            m[0]["Layers"] = ["d/zero"]; add(t, "d", typ=tarfile.SYMTYPE, link="/dev")
+        if kind == "config-symdir":
+            m[0]["Config"] = "d/passwd"; add(t, "d", typ=tarfile.SYMTYPE, link="/etc")
+        if kind == "manifest-fifo":
+            add(t, "manifest.json", typ=tarfile.FIFOTYPE)
+        elif kind == "manifest-zero":
+            add(t, "manifest.json", typ=tarfile.SYMTYPE, link="/dev/zero")
+        else:
+            add(t, "manifest.json", json.dumps(m).encode())
+        for n, d in files.items():
+            if n != "manifest.json":
+                add(t, n, d)
+# oci-archives of the valid layout, one file replaced
+lay = out + "/L-ok"
+mdg = json.load(open(lay + "/index.json"))["manifests"][0]["digest"][7:]
+for kind in ("index-fifo", "index-zero", "blob-fifo"):
+    with tarfile.open("%s/A-%s.tar" % (out, kind), "w") as t:
+        for root, dirs, names in os.walk(lay):
+            for n in sorted(names):
+                rel = os.path.relpath(os.path.join(root, n), lay)
+                if rel == "index.json" and kind == "index-fifo":
+                    add(t, rel, typ=tarfile.FIFOTYPE)
+                elif rel == "index.json" and kind == "index-zero":
+                    add(t, rel, typ=tarfile.SYMTYPE, link="/dev/zero")
+                elif n == mdg and kind == "blob-fifo":
+                    add(t, rel, typ=tarfile.FIFOTYPE)
+                else:
+                    add(t, rel, open(os.path.join(root, n), "rb").read())
+PY
+# ... and the same in layouts
+for kind in index-fifo index-zero blob-fifo; do
+  cp -r "$TESTDIR/L-ok" "$TESTDIR/L-$kind"
+done
+md=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"][7:])' "$TESTDIR/L-ok/index.json")
+rm "$TESTDIR/L-index-fifo/index.json" "$TESTDIR/L-index-zero/index.json" "$TESTDIR/L-blob-fifo/blobs/sha256/$md"
+mkfifo "$TESTDIR/L-index-fifo/index.json" "$TESTDIR/L-blob-fifo/blobs/sha256/$md"
+ln -s /dev/zero "$TESTDIR/L-index-zero/index.json"
 chmod -R a+rX "$TESTDIR"
 
 for m in $MODES; do
@@ -120,6 +189,30 @@ EOF
     "[$m] import: hardlink to a path not in the tar: exit 9" ob "$m" import "$TESTDIR/I-hardlink-missing.tar" imp:1
   check_fail 9 "import .*I-hardlink-abs.tar.: entry .h.: hardlink to ./?etc/passwd., which is no earlier file of the archive" \
     "[$m] import: hardlink to /etc/passwd: exit 9" ob "$m" import "$TESTDIR/I-hardlink-abs.tar" imp:1
+
+  # files that are no regular file, or under a symlink out of the archive
+  for k in manifest-fifo manifest-zero; do
+    bounded 9 "Dockerfile:1: FROM docker-archive:.*D-$k.tar: not a docker-archive: .manifest.json.: not a regular file\$" \
+      "docker-archive whose manifest.json is a $k: exit 9" 'FROM docker-archive:%s\n' "$TESTDIR/D-$k.tar"
+  done
+  bounded 9 'Dockerfile:1: FROM docker-archive:.*D-layer-fifo.tar: .fifo.: not a regular file$' \
+    "docker-archive whose layer is a FIFO: exit 9" 'FROM docker-archive:%s\n' "$TESTDIR/D-layer-fifo.tar"
+  bounded 9 'Dockerfile:1: FROM docker-archive:.*D-layer-symdir.tar: path .d/zero. outside the archive$' \
+    "docker-archive layer d/zero, d -> /dev: exit 9" 'FROM docker-archive:%s\n' "$TESTDIR/D-layer-symdir.tar"
+  bounded 9 'Dockerfile:1: FROM docker-archive:.*D-config-symdir.tar: path .d/passwd. outside the archive$' \
+    "docker-archive config d/passwd, d -> /etc: exit 9" 'FROM docker-archive:%s\n' "$TESTDIR/D-config-symdir.tar"
+  for k in index-fifo index-zero; do
+    bounded 9 "Dockerfile:1: FROM oci-archive:.*A-$k.tar: .*/index.json.: not a regular file\$" \
+      "oci-archive whose index.json is a $k: exit 9" 'FROM oci-archive:%s\n' "$TESTDIR/A-$k.tar"
+    bounded 9 "Dockerfile:1: FROM oci:.*L-$k:bad: .*L-$k/index.json.: not a regular file\$" \
+      "layout whose index.json is a $k: exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-$k"
+  done
+  bounded 9 'Dockerfile:1: FROM oci-archive:.*A-blob-fifo.tar: .*blob sha256:[0-9a-f]{64} in .*: not a regular file$' \
+    "oci-archive whose manifest blob is a FIFO: exit 9" 'FROM oci-archive:%s\n' "$TESTDIR/A-blob-fifo.tar"
+  bounded 9 'Dockerfile:1: FROM oci:.*L-blob-fifo:bad: .*blob sha256:[0-9a-f]{64} in .*L-blob-fifo.: not a regular file$' \
+    "layout whose manifest blob is a FIFO: exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-blob-fifo"
+  check_fail 9 'A-blob-fifo.tar: .*blob sha256:[0-9a-f]{64} in .*: not a regular file$' \
+    "[$m] load of that oci-archive: exit 9" as "$m" timeout 20 env OBUILD_ROOT="$(store "$m")" "$OB" load -i "$TESTDIR/A-blob-fifo.tar"
 
   snapshot "$m" >"$TESTDIR/after-$m"
   check_files "[$m] the store is as it was" "$TESTDIR/after-$m" "$TESTDIR/before-$m"
