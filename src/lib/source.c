@@ -367,20 +367,53 @@ out:
   return r;
 }
 
-/* Unpack an archive file into a fresh directory of the transaction. */
+/* The archive unpacked last: ob_archive_load asks for each image of an
+ * archive in turn, and the archive's index names as many as it likes (an
+ * unpacked copy each filled the scratch directory with N times the
+ * archive).  Only read once unpacked. */
+static struct
+{
+  char *scratch, *file, *dir;
+  struct stat st;
+} unpacked;
+
+static bool
+same_file (const struct stat *a, const struct stat *b)
+{
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size
+         && a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Unpack an archive file into a directory of the transaction (once). */
 static int
 unpack_archive (struct ob_txn *t, const char *file, char **dir, ob_error_t *err)
 {
   static unsigned counter;
   cleanup_close int in = open (file, O_RDONLY | O_CLOEXEC);
   cleanup_close int dfd = -1;
+  struct stat st, dst;
   if (in < 0)
     return ob_error_make (err, OB_ERR_IMAGE, errno, "open `%s`", file);
+  if (fstat (in, &st) < 0)
+    return ob_error_make (err, OB_ERR_IMAGE, errno, "`%s`", file);
+  if (unpacked.dir && strcmp (unpacked.scratch, ob_txn_scratch (t)) == 0 && strcmp (unpacked.file, file) == 0
+      && same_file (&unpacked.st, &st) && stat (unpacked.dir, &dst) == 0 && S_ISDIR (dst.st_mode))
+    {
+      *dir = ob_xstrdup (unpacked.dir);
+      return 0;
+    }
   *dir = ob_xasprintf ("%s/archive-%u", ob_txn_scratch (t), ++counter);
   if (mkdir (*dir, 0700) < 0 || (dfd = open (*dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
     return ob_error_make (err, OB_ERR_STORE, errno, "mkdir `%s`", *dir);
   if (ob_layer_extract (in, dfd, "/", false, false, err) < 0)
     return ob_error_wrap (err, "unpack `%s`", file);
+  free (unpacked.scratch);
+  free (unpacked.file);
+  free (unpacked.dir);
+  unpacked.scratch = ob_xstrdup (ob_txn_scratch (t));
+  unpacked.file = ob_xstrdup (file);
+  unpacked.dir = ob_xstrdup (*dir);
+  unpacked.st = st;
   return 0;
 }
 

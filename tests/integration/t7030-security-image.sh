@@ -60,6 +60,7 @@ done
 (cd "$TESTDIR/L-index-is-manifest" && tar cf "$TESTDIR/A-index-is-manifest.tar" .)
 (cd "$TESTDIR/L-manifest-size-huge" && tar cf "$TESTDIR/A-manifest-size-huge.tar" .)
 (cd "$TESTDIR/L-config-size-small" && tar cf "$TESTDIR/A-config-size-small.tar" .)
+(cd "$TESTDIR/L-ok" && tar cf "$TESTDIR/A-ok.tar" .)
 # files of an archive or layout that are no regular file: a FIFO (the open
 # blocked forever), a symlink to /dev/zero (read without end: the memory
 # filled), a layer under a symlinked directory (`d -> /dev`, `d/zero`: the
@@ -109,6 +110,25 @@ for kind in ("index-fifo", "index-zero", "blob-fifo"):
                     add(t, rel, typ=tarfile.FIFOTYPE)
                 else:
                     add(t, rel, open(os.path.join(root, n), "rb").read())
+PY
+# archives naming one image 50 times, under 50 tags
+python3 - "$TESTDIR" <<'PY'
+import io, json, sys, tarfile
+out = sys.argv[1]
+for src, dst in (("A-ok", "A-many"), ("D-ok", "D-many")):
+    with tarfile.open("%s/%s.tar" % (out, src)) as a, tarfile.open("%s/%s.tar" % (out, dst), "w") as t:
+        for m in a.getmembers():
+            data = a.extractfile(m).read() if m.isfile() else None
+            if m.name.lstrip("./") == "index.json":
+                j = json.loads(data); e = j["manifests"][0]
+                j["manifests"] = [dict(e, annotations={"org.opencontainers.image.ref.name": "%s:%d" % (dst.lower(), i)}) for i in range(50)]
+                data = json.dumps(j).encode()
+            if m.name == "manifest.json":
+                j = json.loads(data)
+                data = json.dumps([dict(j[0], RepoTags=["%s:%d" % (dst.lower(), i)]) for i in range(50)]).encode()
+            if data is not None:
+                m.size = len(data)
+            t.addfile(m, io.BytesIO(data) if data is not None else None)
 PY
 # ... and the same in layouts
 for kind in index-fifo index-zero blob-fifo; do
@@ -257,6 +277,21 @@ for m in $MODES; do
   from 9 "Dockerfile:1: FROM oci:$bad: .*index.json" \
     "an index.json with a broken entry, FROM oci:DIR without a tag: exit 9" 'FROM oci:%s\n' "$bad"
 done
+# an archive naming one image 50 times was unpacked for each: 50 times its
+# size in the scratch directory (the number of unpacks is counted by strace)
+if command -v strace >/dev/null 2>&1; then
+  for m in $MODES; do
+    u=$(userdir "trace-$m" "$m")
+    for a in A-many D-many; do
+      check "[$m] load of $a (50 tags of one image)" as "$m" strace -f -qq -e trace=mkdir,mkdirat -o "$u/$a" \
+        env OBUILD_ROOT="$(store "$m")" "$OB" load -i "$TESTDIR/$a.tar"
+      check_eq "[$m] ... the archive was unpacked once" "$(grep -c '/archive-[0-9]*"' "$u/$a")" 1
+      check_eq "[$m] ... all 50 tags" "$(ob "$m" images -q | grep -c "^$(echo "$a" | tr A-Z a-z):")" 50
+    done
+  done
+else
+  skip "load of an archive naming one image 50 times: no strace"
+fi
 # a valid tarball is still imported
 m=${MODES%% *}
 check "[$m] import of a tarball with valid hardlinks" ob "$m" import -q "$TESTDIR/I-ok.tar" imp:ok
