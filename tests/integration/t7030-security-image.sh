@@ -130,6 +130,36 @@ for src, dst in (("A-ok", "A-many"), ("D-ok", "D-many")):
                 m.size = len(data)
             t.addfile(m, io.BytesIO(data) if data is not None else None)
 PY
+# an image and an archive compressed with lrzip, which libarchive decodes
+# with the program `lrzip` (a fake one here, that leaves a mark outside)
+python3 - "$TESTDIR" <<'PY'
+import hashlib, json, os, sys
+out = sys.argv[1] + "/L-lrzip"
+os.makedirs(out + "/blobs/sha256")
+def put(d):
+    h = hashlib.sha256(d).hexdigest()
+    open(out + "/blobs/sha256/" + h, "wb").write(d)
+    return "sha256:" + h
+# (read as it is, without the filter: its diff_id is its digest)
+raw = b"LRZI\x00\x06" + b"\x00" * 200
+open(sys.argv[1] + "/lrzip.tar.lrz", "wb").write(raw)
+ld = put(raw)
+cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                  "rootfs": {"type": "layers", "diff_ids": [ld]}}).encode()
+cd = put(cfg)
+man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                  "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": len(cfg)},
+                  "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld, "size": len(raw)}]}).encode()
+md = put(man)
+open(out + "/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
+json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md,
+           "size": len(man), "annotations": {"org.opencontainers.image.ref.name": "bad"}}]}, open(out + "/index.json", "w"))
+PY
+fakebin=$TESTDIR/fakebin
+mkdir -p "$fakebin"
+printf '#!/bin/sh\ntouch "%s/lrzip-ran"\ncat >/dev/null\n' "$outside" >"$fakebin/lrzip"
+chmod 755 "$fakebin/lrzip"
+echo f >"$ctx/f"
 # ... and the same in layouts
 for kind in index-fifo index-zero blob-fifo; do
   cp -r "$TESTDIR/L-ok" "$TESTDIR/L-$kind"
@@ -233,6 +263,16 @@ EOF
     "layout whose manifest blob is a FIFO: exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-blob-fifo"
   check_fail 9 'A-blob-fifo.tar: .*blob sha256:[0-9a-f]{64} in .*: not a regular file$' \
     "[$m] load of that oci-archive: exit 9" as "$m" timeout 20 env OBUILD_ROOT="$(store "$m")" "$OB" load -i "$TESTDIR/A-blob-fifo.tar"
+
+  # an external decompressor libarchive would run (the extractor has none)
+  opath=$PATH
+  PATH=$fakebin:$PATH
+  from 9 "layer sha256:[0-9a-f]{64}: read layer: Unrecognized archive format" \
+    "a base image whose layer is lrzip-compressed, COPY: exit 9" 'FROM oci:%s:bad\nCOPY f /f\n' "$TESTDIR/L-lrzip"
+  check_fail 9 'lrzip\.tar\.lrz.: not a docker-archive or oci-archive: Unrecognized archive format' \
+    "[$m] load of an lrzip-compressed file: exit 9" ob "$m" load -i "$TESTDIR/lrzip.tar.lrz"
+  PATH=$opath
+  check "[$m] ... the program lrzip was not run" test ! -e "$outside/lrzip-ran"
 
   snapshot "$m" >"$TESTDIR/after-$m"
   check_files "[$m] the store is as it was" "$TESTDIR/after-$m" "$TESTDIR/before-$m"
