@@ -3,6 +3,7 @@
 #include <obuild/source.h>
 #include <obuild/util.h>
 #include "context_priv.h"
+#include "layer_priv.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -106,6 +107,10 @@ verify_image (struct ob_txn *t, const struct ob_descriptor *md, const char *what
   json_t *cfg = NULL, *ids;
   size_t mlen, clen;
   int r = -1;
+  /* "digest diff_id" of the layers checked so far: a manifest may list
+   * one layer as often as its 4 MiB hold (some 28,000 times), and each was
+   * decompressed and hashed again */
+  struct ob_strset checked = { 0 };
 
   if (read_txn_blob (t, md, &mdata, &mlen, err) < 0 || ob_image_manifest_parse (mdata, mlen, &m, err) < 0)
     goto out;
@@ -135,6 +140,12 @@ verify_image (struct ob_txn *t, const struct ob_descriptor *md, const char *what
         }
       if (want && known_diff_id (m->layers[i].digest, want) && ob_txn_blob_in_layout (t, m->layers[i].digest))
         continue;
+      {
+        cleanup_free char *key = ob_xasprintf ("%s %s", m->layers[i].digest, want ? want : "");
+        if (ob_strset_has (&checked, key))
+          continue;
+        ob_strset_add (&checked, key);
+      }
       if (want && unpack_into)
         {
           /* checked while it is unpacked for the build's RUN steps */
@@ -167,6 +178,7 @@ verify_image (struct ob_txn *t, const struct ob_descriptor *md, const char *what
 out:
   if (r < 0)
     ob_error_wrap (err, "%s", what);
+  ob_strset_free (&checked);
   ob_manifest_free (m);
   json_decref (cfg);
   return r;
