@@ -514,7 +514,13 @@ from_docker_archive (struct ob_txn *t, const char *file, const char *tag, const 
   struct ob_descriptor cfg = { (char *) OB_MT_OCI_CONFIG, "", 0 };
   struct ob_descriptor *layers = NULL;
   struct ob_descriptor md = { (char *) OB_MT_OCI_MANIFEST, "", 0 };
-  size_t len, i, n = 0;
+  size_t len, i, n = 0, n_seen = 0;
+  struct
+  {
+    dev_t dev;
+    ino_t ino;
+    size_t at;
+  } *seen = NULL;
   json_t *x;
   int r = -1;
 
@@ -566,12 +572,54 @@ from_docker_archive (struct ob_txn *t, const char *file, const char *tag, const 
         goto out;
     }
   layers_j = json_object_get (entry, "Layers");
+  {
+    /* as many layers as the config has diff_ids (as verify_image checks
+     * after), before any is read: manifest.json may name a file as often
+     * as its 4 MiB hold, and each was copied and hashed */
+    cleanup_free char *cdata = NULL;
+    size_t clen, nids;
+    json_t *c = NULL;
+    if (read_txn_blob (t, &cfg, &cdata, &clen, err) < 0 || ob_image_config_parse (cdata, clen, &c, err) < 0)
+      {
+        ob_error_wrap (err, "config");
+        goto out;
+      }
+    nids = json_array_size (json_object_get (json_object_get (c, "rootfs"), "diff_ids"));
+    json_decref (c);
+    if (json_array_size (layers_j) != nids)
+      {
+        ob_error_make (err, OB_ERR_IMAGE, 0, "%zu layers but %zu diff_ids in the config", json_array_size (layers_j),
+                       nids);
+        goto out;
+      }
+  }
   layers = ob_xmalloc0 ((json_array_size (layers_j) + 1) * sizeof *layers);
+  seen = ob_xmalloc0 ((json_array_size (layers_j) + 1) * sizeof *seen);
   json_array_foreach (layers_j, i, x)
     {
+      const char *name = json_string_value (x) ? json_string_value (x) : "";
+      struct stat st;
+      int fd;
+      size_t k;
       layers[n].media_type = (char *) OB_MT_LAYER_TAR;
-      if (put_file_blob (t, dfd, json_string_value (x) ? json_string_value (x) : "", -1, layers[n].digest, &layers[n].size, err) < 0)
+      /* a file named again (by the same name or another) is read once */
+      if (open_archive_file (dfd, name, &fd, &st, err) < 0)
         goto out;
+      close (fd);
+      for (k = 0; k < n_seen && (seen[k].dev != st.st_dev || seen[k].ino != st.st_ino); k++)
+        ;
+      if (k < n_seen)
+        {
+          strcpy (layers[n].digest, layers[seen[k].at].digest);
+          layers[n].size = layers[seen[k].at].size;
+          n++;
+          continue;
+        }
+      if (put_file_blob (t, dfd, name, -1, layers[n].digest, &layers[n].size, err) < 0)
+        goto out;
+      seen[n_seen].dev = st.st_dev;
+      seen[n_seen].ino = st.st_ino;
+      seen[n_seen++].at = n;
       n++;
     }
   m = ob_image_manifest_new (&cfg, layers, n, NULL);
@@ -590,6 +638,7 @@ out:
   if (r < 0 && *err && !ob_str_has_prefix ((*err)->msg, what))
     ob_error_wrap (err, "%s", what);
   free (layers);
+  free (seen);
   json_decref (list);
   return r;
 }
