@@ -19,9 +19,10 @@ case ${1:-} in
     # registered with the F flag); its arm64 busybox is fetched below
     # tmux: a real terminal for t6300-progress's --progress=tty
     # zsh, fish: t0010-install checks their completions
+    # strace: t7030-security-image counts the unpacks of a load
     PKGS="$PKGS uidmap busybox-static skopeo umoci oci-image-tool docker-registry python3 \
 passwd util-linux valgrind curl xz-utils zstd mmdebstrap apache2-utils openssl python3-jwt python3-cryptography \
-buildah time e2fsprogs openssh-client docker.io clang libclang-rt-14-dev qemu-user-static binfmt-support tmux zsh fish" ;;
+buildah time e2fsprogs openssh-client docker.io clang libclang-rt-14-dev qemu-user-static binfmt-support tmux zsh fish strace" ;;
   "") ;;
   *) echo "usage: deps.sh [--example|--test]" >&2; exit 2 ;;
 esac
