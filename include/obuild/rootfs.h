@@ -18,7 +18,9 @@ int ob_rootfs_mount_overlay (char *const *lowers, size_t n, const char *rundir, 
                              const char *work, const char *target, ob_error_t *err);
 
 /* The content of path inside root (symlinks resolved inside it, no magic
- * links), or NULL when it cannot be read. */
+ * links), or NULL when it cannot be read, is no regular file (a FIFO, a
+ * device) or is larger than OB_ROOTFS_READ_MAX bytes. */
+#define OB_ROOTFS_READ_MAX (16u << 20)
 char *ob_rootfs_read (const char *root, const char *path);
 
 /* Field `field` (0 name ... 5 home, 6 shell) of uid's line in an

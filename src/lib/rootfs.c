@@ -143,21 +143,36 @@ ob_rootfs_mount_overlay (char *const *lowers, size_t n, const char *rundir, cons
 char *
 ob_rootfs_read (const char *root, const char *path)
 {
-  struct open_how how = { .flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+  /* O_NONBLOCK: the image's (or an earlier step's) FIFO there must not
+   * hang obuild in open, nor a device or an endless file fill its memory:
+   * a regular file of a sane size only */
+  struct open_how how = { .flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
+                          .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
   cleanup_close int rfd = open (root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   cleanup_close int fd = -1;
-  char *data = NULL;
-  size_t len;
-  ob_error_t e = NULL;
+  struct ob_buf b = { 0 };
+  struct stat st;
   if (rfd < 0)
     return NULL;
   fd = (int) syscall (SYS_openat2, rfd, path, &how, sizeof how);
-  if (fd < 0 || ob_read_fd (fd, &data, &len, &e) < 0)
+  if (fd < 0 || fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || st.st_size > OB_ROOTFS_READ_MAX)
+    return NULL;
+  for (;;)
     {
-      ob_error_free (&e);
-      return NULL;
+      char tmp[65536];
+      ssize_t r = read (fd, tmp, sizeof tmp);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r < 0 || b.len + (size_t) r > OB_ROOTFS_READ_MAX)
+        {
+          ob_buf_free (&b);
+          return NULL;
+        }
+      if (r == 0)
+        break;
+      ob_buf_add (&b, tmp, (size_t) r);
     }
-  return data;
+  return ob_buf_steal (&b);
 }
 
 char *
