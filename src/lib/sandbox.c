@@ -273,12 +273,12 @@ static unsigned long
 locked_flags (int fd)
 {
   /* statfs f_flags share MS_* values for these bits.  In a user namespace
-   * a remount must keep them, or it fails with EPERM. */
+   * a remount must keep them (read-only too), or it fails with EPERM. */
   struct statfs sf;
   if (fstatfs (fd, &sf) < 0)
     return 0;
   return (unsigned long) sf.f_flags
-         & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME);
+         & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME);
 }
 
 /* Decode mountinfo's octal escapes (\040 for a space) in place. */
@@ -300,11 +300,12 @@ unescape_mountinfo (char *s)
   *w = '\0';
 }
 
-/* Classic-API fallback for a recursive read-only bind: remount every
- * submount below top read-only.  Locked submounts may refuse (EPERM): they
- * are left as they are.  Reads mountinfo in chunks, without allocating. */
+/* Classic-API fallback for a recursive bind: remount every submount below
+ * top with the flags add (MS_RDONLY, MS_NODEV, ...) too.  Locked submounts
+ * may refuse (EPERM): they are left as they are.  Reads mountinfo in
+ * chunks, without allocating. */
 static void
-remount_submounts_ro (const char *top)
+remount_submounts (const char *top, unsigned long add)
 {
   char buf[16384];
   size_t len = 0, tlen = strlen (top);
@@ -356,9 +357,9 @@ remount_submounts_ro (const char *top)
               unsigned long keep = 0;
               if (statfs (mp, &sf) == 0)
                 keep = (unsigned long) sf.f_flags
-                       & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME
+                       & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME
                           | MS_RELATIME);
-              (void) mount ("none", mp, "none", MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL);
+              (void) mount ("none", mp, "none", MS_REMOUNT | MS_BIND | add | keep, NULL);
             }
         }
       {
@@ -378,6 +379,9 @@ bind_mount (int rootfd, const char *source, const char *dest, bool recursive, bo
 {
   char path[64];
   int tfd, sfd, fd, saved, ret;
+  unsigned long add = (readonly ? MS_RDONLY : 0) | (extra_attr & MOUNT_ATTR_NOSUID ? MS_NOSUID : 0)
+                      | (extra_attr & MOUNT_ATTR_NODEV ? MS_NODEV : 0)
+                      | (extra_attr & MOUNT_ATTR_NOEXEC ? MS_NOEXEC : 0);
 
   *what = "open mount point";
   tfd = ob_sandbox_open_in_root (rootfd, dest, O_PATH);
@@ -414,7 +418,8 @@ bind_mount (int rootfd, const char *source, const char *dest, bool recursive, bo
         }
     }
 
-  /* Classic mount (2): bind, then remount the top mount read-only. */
+  /* Classic mount (2): bind, then remount it (and its submounts) read-only,
+   * nodev, ... as asked. */
   *what = "bind";
   ob_sandbox_fd_path (path, sizeof path, tfd);
   ret = mount (source, path, "none", MS_BIND | (recursive ? MS_REC : 0), NULL);
@@ -425,7 +430,7 @@ bind_mount (int rootfd, const char *source, const char *dest, bool recursive, bo
       errno = saved;
       return -1;
     }
-  if (!readonly)
+  if (add == 0)
     return 0;
 
   /* Reopen: the old fd is the covered mount point, not the new mount. */
@@ -434,7 +439,7 @@ bind_mount (int rootfd, const char *source, const char *dest, bool recursive, bo
   if (fd < 0)
     return -1;
   ob_sandbox_fd_path (path, sizeof path, fd);
-  ret = mount ("none", path, "none", MS_REMOUNT | MS_BIND | MS_RDONLY | locked_flags (fd), NULL);
+  ret = mount ("none", path, "none", MS_REMOUNT | MS_BIND | add | locked_flags (fd), NULL);
   saved = errno;
   if (ret == 0 && recursive)
     {
@@ -443,7 +448,7 @@ bind_mount (int rootfd, const char *source, const char *dest, bool recursive, bo
       if (n > 0)
         {
           real[n] = '\0';
-          remount_submounts_ro (real);
+          remount_submounts (real, add);
         }
     }
   close (fd);
@@ -536,9 +541,12 @@ run_op (const struct sandbox_ctx *c, int rootfd, const struct sandbox_op *op)
       break;
 
     case OP_BIND:
-      if (bind_mount (rootfd, op->source, op->dest, true, op->readonly, 0, &what) < 0)
+      /* nodev as the root: a bind of an image's or a stage's unpacked
+       * layer (RUN --mount=from=), which root mode keeps device nodes in,
+       * must open no host device either */
+      if (bind_mount (rootfd, op->source, op->dest, true, op->readonly, MOUNT_ATTR_NODEV, &what) < 0)
         child_fail (c, errno, "%s `%s` on `%s`%s", what, op->source, op->dest,
-                    strcmp (what, "remount") == 0 ? " read-only" : "");
+                    strcmp (what, "remount") == 0 ? (op->readonly ? " read-only, nodev" : " nodev") : "");
       break;
     }
 }
