@@ -58,6 +58,10 @@ static const char *const deny_always[] = {
   "setns",
   /* raw I/O ports and vm86 mode (Docker: CAP_SYS_RAWIO / not allowed) */
   "iopl", "ioperm", "vm86", "vm86old",
+  /* io_uring: a large kernel attack surface whose operations (openat,
+   * statx, renameat, ...) no seccomp filter sees (Docker and containerd
+   * removed it in 2023: moby#46762); liburing and libuv fall back */
+  "io_uring_setup", "io_uring_enter", "io_uring_register",
 };
 
 /* With emulate_root: the chown family succeeds without effect, or, with

@@ -856,6 +856,12 @@ child_misc_denied (void)
   CCHECK (FAILS_WITH (syscall (SYS_quotactl, 0, NULL, 0, NULL), EPERM));
   CCHECK (FAILS_WITH (syscall (SYS_vhangup), EPERM));
   CCHECK (FAILS_WITH (syscall (SYS_fanotify_init, 0, 0), EPERM));
+#ifdef SYS_io_uring_setup
+  /* EFAULT without the filter (no params) */
+  CCHECK (FAILS_WITH (syscall (SYS_io_uring_setup, 1, NULL), EPERM));
+  CCHECK (FAILS_WITH (syscall (SYS_io_uring_enter, -1, 0, 0, 0, NULL, 0), EPERM));
+  CCHECK (FAILS_WITH (syscall (SYS_io_uring_register, -1, 0, NULL, 0), EPERM));
+#endif
 #if defined(__x86_64__)
   CCHECK (FAILS_WITH (syscall (SYS_iopl, 0), EPERM));
   CCHECK (FAILS_WITH (syscall (SYS_ioperm, 0, 0, 0), EPERM));
