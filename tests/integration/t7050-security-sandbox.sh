@@ -3,7 +3,7 @@
 # the image's /etc/passwd and /etc/group, read by obuild to resolve USER
 # (RUN) and the user of `obuild run`, may be a FIFO (obuild hung in open),
 # a device (root mode: /dev/zero filled obuild's memory) or a sparse file
-# of gigabytes (read into memory); each is taken as no such file.  And
+# of hundreds of MiB (read into memory); each is taken as no such file.  And
 # every bind mount of a step is nodev, as its root: root mode keeps an
 # image's device nodes in its unpacked layers, which RUN --mount=from=
 # binds (a hostile image's block device 0666 opened the host's disk).
@@ -20,7 +20,7 @@ ctx=$TESTDIR/ctx
 mkdir -p "$ctx"
 printf 'FROM busybox\nRUN rm /etc/passwd && mkfifo /etc/passwd\nUSER nobody\nRUN true\n' >"$ctx/Dockerfile.fifo"
 printf 'FROM busybox\nRUN rm /etc/passwd /etc/group && mkfifo /etc/passwd /etc/group\n' >"$ctx/Dockerfile.fifo-run"
-printf 'FROM busybox\nRUN rm /etc/passwd && dd if=/dev/zero of=/etc/passwd bs=1M seek=4095 count=1 2>/dev/null\nUSER nobody\nRUN true\n' >"$ctx/Dockerfile.huge"
+printf 'FROM busybox\nRUN rm /etc/passwd && dd if=/dev/zero of=/etc/passwd bs=1M seek=599 count=1 2>/dev/null\nUSER nobody\nRUN true\n' >"$ctx/Dockerfile.huge"
 chmod -R a+rX "$ctx"
 
 # a base image whose /etc/passwd and /etc/group are /dev/zero's device
@@ -70,7 +70,7 @@ for m in $MODES; do
     "[$m] USER with /etc/passwd a FIFO: exit 3, obuild does not hang" \
     tob "$m" build -f "$ctx/Dockerfile.fifo" "$ctx"
   check_fail 3 "Dockerfile.huge:4: USER nobody: unable to find user nobody" \
-    "[$m] USER with a sparse 4 GiB /etc/passwd: exit 3, not read into memory" \
+    "[$m] USER with a sparse 600 MiB /etc/passwd: exit 3, not read into memory" \
     tob "$m" build -f "$ctx/Dockerfile.huge" "$ctx"
   check_fail 3 "Dockerfile.zero:3: USER nobody: unable to find user nobody" \
     "[$m] USER with /etc/passwd a device (/dev/zero's in root mode): exit 3" \
