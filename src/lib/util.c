@@ -262,14 +262,9 @@ ob_write_file_unsynced_at (int dirfd, const char *path, const void *data, size_t
                            ob_error_t *err)
 {
   cleanup_free char *tmp = ob_xasprintf ("%s.tmp.%d", path, (int) getpid ());
-  cleanup_close int fd = openat (dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
-  if (fd < 0)
-    return ob_error_make (err, OB_ERR_STORE, errno, "create `%s`", tmp);
-  if (ob_write_all (fd, data, len, err) < 0)
-    {
-      unlinkat (dirfd, tmp, 0);
-      return ob_error_wrap (err, "`%s`", path);
-    }
+  unlinkat (dirfd, tmp, 0); /* a dead process's, with our pid */
+  if (ob_write_file_new_at (dirfd, tmp, data, len, mode, err) < 0)
+    return ob_error_wrap (err, "`%s`", path);
   if (renameat (dirfd, tmp, dirfd, path) < 0)
     {
       int e = errno;
