@@ -245,8 +245,11 @@ int ob_layer_check_hardlinks (int infd, ob_error_t *err);
 /* Read the file `path` (absolute or relative inside the image) from a stack
  * of layer blobs given as fds, bottom layer first.  The top-most layer that
  * has it (or whites it out, or an opaque parent) decides.  *out is set to
- * NULL (return 0) when the file does not exist; symlinks are not followed.
- * Used to read /etc/passwd and /etc/group for --chown and USER. */
+ * NULL (return 0) when the file does not exist, is no regular file or is
+ * larger than OB_LAYER_READ_MAX (a hostile image's sparse gigabytes, read
+ * into memory); symlinks are not followed.  Used to read /etc/passwd and
+ * /etc/group for --chown and USER. */
+#define OB_LAYER_READ_MAX (16u << 20)
 int ob_layer_read_file (const int *layer_fds, size_t n, const char *path, char **out,
                         size_t *len, ob_error_t *err);
 

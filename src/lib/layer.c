@@ -864,6 +864,10 @@ read_entry_data (struct archive *a, struct ob_buf *b, const char *name, ob_error
         return 0;
       if (r < ARCHIVE_WARN)
         return reader_error (a, name, err);
+      /* the header's size was checked; data past it (a sparse map) is not
+       * taken either */
+      if (off < 0 || (uint64_t) off + n > OB_LAYER_READ_MAX)
+        return ob_error_make (err, OB_ERR_IMAGE, 0, "`%s`: more than %u bytes", name, OB_LAYER_READ_MAX);
       if ((size_t) off > b->len)
         {
           size_t gap = off - b->len;
@@ -914,13 +918,14 @@ scan_layer_for (int fd, struct read_state *st, ob_error_t *err)
               if (ob_layer_clean_name (hl, &st->hardlink, err) < 0)
                 return -1;
             }
-          else if (archive_entry_filetype (e) == AE_IFREG)
+          else if (archive_entry_filetype (e) == AE_IFREG && archive_entry_size (e) >= 0
+                   && archive_entry_size (e) <= (la_int64_t) OB_LAYER_READ_MAX)
             {
               if (read_entry_data (a, &st->data, name, err) < 0)
                 return -1;
             }
           else
-            st->not_regular = true;
+            st->not_regular = true; /* or too large: as if absent */
           continue;
         }
       if (strncmp (base, ".wh.", 4) == 0)

@@ -28,6 +28,8 @@ mkdir -p "$ctx"
 printf 'FROM busybox\nRUN rm /etc/passwd && mkfifo /etc/passwd\nUSER nobody\nRUN true\n' >"$ctx/Dockerfile.fifo"
 printf 'FROM busybox\nRUN rm /etc/passwd /etc/group && mkfifo /etc/passwd /etc/group\n' >"$ctx/Dockerfile.fifo-run"
 printf 'FROM busybox\nRUN rm /etc/passwd && dd if=/dev/zero of=/etc/passwd bs=1M seek=599 count=1 2>/dev/null\nUSER nobody\nRUN true\n' >"$ctx/Dockerfile.huge"
+# the same layer, then COPY --chown, which reads /etc/passwd from the layers
+printf 'FROM busybox\nRUN rm /etc/passwd && dd if=/dev/zero of=/etc/passwd bs=1M seek=599 count=1 2>/dev/null\nCOPY --chown=nobody Dockerfile.huge /x\n' >"$ctx/Dockerfile.huge-copy"
 chmod -R a+rX "$ctx"
 
 # a base image whose /etc/passwd and /etc/group are /dev/zero's device
@@ -79,6 +81,9 @@ for m in $MODES; do
   check_fail 3 "Dockerfile.huge:4: USER nobody: unable to find user nobody" \
     "[$m] USER with a sparse 600 MiB /etc/passwd: exit 3, not read into memory" \
     tob "$m" build -f "$ctx/Dockerfile.huge" "$ctx"
+  tob "$m" build -f "$ctx/Dockerfile.huge-copy" "$ctx" >"$TESTDIR/.hc" 2>&1
+  check_eq "[$m] COPY --chown with a sparse 600 MiB /etc/passwd in a layer: exit 3 naming the user, not read into memory" \
+    "$?:$(grep -c '^obuild: .*Dockerfile.huge-copy:3: .*nobody' "$TESTDIR/.hc")" "3:1"
   check_fail 3 "Dockerfile.zero:3: USER nobody: unable to find user nobody" \
     "[$m] USER with /etc/passwd a device (/dev/zero's in root mode): exit 3" \
     tob "$m" build -f "$ctx/Dockerfile.zero" "$ctx"
