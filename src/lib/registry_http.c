@@ -204,6 +204,26 @@ url_path (const char *url)
   return buf;
 }
 
+/* A transfer's deadline: 5 minutes, plus its size (the most it may
+ * receive, or its body) at 64 KiB/s.  The low-speed limit alone let a
+ * registry sending a byte a second hold obuild for as long as the size it
+ * declared takes at that rate (a 4 MiB manifest: 48 days); a 1 GB layer
+ * may take 4.6 hours.  OBUILD_TEST_REGISTRY_DEADLINE (seconds) replaces it
+ * in the tests. */
+static long
+transfer_deadline_ms (const struct reg_req *q)
+{
+  const char *t = getenv ("OBUILD_TEST_REGISTRY_DEADLINE");
+  int64_t bytes = q->max_size > 0 ? q->max_size : 0;
+  if (t && *t)
+    return atol (t) * 1000L;
+  if (q->body_size > bytes)
+    bytes = q->body_size;
+  if ((int64_t) q->body_len > bytes)
+    bytes = (int64_t) q->body_len;
+  return 300000L + (long) (bytes / 64);
+}
+
 /* One transfer, no retries.  Returns the curl result; errbuf filled. */
 static CURLcode
 perform_once (struct ob_registry *r, CURL *easy, struct reg_req *q, const char *url,
@@ -224,6 +244,7 @@ perform_once (struct ob_registry *r, CURL *easy, struct reg_req *q, const char *
   curl_easy_setopt (easy, CURLOPT_CONNECTTIMEOUT, 30L);
   curl_easy_setopt (easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt (easy, CURLOPT_LOW_SPEED_TIME, 120L);
+  curl_easy_setopt (easy, CURLOPT_TIMEOUT_MS, transfer_deadline_ms (q));
   /* Redirects (blob storage): libcurl does not send our Authorization
    * header, nor user:password, to another host or port (CURLOPT_
    * UNRESTRICTED_AUTH stays 0). */

@@ -1,6 +1,6 @@
 #!/bin/sh
 # A registry that lies: sizes that do not match, answers that never end,
-# redirect loops.  Each pull ends with one line and a documented exit code,
+# redirect loops, answers that trickle.  Each pull ends with one line and a documented exit code,
 # in bounded time, and leaves the store as it was.
 . "$(dirname "$0")/lib.sh"
 
@@ -39,4 +39,18 @@ for m in $MODES; do
   snapshot "$m" >"$TESTDIR/after"
   check_files "[$m] the lies left the store as it was" "$TESTDIR/after" "$TESTDIR/before"
 done
+# a manifest sent two bytes a second passes any low-speed limit: each
+# transfer has a deadline (here 2 s instead of 5 minutes plus its size at
+# 64 KiB/s); three tries, then exit 8 (once: the code is the same in every
+# mode)
+m=root
+snapshot "$m" >"$TESTDIR/before"
+t0=$(date +%s)
+check_fail 8 "cannot reach registry 127.0.0.1:[0-9]+: .*[Tt]imed out" \
+  "[$m] a registry sending two bytes a second: exit 8 at the deadline" \
+  env OBUILD_TEST_REGISTRY_DEADLINE=2 OBUILD_ROOT="$(store "$m")" "$OB" pull "$R/img:slow"
+t1=$(date +%s)
+check "[$m] ... within 30 s (three tries of 2 s, backoff): took $((t1 - t0)) s" test $((t1 - t0)) -lt 30
+snapshot "$m" >"$TESTDIR/after"
+check_files "[$m] ... the store as it was" "$TESTDIR/after" "$TESTDIR/before"
 done_testing
