@@ -242,6 +242,13 @@ int ob_layer_unpack_overlay_digest (int infd, int rootfd, ob_layer_entry_fn on_e
  * refuses such a tarball instead of failing at the first RUN). */
 int ob_layer_check_hardlinks (int infd, ob_error_t *err);
 
+/* Let the libarchive reader a take what image layers and archives may be
+ * compressed with: gzip, bzip2, xz, zstd.  Never
+ * archive_read_support_filter_all: for some filters (lrzip, lzop, grzip)
+ * libarchive runs an external program on the input, outside any sandbox. */
+struct archive;
+void ob_layer_reader_filters (struct archive *a);
+
 /* Read the file `path` (absolute or relative inside the image) from a stack
  * of layer blobs given as fds, bottom layer first.  The top-most layer that
  * has it (or whites it out, or an opaque parent) decides.  *out is set to

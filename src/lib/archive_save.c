@@ -665,13 +665,7 @@ peek_archive (const char *file, char **manifest, char **index, ob_error_t *err)
   if (a == NULL)
     ob_oom ();
   *manifest = *index = NULL;
-  /* the filters the extractor has (layer.c), never all: libarchive runs
-   * an external program (lrzip, lzop, grzip...) for some, on input from
-   * an image, outside any sandbox */
-  archive_read_support_filter_gzip (a);
-  archive_read_support_filter_bzip2 (a);
-  archive_read_support_filter_xz (a);
-  archive_read_support_filter_zstd (a);
+  ob_layer_reader_filters (a); /* never all: see layer.h */
   archive_read_support_format_tar (a);
   if (archive_read_open_filename (a, file, 1 << 16) != ARCHIVE_OK)
     {

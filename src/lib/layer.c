@@ -542,16 +542,22 @@ ob_layer_open_reader (int fd, struct archive **out, ob_error_t *err)
   return ob_layer_open_reader_digest (fd, out, NULL, err);
 }
 
+void
+ob_layer_reader_filters (struct archive *a)
+{
+  archive_read_support_filter_gzip (a);
+  archive_read_support_filter_bzip2 (a);
+  archive_read_support_filter_xz (a);
+  archive_read_support_filter_zstd (a);
+}
+
 int
 ob_layer_open_reader_digest (int fd, struct archive **out, struct ob_layer_stream **stream, ob_error_t *err)
 {
   struct archive *a = archive_read_new ();
   if (a == NULL)
     ob_oom ();
-  archive_read_support_filter_gzip (a);
-  archive_read_support_filter_bzip2 (a);
-  archive_read_support_filter_xz (a);
-  archive_read_support_filter_zstd (a);
+  ob_layer_reader_filters (a);
   archive_read_support_format_tar (a);
   archive_read_support_format_gnutar (a);
   if ((stream ? ob_layer_archive_open_digest (a, fd, stream) : ob_layer_archive_open (a, fd)) != ARCHIVE_OK)
@@ -1031,10 +1037,7 @@ ob_layer_diff_id (int fd, char out[72], ob_error_t *err)
       return ob_error_make (err, OB_ERR_STORE, errno, "rewind layer");
     }
   /* the raw format gives the decompressed bytes exactly as stored */
-  archive_read_support_filter_gzip (a);
-  archive_read_support_filter_zstd (a);
-  archive_read_support_filter_xz (a);
-  archive_read_support_filter_bzip2 (a);
+  ob_layer_reader_filters (a);
   archive_read_support_format_raw (a);
   if (ob_layer_archive_open (a, fd) != ARCHIVE_OK
       || archive_read_next_header (a, &e) != ARCHIVE_OK)

@@ -303,13 +303,7 @@ read_tar (struct ob_tree *t, int fd, struct ob_buf *index, ob_error_t *err)
   struct archive_entry *e;
   int r;
 
-  /* the filters the extractor has (layer.c), never all: libarchive runs
-   * an external program (lrzip, lzop, grzip...) for some, on input from
-   * an image, outside any sandbox */
-  archive_read_support_filter_gzip (a);
-  archive_read_support_filter_bzip2 (a);
-  archive_read_support_filter_xz (a);
-  archive_read_support_filter_zstd (a);
+  ob_layer_reader_filters (a); /* never all: see layer.h */
   archive_read_support_format_tar (a);
   archive_read_support_format_gnutar (a);
   if (lseek (fd, 0, SEEK_SET) < 0 || ob_layer_archive_open (a, fd) != ARCHIVE_OK)
