@@ -63,6 +63,8 @@ ob_layout_close (struct ob_layout *l)
  * a directory of unknown origin: a symlink would read a file anywhere (an
  * oci-archive's `index.json -> /dev/zero` filled the memory), a FIFO would
  * block forever. */
+#define LAYOUT_FILE_MAX (64u << 20)
+
 static int
 read_layout_file (struct ob_layout *l, const char *name, char **data, size_t *len, ob_error_t *err)
 {
@@ -72,6 +74,11 @@ read_layout_file (struct ob_layout *l, const char *name, char **data, size_t *le
     return ob_error_make (err, OB_ERR_STORE, errno, "open `%s/%s`", l->path, name);
   if (fd < 0 || fstat (fd, &st) < 0 || !S_ISREG (st.st_mode))
     return ob_error_make (err, OB_ERR_IMAGE, 0, "`%s/%s`: not a regular file", l->path, name);
+  /* nor a file of any size (a sparse one costs no disk): 64 MiB is some
+   * 250,000 tags */
+  if (st.st_size > LAYOUT_FILE_MAX)
+    return ob_error_make (err, OB_ERR_IMAGE, 0, "`%s/%s`: %lld bytes, more than the %u allowed", l->path, name,
+                          (long long) st.st_size, LAYOUT_FILE_MAX);
   if (ob_read_fd (fd, data, len, err) < 0)
     return ob_error_wrap (err, "`%s/%s`", l->path, name);
   return 0;

@@ -205,9 +205,11 @@ man = json.dumps([{"Config": "config.json", "RepoTags": ["dup:latest"], "Layers"
 open(sys.argv[1] + "/D-dup.tar", "wb").write(tar_bytes([("manifest.json", man), ("config.json", cfg), ("layer.tar", raw)]))
 PY
 # ... and the same in layouts
-for kind in index-fifo index-zero blob-fifo; do
+for kind in index-fifo index-zero blob-fifo index-sparse; do
   cp -r "$TESTDIR/L-ok" "$TESTDIR/L-$kind"
 done
+# an index.json of 1 GiB that costs no disk (read whole, it filled the memory)
+truncate -s 1G "$TESTDIR/L-index-sparse/index.json"
 md=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"][7:])' "$TESTDIR/L-ok/index.json")
 rm "$TESTDIR/L-index-fifo/index.json" "$TESTDIR/L-index-zero/index.json" "$TESTDIR/L-blob-fifo/blobs/sha256/$md"
 mkfifo "$TESTDIR/L-index-fifo/index.json" "$TESTDIR/L-blob-fifo/blobs/sha256/$md"
@@ -301,6 +303,8 @@ EOF
     bounded 9 "Dockerfile:1: FROM oci:.*L-$k:bad: .*L-$k/index.json.: not a regular file\$" \
       "layout whose index.json is a $k: exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-$k"
   done
+  bounded 9 "Dockerfile:1: FROM oci:.*L-index-sparse:bad: .*L-index-sparse/index.json.: 1073741824 bytes, more than the 67108864 allowed\$" \
+    "layout whose index.json is a sparse 1 GiB file: exit 9" 'FROM oci:%s:bad\n' "$TESTDIR/L-index-sparse"
   bounded 9 'Dockerfile:1: FROM oci-archive:.*A-blob-fifo.tar: .*blob sha256:[0-9a-f]{64} in .*: not a regular file$' \
     "oci-archive whose manifest blob is a FIFO: exit 9" 'FROM oci-archive:%s\n' "$TESTDIR/A-blob-fifo.tar"
   bounded 9 'Dockerfile:1: FROM oci:.*L-blob-fifo:bad: .*blob sha256:[0-9a-f]{64} in .*L-blob-fifo.: not a regular file$' \
