@@ -48,6 +48,10 @@ struct ob_tree_index;
 struct ob_tree_index *ob_tree_index_new (void);
 void ob_tree_index_note (void *index, const struct ob_layer_entry_info *e);
 void ob_tree_index_save (struct ob_tree_index *x, const char *index_dir, const char *diff_id);
+/* Apply the layer whose entries x noted, as if added by
+ * ob_tree_add_layer_indexed: a step's new layer updates its stage's tree
+ * instead of the tree being built again from every layer. */
+void ob_tree_add_index (struct ob_tree *t, const struct ob_tree_index *x);
 void ob_tree_index_free (struct ob_tree_index *x);
 
 /* Look up an absolute path without following symlinks in it.  NULL when

@@ -528,7 +528,7 @@ ob_build_commit_layer (struct build *b, struct stage *s, int upperfd, const char
 }
 
 static void add_layer (struct build *b, struct stage *s, const struct ob_layer_result *r,
-                       const char *upper_path, const char *created_by);
+                       const struct ob_tree_index *ix, const char *upper_path, const char *created_by);
 static int layer_written (struct build *b, struct stage *s, int fd, const struct ob_layer_result *res,
                           struct ob_tree_index *ix, const char *upper_path, const char *created_by, ob_error_t *err);
 
@@ -569,10 +569,13 @@ layer_written (struct build *b, struct stage *s, int fd, const struct ob_layer_r
 {
   cleanup_free char *trees = ob_xasprintf ("%s/trees", b->o->store->root);
   ob_tree_index_save (ix, trees, res->diff_id);
-  ob_tree_index_free (ix);
   if (ob_txn_blob_commit (b->txn, fd, res->digest, err) < 0)
-    return -1;
-  add_layer (b, s, res, upper_path, created_by);
+    {
+      ob_tree_index_free (ix);
+      return -1;
+    }
+  add_layer (b, s, res, ix, upper_path, created_by);
+  ob_tree_index_free (ix);
   return 0;
 }
 
@@ -601,8 +604,8 @@ ob_build_commit_sources (struct build *b, struct stage *s, int srcfd, const stru
 }
 
 static void
-add_layer (struct build *b, struct stage *s, const struct ob_layer_result *r, const char *upper_path,
-           const char *created_by)
+add_layer (struct build *b, struct stage *s, const struct ob_layer_result *r, const struct ob_tree_index *ix,
+           const char *upper_path, const char *created_by)
 {
   const struct ob_layer_result res = *r;
   struct ob_descriptor d;
@@ -618,9 +621,15 @@ add_layer (struct build *b, struct stage *s, const struct ob_layer_result *r, co
     }
   ob_image_config_add_diff_id (s->config, res.diff_id);
   ob_build_history (b, s, created_by, false);
-  /* the tree is rebuilt (from layer indexes) when a later step needs it */
-  ob_tree_free (s->tree);
-  s->tree = NULL;
+  /* a tree already built takes the new layer's entries; else it is built
+   * (from the layers' indexes) when a later step needs it */
+  if (s->tree && ix)
+    ob_tree_add_index (s->tree, ix);
+  else
+    {
+      ob_tree_free (s->tree);
+      s->tree = NULL;
+    }
 }
 
 /* ---- build cache ---- */
@@ -698,8 +707,17 @@ ob_build_cache_try (struct build *b, struct stage *s, struct ob_sha256 *h, char 
       d.size = e.size;
       ob_build_stage_add_layer (s, &d);
       ob_image_config_add_diff_id (s->config, e.diff_id);
-      ob_tree_free (s->tree);
-      s->tree = NULL;
+      if (s->tree)
+        {
+          /* the tree takes the layer from its index (or the blob) */
+          cleanup_free char *trees = ob_xasprintf ("%s/trees", b->o->store->root);
+          if (ob_tree_add_layer_indexed (s->tree, trees, e.diff_id, fd, &e2) < 0)
+            {
+              ob_error_free (&e2);
+              ob_tree_free (s->tree);
+              s->tree = NULL;
+            }
+        }
     }
   ob_image_config_add_history (s->config, b->o->have_epoch || e.created == NULL ? b->created : e.created,
                                e.created_by, NULL, e.empty);

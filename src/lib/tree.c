@@ -6,39 +6,78 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <limits.h>
+#include <search.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <fcntl.h>
 
+/* A node's children are an array in the order the layers gave them (what
+ * ob_tree_children lists), and, once there are more than KIDS_LINEAR of
+ * them, a balanced search tree too (tsearch): a directory of a million
+ * entries, in any order and with any names, costs O(log n) a lookup, and no
+ * crafted names can make it O(n) the way they could a hash. */
+#define KIDS_LINEAR 8
+
 struct node
 {
-  char *name;
-  size_t name_len;
   struct ob_tree_stat st;
   char *link;
   struct node **kids;
   size_t n_kids, cap_kids;
+  void *index;  /* tsearch root over kids, or NULL */
+  size_t pos;   /* in the parent's kids */
+  size_t name_len;
+  char name[];  /* NUL-terminated */
 };
 
 struct ob_tree
 {
-  struct node root;
+  struct node *root;
   /* the directory the last entry went into (layers list a directory's
    * entries together): its path as written and its node; NULL after any
    * removal */
-  char *last_dir;
+  struct ob_buf last_dir;
   struct node *last_node;
+  struct ob_buf scratch; /* apply's copy of an entry's name */
 };
+
+static int
+node_cmp (const void *a, const void *b)
+{
+  const struct node *x = a, *y = b;
+  if (x->name_len != y->name_len)
+    return x->name_len < y->name_len ? -1 : 1;
+  return memcmp (x->name, y->name, x->name_len);
+}
+
+static void
+no_free (void *p)
+{
+  (void) p;
+}
+
+static struct node *
+node_new (const char *name, size_t len)
+{
+  struct node *c = ob_xmalloc0 (sizeof *c + len + 1);
+  memcpy (c->name, name, len);
+  c->name_len = len;
+  c->st.mode = S_IFDIR | 0755;
+  return c;
+}
 
 static void
 node_free_children (struct node *n)
 {
+  if (n->index)
+    tdestroy (n->index, no_free);
+  n->index = NULL;
   for (size_t i = 0; i < n->n_kids; i++)
     {
       node_free_children (n->kids[i]);
-      free (n->kids[i]->name);
       free (n->kids[i]->link);
       free (n->kids[i]);
     }
@@ -51,7 +90,7 @@ struct ob_tree *
 ob_tree_new (void)
 {
   struct ob_tree *t = ob_xmalloc0 (sizeof *t);
-  t->root.st.mode = S_IFDIR | 0755;
+  t->root = node_new ("", 0);
   return t;
 }
 
@@ -60,56 +99,85 @@ ob_tree_free (struct ob_tree *t)
 {
   if (t == NULL)
     return;
-  node_free_children (&t->root);
-  free (t->last_dir);
+  node_free_children (t->root);
+  free (t->root);
+  ob_buf_free (&t->last_dir);
+  ob_buf_free (&t->scratch);
   free (t);
 }
 
 static struct node *
 child (struct node *n, const char *name, size_t len)
 {
+  if (n->index)
+    {
+      /* a probe: node_cmp reads only name_len and name */
+      char buf[sizeof (struct node) + 64];
+      struct node *probe = (struct node *) buf;
+      cleanup_free struct node *big = NULL;
+      if (len >= 64)
+        probe = big = ob_xmalloc (sizeof *big + len + 1);
+      probe->name_len = len;
+      memcpy (probe->name, name, len);
+      probe->name[len] = '\0';
+      void **hit = tfind (probe, &n->index, node_cmp);
+      return hit ? *hit : NULL;
+    }
   for (size_t i = 0; i < n->n_kids; i++)
     if (n->kids[i]->name_len == len && memcmp (n->kids[i]->name, name, len) == 0)
       return n->kids[i];
   return NULL;
 }
 
+static void
+index_add (struct node *n, struct node *c)
+{
+  if (tsearch (c, &n->index, node_cmp) == NULL)
+    ob_oom ();
+}
+
 static struct node *
 add_child (struct node *n, const char *name, size_t len)
 {
-  struct node *c = ob_xmalloc0 (sizeof *c);
-  c->name = ob_xstrndup (name, len);
-  c->name_len = len;
-  c->st.mode = S_IFDIR | 0755;
+  struct node *c = node_new (name, len);
   if (n->n_kids == n->cap_kids)
     {
       n->cap_kids = n->cap_kids ? n->cap_kids * 2 : 8;
       n->kids = ob_xrealloc (n->kids, n->cap_kids * sizeof *n->kids);
     }
+  c->pos = n->n_kids;
   n->kids[n->n_kids++] = c;
+  if (n->index)
+    index_add (n, c);
+  else if (n->n_kids > KIDS_LINEAR)
+    for (size_t i = 0; i < n->n_kids; i++)
+      index_add (n, n->kids[i]);
   return c;
 }
 
 static void
 remove_child (struct node *n, struct node *c)
 {
-  for (size_t i = 0; i < n->n_kids; i++)
-    if (n->kids[i] == c)
-      {
-        node_free_children (c);
-        free (c->name);
-        free (c->link);
-        free (c);
-        n->kids[i] = n->kids[--n->n_kids];
-        return;
-      }
+  size_t i = c->pos;
+  if (i >= n->n_kids || n->kids[i] != c)
+    return;
+  if (n->index)
+    tdelete (c, &n->index, node_cmp);
+  node_free_children (c);
+  free (c->link);
+  free (c);
+  if (i < --n->n_kids)
+    {
+      n->kids[i] = n->kids[n->n_kids];
+      n->kids[i]->pos = i;
+    }
 }
 
 /* Walk a relative, cleaned path; create missing directories when create. */
 static struct node *
 walk (struct ob_tree *t, const char *path, bool create, struct node **parent_out)
 {
-  struct node *n = &t->root, *parent = NULL;
+  struct node *n = t->root, *parent = NULL;
   const char *p = path;
   while (*p == '/')
     p++;
@@ -159,56 +227,58 @@ static struct node *
 entry_node (struct ob_tree *t, const char *dir, const char *base)
 {
   size_t plen = base > dir ? (size_t) (base - dir - 1) : 0;
+  size_t blen = strlen (base);
   struct node *parent, *c;
-  if (t->last_node && t->last_dir && strlen (t->last_dir) == plen && memcmp (t->last_dir, dir, plen) == 0)
+  if (blen == 1 && base[0] == '.')
+    return walk (t, dir, true, NULL);
+  if (t->last_node && t->last_dir.len == plen && memcmp (t->last_dir.data, dir, plen) == 0)
     parent = t->last_node;
   else
     {
-      cleanup_free char *pdir = ob_xstrndup (dir, plen);
-      parent = walk (t, pdir, true, NULL);
-      free (t->last_dir);
-      t->last_dir = steal_pointer (&pdir);
+      t->last_dir.len = 0;
+      ob_buf_add (&t->last_dir, dir, plen);
+      parent = walk (t, t->last_dir.data, true, NULL);
       t->last_node = parent;
     }
-  if (strcmp (base, ".") == 0)
-    return walk (t, dir, true, NULL);
-  c = child (parent, base, strlen (base));
-  return c ? c : add_child (parent, base, strlen (base));
+  c = child (parent, base, blen);
+  return c ? c : add_child (parent, base, blen);
 }
 
 static void
 apply (struct ob_tree *t, const struct rec *r)
 {
-  cleanup_free char *dir = NULL;
-  const char *base;
   const char *name = r->name;
+  char *dir, *base;
+  size_t len;
   struct node *n, *parent;
 
-  while (ob_str_has_prefix (name, "./"))
+  while (name[0] == '.' && name[1] == '/')
     name += 2;
   while (*name == '/')
     name++;
-  dir = ob_xstrdup (name);
-  while (*dir && dir[strlen (dir) - 1] == '/')
-    dir[strlen (dir) - 1] = '\0';
-  base = strrchr (dir, '/');
-  base = base ? base + 1 : dir;
-  if (*dir == '\0' || strcmp (dir, ".") == 0)
+  len = strlen (name);
+  while (len > 0 && name[len - 1] == '/')
+    len--;
+  if (len == 0 || (len == 1 && name[0] == '.'))
     return;
-  if (strcmp (base, ".wh..wh..opq") == 0)
+  t->scratch.len = 0;
+  ob_buf_add (&t->scratch, name, len);
+  dir = t->scratch.data;
+  base = memrchr (dir, '/', len);
+  base = base ? base + 1 : dir;
+  if (base[0] == '.' && strncmp (base, ".wh.", 4) == 0)
     {
       t->last_node = NULL;
-      dir[base - dir] = '\0';
-      n = walk (t, dir, false, NULL);
-      if (n)
-        node_free_children (n);
-      return;
-    }
-  if (ob_str_has_prefix (base, ".wh."))
-    {
-      t->last_node = NULL;
-      cleanup_free char *victim = ob_xasprintf ("%.*s%s", (int) (base - dir), dir, base + 4);
-      n = walk (t, victim, false, &parent);
+      if (strcmp (base, ".wh..wh..opq") == 0)
+        {
+          dir[base - dir] = '\0';
+          n = walk (t, dir, false, NULL);
+          if (n)
+            node_free_children (n);
+          return;
+        }
+      memmove (base, base + 4, strlen (base + 4) + 1);
+      n = walk (t, dir, false, &parent);
       if (n && parent)
         remove_child (parent, n);
       return;
@@ -221,7 +291,7 @@ apply (struct ob_tree *t, const struct rec *r)
         target += 2;
       struct node *tn = walk (t, target, false, NULL);
       n = walk (t, dir, true, NULL);
-      if (tn)
+      if (tn && tn != n)
         n->st = tn->st;
       n->st.link = NULL;
       free (n->link);
@@ -266,8 +336,10 @@ put_escaped (struct ob_buf *b, const char *s)
 static char *
 unescape (char *s)
 {
-  char *o = s, *r = s;
-  for (; *r; r++)
+  char *o, *r = strchr (s, '\\');
+  if (r == NULL)
+    return s;
+  for (o = r; *r; r++)
     {
       if (*r == '\\' && r[1])
         {
@@ -397,33 +469,77 @@ ob_tree_add_layer (struct ob_tree *t, int fd, ob_error_t *err)
   return read_tar (t, fd, NULL, err);
 }
 
-/* "mode uid gid mtime size" as index_line writes it (sscanf took most of a
- * cached build's time) */
+/* One number of a line's head, up to a space (sep) or the end (NUL):
+ * digits of base 8 or 10 only, at most max, a '-' where neg is allowed. */
+static bool
+parse_num (const char **sp, unsigned base, bool neg_ok, unsigned long long max, char sep,
+           long long *out)
+{
+  const char *s = *sp;
+  bool neg = neg_ok && *s == '-';
+  unsigned long long v = 0;
+  s += neg;
+  if (*s < '0' || *s >= (char) ('0' + base))
+    return false;
+  for (; *s >= '0' && *s < (char) ('0' + base); s++)
+    {
+      if (__builtin_mul_overflow (v, base, &v) || __builtin_add_overflow (v, (unsigned) (*s - '0'), &v) || v > max)
+        return false;
+    }
+  if (*s != sep)
+    return false;
+  *out = neg ? -(long long) v : (long long) v;
+  *sp = s + (sep != '\0');
+  return true;
+}
+
+/* "mode uid gid mtime size" as index_line writes it (sscanf, then strtoul,
+ * took most of a cached build's time) */
 static bool
 parse_head (const char *s, unsigned *mode, unsigned *uid, unsigned *gid, long long *mtime, long long *size)
 {
-  char *e;
-  unsigned long m, u, g;
-  errno = 0;
-  m = strtoul (s, &e, 8);
-  if (e == s || *e != ' ')
-    return false;
-  u = strtoul (s = e + 1, &e, 10);
-  if (e == s || *e != ' ')
-    return false;
-  g = strtoul (s = e + 1, &e, 10);
-  if (e == s || *e != ' ')
-    return false;
-  *mtime = strtoll (s = e + 1, &e, 10);
-  if (e == s || *e != ' ')
-    return false;
-  *size = strtoll (s = e + 1, &e, 10);
-  if (e == s || *e != '\0' || errno || m > 0xffffffffUL || u > 0xffffffffUL || g > 0xffffffffUL)
+  long long m, u, g;
+  if (!parse_num (&s, 8, false, 0xffffffffULL, ' ', &m) || !parse_num (&s, 10, false, 0xffffffffULL, ' ', &u)
+      || !parse_num (&s, 10, false, 0xffffffffULL, ' ', &g)
+      || !parse_num (&s, 10, true, (unsigned long long) LLONG_MAX, ' ', mtime)
+      || !parse_num (&s, 10, true, (unsigned long long) LLONG_MAX, '\0', size))
     return false;
   *mode = (unsigned) m;
   *uid = (unsigned) u;
   *gid = (unsigned) g;
   return true;
+}
+
+/* Apply the lines of an index (NUL-terminated, changed in place); a line
+ * that does not parse is skipped. */
+static void
+apply_lines (struct ob_tree *t, char *body)
+{
+  for (char *line = body, *next; *line; line = next)
+    {
+      char *f[4] = { NULL, NULL, NULL, NULL }, *p = line;
+      next = strchr (line, '\n');
+      if (next)
+        *next++ = '\0';
+      else
+        next = line + strlen (line);
+      if (*line == '\0')
+        continue;
+      unsigned mode, uid, gid;
+      long long mtime, size;
+      for (int i = 0; i < 4; i++)
+        {
+          f[i] = p;
+          p = p ? strchr (p, '\t') : NULL;
+          if (p)
+            *p++ = '\0';
+        }
+      if (f[1] == NULL || !parse_head (f[0], &mode, &uid, &gid, &mtime, &size))
+        continue;
+      struct rec rc = { unescape (f[1]), mode, uid, gid, mtime, size,
+                        f[2] && *f[2] ? unescape (f[2]) : NULL, f[3] && *f[3] ? unescape (f[3]) : NULL };
+      apply (t, &rc);
+    }
 }
 
 int
@@ -442,25 +558,7 @@ ob_tree_add_layer_indexed (struct ob_tree *t, const char *index_dir, const char 
   char *body;
   if (ob_read_file_at (AT_FDCWD, path, &data, &len, &e2) == 0 && (body = index_body (data, len, diff_id)) != NULL)
     {
-      char *save = NULL;
-      for (char *line = strtok_r (body, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
-        {
-          char *f[4] = { NULL, NULL, NULL, NULL }, *p = line;
-          unsigned mode, uid, gid;
-          long long mtime, size;
-          for (int i = 0; i < 4; i++)
-            {
-              f[i] = p;
-              p = p ? strchr (p, '\t') : NULL;
-              if (p)
-                *p++ = '\0';
-            }
-          if (f[1] == NULL || !parse_head (f[0], &mode, &uid, &gid, &mtime, &size))
-            continue;
-          struct rec rc = { unescape (f[1]), mode, uid, gid, mtime, size,
-                            f[2] && *f[2] ? unescape (f[2]) : NULL, f[3] && *f[3] ? unescape (f[3]) : NULL };
-          apply (t, &rc);
-        }
+      apply_lines (t, body);
       return 0;
     }
   ob_error_free (&e2);
@@ -492,6 +590,16 @@ ob_tree_index_note (void *index, const struct ob_layer_entry_info *e)
   struct ob_tree_index *x = index;
   struct rec rc = { e->name, e->mode, e->uid, e->gid, e->mtime, e->size, e->symlink, e->hardlink };
   index_line (&x->b, &rc);
+}
+
+void
+ob_tree_add_index (struct ob_tree *t, const struct ob_tree_index *x)
+{
+  cleanup_free char *copy = NULL;
+  if (x == NULL || x->b.len == 0)
+    return;
+  copy = ob_xstrndup (x->b.data, x->b.len);
+  apply_lines (t, copy);
 }
 
 void
