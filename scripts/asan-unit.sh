@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 out=build-asan
 mkdir -p "$out"
 CFLAGS="-g -O1 -std=gnu11 -Iinclude -I. -include config.h -Wall -Wextra -Werror -Wno-unused-parameter -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
-LIBS="$(pkg-config --libs libarchive libcrypto jansson libseccomp libcurl zlib libzstd libdeflate) -lisal -lpthread"
+LIBS="$(pkg-config --libs libarchive libcrypto jansson libseccomp zlib libzstd libdeflate) -lisal -lpthread"
 objs=""
 for c in src/lib/*.c; do
   o=$out/$(basename "$c" .c).o

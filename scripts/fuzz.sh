@@ -60,7 +60,7 @@ mkdir -p "$out/obj"
 CFLAGS="-g -O1 -std=gnu11 -Iinclude -I. -include config.h -Wall -Wextra -Wno-unused-parameter \
 -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
 SAN="-fsanitize=address,undefined"
-LIBS="$(pkg-config --libs libarchive libcrypto jansson libseccomp libcurl zlib libzstd libdeflate) -lisal -lpthread"
+LIBS="$(pkg-config --libs libarchive libcrypto jansson libseccomp zlib libzstd libdeflate) -lisal -lpthread"
 build_log=$out/build.log
 : >"$build_log"
 objs=""

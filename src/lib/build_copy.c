@@ -1,6 +1,7 @@
 /* build: COPY and ADD. */
 #include "config.h"
 #include "build_priv.h"
+#include "curl_lazy.h"
 #include <curl/curl.h>
 #include <obuild/layer.h>
 #include <obuild/link_owner.h>
@@ -274,6 +275,8 @@ ob_build_fetch_url (struct build *b, const char *url, const char *checksum, int 
 
   if (checksum && !ob_digest_valid (checksum))
     return ob_error_make (err, OB_ERR_DOCKERFILE, 0, "--checksum `%s`: expected sha256:<64 hex digits>", checksum);
+  if (ob_curl_load (err) < 0)
+    return -1;
   slash = strrchr (path, '/');
   *name = ob_xstrdup (slash && slash[1] && slash > strstr (path, "://") + 2 ? slash + 1 : "index.html");
   f.fd = openat (dfd, *name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -281,6 +284,8 @@ ob_build_fetch_url (struct build *b, const char *url, const char *checksum, int 
     return ob_error_make (err, OB_ERR_STORE, errno, "create `%s`", *name);
   f.h = ob_sha256_new ();
   c = curl_easy_init ();
+  if (c == NULL)
+    ob_oom ();
   curl_easy_setopt (c, CURLOPT_URL, url);
   curl_easy_setopt (c, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt (c, CURLOPT_MAXREDIRS, 10L);

@@ -11,6 +11,7 @@
 #define valid_component ob_ref_valid_component
 #define valid_domain ob_ref_valid_domain
 #define valid_tag ob_ref_valid_tag
+#include "curl_lazy.h"
 #include "registry_priv.h"
 
 #include <ctype.h>
@@ -247,18 +248,14 @@ load_cert_dir (struct ob_registry *r, ob_error_t *err)
   return 0;
 }
 
-static void
-curl_init_once (void)
-{
-  curl_global_init (CURL_GLOBAL_DEFAULT);
-}
-
 int
 ob_registry_new (const struct ob_registry_opts *opts, struct ob_registry **out, ob_error_t *err)
 {
-  struct ob_registry *r = ob_xmalloc0 (sizeof *r);
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  struct ob_registry *r;
 
+  if (ob_curl_load (err) < 0)
+    return -1;
+  r = ob_xmalloc0 (sizeof *r);
   if (opts)
     r->opts = *opts;
   else
@@ -270,7 +267,6 @@ ob_registry_new (const struct ob_registry_opts *opts, struct ob_registry **out, 
   pthread_mutex_init (&r->progress_lock, NULL);
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
     pthread_mutex_init (&r->share_locks[i], NULL);
-  pthread_once (&once, curl_init_once);
   r->share = curl_share_init ();
   if (r->share == NULL)
     ob_oom ();

@@ -82,4 +82,19 @@ check "nothing escaped by traversal" test ! -e "$TESTDIR/escaped-by-traversal"
 check "nothing escaped through a symlink" test ! -e /tmp/escaped-by-symlink
 snapshot "$m" >"$TESTDIR/after"
 check_files "[$m] hostile inputs left the store as it was" "$TESTDIR/after" "$TESTDIR/before"
+# libcurl is opened the first time a registry or ADD <url> needs it: not
+# linked, so no other build loads it, and its absence is one clear error
+check "obuild is not linked against libcurl" sh -c "! ldd '$OB' | grep -q libcurl"
+for m in $MODES; do
+  nocurl() { as "$m" env OBUILD_TEST_LIBCURL=libcurl-missing.so.4 OBUILD_ROOT="$(store "$m")" "$OB" "$@"; }
+  check_fail 1 "cannot load libcurl.*libcurl-missing.so.4" "[$m] pull without libcurl: exit 1 naming the library" \
+    nocurl pull "$R/base/busybox:1"
+  check_fail 1 "cannot load libcurl" "[$m] push without libcurl: exit 1" nocurl push busybox:latest "$R/base/nocurl:1"
+  printf 'FROM busybox:latest\nADD http://%s/v2/ /v2.json\n' "$R" >"$ctx/Dockerfile.url"
+  check_fail 1 "Dockerfile.url:2: .*cannot load libcurl" "[$m] ADD <url> without libcurl: exit 1 naming the line" \
+    nocurl build -q -t nocurl -f "$ctx/Dockerfile.url" "$ctx"
+  printf 'FROM busybox:latest\nRUN echo ok > /ok\nCOPY payload /payload\n' >"$ctx/Dockerfile.local"
+  check "[$m] a build from the store needs no libcurl" nocurl build -q -t nocurl -f "$ctx/Dockerfile.local" "$ctx"
+  check "[$m] ... and ADD <url> works with it" ob "$m" build -q -t withcurl -f "$ctx/Dockerfile.url" "$ctx"
+done
 done_testing
