@@ -27,7 +27,13 @@ trap 'rm -rf "$ctx"' EXIT
 mkdir -p "$ctx/obuild/bin" "$ctx/obuild/lib" "$ctx/obuild/libexec"
 cp "$bin" "$ctx/obuild/libexec/obuild"
 loader=""
-for lib in $(ldd "$bin" | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^[[:space:]]*\(\/[^ ]*\).*/\1/p'); do
+# libcurl is opened by obuild when first needed (not linked): it, found
+# beside obuild's libc (the same architecture), and what it needs are
+# copied too
+curl_so=$(dirname "$(ldd "$bin" | sed -n 's/.*libc\.so\.6 => \(\/[^ ]*\).*/\1/p')")/libcurl.so.4
+[ -e "$curl_so" ] || { echo "executor-image.sh: $curl_so not found (apt-get install libcurl4)" >&2; exit 1; }
+cp -L "$curl_so" "$ctx/obuild/lib/libcurl.so.4"
+for lib in $( (ldd "$bin"; ldd "$curl_so") | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^[[:space:]]*\(\/[^ ]*\).*/\1/p' | sort -u); do
   cp -L "$lib" "$ctx/obuild/lib/"
   case $(basename "$lib") in ld-linux*|ld64.so*|ld-musl*) loader=/obuild/lib/$(basename "$lib") ;; esac
 done

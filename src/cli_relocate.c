@@ -3,9 +3,11 @@
  * copies itself, every shared object it has loaded and the CA bundle into a
  * directory of its store (which is kept) and runs again from there through
  * the copied dynamic loader, so nothing it needs lives in the root it
- * replaces. */
+ * replaces.  libcurl, otherwise opened when first needed, is opened first in
+ * every run: copied with the rest, and never looked for in an image's root. */
 #include "config.h"
 #include "cli.h"
+#include <obuild/registry.h>
 #include <obuild/util.h>
 
 #include <errno.h>
@@ -57,6 +59,11 @@ cli_relocate (const char *store_root, char ***keep, ob_error_t *err)
   const char *self = getenv ("OBUILD_SELF_CONTAINED");
   char *save = NULL;
   size_t len;
+  ob_error_t e = NULL;
+
+  /* a machine without libcurl still builds; its registry calls say why not */
+  if (ob_registry_load_libcurl (&e) < 0)
+    ob_error_free (&e);
 
   if (self && *self)
     {

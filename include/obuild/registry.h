@@ -49,6 +49,12 @@ struct ob_registry_opts
 /* Fill opts with the defaults (tls_verify true, everything else unset). */
 void ob_registry_opts_init (struct ob_registry_opts *opts);
 
+/* Open libcurl now (it is opened when first needed, curl_lazy.c): for
+ * --isolation=container, before the root file system that holds it is
+ * replaced by an image's, whose libraries obuild must never load.  Once per
+ * process; a failure is final (later registry calls report it). */
+int ob_registry_load_libcurl (ob_error_t *err);
+
 struct ob_registry; /* a connection context: curl share, token cache */
 int ob_registry_new (const struct ob_registry_opts *opts, struct ob_registry **out, ob_error_t *err);
 void ob_registry_free (struct ob_registry *r);

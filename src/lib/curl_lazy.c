@@ -56,13 +56,17 @@ load (void)
   if (test && *test)
     names[0] = test;
   for (size_t i = 0; i < n && h == NULL; i++)
-    h = dlopen (names[i], RTLD_NOW | RTLD_LOCAL);
-  if (h == NULL)
     {
-      const char *e = dlerror ();
-      snprintf (load_error, sizeof load_error, "%s", e ? e : names[0]);
-      return;
+      h = dlopen (names[i], RTLD_NOW | RTLD_LOCAL);
+      if (h == NULL && i == 0)
+        {
+          /* the first name's reason is the one to give */
+          const char *e = dlerror ();
+          snprintf (load_error, sizeof load_error, "%s", e ? e : names[0]);
+        }
     }
+  if (h == NULL)
+    return;
 #define SYM(field, name)                                                                                               \
   if ((*(void **) &fn.field = dlsym (h, name)) == NULL)                                                               \
     {                                                                                                                  \

@@ -249,6 +249,12 @@ load_cert_dir (struct ob_registry *r, ob_error_t *err)
 }
 
 int
+ob_registry_load_libcurl (ob_error_t *err)
+{
+  return ob_curl_load (err);
+}
+
+int
 ob_registry_new (const struct ob_registry_opts *opts, struct ob_registry **out, ob_error_t *err)
 {
   struct ob_registry *r;
