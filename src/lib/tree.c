@@ -69,21 +69,40 @@ node_new (const char *name, size_t len)
   return c;
 }
 
+/* Free every node below n (an explicit stack, not recursion: a layer's
+ * path may be hundreds of thousands of directories deep). */
 static void
 node_free_children (struct node *n)
 {
-  if (n->index)
-    tdestroy (n->index, no_free);
-  n->index = NULL;
-  for (size_t i = 0; i < n->n_kids; i++)
+  struct node **stack = NULL;
+  size_t depth = 0, cap = 0;
+  struct node *c = n;
+  for (;;)
     {
-      node_free_children (n->kids[i]);
-      free (n->kids[i]->link);
-      free (n->kids[i]);
+      if (c->index)
+        tdestroy (c->index, no_free);
+      c->index = NULL;
+      if (depth + c->n_kids > cap)
+        {
+          cap = (depth + c->n_kids) * 2;
+          stack = ob_xrealloc (stack, cap * sizeof *stack);
+        }
+      if (c->n_kids > 0)
+        memcpy (stack + depth, c->kids, c->n_kids * sizeof *stack);
+      depth += c->n_kids;
+      free (c->kids);
+      c->kids = NULL;
+      c->n_kids = c->cap_kids = 0;
+      if (c != n)
+        {
+          free (c->link);
+          free (c);
+        }
+      if (depth == 0)
+        break;
+      c = stack[--depth];
     }
-  free (n->kids);
-  n->kids = NULL;
-  n->n_kids = n->cap_kids = 0;
+  free (stack);
 }
 
 struct ob_tree *
@@ -112,7 +131,7 @@ child (struct node *n, const char *name, size_t len)
   if (n->index)
     {
       /* a probe: node_cmp reads only name_len and name */
-      char buf[sizeof (struct node) + 64];
+      _Alignas (struct node) char buf[sizeof (struct node) + 64];
       struct node *probe = (struct node *) buf;
       cleanup_free struct node *big = NULL;
       if (len >= 64)
@@ -643,75 +662,70 @@ ob_tree_children (struct ob_tree *t, const char *path, void (*fn) (void *data, c
   return (long) n->n_kids;
 }
 
-/* Components of a path, resolved into `out` (a stack of names). */
+/* Components of a path, resolved into a stack of names, each with its node
+ * (NULL where the image has nothing): a step costs a lookup among one
+ * directory's children, whatever the depth, and the path is never copied
+ * but where a symlink replaces a part of it (at most 40 times). */
 char *
 ob_tree_resolve (struct ob_tree *t, const char *path, bool follow_last)
 {
-  struct ob_buf todo = { 0 };
-  char **stack = NULL;
-  size_t depth = 0;
+  struct comp
+  {
+    char *name;
+    struct node *node;
+  } *stack = NULL;
+  size_t depth = 0, cap = 0, pos = 0;
   int links = 0;
-  char *rest;
+  char *rest = ob_xstrdup (path);
   struct ob_buf out = { 0 };
 
-  ob_buf_adds (&todo, path);
-  rest = ob_buf_steal (&todo);
-  stack = ob_xmalloc0 (sizeof (char *));
   for (;;)
     {
-      char *p = rest;
-      while (*p == '/')
-        p++;
-      if (*p == '\0')
+      while (rest[pos] == '/')
+        pos++;
+      if (rest[pos] == '\0')
         break;
-      char *e = strchr (p, '/');
+      const char *p = rest + pos;
+      const char *e = strchr (p, '/');
       size_t len = e ? (size_t) (e - p) : strlen (p);
-      cleanup_free char *comp = ob_xstrndup (p, len);
-      char *after = ob_xstrdup (p + len);
-      bool last = strspn (after, "/") == strlen (after);
-      free (rest);
-      rest = after;
-      if (strcmp (comp, ".") == 0)
+      pos += len;
+      bool last = rest[pos + strspn (rest + pos, "/")] == '\0';
+      if (len == 1 && p[0] == '.')
         continue;
-      if (strcmp (comp, "..") == 0)
+      if (len == 2 && p[0] == '.' && p[1] == '.')
         {
           if (depth > 0)
-            free (stack[--depth]);
+            free (stack[--depth].name);
           continue;
         }
-      /* look it up */
-      struct ob_buf cur = { 0 };
-      for (size_t i = 0; i < depth; i++)
-        {
-          ob_buf_addc (&cur, '/');
-          ob_buf_adds (&cur, stack[i]);
-        }
-      ob_buf_addc (&cur, '/');
-      ob_buf_adds (&cur, comp);
-      const struct ob_tree_stat *st = ob_tree_lookup (t, cur.data);
-      ob_buf_free (&cur);
-      if (st && S_ISLNK (st->mode) && st->link && (!last || follow_last) && links < 40)
+      struct node *parent = depth > 0 ? stack[depth - 1].node : t->root;
+      struct node *n = parent ? child (parent, p, len) : NULL;
+      if (n && S_ISLNK (n->st.mode) && n->link && (!last || follow_last) && links < 40)
         {
           links++;
-          char *nrest = ob_xasprintf ("%s/%s", st->link, rest);
+          char *nrest = ob_xasprintf ("%s/%s", n->link, rest + pos);
+          if (n->link[0] == '/')
+            while (depth > 0)
+              free (stack[--depth].name);
           free (rest);
           rest = nrest;
-          if (st->link[0] == '/')
-            {
-              while (depth > 0)
-                free (stack[--depth]);
-            }
+          pos = 0;
           continue;
         }
-      stack = ob_xrealloc (stack, (depth + 2) * sizeof (char *));
-      stack[depth++] = ob_steal_pointer (&comp);
+      if (depth == cap)
+        {
+          cap = cap ? cap * 2 : 16;
+          stack = ob_xrealloc (stack, cap * sizeof *stack);
+        }
+      stack[depth].name = ob_xstrndup (p, len);
+      stack[depth++].node = n;
     }
   free (rest);
   for (size_t i = 0; i < depth; i++)
     {
       ob_buf_addc (&out, '/');
-      ob_buf_adds (&out, stack[i]);
-      free (stack[i]);
+      ob_buf_adds (&out, stack[i].name);
+      free (stack[i].name);
     }
   free (stack);
   if (out.len == 0)

@@ -459,6 +459,51 @@ TEST (test_tree_huge_dir)
   ob_tree_free (t);
 }
 
+/* A path may be as deep as a layer's tar header can say (pax: any length):
+ * 300,000 directories are made, looked up, resolved and freed again (a
+ * recursive free overflowed the stack there), and resolving a long
+ * destination costs its length, not its square. */
+TEST (test_tree_deep_path)
+{
+  enum { DEPTH = 300000 };
+  struct ob_tree_index *x = ob_tree_index_new (), *y = ob_tree_index_new ();
+  struct ob_tree *t = ob_tree_new ();
+  struct ob_buf p = { 0 }, q = { 0 };
+  for (int i = 0; i < DEPTH; i++)
+    ob_buf_adds (&p, "d/");
+  ob_buf_adds (&p, "f");
+  note (x, p.data, S_IFREG | 0644, NULL, NULL);
+  note (x, "top/link", S_IFLNK | 0777, "/d", NULL);
+  ob_tree_add_index (t, x);
+  ob_buf_addc (&q, '/');
+  ob_buf_adds (&q, p.data);
+  const struct ob_tree_stat *st = ob_tree_lookup (t, q.data);
+  CHECK (st != NULL && S_ISREG (st->mode));
+  /* through a symlink, and up and down again, to the same file */
+  struct ob_buf r = { 0 };
+  ob_buf_adds (&r, "/top/link/");
+  for (int i = 1; i < DEPTH; i++)
+    ob_buf_adds (&r, "d/../d/");
+  ob_buf_adds (&r, "f");
+  char *res = ob_tree_resolve (t, r.data, true);
+  CHECK (strcmp (res, q.data) == 0);
+  free (res);
+  note (y, ".wh.d", S_IFREG, NULL, NULL);
+  ob_tree_add_index (t, y);
+  CHECK (ob_tree_lookup (t, q.data) == NULL);
+  CHECK (ob_tree_lookup (t, "/top/link") != NULL);
+  ob_tree_free (t);
+  /* freed whole, never whited out */
+  t = ob_tree_new ();
+  ob_tree_add_index (t, x);
+  ob_tree_free (t);
+  ob_tree_index_free (x);
+  ob_tree_index_free (y);
+  ob_buf_free (&p);
+  ob_buf_free (&q);
+  ob_buf_free (&r);
+}
+
 int
 main (void)
 {
@@ -471,6 +516,7 @@ main (void)
   RUN (test_tree_index_checked);
   RUN (test_tree_add_index);
   RUN (test_tree_huge_dir);
+  RUN (test_tree_deep_path);
   RUN (test_statmap);
   ob_rm_rf_at (AT_FDCWD, dir, &e);
   ob_error_free (&e);
