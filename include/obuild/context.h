@@ -9,6 +9,7 @@
 #include <obuild/layer.h>
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* ---- ignore patterns (moby/patternmatcher semantics) ---- */
@@ -121,5 +122,11 @@ int ob_context_plan (int srcfd, const struct ob_ignore *ig, char *const *srcs, c
 void ob_context_plan_free (struct ob_layer_src *e, size_t n);
 /* The plan's order (qsort/bsearch of struct ob_layer_src by path). */
 int ob_context_plan_cmp (const void *a, const void *b);
+
+/* openat() confined to dirfd: resolve is RESOLVE_BENEATH (escaping is
+ * EXDEV) or RESOLVE_IN_ROOT (dirfd is "/"), from <linux/openat2.h>;
+ * O_CLOEXEC always.  Falls back to a walk in userspace, one component at a
+ * time, where openat2 is missing. */
+int ob_context_openat2 (int dirfd, const char *path, int flags, uint64_t resolve);
 
 #endif

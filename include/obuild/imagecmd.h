@@ -101,6 +101,11 @@ struct ob_archive_save_opts
 int ob_archive_save (struct ob_store *s, char *const *images, size_t n, const struct ob_archive_save_opts *o,
                      const char *file, char ***chosen, ob_error_t *err);
 
+/* The most images one archive may list for ob_archive_load. */
+#define OB_ARCHIVE_MAX_IMAGES 1000
+/* ... and the most tags (RepoTags of a docker-archive) in all. */
+#define OB_ARCHIVE_MAX_TAGS 10000
+
 /* `obuild load`: every image of a docker-archive or oci-archive (told apart
  * by content) into the store, with its tags.  Everything is verified before
  * anything is tagged; a bad archive is OB_ERR_IMAGE and leaves the store's

@@ -118,6 +118,10 @@ const char *ob_txn_scratch (struct ob_txn *t);
  * normalised; may be empty, then an untagged entry is added) at manifest. */
 int ob_txn_commit (struct ob_txn *t, const struct ob_descriptor *manifest, char *const *tags,
                    ob_error_t *err);
+/* ob_txn_commit of manifests[i] with tags[i], for each i in order, in one
+ * write of index.json (obuild load: an archive's images). */
+int ob_txn_commit_many (struct ob_txn *t, size_t n, const struct ob_descriptor *manifests,
+                        char *const *const *tags, ob_error_t *err);
 /* Like ob_txn_commit, and untagged entries for the digests in replaces
  * (NULL-terminated) go: the per-platform manifests a multi-platform
  * build committed untagged, now reached through the index. */

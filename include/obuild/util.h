@@ -60,6 +60,23 @@ void ob_strv_free (char **v);
 bool ob_str_has_prefix (const char *s, const char *prefix);
 bool ob_str_has_suffix (const char *s, const char *suffix);
 
+/* ---- a set of strings ----
+ * Open addressing on SipHash-1-3 with a key drawn at random once per
+ * process: the strings come from hostile input (an archive's paths, an
+ * archive's tags), and an unkeyed hash lets crafted names share one probe
+ * chain, each insertion then costing a scan of all before it. */
+struct ob_strset
+{
+  char **slots;
+  size_t cap; /* power of two */
+  size_t n;
+};
+bool ob_strset_has (const struct ob_strset *set, const char *s);
+void ob_strset_add (struct ob_strset *set, const char *s);
+void ob_strset_free (struct ob_strset *set);
+/* SipHash-1-3 of data under this process's random key. */
+uint64_t ob_hash_keyed (const void *data, size_t len);
+
 /* ---- growable byte buffer ---- */
 struct ob_buf
 {

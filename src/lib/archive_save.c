@@ -776,7 +776,16 @@ ob_archive_load (struct ob_store *s, const char *file, char ***loaded, ob_error_
         ob_error_make (err, OB_ERR_IMAGE, 0, "`%s`: the archive holds no image", file);
         goto out;
       }
+    if (count > OB_ARCHIVE_MAX_IMAGES)
+      {
+        /* each image is looked up in the archive's list: a list of 40,000
+         * (what 4 MiB of manifest.json holds) took hours */
+        ob_error_make (err, OB_ERR_IMAGE, 0, "`%s`: the archive lists %zu images, more than the %d obuild loads at once",
+                       file, count, OB_ARCHIVE_MAX_IMAGES);
+        goto out;
+      }
     imgs = ob_xmalloc0 (count * sizeof *imgs);
+    size_t n_tags = 0;
     json_array_foreach (list, i, e)
       {
         struct to_load *x = &imgs[n++];
@@ -784,6 +793,14 @@ ob_archive_load (struct ob_store *s, const char *file, char ***loaded, ob_error_
           {
             json_t *rt = json_object_get (e, "RepoTags"), *tj;
             size_t k;
+            n_tags += json_array_size (rt);
+            if (n_tags > OB_ARCHIVE_MAX_TAGS)
+              {
+                /* each tag is checked against the image's others */
+                ob_error_make (err, OB_ERR_IMAGE, 0, "`%s`: the archive names more than %d tags", file,
+                               OB_ARCHIVE_MAX_TAGS);
+                goto out;
+              }
             json_array_foreach (rt, k, tj)
               if (add_tag (x, file, json_string_value (tj), err) < 0)
                 goto out;
@@ -813,10 +830,24 @@ ob_archive_load (struct ob_store *s, const char *file, char ***loaded, ob_error_
   for (i = 0; i < n; i++)
     if (ob_source_archive (s, t, file, docker, imgs[i].select, &imgs[i].src, err) < 0)
       goto out;
+  {
+    /* one write of index.json for all (one each made loading quadratic) */
+    struct ob_descriptor *mans = ob_xmalloc0 ((n + 1) * sizeof *mans);
+    char ***tags = ob_xmalloc0 ((n + 1) * sizeof *tags);
+    for (i = 0; i < n; i++)
+      {
+        mans[i] = imgs[i].src.manifest;
+        tags[i] = imgs[i].tags;
+      }
+    r = ob_txn_commit_many (t, n, mans, (char *const *const *) tags, err);
+    free (mans);
+    free (tags);
+    if (r < 0)
+      goto out;
+    r = -1;
+  }
   for (i = 0; i < n; i++)
     {
-      if (ob_txn_commit (t, &imgs[i].src.manifest, imgs[i].tags, err) < 0)
-        goto out;
       if (imgs[i].tags == NULL)
         ob_strv_add (loaded, imgs[i].src.manifest.digest);
       for (size_t k = 0; imgs[i].tags && imgs[i].tags[k]; k++)

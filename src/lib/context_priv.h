@@ -12,11 +12,6 @@
 /* a joined with b by one '/' (b alone when a is NULL, "" or "."). */
 char *ob_context_path_join (const char *a, const char *b);
 
-/* openat() confined to dirfd: resolve is RESOLVE_BENEATH (escaping is
- * EXDEV) or RESOLVE_IN_ROOT (dirfd is "/"); O_CLOEXEC always.  Falls back
- * to ob_context_walk_path where openat2 is missing. */
-int ob_context_openat2 (int dirfd, const char *path, int flags, uint64_t resolve);
-
 /* The same resolution walked in userspace one component at a time (in_root:
  * RESOLVE_IN_ROOT, else RESOLVE_BENEATH); with ig, a path it hides (by its
  * real path) is ENOENT.  *real (may be NULL) receives the real path of what

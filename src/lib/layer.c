@@ -580,69 +580,6 @@ reader_error (struct archive *a, const char *entry, ob_error_t *err)
   return ob_error_make (err, OB_ERR_IMAGE, 0, "read archive: %s", msg);
 }
 
-/* ---- a set of strings (layer_priv.h) ---- */
-
-static size_t
-str_hash (const char *s)
-{
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (; *s; s++)
-    h = (h ^ (unsigned char) *s) * 0x100000001b3ULL;
-  return (size_t) h;
-}
-
-bool
-ob_strset_has (const struct ob_strset *set, const char *s)
-{
-  if (set->cap == 0)
-    return false;
-  for (size_t i = str_hash (s) & (set->cap - 1);; i = (i + 1) & (set->cap - 1))
-    {
-      if (set->slots[i] == NULL)
-        return false;
-      if (strcmp (set->slots[i], s) == 0)
-        return true;
-    }
-}
-
-static void
-strset_insert (char **slots, size_t cap, char *s)
-{
-  size_t i = str_hash (s) & (cap - 1);
-  while (slots[i])
-    i = (i + 1) & (cap - 1);
-  slots[i] = s;
-}
-
-void
-ob_strset_add (struct ob_strset *set, const char *s)
-{
-  if (ob_strset_has (set, s))
-    return;
-  if (2 * (set->n + 1) > set->cap)
-    {
-      size_t cap = set->cap ? set->cap * 2 : 256;
-      char **slots = ob_xmalloc0 (cap * sizeof (char *));
-      for (size_t i = 0; i < set->cap; i++)
-        if (set->slots[i])
-          strset_insert (slots, cap, set->slots[i]);
-      free (set->slots);
-      set->slots = slots;
-      set->cap = cap;
-    }
-  strset_insert (set->slots, set->cap, ob_xstrdup (s));
-  set->n++;
-}
-
-void
-ob_strset_free (struct ob_strset *set)
-{
-  for (size_t i = 0; i < set->cap; i++)
-    free (set->slots[i]);
-  free (set->slots);
-  memset (set, 0, sizeof *set);
-}
-
 /* ---- ob_layer_import ---- */
 
 static int

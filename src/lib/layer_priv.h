@@ -38,17 +38,6 @@ void ob_layer_entry_tell (ob_layer_entry_fn fn, void *data, struct archive_entry
  * else leave e alone (layer_device.c). */
 bool ob_layer_device_entry (struct archive_entry *e, const char *value, size_t len, mode_t mode);
 
-/* A set of strings (the paths an archive has had so far). */
-struct ob_strset
-{
-  char **slots;
-  size_t cap; /* power of two */
-  size_t n;
-};
-bool ob_strset_has (const struct ob_strset *set, const char *s);
-void ob_strset_add (struct ob_strset *set, const char *s);
-void ob_strset_free (struct ob_strset *set);
-
 /* Bytes of a layer writer's dbuf: the piece entry data is copied in. */
 #define OB_LAYER_CHUNK 65536
 

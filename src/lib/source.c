@@ -2,8 +2,7 @@
 #include <obuild/layer.h>
 #include <obuild/source.h>
 #include <obuild/util.h>
-#include "context_priv.h"
-#include "layer_priv.h"
+#include <obuild/context.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -379,6 +378,16 @@ out:
   return r;
 }
 
+/* The files of that archive already staged as blobs, by inode: images
+ * of an archive share layers (and a hostile manifest.json names one 64 MiB
+ * layer for a thousand images), each read and hashed once. */
+struct staged_file
+{
+  ino_t ino;
+  int64_t size;
+  char digest[OB_DIGEST_LEN];
+};
+
 /* The archive unpacked last: ob_archive_load asks for each image of an
  * archive in turn, and the archive's index names as many as it likes (an
  * unpacked copy each filled the scratch directory with N times the
@@ -387,7 +396,44 @@ static struct
 {
   char *scratch, *file, *dir;
   struct stat st;
+  struct staged_file *files; /* open addressing on ino, cap a power of two */
+  size_t n_files, cap_files;
+  json_t *manifest; /* its manifest.json, parsed once (a docker-archive) */
 } unpacked;
+
+static struct staged_file *
+staged_slot (ino_t ino)
+{
+  if (unpacked.cap_files == 0)
+    return NULL;
+  for (size_t i = (size_t) (ino * 0x9e3779b97f4a7c15ULL) & (unpacked.cap_files - 1);;
+       i = (i + 1) & (unpacked.cap_files - 1))
+    if (unpacked.files[i].ino == ino || unpacked.files[i].digest[0] == '\0')
+      return &unpacked.files[i];
+}
+
+static void
+staged_add (ino_t ino, int64_t size, const char *digest)
+{
+  struct staged_file *f;
+  if (2 * (unpacked.n_files + 1) > unpacked.cap_files)
+    {
+      struct staged_file *old = unpacked.files;
+      size_t cap = unpacked.cap_files;
+      unpacked.cap_files = cap ? cap * 2 : 64;
+      unpacked.files = ob_xmalloc0 (unpacked.cap_files * sizeof *unpacked.files);
+      for (size_t i = 0; i < cap; i++)
+        if (old[i].digest[0])
+          *staged_slot (old[i].ino) = old[i];
+      free (old);
+    }
+  f = staged_slot (ino);
+  if (f->digest[0] == '\0')
+    unpacked.n_files++;
+  f->ino = ino;
+  f->size = size;
+  strcpy (f->digest, digest);
+}
 
 static bool
 same_file (const struct stat *a, const struct stat *b)
@@ -422,6 +468,11 @@ unpack_archive (struct ob_txn *t, const char *file, char **dir, ob_error_t *err)
   free (unpacked.scratch);
   free (unpacked.file);
   free (unpacked.dir);
+  free (unpacked.files);
+  unpacked.files = NULL;
+  unpacked.n_files = unpacked.cap_files = 0;
+  json_decref (unpacked.manifest);
+  unpacked.manifest = NULL;
   unpacked.scratch = ob_xstrdup (ob_txn_scratch (t));
   unpacked.file = ob_xstrdup (file);
   unpacked.dir = ob_xstrdup (*dir);
@@ -471,6 +522,28 @@ put_file_blob (struct ob_txn *t, int dfd, const char *name, int64_t max, char di
   if (max >= 0 && st.st_size > max)
     return ob_error_make (err, OB_ERR_IMAGE, 0, "`%s`: size %lld is more than the %lld bytes allowed", name,
                           (long long) st.st_size, (long long) max);
+  /* the archive unpacked last is ours and read only: a file of it staged
+   * before (for another image) is that blob still */
+  bool cacheable = false;
+  {
+    struct stat dst, ust;
+    cacheable = unpacked.dir && fstat (dfd, &dst) == 0 && stat (unpacked.dir, &ust) == 0
+                && dst.st_dev == ust.st_dev && dst.st_ino == ust.st_ino && st.st_dev == ust.st_dev;
+  }
+  if (cacheable)
+    {
+      struct staged_file *f = staged_slot (st.st_ino);
+      int bfd;
+      ob_error_t e3 = NULL;
+      if (f && f->digest[0] && f->size == st.st_size && ob_txn_blob_open (t, f->digest, &bfd, &e3) == 0)
+        {
+          close (bfd);
+          strcpy (digest, f->digest);
+          *size = f->size;
+          return 0;
+        }
+      ob_error_free (&e3);
+    }
   if (ob_txn_blob_create (t, &out, err) < 0)
     return -1;
   h = ob_sha256_new ();
@@ -499,7 +572,11 @@ put_file_blob (struct ob_txn *t, int dfd, const char *name, int64_t max, char di
         }
     }
   ob_sha256_final (h, digest);
-  return ob_txn_blob_commit (t, out, digest, err);
+  if (ob_txn_blob_commit (t, out, digest, err) < 0)
+    return -1;
+  if (cacheable && *size == st.st_size)
+    staged_add (st.st_ino, *size, digest);
+  return 0;
 }
 
 static int
@@ -527,21 +604,32 @@ from_docker_archive (struct ob_txn *t, const char *file, const char *tag, const 
   if (unpack_archive (t, file, &dir, err) < 0)
     return ob_error_wrap (err, "%s", what);
   dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  {
-    struct stat st;
-    cleanup_close int mfd = -1;
-    if (dfd >= 0 && open_archive_file (dfd, "manifest.json", &mfd, &st, err) == 0 && st.st_size > OB_MAX_JSON_BLOB)
-      return ob_error_make (err, OB_ERR_IMAGE, 0, "%s: manifest.json: size %lld is more than the %d bytes allowed",
-                            what, (long long) st.st_size, OB_MAX_JSON_BLOB);
-    if (dfd < 0 || *err != NULL || ob_read_fd (mfd, &mtext, &len, err) < 0)
-      {
-        if (*err == NULL)
-          ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", dir);
-        ob_error_set_kind (err, OB_ERR_IMAGE);
-        return ob_error_wrap (err, "%s: not a docker-archive", what);
-      }
-  }
-  list = json_loadb (mtext, len, 0, NULL);
+  if (dfd >= 0 && unpacked.manifest && unpacked.dir && strcmp (unpacked.dir, dir) == 0)
+    list = json_incref (unpacked.manifest); /* ob_archive_load: the next image */
+  else
+    {
+      struct stat st;
+      cleanup_close int mfd = -1;
+      if (dfd >= 0 && open_archive_file (dfd, "manifest.json", &mfd, &st, err) == 0 && st.st_size > OB_MAX_JSON_BLOB)
+        return ob_error_make (err, OB_ERR_IMAGE, 0, "%s: manifest.json: size %lld is more than the %d bytes allowed",
+                              what, (long long) st.st_size, OB_MAX_JSON_BLOB);
+      if (dfd < 0 || *err != NULL || ob_read_fd (mfd, &mtext, &len, err) < 0)
+        {
+          if (*err == NULL)
+            ob_error_make (err, OB_ERR_STORE, errno, "open `%s`", dir);
+          ob_error_set_kind (err, OB_ERR_IMAGE);
+          return ob_error_wrap (err, "%s: not a docker-archive", what);
+        }
+    }
+  if (list == NULL)
+    {
+      list = json_loadb (mtext, len, 0, NULL);
+      if (list && unpacked.dir && strcmp (unpacked.dir, dir) == 0)
+        {
+          json_decref (unpacked.manifest);
+          unpacked.manifest = json_incref (list);
+        }
+    }
   json_array_foreach (list, i, x)
     {
       size_t k;

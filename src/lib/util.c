@@ -5,10 +5,13 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -488,4 +491,142 @@ ob_copy_fd (int in, int out, const char *what, ob_error_t *err)
       if (ob_write_all (out, buf, (size_t) n, err) < 0)
         return -1;
     }
+}
+
+/* ---- a set of strings ---- */
+
+static unsigned char hash_key[16];
+static pthread_once_t hash_key_once = PTHREAD_ONCE_INIT;
+
+static void
+hash_key_init (void)
+{
+  size_t got = 0;
+  while (got < sizeof hash_key)
+    {
+      ssize_t n = getrandom (hash_key + got, sizeof hash_key - got, 0);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        {
+          /* no randomness at all: a key of the time and pid, still not
+           * known to whoever wrote the input */
+          uint64_t x = (uint64_t) time (NULL) ^ ((uint64_t) getpid () << 32) ^ (uint64_t) (uintptr_t) &got;
+          memcpy (hash_key, &x, sizeof x);
+          memcpy (hash_key + 8, &x, sizeof x);
+          return;
+        }
+      got += (size_t) n;
+    }
+}
+
+static uint64_t
+le64 (const unsigned char *p)
+{
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--)
+    v = (v << 8) | p[i];
+  return v;
+}
+
+#define ROTL64(x, b) (uint64_t) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                                                       \
+  do                                                                                                                   \
+    {                                                                                                                  \
+      v0 += v1;                                                                                                        \
+      v1 = ROTL64 (v1, 13);                                                                                            \
+      v1 ^= v0;                                                                                                        \
+      v0 = ROTL64 (v0, 32);                                                                                            \
+      v2 += v3;                                                                                                        \
+      v3 = ROTL64 (v3, 16);                                                                                            \
+      v3 ^= v2;                                                                                                        \
+      v0 += v3;                                                                                                        \
+      v3 = ROTL64 (v3, 21);                                                                                            \
+      v3 ^= v0;                                                                                                        \
+      v2 += v1;                                                                                                        \
+      v1 = ROTL64 (v1, 17);                                                                                            \
+      v1 ^= v2;                                                                                                        \
+      v2 = ROTL64 (v2, 32);                                                                                            \
+    }                                                                                                                  \
+  while (0)
+
+uint64_t
+ob_hash_keyed (const void *data, size_t len)
+{
+  const unsigned char *p = data;
+  pthread_once (&hash_key_once, hash_key_init);
+  uint64_t k0 = le64 (hash_key), k1 = le64 (hash_key + 8);
+  uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
+  uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
+  uint64_t b = (uint64_t) len << 56;
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8)
+    {
+      uint64_t m = le64 (p + i);
+      v3 ^= m;
+      SIPROUND;
+      v0 ^= m;
+    }
+  for (size_t k = 0; i + k < len; k++)
+    b |= (uint64_t) p[i + k] << (8 * k);
+  v3 ^= b;
+  SIPROUND;
+  v0 ^= b;
+  v2 ^= 0xff;
+  SIPROUND;
+  SIPROUND;
+  SIPROUND;
+  return v0 ^ v1 ^ v2 ^ v3;
+}
+
+bool
+ob_strset_has (const struct ob_strset *set, const char *s)
+{
+  if (set->cap == 0)
+    return false;
+  for (size_t i = (size_t) ob_hash_keyed (s, strlen (s)) & (set->cap - 1);; i = (i + 1) & (set->cap - 1))
+    {
+      if (set->slots[i] == NULL)
+        return false;
+      if (strcmp (set->slots[i], s) == 0)
+        return true;
+    }
+}
+
+static void
+strset_insert (char **slots, size_t cap, char *s)
+{
+  size_t i = (size_t) ob_hash_keyed (s, strlen (s)) & (cap - 1);
+  while (slots[i])
+    i = (i + 1) & (cap - 1);
+  slots[i] = s;
+}
+
+void
+ob_strset_add (struct ob_strset *set, const char *s)
+{
+  if (ob_strset_has (set, s))
+    return;
+  if (2 * (set->n + 1) > set->cap)
+    {
+      size_t cap = set->cap ? set->cap * 2 : 256;
+      char **slots = ob_xmalloc0 (cap * sizeof (char *));
+      for (size_t i = 0; i < set->cap; i++)
+        if (set->slots[i])
+          strset_insert (slots, cap, set->slots[i]);
+      free (set->slots);
+      set->slots = slots;
+      set->cap = cap;
+    }
+  strset_insert (set->slots, set->cap, ob_xstrdup (s));
+  set->n++;
+}
+
+void
+ob_strset_free (struct ob_strset *set)
+{
+  for (size_t i = 0; i < set->cap; i++)
+    free (set->slots[i]);
+  free (set->slots);
+  memset (set, 0, sizeof *set);
 }

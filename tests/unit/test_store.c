@@ -629,11 +629,92 @@ TEST (test_blob_sizes_checked)
   rmtree (d);
 }
 
+/* ob_txn_commit_many gives the index that committing each in turn gives:
+ * a tag goes to the last that names it, an untagged entry goes when a
+ * later commit is of its manifest, entries already there are kept or
+ * dropped the same way. */
+static void
+commit_each (struct ob_layout *l, const char *d, size_t n, const struct ob_descriptor *m, char **const *tags, bool many)
+{
+  ob_error_t err = NULL;
+  struct ob_txn *t = NULL;
+  if (many)
+    {
+      CHECK (ob_txn_begin (l, d, &t, &err) == 0);
+      CHECK (ob_txn_commit_many (t, n, m, (char *const *const *) tags, &err) == 0);
+      ob_txn_free (t);
+      return;
+    }
+  for (size_t i = 0; i < n; i++)
+    {
+      CHECK (ob_txn_begin (l, d, &t, &err) == 0);
+      CHECK (ob_txn_commit (t, &m[i], tags[i], &err) == 0);
+      ob_txn_free (t);
+    }
+}
+
+TEST (test_txn_commit_many_is_commits_in_turn)
+{
+  char *d = tmpdir ();
+  char *pa = ob_xasprintf ("%s/a", d), *pb = ob_xasprintf ("%s/b", d);
+  char *ia = ob_xasprintf ("%s/index.json", pa), *ib = ob_xasprintf ("%s/index.json", pb);
+  struct ob_layout *a = NULL, *b = NULL;
+  ob_error_t err = NULL;
+  struct ob_descriptor m[6];
+  char *t_xy[] = { (char *) "x:1", (char *) "y:1", NULL }, *t_x[] = { (char *) "x:1", NULL };
+  char *t_z[] = { (char *) "z:1", NULL }, *t_y[] = { (char *) "y:1", NULL };
+  char **before[] = { t_y, NULL };
+  char **batch[] = { t_xy, NULL, t_x, NULL, t_z, NULL };
+  cleanup_free char *da = NULL, *db = NULL;
+  size_t la = 0, lb = 0;
+  for (int i = 0; i < 6; i++)
+    {
+      m[i].media_type = (char *) "application/vnd.oci.image.manifest.v1+json";
+      snprintf (m[i].digest, sizeof m[i].digest, "sha256:%064d", i);
+      m[i].size = 100 + i;
+    }
+  /* batch: m0 x:1 y:1; m1 untagged; m2 x:1; m1 untagged again; m1 z:1; m3 untagged */
+  struct ob_descriptor bm[6] = { m[0], m[1], m[2], m[1], m[1], m[3] };
+  /* already there: m5 y:1, m3 untagged */
+  struct ob_descriptor pre[2] = { m[5], m[3] };
+  CHECK (ob_layout_open (pa, true, &a, &err) == 0);
+  CHECK (ob_layout_open (pb, true, &b, &err) == 0);
+  commit_each (a, d, 2, pre, before, false);
+  commit_each (b, d, 2, pre, before, false);
+  commit_each (a, d, 6, bm, batch, false);
+  commit_each (b, d, 6, bm, batch, true);
+  CHECK (ob_read_file_at (AT_FDCWD, ia, &da, &la, &err) == 0);
+  CHECK (ob_read_file_at (AT_FDCWD, ib, &db, &lb, &err) == 0);
+  CHECK (la == lb && memcmp (da, db, la) == 0);
+  /* what that is, in order: y:1 on m0, x:1 on m2, z:1 on m1, and m3
+   * untagged (there before, committed again last) */
+  struct ob_layout_entry *e = NULL;
+  size_t n = 0;
+  CHECK (ob_layout_list (b, &e, &n, &err) == 0);
+  CHECK_INT (n, 4);
+  if (n == 4)
+    {
+      CHECK (e[0].tag && strcmp (e[0].tag, "y:1") == 0 && strcmp (e[0].desc.digest, m[0].digest) == 0);
+      CHECK (e[1].tag && strcmp (e[1].tag, "x:1") == 0 && strcmp (e[1].desc.digest, m[2].digest) == 0);
+      CHECK (e[2].tag && strcmp (e[2].tag, "z:1") == 0 && strcmp (e[2].desc.digest, m[1].digest) == 0);
+      CHECK (e[3].tag == NULL && strcmp (e[3].desc.digest, m[3].digest) == 0);
+    }
+  ob_layout_entries_free (e, n);
+  ob_layout_close (a);
+  ob_layout_close (b);
+  free (pa);
+  free (pb);
+  free (ia);
+  free (ib);
+  rmtree (d);
+}
+
 int
 main (void)
 {
   RUN (test_layout_create_and_reopen);
   RUN (test_layout_open_missing_is_image_error);
+  RUN (test_txn_commit_many_is_commits_in_turn);
   RUN (test_txn_commit_tags_and_resolve);
   RUN (test_txn_blob_synced_at_publish);
   RUN (test_commit_unchanged_writes_nothing);

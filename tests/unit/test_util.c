@@ -207,6 +207,37 @@ TEST (test_dir_spread)
   CHECK (ob_rm_rf_at (AT_FDCWD, dir, &err) == 0);
 }
 
+/* The string set: every string added is found, nothing else is, a string
+ * added twice counts once, and strings of one length that differ in one
+ * byte (what a crafted archive's paths would look like) spread. */
+TEST (test_strset)
+{
+  struct ob_strset set = { 0 };
+  char name[64];
+  bool all = true;
+  for (int i = 0; i < 100000; i++)
+    {
+      snprintf (name, sizeof name, "usr/share/f%08d", i);
+      ob_strset_add (&set, name);
+      if (i % 3 == 0)
+        ob_strset_add (&set, name);
+    }
+  CHECK_INT (set.n, 100000);
+  for (int i = 0; i < 100000; i++)
+    {
+      snprintf (name, sizeof name, "usr/share/f%08d", i);
+      all = all && ob_strset_has (&set, name);
+    }
+  CHECK (all);
+  CHECK (!ob_strset_has (&set, "usr/share/f00100000"));
+  CHECK (!ob_strset_has (&set, ""));
+  CHECK (ob_hash_keyed ("abc", 3) == ob_hash_keyed ("abc", 3));
+  CHECK (ob_hash_keyed ("abc", 3) != ob_hash_keyed ("abd", 3));
+  CHECK (ob_hash_keyed ("", 0) != ob_hash_keyed ("\0", 1));
+  ob_strset_free (&set);
+  CHECK (set.n == 0 && set.cap == 0);
+}
+
 int
 main (void)
 {
@@ -218,6 +249,7 @@ main (void)
   RUN (test_files_atomic_mkdir_rm);
   RUN (test_write_file_new);
   RUN (test_error_wrap_and_kind);
+  RUN (test_strset);
   if (tmp_has_flags ())
     RUN (test_dir_spread);
   else
