@@ -60,8 +60,7 @@ ob_build_squash (struct build *b, struct stage *s, ob_error_t *err)
     if (!json_is_true (json_object_get (h, "empty_layer")) && ++nonempty > s->n_base_layers)
       json_object_set_new (h, "empty_layer", json_true ());
   created_by = ob_xasprintf ("obuild build --squash (%zu layers)", n_new);
-  ob_tree_free (s->tree);
-  s->tree = NULL;
+  ob_build_stage_tree_drop (s);
   return ob_build_commit_layer (b, s, dfd, NULL, created_by, false, err);
 }
 

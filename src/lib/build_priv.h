@@ -21,6 +21,10 @@ struct stage
   size_t n_layers;
   char *base_name, *base_digest;
   struct ob_tree *tree; /* built lazily from the layers */
+  /* the entries of layers added since the tree was built, applied when a
+   * step next needs the tree (a last step's layer never is) */
+  struct ob_tree_index **tree_pending;
+  size_t n_tree_pending;
   char **arg_keys;      /* ARGs in scope (values may be NULL) */
   char **arg_vals;
   size_t n_args;
@@ -113,6 +117,9 @@ int ob_build_word (struct build *b, struct stage *s, const struct ob_instr *in, 
                    char **out, ob_error_t *err);
 
 int ob_build_stage_tree (struct build *b, struct stage *s, ob_error_t *err);
+/* Forget the stage's tree and the layers pending for it (its layers
+ * changed otherwise than by a step's new layer). */
+void ob_build_stage_tree_drop (struct stage *s);
 int ob_build_read_image_file (struct build *b, struct stage *s, const char *path, char **out,
                               ob_error_t *err);
 char *ob_build_scratch_dir (struct build *b, const char *what, ob_error_t *err);

@@ -425,7 +425,7 @@ ob_build_stage_clear (struct stage *s)
   free (s->layer_dirs);
   free (s->base_name);
   free (s->base_digest);
-  ob_tree_free (s->tree);
+  ob_build_stage_tree_drop (s);
   for (size_t i = 0; i < s->n_args; i++)
     {
       free (s->arg_keys[i]);
@@ -453,11 +453,34 @@ ob_build_stage_add_layer (struct stage *s, const struct ob_descriptor *d)
   s->n_layers++;
 }
 
+void
+ob_build_stage_tree_drop (struct stage *s)
+{
+  ob_tree_free (s->tree);
+  s->tree = NULL;
+  for (size_t i = 0; i < s->n_tree_pending; i++)
+    ob_tree_index_free (s->tree_pending[i]);
+  free (s->tree_pending);
+  s->tree_pending = NULL;
+  s->n_tree_pending = 0;
+}
+
 int
 ob_build_stage_tree (struct build *b, struct stage *s, ob_error_t *err)
 {
   if (s->tree)
-    return 0;
+    {
+      for (size_t i = 0; i < s->n_tree_pending; i++)
+        {
+          ob_tree_add_index (s->tree, s->tree_pending[i]);
+          ob_tree_index_free (s->tree_pending[i]);
+        }
+      free (s->tree_pending);
+      s->tree_pending = NULL;
+      s->n_tree_pending = 0;
+      return 0;
+    }
+  ob_build_stage_tree_drop (s);
   cleanup_free char *index_dir = ob_xasprintf ("%s/trees", b->o->store->root);
   json_t *ids = json_object_get (json_object_get (s->config, "rootfs"), "diff_ids");
   s->tree = ob_tree_new ();
@@ -528,7 +551,7 @@ ob_build_commit_layer (struct build *b, struct stage *s, int upperfd, const char
 }
 
 static void add_layer (struct build *b, struct stage *s, const struct ob_layer_result *r,
-                       const struct ob_tree_index *ix, const char *upper_path, const char *created_by);
+                       struct ob_tree_index *ix, const char *upper_path, const char *created_by);
 static int layer_written (struct build *b, struct stage *s, int fd, const struct ob_layer_result *res,
                           struct ob_tree_index *ix, const char *upper_path, const char *created_by, ob_error_t *err);
 
@@ -575,7 +598,6 @@ layer_written (struct build *b, struct stage *s, int fd, const struct ob_layer_r
       return -1;
     }
   add_layer (b, s, res, ix, upper_path, created_by);
-  ob_tree_index_free (ix);
   return 0;
 }
 
@@ -604,7 +626,7 @@ ob_build_commit_sources (struct build *b, struct stage *s, int srcfd, const stru
 }
 
 static void
-add_layer (struct build *b, struct stage *s, const struct ob_layer_result *r, const struct ob_tree_index *ix,
+add_layer (struct build *b, struct stage *s, const struct ob_layer_result *r, struct ob_tree_index *ix,
            const char *upper_path, const char *created_by)
 {
   const struct ob_layer_result res = *r;
@@ -621,14 +643,17 @@ add_layer (struct build *b, struct stage *s, const struct ob_layer_result *r, co
     }
   ob_image_config_add_diff_id (s->config, res.diff_id);
   ob_build_history (b, s, created_by, false);
-  /* a tree already built takes the new layer's entries; else it is built
-   * (from the layers' indexes) when a later step needs it */
+  /* a tree already built takes the new layer's entries (ix, taken) when a
+   * later step needs it; else it is built from the layers' indexes then */
   if (s->tree && ix)
-    ob_tree_add_index (s->tree, ix);
+    {
+      s->tree_pending = ob_xrealloc (s->tree_pending, (s->n_tree_pending + 1) * sizeof *s->tree_pending);
+      s->tree_pending[s->n_tree_pending++] = ix;
+    }
   else
     {
-      ob_tree_free (s->tree);
-      s->tree = NULL;
+      ob_tree_index_free (ix);
+      ob_build_stage_tree_drop (s);
     }
 }
 
@@ -707,17 +732,8 @@ ob_build_cache_try (struct build *b, struct stage *s, struct ob_sha256 *h, char 
       d.size = e.size;
       ob_build_stage_add_layer (s, &d);
       ob_image_config_add_diff_id (s->config, e.diff_id);
-      if (s->tree)
-        {
-          /* the tree takes the layer from its index (or the blob) */
-          cleanup_free char *trees = ob_xasprintf ("%s/trees", b->o->store->root);
-          if (ob_tree_add_layer_indexed (s->tree, trees, e.diff_id, fd, &e2) < 0)
-            {
-              ob_error_free (&e2);
-              ob_tree_free (s->tree);
-              s->tree = NULL;
-            }
-        }
+      /* rebuilt from the layers' indexes if a later step needs it */
+      ob_build_stage_tree_drop (s);
     }
   ob_image_config_add_history (s->config, b->o->have_epoch || e.created == NULL ? b->created : e.created,
                                e.created_by, NULL, e.empty);
