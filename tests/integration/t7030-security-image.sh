@@ -132,6 +132,16 @@ for src, dst, count in (("A-ok", "A-many", 50), ("D-ok", "D-many", 50), ("A-ok",
             if data is not None:
                 m.size = len(data)
             t.addfile(m, io.BytesIO(data) if data is not None else None)
+# one image under 10001 tags: more than obuild loads from an archive
+with tarfile.open("%s/D-ok.tar" % out) as a, tarfile.open("%s/D-tags.tar" % out, "w") as t:
+    for m in a.getmembers():
+        data = a.extractfile(m).read() if m.isfile() else None
+        if m.name == "manifest.json":
+            j = json.loads(data)
+            data = json.dumps([dict(j[0], RepoTags=["d-tags:%d" % i for i in range(10001)])]).encode()
+        if data is not None:
+            m.size = len(data)
+        t.addfile(m, io.BytesIO(data) if data is not None else None)
 PY
 # an image and an archive compressed with lrzip, which libarchive decodes
 # with the program `lrzip` (a fake one here, that leaves a mark outside)
@@ -405,6 +415,11 @@ for m in $MODES; do
     snapshot "$m" >"$TESTDIR/after-$m"
     check_files "[$m] ... the store is as it was" "$TESTDIR/after-$m" "$TESTDIR/before-$m"
   done
+  snapshot "$m" >"$TESTDIR/before-$m"
+  check_fail 9 "D-tags.tar\`: the archive names more than 10000 tags" \
+    "[$m] load of one image under 10001 tags: exit 9" as "$m" timeout 20 env OBUILD_ROOT="$(store "$m")" "$OB" load -i "$TESTDIR/D-tags.tar"
+  snapshot "$m" >"$TESTDIR/after-$m"
+  check_files "[$m] ... the store is as it was" "$TESTDIR/after-$m" "$TESTDIR/before-$m"
 done
 m=${MODES%% *}
 for a in A-1000 D-1000; do
