@@ -691,7 +691,7 @@ enter_workdir (const struct sandbox_ctx *c, const char *cwd)
 
 /* The command process: after this the step's own code runs. */
 static _Noreturn void
-command_main (const struct sandbox_ctx *c)
+command_main (const struct sandbox_ctx *c, int gate)
 {
   const struct ob_sandbox_opts *o = c->opts;
   int in, out, errfd;
@@ -719,7 +719,7 @@ command_main (const struct sandbox_ctx *c)
    * obuild's would be a way out through /proc/self/fd.  The error pipe
    * stays usable until exec. */
   {
-    const int keep[] = { 0, 1, 2, c->err_fd, c->notify_fd };
+    const int keep[] = { 0, 1, 2, c->err_fd, c->notify_fd, gate };
     close_fds_except (keep, sizeof keep / sizeof keep[0]);
   }
 
@@ -753,6 +753,14 @@ command_main (const struct sandbox_ctx *c)
   {
     static char *empty_env[] = { NULL };
     environ = o->env ? (char **) o->env : empty_env;
+  }
+  /* The step's code starts only once init has closed what it held (EOF on
+   * the gate): nothing of obuild's is ever listed in /proc/1/fd. */
+  {
+    char b;
+    while (read (gate, &b, 1) < 0 && errno == EINTR)
+      ;
+    close (gate);
   }
   execvp (o->argv[0], o->argv);
   child_fail (c, errno, "exec `%s`", o->argv[0]);
@@ -874,15 +882,22 @@ run_command (const struct sandbox_ctx *c)
 {
   sigset_t set;
   pid_t cmd;
+  int gate[2];
 
   /* Block before forking: no SIGCHLD can be missed. */
   init_signals (&set);
   sigprocmask (SIG_BLOCK, &set, NULL);
+  /* init_loop closes the write end with everything else */
+  if (pipe2 (gate, O_CLOEXEC) < 0)
+    child_fail (c, errno, "make the command's start gate");
   cmd = fork ();
   if (cmd < 0)
     child_fail (c, errno, "fork the command");
   if (cmd == 0)
-    command_main (c);
+    {
+      close (gate[1]);
+      command_main (c, gate[0]);
+    }
   init_loop (c, cmd);
 }
 
