@@ -137,6 +137,7 @@ cli_relocate (const char *store_root, char ***keep, ob_error_t *err)
   for (size_t i = 1; cli_main_argv[i]; i++)
     ob_strv_add (&args, cli_main_argv[i]);
   fflush (NULL);
+  ob_nofile_restore ();
   execv (loader, args);
   return ob_error_make (err, OB_ERR_GENERIC, errno, "--isolation=container: run `%s`", loader);
 }

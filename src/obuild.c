@@ -60,6 +60,7 @@ main (int argc, char **argv)
   int i = 1, r;
 
   cli_main_argv = argv;
+  ob_nofile_raise ();
 
   while (i < argc)
     {

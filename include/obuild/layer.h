@@ -174,7 +174,8 @@ int ob_layer_import (int infd, int outfd, const struct ob_layer_opts *opts,
 /* Normalise a tar entry name (or hardlink target) the way import and extract
  * see it: leading "/" and "./" removed, empty and "." components dropped, no
  * trailing "/"; the root itself becomes "".  A ".." component is refused
- * (OB_ERR_IMAGE "entry `NAME`: path contains .."). *out is malloc'd. */
+ * (OB_ERR_IMAGE "entry `NAME`: path contains .."), and so is a result longer
+ * than OB_LAYER_PATH_MAX.  *out is malloc'd. */
 int ob_layer_clean_name (const char *name, char **out, ob_error_t *err);
 
 /* Owners on disk.  Normally a file's uid/gid is its owner in the layer.

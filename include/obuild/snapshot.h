@@ -27,13 +27,22 @@ struct ob_changes
   size_t n;
 };
 
+/* The longest path (bytes, relative to the root) a layer entry may have:
+ * obuild opens every entry by its path below a directory.  A deeper tree
+ * in an image is OB_ERR_IMAGE, one left by a step OB_ERR_STEP; walking one
+ * needs at most OB_LAYER_PATH_MAX / 2 directories open at once. */
+#define OB_LAYER_PATH_MAX 4095
+/* The error for path, longer than OB_LAYER_PATH_MAX (shown cut short). */
+int ob_layer_path_too_long (const char *path, enum ob_error_kind kind, ob_error_t *err);
+
 /* Walk upperfd recursively.  Order: byte-wise by path components, a
  * directory before its contents, and within a directory an OPAQUE marker
  * before the entries.  Overlay whiteouts (character device 0:0, or the
  * xattr user.overlay.whiteout / trusted.overlay.whiteout) become WHITEOUT;
  * directories with user.overlay.opaque="y" or trusted.overlay.opaque="y"
  * produce an ENTRY for the directory followed by an OPAQUE for it.
- * Errors are OB_ERR_STORE naming the path. */
+ * Errors are OB_ERR_STORE naming the path; a path longer than
+ * OB_LAYER_PATH_MAX is OB_ERR_STEP. */
 int ob_snapshot_scan (int upperfd, struct ob_changes **out, ob_error_t *err);
 void ob_changes_free (struct ob_changes *c);
 

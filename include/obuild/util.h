@@ -118,8 +118,18 @@ int ob_write_file_unsynced_at (int dirfd, const char *path, const void *data, si
                                ob_error_t *err);
 /* mkdir -p relative to dirfd; existing directories are fine. */
 int ob_mkdir_p_at (int dirfd, const char *path, mode_t mode, ob_error_t *err);
-/* rm -rf relative to dirfd; a missing path is not an error. */
+/* rm -rf relative to dirfd; a missing path is not an error.  Any depth:
+ * it keeps at most ~66 directories open, moving what lies deeper up to
+ * the top of path (renamed `.obuild-rm-N`) to remove it from there. */
 int ob_rm_rf_at (int dirfd, const char *path, ob_error_t *err);
+/* Raise the soft limit on open files to the hard one (at most
+ * OB_NOFILE_WANT): walking a step's tree holds a descriptor per level, up
+ * to OB_LAYER_PATH_MAX / 2 levels.  Best effort, like Go's runtime. */
+#define OB_NOFILE_WANT 65536
+void ob_nofile_raise (void);
+/* Give a child about to exec a program the soft limit obuild started with
+ * (async-signal-safe: after fork). */
+void ob_nofile_restore (void);
 /* Make a fresh temporary directory "<parent>/<prefix>XXXXXX"; returns its path. */
 int ob_mkdtemp_in (const char *parent, const char *prefix, char **out, ob_error_t *err);
 /* Mark directory `path` so that ext4 places each directory made in it where

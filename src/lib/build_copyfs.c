@@ -368,6 +368,9 @@ walk (struct diff *d, const char *rel, ob_error_t *err)
       if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
         continue;
       crel = *rel ? ob_xasprintf ("%s/%s", rel, de->d_name) : ob_xstrdup (de->d_name);
+      /* the bound on the walk's depth and descriptors, too */
+      if (strlen (crel) > OB_LAYER_PATH_MAX)
+        return ob_layer_path_too_long (crel, OB_ERR_STEP, err);
       cabs = ob_xasprintf ("/%s", crel);
       if (fstatat (d->rootfd, crel, &st, AT_SYMLINK_NOFOLLOW) < 0)
         continue;

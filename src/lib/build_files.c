@@ -150,17 +150,20 @@ ob_build_record_owner (int dfd, const char *path, uid_t uid, gid_t gid, ob_error
   return 0;
 }
 
-/* The content of a source for the cache key: path, type, mode, size,
- * content digest, link target and user xattrs of every entry, in order —
- * never mtimes or owners (COPY sets those). */
-int
-ob_build_digest_source (struct build *b, int dfd, const struct ob_ignore *ig, const char *rel, bool follow,
-               struct ob_sha256 *h, ob_error_t *err)
+static int
+cmp_strp (const void *a, const void *b)
 {
-  struct stat st;
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+/* One entry's part of ob_build_digest_source.  Its buffers stay out of the
+ * recursive function's frame: a source can be 2,000 directories deep. */
+static __attribute__ ((noinline)) int
+digest_entry (struct build *b, int dfd, const char *rel, const struct stat *pst, struct ob_sha256 *h,
+              ob_error_t *err)
+{
+  struct stat st = *pst;
   char line[128];
-  if (fstatat (dfd, rel, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) < 0)
-    return ob_error_make (err, OB_ERR_CONTEXT, errno, "stat `%s`", rel);
   snprintf (line, sizeof line, "%o %lld", (unsigned) st.st_mode, S_ISDIR (st.st_mode) ? 0LL : (long long) st.st_size);
   ob_build_cache_add (h, rel);
   ob_build_cache_add (h, line);
@@ -192,9 +195,25 @@ ob_build_digest_source (struct build *b, int dfd, const struct ob_ignore *ig, co
             ob_sha256_update (h, v, vn > 0 ? (size_t) vn : 0);
           }
     }
+  return 0;
+}
+
+/* The content of a source for the cache key: path, type, mode, size,
+ * content digest, link target and user xattrs of every entry, in order —
+ * never mtimes or owners (COPY sets those). */
+int
+ob_build_digest_source (struct build *b, int dfd, const struct ob_ignore *ig, const char *rel, bool follow,
+               struct ob_sha256 *h, ob_error_t *err)
+{
+  struct stat st;
+  if (fstatat (dfd, rel, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) < 0)
+    return ob_error_make (err, OB_ERR_CONTEXT, errno, "stat `%s`", rel);
+  if (digest_entry (b, dfd, rel, &st, h, err) < 0)
+    return -1;
   if (S_ISDIR (st.st_mode))
     {
       cleanup_strv char **kids = NULL;
+      size_t n = 0;
       int fd = openat (dfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       cleanup_dir DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
       struct dirent *de;
@@ -206,15 +225,14 @@ ob_build_digest_source (struct build *b, int dfd, const struct ob_ignore *ig, co
         }
       while ((de = readdir (d)))
         if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0)
-          ob_strv_take (&kids, strcmp (rel, ".") == 0 ? ob_xstrdup (de->d_name) : ob_xasprintf ("%s/%s", rel, de->d_name));
-      for (size_t i = 0; kids && kids[i]; i++)
-        for (size_t j = i + 1; kids[j]; j++)
-          if (strcmp (kids[i], kids[j]) > 0)
-            {
-              char *t = kids[i];
-              kids[i] = kids[j];
-              kids[j] = t;
-            }
+          {
+            if (n % 64 == 0)
+              kids = ob_xrealloc (kids, (n + 65) * sizeof *kids);
+            kids[n++] = strcmp (rel, ".") == 0 ? ob_xstrdup (de->d_name) : ob_xasprintf ("%s/%s", rel, de->d_name);
+            kids[n] = NULL;
+          }
+      if (n > 1)
+        qsort (kids, n, sizeof *kids, cmp_strp);
       for (size_t i = 0; kids && kids[i]; i++)
         {
           if (ig && ob_ignore_match (ig, kids[i]))

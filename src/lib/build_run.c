@@ -118,6 +118,8 @@ own_new_entries (struct build *b, struct stage *s, int dfd, const char *rel, uid
       if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
         continue;
       path = ob_xasprintf ("%s/%s", rel, de->d_name);
+      if (strlen (path) - 1 > OB_LAYER_PATH_MAX) /* (path starts with "/") */
+        return ob_layer_path_too_long (path + 1, OB_ERR_STEP, err);
       if (fstatat (dirfd (d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
         continue;
       if (S_ISCHR (st.st_mode) && st.st_rdev == 0)
@@ -721,7 +723,10 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
       goto out;
     }
   if (copy && ob_build_copyfs_diff (b, s, rc.upper, err) < 0)
-    goto out;
+    {
+      ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+      goto out;
+    }
   upperfd = open (rc.upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (upperfd < 0)
     {
@@ -730,7 +735,10 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
     }
   if (b->o->userns_single && (uid != 0 || gid != 0)
       && (ob_build_stage_tree (b, s, err) < 0 || own_new_entries (b, s, upperfd, "", uid, gid, err) < 0))
-    goto out;
+    {
+      ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+      goto out;
+    }
   created_by = history_of (argv);
   /* the copy snapshotter's upper shares inodes with its root, which later
    * steps change: it cannot serve as an unpacked layer */

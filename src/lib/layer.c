@@ -529,6 +529,12 @@ ob_layer_clean_name (const char *name, char **out, ob_error_t *err)
       while (*p == '/')
         p++;
     }
+  if (b.len > OB_LAYER_PATH_MAX)
+    {
+      ob_layer_path_too_long (b.data, OB_ERR_IMAGE, err);
+      ob_buf_free (&b);
+      return ob_error_wrap (err, "entry");
+    }
   *out = ob_buf_steal (&b);
   return 0;
 }

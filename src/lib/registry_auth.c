@@ -333,6 +333,7 @@ run_cred_helper (const char *helper, const char *registry, const char *file, cha
       char *const argv[] = { prog, (char *) "get", NULL };
       dup2 (in[0], 0);
       dup2 (outp[1], 1);
+      ob_nofile_restore ();
       execv (path, argv);
       _exit (127);
     }

@@ -722,6 +722,8 @@ command_main (const struct sandbox_ctx *c, int gate)
     const int keep[] = { 0, 1, 2, c->err_fd, c->notify_fd, gate };
     close_fds_except (keep, sizeof keep / sizeof keep[0]);
   }
+  /* the step gets the limit on open files obuild started with */
+  ob_nofile_restore ();
 
   if (drop_capabilities () < 0)
     child_fail (c, errno, "drop capabilities");

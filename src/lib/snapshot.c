@@ -146,6 +146,13 @@ scan_dir (int dfd, const char *prefix, struct changes_builder *b, ob_error_t *er
     {
       struct stat st;
       char *path = *prefix ? ob_xasprintf ("%s/%s", prefix, names[i]) : ob_xstrdup (names[i]);
+      /* the bound on the walk's depth, descriptors and memory, too */
+      if (strlen (path) > OB_LAYER_PATH_MAX)
+        {
+          ob_layer_path_too_long (path, OB_ERR_STEP, err);
+          free (path);
+          return -1;
+        }
       if (fstatat (fd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
         {
           int e = errno;
@@ -171,6 +178,13 @@ scan_dir (int dfd, const char *prefix, struct changes_builder *b, ob_error_t *er
         }
     }
   return 0;
+}
+
+int
+ob_layer_path_too_long (const char *path, enum ob_error_kind kind, ob_error_t *err)
+{
+  return ob_error_make (err, kind, 0, "path `%.40s...` is %zu bytes long, more than a layer holds (%d)", path,
+                        strlen (path), OB_LAYER_PATH_MAX);
 }
 
 int

@@ -231,6 +231,7 @@ run_idmap (const char *tool, pid_t pid, unsigned id, unsigned long start, unsign
       int devnull = open ("/dev/null", O_WRONLY);
       if (devnull >= 0)
         dup2 (devnull, 1);
+      ob_nofile_restore ();
       execlp (tool, tool, spid, "0", sid, "1", "1", sstart, scount, (char *) NULL);
       _exit (127);
     }

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -296,8 +297,44 @@ ob_mkdir_p_at (int dirfd, const char *path, mode_t mode, ob_error_t *err)
   return 0;
 }
 
+/* Directories nested deeper than this below what ob_rm_rf_at removes are
+ * first moved up to its top: a step can leave a tree a million levels deep,
+ * and a descriptor, a directory buffer and a stack frame per level would
+ * run out (a crash, or a scratch directory never removed). */
+#define RM_MAX_DEPTH 64
+
+struct rm_state
+{
+  int topfd;      /* the directory being emptied */
+  unsigned moved; /* directories moved up to topfd in this pass */
+  unsigned next;  /* the next name tried for one */
+};
+
+static int rm_entry (struct rm_state *rs, int dirfd, const char *path, int depth, ob_error_t *err);
+
+/* Move dirfd/name to the top with a name of its own. */
 static int
-rm_rf_children (int dfd, ob_error_t *err)
+rm_move_up (struct rm_state *rs, int dirfd, const char *name, ob_error_t *err)
+{
+  for (int tries = 0; tries < 1000; tries++)
+    {
+      char to[32];
+      snprintf (to, sizeof to, ".obuild-rm-%u", rs->next++);
+      if (renameat2 (dirfd, name, rs->topfd, to, RENAME_NOREPLACE) == 0)
+        {
+          rs->moved++;
+          return 0;
+        }
+      if (errno == EACCES && fchmodat (dirfd, name, 0700, 0) == 0)
+        continue; /* moving a directory rewrites its `..`: it must be writable */
+      if (errno != EEXIST)
+        return ob_error_make (err, OB_ERR_STORE, errno, "move `%s` up to remove it", name);
+    }
+  return ob_error_make (err, OB_ERR_STORE, EEXIST, "move `%s` up to remove it", name);
+}
+
+static int
+rm_rf_children (struct rm_state *rs, int dfd, int depth, ob_error_t *err)
 {
   cleanup_dir DIR *d = fdopendir (dfd);
   struct dirent *de;
@@ -310,21 +347,31 @@ rm_rf_children (int dfd, ob_error_t *err)
     {
       if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
         continue;
-      if (ob_rm_rf_at (dirfd (d), de->d_name, err) < 0)
+      if (depth >= RM_MAX_DEPTH && de->d_type == DT_DIR)
+        {
+          if (rm_move_up (rs, dirfd (d), de->d_name, err) < 0)
+            return -1;
+          continue;
+        }
+      if (rm_entry (rs, dirfd (d), de->d_name, depth + 1, err) < 0)
         return -1;
     }
   return 0;
 }
 
-int
-ob_rm_rf_at (int dirfd, const char *path, ob_error_t *err)
+/* Remove dirfd/path; depth: how far below the top dirfd is. */
+static int
+rm_entry (struct rm_state *rs, int dirfd, const char *path, int depth, ob_error_t *err)
 {
   struct stat st;
   if (fstatat (dirfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
     return errno == ENOENT ? 0 : ob_error_make (err, OB_ERR_STORE, errno, "stat `%s`", path);
   if (S_ISDIR (st.st_mode))
     {
-      int fd = openat (dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      int fd;
+      if (depth >= RM_MAX_DEPTH)
+        return rm_move_up (rs, dirfd, path, err); /* d_type was unknown */
+      fd = openat (dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0 && errno == EACCES)
         {
           /* A directory left without r/x permission: give them back. */
@@ -337,7 +384,31 @@ ob_rm_rf_at (int dirfd, const char *path, ob_error_t *err)
         {
           /* removal below reports the real problem */
         }
-      if (rm_rf_children (fd, err) < 0)
+      if (depth == 0)
+        {
+          /* the top: emptied again while deeper directories came up */
+          rs->topfd = fd;
+          do
+            {
+              int again = dup (fd);
+              rs->moved = 0;
+              if (again < 0)
+                {
+                  ob_error_make (err, OB_ERR_STORE, errno, "dup");
+                  close (fd);
+                  return ob_error_wrap (err, "remove `%s`", path);
+                }
+              lseek (again, 0, SEEK_SET);
+              if (rm_rf_children (rs, again, depth, err) < 0)
+                {
+                  close (fd);
+                  return ob_error_wrap (err, "remove `%s`", path);
+                }
+            }
+          while (rs->moved > 0);
+          close (fd);
+        }
+      else if (rm_rf_children (rs, fd, depth, err) < 0)
         return ob_error_wrap (err, "remove `%s`", path);
       if (unlinkat (dirfd, path, AT_REMOVEDIR) < 0 && errno != ENOENT)
         return ob_error_make (err, OB_ERR_STORE, errno, "rmdir `%s`", path);
@@ -346,6 +417,41 @@ ob_rm_rf_at (int dirfd, const char *path, ob_error_t *err)
   if (unlinkat (dirfd, path, 0) < 0 && errno != ENOENT)
     return ob_error_make (err, OB_ERR_STORE, errno, "unlink `%s`", path);
   return 0;
+}
+
+int
+ob_rm_rf_at (int dirfd, const char *path, ob_error_t *err)
+{
+  struct rm_state rs = { .topfd = -1 };
+  return rm_entry (&rs, dirfd, path, 0, err);
+}
+
+/* The soft limit a process started with, for the programs obuild starts. */
+static struct rlimit nofile_orig;
+static bool nofile_raised;
+
+void
+ob_nofile_raise (void)
+{
+  struct rlimit rl;
+  rlim_t want = OB_NOFILE_WANT;
+  if (getrlimit (RLIMIT_NOFILE, &rl) < 0)
+    return;
+  if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+    want = rl.rlim_max;
+  if (rl.rlim_cur >= want)
+    return;
+  nofile_orig = rl;
+  rl.rlim_cur = want;
+  if (setrlimit (RLIMIT_NOFILE, &rl) == 0)
+    nofile_raised = true;
+}
+
+void
+ob_nofile_restore (void)
+{
+  if (nofile_raised)
+    (void) setrlimit (RLIMIT_NOFILE, &nofile_orig);
 }
 
 int

@@ -462,6 +462,52 @@ TEST (snapshot_order)
   td_free (&t);
 }
 
+/* d/d/.../d, levels deep below fd, made one level at a time */
+static bool
+mk_chain (int fd, int levels)
+{
+  int cur = dup (fd);
+  for (int i = 0; cur >= 0 && i < levels; i++)
+    {
+      int next = mkdirat (cur, "d", 0755) == 0 ? openat (cur, "d", O_RDONLY | O_DIRECTORY) : -1;
+      close (cur);
+      cur = next;
+    }
+  if (cur < 0)
+    return false;
+  close (cur);
+  return true;
+}
+
+/* A path of 4095 bytes is a layer's entry, one byte more is refused, as a
+ * step's fault, named cut short; the walk stops there (a step's tree can
+ * be deeper than obuild's stack). */
+TEST (snapshot_path_bound)
+{
+  struct td t = td_new ();
+  struct ob_changes *c = NULL;
+  ob_error_t err = NULL;
+  ob_nofile_raise (); /* a descriptor per level */
+  /* "d" + "/d" * 2047 = 4095 bytes */
+  CHECK (mk_chain (t.fd, 2048));
+  CHECK_INT (ob_snapshot_scan (t.fd, &c, &err), 0);
+  CHECK (c != NULL && c->n == 2048 && strlen (c->items[2047].path) == 4095);
+  ob_changes_free (c);
+  c = NULL;
+  td_free (&t);
+  t = td_new ();
+  CHECK (mk_chain (t.fd, 20000));
+  CHECK_INT (ob_snapshot_scan (t.fd, &c, &err), -1);
+  CHECK (c == NULL);
+  CHECK (err != NULL && err->kind == OB_ERR_STEP);
+  CHECK (err != NULL && strcmp (err->msg, "path `d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/...` is 4097 bytes long, "
+                                          "more than a layer holds (4095)") == 0);
+  if (err)
+    printf ("# %s\n", err->msg);
+  ob_error_free (&err);
+  td_free (&t);
+}
+
 TEST (snapshot_empty)
 {
   struct td t = td_new ();
@@ -2777,6 +2823,7 @@ main (void)
   umask (022);
   RUN (snapshot_order);
   RUN (snapshot_empty);
+  RUN (snapshot_path_bound);
   RUN (snapshot_whiteout_chardev);
   RUN (snapshot_opaque_and_xattr_whiteout);
   RUN (snapshot_trusted_opaque);

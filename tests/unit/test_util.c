@@ -6,8 +6,10 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* The library's fsyncs, counted. */
@@ -102,6 +104,70 @@ TEST (test_files_atomic_mkdir_rm)
   CHECK (ob_rm_rf_at (dfd, "never-existed", &err) == 0);
   close (dfd);
   CHECK (rmdir (dir) == 0);
+}
+
+/* A tree 20,000 levels deep (what a step can leave) is removed with 100
+ * descriptors allowed: what lies deeper than rm's bound is moved up, not
+ * walked down with a descriptor and a stack frame per level. */
+TEST (test_rm_rf_deep)
+{
+  char tmpl[] = "/tmp/ob-util-XXXXXX";
+  char *dir = mkdtemp (tmpl);
+  ob_error_t err = NULL;
+  int dfd = open (dir, O_RDONLY | O_DIRECTORY);
+  int fd = -1;
+  struct rlimit old, low;
+  bool made = dfd >= 0 && mkdirat (dfd, "top", 0755) == 0;
+  fd = made ? openat (dfd, "top", O_RDONLY | O_DIRECTORY) : -1;
+  for (int i = 0; fd >= 0 && i < 20000; i++)
+    {
+      /* a file and a directory without write permission on the way */
+      int next = -1;
+      if (mkdirat (fd, "d", i == 7000 ? 0500 : 0755) < 0 || (next = openat (fd, "d", O_RDONLY | O_DIRECTORY)) < 0
+          || (i % 1000 == 0 && mknodat (fd, "f", S_IFREG | 0644, 0) < 0))
+        made = false;
+      close (fd);
+      fd = next;
+    }
+  if (fd >= 0)
+    close (fd);
+  CHECK (made);
+  CHECK_INT (getrlimit (RLIMIT_NOFILE, &old), 0);
+  low = old;
+  low.rlim_cur = 100;
+  CHECK_INT (setrlimit (RLIMIT_NOFILE, &low), 0);
+  CHECK_INT (ob_rm_rf_at (dfd, "top", &err), 0);
+  if (err)
+    printf ("# %s\n", err->msg);
+  CHECK_INT (setrlimit (RLIMIT_NOFILE, &old), 0);
+  CHECK (faccessat (dfd, "top", F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT);
+  close (dfd);
+  CHECK (rmdir (dir) == 0);
+}
+
+/* The soft limit on open files: raised to the hard one (at most
+ * OB_NOFILE_WANT), and given back for a program obuild starts. */
+TEST (test_nofile_raise_restore)
+{
+  struct rlimit old, rl;
+  pid_t pid;
+  int st = -1;
+  CHECK_INT (getrlimit (RLIMIT_NOFILE, &old), 0);
+  rl = old;
+  rl.rlim_cur = 256;
+  CHECK_INT (setrlimit (RLIMIT_NOFILE, &rl), 0);
+  ob_nofile_raise ();
+  CHECK_INT (getrlimit (RLIMIT_NOFILE, &rl), 0);
+  CHECK (rl.rlim_cur == (old.rlim_max < OB_NOFILE_WANT ? old.rlim_max : OB_NOFILE_WANT));
+  pid = fork ();
+  if (pid == 0)
+    {
+      ob_nofile_restore ();
+      _exit (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur == 256 ? 0 : 1);
+    }
+  CHECK (pid > 0 && waitpid (pid, &st, 0) == pid);
+  CHECK (WIFEXITED (st) && WEXITSTATUS (st) == 0);
+  CHECK_INT (setrlimit (RLIMIT_NOFILE, &old), 0);
 }
 
 /* A scratch file: written whole, never synced, never over an existing name
@@ -248,6 +314,8 @@ main (void)
   RUN (test_buf);
   RUN (test_files_atomic_mkdir_rm);
   RUN (test_write_file_new);
+  RUN (test_rm_rf_deep);
+  RUN (test_nofile_raise_restore);
   RUN (test_error_wrap_and_kind);
   RUN (test_strset);
   if (tmp_has_flags ())
