@@ -55,6 +55,8 @@ void ob_strv_take (char ***v, char *s);
 /* ob_strv_take for long vectors: *n is the count, kept by the caller (the
  * array doubles when n + 1 reaches a power of two), so appending is O(1). */
 void ob_strv_push (char ***v, size_t *n, char *s);
+/* Append the strings of more (taking them, freeing the array) in one go. */
+void ob_strv_take_all (char ***v, char **more);
 char **ob_strv_dup (char *const *v);
 void ob_strv_free (char **v);
 bool ob_str_has_prefix (const char *s, const char *prefix);

@@ -842,6 +842,8 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
                : ob_context_resolve (srcfd, ig, words[i], has_wildcard (words[i]), &matches, err);
       if (r < 0)
         return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+      cleanup_strv char **found = NULL; /* into copy_srcs at once: there may be 100,000 */
+      size_t n_found = 0;
       for (size_t k = 0; matches && matches[k]; k++)
         {
           bool archive = false;
@@ -865,8 +867,9 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
               ob_strv_take (&archives, real);
             }
           else
-            ob_strv_add (&copy_srcs, matches[k]);
+            ob_strv_push (&found, &n_found, ob_xstrdup (matches[k]));
         }
+      ob_strv_take_all (&copy_srcs, steal_pointer (&found));
     }
   /* destination, resolved through the image's symlinks */
   {

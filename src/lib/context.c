@@ -287,6 +287,7 @@ ob_context_read_dir_names (int fd, char ***out, ob_error_t *err)
 {
   cleanup_dir DIR *d = fdopendir (fd);
   cleanup_strv char **names = ob_xmalloc0 (sizeof (char *));
+  size_t n = 0;
   struct dirent *de;
 
   if (d == NULL)
@@ -300,12 +301,12 @@ ob_context_read_dir_names (int fd, char ***out, ob_error_t *err)
     {
       if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
         continue;
-      ob_strv_add (&names, de->d_name);
+      ob_strv_push (&names, &n, ob_xstrdup (de->d_name));
       errno = 0;
     }
   if (errno != 0)
     return ob_error_make (err, OB_ERR_CONTEXT, errno, "readdir");
-  qsort (names, ob_strv_len (names), sizeof (char *), cmp_str);
+  qsort (names, n, sizeof (char *), cmp_str);
   *out = steal_pointer (&names);
   return 0;
 }
@@ -378,6 +379,7 @@ resolve_impl (int ctxfd, const struct ob_ignore *ig, const char *src, bool allow
   cleanup_free char *clean = ob_path_clean (rooted);
   cleanup_strv char **cands = NULL;
   cleanup_strv char **result = ob_xmalloc0 (sizeof (char *));
+  size_t n_result = 0;
   const char *rel = clean;
   bool globbed = false;
   char *save = NULL, *comp;
@@ -398,6 +400,7 @@ resolve_impl (int ctxfd, const struct ob_ignore *ig, const char *src, bool allow
   for (comp = strtok_r ((char *) rel, "/", &save); comp; comp = strtok_r (NULL, "/", &save))
     {
       cleanup_strv char **next = ob_xmalloc0 (sizeof (char *));
+      size_t n_next = 0;
       bool wild = has_wildcards (comp);
 
       if (wild && ob_path_match (comp, "") < 0)
@@ -411,7 +414,7 @@ resolve_impl (int ctxfd, const struct ob_ignore *ig, const char *src, bool allow
 
           if (!wild)
             {
-              ob_strv_take (&next, ob_context_path_join (cands[i], comp));
+              ob_strv_push (&next, &n_next, ob_context_path_join (cands[i], comp));
               continue;
             }
           fd = ob_context_openat2 (ctxfd, cands[i][0] ? cands[i] : ".", O_RDONLY | O_DIRECTORY,
@@ -432,7 +435,7 @@ resolve_impl (int ctxfd, const struct ob_ignore *ig, const char *src, bool allow
               p = ob_context_path_join (cands[i], names[j]);
               if (ig && !is_visible (ctxfd, ig, p))
                 continue;
-              ob_strv_take (&next, steal_pointer (&p));
+              ob_strv_push (&next, &n_next, steal_pointer (&p));
             }
         }
       ob_strv_free (cands);
@@ -463,7 +466,7 @@ resolve_impl (int ctxfd, const struct ob_ignore *ig, const char *src, bool allow
             continue;
           return ob_context_not_found (src, err);
         }
-      ob_strv_add (&result, cands[i]);
+      ob_strv_push (&result, &n_result, ob_xstrdup (cands[i]));
     }
   if (result[0] == NULL && !(globbed && allow_empty_glob))
     return ob_context_not_found (src, err);

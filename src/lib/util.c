@@ -570,6 +570,20 @@ ob_strv_push (char ***v, size_t *n, char *s)
   (*v)[*n] = NULL;
 }
 
+void
+ob_strv_take_all (char ***v, char **more)
+{
+  size_t n = ob_strv_len (*v), m = ob_strv_len (more);
+  if (m == 0)
+    {
+      free (more);
+      return;
+    }
+  *v = ob_xrealloc (*v, (n + m + 1) * sizeof (char *));
+  memcpy (*v + n, more, (m + 1) * sizeof (char *));
+  free (more);
+}
+
 int
 ob_copy_fd (int in, int out, const char *what, ob_error_t *err)
 {

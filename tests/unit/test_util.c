@@ -63,6 +63,21 @@ TEST (test_strv)
   char **d = ob_strv_dup (v);
   CHECK_STR (d[0], "a");
   ob_strv_free (d);
+  {
+    /* pushed one by one (O(1) each), then appended at once */
+    char **more = NULL;
+    size_t n = 0;
+    for (int i = 0; i < 1000; i++)
+      ob_strv_push (&more, &n, ob_xasprintf ("%d", i));
+    CHECK_INT (n, 1000);
+    ob_strv_take_all (&v, more);
+    CHECK_INT (ob_strv_len (v), 1002);
+    CHECK_STR (v[1], "b");
+    CHECK_STR (v[2], "0");
+    CHECK_STR (v[1001], "999");
+    ob_strv_take_all (&v, NULL);
+    CHECK_INT (ob_strv_len (v), 1002);
+  }
 }
 
 TEST (test_buf)
