@@ -92,6 +92,7 @@ clear (struct build *b, int rootfd, dev_t dev, const char *rel, ob_error_t *err)
   int fd = openat (rootfd, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   cleanup_dir DIR *d = NULL;
   cleanup_strv char **names = NULL;
+  size_t n = 0;
   struct dirent *de;
 
   if (fd < 0 || (d = fdopendir (fd)) == NULL)
@@ -102,7 +103,7 @@ clear (struct build *b, int rootfd, dev_t dev, const char *rel, ob_error_t *err)
     }
   while ((de = readdir (d)) != NULL)
     if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0)
-      ob_strv_add (&names, de->d_name);
+      ob_strv_push (&names, &n, ob_xstrdup (de->d_name));
   for (size_t i = 0; names && names[i]; i++)
     {
       cleanup_free char *crel = *rel ? ob_xasprintf ("%s/%s", rel, names[i]) : ob_xstrdup (names[i]);

@@ -335,13 +335,14 @@ changed (struct diff *d, const char *rel, const struct stat *st, const struct ob
 struct names
 {
   char **v;
+  size_t n;
 };
 
 static void
 collect (void *data, const char *name)
 {
   struct names *n = data;
-  ob_strv_add (&n->v, name);
+  ob_strv_push (&n->v, &n->n, ob_xstrdup (name));
 }
 
 static int
@@ -350,7 +351,7 @@ walk (struct diff *d, const char *rel, ob_error_t *err)
   cleanup_free char *abs = ob_xasprintf ("/%s", rel);
   cleanup_dir DIR *dir = NULL;
   struct dirent *de;
-  struct names before = { NULL };
+  struct names before = { NULL, 0 };
   int fd = openat (d->rootfd, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   int r = 0;
 
