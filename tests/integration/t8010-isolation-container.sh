@@ -14,7 +14,7 @@ EPOCH=1700000000
 job_image
 
 ctx=$TESTDIR/ctx
-mkdir -p "$ctx/iso" "$ctx/net" "$ctx/mnt" "$ctx/svc"
+mkdir -p "$ctx/iso" "$ctx/net" "$ctx/mnt" "$ctx/svc" "$ctx/deep"
 echo content >"$ctx/iso/app.txt"
 cat >"$ctx/iso/Dockerfile" <<'D'
 FROM busybox
@@ -27,6 +27,9 @@ USER root
 CMD ["cat", "/hello"]
 D
 printf 'FROM busybox\nRUN --network=none true\n' >"$ctx/net/Dockerfile"
+# a step leaving a path longer than a layer holds (t7060 in the namespaces)
+cc -static -O2 -o "$ctx/deep/deeptree" "$FIXTURES/deeptree.c" 2>&1 | diag
+printf 'FROM busybox\nCOPY deeptree /deeptree\nRUN /deeptree /tmp/long 3000\n' >"$ctx/deep/Dockerfile"
 printf 'FROM busybox\nRUN --mount=type=tmpfs,target=/t true\n' >"$ctx/mnt/Dockerfile"
 cat >"$ctx/svc/app.py" <<'P'
 import http.server, os
@@ -98,6 +101,9 @@ check_fail 7 "Dockerfile:2: RUN --network=none needs a network namespace, which 
   "[root] RUN --network=none: exit 7" incont 0:0 "$st" obuild build --isolation=container /workspace/net
 check_fail 7 "Dockerfile:2: RUN --mount needs mount\\(2\\), which --isolation=container cannot use" \
   "[root] RUN --mount: exit 7" incont 0:0 "$st" obuild build --isolation=container /workspace/mnt
+check_fail 5 'Dockerfile:3: path `tmp/long/a/a/a/.*` is 4096 bytes long, more than a layer holds \(4095\)' \
+  "[root] a step's 3000-deep tree: exit 5, the path cut short" \
+  incont 0:0 "$st" obuild build --isolation=container /workspace/deep
 ust=$TESTDIR/store-1000
 mkdir -p "$ust" && chown 1000:1000 "$ust"
 check_fail 7 "--isolation=container needs root in the container" "[uid 1000] --isolation=container: exit 7" \
