@@ -206,6 +206,9 @@ ob_build_digest_source (struct build *b, int dfd, const struct ob_ignore *ig, co
                struct ob_sha256 *h, ob_error_t *err)
 {
   struct stat st;
+  /* what a layer cannot hold (and the bound on this walk's depth) */
+  if (strlen (rel) > OB_LAYER_PATH_MAX)
+    return ob_layer_path_too_long (rel, OB_ERR_CONTEXT, err);
   if (fstatat (dfd, rel, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) < 0)
     return ob_error_make (err, OB_ERR_CONTEXT, errno, "stat `%s`", rel);
   if (digest_entry (b, dfd, rel, &st, h, err) < 0)

@@ -133,4 +133,26 @@ for m in $MODES; do
   check_eq "[$m] ... nothing of that file printed" "$(grep -c TOPSECRET "$TESTDIR/.err" "$TESTDIR/.out" | grep -vc ':0$')" 0
   check "[$m] Dockerfile a symlink inside the context (absolute): builds" ob "$m" build -q -t dfin "$dl/in"
 done
+
+# A context directory 1,500 levels deep is copied (its digest walked with
+# a small stack frame: 970 levels overflowed it); a 3,000-deep one holds a
+# path longer than a layer can (exit 4, the path cut short).
+deep=$TESTDIR/deep
+mkdir -p "$deep/ok" "$deep/long"
+if cc -static -O2 -o "$TESTDIR/deeptree" "$FIXTURES/deeptree.c" 2>"$TESTDIR/cc.err"; then
+  "$TESTDIR/deeptree" "$deep/ok/t" 1500 && "$TESTDIR/deeptree" "$deep/long/t" 3000
+else
+  diag <"$TESTDIR/cc.err"
+fi
+printf 'FROM scratch\nCOPY t /t\n' >"$deep/ok/Dockerfile"
+cp "$deep/ok/Dockerfile" "$deep/long/Dockerfile"
+chmod -R a+rX "$deep"
+bottom=t/$(printf 'a/%.0s' $(seq 1500))bottom
+for m in $MODES; do
+  check "[$m] COPY of a context directory 1500 levels deep" tob "$m" build -q -t deep "$deep/ok"
+  check_eq "[$m] ... its layer holds the deepest file" \
+    "$(layer_listing "$(store_oci "$m")" deep:latest 2>/dev/null | grep -c " $bottom\$")" 1
+  check_fail 4 'Dockerfile:2: path `t/a/a/a/.*` is 4097 bytes long, more than a layer holds \(4095\)' \
+    "[$m] 3000 levels: exit 4, the path cut short" tob "$m" build -q -t deep-long "$deep/long"
+done
 done_testing
