@@ -456,6 +456,7 @@ clear_dir (struct extract *ex, int dirfd, const char *dirpath, const char *entry
   int lfd = openat (dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   cleanup_dir DIR *d = NULL;
   cleanup_strv char **names = NULL;
+  size_t n = 0;
   struct dirent *de;
   if (lfd < 0)
     return ob_error_make (err, OB_ERR_STORE, errno, "entry `%s`: open `%s`", entry, dirpath);
@@ -468,7 +469,7 @@ clear_dir (struct extract *ex, int dirfd, const char *dirpath, const char *entry
     }
   while ((de = readdir (d)) != NULL)
     if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0)
-      ob_strv_add (&names, de->d_name);
+      ob_strv_push (&names, &n, ob_xstrdup (de->d_name));
 
   for (size_t i = 0; names && names[i]; i++)
     {
