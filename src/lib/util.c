@@ -319,8 +319,18 @@ rm_move_up (struct rm_state *rs, int dirfd, const char *name, ob_error_t *err)
   for (int tries = 0; tries < 1000; tries++)
     {
       char to[32];
+      struct stat st;
+      int r;
       snprintf (to, sizeof to, ".obuild-rm-%u", rs->next++);
-      if (renameat2 (dirfd, name, rs->topfd, to, RENAME_NOREPLACE) == 0)
+      r = renameat2 (dirfd, name, rs->topfd, to, RENAME_NOREPLACE);
+      if (r < 0 && errno == EINVAL)
+        {
+          /* a file system without RENAME_NOREPLACE: no one else writes here */
+          if (fstatat (rs->topfd, to, &st, AT_SYMLINK_NOFOLLOW) == 0)
+            continue;
+          r = renameat (dirfd, name, rs->topfd, to);
+        }
+      if (r == 0)
         {
           rs->moved++;
           return 0;
