@@ -79,6 +79,7 @@ struct diff
   size_t list_cap;
   char **dirs; /* directories made in upper: mtimes set at the end */
   char **linked; /* files linked into upper (their ctime moves twice) */
+  size_t n_dirs, n_linked;
 };
 
 /* The owner an entry stands for: its xattr when the user namespace could
@@ -148,6 +149,16 @@ static int
 ensure_parents (struct diff *d, const char *rel, ob_error_t *err)
 {
   cleanup_free char *p = ob_xstrdup (rel);
+  char *last = strrchr (p, '/');
+  struct stat pst;
+  if (last == NULL)
+    return 0;
+  /* the walk makes a directory before what it holds: its parent is there
+   * (one lookup, not one per level: a step's tree can be 2,000 deep) */
+  *last = '\0';
+  if (fstatat (d->upperfd, p, &pst, AT_SYMLINK_NOFOLLOW) == 0)
+    return 0;
+  *last = '/';
   for (char *slash = strchr (p, '/'); slash; slash = strchr (slash + 1, '/'))
     {
       struct stat st;
@@ -160,7 +171,7 @@ ensure_parents (struct diff *d, const char *rel, ob_error_t *err)
             return ob_error_make (err, OB_ERR_STORE, errno, "mkdir `%s`", p);
           if (copy_meta (d, p, &st, err) < 0)
             return -1;
-          ob_strv_add (&d->dirs, p);
+          ob_strv_push (&d->dirs, &d->n_dirs, ob_xstrdup (p));
         }
       *slash = '/';
     }
@@ -231,7 +242,7 @@ materialize (struct diff *d, const char *rel, const struct stat *st, ob_error_t 
       /* the content is final: share the inode (the layer writer only reads) */
       if (linkat (d->rootfd, rel, d->upperfd, rel, 0) == 0)
         {
-          ob_strv_add (&d->linked, rel);
+          ob_strv_push (&d->linked, &d->n_linked, ob_xstrdup (rel));
           return 0;
         }
       if (errno != EXDEV)
@@ -244,7 +255,7 @@ materialize (struct diff *d, const char *rel, const struct stat *st, ob_error_t 
     case S_IFDIR:
       if (mkdirat (d->upperfd, rel, 0755) < 0 && errno != EEXIST)
         return ob_error_make (err, OB_ERR_STORE, errno, "mkdir `%s`", rel);
-      ob_strv_add (&d->dirs, rel);
+      ob_strv_push (&d->dirs, &d->n_dirs, ob_xstrdup (rel));
       break;
     case S_IFLNK:
       {
