@@ -334,9 +334,9 @@ struct pwalk
   const struct ob_ignore *ig; /* .dockerignore (context sources) */
   struct ob_ignore *pat;       /* the pattern, as a one-line ignore file */
   const char *root;            /* the parent's real path ("." for the root) */
-  char ***srcs;                /* matches, paths from srcfd */
-  char ***keeps;               /* their directory under the destination */
-  size_t found;
+  char **srcs;                 /* matches, paths from srcfd */
+  char **keeps;                /* their directory under the destination */
+  size_t found, n_keeps;       /* (found: the matches, srcs's length) */
 };
 
 static int
@@ -367,12 +367,11 @@ pwalk_dir (struct pwalk *w, int dfd, const char *rel, int depth, ob_error_t *err
       if (ob_ignore_match (w->pat, r))
         {
           char *sl = strrchr (r, '/');
-          ob_strv_add (w->srcs, full);
+          ob_strv_push (&w->srcs, &w->found, steal_pointer (&full));
           if (S_ISDIR (st.st_mode))
-            ob_strv_add (w->keeps, r);
+            ob_strv_push (&w->keeps, &w->n_keeps, ob_xstrdup (r));
           else
-            ob_strv_take (w->keeps, sl ? ob_xstrndup (r, sl - r) : ob_xstrdup ("."));
-          w->found++;
+            ob_strv_push (&w->keeps, &w->n_keeps, sl ? ob_xstrndup (r, sl - r) : ob_xstrdup ("."));
           continue;
         }
       if (S_ISDIR (st.st_mode))
@@ -398,7 +397,7 @@ parents_sources (int srcfd, const struct ob_ignore *ig, bool in_root, const char
   cleanup_free char *start = NULL;
   cleanup_strv char **parents = NULL;
   const char *p = pattern;
-  struct pwalk w = { .ig = ig, .srcs = srcs, .keeps = keeps };
+  struct pwalk w = { .ig = ig };
   int r = -1;
 
   while (*p == '/')
@@ -454,7 +453,12 @@ parents_sources (int srcfd, const struct ob_ignore *ig, bool in_root, const char
       goto out;
     }
   r = 0;
+  /* appended at once: a pattern may match 100,000 files */
+  ob_strv_take_all (srcs, steal_pointer (&w.srcs));
+  ob_strv_take_all (keeps, steal_pointer (&w.keeps));
 out:
+  ob_strv_free (w.srcs);
+  ob_strv_free (w.keeps);
   ob_ignore_free (w.pat);
   return r;
 }
@@ -997,8 +1001,14 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
       /* heredoc files first (they are named in copy_srcs before the rest) */
       cleanup_strv char **h = NULL;
       cleanup_strv char **rest = NULL;
+      size_t n_h = 0, n_rest = 0;
       for (size_t i = 0; copy_srcs[i]; i++)
-        ob_strv_add (i < n_here ? &h : &rest, copy_srcs[i]);
+        {
+          if (i < n_here)
+            ob_strv_push (&h, &n_h, ob_xstrdup (copy_srcs[i]));
+          else
+            ob_strv_push (&rest, &n_rest, ob_xstrdup (copy_srcs[i]));
+        }
       if (h && ob_context_copy (herefd, NULL, h, upperfd, dest_upper, &opts, err) < 0)
         return ob_error_wrap (err, "%s:%d: %s", b->dfname, in->line, what);
       ob_strv_free (copy_srcs);
@@ -1007,6 +1017,7 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
     }
   if (copy_srcs && (parents || excludes))
     {
+      size_t n_keeps = ob_strv_len (keeps);
       /* one source at a time: its own exclusions, its own destination */
       for (size_t i = 0; copy_srcs[i]; i++)
         {
@@ -1059,7 +1070,7 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
                   continue;
                 }
             }
-          const char *pk = i + keep_off < ob_strv_len (keeps) ? keeps[i + keep_off] : NULL;
+          const char *pk = i + keep_off < n_keeps ? keeps[i + keep_off] : NULL;
           if (parents && pk && pk[0] != '\1')
             sub = strcmp (pk, ".") == 0 ? ob_xstrdup (dest_upper)
                                         : ob_xasprintf ("%s%s%s/", dest_upper, ob_str_has_suffix (dest_upper, "/") ? "" : "/", pk);
