@@ -228,12 +228,7 @@ ob_build_digest_source (struct build *b, int dfd, const struct ob_ignore *ig, co
         }
       while ((de = readdir (d)))
         if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0)
-          {
-            if (n % 64 == 0)
-              kids = ob_xrealloc (kids, (n + 65) * sizeof *kids);
-            kids[n++] = strcmp (rel, ".") == 0 ? ob_xstrdup (de->d_name) : ob_xasprintf ("%s/%s", rel, de->d_name);
-            kids[n] = NULL;
-          }
+          ob_strv_push (&kids, &n, strcmp (rel, ".") == 0 ? ob_xstrdup (de->d_name) : ob_xasprintf ("%s/%s", rel, de->d_name));
       if (n > 1)
         qsort (kids, n, sizeof *kids, cmp_strp);
       for (size_t i = 0; kids && kids[i]; i++)

@@ -30,6 +30,7 @@ USER nobody
 RUN /deeptree /tmp/u 1500
 DF
 printf 'FROM busybox\nCOPY deeptree /deeptree\nRUN /deeptree /tmp/long 3000\n' >"$ctx/Dockerfile.long"
+printf 'FROM busybox\nRUN ulimit -n >/nofile\n' >"$ctx/Dockerfile.nofile"
 printf 'FROM busybox\nCOPY deeptree /deeptree\nRUN /deeptree /tmp/deep 40000\n' >"$ctx/Dockerfile.huge"
 printf 'FROM busybox\nCOPY deeptree /deeptree\nUSER nobody\nRUN /deeptree /tmp/deep 40000\n' >"$ctx/Dockerfile.huge-user"
 chmod -R a+rX "$ctx"
@@ -63,6 +64,11 @@ for m in $MODES; do
   check "[$m] as USER nobody too" ob "$m" build -q -t deep-user -f "$ctx/Dockerfile.ok-user" "$ctx"
   check_eq "[$m] its layer holds the deepest file" \
     "$(layer_listing "$o" deep-user:latest -1 2>/dev/null | grep -c " tmp/u/$(printf 'a/%.0s' $(seq 1500))bottom\$")" 1
+  # obuild raised its own soft limit on open files for those walks; the
+  # step keeps the one obuild was started with
+  check "[$m] a step reads its open-file limit" ob "$m" build -q -t nofile -f "$ctx/Dockerfile.nofile" "$ctx"
+  check_eq "[$m] ... the limit obuild was started with" "$(layer_file "$o" nofile:latest -1 nofile 2>/dev/null)" \
+    "$(as "$m" sh -c 'ulimit -n')"
 
   # the copy snapshotter (no overlayfs) walks the step's whole root (it
   # walked each path's parents for each entry: 36 s for this tree)
