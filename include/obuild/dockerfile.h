@@ -156,6 +156,9 @@ typedef const char *(*ob_lookup_fn) (void *data, const char *name);
 /* ...and the pattern operators ${v#p} ${v%p} ${v/p/r} of one word take at
  * most this many steps (a step: one byte against one pattern token). */
 #define OB_DOCKERFILE_MAX_WORK (1 << 26)
+/* RUN --mount options one RUN may give: each is a mount made for the step
+ * (100,000 tmpfs mounts took minutes to make and to undo) */
+#define OB_DOCKERFILE_MAX_MOUNTS 256
 
 /* Process one word as Docker's shell lexer does for WORKDIR, USER, ENV values
  * etc.: remove quotes, process the escape character, expand $v ${v}

@@ -151,24 +151,17 @@ plan (struct build *b, size_t *target, ob_error_t *err)
       if (in->kind == OB_I_FROM)
         {
           struct stage *s;
-          b->stages = ob_xrealloc (b->stages, (b->n_stages + 1) * sizeof *b->stages);
+          if ((b->n_stages & (b->n_stages + 1)) == 0) /* 0, 1, 3, 7, ...: double */
+            b->stages = ob_xrealloc (b->stages, (2 * b->n_stages + 1) * sizeof *b->stages);
           s = &b->stages[b->n_stages];
           memset (s, 0, sizeof *s);
           s->index = b->n_stages++;
           s->first = i;
           s->name = in->from_stage ? ob_xstrdup (in->from_stage) : NULL;
-          for (size_t k = 0; k + 1 < b->n_stages; k++)
-            if (s->name && b->stages[k].name && strcasecmp (b->stages[k].name, s->name) == 0)
-              {
-                /* BuildKit's lint rule DuplicateStageName: a warning; the
-                 * name then means the latest such stage */
-                ob_strv_take (&b->warnings, ob_xasprintf ("%s:%d: Duplicate stage name \"%s\", stage names should be unique",
-                                                          b->dfname, in->line, s->name));
-                break;
-              }
         }
       b->stages[b->n_stages - 1].end = i + 1;
     }
+  ob_build_index_stages (b);
   *target = b->n_stages - 1;
   if (b->o->target)
     {
@@ -432,8 +425,9 @@ ob_build_run (const struct ob_build_opts *o, struct ob_build_result *res, ob_err
   ob_build_log (&b, "COMMIT %s", o->tags && o->tags[0] ? o->tags[0] : "");
   if (ob_build_write_image (&b, &b.stages[target], res, err) < 0)
     goto out;
-  for (size_t i = 0; b.warnings && b.warnings[i]; i++)
-    ob_strv_add (&res->warnings, b.warnings[i]);
+  /* the Dockerfile's warnings, then the unused build arguments' */
+  char **warnings = steal_pointer (&b.warnings);
+  size_t n_warnings = b.n_warnings;
   for (size_t i = 0; o->build_args && o->build_args[i]; i++)
     {
       cleanup_free char *k = ob_xstrndup (o->build_args[i], strcspn (o->build_args[i], "="));
@@ -441,8 +435,10 @@ ob_build_run (const struct ob_build_opts *o, struct ob_build_result *res, ob_err
       for (size_t j = 0; !used && b.used_args && b.used_args[j]; j++)
         used = strcmp (b.used_args[j], k) == 0;
       if (!used)
-        ob_strv_take (&res->warnings, ob_xasprintf ("build argument `%s` was not consumed by any ARG", k));
+        ob_strv_push (&warnings, &n_warnings, ob_xasprintf ("build argument `%s` was not consumed by any ARG", k));
     }
+  if (warnings)
+    ob_strv_take_all (&res->warnings, warnings);
   b.cur_stage = NULL;
   for (size_t i = 0; o->event && res->warnings && res->warnings[i]; i++)
     ob_build_emit_text (&b, OB_EV_WARNING, res->warnings[i]);
@@ -489,6 +485,7 @@ out:
   for (size_t i = 0; i < b.n_stages; i++)
     ob_build_stage_clear (&b.stages[i]);
   free (b.stages);
+  free (b.stage_names);
   for (size_t i = 0; i < b.n_meta; i++)
     {
       free (b.meta_keys[i]);

@@ -565,6 +565,7 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
   cleanup_strv char **words = NULL;
   cleanup_strv char **copy_srcs = NULL;
   cleanup_strv char **archives = NULL;
+  size_t n_archives = 0;
   cleanup_free char *dest_abs = NULL;
   cleanup_free char *canon = NULL;
   cleanup_free char *dest_upper = NULL;
@@ -597,6 +598,7 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
   cleanup_strv char **keeps = NULL;
   size_t keep_off = 0;
   cleanup_strv char **excludes = NULL;
+  size_t n_excludes = 0;
   cleanup_free char *ig_text = NULL;
   for (size_t k = 0; k < in->n_flags; k++)
     if (strcmp (in->flags[k].name, "exclude") == 0 && in->flags[k].value)
@@ -604,7 +606,7 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
         char *x;
         if (ob_build_word (b, s, in, in->flags[k].value, &x, err) < 0)
           return -1;
-        ob_strv_take (&excludes, x);
+        ob_strv_push (&excludes, &n_excludes, x);
       }
   if (excludes && !f_from)
     {
@@ -626,13 +628,14 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
   /* words: sources..., dest */
   if (in->json)
     {
+      size_t n_words = 0;
       words = ob_xmalloc0 (sizeof (char *));
       for (size_t i = 0; i < in->n_args; i++)
         {
           char *w;
           if (ob_build_word (b, s, in, in->args[i], &w, err) < 0)
             return -1;
-          ob_strv_take (&words, w);
+          ob_strv_push (&words, &n_words, w);
         }
     }
   else
@@ -646,19 +649,20 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
            * words are expanded one by one */
           cleanup_free char *raw = ob_xstrdup (in->rest ? in->rest : "");
           char *save = NULL;
+          size_t n_words = 0;
           words = ob_xmalloc0 (sizeof (char *));
           for (char *t = strtok_r (raw, " \t", &save); t; t = strtok_r (NULL, " \t", &save))
             {
               char *name = NULL, *w = NULL;
               if (ob_dockerfile_heredoc_word (t, &name, NULL, NULL))
                 {
-                  ob_strv_take (&words, ob_xasprintf ("<<%s", name));
+                  ob_strv_push (&words, &n_words, ob_xasprintf ("<<%s", name));
                   free (name);
                   continue;
                 }
               if (ob_build_word (b, s, in, t, &w, err) < 0)
                 return -1;
-              ob_strv_take (&words, w);
+              ob_strv_push (&words, &n_words, w);
             }
         }
       else if (ob_dockerfile_words (in->rest ? in->rest : "", b->df->escape, ob_build_lookup, &l, &words, err) < 0)
@@ -825,7 +829,10 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
         n_here++;
       }
 
-  /* resolve the other sources */
+  /* resolve the other sources: their matches are gathered in found and
+   * joined to copy_srcs at once (a COPY line may name 500,000 sources) */
+  cleanup_strv char **found = NULL;
+  size_t n_found = 0, n_srcs = ob_strv_len (copy_srcs), n_kept = 0;
   for (size_t i = 0; i + 1 < n; i++)
     {
       cleanup_strv char **matches = NULL;
@@ -835,19 +842,28 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
         {
           /* BuildKit's pivot and patterns; keeps[] says where each match
            * goes (the other sources' entries are "\1": their own path) */
-          size_t before = ob_strv_len (copy_srcs);
-          for (size_t k = ob_strv_len (keeps); k < before; k++)
-            ob_strv_add (&keeps, "\1");
+          cleanup_strv char **pad = NULL;
+          size_t n_pad = 0;
+          if (found)
+            ob_strv_take_all (&copy_srcs, steal_pointer (&found));
+          n_srcs += n_found;
+          n_found = 0;
+          for (size_t k = n_kept; k < n_srcs; k++)
+            ob_strv_push (&pad, &n_pad, ob_xstrdup ("\1"));
+          if (pad)
+            ob_strv_take_all (&keeps, steal_pointer (&pad));
           if (parents_sources (srcfd, from ? NULL : ig, from != NULL, words[i], &copy_srcs, &keeps, err) < 0)
             return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
+          /* what it appended: counted on the tails only */
+          size_t before = n_srcs;
+          n_srcs = before + (copy_srcs ? ob_strv_len (copy_srcs + before) : 0);
+          n_kept = before + (keeps ? ob_strv_len (keeps + before) : 0);
           continue;
         }
       r = from ? ob_context_resolve_in_root (srcfd, NULL, words[i], has_wildcard (words[i]), &matches, err)
                : ob_context_resolve (srcfd, ig, words[i], has_wildcard (words[i]), &matches, err);
       if (r < 0)
         return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
-      cleanup_strv char **found = NULL; /* into copy_srcs at once: there may be 100,000 */
-      size_t n_found = 0;
       for (size_t k = 0; matches && matches[k]; k++)
         {
           bool archive = false;
@@ -868,13 +884,14 @@ ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_e
               char *real = NULL;
               if (ob_context_real_path (srcfd, ig, matches[k], &real, err) < 0)
                 return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
-              ob_strv_take (&archives, real);
+              ob_strv_push (&archives, &n_archives, real);
             }
           else
             ob_strv_push (&found, &n_found, ob_xstrdup (matches[k]));
         }
-      ob_strv_take_all (&copy_srcs, steal_pointer (&found));
     }
+  if (found)
+    ob_strv_take_all (&copy_srcs, steal_pointer (&found));
   /* destination, resolved through the image's symlinks */
   {
     const char *dest = words[n - 1];

@@ -560,9 +560,9 @@ expose_word (struct build *b, const struct ob_instr *in, const char *w, json_t *
     {
       /* ip:host:container or host:container: BuildKit exposes the
        * container port and warns (lint rule ExposeInvalidFormat) */
-      ob_strv_take (&b->warnings, ob_xasprintf ("%s:%d: EXPOSE instruction should not define an IP address or "
-                                                "host-port mapping, found '%s'",
-                                                b->dfname, in->line, w));
+      ob_build_warn (b, ob_xasprintf ("%s:%d: EXPOSE instruction should not define an IP address or "
+                                      "host-port mapping, found '%s'",
+                                      b->dfname, in->line, w));
     }
   proto = strchr (c, '/');
   char *dash, *end;

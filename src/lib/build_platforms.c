@@ -127,6 +127,7 @@ ob_build_run_platforms (const struct ob_build_opts *o, char *const *platforms, s
   size_t n = 0;
   struct ob_descriptor *mans;
   cleanup_strv char **digests = NULL;
+  struct ob_strset seen_warnings = { 0 };
   json_t *index = NULL, *list;
   cleanup_free char *text = NULL;
   struct ob_txn *t = NULL;
@@ -168,14 +169,20 @@ ob_build_run_platforms (const struct ob_build_opts *o, char *const *platforms, s
       /* the first platform's config stands for the result, as its digest */
       if (i == 0)
         strcpy (res->config_digest, pr.config_digest);
-      for (size_t k = 0; pr.warnings && pr.warnings[k]; k++)
-        {
-          bool seen = false;
-          for (size_t q = 0; res->warnings && res->warnings[q]; q++)
-            seen = seen || strcmp (res->warnings[q], pr.warnings[k]) == 0;
-          if (!seen)
-            ob_strv_add (&res->warnings, pr.warnings[k]);
-        }
+      {
+        /* each warning once, whichever platforms gave it (a set: a
+         * Dockerfile can make 100,000) */
+        cleanup_strv char **fresh = NULL;
+        size_t n_fresh = 0;
+        for (size_t k = 0; pr.warnings && pr.warnings[k]; k++)
+          if (!ob_strset_has (&seen_warnings, pr.warnings[k]))
+            {
+              ob_strset_add (&seen_warnings, pr.warnings[k]);
+              ob_strv_push (&fresh, &n_fresh, ob_xstrdup (pr.warnings[k]));
+            }
+        if (fresh)
+          ob_strv_take_all (&res->warnings, steal_pointer (&fresh));
+      }
       ob_build_result_clear (&pr);
       if (manifest_platform (o->store->oci, &mans[i], &plat, err) < 0)
         {
@@ -211,5 +218,6 @@ out:
   ob_txn_free (t);
   json_decref (index);
   free (mans);
+  ob_strset_free (&seen_warnings);
   return r;
 }

@@ -65,10 +65,16 @@ struct build
   struct ob_txn *txn;
   struct stage *stages;
   size_t n_stages;
+  /* the named stages sorted by (lower-case name, index), for
+   * ob_build_find_stage: a Dockerfile of 100,000 stages looked each name
+   * up among all the stages before it */
+  struct stage_name *stage_names;
+  size_t n_stage_names;
   char **meta_keys; /* ARGs before the first FROM */
   char **meta_vals;
   size_t n_meta;
   char **warnings; /* about the Dockerfile, handed to the result on success */
+  size_t n_warnings; /* appended with ob_build_warn */
   json_t *meta_index;     /* "NAME" -> position of its last global ARG */
   json_t *meta_set_index; /* "NAME" -> ... of its last global ARG with a value */
   size_t expanded;        /* bytes counted by ob_build_account */
@@ -81,6 +87,7 @@ struct build
   bool use_copy; /* the copy snapshotter (chosen, or overlay failed) */
   struct ob_cache *cache;
   char **cache_keys;    /* every key of this build (for --cache-to) */
+  size_t n_cache_keys;
   struct stage **image_stages; /* images loaded for COPY --from=<image> */
   size_t n_image_stages;
   char **adopt_dirs; /* step upper dirs to keep as unpacked layers: "diffid\tpath" */
@@ -225,6 +232,11 @@ int ob_build_fetch_url (struct build *b, const char *url, const char *checksum, 
 int ob_build_copy (struct build *b, struct stage *s, const struct ob_instr *in, ob_error_t *err);
 int ob_build_workdir_mkdir (struct build *b, struct stage *s, const char *dir, ob_error_t *err);
 struct stage *ob_build_find_stage (struct build *b, const char *name, size_t before);
+/* Sort the stages' names for ob_build_find_stage, once every stage is
+ * known; warns of a name given again (BuildKit's DuplicateStageName). */
+void ob_build_index_stages (struct build *b);
+/* Append a warning (taking msg) in O(1). */
+void ob_build_warn (struct build *b, char *msg);
 
 /* --isolation=container (build_container.c): make "/" the stage's root
  * (its layers applied, the kept paths untouched); whether a path

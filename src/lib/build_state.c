@@ -271,6 +271,7 @@ ob_build_words (struct build *b, struct stage *s, const struct ob_instr *in, boo
   if (in->json)
     {
       char **r = ob_xmalloc0 (sizeof (char *));
+      size_t n = 0;
       for (size_t i = 0; i < in->n_args; i++)
         {
           char *w;
@@ -279,7 +280,7 @@ ob_build_words (struct build *b, struct stage *s, const struct ob_instr *in, boo
               ob_strv_free (r);
               return ob_error_wrap (err, "%s:%d", b->dfname, in->line);
             }
-          ob_strv_take (&r, w);
+          ob_strv_push (&r, &n, w);
           if (ob_build_account (b, s, in, strlen (w), err) < 0
               || check_expanded_utf8 (b, in, w, err) < 0)
             {
@@ -394,16 +395,75 @@ ob_build_clean_abs (const char *p)
 
 /* ---- stages ---- */
 
+struct stage_name
+{
+  const char *name; /* the stage's (lower-case) name */
+  size_t index;
+};
+
+static int
+cmp_stage_name (const void *a, const void *b)
+{
+  const struct stage_name *x = a, *y = b;
+  int c = strcmp (x->name, y->name);
+  return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+void
+ob_build_warn (struct build *b, char *msg)
+{
+  ob_strv_push (&b->warnings, &b->n_warnings, msg);
+}
+
+void
+ob_build_index_stages (struct build *b)
+{
+  bool *dup;
+  free (b->stage_names);
+  b->stage_names = ob_xmalloc0 ((b->n_stages + 1) * sizeof *b->stage_names);
+  b->n_stage_names = 0;
+  for (size_t i = 0; i < b->n_stages; i++)
+    if (b->stages[i].name)
+      b->stage_names[b->n_stage_names++] = (struct stage_name){ b->stages[i].name, i };
+  qsort (b->stage_names, b->n_stage_names, sizeof *b->stage_names, cmp_stage_name);
+  /* BuildKit's lint rule DuplicateStageName: a warning at each repeat, in
+   * the Dockerfile's order; the name then means the latest such stage */
+  dup = ob_xmalloc0 ((b->n_stages + 1) * sizeof *dup);
+  for (size_t k = 1; k < b->n_stage_names; k++)
+    if (strcmp (b->stage_names[k].name, b->stage_names[k - 1].name) == 0)
+      dup[b->stage_names[k].index] = true;
+  for (size_t i = 0; i < b->n_stages; i++)
+    if (dup[i])
+      ob_build_warn (b, ob_xasprintf ("%s:%d: Duplicate stage name \"%s\", stage names should be unique",
+                                      b->dfname, b->df->instrs[b->stages[i].first].line, b->stages[i].name));
+  free (dup);
+}
+
 struct stage *
 ob_build_find_stage (struct build *b, const char *name, size_t before)
 {
   char *end;
   long idx;
-  /* the latest stage of that name: names may repeat (a warning), and
-   * BuildKit's name map then holds the last one declared */
-  for (size_t i = before < b->n_stages ? before : b->n_stages; i-- > 0;)
-    if (b->stages[i].name && strcasecmp (b->stages[i].name, name) == 0)
-      return &b->stages[i];
+  size_t lo = 0, hi = b->n_stage_names;
+  cleanup_free char *lower = ob_xstrdup (name);
+  for (char *p = lower; *p; p++)
+    if (*p >= 'A' && *p <= 'Z')
+      *p = (char) (*p - 'A' + 'a');
+  /* the latest stage of that name before `before`: names may repeat (a
+   * warning), and BuildKit's name map then holds the last one declared.
+   * The first entry not below (lower, before), then the one before it. */
+  while (lo < hi)
+    {
+      size_t mid = lo + (hi - lo) / 2;
+      const struct stage_name *e = &b->stage_names[mid];
+      int c = strcmp (e->name, lower);
+      if (c < 0 || (c == 0 && e->index < before))
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+  if (lo > 0 && strcmp (b->stage_names[lo - 1].name, lower) == 0)
+    return &b->stages[b->stage_names[lo - 1].index];
   idx = strtol (name, &end, 10);
   if (*name && *end == '\0' && idx >= 0 && (size_t) idx < before && (size_t) idx < b->n_stages)
     return &b->stages[idx];
@@ -708,7 +768,7 @@ ob_build_cache_try (struct build *b, struct stage *s, struct ob_sha256 *h, char 
   struct ob_cache_entry e;
   bool session;
   ob_sha256_final (h, key);
-  ob_strv_add (&b->cache_keys, key);
+  ob_strv_push (&b->cache_keys, &b->n_cache_keys, ob_xstrdup (key));
   /* a step a child process of this build ran (--jobs) counts as run here,
    * --no-cache or not */
   session = b->cache && ob_cache_in_session (b->cache, key);

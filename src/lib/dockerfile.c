@@ -688,9 +688,12 @@ struct pctx
 static int
 check_run_flags (const struct pctx *c, const struct ob_instr *in, int line)
 {
+  size_t n_mounts = 0;
   for (size_t i = 0; i < in->n_flags; i++)
     {
       const struct ob_flag *f = &in->flags[i];
+      if (strcmp (f->name, "mount") == 0 && ++n_mounts > OB_DOCKERFILE_MAX_MOUNTS)
+        return df_error (c->err, c->name, line, "RUN has more than %d --mount options", OB_DOCKERFILE_MAX_MOUNTS);
       if (strcmp (f->name, "device") == 0)
         return df_error (c->err, c->name, line, "RUN --device is not supported");
       if (strcmp (f->name, "security") == 0 && f->value)

@@ -92,19 +92,22 @@ ob_run_parse_signal (const char *s)
   return 0;
 }
 
-/* Add "K=V", replacing an earlier K. */
+/* Add "K=V", replacing an earlier K; *n counts env, index maps each K to
+ * its position (an image's Env of 100,000 entries was quadratic). */
 static void
-env_set (char ***env, const char *kv)
+env_set (char ***env, size_t *n, json_t *index, const char *kv)
 {
-  size_t k = strcspn (kv, "=");
-  for (size_t i = 0; *env && (*env)[i]; i++)
-    if (strncmp ((*env)[i], kv, k) == 0 && (*env)[i][k] == '=')
-      {
-        free ((*env)[i]);
-        (*env)[i] = ob_xstrdup (kv);
-        return;
-      }
-  ob_strv_add (env, kv);
+  cleanup_free char *key = ob_xstrndup (kv, strcspn (kv, "="));
+  json_t *pos = json_object_get (index, key);
+  if (pos)
+    {
+      size_t i = (size_t) json_integer_value (pos);
+      free ((*env)[i]);
+      (*env)[i] = ob_xstrdup (kv);
+      return;
+    }
+  json_object_set_new_nocheck (index, key, json_integer ((json_int_t) *n));
+  ob_strv_push (env, n, ob_xstrdup (kv));
 }
 
 /* mkdir -p of dir inside the root: each component resolved with
@@ -257,12 +260,25 @@ build_argv (const struct ob_run_opts *o, json_t *rt, char ***argv, ob_error_t *e
         ob_strv_add (argv, o->entrypoint);
     }
   else
-    json_array_foreach (ep, i, e) ob_strv_add (argv, json_string_value (e) ? json_string_value (e) : "");
+    {
+      /* appended in O(1) (an image's Entrypoint and Cmd may be long) */
+      char **v = NULL;
+      size_t n = 0;
+      json_array_foreach (ep, i, e) ob_strv_push (&v, &n, ob_xstrdup (json_string_value (e) ? json_string_value (e) : ""));
+      if (v)
+        ob_strv_take_all (argv, v);
+    }
   if (o->cmd && o->cmd[0])
     for (i = 0; o->cmd[i]; i++)
       ob_strv_add (argv, o->cmd[i]);
   else if (!o->entrypoint)
-    json_array_foreach (cmd, i, e) ob_strv_add (argv, json_string_value (e) ? json_string_value (e) : "");
+    {
+      char **v = NULL;
+      size_t n = 0;
+      json_array_foreach (cmd, i, e) ob_strv_push (&v, &n, ob_xstrdup (json_string_value (e) ? json_string_value (e) : ""));
+      if (v)
+        ob_strv_take_all (argv, v);
+    }
   if (ob_strv_len (*argv) == 0 || (*argv)[0][0] == '\0')
     return ob_error_make (err, OB_ERR_USAGE, 0, "run: no command: image `%s` sets no Entrypoint or Cmd, and none was given",
                           o->image);
@@ -350,9 +366,16 @@ ob_run_prepare (const struct ob_run_opts *o, struct ob_run **out, ob_error_t *er
     json_t *cenv = json_object_get (rt, "Env");
     size_t i;
     json_t *e;
-    json_array_foreach (cenv, i, e) if (json_string_value (e)) env_set (&r->env, json_string_value (e));
+    char **env = NULL;
+    size_t n_env = 0;
+    json_t *index = json_object ();
+    json_array_foreach (cenv, i, e) if (json_string_value (e))
+      env_set (&env, &n_env, index, json_string_value (e));
     for (i = 0; o->env && o->env[i]; i++)
-      env_set (&r->env, o->env[i]);
+      env_set (&env, &n_env, index, o->env[i]);
+    json_decref (index);
+    if (env)
+      ob_strv_take_all (&r->env, env);
   }
   if (!ob_strv_env_has (r->env, "PATH"))
     ob_strv_add (&r->env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");

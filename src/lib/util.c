@@ -91,9 +91,10 @@ ob_strv_add (char ***v, const char *s)
 char **
 ob_strv_dup (char *const *v)
 {
-  char **r = ob_xmalloc0 (sizeof (char *));
-  for (size_t i = 0; v && v[i]; i++)
-    ob_strv_add (&r, v[i]);
+  size_t n = ob_strv_len (v);
+  char **r = ob_xmalloc0 ((n + 1) * sizeof (char *));
+  for (size_t i = 0; i < n; i++)
+    r[i] = ob_xstrdup (v[i]);
   return r;
 }
 

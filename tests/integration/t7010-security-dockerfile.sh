@@ -37,6 +37,23 @@ w("pattern", "FROM scratch\nENV a=" + "A" * 1024 + "\nENV b=" + "$a" * 1024 + "\
 # 100,000 ENV instructions (quadratic before)
 w("manyenv", "FROM scratch\n" + "".join("ENV v%d=%d\n" % (i, i) for i in range(100000))
   + "ENV last=$v5-$v99999\n")
+# 100,000 stages: each FROM looked its name up among all the stages before
+# it, and each AS name was compared with all before it (minutes)
+w("stages", "".join("FROM scratch AS s%d\nENV n=%d\n" % (i, i) for i in range(100000)) + "FROM S54321\n")
+# 50,000 stages of one name: FROM takes the latest, each repeat is warned of
+w("dupstages", "".join("FROM scratch AS dup\nENV n=%d\n" % i for i in range(50000)) + "FROM dup\n")
+# RUN in exec form with 100,000 arguments (quadratic before)
+w("runargs", 'FROM busybox:latest\nRUN ["/bin/sh", "-c", "echo $# >/n", "x", '
+  + ", ".join('"a"' for _ in range(100000)) + "]\n")
+# 40,000 ARGs in a RUN's environment (quadratic before), and ARGs given
+# again: the last declaration counts (BuildKit), `ARG u` leaves u unset
+w("runenv", "FROM busybox:latest\n" + "".join("ARG a%d=%d\n" % (i, i) for i in range(40000))
+  + "ARG r=1\nARG r=2\nARG u=1\nARG u\n"
+  + "RUN env | grep -c '^a[0-9]*=' >/n && echo \"$r-${u-unset}-$a39999\" >>/n\n")
+# one RUN with 257 --mount options (100,000 took minutes to mount and undo)
+w("mounts", "FROM busybox:latest\nRUN " + " ".join("--mount=type=tmpfs,target=/t%d" % i for i in range(257)) + " true\n")
+w("mounts256", "FROM busybox:latest\nRUN " + " ".join("--mount=type=tmpfs,target=/t%d" % i for i in range(256))
+  + " test -d /t255\n")
 # NUL bytes and invalid UTF-8
 w("nul", b"FROM scratch\nRUN echo a\0b\n")
 w("nulcomment", b"FROM scratch\n# a\0b\nENV a=b\n")
@@ -123,6 +140,13 @@ print(blob(json.loads(blob(desc["digest"]))["config"]["digest"]))
 PY
 }
 
+# ob_bounded SECONDS MODE ARGS...: ob, stopped after SECONDS (a hang
+# guard: the inputs below took seconds to minutes when something was
+# quadratic, and take well under one second now)
+ob_bounded() {
+  _t=$1 _m=$2; shift 2
+  as "$_m" env OBUILD_ROOT="$(store "$_m")" timeout -k 30 "$_t" "$OB" "$@"
+}
 snapshot() { (cd "$(store "$1")" && find oci -printf '%p %s\n' | sort && sha256sum oci/index.json; ls tmp); }
 for m in $MODES; do
   import_busybox "$m"
@@ -172,6 +196,8 @@ for m in $MODES; do
 
   check_fail 4 '\.dockerignore:2: NUL byte' "[$m] NUL in .dockerignore: exit 4" \
     ob "$m" build -t x "$ictx"
+  check_fail 3 '/df\.mounts:2: RUN has more than 256 --mount options' "[$m] RUN with 257 --mount options: exit 3" \
+    ob "$m" build -f "$ctx/df.mounts" -t x "$ctx"
 
   check_fail 3 '/df\.chown:2: COPY --chown.*4294967295' "[$m] --chown=4294967295:4294967296: exit 3" \
     ob "$m" build -f "$ctx/df.chown" -t x "$ctx"
@@ -224,6 +250,24 @@ for m in $MODES; do
   check_eq "[$m] ... every one in the config, in order" \
     "$(json_get "$c" '[len(j["config"]["Env"]), j["config"]["Env"][1], j["config"]["Env"][100000], j["config"]["Env"][-1]]')" \
     '[100002, "v0=0", "v99999=99999", "last=5-99999"]'
+  check "[$m] 100,000 stages build within 30 s (80 s before, 0.3 s now)" \
+    ob_bounded 30 "$m" build -q -t stages -f "$ctx/df.stages" "$ctx"
+  config_of "$m" stages:latest >"$c"
+  check_eq "[$m] ... FROM S54321 is stage s54321" "$(json_get "$c" '[e for e in j["config"]["Env"] if e.startswith("n=")]')" '["n=54321"]'
+  ob_bounded 120 "$m" build -t dupstages -f "$ctx/df.dupstages" "$ctx" >"$TESTDIR/dup.out" 2>&1
+  check_eq "[$m] 50,000 stages named alike build, 49,999 warnings (the first at line 3)" \
+    "$?:$(grep -c 'warning: .*Duplicate stage name "dup"' "$TESTDIR/dup.out"):$(grep -m1 -o 'df.dupstages:[0-9]*: Duplicate' "$TESTDIR/dup.out")" \
+    "0:49999:df.dupstages:3: Duplicate"
+  config_of "$m" dupstages:latest >"$c"
+  check_eq "[$m] ... FROM dup is the last of them" "$(json_get "$c" '[e for e in j["config"]["Env"] if e.startswith("n=")]')" '["n=49999"]'
+  check "[$m] RUN in exec form with 100,000 arguments builds" \
+    ob_bounded 120 "$m" build -q -t runargs -f "$ctx/df.runargs" "$ctx"
+  check_eq "[$m] ... the command got them all" "$(layer_file "$(store_oci "$m")" runargs:latest 1 n)" 100000
+  check "[$m] RUN with 40,000 ARGs builds" ob_bounded 120 "$m" build -q -t runenv -f "$ctx/df.runenv" "$ctx"
+  check_eq "[$m] ... all in its environment; an ARG given again counts as last declared" \
+    "$(layer_file "$(store_oci "$m")" runenv:latest 1 n)" "40000
+2-unset-39999"
+  check "[$m] RUN with 256 --mount options builds" ob "$m" build -q -t x -f "$ctx/df.mounts256" "$ctx"
 done
 
 # single-ID mode: whether a step gets obuild's apt configuration depends on
