@@ -2,7 +2,8 @@
 # obuild run, in every mode: the command's output and exit status (128+N
 # for a signal), the image's Entrypoint/Cmd/Env/WorkingDir/User/StopSignal
 # and the options that replace them, -e/--env-file, -v binds (ro and rw),
-# -i, -t in a real pseudo-terminal, --network none, --name; a busybox httpd
+# -i, -t in a real pseudo-terminal, an image with 30,000 Env entries and Cmd
+# arguments, --network none, --name; a busybox httpd
 # service in the background stopped with SIGTERM, and obuild SIGKILLed:
 # nothing (process, mount, upper directory) is left behind.  The usage,
 # missing-image, missing-source and no-isolation errors.
@@ -32,6 +33,15 @@ FROM busybox
 STOPSIGNAL SIGUSR1
 CMD ["sh", "-c", "trap 'echo got-usr1; exit 42' USR1; echo ready >/tmp/ready; while :; do sleep 0.1; done"]
 DF
+# an image whose Env has 30,000 entries (one given twice) and whose Cmd has
+# 30,000 arguments: each Env entry was compared with all before it
+mkdir -p "$ctx/big"
+python3 - "$ctx/big/Dockerfile" <<'PY'
+import sys
+open(sys.argv[1], "w").write("FROM busybox\n" + "".join("ENV E%d=%d\n" % (i, i) for i in range(30000))
+  + "ENV E7=again\n"
+  + 'CMD ["sh", "-c", "echo $(env | grep -c ^E[0-9]) $E7 $E29999 $#", "x", ' + ", ".join('"a"' for _ in range(30000)) + "]\n")
+PY
 chmod -R a+rX "$ctx"
 printf '# comment\n\nFILE1=from-file\nFOO=file\n' >"$TESTDIR/env.list"
 chmod 644 "$TESTDIR/env.list"
@@ -185,6 +195,10 @@ SHOUT"
   check "[$m] ... its upper directory stays until the next obuild" sh -c "ls -d '$(store "$m")'/tmp/.obuild-*-run-*"
   ob "$m" run busybox true
   check "[$m] ... which removes it" nothing_left "$m" "sleep 4242$$"
+
+  ob "$m" build -q -t big "$ctx/big" >/dev/null
+  check_eq "[$m] an image with 30,000 Env entries and 30,000 Cmd arguments runs with them all, -e replacing one" \
+    "$(ob "$m" run -e E29999=opt big 2>&1)" "30000 again opt 30000"
 
   # errors
   check_fail 9 "image .nosuch. not found" "[$m] missing image: exit 9" ob "$m" run nosuch
