@@ -32,6 +32,7 @@ enum
   OPT_NETWORK,
   OPT_NAME,
   OPT_USERNS,
+  OPT_STOP_TIMEOUT,
   OPT_HELP,
 };
 
@@ -48,6 +49,7 @@ static const struct option run_options[] = {
   { "network", required_argument, NULL, OPT_NETWORK },
   { "name", required_argument, NULL, OPT_NAME },
   { "userns", required_argument, NULL, OPT_USERNS },
+  { "stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT },
   { "help", no_argument, NULL, OPT_HELP },
   { NULL, 0, NULL, 0 },
 };
@@ -72,6 +74,8 @@ run_usage (void)
           "      --entrypoint CMD       replace the image's Entrypoint (and drop its Cmd)\n"
           "      --network host|none    the host's network (default) or loopback only\n"
           "      --name NAME            the container's hostname\n"
+          "      --stop-timeout SECONDS after SIGINT or SIGTERM, SIGKILL the command if it has not\n"
+          "                             exited by then (default 10; -1: never)\n"
           "      --userns MODE          auto, subuid, single or none\n");
 }
 
@@ -79,16 +83,41 @@ run_usage (void)
 
 static volatile sig_atomic_t stop_signal = SIGTERM;
 static volatile sig_atomic_t sent_kill;
+/* SIGINT or SIGTERM asked the command to stop: the next one, or SIGALRM
+ * stop_timeout seconds later, kills it (as `docker stop`) */
+static volatile sig_atomic_t stop_asked;
+static int stop_timeout = 10;
 static int ctl_pipe[2] = { -1, -1 }; /* to the relay thread: 'w' resized, 'q' quit */
 
 static void
 on_signal (int sig)
 {
   int s = sig == SIGTERM ? stop_signal : sig;
-  if (ob_sandbox_signal (s))
+  bool stop = sig == SIGINT || sig == SIGTERM;
+  if (sig == SIGALRM || (stop && (stop_asked || stop_timeout == 0)))
+    {
+      /* the command did not stop in time, or was asked twice */
+      if (sig != SIGALRM && stop_timeout == 0 && !stop_asked)
+        ob_sandbox_signal (s);
+      stop_asked = 1;
+      if (ob_sandbox_signal (SIGKILL))
+        {
+          sent_kill = 1;
+          return;
+        }
+      if (sig == SIGALRM)
+        return;
+    }
+  else if (ob_sandbox_signal (s))
     {
       if (s == SIGKILL)
         sent_kill = 1;
+      if (stop && !stop_asked)
+        {
+          stop_asked = 1;
+          if (stop_timeout > 0)
+            alarm ((unsigned) stop_timeout);
+        }
       return;
     }
   /* no command runs yet: give up before starting it */
@@ -112,7 +141,7 @@ static void
 install_signals (void)
 {
   struct sigaction sa;
-  const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+  const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGALRM };
   memset (&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
   sigemptyset (&sa.sa_mask);
@@ -366,6 +395,18 @@ cmd_run (struct cli_global *g, int argc, char **argv, ob_error_t *err)
         break;
       case OPT_USERNS:
         userns = optarg;
+        break;
+      case OPT_STOP_TIMEOUT:
+        {
+          char *end;
+          long t;
+          errno = 0;
+          t = strtol (optarg, &end, 10);
+          if (*optarg == '\0' || *end || errno || t < -1 || t > 86400)
+            return ob_error_make (err, OB_ERR_USAGE, 0,
+                                  "--stop-timeout `%s`: expected seconds (0 to 86400, or -1 for never)", optarg);
+          stop_timeout = (int) t;
+        }
         break;
       case OPT_HELP:
         run_usage ();

@@ -4,7 +4,8 @@
 # and the options that replace them, -e/--env-file, -v binds (ro and rw),
 # -i, -t in a real pseudo-terminal, an image with 30,000 Env entries and Cmd
 # arguments, --network none, --name; a busybox httpd
-# service in the background stopped with SIGTERM, and obuild SIGKILLed:
+# service in the background stopped with SIGTERM, a command ignoring SIGTERM
+# killed after --stop-timeout or a second signal, and obuild SIGKILLed:
 # nothing (process, mount, upper directory) is left behind.  The usage,
 # missing-image, missing-source and no-isolation errors.
 . "$(dirname "$0")/lib.sh"
@@ -184,6 +185,26 @@ SHOUT"
   wait "$bg"
   check_eq "[$m] SIGINT forwarded" "$?" 9
 
+  # a command that ignores SIGTERM: SIGKILLed after --stop-timeout, or at
+  # a second signal (a watchdog SIGKILLs obuild itself after 30 s, and says so)
+  for how in timeout twice; do
+    rm -f "$d/ready-$how" "$d/fired-$how"
+    opt=""; [ $how = timeout ] && opt="--stop-timeout 1"
+    ob_bg "$m" "$d/pid" run $opt -v "$d:/d" busybox sh -c "trap '' TERM INT; touch /d/ready-$how; while :; do sleep 0.1; done" >/dev/null 2>&1 &
+    bg=$!
+    wait_for test -e "$d/ready-$how" || sleep 1
+    (sleep 30; touch "$d/fired-$how"; kill -KILL "$(cat "$d/pid")") 2>/dev/null &
+    dog=$!
+    kill -TERM "$(cat "$d/pid")"
+    [ $how = twice ] && { sleep 0.5; kill -INT "$(cat "$d/pid")"; }
+    wait "$bg"
+    rc=$?
+    kill "$dog" 2>/dev/null
+    check_eq "[$m] a command ignoring SIGTERM is SIGKILLed ($how): obuild exits 137, by itself" \
+      "$rc:$(test -e "$d/fired-$how" && echo watchdog)" "137:"
+  done
+  check "[$m] ... nothing left" nothing_left "$m" "obuild run"
+
   # obuild SIGKILLed: the container dies with it, the next run cleans up
   ob_bg "$m" "$d/pid" run busybox sleep 4242$$ >/dev/null 2>&1 &
   bg=$!
@@ -210,6 +231,7 @@ SHOUT"
   check_fail 2 "usage: obuild run" "[$m] no image: exit 2" ob "$m" run
   check_fail 4 "--env-file.*nosuch" "[$m] missing --env-file: exit 4" ob "$m" run --env-file "$d/nosuch" busybox true
   check_fail 7 "run: --userns=none" "[$m] --userns=none: exit 7" ob "$m" run --userns none busybox true
+  check_fail 2 "--stop-timeout .soon.: expected seconds" "[$m] bad --stop-timeout: exit 2" ob "$m" run --stop-timeout soon busybox true
   check "[$m] nothing left after all that" nothing_left "$m" "obuild run"
 done
 done_testing
