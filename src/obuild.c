@@ -110,7 +110,11 @@ done:
       if (cli_error_reporter) /* --progress=json: the error as an event */
         cli_error_reporter (err ? err->msg : "unknown error", code);
       else
-        fprintf (stderr, "obuild: %s\n", err ? err->msg : "unknown error");
+        {
+          char *msg = cli_visible (err ? err->msg : "unknown error");
+          fprintf (stderr, "obuild: %s\n", msg);
+          free (msg);
+        }
       ob_error_free (&err);
       return code;
     }

@@ -177,6 +177,30 @@ screen_text (const char *s, size_t n, int width)
   return ob_buf_steal (&b);
 }
 
+char *
+cli_visible (const char *s)
+{
+  struct ob_buf b = { 0 };
+  for (; *s; s++)
+    {
+      unsigned char c = (unsigned char) *s;
+      if (c == '\n')
+        ob_buf_adds (&b, "\\n");
+      else if (c == '\r')
+        ob_buf_adds (&b, "\\r");
+      else if ((c < 0x20 && c != '\t') || c == 0x7f)
+        {
+          char hex[8];
+          snprintf (hex, sizeof hex, "\\x%02x", c);
+          ob_buf_adds (&b, hex);
+        }
+      else
+        ob_buf_addc (&b, (char) c);
+    }
+  ob_buf_addc (&b, '\0');
+  return ob_buf_steal (&b);
+}
+
 static char *
 human_bytes (int64_t n)
 {
@@ -697,20 +721,34 @@ void
 cli_progress_event (void *data, const struct ob_event *ev)
 {
   struct cli_progress *p = data;
+  struct ob_event shown = *ev; /* its texts as cli_visible shows them */
+  char *text = NULL, *instr = NULL, *stage = NULL;
+  if (p->mode != CLI_PROGRESS_JSON)
+    {
+      if (ev->text)
+        shown.text = text = cli_visible (ev->text);
+      if (ev->instruction)
+        shown.instruction = instr = cli_visible (ev->instruction);
+      if (ev->stage_name)
+        shown.stage_name = stage = cli_visible (ev->stage_name);
+    }
   pthread_mutex_lock (&p->mu);
   switch (p->mode)
     {
     case CLI_PROGRESS_PLAIN:
-      plain_event (ev);
+      plain_event (&shown);
       break;
     case CLI_PROGRESS_JSON:
       json_event (ev);
       break;
     default:
-      tty_event (p, ev);
+      tty_event (p, &shown);
       break;
     }
   pthread_mutex_unlock (&p->mu);
+  free (text);
+  free (instr);
+  free (stage);
 }
 
 void

@@ -43,5 +43,10 @@ void cli_progress_finish (struct cli_progress *p, const char *digest);
 /* Set by json mode: main reports the final error through it (a JSON
  * "error" event with the exit code) instead of an "obuild: ..." line. */
 extern void (*cli_error_reporter) (const char *msg, int code);
+/* s with its control characters shown as \n, \r or \xNN (tabs kept), for
+ * a terminal: error messages and instructions quote hostile names (a
+ * Dockerfile's, a context's, a layer's), whose escape sequences or line
+ * breaks must not reach it as such.  Newly allocated. */
+char *cli_visible (const char *s);
 
 #endif

@@ -54,6 +54,9 @@ w("runenv", "FROM busybox:latest\n" + "".join("ARG a%d=%d\n" % (i, i) for i in r
 w("mounts", "FROM busybox:latest\nRUN " + " ".join("--mount=type=tmpfs,target=/t%d" % i for i in range(257)) + " true\n")
 w("mounts256", "FROM busybox:latest\nRUN " + " ".join("--mount=type=tmpfs,target=/t%d" % i for i in range(256))
   + " test -d /t255\n")
+# terminal escape sequences in a name the error quotes (an OSC setting the
+# window title): shown as \xNN, never sent to the terminal as such
+w("escape", "FROM scratch\nCOPY \"\x1b]0;t\x07x\" /x\n")
 # NUL bytes and invalid UTF-8
 w("nul", b"FROM scratch\nRUN echo a\0b\n")
 w("nulcomment", b"FROM scratch\n# a\0b\nENV a=b\n")
@@ -196,6 +199,11 @@ for m in $MODES; do
 
   check_fail 4 '\.dockerignore:2: NUL byte' "[$m] NUL in .dockerignore: exit 4" \
     ob "$m" build -t x "$ictx"
+  check_fail 4 'df\.escape:2: COPY source not found in build context: \\x1b\]0;t\\x07x$' \
+    "[$m] an escape sequence in a missing source: exit 4, shown as \\x1b" \
+    ob "$m" build --progress=plain -f "$ctx/df.escape" -t x "$ctx"
+  check "[$m] ... no control character reaches stderr (progress lines included)" \
+    sh -c "! tr -d '\\t\\n' <'$TESTDIR/.err' | LC_ALL=C grep -q '[[:cntrl:]]'"
   check_fail 3 '/df\.mounts:2: RUN has more than 256 --mount options' "[$m] RUN with 257 --mount options: exit 3" \
     ob "$m" build -f "$ctx/df.mounts" -t x "$ctx"
 
