@@ -366,7 +366,12 @@ ob_build_declare_arg (struct build *b, struct stage *s, const struct ob_instr *i
     {
       grow_strs (&s->arg_keys, s->n_args);
       grow_strs (&s->arg_vals, s->n_args);
-      ob_build_index_put (&s->arg_index, key, s->n_args);
+      /* the name means its last declaration with a value: `ARG x` given
+       * no value leaves an earlier `ARG x=1` in effect (BuildKit adds an
+       * ARG to the step's environment only when it has a value) */
+      long prev = ob_build_index_get (s->arg_index, key);
+      if (val || prev < 0 || s->arg_vals[prev] == NULL)
+        ob_build_index_put (&s->arg_index, key, s->n_args);
       s->arg_keys[s->n_args] = steal_pointer (&key);
       s->arg_vals[s->n_args] = val;
       s->n_args++;

@@ -570,9 +570,9 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
           goto out;
         }
     }
-  /* the ARGs in scope, each as its last declaration says (as BuildKit,
-   * whose later ARG replaces the earlier one, and `ARG x` without a value
-   * leaves x unset), unless an ENV of the image names it; then the
+  /* the ARGs in scope, each as its last declaration with a value says
+   * (as BuildKit: a later ARG replaces the earlier one, `ARG x` without a
+   * value keeps it), unless an ENV of the image names it; then the
    * image's ENV.  Appended in O(1): 100,000 of either were quadratic. */
   for (size_t i = 0; i < s->n_args; i++)
     if (s->arg_vals[i] && ob_build_index_get (s->arg_index, s->arg_keys[i]) == (long) i
