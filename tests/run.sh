@@ -35,6 +35,16 @@ it_clean() {
   echo "run.sh: could not remove all of $IT_ROOT" >&2
   return 1
 }
+# one run at a time per scratch directory: a second one would empty it
+# under the first (set OBUILD_IT_ROOT to run beside another)
+mkdir -p "$(dirname "$IT_ROOT")"
+if command -v flock >/dev/null && (: >>"$IT_ROOT.lock") 2>/dev/null; then
+  exec 9>>"$IT_ROOT.lock"
+  if ! flock -n 9; then
+    echo "run.sh: $IT_ROOT is in use by another run (give OBUILD_IT_ROOT a directory of its own)" >&2
+    exit 1
+  fi
+fi
 it_clean || exit 1
 pass=0 fail=0 skip=0
 failed_list=""
@@ -43,7 +53,7 @@ run_one() { # name command...
   name=$1; shift
   log="$results/$(echo "$name" | tr '/' '_').log"
   start=$(date +%s)
-  "$@" >"$log" 2>&1
+  "$@" >"$log" 2>&1 9>&- # the lock stays ours: a daemon a test leaks cannot hold it
   rc=$?
   p=$(grep -cE '^ok [0-9]+' "$log" || true)
   s=$(grep -cE '^ok [0-9]+.*# (skip|SKIP)' "$log" || true)
