@@ -188,18 +188,21 @@ SHOUT"
   # a command that ignores SIGTERM: SIGKILLed after --stop-timeout, or at
   # a second signal (a watchdog SIGKILLs obuild itself after 30 s, and says so)
   for how in timeout twice; do
-    rm -f "$d/ready-$how" "$d/fired-$how"
+    rm -f "$d/ready-$how" "$d/fired-$how" "$d/stop-$how"
     opt=""; [ $how = timeout ] && opt="--stop-timeout 1"
     ob_bg "$m" "$d/pid" run $opt -v "$d:/d" busybox sh -c "trap '' TERM INT; touch /d/ready-$how; while :; do sleep 0.1; done" >/dev/null 2>&1 &
     bg=$!
     wait_for test -e "$d/ready-$how" || sleep 1
-    (sleep 30; touch "$d/fired-$how"; kill -KILL "$(cat "$d/pid")") 2>/dev/null &
+    # (short sleeps: no sleep outlives the check, for a later test to count)
+    (i=0; while [ $i -lt 300 ] && [ ! -e "$d/stop-$how" ]; do sleep 0.1; i=$((i + 1)); done
+     [ -e "$d/stop-$how" ] || { touch "$d/fired-$how"; kill -KILL "$(cat "$d/pid")"; }) 2>/dev/null &
     dog=$!
     kill -TERM "$(cat "$d/pid")"
     [ $how = twice ] && { sleep 0.5; kill -INT "$(cat "$d/pid")"; }
     wait "$bg"
     rc=$?
-    kill "$dog" 2>/dev/null
+    touch "$d/stop-$how"
+    wait "$dog"
     check_eq "[$m] a command ignoring SIGTERM is SIGKILLed ($how): obuild exits 137, by itself" \
       "$rc:$(test -e "$d/fired-$how" && echo watchdog)" "137:"
   done
