@@ -318,6 +318,8 @@ json_event (const struct ob_event *ev)
       json_object_set_new (o, "duration_ms", json_integer (ev->duration_ns / 1000000));
       json_object_set_new (o, "layer_digest", ev->layer_digest ? json_string (ev->layer_digest) : json_null ());
       json_object_set_new (o, "layer_size", ev->layer_digest ? json_integer (ev->layer_size) : json_null ());
+      json_object_set_new (o, "layer_precompressed",
+                           ev->layer_digest ? json_integer (ev->layer_precompressed) : json_null ());
       break;
     case OB_EV_TRANSFER:
       json_object_set_new (o, "action", json_string (ev->push ? "push" : "pull"));

@@ -80,6 +80,9 @@ struct ob_layer_opts
   int64_t mtime_max;
   ob_layer_entry_fn on_entry; /* told of every entry written, or NULL */
   void *on_entry_data;
+  /* members made while the step ran (ob_layer_precomp_start), stopped;
+   * ob_layer_write offers them, or NULL */
+  const struct ob_layer_precomp *precomp;
 };
 
 struct ob_layer_result
@@ -88,7 +91,27 @@ struct ob_layer_result
   char diff_id[72]; /* sha256 of the uncompressed tar */
   int64_t size;     /* blob size in bytes */
   const char *media_type;
+  int64_t precompressed; /* tar bytes whose member was made ahead (precomp) */
 };
+
+/* Members made ahead (layer_precomp.c): while a RUN step runs, compress
+ * on a thread of idle priority the big regular files (at least 32 KiB)
+ * that appear below upper and stop changing, as ob_layer_write with opts
+ * will compress them, into an unlinked file in tmpdir.  NULL when opts do
+ * not compress with parallel gzip or the thread cannot start: nothing is
+ * lost, the layer is then compressed after the step.  Stop it when the
+ * step has ended (joins the thread), then pass it in the opts of the
+ * ob_layer_write of that upper directory: a member is used only for a
+ * block whose bytes it holds exactly, so the layer is the same, byte for
+ * byte, as without.  The environment variable OBUILD_TEST_NO_PRECOMPRESS
+ * turns it off. */
+struct ob_layer_precomp;
+struct ob_layer_precomp *ob_layer_precomp_start (const char *upper, const char *tmpdir,
+                                                 const struct ob_layer_opts *opts);
+void ob_layer_precomp_stop (struct ob_layer_precomp *pc);
+void ob_layer_precomp_free (struct ob_layer_precomp *pc);
+/* Files made ahead (for tests). */
+uint64_t ob_layer_precomp_files (const struct ob_layer_precomp *pc);
 
 /* Whether gzip layers written with `o` are compressed by ISA-L's igzip: when
  * no level is asked for and the layer is not to be reproducible (no

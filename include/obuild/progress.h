@@ -47,6 +47,8 @@ struct ob_event
   bool failed;              /* STEP_END: the step failed (the error follows) */
   const char *layer_digest; /* STEP_END: the layer it added, or NULL */
   int64_t layer_size;
+  int64_t layer_precompressed; /* STEP_END: tar bytes of it compressed while
+                                * the step ran (RUN) */
   int64_t duration_ns;      /* STEP_END */
   const char *data;         /* OUTPUT */
   size_t len;

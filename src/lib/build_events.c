@@ -63,6 +63,7 @@ ob_build_emit_step (struct build *b, struct stage *s, const struct ob_instr *in,
         {
           ev.layer_digest = s->layers[s->n_layers - 1].digest;
           ev.layer_size = s->layers[s->n_layers - 1].size;
+          ev.layer_precompressed = s->last_precompressed;
         }
     }
   b->o->event (b->o->event_data, &ev);

@@ -119,6 +119,7 @@ child_event (void *data, const struct ob_event *ev)
   put_u64 (&b, ev->failed);
   put_cstr (&b, ev->layer_digest);
   put_u64 (&b, (uint64_t) ev->layer_size);
+  put_u64 (&b, (uint64_t) ev->layer_precompressed);
   put_u64 (&b, (uint64_t) ev->duration_ns);
   put_str (&b, ev->data, ev->len);
   put_u64 (&b, (uint64_t) ev->xfer);
@@ -311,6 +312,7 @@ relay_event (struct build *b, const unsigned char *p, size_t len)
   ev.failed = get_u64 (&r) != 0;
   ev.layer_digest = get_str (&r, NULL);
   ev.layer_size = (int64_t) get_u64 (&r);
+  ev.layer_precompressed = (int64_t) get_u64 (&r);
   ev.duration_ns = (int64_t) get_u64 (&r);
   ev.data = get_str (&r, &ev.len);
   ev.xfer = (int) get_u64 (&r);

@@ -19,6 +19,7 @@ struct stage
   json_t *config;
   struct ob_descriptor *layers;
   size_t n_layers;
+  int64_t last_precompressed; /* of the layer added last: made ahead */
   char *base_name, *base_digest;
   struct ob_tree *tree; /* built lazily from the layers */
   /* the entries of layers added since the tree was built, applied when a
@@ -83,6 +84,8 @@ struct build
   size_t step, total_steps;
   unsigned scratch_counter;
   struct ob_layer_opts lopts;
+  /* the RUN step's members made ahead, while its layer is committed */
+  const struct ob_layer_precomp *precomp;
   struct ob_seccomp_prog *seccomp; /* compiled once, for every RUN */
   bool use_copy; /* the copy snapshotter (chosen, or overlay failed) */
   struct ob_cache *cache;

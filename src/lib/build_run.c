@@ -285,6 +285,7 @@ write_small (const char *path, const char *text, ob_error_t *err)
 struct run_ctx
 {
   char *rundir, *upper, *work, *merged;
+  struct ob_layer_precomp *precomp; /* the layer's members made ahead */
   bool mounted;
   pthread_t unmounter;
   bool unmounting;
@@ -329,6 +330,7 @@ run_ctx_clear (struct run_ctx *r)
   run_ctx_unmount_wait (r);
   if (r->mounted)
     umount2 (r->merged, MNT_DETACH);
+  ob_layer_precomp_free (r->precomp);
   free (r->rundir);
   free (r->upper);
   free (r->work);
@@ -696,7 +698,12 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   if (ob_build_output_start (b, s, in, &capture, &out_fd, err) < 0)
     goto out;
   so.stdout_fd = so.stderr_fd = out_fd;
+  /* the layer is compressed as the step writes it, where a core is idle
+   * (not when the new files will be chowned after the step: a new ctime) */
+  if (!copy && !(b->o->userns_single && (uid != 0 || gid != 0)))
+    rc.precomp = ob_layer_precomp_start (rc.upper, ob_txn_scratch (b->txn), &b->lopts);
   r = ob_sandbox_run (&so, &status, &created, err);
+  ob_layer_precomp_stop (rc.precomp);
   ob_build_output_finish (&capture, &out_fd);
   if (r < 0)
     {
@@ -754,11 +761,16 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
   created_by = history_of (argv);
   /* the copy snapshotter's upper shares inodes with its root, which later
    * steps change: it cannot serve as an unpacked layer */
-  if (ob_build_commit_layer (b, s, upperfd, copy ? NULL : rc.upper, created_by, true, err) < 0)
+  b->precomp = rc.precomp;
+  r = ob_build_commit_layer (b, s, upperfd, copy ? NULL : rc.upper, created_by, true, err);
+  b->precomp = NULL;
+  if (r < 0)
     {
+      r = -1;
       ob_error_wrap (err, "%s:%d", b->dfname, in->line);
       goto out;
     }
+  r = -1;
   ob_build_cache_done (b, s, cache_key, layers_before);
   if (copy)
     {

@@ -634,6 +634,7 @@ ob_build_commit_changes (struct build *b, struct stage *s, int upperfd, const st
   memset (&res, 0, sizeof res);
   o.on_entry = ob_tree_index_note;
   o.on_entry_data = ix = ob_tree_index_new ();
+  o.precomp = b->precomp;
   r = ob_layer_write (upperfd, changes, fd, &o, &res, err);
   if (r < 0)
     {
@@ -696,6 +697,7 @@ add_layer (struct build *b, struct stage *s, const struct ob_layer_result *r, st
   strcpy (d.digest, res.digest);
   d.size = res.size;
   ob_build_stage_add_layer (s, &d);
+  s->last_precompressed = res.precompressed;
   if (upper_path)
     {
       s->layer_dirs[s->n_layers - 1] = ob_xstrdup (upper_path);

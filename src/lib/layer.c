@@ -327,6 +327,7 @@ ob_layer_writer_open (struct ob_layer_writer *lw, int outfd, const struct ob_lay
   lw->compression = opts->compression;
   lw->on_entry = opts->on_entry;
   lw->on_entry_data = opts->on_entry_data;
+  lw->opts = opts;
   lw->h_tar = ob_sha256_new ();
   lw->h_blob = ob_sha256_new ();
   lw->dbuf = ob_xmalloc (OB_LAYER_CHUNK);
@@ -441,6 +442,14 @@ ob_layer_writer_data (struct ob_layer_writer *lw, const void *buf, size_t n, ob_
 }
 
 int
+ob_layer_writer_end_entry (struct ob_layer_writer *lw, ob_error_t *err)
+{
+  if (archive_write_finish_entry (lw->a) < ARCHIVE_WARN)
+    return lw_fail (lw, "write tar padding", err);
+  return 0;
+}
+
+int
 ob_layer_writer_finish (struct ob_layer_writer *lw, struct ob_layer_result *res, ob_error_t *err)
 {
   if (archive_write_close (lw->a) != ARCHIVE_OK)
@@ -451,6 +460,7 @@ ob_layer_writer_finish (struct ob_layer_writer *lw, struct ob_layer_result *res,
   ob_sha256_final (steal_pointer (&lw->h_tar), res->diff_id);
   ob_sha256_final (steal_pointer (&lw->h_blob), res->digest);
   res->size = lw->size;
+  res->precompressed = lw->pgz ? (int64_t) ob_pgzip_reused (lw->pgz) : 0;
   switch (lw->compression)
     {
     case OB_COMPRESS_GZIP:

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -38,8 +39,26 @@ void ob_layer_entry_tell (ob_layer_entry_fn fn, void *data, struct archive_entry
  * else leave e alone (layer_device.c). */
 bool ob_layer_device_entry (struct archive_entry *e, const char *value, size_t len, mode_t mode);
 
-/* Bytes of a layer writer's dbuf: the piece entry data is copied in. */
+/* Bytes of a layer writer's dbuf: the piece entry data is copied in (a
+ * divisor of pgzip's block). */
 #define OB_LAYER_CHUNK 65536
+
+/* A regular file this big or bigger has gzip members of its own (the
+ * writer cuts the stream before its data and after its padding), which
+ * layer_precomp.c can make ahead. */
+#define OB_LAYER_SPLIT_MIN 32768
+
+struct ob_pgzip;
+struct precomp_file;
+/* The file made ahead for path when it is still the inode st says, with
+ * the size st says (its content is checked block by block later), and pc
+ * was made for opts' compressor; else NULL. */
+const struct precomp_file *ob_layer_precomp_find (const struct ob_layer_precomp *pc,
+                                                  const struct ob_layer_opts *opts, const char *path,
+                                                  const struct stat *st);
+/* Offer f's k-th member to pgz (ob_pgzip_offer). */
+int ob_layer_precomp_offer (const struct ob_layer_precomp *pc, const struct precomp_file *f, struct ob_pgzip *pgz,
+                            uint32_t k, ob_error_t *err);
 
 /* The layer writer (layer.c): libarchive's tar -> sha256(tar) -> compressor
  * -> sha256(blob) -> outfd, all streamed.  Used by ob_layer_write and
@@ -68,6 +87,7 @@ struct ob_layer_writer
   int dirfd;           /* entries come sorted, so most share it */
   ob_layer_entry_fn on_entry;
   void *on_entry_data;
+  const struct ob_layer_opts *opts;
 };
 
 /* Open lw on outfd with opts' compression and on_entry; on failure,
@@ -78,6 +98,8 @@ int ob_layer_writer_open (struct ob_layer_writer *lw, int outfd, const struct ob
  * writes the entry's data. */
 int ob_layer_writer_add (struct ob_layer_writer *lw, struct archive_entry *e, ob_error_t *err);
 int ob_layer_writer_data (struct ob_layer_writer *lw, const void *buf, size_t n, ob_error_t *err);
+/* Write the entry's padding now (else the next header writes it). */
+int ob_layer_writer_end_entry (struct ob_layer_writer *lw, ob_error_t *err);
 /* End the tar and the compressor; res gets the two digests, the blob's
  * size and its media type. */
 int ob_layer_writer_finish (struct ob_layer_writer *lw, struct ob_layer_result *res, ob_error_t *err);

@@ -8,6 +8,7 @@
 #include <obuild/link_owner.h>
 #include <obuild/util.h>
 #include "layer_priv.h"
+#include "pgzip.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -279,15 +280,27 @@ write_whiteout (struct ob_layer_writer *lw, const char *path, const struct ob_la
   return write_marker (lw, dir, base, opts, err);
 }
 
+/* The entry's data (its header written).  With parallel gzip, a file of
+ * OB_LAYER_SPLIT_MIN bytes or more starts a member and its padding ends
+ * one, so that its members depend on its content alone; those made while
+ * the step ran (pre, or NULL) are offered block by block. */
 static int
 write_file_data (struct ob_layer_writer *lw, int fd, int64_t size, const char *path,
-                 ob_error_t *err)
+                 const struct precomp_file *pre, ob_error_t *err)
 {
   int64_t done = 0;
+  bool split = lw->pgz && size >= OB_LAYER_SPLIT_MIN;
+  size_t block = ob_pgzip_block_size ();
+  if (split && ob_pgzip_cut (lw->pgz, err) < 0)
+    return -1;
   while (done < size)
     {
       size_t want = size - done < OB_LAYER_CHUNK ? (size_t) (size - done) : OB_LAYER_CHUNK;
-      ssize_t r = read (fd, lw->dbuf, want);
+      ssize_t r;
+      if (pre && done % (int64_t) block == 0
+          && ob_layer_precomp_offer (lw->opts->precomp, pre, lw->pgz, (uint32_t) (done / (int64_t) block), err) < 0)
+        return -1;
+      r = read (fd, lw->dbuf, want);
       if (r < 0)
         {
           if (errno == EINTR)
@@ -300,6 +313,14 @@ write_file_data (struct ob_layer_writer *lw, int fd, int64_t size, const char *p
       if (ob_layer_writer_data (lw, lw->dbuf, r, err) < 0)
         return ob_error_wrap (err, "`%s`", path);
       done += r;
+    }
+  if (split)
+    {
+      /* the padding, then the cut */
+      if (ob_layer_writer_end_entry (lw, err) < 0)
+        return ob_error_wrap (err, "`%s`", path);
+      if (ob_pgzip_cut (lw->pgz, err) < 0)
+        return -1;
     }
   return 0;
 }
@@ -456,7 +477,7 @@ write_fs_entry (struct ob_layer_writer *lw, int upperfd, const char *path, struc
   if (ob_layer_writer_add (lw, e, err) < 0)
     return ob_error_wrap (err, "`%s`", path);
   if (fd >= 0)
-    return write_file_data (lw, fd, st.st_size, path, err);
+    return write_file_data (lw, fd, st.st_size, path, ob_layer_precomp_find (opts->precomp, opts, path, &st), err);
   return 0;
 }
 
@@ -617,7 +638,7 @@ write_src_entry (struct ob_layer_writer *lw, int srcfd, const struct ob_layer_sr
     return ob_error_wrap (err, "`%s`", x->path);
   if (fd >= 0 && S_ISREG (st->st_mode) && !device)
     {
-      if (write_file_data (lw, fd, st->st_size, x->src, err) < 0)
+      if (write_file_data (lw, fd, st->st_size, x->src, NULL, err) < 0)
         {
           ob_error_set_kind (err, OB_ERR_CONTEXT);
           return -1;

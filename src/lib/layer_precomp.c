@@ -1,0 +1,464 @@
+/* layer: members made ahead.  While a RUN step runs, one of obuild's
+ * threads, at idle priority (SCHED_IDLE: it takes only CPU time nobody else
+ * wants, typically the core a single-threaded `cp`, `tar` or `apt-get`
+ * leaves idle), walks the step's upper directory and compresses the big
+ * regular files that have stopped changing, exactly as the layer writer
+ * will compress them afterwards: the writer cuts the parallel gzip stream
+ * before a big file's data and after its padding (layer_write.c), so a
+ * file's members are a function of its content alone (each BLOCK bytes of
+ * it, the last one with the tar padding).  The members go to an unlinked
+ * file beside the store's scratch; the layer is byte for byte the one
+ * written without this thread, just sooner.
+ *
+ * A member is offered for a file only when it is still what it was made
+ * from, which two checks establish:
+ *  - its inode, size, mtime and ctime are those seen before and after it
+ *    was read, and its ctime was at least PRECOMP_SETTLE_NS old when the
+ *    read began.  A write(2), truncate, fallocate, or a write through a new
+ *    mapping's first fault after that moment sets ctime to the current
+ *    (coarse) time, which is then past the old ctime, so the commit sees
+ *    it.  The one change ctime misses: a process that kept a shared
+ *    writable mapping whose page was already dirty writes to it again
+ *    (no fault, no time update);
+ *  - for that case, pgzip's worker compares each member's CRC-32 (its
+ *    gzip trailer) with that of the block's bytes, a hundredth of the cost
+ *    of compressing them.
+ * Both can be defeated only on purpose (a CRC is easy to forge), by the
+ * step itself, and the result is then an image whose layer does not match
+ * its diff_id, which every consumer rejects: the step can write any bytes
+ * it likes into its own layer anyway.  Neither check reads anything the
+ * layer would not hold: the members are made from the step's own files.
+ *
+ * The step is hostile: the directory changes under the walk.  Names are
+ * opened with openat2 (RESOLVE_BENEATH, no symlinks), files with O_NOFOLLOW
+ * and O_NONBLOCK and kept only when fstat says a regular file.  Bounded:
+ * PRECOMP_MAX_FILES files, PRECOMP_MAX_SPILL bytes of members,
+ * PRECOMP_MAX_WALK entries per walk (past those it stops); it stops within
+ * one block's compression of being asked. */
+#include "config.h"
+#include <obuild/layer.h>
+#include <obuild/util.h>
+#include "layer_priv.h"
+#include "pgzip.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PRECOMP_MAX_FILES (1u << 18)
+#define PRECOMP_MAX_SPILL ((uint64_t) 1 << 30)
+#define PRECOMP_MAX_WALK 1000000
+/* a file whose ctime is this recent may still be being written */
+#define PRECOMP_SETTLE_NS 40000000L
+/* pause between walks that found nothing to do */
+#define PRECOMP_PAUSE_NS 30000000L
+
+struct precomp_file
+{
+  char *path;
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  struct timespec mtime, ctime;
+  uint64_t *offs;  /* member k is [offs[k], offs[k + 1]) of the spill file */
+  uint32_t n;      /* members */
+};
+
+struct ob_layer_precomp
+{
+  int upperfd;
+  int spillfd;
+  int level;
+  bool isal;
+  pthread_t thread;
+  bool started;
+  atomic_bool stop;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  /* the thread's own until it is joined, then read-only */
+  struct precomp_file *files;
+  size_t n_files, cap_files;
+  size_t *table; /* open addressing on the path: index + 1, 0 = empty */
+  size_t table_size;
+  uint64_t spill;
+  bool full;
+  struct ob_pgzip_compressor *comp;
+  unsigned char *in, *out;
+  size_t out_cap;
+};
+
+static size_t
+path_hash (const char *s)
+{
+  size_t h = 1469598103934665603ull;
+  for (; *s; s++)
+    h = (h ^ (unsigned char) *s) * 1099511628211ull;
+  return h;
+}
+
+static struct precomp_file *
+find (const struct ob_layer_precomp *pc, const char *path)
+{
+  if (pc->table_size == 0)
+    return NULL;
+  for (size_t i = path_hash (path) & (pc->table_size - 1);; i = (i + 1) & (pc->table_size - 1))
+    {
+      size_t x = pc->table[i];
+      if (x == 0)
+        return NULL;
+      if (strcmp (pc->files[x - 1].path, path) == 0)
+        return &pc->files[x - 1];
+    }
+}
+
+static void
+table_put (struct ob_layer_precomp *pc, size_t index)
+{
+  size_t i = path_hash (pc->files[index].path) & (pc->table_size - 1);
+  while (pc->table[i] != 0)
+    i = (i + 1) & (pc->table_size - 1);
+  pc->table[i] = index + 1;
+}
+
+/* A new entry for path (the table kept at most half full). */
+static struct precomp_file *
+add_file (struct ob_layer_precomp *pc, const char *path)
+{
+  if (pc->n_files == pc->cap_files)
+    {
+      pc->cap_files = pc->cap_files ? pc->cap_files * 2 : 256;
+      pc->files = ob_xrealloc (pc->files, pc->cap_files * sizeof *pc->files);
+    }
+  if ((pc->n_files + 1) * 2 > pc->table_size)
+    {
+      free (pc->table);
+      pc->table_size = pc->table_size ? pc->table_size * 2 : 1024;
+      pc->table = ob_xmalloc0 (pc->table_size * sizeof *pc->table);
+      for (size_t i = 0; i < pc->n_files; i++)
+        table_put (pc, i);
+    }
+  struct precomp_file *f = &pc->files[pc->n_files];
+  memset (f, 0, sizeof *f);
+  f->path = ob_xstrdup (path);
+  table_put (pc, pc->n_files++);
+  return f;
+}
+
+static bool
+same_time (struct timespec a, struct timespec b)
+{
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+static bool
+settled (const struct stat *st)
+{
+  struct timespec now;
+  clock_gettime (CLOCK_REALTIME, &now);
+  int64_t age = (int64_t) (now.tv_sec - st->st_ctim.tv_sec) * 1000000000 + (now.tv_nsec - st->st_ctim.tv_nsec);
+  return age >= PRECOMP_SETTLE_NS;
+}
+
+static bool
+write_at (int fd, const unsigned char *buf, size_t n, uint64_t off)
+{
+  while (n > 0)
+    {
+      ssize_t r = pwrite (fd, buf, n, (off_t) off);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r <= 0)
+        return false;
+      buf += r;
+      n -= (size_t) r;
+      off += (uint64_t) r;
+    }
+  return true;
+}
+
+static int
+open_beneath (int dirfd, const char *path, int flags)
+{
+  struct open_how how = { .flags = (uint64_t) (flags | O_NOFOLLOW | O_CLOEXEC),
+                          .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
+                                     | RESOLVE_NO_XDEV };
+  return (int) syscall (SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+/* Compress the file at path (st: what the walk saw) into the spill file;
+ * record it when it did not change meanwhile.  Returns true when it did
+ * some work. */
+static bool
+compress_file (struct ob_layer_precomp *pc, int dirfd, const char *name, const char *path, const struct stat *seen)
+{
+  size_t block = ob_pgzip_block_size ();
+  struct stat st, after;
+  uint64_t start = pc->spill;
+  uint32_t n = (uint32_t) ((seen->st_size + (off_t) block - 1) / (off_t) block);
+  cleanup_free uint64_t *offs = NULL;
+  cleanup_close int fd = openat (dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+  if (fd < 0 || fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || st.st_ino != seen->st_ino
+      || st.st_size != seen->st_size || !same_time (st.st_ctim, seen->st_ctim))
+    return false;
+  offs = ob_xmalloc (((size_t) n + 1) * sizeof *offs);
+  offs[0] = start;
+  for (uint32_t k = 0; k < n; k++)
+    {
+      off_t at = (off_t) k * (off_t) block;
+      size_t want = st.st_size - at < (off_t) block ? (size_t) (st.st_size - at) : block, got = 0;
+      if (atomic_load (&pc->stop))
+        goto undo;
+      while (got < want)
+        {
+          ssize_t r = pread (fd, pc->in + got, want - got, at + (off_t) got);
+          if (r < 0 && errno == EINTR)
+            continue;
+          if (r <= 0)
+            goto undo;
+          got += (size_t) r;
+        }
+      /* the last block carries the tar padding, as in the stream */
+      if (k == n - 1 && want % 512)
+        {
+          memset (pc->in + want, 0, 512 - want % 512);
+          want += 512 - want % 512;
+        }
+      size_t m = ob_pgzip_compress (pc->comp, pc->in, want, pc->out, pc->out_cap);
+      if (m == 0 || pc->spill + m > PRECOMP_MAX_SPILL)
+        {
+          pc->full = m != 0;
+          goto undo;
+        }
+      if (!write_at (pc->spillfd, pc->out, m, pc->spill))
+        {
+          pc->full = true;
+          goto undo;
+        }
+      pc->spill += m;
+      offs[k + 1] = pc->spill;
+    }
+  if (fstat (fd, &after) < 0 || after.st_size != st.st_size || !same_time (after.st_ctim, st.st_ctim))
+    goto undo;
+  {
+    struct precomp_file *f = find (pc, path);
+    if (f == NULL)
+      {
+        if (pc->n_files >= PRECOMP_MAX_FILES)
+          {
+            pc->full = true;
+            goto undo;
+          }
+        f = add_file (pc, path);
+      }
+    free (f->offs);
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    f->size = st.st_size;
+    f->mtime = st.st_mtim;
+    f->ctime = st.st_ctim;
+    f->n = n;
+    f->offs = steal_pointer (&offs);
+  }
+  return true;
+undo:
+  /* the members of a file kept are before start: reuse the space */
+  pc->spill = start;
+  return true;
+}
+
+/* One walk of the upper directory, breadth first by relative paths (no
+ * descriptor per level).  Returns whether it compressed anything. */
+static bool
+walk (struct ob_layer_precomp *pc)
+{
+  cleanup_strv char **queue = NULL;
+  size_t n_queue = 0, head = 0, seen = 0;
+  bool worked = false;
+
+  ob_strv_push (&queue, &n_queue, ob_xstrdup ("."));
+  while (head < n_queue && !atomic_load (&pc->stop) && !pc->full)
+    {
+      const char *dir = queue[head++];
+      cleanup_close int dfd = open_beneath (pc->upperfd, dir, O_RDONLY | O_DIRECTORY);
+      DIR *d;
+      struct dirent *de;
+      if (dfd < 0)
+        continue;
+      d = fdopendir (dfd);
+      if (d == NULL)
+        continue;
+      dfd = -1; /* d owns it */
+      while ((de = readdir (d)) != NULL && !atomic_load (&pc->stop) && !pc->full)
+        {
+          struct stat st;
+          cleanup_free char *path = NULL;
+          if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+            continue;
+          if (++seen > PRECOMP_MAX_WALK)
+            {
+              pc->full = true;
+              break;
+            }
+          if (de->d_type != DT_DIR && de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
+            continue;
+          path = strcmp (dir, ".") == 0 ? ob_xstrdup (de->d_name) : ob_xasprintf ("%s/%s", dir, de->d_name);
+          if (strlen (path) > OB_LAYER_PATH_MAX)
+            continue;
+          if (fstatat (dirfd (d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+          if (S_ISDIR (st.st_mode))
+            {
+              ob_strv_push (&queue, &n_queue, steal_pointer (&path));
+              continue;
+            }
+          if (!S_ISREG (st.st_mode) || (size_t) st.st_size < OB_LAYER_SPLIT_MIN || !settled (&st))
+            continue;
+          struct precomp_file *f = find (pc, path);
+          if (f && f->ino == st.st_ino && f->size == st.st_size && same_time (f->ctime, st.st_ctim))
+            continue;
+          worked |= compress_file (pc, dirfd (d), de->d_name, path, &st);
+        }
+      closedir (d);
+    }
+  return worked;
+}
+
+static void *
+precomp_main (void *arg)
+{
+  struct ob_layer_precomp *pc = arg;
+  struct sched_param sp = { 0 };
+  /* only the CPU time nobody else wants */
+  (void) pthread_setschedparam (pthread_self (), SCHED_IDLE, &sp);
+  while (!atomic_load (&pc->stop) && !pc->full)
+    {
+      if (walk (pc))
+        continue;
+      struct timespec until;
+      clock_gettime (CLOCK_REALTIME, &until);
+      until.tv_nsec += PRECOMP_PAUSE_NS;
+      if (until.tv_nsec >= 1000000000L)
+        {
+          until.tv_sec++;
+          until.tv_nsec -= 1000000000L;
+        }
+      pthread_mutex_lock (&pc->mu);
+      if (!atomic_load (&pc->stop))
+        pthread_cond_timedwait (&pc->cv, &pc->mu, &until);
+      pthread_mutex_unlock (&pc->mu);
+    }
+  return NULL;
+}
+
+struct ob_layer_precomp *
+ob_layer_precomp_start (const char *upper, const char *tmpdir, const struct ob_layer_opts *opts)
+{
+  struct ob_layer_precomp *pc;
+  if (opts->compression != OB_COMPRESS_GZIP || opts->single_thread_gzip || getenv ("OBUILD_TEST_NO_PRECOMPRESS"))
+    return NULL;
+  pc = ob_xmalloc0 (sizeof *pc);
+  pc->upperfd = open (upper, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  pc->spillfd = open (tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  pc->level = opts->level > 0 ? opts->level : OB_GZIP_DEFAULT_LEVEL;
+  pc->isal = ob_layer_gzip_isal (opts);
+  atomic_init (&pc->stop, false);
+  pthread_mutex_init (&pc->mu, NULL);
+  pthread_cond_init (&pc->cv, NULL);
+  if (pc->upperfd < 0 || pc->spillfd < 0)
+    {
+      ob_layer_precomp_free (pc);
+      return NULL;
+    }
+  pc->comp = ob_pgzip_compressor_new (pc->level, pc->isal);
+  pc->in = ob_xmalloc (ob_pgzip_block_size ());
+  pc->out_cap = ob_pgzip_member_bound ();
+  pc->out = ob_xmalloc (pc->out_cap);
+  if (pthread_create (&pc->thread, NULL, precomp_main, pc) != 0)
+    {
+      ob_layer_precomp_free (pc);
+      return NULL;
+    }
+  pc->started = true;
+  return pc;
+}
+
+void
+ob_layer_precomp_stop (struct ob_layer_precomp *pc)
+{
+  if (pc == NULL || !pc->started)
+    return;
+  pthread_mutex_lock (&pc->mu);
+  atomic_store (&pc->stop, true);
+  pthread_cond_signal (&pc->cv);
+  pthread_mutex_unlock (&pc->mu);
+  pthread_join (pc->thread, NULL);
+  pc->started = false;
+  /* its buffers are no longer needed */
+  ob_pgzip_compressor_free (steal_pointer (&pc->comp));
+  free (steal_pointer (&pc->in));
+  free (steal_pointer (&pc->out));
+}
+
+void
+ob_layer_precomp_free (struct ob_layer_precomp *pc)
+{
+  if (pc == NULL)
+    return;
+  ob_layer_precomp_stop (pc);
+  for (size_t i = 0; i < pc->n_files; i++)
+    {
+      free (pc->files[i].path);
+      free (pc->files[i].offs);
+    }
+  free (pc->files);
+  free (pc->table);
+  if (pc->upperfd >= 0)
+    close (pc->upperfd);
+  if (pc->spillfd >= 0)
+    close (pc->spillfd);
+  pthread_mutex_destroy (&pc->mu);
+  pthread_cond_destroy (&pc->cv);
+  free (pc);
+}
+
+uint64_t
+ob_layer_precomp_files (const struct ob_layer_precomp *pc)
+{
+  return pc ? pc->n_files : 0;
+}
+
+const struct precomp_file *
+ob_layer_precomp_find (const struct ob_layer_precomp *pc, const struct ob_layer_opts *opts, const char *path,
+                       const struct stat *st)
+{
+  const struct precomp_file *f;
+  /* made for another compressor, or still being made: nothing to offer */
+  if (pc == NULL || pc->started || pc->level != (opts->level > 0 ? opts->level : OB_GZIP_DEFAULT_LEVEL)
+      || pc->isal != ob_layer_gzip_isal (opts))
+    return NULL;
+  f = find (pc, path);
+  if (f == NULL || f->ino != st->st_ino || f->dev != st->st_dev || f->size != st->st_size
+      || !same_time (f->ctime, st->st_ctim) || !same_time (f->mtime, st->st_mtim))
+    return NULL;
+  return f;
+}
+
+int
+ob_layer_precomp_offer (const struct ob_layer_precomp *pc, const struct precomp_file *f, struct ob_pgzip *pgz,
+                        uint32_t k, ob_error_t *err)
+{
+  if (k >= f->n)
+    return 0;
+  return ob_pgzip_offer (pgz, pc->spillfd, f->offs[k], (size_t) (f->offs[k + 1] - f->offs[k]), err);
+}
