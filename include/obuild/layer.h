@@ -110,8 +110,9 @@ struct ob_layer_precomp *ob_layer_precomp_start (const char *upper, const char *
                                                  const struct ob_layer_opts *opts);
 void ob_layer_precomp_stop (struct ob_layer_precomp *pc);
 void ob_layer_precomp_free (struct ob_layer_precomp *pc);
-/* Files made ahead (for tests). */
-uint64_t ob_layer_precomp_files (const struct ob_layer_precomp *pc);
+/* Files made ahead so far, a file made again counted again (for tests;
+ * callable while it runs). */
+uint64_t ob_layer_precomp_files (struct ob_layer_precomp *pc);
 
 /* Whether gzip layers written with `o` are compressed by ISA-L's igzip: when
  * no level is asked for and the layer is not to be reproducible (no

@@ -55,9 +55,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PRECOMP_MAX_FILES (1u << 18)
+#define PRECOMP_MAX_FILES 65536
 #define PRECOMP_MAX_SPILL ((uint64_t) 1 << 30)
 #define PRECOMP_MAX_WALK 1000000
+#define PRECOMP_MAX_DIRS 100000
 /* a file whose ctime is this recent may still be being written */
 #define PRECOMP_SETTLE_NS 40000000L
 /* pause between walks that found nothing to do */
@@ -71,7 +72,7 @@ struct precomp_file
   off_t size;
   struct timespec mtime, ctime;
   uint64_t *offs;  /* member k is [offs[k], offs[k + 1]) of the spill file */
-  uint32_t n;      /* members */
+  uint64_t n;      /* members */
 };
 
 struct ob_layer_precomp
@@ -91,6 +92,7 @@ struct ob_layer_precomp
   size_t *table; /* open addressing on the path: index + 1, 0 = empty */
   size_t table_size;
   uint64_t spill;
+  atomic_size_t made; /* files recorded (read by tests while it runs) */
   bool full;
   struct ob_pgzip_compressor *comp;
   unsigned char *in, *out;
@@ -204,17 +206,24 @@ compress_file (struct ob_layer_precomp *pc, int dirfd, const char *name, const c
   size_t block = ob_pgzip_block_size ();
   struct stat st, after;
   uint64_t start = pc->spill;
-  uint32_t n = (uint32_t) ((seen->st_size + (off_t) block - 1) / (off_t) block);
+  uint64_t n = ((uint64_t) seen->st_size + block - 1) / block;
+  size_t cap = 0;
   cleanup_free uint64_t *offs = NULL;
   cleanup_close int fd = openat (dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 
   if (fd < 0 || fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || st.st_ino != seen->st_ino
       || st.st_size != seen->st_size || !same_time (st.st_ctim, seen->st_ctim))
     return false;
-  offs = ob_xmalloc (((size_t) n + 1) * sizeof *offs);
-  offs[0] = start;
-  for (uint32_t k = 0; k < n; k++)
+  /* a sparse file of a petabyte is not a petabyte of offsets: they grow
+   * with what was compressed, which the spill bounds */
+  for (uint64_t k = 0; k < n; k++)
     {
+      if (k + 2 > cap)
+        {
+          cap = cap ? cap * 2 : 16;
+          offs = ob_xrealloc (offs, cap * sizeof *offs);
+          offs[0] = start;
+        }
       off_t at = (off_t) k * (off_t) block;
       size_t want = st.st_size - at < (off_t) block ? (size_t) (st.st_size - at) : block, got = 0;
       if (atomic_load (&pc->stop))
@@ -268,7 +277,10 @@ compress_file (struct ob_layer_precomp *pc, int dirfd, const char *name, const c
     f->mtime = st.st_mtim;
     f->ctime = st.st_ctim;
     f->n = n;
+    atomic_fetch_add (&pc->made, 1);
     f->offs = steal_pointer (&offs);
+    if (n == 0)
+      f->offs = ob_xmalloc0 (sizeof *f->offs);
   }
   return true;
 undo:
@@ -319,6 +331,11 @@ walk (struct ob_layer_precomp *pc)
             continue;
           if (S_ISDIR (st.st_mode))
             {
+              if (n_queue >= PRECOMP_MAX_DIRS)
+                {
+                  pc->full = true;
+                  break;
+                }
               ob_strv_push (&queue, &n_queue, steal_pointer (&path));
               continue;
             }
@@ -373,6 +390,7 @@ ob_layer_precomp_start (const char *upper, const char *tmpdir, const struct ob_l
   pc->level = opts->level > 0 ? opts->level : OB_GZIP_DEFAULT_LEVEL;
   pc->isal = ob_layer_gzip_isal (opts);
   atomic_init (&pc->stop, false);
+  atomic_init (&pc->made, 0);
   pthread_mutex_init (&pc->mu, NULL);
   pthread_cond_init (&pc->cv, NULL);
   if (pc->upperfd < 0 || pc->spillfd < 0)
@@ -433,9 +451,9 @@ ob_layer_precomp_free (struct ob_layer_precomp *pc)
 }
 
 uint64_t
-ob_layer_precomp_files (const struct ob_layer_precomp *pc)
+ob_layer_precomp_files (struct ob_layer_precomp *pc)
 {
-  return pc ? pc->n_files : 0;
+  return pc ? atomic_load (&pc->made) : 0;
 }
 
 const struct precomp_file *
@@ -456,7 +474,7 @@ ob_layer_precomp_find (const struct ob_layer_precomp *pc, const struct ob_layer_
 
 int
 ob_layer_precomp_offer (const struct ob_layer_precomp *pc, const struct precomp_file *f, struct ob_pgzip *pgz,
-                        uint32_t k, ob_error_t *err)
+                        uint64_t k, ob_error_t *err)
 {
   if (k >= f->n)
     return 0;

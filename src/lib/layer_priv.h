@@ -58,7 +58,7 @@ const struct precomp_file *ob_layer_precomp_find (const struct ob_layer_precomp 
                                                   const struct stat *st);
 /* Offer f's k-th member to pgz (ob_pgzip_offer). */
 int ob_layer_precomp_offer (const struct ob_layer_precomp *pc, const struct precomp_file *f, struct ob_pgzip *pgz,
-                            uint32_t k, ob_error_t *err);
+                            uint64_t k, ob_error_t *err);
 
 /* The layer writer (layer.c): libarchive's tar -> sha256(tar) -> compressor
  * -> sha256(blob) -> outfd, all streamed.  Used by ob_layer_write and

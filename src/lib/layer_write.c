@@ -298,7 +298,7 @@ write_file_data (struct ob_layer_writer *lw, int fd, int64_t size, const char *p
       size_t want = size - done < OB_LAYER_CHUNK ? (size_t) (size - done) : OB_LAYER_CHUNK;
       ssize_t r;
       if (pre && done % (int64_t) block == 0
-          && ob_layer_precomp_offer (lw->opts->precomp, pre, lw->pgz, (uint32_t) (done / (int64_t) block), err) < 0)
+          && ob_layer_precomp_offer (lw->opts->precomp, pre, lw->pgz, (uint64_t) (done / (int64_t) block), err) < 0)
         return -1;
       r = read (fd, lw->dbuf, want);
       if (r < 0)

@@ -17,11 +17,13 @@
 #include <locale.h>
 #include <stdbool.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -2817,6 +2819,218 @@ TEST (clean_name)
   ob_error_free (&err);
 }
 
+/* ---- members made ahead (layer_precomp.c) ---- */
+
+static int
+write_layer_opts (int upperfd, const char *out, const struct ob_layer_opts *o, struct ob_layer_result *res,
+                  ob_error_t *err)
+{
+  struct ob_changes *ch = NULL;
+  int fd, ret;
+  if (ob_snapshot_scan (upperfd, &ch, err) < 0)
+    return -1;
+  fd = open (out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    abort ();
+  ret = ob_layer_write (upperfd, ch, fd, o, res, err);
+  close (fd);
+  ob_changes_free (ch);
+  return ret;
+}
+
+static void
+put_bytes (int dirfd, const char *path, size_t n, unsigned int seed, bool random)
+{
+  char *b = ob_xmalloc (n ? n : 1);
+  int fd;
+  for (size_t i = 0; i < n; i++)
+    b[i] = random ? (char) (rand_r (&seed) & 0xff) : "made ahead "[i % 11];
+  fd = openat (dirfd, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0 || write (fd, b, n) != (ssize_t) n)
+    abort ();
+  close (fd);
+  free (b);
+}
+
+static void
+sleep_ms (long ms)
+{
+  struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+  nanosleep (&ts, NULL);
+}
+
+/* Start a speculator on dir/up and wait (5 s at most) until it has made
+ * `want` files. */
+static struct ob_layer_precomp *
+precomp_until (struct td *t, const struct ob_layer_opts *o, uint64_t want)
+{
+  char *up = td_file (t, "up");
+  struct ob_layer_precomp *pc = ob_layer_precomp_start (up, t->path, o);
+  free (up);
+  for (int i = 0; pc && i < 500 && ob_layer_precomp_files (pc) < want; i++)
+    sleep_ms (10);
+  return pc;
+}
+
+/* The layer written with members made ahead is the layer written without,
+ * byte for byte (igzip, and libdeflate when reproducible); members made
+ * for another compressor are not used. */
+TEST (precomp_same_bytes)
+{
+  struct td t = td_new ();
+  struct ob_layer_result a = { 0 }, b = { 0 };
+  ob_error_t err = NULL;
+  char *o1 = td_file (&t, "a.tgz"), *o2 = td_file (&t, "b.tgz");
+  struct ob_layer_opts o = { .compression = OB_COMPRESS_GZIP };
+  struct ob_layer_opts oc = { .compression = OB_COMPRESS_GZIP, .clamp_mtime = true, .mtime_max = 2000000000 };
+  struct ob_layer_opts o6 = { .compression = OB_COMPRESS_GZIP, .level = 6 };
+  struct ob_layer_precomp *pc;
+  int up;
+  mkd (t.fd, "up", 0755);
+  up = openat (t.fd, "up", O_RDONLY | O_DIRECTORY);
+  mkd (up, "d", 0755);
+  make_tree (up);
+  put_bytes (up, "d/random", (3u << 20) + 100, 1, true); /* 4 blocks, the last with padding */
+  put_bytes (up, "d/text", 1u << 20, 0, false);          /* exactly one block */
+  put_bytes (up, "d/mid", 40000, 2, true);               /* over the split size */
+  put_bytes (up, "d/small", 30000, 3, true);             /* under it */
+  sleep_ms (60);                                         /* settled */
+  pc = precomp_until (&t, &o, 3);
+  CHECK (pc != NULL);
+  ob_layer_precomp_stop (pc);
+  CHECK_INT (ob_layer_precomp_files (pc), 3);
+  CHECK_INT (write_layer_opts (up, o1, &o, &a, &err), 0);
+  o.precomp = pc;
+  CHECK_INT (write_layer_opts (up, o2, &o, &b, &err), 0);
+  CHECK_STR (b.digest, a.digest);
+  CHECK_STR (b.diff_id, a.diff_id);
+  CHECK_INT (a.precompressed, 0);
+  /* the three files' blocks, the last ones with their padding */
+  CHECK_INT (b.precompressed, ((3u << 20) + 512) + (1u << 20) + 40448);
+  /* made for igzip: a writer at level 6 compresses everything itself */
+  o6.precomp = pc;
+  CHECK_INT (write_layer_opts (up, o2, &o6, &b, &err), 0);
+  CHECK_INT (b.precompressed, 0);
+  ob_layer_precomp_free (pc);
+  /* reproducible layers (libdeflate) */
+  pc = precomp_until (&t, &oc, 3);
+  ob_layer_precomp_stop (pc);
+  CHECK_INT (write_layer_opts (up, o1, &oc, &a, &err), 0);
+  oc.precomp = pc;
+  CHECK_INT (write_layer_opts (up, o2, &oc, &b, &err), 0);
+  CHECK_STR (b.digest, a.digest);
+  CHECK (b.precompressed > 0);
+  ob_layer_precomp_free (pc);
+  /* turned off */
+  setenv ("OBUILD_TEST_NO_PRECOMPRESS", "1", 1);
+  CHECK (precomp_until (&t, &o, 0) == NULL);
+  unsetenv ("OBUILD_TEST_NO_PRECOMPRESS");
+  close (up);
+  free (o1);
+  free (o2);
+  td_free (&t);
+}
+
+/* A file changed after its members were made: by a write (a new ctime:
+ * not offered), and through a shared mapping whose page was already dirty
+ * (no new fault, perhaps the same ctime: the CRC refuses the member).
+ * Either way the layer holds the file as it is at the end. */
+TEST (precomp_changed_files)
+{
+  struct td t = td_new ();
+  struct ob_layer_result a = { 0 }, b = { 0 };
+  ob_error_t err = NULL;
+  char *o1 = td_file (&t, "a.tgz"), *o2 = td_file (&t, "b.tgz");
+  struct ob_layer_opts o = { .compression = OB_COMPRESS_GZIP };
+  struct ob_layer_precomp *pc;
+  struct stat before, after;
+  struct ents es;
+  struct ent *x;
+  unsigned char *map;
+  int up, fd;
+  size_t n = 2u << 20;
+  mkd (t.fd, "up", 0755);
+  up = openat (t.fd, "up", O_RDONLY | O_DIRECTORY);
+  put_bytes (up, "written", n, 4, true);
+  put_bytes (up, "mapped", n, 5, true);
+  put_bytes (up, "kept", n, 6, true);
+  fd = openat (up, "mapped", O_RDWR | O_CLOEXEC);
+  map = mmap (NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  CHECK (map != MAP_FAILED);
+  map[1500000] ^= 0xff; /* the page is dirty before the members are made */
+  sleep_ms (60);
+  pc = precomp_until (&t, &o, 3);
+  fstat (fd, &before);
+  map[1500001] ^= 0xff; /* no fault: the page is still dirty */
+  fstat (fd, &after);
+  printf ("# mapped file's ctime %s\n", before.st_ctim.tv_nsec == after.st_ctim.tv_nsec
+                                            && before.st_ctim.tv_sec == after.st_ctim.tv_sec ? "kept (the CRC decides)"
+                                                                                             : "changed");
+  put_bytes (up, "written", n, 7, true); /* rewritten: other bytes, same size */
+  ob_layer_precomp_stop (pc);
+  CHECK_INT (ob_layer_precomp_files (pc), 3);
+  CHECK_INT (write_layer_opts (up, o1, &o, &a, &err), 0);
+  o.precomp = pc;
+  CHECK_INT (write_layer_opts (up, o2, &o, &b, &err), 0);
+  CHECK_STR (b.digest, a.digest);
+  /* "kept", and the first block of "mapped", were used; nothing else */
+  CHECK_INT (b.precompressed, (int64_t) n + (1 << 20));
+  CHECK_INT (read_ents (o2, &es), 0);
+  x = ents_find (&es, "mapped");
+  CHECK (x && x->size == (int64_t) n && memcmp (x->data, map, n) == 0);
+  ents_free (&es);
+  munmap (map, n);
+  close (fd);
+  ob_layer_precomp_free (pc);
+  close (up);
+  free (o1);
+  free (o2);
+  td_free (&t);
+}
+
+/* What a hostile step leaves for the speculator: a FIFO (never blocks it),
+ * symlinks to host files and directories (never followed), a terabyte of
+ * sparse file (it stops at once when asked, half way). */
+TEST (precomp_hostile_entries)
+{
+  struct td t = td_new ();
+  struct ob_layer_opts o = { .compression = OB_COMPRESS_GZIP };
+  struct ob_layer_precomp *pc;
+  char *up = td_file (&t, "up");
+  int64_t t0;
+  int upfd, fd;
+  mkd (t.fd, "up", 0755);
+  upfd = openat (t.fd, "up", O_RDONLY | O_DIRECTORY);
+  CHECK_INT (mkfifoat (upfd, "fifo", 0644), 0);
+  CHECK_INT (symlinkat ("/etc/passwd", upfd, "passwd"), 0);
+  CHECK_INT (symlinkat ("/usr/lib", upfd, "lib"), 0);
+  CHECK_INT (symlinkat ("/", upfd, "root"), 0);
+  fd = openat (upfd, "sparse", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  CHECK_INT (ftruncate (fd, (off_t) 1 << 40), 0);
+  close (fd);
+  sleep_ms (60);
+  pc = ob_layer_precomp_start (up, t.path, &o);
+  CHECK (pc != NULL);
+  sleep_ms (300);
+  t0 = (int64_t) time (NULL);
+  ob_layer_precomp_stop (pc);
+  CHECK ((int64_t) time (NULL) - t0 <= 1);
+  CHECK_INT (ob_layer_precomp_files (pc), 0);
+  ob_layer_precomp_free (pc);
+  /* a directory that is not there, or not a directory */
+  CHECK (ob_layer_precomp_start ("/nonexistent/up", t.path, &o) == NULL);
+  CHECK (ob_layer_precomp_start (up, "/nonexistent", &o) == NULL);
+  /* zstd and single-stream gzip are not made ahead */
+  o.compression = OB_COMPRESS_ZSTD;
+  CHECK (ob_layer_precomp_start (up, t.path, &o) == NULL);
+  o.compression = OB_COMPRESS_GZIP;
+  o.single_thread_gzip = true;
+  CHECK (ob_layer_precomp_start (up, t.path, &o) == NULL);
+  close (upfd);
+  free (up);
+  td_free (&t);
+}
+
 int
 main (void)
 {
@@ -2843,6 +3057,9 @@ main (void)
   RUN (device_parse);
   RUN (write_device_placeholder);
   RUN (write_large_file);
+  RUN (precomp_same_bytes);
+  RUN (precomp_changed_files);
+  RUN (precomp_hostile_entries);
   RUN (write_flushes_ahead);
   RUN (write_missing_path_error);
   RUN (write_sources_checks_the_source);
