@@ -188,13 +188,39 @@ write_at (int fd, const unsigned char *buf, size_t n, uint64_t off)
   return true;
 }
 
+/* Open the directory path (names from readdir joined by "/", or ".")
+ * below dirfd, never through a symlink nor onto another mount. */
 static int
-open_beneath (int dirfd, const char *path, int flags)
+open_beneath (int dirfd, const char *path)
 {
-  struct open_how how = { .flags = (uint64_t) (flags | O_NOFOLLOW | O_CLOEXEC),
+  static atomic_bool no_openat2;
+  struct open_how how = { .flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
                                      | RESOLVE_NO_XDEV };
-  return (int) syscall (SYS_openat2, dirfd, path, &how, sizeof how);
+  cleanup_free char *copy = NULL;
+  char *save = NULL;
+  int fd;
+  if (!atomic_load (&no_openat2) && getenv ("OBUILD_TEST_NO_OPENAT2") == NULL)
+    {
+      fd = (int) syscall (SYS_openat2, dirfd, path, &how, sizeof how);
+      if (fd >= 0 || errno != ENOSYS)
+        return fd;
+      atomic_store (&no_openat2, true);
+    }
+  /* without openat2 (valgrind 3.19, old kernels): a component at a time,
+   * none of them a symlink (the names hold no "..": readdir's, skipped) */
+  fd = openat (dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  copy = ob_xstrdup (path);
+  for (char *c = strtok_r (copy, "/", &save); c && fd >= 0; c = strtok_r (NULL, "/", &save))
+    {
+      int next;
+      if (strcmp (c, ".") == 0)
+        continue;
+      next = openat (fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      close (fd);
+      fd = next;
+    }
+  return fd;
 }
 
 /* Compress the file at path (st: what the walk saw) into the spill file;
@@ -302,7 +328,7 @@ walk (struct ob_layer_precomp *pc)
   while (head < n_queue && !atomic_load (&pc->stop) && !pc->full)
     {
       const char *dir = queue[head++];
-      cleanup_close int dfd = open_beneath (pc->upperfd, dir, O_RDONLY | O_DIRECTORY);
+      cleanup_close int dfd = open_beneath (pc->upperfd, dir);
       DIR *d;
       struct dirent *de;
       if (dfd < 0)
@@ -385,7 +411,7 @@ ob_layer_precomp_start (const char *upper, const char *tmpdir, const struct ob_l
   if (opts->compression != OB_COMPRESS_GZIP || opts->single_thread_gzip || getenv ("OBUILD_TEST_NO_PRECOMPRESS"))
     return NULL;
   pc = ob_xmalloc0 (sizeof *pc);
-  pc->upperfd = open (upper, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  pc->upperfd = open (upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   pc->spillfd = open (tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   pc->level = opts->level > 0 ? opts->level : OB_GZIP_DEFAULT_LEVEL;
   pc->isal = ob_layer_gzip_isal (opts);

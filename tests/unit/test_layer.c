@@ -3060,6 +3060,10 @@ main (void)
   RUN (precomp_same_bytes);
   RUN (precomp_changed_files);
   RUN (precomp_hostile_entries);
+  setenv ("OBUILD_TEST_NO_OPENAT2", "1", 1); /* the walk without openat2 */
+  RUN (precomp_same_bytes);
+  RUN (precomp_hostile_entries);
+  unsetenv ("OBUILD_TEST_NO_OPENAT2");
   RUN (write_flushes_ahead);
   RUN (write_missing_path_error);
   RUN (write_sources_checks_the_source);
