@@ -33,7 +33,9 @@
  * opened with openat2 (RESOLVE_BENEATH, no symlinks), files with O_NOFOLLOW
  * and O_NONBLOCK and kept only when fstat says a regular file.  Bounded:
  * PRECOMP_MAX_FILES files, PRECOMP_MAX_SPILL bytes of members,
- * PRECOMP_MAX_WALK entries per walk (past those it stops); it stops within
+ * PRECOMP_MAX_WALK entries per walk (past those it stops), and only while
+ * the store's file system keeps PRECOMP_MIN_FREE and a tenth of its size
+ * free (the step must not run out of space for members); it stops within
  * one block's compression of being asked. */
 #include "config.h"
 #include <obuild/layer.h>
@@ -46,11 +48,13 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <pthread.h>
+#include <search.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,9 +63,12 @@
 #define PRECOMP_MAX_SPILL ((uint64_t) 1 << 30)
 #define PRECOMP_MAX_WALK 1000000
 #define PRECOMP_MAX_DIRS 100000
+/* members are made only while the store's file system has this much free,
+ * and a tenth of its size */
+#define PRECOMP_MIN_FREE ((uint64_t) 2 << 30)
 /* a file whose ctime is this recent may still be being written */
 #define PRECOMP_SETTLE_NS 40000000L
-/* pause between walks that found nothing to do */
+/* the least pause between walks that found nothing to do */
 #define PRECOMP_PAUSE_NS 30000000L
 
 struct precomp_file
@@ -87,10 +94,8 @@ struct ob_layer_precomp
   pthread_mutex_t mu;
   pthread_cond_t cv;
   /* the thread's own until it is joined, then read-only */
-  struct precomp_file *files;
-  size_t n_files, cap_files;
-  size_t *table; /* open addressing on the path: index + 1, 0 = empty */
-  size_t table_size;
+  void *tree; /* of struct precomp_file, by path (tsearch) */
+  size_t n_files;
   uint64_t spill;
   atomic_size_t made; /* files recorded (read by tests while it runs) */
   bool full;
@@ -99,61 +104,42 @@ struct ob_layer_precomp
   size_t out_cap;
 };
 
-static size_t
-path_hash (const char *s)
+/* Files by path in a balanced tree (glibc's tsearch, red-black): the
+ * paths are the step's, and a hash table keyed by them could be flooded
+ * with colliding names. */
+static int
+cmp_file (const void *a, const void *b)
 {
-  size_t h = 1469598103934665603ull;
-  for (; *s; s++)
-    h = (h ^ (unsigned char) *s) * 1099511628211ull;
-  return h;
+  return strcmp (((const struct precomp_file *) a)->path, ((const struct precomp_file *) b)->path);
 }
 
 static struct precomp_file *
 find (const struct ob_layer_precomp *pc, const char *path)
 {
-  if (pc->table_size == 0)
-    return NULL;
-  for (size_t i = path_hash (path) & (pc->table_size - 1);; i = (i + 1) & (pc->table_size - 1))
-    {
-      size_t x = pc->table[i];
-      if (x == 0)
-        return NULL;
-      if (strcmp (pc->files[x - 1].path, path) == 0)
-        return &pc->files[x - 1];
-    }
+  struct precomp_file key = { .path = (char *) path };
+  void *const *x = tfind (&key, &pc->tree, cmp_file);
+  return x ? *x : NULL;
 }
 
-static void
-table_put (struct ob_layer_precomp *pc, size_t index)
-{
-  size_t i = path_hash (pc->files[index].path) & (pc->table_size - 1);
-  while (pc->table[i] != 0)
-    i = (i + 1) & (pc->table_size - 1);
-  pc->table[i] = index + 1;
-}
-
-/* A new entry for path (the table kept at most half full). */
+/* A new entry for path. */
 static struct precomp_file *
 add_file (struct ob_layer_precomp *pc, const char *path)
 {
-  if (pc->n_files == pc->cap_files)
-    {
-      pc->cap_files = pc->cap_files ? pc->cap_files * 2 : 256;
-      pc->files = ob_xrealloc (pc->files, pc->cap_files * sizeof *pc->files);
-    }
-  if ((pc->n_files + 1) * 2 > pc->table_size)
-    {
-      free (pc->table);
-      pc->table_size = pc->table_size ? pc->table_size * 2 : 1024;
-      pc->table = ob_xmalloc0 (pc->table_size * sizeof *pc->table);
-      for (size_t i = 0; i < pc->n_files; i++)
-        table_put (pc, i);
-    }
-  struct precomp_file *f = &pc->files[pc->n_files];
-  memset (f, 0, sizeof *f);
+  struct precomp_file *f = ob_xmalloc0 (sizeof *f);
   f->path = ob_xstrdup (path);
-  table_put (pc, pc->n_files++);
+  if (tsearch (f, &pc->tree, cmp_file) == NULL)
+    ob_oom ();
+  pc->n_files++;
   return f;
+}
+
+static void
+free_file (void *p)
+{
+  struct precomp_file *f = p;
+  free (f->path);
+  free (f->offs);
+  free (f);
 }
 
 static bool
@@ -223,6 +209,18 @@ open_beneath (int dirfd, const char *path)
   return fd;
 }
 
+/* Whether the store's file system has room to spare for members: the
+ * step writes there too, and must not run out of space for them. */
+static bool
+room_to_spare (const struct ob_layer_precomp *pc)
+{
+  struct statvfs sv;
+  if (fstatvfs (pc->spillfd, &sv) < 0)
+    return false;
+  uint64_t avail = (uint64_t) sv.f_bavail * sv.f_frsize, size = (uint64_t) sv.f_blocks * sv.f_frsize;
+  return avail >= PRECOMP_MIN_FREE && avail >= size / 10;
+}
+
 /* Compress the file at path (st: what the walk saw) into the spill file;
  * record it when it did not change meanwhile.  Returns true when it did
  * some work. */
@@ -240,6 +238,11 @@ compress_file (struct ob_layer_precomp *pc, int dirfd, const char *name, const c
   if (fd < 0 || fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || st.st_ino != seen->st_ino
       || st.st_size != seen->st_size || !same_time (st.st_ctim, seen->st_ctim))
     return false;
+  if (!room_to_spare (pc))
+    {
+      pc->full = true;
+      return false;
+    }
   /* a sparse file of a petabyte is not a petabyte of offsets: they grow
    * with what was compressed, which the spill bounds */
   for (uint64_t k = 0; k < n; k++)
@@ -377,6 +380,14 @@ walk (struct ob_layer_precomp *pc)
   return worked;
 }
 
+static int64_t
+mono_ns (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static void *
 precomp_main (void *arg)
 {
@@ -386,11 +397,18 @@ precomp_main (void *arg)
   (void) pthread_setschedparam (pthread_self (), SCHED_IDLE, &sp);
   while (!atomic_load (&pc->stop) && !pc->full)
     {
+      int64_t t0 = mono_ns (), pause;
       if (walk (pc))
         continue;
+      /* a walk that found nothing new: wait twice as long as it took (a
+       * big tree is not walked over and over), PRECOMP_PAUSE_NS at least */
+      pause = 2 * (mono_ns () - t0);
+      if (pause < PRECOMP_PAUSE_NS)
+        pause = PRECOMP_PAUSE_NS;
       struct timespec until;
       clock_gettime (CLOCK_REALTIME, &until);
-      until.tv_nsec += PRECOMP_PAUSE_NS;
+      until.tv_sec += (time_t) (pause / 1000000000);
+      until.tv_nsec += (long) (pause % 1000000000);
       if (until.tv_nsec >= 1000000000L)
         {
           until.tv_sec++;
@@ -460,13 +478,7 @@ ob_layer_precomp_free (struct ob_layer_precomp *pc)
   if (pc == NULL)
     return;
   ob_layer_precomp_stop (pc);
-  for (size_t i = 0; i < pc->n_files; i++)
-    {
-      free (pc->files[i].path);
-      free (pc->files[i].offs);
-    }
-  free (pc->files);
-  free (pc->table);
+  tdestroy (pc->tree, free_file);
   if (pc->upperfd >= 0)
     close (pc->upperfd);
   if (pc->spillfd >= 0)

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -3031,6 +3032,49 @@ TEST (precomp_hostile_entries)
   td_free (&t);
 }
 
+/* Members are made only while the store's file system has room to spare:
+ * a small one (a 64 MiB tmpfs) gets none. */
+TEST (precomp_needs_room)
+{
+  struct td t = td_new ();
+  struct ob_layer_opts o = { .compression = OB_COMPRESS_GZIP };
+  struct ob_layer_precomp *pc;
+  char *small = td_file (&t, "small");
+  int up;
+  if (!is_root ())
+    {
+      printf ("# skip: mounting a small file system needs root\n");
+      free (small);
+      td_free (&t);
+      return;
+    }
+  mkd (t.fd, "small", 0755);
+  mkd (t.fd, "up", 0755);
+  up = openat (t.fd, "up", O_RDONLY | O_DIRECTORY);
+  put_bytes (up, "big", 1u << 20, 8, true);
+  close (up);
+  sleep_ms (60);
+  CHECK_INT (mount ("obuild-test", small, "tmpfs", 0, "size=64m"), 0);
+  {
+    char *upp = td_file (&t, "up");
+    pc = ob_layer_precomp_start (upp, small, &o);
+    free (upp);
+  }
+  CHECK (pc != NULL);
+  sleep_ms (300);
+  ob_layer_precomp_stop (pc);
+  CHECK_INT (ob_layer_precomp_files (pc), 0);
+  ob_layer_precomp_free (pc);
+  umount2 (small, MNT_DETACH);
+  /* the same with room: made */
+  pc = precomp_until (&t, &o, 1);
+  ob_layer_precomp_stop (pc);
+  CHECK_INT (ob_layer_precomp_files (pc), 1);
+  ob_layer_precomp_free (pc);
+  free (small);
+  td_free (&t);
+}
+
 int
 main (void)
 {
@@ -3060,6 +3104,7 @@ main (void)
   RUN (precomp_same_bytes);
   RUN (precomp_changed_files);
   RUN (precomp_hostile_entries);
+  RUN (precomp_needs_room);
   setenv ("OBUILD_TEST_NO_OPENAT2", "1", 1); /* the walk without openat2 */
   RUN (precomp_same_bytes);
   RUN (precomp_hostile_entries);
