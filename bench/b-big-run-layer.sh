@@ -5,9 +5,10 @@
 # (obuild build -o DIR vs buildah bud + push oci:DIR).  The base is already
 # imported / pulled and unpacked: a warm-up build of `RUN true` on the same
 # base runs first, untimed, for both tools.  --quick: busybox base, small copy.
-# Two extra rows (not the main result; BENCH_BIGRUN_EXTRA=0 skips them):
-# obuild with --compression-level 6 and with --compression zstd, against the
-# same buildah runs (buildah keeps its default gzip).
+# Three extra rows (not the main result; BENCH_BIGRUN_EXTRA=0 skips them):
+# obuild with --compression-level 6, with --compression zstd, and without
+# compressing the step's files while it runs (OBUILD_TEST_NO_PRECOMPRESS=1),
+# against the same buildah runs (buildah keeps its default gzip).
 # Run alone: bash bench/b-big-run-layer.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -34,13 +35,14 @@ b_big_run_layer() {
       measure "$r.ob" ob_build "$d" "$w/ob.Dockerfile" "$w/ctx" || return 1
       check_out "$d" || return 1
       rm -rf "$d"
-      [ "$extra" = 1 ] && for v in gzip6 zstd; do
+      [ "$extra" = 1 ] && for v in gzip6 zstd plain; do
         d=$(fresh_dir ob-bigrun-$v)
         { ob_import "$d" && ob "$d" build -q -t warm -f "$w/ob-warm.Dockerfile" "$w/ctx" >/dev/null; } ||
           { log "obuild warm-up failed"; return 1; }
         case $v in
           gzip6) measure "$r.ob-$v" ob_build_opts "$d" "$w/ob.Dockerfile" "$w/ctx" --compression-level 6 || return 1 ;;
           zstd) measure "$r.ob-$v" ob_build_opts "$d" "$w/ob.Dockerfile" "$w/ctx" --compression zstd || return 1 ;;
+          plain) measure "$r.ob-$v" ob_build_plain "$d" "$w/ob.Dockerfile" "$w/ctx" || return 1 ;;
         esac
         check_out "$d" || return 1
         rm -rf "$d"
@@ -58,6 +60,7 @@ b_big_run_layer() {
   if [ $st -eq 0 ] && [ "$extra" = 1 ]; then
     table_row "  extra: ob gzip level 6" "$r.ob-gzip6" "$r.bh"
     table_row "  extra: ob zstd" "$r.ob-zstd" "$r.bh"
+    table_row "  extra: ob not made ahead" "$r.ob-plain" "$r.bh"
   fi
 }
 

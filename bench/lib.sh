@@ -181,7 +181,14 @@ ob_build_opts() {
   local d=$1 df=$2 ctx=$3; shift 3
   ob "$d" build -q "$@" -t bench-img -f "$df" -o "$d/out" "$ctx" >/dev/null
 }
-export -f as_user ob bh bh_bud_push bh_bud ob_build ob_build_opts
+# ob_build_plain DIR DOCKERFILE CONTEXT: ob_build without members made
+# ahead (a RUN's files compressed while it runs; off for comparison)
+ob_build_plain() {
+  local d=$1 df=$2 ctx=$3
+  as_user env OBUILD_ROOT="$d/ostore" OBUILD_TEST_NO_PRECOMPRESS=1 "$OBUILD" build -q -t bench-img -f "$df" \
+    -o "$d/out" "$ctx" >/dev/null
+}
+export -f as_user ob bh bh_bud_push bh_bud ob_build ob_build_opts ob_build_plain
 export OBUILD BENCH_USER
 
 # ---- inputs --------------------------------------------------------------

@@ -96,7 +96,8 @@ struct ob_layer_result
 
 /* Members made ahead (layer_precomp.c): while a RUN step runs, compress
  * on a thread of idle priority the big regular files (at least 32 KiB)
- * that appear below upper and stop changing, as ob_layer_write with opts
+ * that appear below upper (on its file system; with since, only those
+ * whose ctime is since or later: a container's root) and stop changing, as ob_layer_write with opts
  * will compress them, into an unlinked file in tmpdir.  NULL when opts do
  * not compress with parallel gzip or the thread cannot start: nothing is
  * lost, the layer is then compressed after the step.  Stop it when the
@@ -107,7 +108,7 @@ struct ob_layer_result
  * turns it off. */
 struct ob_layer_precomp;
 struct ob_layer_precomp *ob_layer_precomp_start (const char *upper, const char *tmpdir,
-                                                 const struct ob_layer_opts *opts);
+                                                 const struct ob_layer_opts *opts, const struct timespec *since);
 void ob_layer_precomp_stop (struct ob_layer_precomp *pc);
 void ob_layer_precomp_free (struct ob_layer_precomp *pc);
 /* Files made ahead so far, a file made again counted again (for tests;

@@ -78,6 +78,12 @@ struct ob_sandbox_opts
   int stderr_fd; /* -1: inherit */
   bool tty;      /* stdin_fd is a terminal: the command gets a session of its
                   * own with it as controlling terminal */
+  /* called in obuild once the step's process exists, before waiting for
+   * it (or NULL): where to start threads that work while the step runs.
+   * A thread started before the clone could hold a lock (malloc's) the
+   * child then waits for forever, in its fork of the command. */
+  void (*started) (void *data);
+  void *started_data;
 };
 
 /* Run the step.  Returns 0 when the command ran (whatever its status) and

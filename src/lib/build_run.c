@@ -286,10 +286,24 @@ struct run_ctx
 {
   char *rundir, *upper, *work, *merged;
   struct ob_layer_precomp *precomp; /* the layer's members made ahead */
+  struct timespec since;             /* when the step began */
+  const char *scratch;
+  const struct ob_layer_opts *lopts;
+  bool container;                    /* the step writes obuild's own root */
   bool mounted;
   pthread_t unmounter;
   bool unmounting;
 };
+
+/* The step's process exists: make its layer's members ahead, below the
+ * upper directory, or in a container's root what changes from now on. */
+static void
+run_started (void *data)
+{
+  struct run_ctx *r = data;
+  r->precomp = r->container ? ob_layer_precomp_start ("/", r->scratch, r->lopts, &r->since)
+                            : ob_layer_precomp_start (r->upper, r->scratch, r->lopts, NULL);
+}
 
 static void *
 unmount_thread (void *arg)
@@ -699,9 +713,17 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
     goto out;
   so.stdout_fd = so.stderr_fd = out_fd;
   /* the layer is compressed as the step writes it, where a core is idle
-   * (not when the new files will be chowned after the step: a new ctime) */
-  if (!copy && !(b->o->userns_single && (uid != 0 || gid != 0)))
-    rc.precomp = ob_layer_precomp_start (rc.upper, ob_txn_scratch (b->txn), &b->lopts);
+   * (not when the new files will be chowned after the step: a new ctime),
+   * by a thread started once the step's process exists */
+  if (b->o->container || (!copy && !(b->o->userns_single && (uid != 0 || gid != 0))))
+    {
+      clock_gettime (CLOCK_REALTIME, &rc.since);
+      rc.scratch = ob_txn_scratch (b->txn);
+      rc.lopts = &b->lopts;
+      rc.container = b->o->container;
+      so.started = run_started;
+      so.started_data = &rc;
+    }
   r = ob_sandbox_run (&so, &status, &created, err);
   ob_layer_precomp_stop (rc.precomp);
   ob_build_output_finish (&capture, &out_fd);
@@ -728,8 +750,10 @@ ob_build_run_step (struct build *b, struct stage *s, const struct ob_instr *in, 
       upperfd = open ("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       created_by = history_of (argv);
       r = upperfd < 0 ? ob_error_make (err, OB_ERR_STORE, errno, "open `/`") : ob_build_copyfs_changes (b, s, upperfd, &ch, err);
+      b->precomp = rc.precomp;
       if (r == 0)
         r = ob_build_commit_changes (b, s, upperfd, ch, NULL, created_by, true, err);
+      b->precomp = NULL;
       ob_changes_free (ch);
       if (r == 0)
         {

@@ -85,6 +85,9 @@ struct precomp_file
 struct ob_layer_precomp
 {
   int upperfd;
+  dev_t dev;              /* upper's: the walk stays on its file system */
+  bool has_since;
+  struct timespec since;  /* only files changed since (a container's root) */
   int spillfd;
   int level;
   bool isal;
@@ -360,6 +363,9 @@ walk (struct ob_layer_precomp *pc)
             continue;
           if (S_ISDIR (st.st_mode))
             {
+              /* another mount (a container's /proc): not walked */
+              if (st.st_dev != pc->dev)
+                continue;
               if (n_queue >= PRECOMP_MAX_DIRS)
                 {
                   pc->full = true;
@@ -369,6 +375,10 @@ walk (struct ob_layer_precomp *pc)
               continue;
             }
           if (!S_ISREG (st.st_mode) || (size_t) st.st_size < OB_LAYER_SPLIT_MIN || !settled (&st))
+            continue;
+          if (pc->has_since
+              && (st.st_ctim.tv_sec < pc->since.tv_sec
+                  || (st.st_ctim.tv_sec == pc->since.tv_sec && st.st_ctim.tv_nsec < pc->since.tv_nsec)))
             continue;
           struct precomp_file *f = find (pc, path);
           if (f && f->ino == st.st_ino && f->size == st.st_size && same_time (f->ctime, st.st_ctim))
@@ -423,9 +433,11 @@ precomp_main (void *arg)
 }
 
 struct ob_layer_precomp *
-ob_layer_precomp_start (const char *upper, const char *tmpdir, const struct ob_layer_opts *opts)
+ob_layer_precomp_start (const char *upper, const char *tmpdir, const struct ob_layer_opts *opts,
+                        const struct timespec *since)
 {
   struct ob_layer_precomp *pc;
+  struct stat st;
   if (opts->compression != OB_COMPRESS_GZIP || opts->single_thread_gzip || getenv ("OBUILD_TEST_NO_PRECOMPRESS"))
     return NULL;
   pc = ob_xmalloc0 (sizeof *pc);
@@ -437,11 +449,17 @@ ob_layer_precomp_start (const char *upper, const char *tmpdir, const struct ob_l
   atomic_init (&pc->made, 0);
   pthread_mutex_init (&pc->mu, NULL);
   pthread_cond_init (&pc->cv, NULL);
-  if (pc->upperfd < 0 || pc->spillfd < 0)
+  if (since)
+    {
+      pc->has_since = true;
+      pc->since = *since;
+    }
+  if (pc->upperfd < 0 || pc->spillfd < 0 || fstat (pc->upperfd, &st) < 0)
     {
       ob_layer_precomp_free (pc);
       return NULL;
     }
+  pc->dev = st.st_dev;
   pc->comp = ob_pgzip_compressor_new (pc->level, pc->isal);
   pc->in = ob_xmalloc (ob_pgzip_block_size ());
   pc->out_cap = ob_pgzip_member_bound ();

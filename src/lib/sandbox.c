@@ -1233,6 +1233,8 @@ ob_sandbox_run (const struct ob_sandbox_opts *opts, int *status, char ***created
   if (interrupted)
     kill (pid, SIGKILL);
   close (ob_steal_fd (&wpipe));
+  if (opts->started)
+    opts->started (opts->started_data);
 
   ret = wait_init (pid, &wstatus);
   running_pid = 0;

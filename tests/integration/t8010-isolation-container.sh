@@ -14,7 +14,7 @@ EPOCH=1700000000
 job_image
 
 ctx=$TESTDIR/ctx
-mkdir -p "$ctx/iso" "$ctx/net" "$ctx/mnt" "$ctx/svc" "$ctx/deep"
+mkdir -p "$ctx/iso" "$ctx/net" "$ctx/mnt" "$ctx/svc" "$ctx/deep" "$ctx/ahead"
 echo content >"$ctx/iso/app.txt"
 cat >"$ctx/iso/Dockerfile" <<'D'
 FROM busybox
@@ -27,6 +27,8 @@ USER root
 CMD ["cat", "/hello"]
 D
 printf 'FROM busybox\nRUN --network=none true\n' >"$ctx/net/Dockerfile"
+# big files, settled while the step runs: compressed ahead in the container's root too
+printf 'FROM busybox\nRUN seq 1 300000 >/big && head -c 100000 /dev/zero >/zero && sleep 2\n' >"$ctx/ahead/Dockerfile"
 # a step leaving a path longer than a layer holds (t7060 in the namespaces)
 cc -static -O2 -o "$ctx/deep/deeptree" "$FIXTURES/deeptree.c" 2>&1 | diag
 printf 'FROM busybox\nCOPY deeptree /deeptree\nRUN /deeptree /tmp/long 3000\n' >"$ctx/deep/Dockerfile"
@@ -95,6 +97,18 @@ got=$(incont 0:0 "$st" sh -c 'mkdir /keepme /dropme && echo kept > /keepme/x && 
   OBUILD_KEEP=/keepme obuild build -q --no-cache --isolation=container -t iso:2 /workspace/iso >/dev/null 2>&1 &&
   cat /keepme/x && ls -d /dropme 2>/dev/null; echo "rc=$?"' 2>&1 | tr '\n' ' ')
 check_eq "[root] OBUILD_KEEP=/keepme survives the root's replacement, /dropme does not" "$got" "kept rc=1 "
+
+# members made ahead in the container's root (files changed since the step
+# began, on its own file system): three tries, the thread has idle priority
+for try in 1 2 3; do
+  incont 0:0 "$st" obuild build --no-cache --progress=json --isolation=container -t ahead:1 -o /out/ahead \
+    /workspace/ahead >/dev/null 2>"$TESTDIR/ahead.json"
+  made=$(grep -o '"layer_precompressed":[0-9]*' "$TESTDIR/ahead.json" | tail -n 1 | cut -d: -f2)
+  [ "${made:-0}" -gt 0 ] && break
+done
+check "[root] --isolation=container: a RUN's big files compressed while it ran (${made:-0} bytes)" test "${made:-0}" -gt 0
+check "[root] ... umoci unpacks the image" umoci_unpack "$out/ahead" ahead:1 "$TESTDIR/u-ahead"
+check_eq "[root] ... the file as the step wrote it" "$(sha256sum <"$TESTDIR/u-ahead/rootfs/big")" "$(seq 1 300000 | sha256sum)"
 
 # 2. what cannot work there, and where it must not run
 check_fail 7 "Dockerfile:2: RUN --network=none needs a network namespace, which --isolation=container cannot create" \

@@ -2866,7 +2866,7 @@ static struct ob_layer_precomp *
 precomp_until (struct td *t, const struct ob_layer_opts *o, uint64_t want)
 {
   char *up = td_file (t, "up");
-  struct ob_layer_precomp *pc = ob_layer_precomp_start (up, t->path, o);
+  struct ob_layer_precomp *pc = ob_layer_precomp_start (up, t->path, o, NULL);
   free (up);
   for (int i = 0; pc && i < 500 && ob_layer_precomp_files (pc) < want; i++)
     sleep_ms (10);
@@ -3010,7 +3010,7 @@ TEST (precomp_hostile_entries)
   CHECK_INT (ftruncate (fd, (off_t) 1 << 40), 0);
   close (fd);
   sleep_ms (60);
-  pc = ob_layer_precomp_start (up, t.path, &o);
+  pc = ob_layer_precomp_start (up, t.path, &o, NULL);
   CHECK (pc != NULL);
   sleep_ms (300);
   t0 = (int64_t) time (NULL);
@@ -3019,14 +3019,14 @@ TEST (precomp_hostile_entries)
   CHECK_INT (ob_layer_precomp_files (pc), 0);
   ob_layer_precomp_free (pc);
   /* a directory that is not there, or not a directory */
-  CHECK (ob_layer_precomp_start ("/nonexistent/up", t.path, &o) == NULL);
-  CHECK (ob_layer_precomp_start (up, "/nonexistent", &o) == NULL);
+  CHECK (ob_layer_precomp_start ("/nonexistent/up", t.path, &o, NULL) == NULL);
+  CHECK (ob_layer_precomp_start (up, "/nonexistent", &o, NULL) == NULL);
   /* zstd and single-stream gzip are not made ahead */
   o.compression = OB_COMPRESS_ZSTD;
-  CHECK (ob_layer_precomp_start (up, t.path, &o) == NULL);
+  CHECK (ob_layer_precomp_start (up, t.path, &o, NULL) == NULL);
   o.compression = OB_COMPRESS_GZIP;
   o.single_thread_gzip = true;
-  CHECK (ob_layer_precomp_start (up, t.path, &o) == NULL);
+  CHECK (ob_layer_precomp_start (up, t.path, &o, NULL) == NULL);
   close (upfd);
   free (up);
   td_free (&t);
@@ -3057,7 +3057,7 @@ TEST (precomp_needs_room)
   CHECK_INT (mount ("obuild-test", small, "tmpfs", 0, "size=64m"), 0);
   {
     char *upp = td_file (&t, "up");
-    pc = ob_layer_precomp_start (upp, small, &o);
+    pc = ob_layer_precomp_start (upp, small, &o, NULL);
     free (upp);
   }
   CHECK (pc != NULL);
@@ -3072,6 +3072,58 @@ TEST (precomp_needs_room)
   CHECK_INT (ob_layer_precomp_files (pc), 1);
   ob_layer_precomp_free (pc);
   free (small);
+  td_free (&t);
+}
+
+/* A container's root: only the files changed since the step began, and
+ * never another mount's (root: a tmpfs mounted inside). */
+TEST (precomp_since_and_mounts)
+{
+  struct td t = td_new ();
+  struct ob_layer_opts o = { .compression = OB_COMPRESS_GZIP };
+  struct ob_layer_precomp *pc;
+  struct timespec since;
+  char *up = td_file (&t, "up"), *mnt = td_file (&t, "up/mnt");
+  int upfd;
+  bool mounted = false;
+  mkd (t.fd, "up", 0755);
+  upfd = openat (t.fd, "up", O_RDONLY | O_DIRECTORY);
+  mkd (upfd, "mnt", 0755);
+  put_bytes (upfd, "old", 1u << 20, 9, true);
+  sleep_ms (30);
+  clock_gettime (CLOCK_REALTIME, &since);
+  put_bytes (upfd, "new", 1u << 20, 10, true);
+  if (is_root () && mount ("obuild-test", mnt, "tmpfs", 0, "size=16m") == 0)
+    {
+      int m = openat (upfd, "mnt", O_RDONLY | O_DIRECTORY);
+      put_bytes (m, "elsewhere", 1u << 20, 11, true);
+      close (m);
+      mounted = true;
+    }
+  sleep_ms (60);
+  pc = ob_layer_precomp_start (up, t.path, &o, &since);
+  CHECK (pc != NULL);
+  for (int i = 0; i < 100 && ob_layer_precomp_files (pc) < 1; i++)
+    sleep_ms (10);
+  sleep_ms (200); /* time to make the others, were they taken */
+  ob_layer_precomp_stop (pc);
+  CHECK_INT (ob_layer_precomp_files (pc), 1);
+  ob_layer_precomp_free (pc);
+  /* without since: the old one too, still not the other mount's */
+  pc = ob_layer_precomp_start (up, t.path, &o, NULL);
+  for (int i = 0; i < 100 && ob_layer_precomp_files (pc) < 2; i++)
+    sleep_ms (10);
+  sleep_ms (200);
+  ob_layer_precomp_stop (pc);
+  CHECK_INT (ob_layer_precomp_files (pc), 2);
+  ob_layer_precomp_free (pc);
+  if (mounted)
+    umount2 (mnt, MNT_DETACH);
+  else
+    printf ("# the other mount: skipped (needs root)\n");
+  close (upfd);
+  free (up);
+  free (mnt);
   td_free (&t);
 }
 
@@ -3105,9 +3157,11 @@ main (void)
   RUN (precomp_changed_files);
   RUN (precomp_hostile_entries);
   RUN (precomp_needs_room);
+  RUN (precomp_since_and_mounts);
   setenv ("OBUILD_TEST_NO_OPENAT2", "1", 1); /* the walk without openat2 */
   RUN (precomp_same_bytes);
   RUN (precomp_hostile_entries);
+  RUN (precomp_since_and_mounts);
   unsetenv ("OBUILD_TEST_NO_OPENAT2");
   RUN (write_flushes_ahead);
   RUN (write_missing_path_error);

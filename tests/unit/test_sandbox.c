@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -965,6 +966,61 @@ enter_userns (void)
   single_id = true;
 }
 
+/* opts.started: called once, in obuild, while the step runs; a thread it
+ * starts may allocate all it likes (the step's init, cloned before, forks
+ * the command without waiting on a lock that thread holds). */
+struct started_rec
+{
+  int calls;
+  double at;
+  volatile bool stop;
+  pthread_t th;
+};
+
+static void *
+churn (void *arg)
+{
+  struct started_rec *r = arg;
+  while (!r->stop)
+    free (ob_xstrdup ("allocating while the step starts"));
+  return NULL;
+}
+
+static void
+on_started (void *data)
+{
+  struct started_rec *r = data;
+  r->calls++;
+  r->at = now ();
+  if (pthread_create (&r->th, NULL, churn, r) != 0)
+    abort ();
+}
+
+TEST (test_started_callback)
+{
+  struct fx f;
+  struct started_rec rec = { 0 };
+  double t0 = now (), t1;
+  fx_init (&f, false);
+  f.o.started = on_started;
+  f.o.started_data = &rec;
+  for (int i = 0; i < 20; i++)
+    CHECK_INT (fx_sh (&f, "sleep 0; exit 0"), 0);
+  rec.stop = true;
+  pthread_join (rec.th, NULL);
+  CHECK_INT (rec.calls, 20);
+  rec = (struct started_rec){ 0 };
+  CHECK_INT (fx_sh (&f, "sleep 0.3; exit 4"), 0);
+  t1 = now ();
+  rec.stop = true;
+  pthread_join (rec.th, NULL);
+  CHECK_INT (f.status, 4);
+  CHECK_INT (rec.calls, 1);
+  /* before the step ended */
+  CHECK (rec.at > t0 && rec.at < t1 - 0.2);
+  fx_free (&f);
+}
+
 int
 main (void)
 {
@@ -983,6 +1039,7 @@ main (void)
   base = tmpl;
 
   RUN (test_exit_zero);
+  RUN (test_started_callback);
   RUN (test_exit_status_passed_through);
   RUN (test_killed_by_signal);
   RUN (test_stdout_to_file);
