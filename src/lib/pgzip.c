@@ -32,14 +32,13 @@
 #include <unistd.h>
 
 #define BLOCK (1u << 20)
-/* Blocks in flight: up to SLOTS, as long as they hold less than
+/* Blocks in flight: up to SLOTS, as long as they hold at most
  * KEPT_SLOTS blocks' worth of input.  Small blocks (the stream is cut
  * around big files) need the many slots to keep both cores busy; the
  * slots past KEPT_SLOTS give their pages back when freed, so that memory
  * stays that of KEPT_SLOTS full blocks and what is in flight. */
 #define SLOTS 32
 #define KEPT_SLOTS 12
-#define INFLIGHT_BLOCKS 12
 #define MAX_THREADS 8
 /* igzip's level: 2 compresses a little better than 1 at the same speed */
 #define ISAL_LEVEL 2
@@ -162,10 +161,11 @@ compress_raw (struct compressor *c, const unsigned char *in, size_t in_len, unsi
 static bool
 offered_ok (const struct slot *s)
 {
-  const unsigned char *t = s->out + s->cand_len - 8;
+  const unsigned char *t;
   uint32_t crc, isize;
   if (s->cand_len < 18)
     return false;
+  t = s->out + s->cand_len - 8;
   crc = (uint32_t) t[0] | (uint32_t) t[1] << 8 | (uint32_t) t[2] << 16 | (uint32_t) t[3] << 24;
   isize = (uint32_t) t[4] | (uint32_t) t[5] << 8 | (uint32_t) t[6] << 16 | (uint32_t) t[7] << 24;
   return isize == (uint32_t) s->in_len && crc32_gzip_refl (0, s->in, s->in_len) == crc;
@@ -469,7 +469,7 @@ get_slot (struct ob_pgzip *p, ob_error_t *err)
   pthread_mutex_lock (&p->mu);
   for (;;)
     {
-      for (int i = 0; i < SLOTS && p->inflight + BLOCK <= (size_t) INFLIGHT_BLOCKS * BLOCK; i++)
+      for (int i = 0; i < SLOTS && p->inflight + BLOCK <= (size_t) KEPT_SLOTS * BLOCK; i++)
         if (p->slots[i].state == SLOT_FREE)
           {
             p->filling = &p->slots[i];
